@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: MIT
+# tern: hand-written GNU Makefile. `make`, `make test`, `make run`, `make fuzz`,
+# `make bench`, `make install PREFIX=...`, `make clean`; SANITIZE=1 for ASan+UBSan.
+
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := luajit libcares openssl rocksdb libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
+
+ifeq ($(SANITIZE),1)
+BUILD := build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+BUILD := build/rel
+SAN_FLAGS :=
+OPT := -O2
+endif
+
+CFLAGS += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
+	-Iinclude $(PKG_CFLAGS) $(SAN_FLAGS) -MMD -MP \
+	-DTERN_VERSION='"$(shell cat VERSION)"' -DTERN_LUA_DIR='"$(PREFIX)/share/tern/lua"'
+LDFLAGS += $(SAN_FLAGS)
+
+CORE_SRCS := $(filter-out core/ternd.c core/tern.c,$(wildcard core/*.c))
+CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/core/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps test unit run fuzz bench install clean format
+all: $(BUILD)/ternd $(BUILD)/tern ternd tern
+
+deps:
+	@./packaging/install-deps.sh
+
+$(BUILD)/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtern.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ternd: $(BUILD)/core/ternd.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tern: $(BUILD)/core/tern.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Convenience links at the top: ./ternd and ./tern are the last build.
+ternd tern: %: $(BUILD)/%
+	@ln -sf $< $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtern.a $(PKG_LIBS) -lcmocka $(LDFLAGS)
+
+unit: $(UNIT_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@/usr/bin/python3 tests/run.py --build $(BUILD)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var/log
+	./ternd --policy policy-examples/quickstart.lua
+
+# libFuzzer targets: clang, sanitizers, each run for FUZZ_SECONDS.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(PKG_LIBS)
+
+fuzz: deps $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+		n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/corpus/$$n \
+			$$( [ -d tests/fuzz/seeds/$$n ] && echo tests/fuzz/seeds/$$n ) 2>build/fuzz/$$n.log \
+			|| { tail -50 build/fuzz/$$n.log; exit 1; }; \
+	done
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 bench/run $(BENCH_ARGS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tern/lua/tern
+	install -m 0755 $(BUILD)/ternd $(BUILD)/tern $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 lua/tern/*.lua $(DESTDIR)$(PREFIX)/share/tern/lua/tern/
+
+format:
+	clang-format -i core/*.c include/tern/*.h tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build ternd tern
+
+-include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d

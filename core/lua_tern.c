@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The `tern` module's core functions. Each other class lives in its own
+ * lua_<class>.c and is opened into the table from here.
+ */
+#include "tern/lua_tern.h"
+#include "tern/coro.h"
+#include "tern/log.h"
+#include "tern/policy.h"
+#include "tern/shard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+#include <lauxlib.h>
+
+#define SPAWN_MT "tern.task"
+
+/* tern.log.<level>(fmt_or_value, ...) -> one diagnostic line with the policy file:line. */
+static int
+lua_tern_log_at(lua_State *L, enum log_level level)
+{
+	int n = lua_gettop(L), i;
+
+	if (!log_enabled(level, "policy"))
+		return 0;
+	luaL_where(L, 1);
+	for (i = 1; i <= n; i++) {
+		lua_getglobal(L, "tostring");
+		lua_pushvalue(L, i);
+		lua_call(L, 1, 1);
+		if (i < n)
+			lua_pushliteral(L, " ");
+	}
+	lua_concat(L, n == 0 ? 1 : 2 * n);
+	log_write(level, "policy", "%s", lua_tostring(L, -1));
+	return 0;
+}
+
+static int lua_tern_log_debug(lua_State *L) { return lua_tern_log_at(L, LOG_LEVEL_DEBUG); }
+static int lua_tern_log_info(lua_State *L) { return lua_tern_log_at(L, LOG_LEVEL_INFO); }
+static int lua_tern_log_warn(lua_State *L) { return lua_tern_log_at(L, LOG_LEVEL_WARN); }
+static int lua_tern_log_error(lua_State *L) { return lua_tern_log_at(L, LOG_LEVEL_ERROR); }
+
+struct sleeper {
+	ev_timer timer;
+	struct ev_loop *loop;
+	struct coro_wait wait;
+};
+
+static void
+sleeper_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sleeper *s = w->data;
+	struct coro_wait wait = s->wait;
+
+	free(s);
+	coro_wake(&wait, 0);
+}
+
+static void
+sleeper_cancel(void *arg)
+{
+	struct sleeper *s = arg;
+
+	ev_timer_stop(s->loop, &s->timer);
+	free(s);
+}
+
+/* tern.sleep(seconds): suspend the calling hook without blocking the shard. */
+static int
+lua_tern_sleep(lua_State *L)
+{
+	double secs = luaL_checknumber(L, 1);
+	struct policy *p = policy_from_lua(L);
+	struct sleeper *s;
+	struct coro_wait w;
+
+	coro_prepare_wait(L, "tern.sleep", &w);
+	s = malloc(sizeof(*s));
+	if (s == NULL)
+		return luaL_error(L, "tern.sleep: out of memory");
+	s->loop = policy_shard(p)->loop;
+	s->wait = w;
+	ev_timer_init(&s->timer, sleeper_fire, secs > 0 ? secs : 0, 0);
+	s->timer.data = s;
+	ev_timer_start(s->loop, &s->timer);
+	return coro_yield(L, &w, 0, sleeper_cancel, s);
+}
+
+/* tern.now(): wall-clock seconds since the epoch, with sub-second precision. */
+static int
+lua_tern_now(lua_State *L)
+{
+	lua_pushnumber(L, util_wallclock());
+	return 1;
+}
+
+/* tern.reject(code, text): end the hook and answer the client with this reply. */
+static int
+lua_tern_reject(lua_State *L)
+{
+	int code = (int)luaL_checkinteger(L, 1);
+	const char *text = luaL_optstring(L, 2, "rejected by policy");
+
+	if (code < 400 || code > 599)
+		return luaL_error(L, "tern.reject: code must be 4xx or 5xx, got %d", code);
+	return coro_raise_reject(L, code, text);
+}
+
+/* tern.set_hook_timeout(duration): the deadline for every hook call in this policy. */
+static int
+lua_tern_set_hook_timeout(lua_State *L)
+{
+	double secs;
+
+	lua_settop(L, 1);
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "timeout");
+	secs = lua_tern_opt_duration(L, 2, "tern.set_hook_timeout", "timeout", -1);
+	if (secs <= 0)
+		return luaL_error(L, "tern.set_hook_timeout: a positive duration is required");
+	policy_set_hook_timeout(policy_from_lua(L), secs);
+	return 0;
+}
+
+/*
+ * tern.spawn(fn, ...) runs fn in its own pooled coroutine; task:join()
+ * waits for it and returns true, results... or false, error.
+ */
+struct task {
+	int anchor;  /* registry ref keeping the userdata alive while it runs */
+	int results; /* registry ref: table {n=, ...} or error string */
+	bool finished;
+	bool ok;
+	bool has_waiter;
+	struct coro_wait waiter;
+};
+
+static int
+push_task_results(lua_State *L, struct task *t)
+{
+	int i, n, tbl;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->results);
+	tbl = lua_gettop(L);
+	if (!t->ok) {
+		lua_pushboolean(L, 0);
+		lua_insert(L, tbl);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	lua_getfield(L, tbl, "n");
+	n = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	for (i = 1; i <= n; i++)
+		lua_rawgeti(L, tbl, i);
+	lua_remove(L, tbl);
+	return n + 1;
+}
+
+static void
+task_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct task *t = arg;
+	int i;
+
+	t->finished = true;
+	t->ok = status == CORO_OK;
+	if (t->ok) {
+		int base = lua_gettop(co) - nres;
+
+		lua_createtable(co, nres, 1);
+		for (i = 1; i <= nres; i++) {
+			lua_pushvalue(co, base + i);
+			lua_rawseti(co, -2, i);
+		}
+		lua_pushinteger(co, nres);
+		lua_setfield(co, -2, "n");
+	} else {
+		lua_pushstring(co, err->msg);
+	}
+	t->results = luaL_ref(co, LUA_REGISTRYINDEX);
+	if (t->has_waiter) {
+		lua_State *w = coro_wait_state(&t->waiter);
+
+		t->has_waiter = false;
+		if (w)
+			coro_wake(&t->waiter, push_task_results(w, t));
+	}
+	luaL_unref(co, LUA_REGISTRYINDEX, t->anchor);
+}
+
+static int
+lua_tern_spawn(lua_State *L)
+{
+	struct policy *p = policy_from_lua(L);
+	int nargs = lua_gettop(L) - 1;
+	struct coro_options opts = {.what = "tern.spawn"};
+	struct coro_ref ref;
+	struct task *t;
+	lua_State *co;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	t = lua_newuserdata(L, sizeof(*t));
+	memset(t, 0, sizeof(*t));
+	t->results = LUA_NOREF;
+	luaL_getmetatable(L, SPAWN_MT);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+	co = coro_acquire(policy_coros(p), &ref);
+	if (co == NULL)
+		return luaL_error(L, "tern.spawn: out of memory");
+	lua_insert(L, 1); /* task userdata below fn and args */
+	lua_xmove(L, co, nargs + 1);
+	coro_start(&ref, nargs, &opts, task_done, t);
+	return 1;
+}
+
+static int
+lua_tern_task_join(lua_State *L)
+{
+	struct task *t = luaL_checkudata(L, 1, SPAWN_MT);
+
+	if (t->finished)
+		return push_task_results(L, t);
+	if (t->has_waiter)
+		return luaL_error(L, "task:join(): another coroutine is already waiting for this task");
+	coro_prepare_wait(L, "task:join", &t->waiter);
+	t->has_waiter = true;
+	return coro_yield(L, &t->waiter, 0, NULL, NULL);
+}
+
+static int
+lua_tern_task_gc(lua_State *L)
+{
+	struct task *t = luaL_checkudata(L, 1, SPAWN_MT);
+
+	luaL_unref(L, LUA_REGISTRYINDEX, t->results);
+	return 0;
+}
+
+static int
+lua_tern_shard_id(lua_State *L)
+{
+	lua_pushinteger(L, policy_shard(policy_from_lua(L))->id);
+	return 1;
+}
+
+static int
+lua_tern_shard_count(lua_State *L)
+{
+	lua_pushinteger(L, shard_count());
+	return 1;
+}
+
+static void
+open_log(lua_State *L)
+{
+	static const luaL_Reg fns[] = {{"debug", lua_tern_log_debug},
+				       {"info", lua_tern_log_info},
+				       {"warn", lua_tern_log_warn},
+				       {"error", lua_tern_log_error},
+				       {NULL, NULL}};
+
+	lua_newtable(L);
+	luaL_register(L, NULL, fns);
+	lua_setfield(L, -2, "log");
+}
+
+static void
+open_shard(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{"id", lua_tern_shard_id}, {"count", lua_tern_shard_count}, {NULL, NULL}};
+
+	lua_newtable(L);
+	luaL_register(L, NULL, fns);
+	lua_setfield(L, -2, "shard");
+}
+
+static void
+open_task_class(lua_State *L)
+{
+	luaL_newmetatable(L, SPAWN_MT);
+	lua_newtable(L);
+	lua_pushcfunction(L, lua_tern_task_join);
+	lua_setfield(L, -2, "join");
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, lua_tern_task_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+}
+
+void
+lua_tern_open(lua_State *L)
+{
+	static const luaL_Reg fns[] = {{"on", policy_register_handler},
+				       {"sleep", lua_tern_sleep},
+				       {"now", lua_tern_now},
+				       {"spawn", lua_tern_spawn},
+				       {"reject", lua_tern_reject},
+				       {"set_hook_timeout", lua_tern_set_hook_timeout},
+				       {NULL, NULL}};
+
+	open_task_class(L);
+	lua_newtable(L);
+	luaL_register(L, NULL, fns);
+	lua_pushstring(L, TERN_VERSION);
+	lua_setfield(L, -2, "version");
+	open_log(L);
+	open_shard(L);
+	lua_setglobal(L, "tern");
+}
+
+void
+lua_tern_check_options(lua_State *L, int idx, const char *fname, const char *const *allowed)
+{
+	const char *const *a;
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		bool ok = false;
+
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "%s: option names must be strings", fname);
+		for (a = allowed; *a && !ok; a++)
+			ok = strcmp(*a, lua_tostring(L, -1)) == 0;
+		if (!ok)
+			luaL_error(L, "unknown option '%s' for %s", lua_tostring(L, -1), fname);
+	}
+}
+
+/* Push t[key]; leaves it on the stack for the typed readers below. */
+static int
+opt_push(lua_State *L, int idx, const char *key)
+{
+	lua_getfield(L, idx, key);
+	return lua_type(L, -1);
+}
+
+const char *
+lua_tern_opt_string(lua_State *L, int idx, const char *fname, const char *key, const char *def)
+{
+	const char *v;
+	int t = opt_push(L, idx, key);
+
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return def;
+	}
+	if (t != LUA_TSTRING)
+		luaL_error(L, "%s: option '%s' must be a string", fname, key);
+	v = lua_tostring(L, -1);
+	lua_pop(L, 1); /* the string stays alive in the options table */
+	return v;
+}
+
+double
+lua_tern_opt_number(lua_State *L, int idx, const char *fname, const char *key, double def)
+{
+	double v;
+	int t = opt_push(L, idx, key);
+
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return def;
+	}
+	if (t != LUA_TNUMBER)
+		luaL_error(L, "%s: option '%s' must be a number", fname, key);
+	v = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+bool
+lua_tern_opt_bool(lua_State *L, int idx, const char *fname, const char *key, bool def)
+{
+	bool v;
+	int t = opt_push(L, idx, key);
+
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return def;
+	}
+	if (t != LUA_TBOOLEAN)
+		luaL_error(L, "%s: option '%s' must be true or false", fname, key);
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+double
+lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key, double def)
+{
+	double v = def;
+	int t = opt_push(L, idx, key);
+
+	if (t == LUA_TNUMBER)
+		v = lua_tonumber(L, -1);
+	else if (t == LUA_TSTRING && util_parse_duration(lua_tostring(L, -1), &v) < 0)
+		luaL_error(L, "%s: option '%s': '%s' is not a duration (e.g. '30s', '5m', '3d')",
+			   fname, key, lua_tostring(L, -1));
+	else if (t != LUA_TNIL && t != LUA_TSTRING)
+		luaL_error(L, "%s: option '%s' must be a duration", fname, key);
+	lua_pop(L, 1);
+	return v;
+}
+
+uint64_t
+lua_tern_opt_size(lua_State *L, int idx, const char *fname, const char *key, uint64_t def)
+{
+	uint64_t v = def;
+	int t = opt_push(L, idx, key);
+
+	if (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
+		v = (uint64_t)lua_tonumber(L, -1);
+	else if (t == LUA_TSTRING && util_parse_size(lua_tostring(L, -1), &v) < 0)
+		luaL_error(L, "%s: option '%s': '%s' is not a size (e.g. '20MiB')", fname, key,
+			   lua_tostring(L, -1));
+	else if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+		luaL_error(L, "%s: option '%s' must be a size", fname, key);
+	else if (t == LUA_TNUMBER && lua_tonumber(L, -1) < 0)
+		luaL_error(L, "%s: option '%s' must not be negative", fname, key);
+	lua_pop(L, 1);
+	return v;
+}

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tern: the operator's command line. Works on policy, keys and spools
+ * offline; later talks to ternd's HTTP API. Each subcommand group lives in
+ * its own cli_<group>.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tern/cli.h"
+
+static const struct {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *help;
+} groups[] = {
+	{"dkim", cli_dkim_main, "dkim genkey|sign   make DKIM keys, sign a message"},
+	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
+};
+
+static int
+usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: tern COMMAND [ARGS]\n\ncommands:\n");
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		fprintf(out, "  %s\n", groups[i].help);
+	fprintf(out, "  version            print the version\n");
+	return out == stdout ? 0 : 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2)
+		return usage(stderr);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
+		return usage(stdout);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("tern %s\n", TERN_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(argv[1], groups[i].name) == 0)
+			return groups[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "tern: unknown command '%s'\n", argv[1]);
+	return usage(stderr);
+}

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ternd: the daemon's main. Parses arguments, loads the policy into every
+ * shard, runs `init` once on shard 0, opens what init asked for, starts the
+ * shard threads, then waits for signals. --check validates a policy without
+ * binding anything; --script runs a file's `main` inside the real runtime.
+ */
+#include "tern/daemon.h"
+#include "tern/log.h"
+#include "tern/policy.h"
+#include "tern/shard.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+struct args {
+	const char *policy;
+	const char *script;
+	int threads;
+	bool check;
+	double stop_timeout;
+	int script_argc;
+	char **script_argv;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: ternd --policy FILE [--threads N] [--check] [--log-level LEVEL]\n"
+		"             [--debug MODULE] [--log-file FILE] [--stop-timeout SECS]\n"
+		"       ternd [--policy FILE] --script FILE [-- ARGS...]\n"
+		"       ternd --version\n");
+}
+
+static int
+parse_log_level(const char *v)
+{
+	int level = log_level_parse(v);
+
+	if (level < 0) {
+		fprintf(stderr, "ternd: unknown log level '%s' (error, warn, info, debug)\n", v);
+		exit(2);
+	}
+	return level;
+}
+
+static const char *
+need_value(int argc, char **argv, int i)
+{
+	if (i + 1 >= argc) {
+		fprintf(stderr, "ternd: %s needs a value\n", argv[i]);
+		exit(2);
+	}
+	return argv[i + 1];
+}
+
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+	int i;
+
+	a->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	a->stop_timeout = 1.5;
+	for (i = 1; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (strcmp(o, "--version") == 0) {
+			printf("ternd %s\n", TERN_VERSION);
+			exit(0);
+		} else if (strcmp(o, "--help") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (strcmp(o, "--policy") == 0) {
+			a->policy = need_value(argc, argv, i++);
+		} else if (strcmp(o, "--script") == 0) {
+			a->script = need_value(argc, argv, i++);
+		} else if (strcmp(o, "--threads") == 0) {
+			a->threads = atoi(need_value(argc, argv, i++));
+		} else if (strcmp(o, "--check") == 0) {
+			a->check = true;
+		} else if (strcmp(o, "--stop-timeout") == 0) {
+			a->stop_timeout = atof(need_value(argc, argv, i++));
+		} else if (strcmp(o, "--log-level") == 0) {
+			log_set_level(parse_log_level(need_value(argc, argv, i++)));
+		} else if (strcmp(o, "--debug") == 0) {
+			log_enable_debug(need_value(argc, argv, i++));
+		} else if (strcmp(o, "--log-file") == 0) {
+			if (log_init(LOG_LEVEL_INFO, need_value(argc, argv, i++)) < 0) {
+				fprintf(stderr, "ternd: cannot open log file %s: %s\n", argv[i],
+					strerror(errno));
+				exit(2);
+			}
+		} else if (strcmp(o, "--") == 0) {
+			a->script_argc = argc - i - 1;
+			a->script_argv = argv + i + 1;
+			break;
+		} else {
+			fprintf(stderr, "ternd: unknown option '%s'\n", o);
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if ((!a->policy && !a->script) || a->threads < 1 || a->threads > 256) {
+		usage(stderr);
+		exit(2);
+	}
+}
+
+/* Outcome of a hook run to completion at start-up or by the script runner. */
+struct run_result {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool done;
+	int status;
+	int exit_code;
+	struct tern_err err;
+};
+
+static void
+run_result_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct run_result *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	r->status = status;
+	if (err)
+		r->err = *err;
+	if (status == CORO_OK && nres > 0) {
+		if (lua_isnumber(co, -nres))
+			r->exit_code = (int)lua_tointeger(co, -nres);
+		else if (lua_isboolean(co, -nres) && !lua_toboolean(co, -nres))
+			r->exit_code = 1;
+	}
+	r->done = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Start the hook `event` on shard s; pushes args (a Lua table of strings) when argv given. */
+static bool
+start_hook(struct shard *s, const char *event, int argc, char **argv, double timeout,
+	   struct run_result *r)
+{
+	struct coro_options opts = {.what = event, .timeout = timeout};
+	struct coro_ref ref;
+	lua_State *co = policy_hook_begin(s->policy, event, &ref);
+	int i, nargs = 0;
+
+	if (co == NULL)
+		return false;
+	if (argv) {
+		lua_createtable(co, argc, 0);
+		for (i = 0; i < argc; i++) {
+			lua_pushstring(co, argv[i]);
+			lua_rawseti(co, -2, i + 1);
+		}
+		nargs = 1;
+	}
+	coro_start(&ref, nargs, &opts, run_result_done, r);
+	return true;
+}
+
+static void
+run_result_init(struct run_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cond, NULL);
+}
+
+/* Run init on shard 0 from the main thread, before the shard threads exist. */
+static int
+run_init(struct tern_err *err)
+{
+	struct run_result r;
+
+	run_result_init(&r);
+	if (!start_hook(shard_get(0), "init", 0, NULL, 0, &r))
+		return 0;
+	shard_run_until(shard_get(0), &r.done);
+	if (r.status != CORO_OK) {
+		*err = r.err;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct script_start {
+	struct args *args;
+	struct run_result *result;
+};
+
+static void
+script_start_task(void *arg)
+{
+	struct script_start *ss = arg;
+
+	if (!start_hook(shard_self(), "main", ss->args->script_argc, ss->args->script_argv, 0,
+			ss->result)) {
+		struct tern_err err;
+
+		tern_err_set(&err, 0, "", "%s: no tern.on('main', ...) handler", ss->args->script);
+		run_result_done(ss->result, NULL, CORO_ERROR, 0, &err);
+	}
+}
+
+static int
+run_script(struct args *a)
+{
+	struct run_result r;
+	struct script_start ss = {a, &r};
+	struct tern_err err;
+
+	run_result_init(&r);
+	if (shards_start(&err) < 0) {
+		fprintf(stderr, "ternd: %s\n", err.msg);
+		return 1;
+	}
+	shard_post(shard_get(0), script_start_task, &ss);
+	pthread_mutex_lock(&r.mu);
+	while (!r.done)
+		pthread_cond_wait(&r.cond, &r.mu);
+	pthread_mutex_unlock(&r.mu);
+	shards_stop(a->stop_timeout);
+	if (r.status != CORO_OK) {
+		fprintf(stderr, "%s\n", r.err.msg);
+		return 1;
+	}
+	return r.exit_code;
+}
+
+static int
+wait_for_stop_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigwait(&set, &sig) != 0)
+		return -1;
+	log_info("ternd", "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	return 0;
+}
+
+static int
+run_daemon(struct args *a)
+{
+	struct tern_err err;
+
+	tern_err_clear(&err);
+	if (run_init(&err) < 0) {
+		log_error("ternd", "init failed: %s", err.msg);
+		return 1;
+	}
+	if (daemon_open_services(&err) < 0 || shards_start(&err) < 0) {
+		log_error("ternd", "%s", err.msg);
+		daemon_close_services();
+		return 1;
+	}
+	log_info("ternd", "ready: %d shards, policy %s", shard_count(), a->policy);
+	wait_for_stop_signal();
+	shards_stop(a->stop_timeout);
+	daemon_close_services();
+	log_info("ternd", "stopped");
+	return 0;
+}
+
+static int
+run_check(struct args *a)
+{
+	struct tern_err err;
+
+	tern_err_clear(&err);
+	if (run_init(&err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	printf("%s: policy OK\n", a->policy);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct policy_options popts = {0};
+	struct tern_err err;
+	struct args a = {0};
+	sigset_t set;
+	int rc;
+
+	parse_args(argc, argv, &a);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	popts.policy_path = a.policy;
+	popts.script_path = a.script;
+	popts.validating = a.check;
+	tern_err_clear(&err);
+	if (shards_init(a.check ? 1 : a.threads, &popts, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		shards_free();
+		return 1;
+	}
+	if (a.check)
+		rc = run_check(&a);
+	else if (a.script)
+		rc = run_script(&a);
+	else
+		rc = run_daemon(&a);
+	shards_free();
+	daemon_free_config();
+	return rc;
+}

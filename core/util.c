@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared helpers. Buffers grow geometrically and stay NUL-terminated so that
+ * text can be handed to C string functions without a copy.
+ */
+#include "tern/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void
+tern_err_set(struct tern_err *err, int code, const char *enhanced, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	err->code = code;
+	snprintf(err->enhanced, sizeof(err->enhanced), "%s", enhanced ? enhanced : "");
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+void
+tern_err_clear(struct tern_err *err)
+{
+	err->code = 0;
+	err->enhanced[0] = '\0';
+	err->msg[0] = '\0';
+}
+
+void
+buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+buf_deinit(struct buf *b)
+{
+	free(b->data); b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+int
+buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+	size_t cap;
+	char *p;
+
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n) < 0)
+		return -ENOMEM;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
+buf_append_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int
+buf_append_char(struct buf *b, char c)
+{
+	return buf_append(b, &c, 1);
+}
+
+int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return -EINVAL;
+	if (buf_reserve(b, (size_t)n) < 0)
+		return -ENOMEM;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->data, b->data + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->data)
+		b->data[b->len] = '\0';
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+int
+buf_append_json_string(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	if (buf_reserve(b, n + 2) < 0)
+		return -ENOMEM;
+	buf_append_char(b, '"');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+		int rc;
+
+		switch (c) {
+		case '"': rc = buf_append(b, "\\\"", 2); break;
+		case '\\': rc = buf_append(b, "\\\\", 2); break;
+		case '\n': rc = buf_append(b, "\\n", 2); break;
+		case '\r': rc = buf_append(b, "\\r", 2); break;
+		case '\t': rc = buf_append(b, "\\t", 2); break;
+		default:
+			rc = c < 0x20 || c == 0x7f ? buf_append(b, esc, 6) : buf_append_char(b, (char)c);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return buf_append_char(b, '"');
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL) {
+		fprintf(stderr, "ternd: out of memory at start-up\n");
+		abort();
+	}
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+
+	if (p == NULL) {
+		fprintf(stderr, "ternd: out of memory at start-up\n");
+		abort();
+	}
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}
+
+double
+util_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double
+util_wallclock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+util_format_time(double t, char out[32])
+{
+	time_t secs = (time_t)t;
+	int ms = (int)((t - (double)secs) * 1000.0);
+	struct tm tm;
+	char tmp[64];
+
+	gmtime_r(&secs, &tm);
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms % 1000);
+	memcpy(out, tmp, 31);
+	out[31] = '\0';
+}
+
+/* Parse a non-negative decimal number and return where the unit starts. */
+static int
+parse_number(const char *s, double *out, const char **unit)
+{
+	char *end;
+	double v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || v < 0)
+		return -EINVAL;
+	while (isspace((unsigned char)*end))
+		end++;
+	*out = v;
+	*unit = end;
+	return 0;
+}
+
+int
+util_parse_duration(const char *s, double *out)
+{
+	static const struct {
+		const char *name;
+		double secs;
+	} units[] = {{"", 1},	 {"ms", 0.001}, {"s", 1},	  {"sec", 1},	  {"m", 60},
+		     {"min", 60}, {"h", 3600},	 {"hour", 3600}, {"d", 86400}, {"day", 86400}};
+	const char *unit;
+	double v;
+	size_t i;
+
+	if (parse_number(s, &v, &unit) < 0)
+		return -EINVAL;
+	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
+		if (strcmp(unit, units[i].name) == 0) {
+			*out = v * units[i].secs;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int
+util_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *name;
+		double mult;
+	} units[] = {{"", 1},
+		     {"b", 1},
+		     {"k", 1024.0},
+		     {"kb", 1024.0},
+		     {"kib", 1024.0},
+		     {"m", 1048576.0},
+		     {"mb", 1048576.0},
+		     {"mib", 1048576.0},
+		     {"g", 1073741824.0},
+		     {"gb", 1073741824.0},
+		     {"gib", 1073741824.0}};
+	const char *unit;
+	double v;
+	size_t i;
+
+	if (parse_number(s, &v, &unit) < 0)
+		return -EINVAL;
+	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
+		if (strcasecmp(unit, units[i].name) == 0) {
+			*out = (uint64_t)(v * units[i].mult);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+bool
+util_strncaseeq(const char *a, const char *b, size_t n)
+{
+	return strncasecmp(a, b, n) == 0;
+}

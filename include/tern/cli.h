@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The `tern` operator command line: one entry per subcommand group, each in
+ * its own core/cli_<group>.c. Every entry gets the arguments after its group
+ * name (argv[0] is the group name) and returns the process exit status.
+ */
+#ifndef TERN_CLI_H
+#define TERN_CLI_H
+
+int cli_dkim_main(int argc, char **argv);  /* tern dkim genkey|sign ... */
+int cli_spool_main(int argc, char **argv); /* tern spool list --spool DIR */
+
+#endif

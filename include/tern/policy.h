@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Policy: a shard's Lua state with the operator's policy loaded, the `tern`
+ * module, the registered event handlers, and the calling of hooks in pooled
+ * coroutines. Errors name the policy file and line.
+ */
+#ifndef TERN_POLICY_H
+#define TERN_POLICY_H
+
+#include <stdbool.h>
+
+#include <lua.h>
+
+#include "tern/coro.h"
+#include "tern/util.h"
+
+struct shard;
+struct policy;
+
+struct policy_options {
+	const char *policy_path; /* may be NULL in script mode */
+	const char *script_path; /* --script FILE, loaded after the policy */
+	bool validating;         /* --check: nothing is bound or opened */
+};
+
+struct policy *policy_new(struct shard *shard, const struct policy_options *opts,
+			  struct tern_err *err);
+void policy_free(struct policy *p);
+
+lua_State *policy_lua(struct policy *p);
+struct coro_pool *policy_coros(struct policy *p);
+struct shard *policy_shard(struct policy *p);
+bool policy_validating(const struct policy *p);
+/* The policy of the state L belongs to (set at creation). */
+struct policy *policy_from_lua(lua_State *L);
+
+/* Is ev one of the events tern knows? */
+bool policy_event_known(const char *ev);
+bool policy_has_hook(struct policy *p, const char *event);
+/*
+ * Begin a hook call: returns the coroutine state with the handler pushed,
+ * for the caller to push arguments on, or NULL when no handler is registered.
+ */
+lua_State *policy_hook_begin(struct policy *p, const char *event, struct coro_ref *ref);
+/* Start it with nargs arguments and the policy's hook deadline. */
+int policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event, int nargs,
+		      coro_done_fn done, void *arg);
+/* tern.on(event, fn) */
+int policy_register_handler(lua_State *L);
+
+void policy_set_hook_timeout(struct policy *p, double seconds);
+
+#endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shards: one thread per core, each with its own libev loop, its own Lua
+ * state (policy) and a mailbox. Work moves between shards only by posting a
+ * task to the target's mailbox. threads=1 runs the very same code.
+ */
+#ifndef TERN_SHARD_H
+#define TERN_SHARD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <ev.h>
+
+#include "tern/mailbox.h"
+#include "tern/util.h"
+
+struct policy;
+struct policy_options;
+struct shard;
+
+typedef void (*shard_stop_fn)(struct shard *shard, void *arg);
+
+struct shard {
+	int id;
+	struct ev_loop *loop;
+	struct mailbox mailbox;
+	struct policy *policy;
+	pthread_t thread;
+	bool started;
+	/* Graceful stop: stop hooks run, then the loop ends once busy is 0 or the deadline passes. */
+	bool stopping;
+	int busy;
+	double stop_deadline;
+	ev_timer stop_timer;
+	struct shard_stop_hook *stop_hooks;
+};
+
+/* Create n shards with loops, mailboxes and a policy loaded in each. */
+int shards_init(int n, const struct policy_options *opts, struct tern_err *err);
+void shards_free(void);
+int shard_count(void);
+struct shard *shard_get(int i);
+/* The shard whose thread is calling, or NULL. */
+struct shard *shard_self(void);
+
+/* Post fn(arg) to run on shard to's thread. Thread-safe. */
+int shard_post(struct shard *to, mailbox_task_fn fn, void *arg);
+
+/* Run shard s's loop on the calling thread until *done is true (start-up work such as init). */
+void shard_run_until(struct shard *s, const bool *done);
+/* Start one thread per shard running its loop. */
+int shards_start(struct tern_err *err);
+/* Ask every shard to stop within deadline seconds, then join the threads. */
+void shards_stop(double deadline);
+
+/* Register work to do when a stop begins (close listeners, ...). Shard thread only. */
+void shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg);
+/* In-flight work a graceful stop waits for. Shard thread only. */
+void shard_busy_inc(struct shard *s);
+void shard_busy_dec(struct shard *s);
+
+#endif

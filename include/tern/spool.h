@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The spool: RocksDB with two column families, "data" (id -> RFC 5322
+ * message bytes) and "meta" (id -> the message's metadata, JSON text), plus
+ * "quarantine" (id -> the raw entry that failed to load at recovery).
+ *
+ * Durability: spool_put() hands records to a writer thread that group-commits
+ * everything waiting into one WriteBatch written with sync=true, so one fsync
+ * covers every message in the batch. Its completion runs on the writer
+ * thread; callers post it back to their own shard. Later state changes
+ * (spool_update_meta, spool_remove) are written without sync: a crash can
+ * repeat a delivery, never lose one.
+ *
+ * Message ids are 16 bytes, printed as 32 lowercase hex digits, and sort by
+ * creation time: 8 bytes of microseconds since the epoch (big-endian), 2 bytes
+ * of node id, 2 bytes of shard, 4 bytes of a per-process sequence.
+ */
+#ifndef TERN_SPOOL_H
+#define TERN_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern/util.h"
+
+#define SPOOL_ID_LEN 16
+#define SPOOL_ID_HEX_LEN 32
+
+struct spool_id {
+	uint8_t b[SPOOL_ID_LEN];
+};
+
+struct spool;
+
+struct spool_config {
+	const char *path;
+	bool read_only; /* offline inspection (tern spool list): no writer thread, no creation */
+	/* Upper bound on one group commit, in records (default 4096 when 0). */
+	size_t max_batch;
+};
+
+/* One message to write: both values are copied by spool_put before it returns. */
+struct spool_record {
+	struct spool_id id;
+	const void *data;
+	size_t data_len;
+	const void *meta;
+	size_t meta_len;
+};
+
+/*
+ * status: 0 when every record in the call is durable, negative otherwise (err
+ * says why; err is NULL when status is 0).
+ */
+typedef void (*spool_done_fn)(void *arg, int status, const struct tern_err *err);
+
+struct spool *spool_open(const struct spool_config *cfg, struct tern_err *err);
+void spool_close(struct spool *sp); /* drains pending writes, stops the writer, closes */
+
+/* Make a new id; shard and node distinguish concurrent creators. Thread-safe. */
+void spool_make_id(struct spool_id *id, uint16_t node, uint16_t shard);
+void spool_id_to_hex(const struct spool_id *id, char out[SPOOL_ID_HEX_LEN + 1]);
+int spool_id_from_hex(const char *hex, size_t len, struct spool_id *id);
+/* Creation time of an id in epoch seconds. */
+double spool_id_time(const struct spool_id *id);
+
+/*
+ * Durably write n records (all or none). done runs exactly once, on the
+ * writer thread, after the synced write (or its failure). Returns 0 when
+ * queued, negative (with err) when it could not even be queued.
+ */
+int spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
+	      void *arg, struct tern_err *err);
+
+/* Unsynced state changes, applied in the caller's thread. */
+int spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
+		      struct tern_err *err);
+int spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err);
+
+/* Read one message's data or meta into out (replacing its contents). -ENOENT when absent. */
+int spool_get_data(struct spool *sp, const struct spool_id *id, struct buf *out,
+		   struct tern_err *err);
+int spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out,
+		   struct tern_err *err);
+
+/*
+ * Visit every message in id order. The visitor returns 0 to go on, a
+ * negative value to stop (returned by spool_scan), or SPOOL_SCAN_QUARANTINE
+ * to move this entry (meta and data) into the quarantine column family
+ * because it cannot be loaded. Entries whose data or meta is missing are
+ * quarantined by the scan itself and logged. Progress is logged once a second
+ * on large spools, and the count and rate at the end. Quarantine keys are
+ * "meta:" or "data:" followed by the raw key, so that both halves of an entry
+ * are kept. A read-only spool cannot move anything: such entries are logged
+ * and left in place.
+ */
+#define SPOOL_SCAN_QUARANTINE 1
+typedef int (*spool_visit_fn)(void *arg, const struct spool_id *id, const char *meta,
+			      size_t meta_len, size_t data_len);
+int spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *err);
+
+/*
+ * Counters since spool_open, for tests and metrics. A batch is one synced
+ * WriteBatch (one fsync); records/batches is the group-commit factor.
+ */
+struct spool_stats {
+	uint64_t batches;  /* synced group commits attempted */
+	uint64_t records;  /* records in them */
+	uint64_t requests; /* spool_put calls completed (done called) */
+	uint64_t failed;   /* of those, completed with an error */
+	uint64_t pending;  /* records waiting for the writer right now */
+};
+void spool_stats(struct spool *sp, struct spool_stats *out);
+
+#endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small shared helpers: growable byte buffers, start-up allocators, clocks,
+ * durations, and the caller-owned error record every module fills in.
+ */
+#ifndef TERN_UTIL_H
+#define TERN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TERN_AGAIN (-1000)    /* non-blocking step: call again later */
+#define TERN_DECLINED (-1001) /* the step chose not to act */
+
+#define TERN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * An error with an SMTP code, an enhanced status and a message, filled by the
+ * failing function without allocating. One place turns it into an SMTP reply,
+ * an HTTP JSON error or a policy error.
+ */
+struct tern_err {
+	int code;          /* SMTP-style code, e.g. 451; 0 when unset */
+	char enhanced[16]; /* e.g. "4.3.0" */
+	char msg[512];
+};
+
+void tern_err_set(struct tern_err *err, int code, const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void tern_err_clear(struct tern_err *err);
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_deinit(struct buf *b);
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_str(struct buf *b, const char *s);
+int buf_append_char(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Drop the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/* Append s as a JSON string literal, quotes included. */
+int buf_append_json_string(struct buf *b, const char *s, size_t n);
+
+/* Start-up allocators: abort on failure. Never used on a request path. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+char *xstrdup(const char *s);
+
+/* Monotonic seconds, for timeouts and rates. */
+double util_now(void);
+/* Wall-clock seconds since the epoch, for records. */
+double util_wallclock(void);
+/* Format t (epoch seconds) as RFC 3339 UTC with milliseconds into out[32]. */
+void util_format_time(double t, char out[32]);
+
+/*
+ * Parse a duration: a number of seconds, or a number with a unit
+ * "ms", "s", "m", "h", "d" ("30s", "5m", "3d", "1.5h"). Returns 0 or -EINVAL.
+ */
+int util_parse_duration(const char *s, double *out);
+/* Parse a byte size: "20MiB", "512k", "1000" (k/m/g are 1024-based). */
+int util_parse_size(const char *s, uint64_t *out);
+
+/* Case-insensitive ASCII comparison of n bytes. */
+bool util_strncaseeq(const char *a, const char *b, size_t n);
+
+#endif

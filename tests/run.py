@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Run every test suite (unit, policy, integration) and print one summary line.
+
+Unit tests are cmocka binaries (TAP output), policy tests are Lua files run by
+`ternd --script` (TAP output from lua/tern/testing.lua), integration tests are
+pytest. The last line is `N passed, N failed`.
+"""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAP_OK = re.compile(r"^ok \d+")
+TAP_NOT_OK = re.compile(r"^not ok \d+")
+
+
+def count_tap(output):
+    passed = failed = 0
+    for line in output.splitlines():
+        if TAP_NOT_OK.match(line):
+            failed += 1
+        elif TAP_OK.match(line):
+            passed += 1
+    return passed, failed
+
+
+def run_tap(name, argv, env):
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        out, rc = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = (e.stdout or b"").decode(errors="replace") + "\ntimed out\n", -1
+    passed, failed = count_tap(out)
+    if rc != 0 and failed == 0:
+        failed = 1  # a crash or a failure outside any test still fails the suite
+    status = "ok" if failed == 0 else "FAILED"
+    print(f"{status:6} {name}: {passed} passed, {failed} failed", flush=True)
+    if failed:
+        print(out[-6000:], flush=True)
+    return passed, failed
+
+
+def run_unit(build, env):
+    totals = [0, 0]
+    tap_env = dict(env, CMOCKA_MESSAGE_OUTPUT="TAP")
+    for binary in sorted(glob.glob(os.path.join(build, "tests", "test_*"))):
+        if binary.endswith(".d"):
+            continue
+        p, f = run_tap("unit/" + os.path.basename(binary), [binary], tap_env)
+        totals[0] += p
+        totals[1] += f
+    return totals
+
+
+def run_policy(build, env):
+    totals = [0, 0]
+    ternd = os.path.join(build, "ternd")
+    for script in sorted(glob.glob(os.path.join(ROOT, "tests", "policy", "*_test.lua"))):
+        name = "policy/" + os.path.basename(script)
+        p, f = run_tap(name, [ternd, "--threads", "2", "--script", script], env)
+        totals[0] += p
+        totals[1] += f
+    return totals
+
+
+def run_integration(build, env, pytest_args):
+    report = os.path.join(ROOT, build, "pytest.xml")
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            f"--junitxml={report}", os.path.join(ROOT, "tests", "integration")] + pytest_args
+    rc = subprocess.run(argv, cwd=ROOT, env=env).returncode
+    if rc == 5 or not os.path.exists(report):
+        return [0, 0 if rc in (0, 5) else 1]
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    tests = int(suite.get("tests", 0))
+    bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    skipped = int(suite.get("skipped", 0))
+    if rc not in (0, 5) and bad == 0:
+        bad = 1
+    return [tests - bad - skipped, bad]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/rel")
+    ap.add_argument("--only", choices=["unit", "policy", "integration"])
+    ap.add_argument("pytest_args", nargs="*")
+    args = ap.parse_args()
+    env = dict(os.environ, TERN_BUILD=os.path.join(ROOT, args.build),
+               TERN_ROOT=ROOT)
+    suites = {"unit": lambda: run_unit(args.build, env),
+              "policy": lambda: run_policy(args.build, env),
+              "integration": lambda: run_integration(args.build, env, args.pytest_args)}
+    passed = failed = 0
+    for name, fn in suites.items():
+        if args.only and name != args.only:
+            continue
+        print(f"== {name}", flush=True)
+        p, f = fn()
+        passed += p
+        failed += f
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
