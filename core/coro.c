@@ -196,6 +196,7 @@ reject_to_err(lua_State *co, int idx, struct tern_err *err)
 	const char *text, *p;
 	int code;
 
+	idx = idx < 0 ? lua_gettop(co) + idx + 1 : idx;
 	lua_getfield(co, idx, "code");
 	code = (int)lua_tointeger(co, -1);
 	lua_getfield(co, idx, "text");

@@ -228,14 +228,15 @@ util_wallclock(void)
 void
 util_format_time(double t, char out[32])
 {
-	time_t secs = (time_t)t;
-	int ms = (int)((t - (double)secs) * 1000.0);
+	int64_t total_ms = (int64_t)(t * 1000.0 + 0.5);
+	time_t secs = (time_t)(total_ms / 1000);
+	int ms = (int)(total_ms % 1000);
 	struct tm tm;
 	char tmp[64];
 
 	gmtime_r(&secs, &tm);
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms % 1000);
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 	memcpy(out, tmp, 31);
 	out[31] = '\0';
 }

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+/* Shared helpers: buffers, JSON string escaping, durations, sizes, time format. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tern/util.h"
+
+static void
+test_buf_grows_and_consumes(void **state)
+{
+	struct buf b;
+	int i;
+
+	buf_init(&b);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(buf_printf(&b, "%d,", i), 0);
+	assert_int_equal(strncmp(b.data, "0,1,2,", 6), 0);
+	buf_consume(&b, 2);
+	assert_int_equal(strncmp(b.data, "1,2,", 4), 0);
+	assert_int_equal(b.data[b.len], '\0');
+	buf_consume(&b, b.len + 5);
+	assert_int_equal(b.len, 0);
+	buf_append(&b, "x", 1);
+	assert_string_equal(b.data, "x");
+	buf_reset(&b);
+	assert_string_equal(b.data, "");
+	buf_deinit(&b);
+}
+
+static void
+test_json_string_escapes(void **state)
+{
+	struct buf b;
+	const char in[] = "a\"b\\c\n\r\t\x01\x7f\xc3\xa9";
+
+	buf_init(&b);
+	buf_append_json_string(&b, in, sizeof(in) - 1);
+	assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u007f\xc3\xa9\"");
+	buf_deinit(&b);
+}
+
+static void
+test_durations(void **state)
+{
+	double v;
+
+	assert_int_equal(util_parse_duration("30", &v), 0);
+	assert_true(v == 30);
+	assert_int_equal(util_parse_duration("5m", &v), 0);
+	assert_true(v == 300);
+	assert_int_equal(util_parse_duration("1.5h", &v), 0);
+	assert_true(v == 5400);
+	assert_int_equal(util_parse_duration("3d", &v), 0);
+	assert_true(v == 259200);
+	assert_int_equal(util_parse_duration("250ms", &v), 0);
+	assert_true(v == 0.25);
+	assert_int_equal(util_parse_duration("5 weeks", &v), -EINVAL);
+	assert_int_equal(util_parse_duration("-1s", &v), -EINVAL);
+	assert_int_equal(util_parse_duration("", &v), -EINVAL);
+}
+
+static void
+test_sizes(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(util_parse_size("20MiB", &v), 0);
+	assert_true(v == 20u * 1024 * 1024);
+	assert_int_equal(util_parse_size("512k", &v), 0);
+	assert_true(v == 512u * 1024);
+	assert_int_equal(util_parse_size("1000", &v), 0);
+	assert_true(v == 1000);
+	assert_int_equal(util_parse_size("12 parsecs", &v), -EINVAL);
+}
+
+static void
+test_time_format(void **state)
+{
+	char out[32];
+
+	util_format_time(1700000000.123, out);
+	assert_string_equal(out, "2023-11-14T22:13:20.123Z");
+}
+
+static void
+test_err(void **state)
+{
+	struct tern_err err;
+
+	tern_err_set(&err, 452, "4.3.1", "disk %s", "full");
+	assert_int_equal(err.code, 452);
+	assert_string_equal(err.enhanced, "4.3.1");
+	assert_string_equal(err.msg, "disk full");
+	tern_err_clear(&err);
+	assert_int_equal(err.code, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_grows_and_consumes), cmocka_unit_test(test_json_string_escapes),
+		cmocka_unit_test(test_durations),	       cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
