@@ -18,7 +18,7 @@ SAN_FLAGS :=
 OPT := -O2
 endif
 
-CFLAGS += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
+CFLAGS += -std=gnu11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
 	-Iinclude $(PKG_CFLAGS) $(SAN_FLAGS) -MMD -MP \
 	-DTERN_VERSION='"$(shell cat VERSION)"' -DTERN_LUA_DIR='"$(PREFIX)/share/tern/lua"'
 LDFLAGS += $(SAN_FLAGS)
@@ -71,7 +71,8 @@ run: deps
 	./ternd --policy policy-examples/quickstart.lua
 
 # libFuzzer targets: clang, sanitizers, each run for FUZZ_SECONDS.
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	-DTERN_VERSION='"$(shell cat VERSION)"' -DTERN_LUA_DIR='"$(PREFIX)/share/tern/lua"'
 build/fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(PKG_LIBS)

@@ -6,6 +6,11 @@
 #include "tern/lua_tern.h"
 #include "tern/coro.h"
 #include "tern/log.h"
+#include "tern/lua_conn.h"
+#include "tern/lua_dkim.h"
+#include "tern/lua_init.h"
+#include "tern/lua_json.h"
+#include "tern/lua_message.h"
 #include "tern/policy.h"
 #include "tern/shard.h"
 
@@ -313,6 +318,11 @@ lua_tern_open(lua_State *L)
 	lua_setfield(L, -2, "version");
 	open_log(L);
 	open_shard(L);
+	lua_json_open(L);
+	lua_dkim_open(L);
+	lua_init_open(L);
+	lua_message_open(L);
+	lua_conn_open(L);
 	lua_setglobal(L, "tern");
 }
 

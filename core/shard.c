@@ -20,6 +20,24 @@ struct shard_stop_hook {
 	void *arg;
 };
 
+static void
+run_hooks(struct shard *s, struct shard_stop_hook *h)
+{
+	for (; h; h = h->next)
+		h->fn(s, h->arg);
+}
+
+static void
+free_hooks(struct shard_stop_hook *h)
+{
+	struct shard_stop_hook *next;
+
+	for (; h; h = next) {
+		next = h->next;
+		free(h);
+	}
+}
+
 static struct shard *shards;
 static int n_shards;
 static __thread struct shard *current_shard;
@@ -65,15 +83,12 @@ shards_free(void)
 
 	for (i = 0; i < n_shards; i++) {
 		struct shard *s = &shards[i];
-		struct shard_stop_hook *h, *next;
 
 		shard_enter(s);
 		mailbox_deinit(&s->mailbox);
 		policy_free(s->policy);
-		for (h = s->stop_hooks; h; h = next) {
-			next = h->next;
-			free(h);
-		}
+		free_hooks(s->stop_hooks);
+		free_hooks(s->exit_hooks);
 		ev_loop_destroy(s->loop);
 	}
 	current_shard = NULL;
@@ -138,6 +153,7 @@ shard_main(void *arg)
 	ev_async_start(s->loop, &keepalive);
 	ev_run(s->loop, 0);
 	ev_async_stop(s->loop, &keepalive);
+	run_hooks(s, s->exit_hooks);
 	return NULL;
 }
 
@@ -184,13 +200,10 @@ shard_begin_stop(void *arg)
 {
 	struct shard_stop_req *req = arg;
 	struct shard *s = req->shard;
-	struct shard_stop_hook *h;
-
 	s->stopping = true;
 	s->stop_deadline = req->deadline;
 	free(req);
-	for (h = s->stop_hooks; h; h = h->next)
-		h->fn(s, h->arg);
+	run_hooks(s, s->stop_hooks);
 	ev_timer_init(&s->stop_timer, shard_stop_timer_cb, 0.02, 0.02);
 	s->stop_timer.data = s;
 	ev_timer_start(s->loop, &s->stop_timer);
@@ -218,15 +231,27 @@ shards_stop(double deadline)
 	}
 }
 
-void
-shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg)
+static void
+add_hook(struct shard_stop_hook **list, shard_stop_fn fn, void *arg)
 {
 	struct shard_stop_hook *h = xmalloc(sizeof(*h));
 
 	h->fn = fn;
 	h->arg = arg;
-	h->next = s->stop_hooks;
-	s->stop_hooks = h;
+	h->next = *list;
+	*list = h;
+}
+
+void
+shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg)
+{
+	add_hook(&s->stop_hooks, fn, arg);
+}
+
+void
+shard_on_exit(struct shard *s, shard_stop_fn fn, void *arg)
+{
+	add_hook(&s->exit_hooks, fn, arg);
 }
 
 void

@@ -44,7 +44,7 @@ int json_object_get(const struct json_span *obj, const char *key, struct json_sp
 /*
  * Visit members in order; key is decoded (UTF-8, NUL-terminated, may contain NULs: use keylen).
  * Stop and return fn's value when non-zero; 0 at the end; -EINVAL when malformed. Keys are
- * decoded on the stack; only a key longer than 255 bytes costs a malloc (-ENOMEM).
+ * decoded on the stack; only a key whose JSON text exceeds 255 bytes costs a malloc (-ENOMEM).
  */
 typedef int (*json_member_fn)(void *arg, const char *key, size_t keylen, const struct json_span *val);
 int json_object_foreach(const struct json_span *obj, json_member_fn fn, void *arg);

@@ -34,6 +34,7 @@ struct shard {
 	double stop_deadline;
 	ev_timer stop_timer;
 	struct shard_stop_hook *stop_hooks;
+	struct shard_stop_hook *exit_hooks;
 };
 
 /* Create n shards with loops, mailboxes and a policy loaded in each. */
@@ -56,6 +57,8 @@ void shards_stop(double deadline);
 
 /* Register work to do when a stop begins (close listeners, ...). Shard thread only. */
 void shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg);
+/* Register cleanup to run on the shard's thread after its loop has ended (free what is left). */
+void shard_on_exit(struct shard *s, shard_stop_fn fn, void *arg);
 /* In-flight work a graceful stop waits for. Shard thread only. */
 void shard_busy_inc(struct shard *s);
 void shard_busy_dec(struct shard *s);

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+/*
+ * conn:peer_address(), local_address(), listener(), ehlo_name(), tls(),
+ * auth_id(), get_meta(k), set_meta(k, v). Metadata is a plain Lua table
+ * (any Lua value) since it never leaves the shard.
+ */
+#include "tern/lua_conn.h"
+#include "tern/policy.h"
+
+#include <string.h>
+
+#include <lauxlib.h>
+
+#define CONN_MT "tern.conn"
+
+void
+conn_info_init(struct conn_info *ci)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->handle_ref = LUA_NOREF;
+	ci->meta_ref = LUA_NOREF;
+}
+
+void
+conn_info_deinit(struct conn_info *ci)
+{
+	lua_State *L = ci->lua_state;
+	struct conn_info **handle;
+
+	if (L == NULL)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ci->handle_ref);
+	handle = lua_touserdata(L, -1);
+	if (handle)
+		*handle = NULL;
+	lua_pop(L, 1);
+	luaL_unref(L, LUA_REGISTRYINDEX, ci->handle_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, ci->meta_ref);
+	ci->lua_state = NULL;
+}
+
+void
+lua_conn_push(lua_State *L, struct conn_info *ci)
+{
+	struct conn_info **handle;
+
+	if (ci->lua_state) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ci->handle_ref);
+		return;
+	}
+	handle = lua_newuserdata(L, sizeof(*handle));
+	*handle = ci;
+	luaL_getmetatable(L, CONN_MT);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	ci->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ci->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ci->lua_state = policy_lua(policy_from_lua(L));
+}
+
+static struct conn_info *
+check_conn(lua_State *L)
+{
+	struct conn_info **handle = luaL_checkudata(L, 1, CONN_MT);
+
+	if (*handle == NULL)
+		luaL_error(L, "connection is no longer valid");
+	return *handle;
+}
+
+static int
+push_string_or_nil(lua_State *L, const char *s)
+{
+	if (s && *s)
+		lua_pushstring(L, s);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int
+lua_conn_peer_address(lua_State *L)
+{
+	return push_string_or_nil(L, check_conn(L)->peer_address);
+}
+
+static int
+lua_conn_local_address(lua_State *L)
+{
+	return push_string_or_nil(L, check_conn(L)->local_address);
+}
+
+static int
+lua_conn_listener(lua_State *L)
+{
+	return push_string_or_nil(L, check_conn(L)->listener);
+}
+
+static int
+lua_conn_ehlo_name(lua_State *L)
+{
+	return push_string_or_nil(L, check_conn(L)->ehlo);
+}
+
+static int
+lua_conn_auth_id(lua_State *L)
+{
+	return push_string_or_nil(L, check_conn(L)->auth_id);
+}
+
+/* conn:tls() -> { version = 'TLSv1.3', cipher = '...' } or nil */
+static int
+lua_conn_tls(lua_State *L)
+{
+	struct conn_info *ci = check_conn(L);
+
+	if (ci->tls_version == NULL) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, ci->tls_version);
+	lua_setfield(L, -2, "version");
+	push_string_or_nil(L, ci->tls_cipher);
+	lua_setfield(L, -2, "cipher");
+	return 1;
+}
+
+static int
+lua_conn_get_meta(lua_State *L)
+{
+	struct conn_info *ci = check_conn(L);
+
+	luaL_checkstring(L, 2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ci->meta_ref);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+lua_conn_set_meta(lua_State *L)
+{
+	struct conn_info *ci = check_conn(L);
+
+	luaL_checkstring(L, 2);
+	lua_settop(L, 3);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ci->meta_ref);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+void
+lua_conn_open(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{"peer_address", lua_conn_peer_address},
+		{"local_address", lua_conn_local_address},
+		{"listener", lua_conn_listener},
+		{"ehlo_name", lua_conn_ehlo_name},
+		{"auth_id", lua_conn_auth_id},
+		{"tls", lua_conn_tls},
+		{"get_meta", lua_conn_get_meta},
+		{"set_meta", lua_conn_set_meta},
+		{NULL, NULL},
+	};
+
+	luaL_newmetatable(L, CONN_MT);
+	lua_newtable(L);
+	luaL_register(L, NULL, methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Start-up bindings. They may only run in init on shard 0 (the only state
+ * whose init runs), before any shard thread starts, which is what makes the
+ * daemon's service list safe to fill without a lock.
+ */
+#include "tern/lua_init.h"
+#include "tern/daemon.h"
+#include "tern/logrec.h"
+#include "tern/lua_tern.h"
+#include "tern/reception.h"
+#include "tern/smtp_server.h"
+#include "tern/spool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <lauxlib.h>
+
+/* Raise the tern_err as a policy error (file:line of the caller). */
+static int
+raise_err(lua_State *L, const char *fname, const struct tern_err *err)
+{
+	return luaL_error(L, "%s: %s", fname, err->msg);
+}
+
+/* ---- tern.define_spool{ path, max_batch } ---- */
+
+struct spool_service {
+	struct spool_config cfg;
+	char *path;
+	struct spool *spool;
+};
+
+static int
+spool_service_open(void *arg, struct tern_err *err)
+{
+	struct spool_service *svc = arg;
+
+	svc->spool = spool_open(&svc->cfg, err);
+	if (svc->spool == NULL)
+		return -EIO;
+	reception_set_spool(svc->spool);
+	return 0;
+}
+
+static void
+spool_service_close(void *arg)
+{
+	struct spool_service *svc = arg;
+
+	reception_set_spool(NULL);
+	spool_close(svc->spool);
+	svc->spool = NULL;
+}
+
+static void
+spool_service_free(void *arg)
+{
+	struct spool_service *svc = arg;
+
+	free(svc->path);
+	free(svc);
+}
+
+static int
+lua_init_define_spool(lua_State *L)
+{
+	static const char *const opts[] = {"path", "max_batch", NULL};
+	const char *fname = "tern.define_spool";
+	struct spool_service *svc;
+	struct daemon_service ds = {"spool", DAEMON_RANK_STORAGE, spool_service_open,
+				    spool_service_close, spool_service_free, NULL};
+	struct tern_err err;
+	const char *path;
+	double batch;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	path = lua_tern_opt_string(L, 1, fname, "path", NULL);
+	if (path == NULL || *path == '\0')
+		return luaL_error(L, "%s: option 'path' is required", fname);
+	batch = lua_tern_opt_number(L, 1, fname, "max_batch", 0);
+	if (batch < 0)
+		return luaL_error(L, "%s: option 'max_batch' must not be negative", fname);
+	svc = xcalloc(1, sizeof(*svc));
+	svc->path = xstrdup(path);
+	svc->cfg.path = svc->path;
+	svc->cfg.max_batch = (size_t)batch;
+	ds.cfg = svc;
+	if (daemon_add_service(&ds, &err) < 0) {
+		spool_service_free(svc);
+		return raise_err(L, fname, &err);
+	}
+	return 0;
+}
+
+/* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression, meta } ---- */
+
+static int
+logs_service_open(void *arg, struct tern_err *err)
+{
+	return logrec_open(arg, err);
+}
+
+static void
+logs_service_close(void *arg)
+{
+	logrec_close();
+}
+
+static void
+logs_service_free(void *arg)
+{
+	struct logrec_config *cfg = arg;
+	size_t i;
+
+	for (i = 0; i < cfg->n_meta_keys; i++)
+		free(cfg->meta_keys[i]);
+	free(cfg->meta_keys);
+	free((char *)cfg->file.dir);
+	free(cfg);
+}
+
+/* Push the meta list (or nil), checked to hold only strings. */
+static size_t
+check_meta_keys(lua_State *L, const char *fname)
+{
+	size_t i, n;
+
+	lua_getfield(L, 1, "meta");
+	if (lua_isnil(L, -1))
+		return 0;
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option 'meta' must be a list of meta keys", fname);
+	n = lua_objlen(L, -1);
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		if (!lua_isstring(L, -1))
+			luaL_error(L, "%s: option 'meta' must be a list of strings", fname);
+		lua_pop(L, 1);
+	}
+	return n;
+}
+
+/* Copy the list check_meta_keys() pushed; pops it. */
+static void
+copy_meta_keys(lua_State *L, size_t n, struct logrec_config *cfg)
+{
+	size_t i;
+
+	cfg->meta_all = lua_isnil(L, -1);
+	cfg->meta_keys = n ? xcalloc(n, sizeof(char *)) : NULL;
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		cfg->meta_keys[cfg->n_meta_keys++] = xstrdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+static int
+lua_init_configure_local_logs(lua_State *L)
+{
+	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
+					   "compression", "meta", NULL};
+	const char *fname = "tern.configure_local_logs";
+	struct daemon_service ds = {"local logs", DAEMON_RANK_LOGS, logs_service_open,
+				    logs_service_close, logs_service_free, NULL};
+	struct logrec_config *cfg;
+	struct tern_err err;
+	const char *dir, *comp;
+	double segment;
+	uint64_t max_size;
+	size_t n_meta;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	dir = lua_tern_opt_string(L, 1, fname, "log_dir", NULL);
+	if (dir == NULL || *dir == '\0')
+		return luaL_error(L, "%s: option 'log_dir' is required", fname);
+	comp = lua_tern_opt_string(L, 1, fname, "compression", "none");
+	if (strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0)
+		return luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
+	segment = lua_tern_opt_duration(L, 1, fname, "max_segment_duration", 0);
+	max_size = lua_tern_opt_size(L, 1, fname, "max_file_size", 0);
+	n_meta = check_meta_keys(L, fname);
+	/* Everything is valid: nothing below raises, so nothing allocated can leak. */
+	cfg = xcalloc(1, sizeof(*cfg));
+	ds.cfg = cfg;
+	cfg->file.max_segment_duration = segment;
+	cfg->file.max_file_size = max_size;
+	cfg->file.compression = strcmp(comp, "zstd") == 0 ? LOGFILE_ZSTD : LOGFILE_NONE;
+	copy_meta_keys(L, n_meta, cfg);
+	cfg->file.dir = xstrdup(dir);
+	if (daemon_add_service(&ds, &err) < 0) {
+		logs_service_free(cfg);
+		return raise_err(L, fname, &err);
+	}
+	return 0;
+}
+
+/* ---- tern.start_esmtp_listener{...} ---- */
+
+static void
+read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	size_t i, n;
+
+	lua_getfield(L, 1, "relay_hosts");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		c->relay_hosts = xcalloc(2, sizeof(*c->relay_hosts));
+		cidr_parse("127.0.0.0/8", &c->relay_hosts[0]);
+		cidr_parse("::1", &c->relay_hosts[1]);
+		c->n_relay_hosts = 2;
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option 'relay_hosts' must be a list of CIDR ranges", fname);
+	n = lua_objlen(L, -1);
+	c->relay_hosts = xcalloc(n ? n : 1, sizeof(*c->relay_hosts));
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &c->relay_hosts[i]) < 0)
+			luaL_error(L, "%s: relay_hosts[%d]: '%s' is not an address or CIDR range", fname,
+				   (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+		lua_pop(L, 1);
+	}
+	c->n_relay_hosts = n;
+	lua_pop(L, 1);
+}
+
+static char *
+opt_strdup(lua_State *L, const char *fname, const char *key, const char *def)
+{
+	const char *v = lua_tern_opt_string(L, 1, fname, key, def);
+
+	return v ? xstrdup(v) : NULL;
+}
+
+static int
+opt_count(lua_State *L, const char *fname, const char *key, int def)
+{
+	double v = lua_tern_opt_number(L, 1, fname, key, def);
+
+	if (v < 0 || v > 1e9)
+		luaL_error(L, "%s: option '%s' must be between 0 and 1e9", fname, key);
+	return (int)v;
+}
+
+static void
+read_listener_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	const char *listen = lua_tern_opt_string(L, 1, fname, "listen", NULL);
+	const char *eol;
+
+	if (listen == NULL)
+		luaL_error(L, "%s: option 'listen' is required", fname);
+	if (smtp_listener_parse_address(listen, &c->addr, &c->addrlen) < 0)
+		luaL_error(L, "%s: listen: '%s' is not 'address:port' (IPv6 as '[::1]:25')", fname,
+			   listen);
+	c->listen = xstrdup(listen);
+	c->hostname = opt_strdup(L, fname, "hostname", "localhost");
+	c->banner = opt_strdup(L, fname, "banner", NULL);
+	c->max_message_size = lua_tern_opt_size(L, 1, fname, "max_message_size", 20u << 20);
+	c->max_recipients = opt_count(L, fname, "max_recipients_per_message", 1024);
+	c->max_messages_per_connection = opt_count(L, fname, "max_messages_per_connection", 0);
+	c->max_connections = opt_count(L, fname, "max_connections", 0);
+	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 300);
+	c->data_timeout = lua_tern_opt_duration(L, 1, fname, "data_timeout", 600);
+	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
+	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
+	c->require_tls = lua_tern_opt_bool(L, 1, fname, "require_tls", false);
+	eol = lua_tern_opt_string(L, 1, fname, "invalid_line_endings", "reject");
+	if (strcmp(eol, "reject") != 0 && strcmp(eol, "fix") != 0)
+		luaL_error(L, "%s: option 'invalid_line_endings' must be 'reject' or 'fix'", fname);
+	c->fix_line_endings = strcmp(eol, "fix") == 0;
+	if (!c->tls_certificate != !c->tls_private_key)
+		luaL_error(L, "%s: tls_certificate and tls_private_key go together", fname);
+	if (c->require_tls && !c->tls_certificate)
+		luaL_error(L, "%s: require_tls needs tls_certificate and tls_private_key", fname);
+	read_relay_hosts(L, fname, c);
+}
+
+#define LISTENER_CONFIG_MT "tern.listener_config"
+
+static int
+listener_config_gc(lua_State *L)
+{
+	smtp_listener_config_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static int
+lua_init_start_esmtp_listener(lua_State *L)
+{
+	static const char *const opts[] = {
+		"listen", "hostname", "banner", "relay_hosts", "max_message_size",
+		"max_recipients_per_message", "max_messages_per_connection", "max_connections",
+		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
+		"invalid_line_endings", NULL};
+	const char *fname = "tern.start_esmtp_listener";
+	struct smtp_listener_config *c;
+	struct tern_err err;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	/* Options are read into a userdata whose __gc frees them if a later option raises. */
+	c = lua_newuserdata(L, sizeof(*c));
+	memset(c, 0, sizeof(*c));
+	luaL_getmetatable(L, LISTENER_CONFIG_MT);
+	lua_setmetatable(L, -2);
+	read_listener_options(L, fname, c);
+	if (smtp_server_add_listener(c, &err) < 0)
+		return raise_err(L, fname, &err);
+	return 0;
+}
+
+void
+lua_init_open(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{"define_spool", lua_init_define_spool},
+		{"configure_local_logs", lua_init_configure_local_logs},
+		{"start_esmtp_listener", lua_init_start_esmtp_listener},
+		{NULL, NULL},
+	};
+
+	luaL_register(L, NULL, fns);
+	luaL_newmetatable(L, LISTENER_CONFIG_MT);
+	lua_pushcfunction(L, listener_config_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+}

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reception batches. The spool writer thread completes a batch; the
+ * completion is posted back to the submitting shard's mailbox, so records,
+ * replies and (later) queue insertion all happen on the shard that owns the
+ * session.
+ */
+#include "tern/reception.h"
+#include "tern/log.h"
+#include "tern/logrec.h"
+#include "tern/message.h"
+#include "tern/shard.h"
+#include "tern/spool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct reception {
+	struct shard *shard;
+	struct message **msgs;
+	size_t n;
+	struct reception_origin origin;
+	char *strings; /* one allocation backing the origin's strings */
+	reception_done_fn done;
+	void *arg;
+	int status;
+	struct tern_err err;
+};
+
+static struct spool *reception_spool;
+
+void
+reception_set_spool(struct spool *sp)
+{
+	reception_spool = sp;
+}
+
+static void
+reception_free(struct reception *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		message_free(r->msgs[i]);
+	free(r->msgs);
+	free(r->strings);
+	free(r);
+}
+
+static bool
+is_null_queued(const struct message *m)
+{
+	struct buf q;
+	bool yes;
+
+	buf_init(&q);
+	yes = message_meta_string(m, "queue", &q) == 0 && strcmp(q.data, "null") == 0;
+	buf_deinit(&q);
+	return yes;
+}
+
+static void
+log_receptions(struct reception *r)
+{
+	struct logrec rec = {
+		.type = "Reception",
+		.peer_address = r->origin.peer_address,
+		.listener = r->origin.listener,
+		.tls_version = r->origin.tls_version,
+		.tls_cipher = r->origin.tls_cipher,
+	};
+	struct buf queue;
+	size_t i;
+
+	buf_init(&queue);
+	for (i = 0; i < r->n; i++) {
+		buf_reset(&queue);
+		message_queue_name(r->msgs[i], &queue);
+		rec.msg = r->msgs[i];
+		rec.queue = queue.data ? queue.data : "";
+		logrec_write(&rec);
+	}
+	buf_deinit(&queue);
+}
+
+/* On the submitting shard: log, answer, release. */
+static void
+reception_complete(void *arg)
+{
+	struct reception *r = arg;
+
+	if (r->status == 0)
+		log_receptions(r);
+	if (r->done)
+		r->done(r->arg, r->status, &r->err);
+	shard_busy_dec(r->shard);
+	reception_free(r);
+}
+
+/* On the spool writer thread. */
+static void
+reception_synced(void *arg, int status, const struct tern_err *err)
+{
+	struct reception *r = arg;
+
+	r->status = status;
+	if (status < 0)
+		r->err = *err;
+	if (shard_post(r->shard, reception_complete, r) < 0)
+		log_error("reception", "shard %d is gone; %zu durable messages not logged", r->shard->id, r->n);
+}
+
+static int
+copy_origin(struct reception *r, const struct reception_origin *o)
+{
+	const char *src[4] = {o->peer_address, o->listener, o->tls_version, o->tls_cipher};
+	const char **dst[4] = {&r->origin.peer_address, &r->origin.listener, &r->origin.tls_version,
+			       &r->origin.tls_cipher};
+	size_t total = 0, i;
+	char *p;
+
+	for (i = 0; i < 4; i++)
+		total += src[i] ? strlen(src[i]) + 1 : 0;
+	p = r->strings = malloc(total + 1);
+	if (p == NULL)
+		return -ENOMEM;
+	for (i = 0; i < 4; i++) {
+		*dst[i] = NULL;
+		if (src[i]) {
+			*dst[i] = strcpy(p, src[i]);
+			p += strlen(src[i]) + 1;
+		}
+	}
+	return 0;
+}
+
+/* Spool every message not null-queued; 0 when nothing needs spooling (completion posted directly). */
+static int
+spool_batch(struct reception *r, struct tern_err *err)
+{
+	struct spool_record *recs = calloc(r->n, sizeof(*recs));
+	struct buf *metas = calloc(r->n, sizeof(*metas));
+	size_t i, n = 0;
+	int rc = 0;
+
+	if (recs == NULL || metas == NULL) {
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < r->n && rc == 0; i++) {
+		if (is_null_queued(r->msgs[i]))
+			continue;
+		buf_init(&metas[n]);
+		if (message_encode_spool_meta(r->msgs[i], &metas[n]) < 0) {
+			tern_err_set(err, 451, "4.3.0", "out of memory");
+			rc = -ENOMEM;
+			n++;
+			break;
+		}
+		recs[n] = (struct spool_record){r->msgs[i]->id, r->msgs[i]->data.data,
+						r->msgs[i]->data.len, metas[n].data, metas[n].len};
+		n++;
+	}
+	if (rc == 0 && n > 0)
+		rc = spool_put(reception_spool, recs, n, reception_synced, r, err);
+	else if (rc == 0)
+		rc = shard_post(r->shard, reception_complete, r);
+out:
+	for (i = 0; metas && i < n; i++)
+		buf_deinit(&metas[i]);
+	free(metas);
+	free(recs);
+	return rc;
+}
+
+struct reception *
+reception_submit(struct shard *shard, struct message **msgs, size_t n,
+		 const struct reception_origin *origin, reception_done_fn done, void *arg,
+		 struct tern_err *err)
+{
+	struct reception *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || copy_origin(r, origin) < 0 || reception_spool == NULL) {
+		tern_err_set(err, 451, "4.3.0", r ? "no spool is defined" : "out of memory");
+		goto fail;
+	}
+	r->shard = shard;
+	r->msgs = msgs;
+	r->n = n;
+	r->done = done;
+	r->arg = arg;
+	shard_busy_inc(shard);
+	if (spool_batch(r, err) < 0) {
+		shard_busy_dec(shard);
+		return (reception_free(r), NULL);
+	}
+	return r;
+fail:
+	if (r) {
+		free(r->strings);
+		free(r);
+	}
+	for (size_t i = 0; i < n; i++)
+		message_free(msgs[i]);
+	free(msgs);
+	return NULL;
+}
+
+void
+reception_detach(struct reception *r)
+{
+	r->done = NULL;
+	r->arg = NULL;
+}

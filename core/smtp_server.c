@@ -1,0 +1,1520 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The ESMTP server. One session per connection, driven by io events; one
+ * small function per command. Commands are taken from the input buffer one
+ * line at a time while the session is in SESSION_CMD; a command that needs a
+ * policy hook moves the session to SESSION_HOOK and pauses reading until the
+ * hook returns, so pipelined commands are answered in order and their
+ * replies leave together (io flushes once per loop iteration).
+ *
+ * The 250 after DATA is sent only from the reception completion, i.e. after
+ * the spool's synced group commit.
+ */
+#include "tern/smtp_server.h"
+#include "tern/coro.h"
+#include "tern/daemon.h"
+#include "tern/io.h"
+#include "tern/log.h"
+#include "tern/lua_conn.h"
+#include "tern/lua_message.h"
+#include "tern/message.h"
+#include "tern/policy.h"
+#include "tern/reception.h"
+#include "tern/shard.h"
+#include "tern/smtp_proto.h"
+#include "tern/spool.h"
+#include "tern/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <openssl/evp.h>
+
+enum session_state {
+	SESSION_GREETING, /* connection hook running */
+	SESSION_CMD,
+	SESSION_HOOK,
+	SESSION_DATA,
+	SESSION_BDAT,
+	SESSION_AUTH,     /* waiting for a SASL continuation line */
+	SESSION_SPOOLING, /* waiting for the synced write */
+	SESSION_TLS,
+	SESSION_CLOSING, /* last reply queued; close once flushed */
+};
+
+struct smtp_listener;
+
+/* A listener's presence on one shard. */
+struct listener_shard {
+	struct smtp_listener *listener;
+	struct shard *shard;
+	int fd;
+	ev_io accept_watcher;
+	struct session *sessions;
+};
+
+struct smtp_listener {
+	struct smtp_listener_config cfg;
+	SSL_CTX *tls;
+	struct listener_shard *shards;
+	int n_shards;
+	atomic_int connections;
+};
+
+struct session;
+typedef void (*hook_then_fn)(struct session *s, lua_State *co, int status, int nres,
+			     const struct tern_err *err);
+
+struct session {
+	struct listener_shard *ls;
+	struct smtp_listener *l;
+	struct io *io;
+	struct session *prev, *next;
+	enum session_state state;
+	char id[24];
+	struct sockaddr_storage peer;
+	struct conn_info conn;
+	bool esmtp;
+	bool discard_line; /* dropping the rest of an over-long line */
+	int n_messages;
+	/* transaction */
+	bool in_tx;
+	char *sender;
+	char **rcpts;
+	size_t n_rcpts, cap_rcpts;
+	bool smtputf8;
+	struct smtp_data_reader reader;
+	struct buf body;
+	uint64_t bdat_left;
+	bool bdat_last;
+	bool bdat_failed; /* a chunk was refused: discard the rest of the transaction's chunks */
+	bool bdat_prev_cr;
+	bool bdat_bare;
+	char pending_rcpt[SMTP_ADDR_MAX + 1];
+	/* messages being built after the end of data */
+	struct message *tx_msg;
+	struct message **msgs;
+	size_t n_msgs, next_hook_msg;
+	struct reception *reception;
+	/* hooks */
+	struct coro_ref hook;
+	bool hook_running;
+	bool hook_sync; /* the hook completed inside coro_start */
+	hook_then_fn hook_then;
+	/* AUTH LOGIN */
+	char auth_user[256];
+	int auth_step;
+};
+
+static unsigned long session_counter;
+
+/* ---- replies -------------------------------------------------------------------------- */
+
+static void
+session_reply(struct session *s, int code, const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+session_reply(struct session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+	struct buf text, out;
+	va_list ap;
+
+	buf_init(&text);
+	buf_init(&out);
+	va_start(ap, fmt);
+	buf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	if (smtp_format_reply(&out, code, enhanced, text.data ? text.data : "") == 0)
+		io_write(s->io, out.data, out.len);
+	buf_deinit(&text);
+	buf_deinit(&out);
+}
+
+static void
+session_reply_err(struct session *s, const struct tern_err *err)
+{
+	session_reply(s, err->code, err->enhanced, "%s", err->msg);
+}
+
+/* Reply and close once the reply is flushed. */
+static void
+session_close_with(struct session *s, int code, const char *enhanced, const char *text)
+{
+	session_reply(s, code, enhanced, "%s", text);
+	s->state = SESSION_CLOSING;
+	io_pause_read(s->io);
+}
+
+/* ---- session lifecycle ------------------------------------------------------------------ */
+
+static void
+tx_reset(struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_rcpts; i++)
+		free(s->rcpts[i]);
+	s->n_rcpts = 0;
+	free(s->sender); s->sender = NULL;
+	s->in_tx = false;
+	s->smtputf8 = false;
+	s->bdat_failed = false;
+	s->bdat_prev_cr = false;
+	s->bdat_bare = false;
+	buf_reset(&s->body);
+	message_free(s->tx_msg); s->tx_msg = NULL;
+	for (i = 0; i < s->n_msgs; i++)
+		message_free(s->msgs[i]);
+	free(s->msgs); s->msgs = NULL;
+	s->n_msgs = 0;
+}
+
+static void
+session_free(struct session *s)
+{
+	struct listener_shard *ls = s->ls;
+
+	if (s->hook_running)
+		coro_cancel(&s->hook);
+	if (s->reception) {
+		reception_detach(s->reception);
+		shard_busy_dec(ls->shard);
+	}
+	if (s->in_tx)
+		shard_busy_dec(ls->shard);
+	tx_reset(s);
+	free(s->rcpts);
+	buf_deinit(&s->body);
+	conn_info_deinit(&s->conn);
+	io_free(s->io);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		ls->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	atomic_fetch_sub(&s->l->connections, 1);
+	log_debug("smtp_server", "session %s closed", s->id);
+	free(s);
+}
+
+static void
+tx_begin(struct session *s)
+{
+	s->in_tx = true;
+	shard_busy_inc(s->ls->shard);
+}
+
+static void
+tx_end(struct session *s)
+{
+	if (s->in_tx)
+		shard_busy_dec(s->ls->shard);
+	tx_reset(s);
+	if (s->ls->shard->stopping && s->state == SESSION_CMD)
+		session_close_with(s, 421, "4.3.2", "Service shutting down");
+}
+
+/* ---- hooks ------------------------------------------------------------------------------ */
+
+static void session_process(struct session *s);
+
+static void
+session_hook_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct session *s = arg;
+
+	s->hook_running = false;
+	s->hook_then(s, co, status, nres, err);
+	if (!s->hook_sync) {
+		io_resume_read(s->io);
+		session_process(s);
+	}
+}
+
+/*
+ * Call event with the arguments pushed by the caller on the returned state
+ * (NULL: no handler, nothing to do). The continuation runs when it ends.
+ */
+static lua_State *
+session_hook_begin(struct session *s, const char *event)
+{
+	return policy_hook_begin(s->ls->shard->policy, event, &s->hook);
+}
+
+static void
+session_hook_start(struct session *s, const char *event, int nargs, hook_then_fn then)
+{
+	s->state = SESSION_HOOK;
+	s->hook_then = then;
+	s->hook_running = true;
+	s->hook_sync = true;
+	io_pause_read(s->io);
+	policy_hook_start(s->ls->shard->policy, &s->hook, event, nargs, session_hook_done, s);
+	if (s->hook_running)
+		s->hook_sync = false;
+	else
+		io_resume_read(s->io);
+}
+
+/* A rejected or failed hook answers the client; true when the command may go on. */
+static bool
+hook_allows(struct session *s, int status, const struct tern_err *err)
+{
+	if (status == CORO_OK)
+		return true;
+	if (status == CORO_REJECTED)
+		session_reply_err(s, err);
+	else
+		session_reply(s, 451, "4.3.0", "Temporary policy failure, try again later");
+	return false;
+}
+
+static void
+push_conn(lua_State *co, struct session *s)
+{
+	lua_conn_push(co, &s->conn);
+}
+
+/* ---- greeting, EHLO ----------------------------------------------------------------------- */
+
+static void
+send_banner(struct session *s)
+{
+	session_reply(s, 220, NULL, "%s %s", s->l->cfg.hostname,
+		      s->l->cfg.banner ? s->l->cfg.banner : "ESMTP tern");
+}
+
+static void
+after_connection_hook(struct session *s, lua_State *co, int status, int nres,
+		      const struct tern_err *err)
+{
+	if (status == CORO_OK) {
+		s->state = SESSION_CMD;
+		send_banner(s);
+	} else if (status == CORO_REJECTED) {
+		session_close_with(s, err->code, err->enhanced, err->msg);
+	} else {
+		session_close_with(s, 421, "4.3.0", "Temporary policy failure, try again later");
+	}
+}
+
+static bool
+tls_available(struct session *s)
+{
+	return s->l->tls != NULL && !io_is_tls(s->io);
+}
+
+static bool
+auth_available(struct session *s)
+{
+	return io_is_tls(s->io) && policy_has_hook(s->ls->shard->policy, "smtp_server_auth_plain");
+}
+
+static void
+send_ehlo_reply(struct session *s)
+{
+	struct buf caps;
+
+	buf_init(&caps);
+	buf_printf(&caps, "%s Hello %s [%s]\n", s->l->cfg.hostname, s->conn.ehlo,
+		   s->conn.peer_address);
+	buf_append_str(&caps, "PIPELINING\n");
+	buf_printf(&caps, "SIZE %llu\n", (unsigned long long)s->l->cfg.max_message_size);
+	buf_append_str(&caps, "8BITMIME\nSMTPUTF8\nCHUNKING\nENHANCEDSTATUSCODES\n");
+	if (tls_available(s))
+		buf_append_str(&caps, "STARTTLS\n");
+	if (auth_available(s))
+		buf_append_str(&caps, "AUTH PLAIN LOGIN\n");
+	buf_append_str(&caps, "HELP");
+	session_reply(s, 250, NULL, "%s", caps.data);
+	buf_deinit(&caps);
+}
+
+static void
+after_ehlo_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err)) {
+		s->conn.ehlo[0] = '\0';
+		return;
+	}
+	if (s->esmtp)
+		send_ehlo_reply(s);
+	else
+		session_reply(s, 250, NULL, "%s Hello %s", s->l->cfg.hostname, s->conn.ehlo);
+}
+
+static void
+cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
+{
+	lua_State *co;
+
+	if (s->in_tx)
+		tx_end(s);
+	s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+	snprintf(s->conn.ehlo, sizeof(s->conn.ehlo), "%s", cmd->domain);
+	co = session_hook_begin(s, "smtp_server_ehlo");
+	if (co == NULL) {
+		after_ehlo_hook(s, NULL, CORO_OK, 0, NULL);
+		return;
+	}
+	lua_pushstring(co, cmd->domain);
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_ehlo", 2, after_ehlo_hook);
+}
+
+/* ---- MAIL, RCPT ----------------------------------------------------------------------------- */
+
+static void
+after_mail_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err)) {
+		tx_end(s);
+		return;
+	}
+	session_reply(s, 250, "2.1.0", "Sender OK");
+}
+
+static bool
+mail_allowed(struct session *s, const struct smtp_cmd *cmd)
+{
+	const struct smtp_listener_config *c = &s->l->cfg;
+
+	if (s->conn.ehlo[0] == '\0')
+		session_reply(s, 503, "5.5.1", "Send EHLO or HELO first");
+	else if (s->in_tx)
+		session_reply(s, 503, "5.5.1", "Nested MAIL command");
+	else if (c->require_tls && !io_is_tls(s->io))
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+	else if (c->max_messages_per_connection > 0 && s->n_messages >= c->max_messages_per_connection)
+		session_close_with(s, 421, "4.7.0", "Too many messages for this connection");
+	else if (cmd->has_size && cmd->size > c->max_message_size)
+		session_reply(s, 552, "5.3.4", "Message size exceeds the limit of %llu bytes",
+			      (unsigned long long)c->max_message_size);
+	else
+		return true;
+	return false;
+}
+
+static void
+cmd_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	lua_State *co;
+
+	if (!mail_allowed(s, cmd))
+		return;
+	s->sender = strdup(cmd->addr);
+	if (s->sender == NULL) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		return;
+	}
+	tx_begin(s);
+	s->smtputf8 = cmd->smtputf8;
+	co = session_hook_begin(s, "smtp_server_mail_from");
+	if (co == NULL) {
+		after_mail_hook(s, NULL, CORO_OK, 0, NULL);
+		return;
+	}
+	lua_pushstring(co, cmd->addr);
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_mail_from", 2, after_mail_hook);
+}
+
+static void
+add_pending_rcpt(struct session *s)
+{
+	if (s->n_rcpts == s->cap_rcpts) {
+		size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
+		char **p = realloc(s->rcpts, cap * sizeof(*p));
+
+		if (p == NULL)
+			goto nomem;
+		s->rcpts = p;
+		s->cap_rcpts = cap;
+	}
+	s->rcpts[s->n_rcpts] = strdup(s->pending_rcpt);
+	if (s->rcpts[s->n_rcpts] == NULL)
+		goto nomem;
+	s->n_rcpts++;
+	session_reply(s, 250, "2.1.5", "Recipient OK");
+	return;
+nomem:
+	session_reply(s, 451, "4.3.0", "Out of memory");
+}
+
+static void
+after_rcpt_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (hook_allows(s, status, err))
+		add_pending_rcpt(s);
+}
+
+static void
+run_rcpt_hook(struct session *s)
+{
+	lua_State *co = session_hook_begin(s, "smtp_server_rcpt_to");
+
+	if (co == NULL) {
+		after_rcpt_hook(s, NULL, CORO_OK, 0, NULL);
+		return;
+	}
+	lua_pushstring(co, s->pending_rcpt);
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_rcpt_to", 2, after_rcpt_hook);
+}
+
+static void
+after_listener_domain_hook(struct session *s, lua_State *co, int status, int nres,
+			   const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err))
+		return;
+	if (nres < 1 || !lua_toboolean(co, -nres)) {
+		session_reply(s, 550, "5.7.1", "Relaying denied");
+		return;
+	}
+	run_rcpt_hook(s);
+}
+
+static const char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+static bool
+relay_allowed(struct session *s)
+{
+	return s->conn.auth_id[0] != '\0' ||
+	       cidr_match_any(s->l->cfg.relay_hosts, s->l->cfg.n_relay_hosts,
+			      (struct sockaddr *)&s->peer);
+}
+
+static void
+cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	lua_State *co;
+
+	if (!s->in_tx) {
+		session_reply(s, 503, "5.5.1", "Send MAIL first");
+		return;
+	}
+	if ((int)s->n_rcpts >= s->l->cfg.max_recipients) {
+		session_reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "%s", cmd->addr);
+	if (relay_allowed(s)) {
+		run_rcpt_hook(s);
+		return;
+	}
+	co = session_hook_begin(s, "get_listener_domain");
+	if (co == NULL) {
+		session_reply(s, 550, "5.7.1", "Relaying denied");
+		return;
+	}
+	lua_pushstring(co, rcpt_domain(cmd->addr));
+	lua_pushstring(co, s->l->cfg.listen);
+	push_conn(co, s);
+	session_hook_start(s, "get_listener_domain", 3, after_listener_domain_hook);
+}
+
+/* ---- end of data: build, hooks, spool -------------------------------------------------------- */
+
+static void run_message_hooks(struct session *s);
+
+static void
+after_spool(void *arg, int status, const struct tern_err *err)
+{
+	struct session *s = arg;
+	struct buf ids;
+	size_t i;
+
+	s->reception = NULL;
+	shard_busy_dec(s->ls->shard);
+	s->state = SESSION_CMD;
+	if (status < 0) {
+		session_reply_err(s, err);
+		tx_end(s);
+		session_process(s);
+		return;
+	}
+	buf_init(&ids);
+	for (i = 0; i < s->n_msgs; i++) {
+		char hex[SPOOL_ID_HEX_LEN + 1];
+
+		spool_id_to_hex(&s->msgs[i]->id, hex);
+		buf_printf(&ids, " %s", hex);
+	}
+	s->n_messages++;
+	session_reply(s, 250, "2.0.0", "OK queued as%s", ids.data ? ids.data : "");
+	buf_deinit(&ids);
+	/* The reception owns the messages now. */
+	free(s->msgs); s->msgs = NULL;
+	s->n_msgs = 0;
+	tx_end(s);
+	io_resume_read(s->io);
+	session_process(s);
+}
+
+static void
+spool_messages(struct session *s)
+{
+	struct reception_origin origin = {
+		.peer_address = s->conn.peer_address,
+		.listener = s->l->cfg.listen,
+		.tls_version = s->conn.tls_version,
+		.tls_cipher = s->conn.tls_cipher,
+	};
+	struct message **copy = malloc(s->n_msgs * sizeof(*copy));
+	struct tern_err err;
+
+	if (copy == NULL) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		tx_end(s);
+		return;
+	}
+	memcpy(copy, s->msgs, s->n_msgs * sizeof(*copy));
+	s->state = SESSION_SPOOLING;
+	io_pause_read(s->io);
+	shard_busy_inc(s->ls->shard);
+	s->reception = reception_submit(s->ls->shard, copy, s->n_msgs, &origin, after_spool, s, &err);
+	if (s->reception == NULL) {
+		/* reception_submit freed the messages */
+		s->n_msgs = 0;
+		shard_busy_dec(s->ls->shard);
+		s->state = SESSION_CMD;
+		io_resume_read(s->io);
+		session_reply_err(s, &err);
+		tx_end(s);
+	}
+}
+
+static void
+after_message_hook(struct session *s, lua_State *co, int status, int nres,
+		   const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err)) {
+		tx_end(s);
+		return;
+	}
+	s->next_hook_msg++;
+	run_message_hooks(s);
+}
+
+/* smtp_server_message_received for each message in turn, then the spool. */
+static void
+run_message_hooks(struct session *s)
+{
+	while (s->next_hook_msg < s->n_msgs) {
+		struct message *m = s->msgs[s->next_hook_msg];
+		lua_State *co = session_hook_begin(s, "smtp_server_message_received");
+
+		if (co == NULL)
+			break;
+		lua_message_push(co, m);
+		push_conn(co, s);
+		session_hook_start(s, "smtp_server_message_received", 2, after_message_hook);
+		return;
+	}
+	spool_messages(s);
+}
+
+/* One message per recipient: the transaction message becomes the first. */
+static int
+split_by_recipient(struct session *s)
+{
+	struct shard *shard = s->ls->shard;
+	size_t i;
+
+	s->msgs = calloc(s->n_rcpts, sizeof(*s->msgs));
+	if (s->msgs == NULL)
+		return -ENOMEM;
+	for (i = 1; i < s->n_rcpts; i++) {
+		s->msgs[i] = message_clone(s->tx_msg, s->rcpts[i]);
+		if (s->msgs[i] == NULL)
+			return -ENOMEM;
+		s->n_msgs = i + 1;
+		spool_make_id(&s->msgs[i]->id, 0, (uint16_t)shard->id);
+	}
+	s->msgs[0] = s->tx_msg;
+	s->tx_msg = NULL;
+	s->n_msgs = s->n_rcpts;
+	return 0;
+}
+
+static void
+after_data_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err)) {
+		tx_end(s);
+		return;
+	}
+	if (split_by_recipient(s) < 0) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		tx_end(s);
+		return;
+	}
+	s->next_hook_msg = 0;
+	run_message_hooks(s);
+}
+
+static int
+add_received_header(struct session *s, struct message *m)
+{
+	char date[64], hex[SPOOL_ID_HEX_LEN + 1];
+	struct buf v;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	spool_id_to_hex(&m->id, hex);
+	buf_init(&v);
+	buf_printf(&v, "from %s ([%s])\n by %s (tern) with %s%s%s\n id %s", s->conn.ehlo,
+		   s->conn.peer_address, s->l->cfg.hostname, s->smtputf8 ? "UTF8" : "",
+		   s->esmtp ? "ESMTP" : "SMTP",
+		   io_is_tls(s->io) ? (s->conn.auth_id[0] ? "SA" : "S") : (s->conn.auth_id[0] ? "A" : ""),
+		   hex);
+	if (s->n_rcpts == 1)
+		buf_printf(&v, "\n for <%s>", s->rcpts[0]);
+	buf_printf(&v, ";\n %s", date);
+	rc = message_prepend_header(m, "Received", v.data);
+	buf_deinit(&v);
+	return rc;
+}
+
+static int
+build_tx_message(struct session *s)
+{
+	struct message *m = message_new(s->sender, s->rcpts[0]);
+
+	if (m == NULL)
+		return -ENOMEM;
+	spool_make_id(&m->id, 0, (uint16_t)s->ls->shard->id);
+	m->created = util_wallclock();
+	/* Hand the body over instead of copying it. */
+	m->data = s->body;
+	buf_init(&s->body);
+	s->tx_msg = m;
+	return add_received_header(s, m);
+}
+
+static void
+end_of_data(struct session *s)
+{
+	lua_State *co;
+
+	if (build_tx_message(s) < 0) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		tx_end(s);
+		return;
+	}
+	co = session_hook_begin(s, "smtp_server_data");
+	if (co == NULL) {
+		after_data_hook(s, NULL, CORO_OK, 0, NULL);
+		return;
+	}
+	lua_message_push(co, s->tx_msg);
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_data", 2, after_data_hook);
+}
+
+/* ---- DATA and BDAT ------------------------------------------------------------------------------ */
+
+static bool
+data_allowed(struct session *s)
+{
+	if (!s->in_tx) {
+		session_reply(s, 503, "5.5.1", "Send MAIL first");
+		return false;
+	}
+	if (s->n_rcpts == 0) {
+		session_reply(s, 554, "5.5.1", "No valid recipients");
+		return false;
+	}
+	return true;
+}
+
+static void
+cmd_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (!data_allowed(s))
+		return;
+	smtp_data_reader_init(&s->reader, s->l->cfg.max_message_size, s->l->cfg.fix_line_endings);
+	buf_reset(&s->body);
+	s->state = SESSION_DATA;
+	io_set_timeout(s->io, s->l->cfg.data_timeout);
+	session_reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
+}
+
+static void
+finish_data(struct session *s)
+{
+	s->state = SESSION_CMD;
+	io_set_timeout(s->io, s->l->cfg.client_timeout);
+	if (smtp_data_bad_line_ending(&s->reader)) {
+		session_reply(s, 550, "5.6.11", "Bare CR or LF in message data is not allowed");
+		tx_end(s);
+	} else if (smtp_data_too_big(&s->reader)) {
+		session_reply(s, 552, "5.3.4", "Message size exceeds the limit of %llu bytes",
+			      (unsigned long long)s->l->cfg.max_message_size);
+		tx_end(s);
+	} else if (smtp_data_nomem(&s->reader)) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		tx_end(s);
+	} else {
+		end_of_data(s);
+	}
+}
+
+static void
+feed_data(struct session *s)
+{
+	struct buf *in = io_input(s->io);
+	size_t used = 0;
+	enum smtp_data_status st;
+
+	st = smtp_data_feed(&s->reader, in->data, in->len, &s->body, &used);
+	io_consume(s->io, used);
+	if (st == SMTP_DATA_DONE)
+		finish_data(s);
+}
+
+static void
+cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	s->bdat_left = cmd->chunk_size;
+	s->bdat_last = cmd->last;
+	if (!s->bdat_failed && !data_allowed(s))
+		s->bdat_failed = true;
+	else if (!s->bdat_failed && s->body.len + cmd->chunk_size > s->l->cfg.max_message_size) {
+		session_reply(s, 552, "5.3.4", "Message size exceeds the limit of %llu bytes",
+			      (unsigned long long)s->l->cfg.max_message_size);
+		s->bdat_failed = true;
+	} else if (s->bdat_failed) {
+		session_reply(s, 503, "5.5.1", "Previous BDAT failed; send RSET");
+	}
+	s->state = SESSION_BDAT;
+	io_set_timeout(s->io, s->l->cfg.data_timeout);
+}
+
+/* Fix mode: bare CR or LF become CRLF. */
+static int
+append_normalised(struct buf *out, const char *p, size_t n, bool *prev_cr)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		char c = p[i];
+
+		if (*prev_cr && c != '\n')
+			rc = buf_append_char(out, '\n');
+		if (c == '\n' && !*prev_cr)
+			rc |= buf_append_char(out, '\r');
+		rc |= buf_append_char(out, c);
+		*prev_cr = c == '\r';
+	}
+	return rc;
+}
+
+static int
+bdat_take(struct session *s, const char *p, size_t n)
+{
+	if (s->bdat_failed)
+		return 0;
+	if (s->l->cfg.fix_line_endings)
+		return append_normalised(&s->body, p, n, &s->bdat_prev_cr);
+	if (smtp_has_bare_line_ending(p, n, &s->bdat_prev_cr))
+		s->bdat_bare = true;
+	return buf_append(&s->body, p, n);
+}
+
+static void
+finish_bdat_chunk(struct session *s)
+{
+	s->state = SESSION_CMD;
+	io_set_timeout(s->io, s->l->cfg.client_timeout);
+	if (s->bdat_failed) {
+		if (s->bdat_last)
+			tx_end(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		session_reply(s, 250, "2.0.0", "%zu octets received", s->body.len);
+		return;
+	}
+	if (s->l->cfg.fix_line_endings && s->bdat_prev_cr)
+		buf_append_char(&s->body, '\n');
+	if (s->bdat_bare || (!s->l->cfg.fix_line_endings && s->bdat_prev_cr)) {
+		session_reply(s, 550, "5.6.11", "Bare CR or LF in message data is not allowed");
+		tx_end(s);
+		return;
+	}
+	end_of_data(s);
+}
+
+static void
+feed_bdat(struct session *s)
+{
+	struct buf *in = io_input(s->io);
+	size_t n = in->len < s->bdat_left ? in->len : (size_t)s->bdat_left;
+
+	if (n > 0 && bdat_take(s, in->data, n) < 0) {
+		session_reply(s, 451, "4.3.0", "Out of memory");
+		s->bdat_failed = true;
+	}
+	io_consume(s->io, n);
+	s->bdat_left -= n;
+	if (s->bdat_left == 0)
+		finish_bdat_chunk(s);
+}
+
+/* ---- STARTTLS, AUTH -------------------------------------------------------------------------- */
+
+static void
+cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (io_is_tls(s->io)) {
+		session_reply(s, 503, "5.5.1", "TLS already active");
+		return;
+	}
+	if (s->l->tls == NULL) {
+		session_reply(s, 502, "5.5.1", "STARTTLS not available");
+		return;
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* RFC 3207: anything the client pipelined after STARTTLS is discarded. */
+	io_consume(s->io, io_input(s->io)->len);
+	s->state = SESSION_TLS;
+	if (io_start_tls_server(s->io, s->l->tls) < 0)
+		session_close_with(s, 454, "4.7.0", "TLS not available due to temporary reason");
+}
+
+static void
+tls_ready(struct session *s)
+{
+	/* RFC 3207: the session starts over, as if newly connected. */
+	tx_end(s);
+	s->conn.ehlo[0] = '\0';
+	s->esmtp = false;
+	s->conn.tls_version = io_tls_version(s->io);
+	s->conn.tls_cipher = io_tls_cipher(s->io);
+	s->state = SESSION_CMD;
+}
+
+static void
+after_auth_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	s->state = SESSION_CMD;
+	if (!hook_allows(s, status, err)) {
+		s->auth_user[0] = '\0';
+		return;
+	}
+	if (nres >= 1 && lua_toboolean(co, -nres)) {
+		snprintf(s->conn.auth_id, sizeof(s->conn.auth_id), "%s", s->auth_user);
+		session_reply(s, 235, "2.7.0", "Authentication successful");
+	} else {
+		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	}
+}
+
+static void
+run_auth_hook(struct session *s, const char *authz, const char *authc, const char *password)
+{
+	lua_State *co = session_hook_begin(s, "smtp_server_auth_plain");
+
+	if (co == NULL) {
+		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		return;
+	}
+	snprintf(s->auth_user, sizeof(s->auth_user), "%s", authc);
+	lua_pushstring(co, authz);
+	lua_pushstring(co, authc);
+	lua_pushstring(co, password);
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_auth_plain", 4, after_auth_hook);
+}
+
+/* Decode base64 into out (NUL-terminated); -1 when malformed. */
+static int
+base64_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen)
+{
+	int len, pad = 0;
+
+	if (n % 4 != 0 || n / 4 * 3 + 1 > cap)
+		return -1;
+	len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+	if (len < 0)
+		return -1;
+	if (n > 0 && in[n - 1] == '=')
+		pad++;
+	if (n > 1 && in[n - 2] == '=')
+		pad++;
+	*outlen = (size_t)len - (size_t)pad;
+	out[*outlen] = '\0';
+	return 0;
+}
+
+static void
+auth_plain_response(struct session *s, const char *b64, size_t n)
+{
+	char raw[1024];
+	size_t len;
+	const char *authz, *authc, *pass;
+
+	if (base64_decode(b64, n, raw, sizeof(raw), &len) < 0) {
+		session_reply(s, 501, "5.5.2", "Invalid base64 data");
+		return;
+	}
+	authz = raw;
+	authc = memchr(raw, '\0', len);
+	pass = authc ? memchr(authc + 1, '\0', len - (size_t)(authc + 1 - raw)) : NULL;
+	if (authc == NULL || pass == NULL) {
+		session_reply(s, 501, "5.5.2", "Malformed PLAIN credentials");
+		return;
+	}
+	run_auth_hook(s, authz, authc + 1, pass + 1);
+}
+
+static void
+auth_login_response(struct session *s, const char *b64, size_t n)
+{
+	char raw[256];
+	size_t len;
+
+	if (base64_decode(b64, n, raw, sizeof(raw), &len) < 0 || memchr(raw, '\0', len)) {
+		session_reply(s, 501, "5.5.2", "Invalid base64 data");
+		return;
+	}
+	if (s->auth_step == 1) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", raw);
+		s->auth_step = 2;
+		s->state = SESSION_AUTH;
+		session_reply(s, 334, NULL, "UGFzc3dvcmQ6");
+		return;
+	}
+	{
+		char user[256];
+
+		snprintf(user, sizeof(user), "%s", s->auth_user);
+		run_auth_hook(s, "", user, raw);
+	}
+}
+
+/* A SASL continuation line ("*" cancels). */
+static void
+auth_continue(struct session *s, const char *line, size_t len)
+{
+	s->state = SESSION_CMD;
+	if (len == 1 && line[0] == '*') {
+		session_reply(s, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	if (s->auth_step == 0)
+		auth_plain_response(s, line, len);
+	else
+		auth_login_response(s, line, len);
+}
+
+static void
+cmd_auth(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (!io_is_tls(s->io)) {
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+	} else if (!auth_available(s)) {
+		session_reply(s, 502, "5.5.1", "AUTH not available");
+	} else if (s->conn.auth_id[0] || s->in_tx) {
+		session_reply(s, 503, "5.5.1", "AUTH not allowed now");
+	} else if (strcmp(cmd->mechanism, "PLAIN") == 0) {
+		s->auth_step = 0;
+		if (cmd->initial_response[0])
+			auth_continue(s, cmd->initial_response, strlen(cmd->initial_response));
+		else {
+			s->state = SESSION_AUTH;
+			session_reply(s, 334, NULL, " ");
+		}
+	} else if (strcmp(cmd->mechanism, "LOGIN") == 0) {
+		s->auth_step = 1;
+		if (cmd->initial_response[0])
+			auth_continue(s, cmd->initial_response, strlen(cmd->initial_response));
+		else {
+			s->state = SESSION_AUTH;
+			session_reply(s, 334, NULL, "VXNlcm5hbWU6");
+		}
+	} else {
+		session_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+	}
+}
+
+/* ---- command dispatch ------------------------------------------------------------------------- */
+
+static void
+dispatch(struct session *s, const struct smtp_cmd *cmd)
+{
+	switch (cmd->verb) {
+	case SMTP_VERB_HELO:
+	case SMTP_VERB_EHLO: cmd_ehlo(s, cmd); break;
+	case SMTP_VERB_MAIL: cmd_mail(s, cmd); break;
+	case SMTP_VERB_RCPT: cmd_rcpt(s, cmd); break;
+	case SMTP_VERB_DATA: cmd_data(s, cmd); break;
+	case SMTP_VERB_BDAT: cmd_bdat(s, cmd); break;
+	case SMTP_VERB_RSET:
+		tx_end(s);
+		session_reply(s, 250, "2.0.0", "OK");
+		break;
+	case SMTP_VERB_NOOP: session_reply(s, 250, "2.0.0", "OK"); break;
+	case SMTP_VERB_QUIT: session_close_with(s, 221, "2.0.0", "Bye"); break;
+	case SMTP_VERB_VRFY:
+		session_reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message");
+		break;
+	case SMTP_VERB_HELP:
+		session_reply(s, 214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT "
+					       "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+		break;
+	case SMTP_VERB_STARTTLS: cmd_starttls(s, cmd); break;
+	case SMTP_VERB_AUTH: cmd_auth(s, cmd); break;
+	case SMTP_VERB_UNKNOWN: session_reply(s, 500, "5.5.1", "Command unrecognized"); break;
+	}
+}
+
+static void
+handle_line(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	struct tern_err err;
+
+	if (s->state == SESSION_AUTH) {
+		auth_continue(s, line, len);
+		return;
+	}
+	if (smtp_parse_command_utf8(line, len, s->smtputf8, &cmd, &err) < 0) {
+		/* A bad BDAT still announces a chunk we cannot find the end of: give up. */
+		if (cmd.verb == SMTP_VERB_BDAT)
+			session_close_with(s, err.code, err.enhanced, err.msg);
+		else
+			session_reply_err(s, &err);
+		return;
+	}
+	dispatch(s, &cmd);
+}
+
+/* Command lines: too long ones get 500 5.5.2 and are skipped up to their end. */
+static bool
+next_command(struct session *s)
+{
+	struct buf *in = io_input(s->io);
+	size_t len, used;
+	const char *line = io_getline(s->io, &len, &used);
+
+	if (line == NULL) {
+		if (in->len > SMTP_LINE_MAX && !s->discard_line) {
+			session_reply(s, 500, "5.5.2", "Line too long");
+			s->discard_line = true;
+		}
+		if (s->discard_line)
+			io_consume(s->io, in->len);
+		return false;
+	}
+	if (s->discard_line) {
+		s->discard_line = false;
+		io_consume(s->io, used);
+		return true;
+	}
+	if (len > SMTP_LINE_MAX - 2) {
+		io_consume(s->io, used);
+		session_reply(s, 500, "5.5.2", "Line too long");
+		return true;
+	}
+	handle_line(s, line, len);
+	io_consume(s->io, used);
+	return true;
+}
+
+static void
+session_process(struct session *s)
+{
+	for (;;) {
+		switch (s->state) {
+		case SESSION_CMD:
+		case SESSION_AUTH:
+			if (!next_command(s))
+				return;
+			break;
+		case SESSION_DATA:
+			if (io_input(s->io)->len == 0)
+				return;
+			feed_data(s);
+			break;
+		case SESSION_BDAT:
+			if (io_input(s->io)->len == 0 && s->bdat_left > 0)
+				return;
+			feed_bdat(s);
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+/* ---- I/O events ---------------------------------------------------------------------------- */
+
+static void
+session_io(struct io *io, enum io_event ev, void *arg)
+{
+	struct session *s = arg;
+
+	log_context()->session = s->id;
+	log_context()->peer = s->conn.peer_address;
+	switch (ev) {
+	case IO_DATAIN:
+		session_process(s);
+		break;
+	case IO_TLSREADY:
+		tls_ready(s);
+		session_process(s);
+		break;
+	case IO_LOWAT:
+		if (s->state == SESSION_CLOSING)
+			session_free(s);
+		break;
+	case IO_TIMEOUT:
+		if (s->state == SESSION_CLOSING)
+			session_free(s);
+		else
+			session_close_with(s, 421, "4.4.2", "Timeout, closing connection");
+		break;
+	case IO_CONNECTED:
+		break;
+	case IO_DISCONNECTED:
+	case IO_ERROR:
+		log_debug("smtp_server", "connection ended: %s", ev == IO_ERROR ? io_error(io) : "EOF");
+		session_free(s);
+		break;
+	}
+	log_context()->session = NULL;
+	log_context()->peer = NULL;
+}
+
+static void
+format_address(const struct sockaddr_storage *ss, char *out, size_t n, int *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)n);
+		*port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)n);
+		*port = ntohs(a->sin_port);
+	}
+}
+
+static struct session *
+session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *peer)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+
+	if (s == NULL)
+		return NULL;
+	s->io = io_new(ls->shard->loop, fd, session_io, s);
+	if (s->io == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->ls = ls;
+	s->l = ls->listener;
+	s->peer = *peer;
+	snprintf(s->id, sizeof(s->id), "%d-%lu", ls->shard->id, ++session_counter);
+	conn_info_init(&s->conn);
+	format_address(peer, s->conn.peer_address, sizeof(s->conn.peer_address), &s->conn.peer_port);
+	if (getsockname(fd, (struct sockaddr *)&local, &len) == 0)
+		format_address(&local, s->conn.local_address, sizeof(s->conn.local_address),
+			       &s->conn.local_port);
+	snprintf(s->conn.listener, sizeof(s->conn.listener), "%s", s->l->cfg.listen);
+	buf_init(&s->body);
+	io_set_timeout(s->io, s->l->cfg.client_timeout);
+	s->next = ls->sessions;
+	if (ls->sessions)
+		ls->sessions->prev = s;
+	ls->sessions = s;
+	return s;
+}
+
+static void
+session_start(struct session *s)
+{
+	lua_State *co = session_hook_begin(s, "smtp_server_connection_accepted");
+
+	if (co == NULL) {
+		s->state = SESSION_CMD;
+		send_banner(s);
+		return;
+	}
+	s->state = SESSION_GREETING;
+	push_conn(co, s);
+	session_hook_start(s, "smtp_server_connection_accepted", 1, after_connection_hook);
+	if (s->state == SESSION_HOOK)
+		s->state = SESSION_GREETING;
+}
+
+/* Over the limit: answer without a session and close. */
+static void
+refuse_connection(int fd)
+{
+	static const char msg[] = "421 4.7.0 Too many connections, try again later\r\n";
+
+	if (write(fd, msg, sizeof(msg) - 1) < 0)
+		log_debug("smtp_server", "refusal not sent: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *peer)
+{
+	struct smtp_listener *l = ls->listener;
+	struct session *s;
+	int one = 1;
+
+	if (atomic_fetch_add(&l->connections, 1) >= l->cfg.max_connections &&
+	    l->cfg.max_connections > 0) {
+		atomic_fetch_sub(&l->connections, 1);
+		refuse_connection(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s = session_new(ls, fd, peer);
+	if (s == NULL) {
+		atomic_fetch_sub(&l->connections, 1);
+		close(fd);
+		return;
+	}
+	session_start(s);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener_shard *ls = w->data;
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(ls->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("smtp_server", "accept on %s: %s", ls->listener->cfg.listen,
+					 strerror(errno));
+			return;
+		}
+		accept_one(ls, fd, &peer);
+	}
+}
+
+/* ---- listeners --------------------------------------------------------------------------- */
+
+int
+smtp_listener_parse_address(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	const char *h = listen;
+	size_t hlen;
+	char *end;
+	long port;
+
+	if (colon == NULL)
+		return -EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+		return -EINVAL;
+	hlen = (size_t)(colon - listen);
+	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+open_socket(const struct smtp_listener_config *c, struct tern_err *err)
+{
+	int one = 1;
+	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (c->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	return fd;
+fail:
+	tern_err_set(err, 0, "", "esmtp listener %s: %s", c->listen, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void
+listener_stop_shard(struct shard *shard, void *arg)
+{
+	struct listener_shard *ls = arg;
+	struct session *s, *next;
+
+	ev_io_stop(shard->loop, &ls->accept_watcher);
+	close(ls->fd);
+	ls->fd = -1;
+	for (s = ls->sessions; s; s = next) {
+		next = s->next;
+		if (s->state == SESSION_CMD && !s->in_tx)
+			session_close_with(s, 421, "4.3.2", "Service shutting down");
+	}
+}
+
+static void
+listener_exit_shard(struct shard *shard, void *arg)
+{
+	struct listener_shard *ls = arg;
+
+	while (ls->sessions)
+		session_free(ls->sessions);
+}
+
+static int
+listener_open(void *arg, struct tern_err *err)
+{
+	struct smtp_listener *l = arg;
+	int i;
+
+	if (l->cfg.tls_certificate) {
+		l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
+		if (l->tls == NULL)
+			return -EINVAL;
+	}
+	l->n_shards = shard_count();
+	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));
+	for (i = 0; i < l->n_shards; i++) {
+		struct listener_shard *ls = &l->shards[i];
+
+		ls->listener = l;
+		ls->shard = shard_get(i);
+		ls->fd = open_socket(&l->cfg, err);
+		if (ls->fd < 0)
+			return -EINVAL;
+		ev_io_init(&ls->accept_watcher, accept_cb, ls->fd, EV_READ);
+		ls->accept_watcher.data = ls;
+		/* The shard threads have not started yet: their loops are ours to touch. */
+		ev_io_start(ls->shard->loop, &ls->accept_watcher);
+		shard_on_stop(ls->shard, listener_stop_shard, ls);
+		shard_on_exit(ls->shard, listener_exit_shard, ls);
+	}
+	return 0;
+}
+
+static void
+listener_close(void *arg)
+{
+	struct smtp_listener *l = arg;
+	int i;
+
+	for (i = 0; i < l->n_shards; i++)
+		if (l->shards[i].fd >= 0)
+			close(l->shards[i].fd);
+	free(l->shards); l->shards = NULL;
+	l->n_shards = 0;
+	if (l->tls)
+		SSL_CTX_free(l->tls);
+	l->tls = NULL;
+}
+
+void
+smtp_listener_config_free(struct smtp_listener_config *cfg)
+{
+	free(cfg->listen);
+	free(cfg->hostname);
+	free(cfg->banner);
+	free(cfg->relay_hosts);
+	free(cfg->tls_certificate);
+	free(cfg->tls_private_key);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static void
+listener_free(void *arg)
+{
+	struct smtp_listener *l = arg;
+
+	smtp_listener_config_free(&l->cfg);
+	free(l);
+}
+
+int
+smtp_server_add_listener(struct smtp_listener_config *cfg, struct tern_err *err)
+{
+	struct smtp_listener *l = xcalloc(1, sizeof(*l));
+	struct daemon_service svc = {
+		.rank = DAEMON_RANK_LISTENERS,
+		.open = listener_open,
+		.close = listener_close,
+		.free = listener_free,
+		.cfg = l,
+	};
+	char name[160];
+
+	l->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	atomic_init(&l->connections, 0);
+	snprintf(name, sizeof(name), "esmtp listener %s", l->cfg.listen);
+	svc.name = name;
+	if (daemon_add_service(&svc, err) < 0) {
+		listener_free(l);
+		return -EEXIST;
+	}
+	return 0;
+}

@@ -1,0 +1,830 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The spool: every accepted message lives in RocksDB until it is delivered,
+ * bounced or expired. "data" holds the message bytes, "meta" its metadata,
+ * keyed by the 16-byte time-ordered id, so that iterating a column family is
+ * iterating messages in arrival order.
+ *
+ * A 250 may only be sent once a message is durable, and an fsync per message
+ * would cap the MTA at the disk's fsync rate. So spool_put only queues a copy
+ * of its records; one writer thread takes everything waiting, writes it as a
+ * single synced WriteBatch and then completes every request in it. The
+ * WriteBatch is atomic, so a request is either wholly durable or wholly
+ * absent, whatever happens to the batch.
+ */
+#include "tern/spool.h"
+#include "tern/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rocksdb/c.h>
+
+#define SPOOL_MAX_BATCH_DEFAULT 4096
+/*
+ * RocksDB copies every value into the WriteBatch, so a batch doubles the
+ * memory of what it holds: bound it in bytes as well as in records.
+ */
+#define SPOOL_MAX_BATCH_BYTES (64u << 20)
+#define SPOOL_BLOCK_CACHE_BYTES (32u << 20)
+/*
+ * The meta CF's memtable fills slowly, and RocksDB keeps every WAL file
+ * until all column families that have data in it are flushed; without a cap
+ * one quiet CF pins gigabytes of WAL written for the busy data CF.
+ */
+#define SPOOL_MAX_TOTAL_WAL_BYTES (256u << 20)
+
+enum spool_cf { SPOOL_CF_DEFAULT, SPOOL_CF_DATA, SPOOL_CF_META, SPOOL_CF_QUARANTINE, SPOOL_CF_N };
+
+/* RocksDB always has "default"; the spool keeps nothing in it. */
+static const char *const spool_cf_names[SPOOL_CF_N] = {"default", "data", "meta", "quarantine"};
+
+/* One spool_put call: the records and a copy of their bytes, in one allocation. */
+struct spool_req {
+	struct spool_req *next;
+	spool_done_fn done;
+	void *arg;
+	size_t n;
+	size_t bytes;
+	struct spool_record recs[];
+};
+
+struct spool {
+	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[SPOOL_CF_N];
+	rocksdb_options_t *db_opts;
+	rocksdb_options_t *cf_opts[SPOOL_CF_N];
+	rocksdb_block_based_table_options_t *table_opts;
+	rocksdb_cache_t *cache;
+	rocksdb_writeoptions_t *wo_sync;
+	rocksdb_writeoptions_t *wo_nosync;
+	rocksdb_readoptions_t *ro_meta;
+	rocksdb_readoptions_t *ro_bulk;
+	bool read_only;
+	size_t max_batch;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct spool_req *head;
+	struct spool_req **tailp;
+	size_t pending;
+	bool stopping;
+	bool writer_running;
+	pthread_t writer;
+
+	_Atomic uint64_t batches;
+	_Atomic uint64_t records;
+	_Atomic uint64_t requests;
+	_Atomic uint64_t failed;
+};
+
+/* Ids */
+
+static _Atomic uint32_t spool_id_seq;
+static __thread uint64_t spool_id_last_us;
+static __thread uint32_t spool_id_last_seq;
+
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | *p++;
+	return v;
+}
+
+void
+spool_make_id(struct spool_id *id, uint16_t node, uint16_t shard)
+{
+	struct timespec ts;
+	uint64_t us;
+	uint32_t seq = atomic_fetch_add_explicit(&spool_id_seq, 1, memory_order_relaxed);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/*
+	 * A shard is one thread, so per-thread state is enough to keep its ids
+	 * in creation order: never step back with the wall clock, and when
+	 * the shared sequence has wrapped within one microsecond, move on to
+	 * the next microsecond instead of sorting before the previous id.
+	 */
+	if (us < spool_id_last_us)
+		us = spool_id_last_us;
+	if (us == spool_id_last_us && seq <= spool_id_last_seq)
+		us++;
+	spool_id_last_us = us;
+	spool_id_last_seq = seq;
+	put_be(id->b, us, 8);
+	put_be(id->b + 8, node, 2);
+	put_be(id->b + 10, shard, 2);
+	put_be(id->b + 12, seq, 4);
+}
+
+double
+spool_id_time(const struct spool_id *id)
+{
+	return (double)get_be(id->b, 8) / 1e6;
+}
+
+static void
+hex_encode(const uint8_t *p, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+spool_id_to_hex(const struct spool_id *id, char out[SPOOL_ID_HEX_LEN + 1])
+{
+	hex_encode(id->b, SPOOL_ID_LEN, out);
+}
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+spool_id_from_hex(const char *hex, size_t len, struct spool_id *id)
+{
+	size_t i;
+
+	if (len != SPOOL_ID_HEX_LEN)
+		return -EINVAL;
+	for (i = 0; i < SPOOL_ID_LEN; i++) {
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		id->b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* Opening and closing */
+
+static void
+spool_set_cf_options(struct spool *sp, enum spool_cf cf)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+
+	rocksdb_options_set_block_based_table_factory(o, sp->table_opts);
+	switch (cf) {
+	case SPOOL_CF_DATA:
+		/*
+		 * Most bodies are deleted minutes after they arrive, often
+		 * before their memtable is flushed, and what reaches an SST is
+		 * largely base64 of already-compressed attachments: compressing
+		 * would spend CPU on data that dies young and barely shrinks.
+		 */
+		rocksdb_options_set_compression(o, rocksdb_no_compression);
+		break;
+	case SPOOL_CF_META:
+		/* Small JSON, rewritten on every attempt: LZ4 is nearly free. */
+		rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+		break;
+	case SPOOL_CF_QUARANTINE:
+		/* Cold, and kept until an operator looks at it: zstd. */
+		rocksdb_options_set_compression(o, rocksdb_zstd_compression);
+		break;
+	default:
+		break;
+	}
+	sp->cf_opts[cf] = o;
+}
+
+static void
+spool_set_options(struct spool *sp)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+	int i;
+
+	/* The cache serves meta lookups; bulk reads below bypass it. */
+	sp->cache = rocksdb_cache_create_lru(SPOOL_BLOCK_CACHE_BYTES);
+	sp->table_opts = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(sp->table_opts, sp->cache);
+	rocksdb_options_set_create_if_missing(o, !sp->read_only);
+	rocksdb_options_set_create_missing_column_families(o, !sp->read_only);
+	rocksdb_options_set_max_background_jobs(o, 2);
+	rocksdb_options_set_max_total_wal_size(o, SPOOL_MAX_TOTAL_WAL_BYTES);
+	rocksdb_options_set_keep_log_file_num(o, 4);
+	rocksdb_options_set_max_log_file_size(o, 16u << 20);
+	sp->db_opts = o;
+	for (i = 0; i < SPOOL_CF_N; i++)
+		spool_set_cf_options(sp, (enum spool_cf)i);
+
+	sp->wo_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(sp->wo_sync, 1);
+	sp->wo_nosync = rocksdb_writeoptions_create();
+	sp->ro_meta = rocksdb_readoptions_create();
+	/* A body is read once per attempt and a scan reads everything once. */
+	sp->ro_bulk = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_fill_cache(sp->ro_bulk, 0);
+}
+
+static void
+spool_free_handles(struct spool *sp)
+{
+	int i;
+
+	for (i = 0; i < SPOOL_CF_N; i++) {
+		if (sp->cf[i])
+			rocksdb_column_family_handle_destroy(sp->cf[i]);
+		rocksdb_options_destroy(sp->cf_opts[i]);
+	}
+	if (sp->db)
+		rocksdb_close(sp->db);
+	rocksdb_options_destroy(sp->db_opts);
+	rocksdb_block_based_options_destroy(sp->table_opts);
+	rocksdb_cache_destroy(sp->cache);
+	rocksdb_writeoptions_destroy(sp->wo_sync);
+	rocksdb_writeoptions_destroy(sp->wo_nosync);
+	rocksdb_readoptions_destroy(sp->ro_meta);
+	rocksdb_readoptions_destroy(sp->ro_bulk);
+}
+
+static int
+spool_open_db(struct spool *sp, const char *path, struct tern_err *err)
+{
+	const rocksdb_options_t *cf_opts[SPOOL_CF_N];
+	char *rerr = NULL;
+	int i;
+
+	for (i = 0; i < SPOOL_CF_N; i++)
+		cf_opts[i] = sp->cf_opts[i];
+	/* Read-only open takes no lock: it works beside a running ternd. */
+	if (sp->read_only)
+		sp->db = rocksdb_open_for_read_only_column_families(
+		    sp->db_opts, path, SPOOL_CF_N, spool_cf_names, cf_opts, sp->cf, 0, &rerr);
+	else
+		sp->db = rocksdb_open_column_families(sp->db_opts, path, SPOOL_CF_N, spool_cf_names,
+						      cf_opts, sp->cf, &rerr);
+	if (rerr == NULL)
+		return 0;
+	tern_err_set(err, 451, "4.3.0", "cannot open spool %s: %s", path, rerr);
+	rocksdb_free(rerr);
+	sp->db = NULL;
+	memset(sp->cf, 0, sizeof(sp->cf));
+	return -EIO;
+}
+
+static void *spool_writer(void *arg);
+
+static int
+spool_start_writer(struct spool *sp, struct tern_err *err)
+{
+	int rc;
+
+	if (sp->read_only)
+		return 0;
+	rc = pthread_create(&sp->writer, NULL, spool_writer, sp);
+	if (rc != 0) {
+		tern_err_set(err, 451, "4.3.0", "cannot start spool writer: %s", strerror(rc));
+		return -rc;
+	}
+	sp->writer_running = true;
+	return 0;
+}
+
+static void
+spool_free(struct spool *sp)
+{
+	spool_free_handles(sp);
+	pthread_cond_destroy(&sp->wake);
+	pthread_mutex_destroy(&sp->lock);
+	free(sp);
+}
+
+struct spool *
+spool_open(const struct spool_config *cfg, struct tern_err *err)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+
+	if (sp == NULL) {
+		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
+		return NULL;
+	}
+	sp->read_only = cfg->read_only;
+	sp->max_batch = cfg->max_batch ? cfg->max_batch : SPOOL_MAX_BATCH_DEFAULT;
+	pthread_mutex_init(&sp->lock, NULL);
+	pthread_cond_init(&sp->wake, NULL);
+	sp->tailp = &sp->head;
+	spool_set_options(sp);
+	if (spool_open_db(sp, cfg->path, err) < 0 || spool_start_writer(sp, err) < 0) {
+		spool_free(sp);
+		return NULL;
+	}
+	log_info("spool", "opened %s%s", cfg->path, sp->read_only ? " read-only" : "");
+	return sp;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	pthread_mutex_lock(&sp->lock);
+	sp->stopping = true;
+	pthread_cond_signal(&sp->wake);
+	pthread_mutex_unlock(&sp->lock);
+	/* The writer exits only once the queue is empty: nothing queued is dropped. */
+	if (sp->writer_running)
+		pthread_join(sp->writer, NULL);
+	spool_free(sp);
+}
+
+/* Group commit */
+
+static struct spool_req *
+spool_req_new(const struct spool_record *recs, size_t n)
+{
+	size_t head = sizeof(struct spool_req) + n * sizeof(recs[0]);
+	size_t bytes = 0, i;
+	struct spool_req *req;
+	char *p;
+
+	if (n > (SIZE_MAX - sizeof(struct spool_req)) / sizeof(recs[0]))
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (recs[i].data_len > SIZE_MAX - head - bytes ||
+		    recs[i].meta_len > SIZE_MAX - head - bytes - recs[i].data_len)
+			return NULL;
+		bytes += recs[i].data_len + recs[i].meta_len;
+	}
+	req = malloc(head + bytes);
+	if (req == NULL)
+		return NULL;
+	req->n = n;
+	req->bytes = bytes;
+	p = (char *)req + head;
+	for (i = 0; i < n; i++) {
+		req->recs[i] = recs[i];
+		req->recs[i].data = memcpy(p, recs[i].data, recs[i].data_len);
+		p += recs[i].data_len;
+		req->recs[i].meta = memcpy(p, recs[i].meta, recs[i].meta_len);
+		p += recs[i].meta_len;
+	}
+	return req;
+}
+
+int
+spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
+	  void *arg, struct tern_err *err)
+{
+	struct spool_req *req;
+
+	if (n == 0 || done == NULL) {
+		tern_err_set(err, 451, "4.3.0", "spool_put: nothing to write");
+		return -EINVAL;
+	}
+	if (sp->read_only) {
+		tern_err_set(err, 451, "4.3.0", "spool is read-only");
+		return -EROFS;
+	}
+	req = spool_req_new(recs, n);
+	if (req == NULL) {
+		tern_err_set(err, 452, "4.3.1", "spool write failed: out of memory");
+		return -ENOMEM;
+	}
+	req->done = done;
+	req->arg = arg;
+	req->next = NULL;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->stopping) {
+		pthread_mutex_unlock(&sp->lock);
+		free(req); req = NULL;
+		tern_err_set(err, 451, "4.3.2", "spool is shutting down");
+		return -ESHUTDOWN;
+	}
+	*sp->tailp = req;
+	sp->tailp = &req->next;
+	sp->pending += n;
+	pthread_cond_signal(&sp->wake);
+	pthread_mutex_unlock(&sp->lock);
+	return 0;
+}
+
+/*
+ * Detach everything waiting, up to the batch limits, but always at least
+ * one request so that an oversized one still goes through alone. NULL once
+ * stopping and drained.
+ */
+static struct spool_req *
+spool_take_batch(struct spool *sp)
+{
+	struct spool_req *first, *last;
+	size_t recs, bytes;
+
+	pthread_mutex_lock(&sp->lock);
+	while (sp->head == NULL && !sp->stopping)
+		pthread_cond_wait(&sp->wake, &sp->lock);
+	first = last = sp->head;
+	if (first != NULL) {
+		recs = first->n;
+		bytes = first->bytes;
+		while (last->next && recs + last->next->n <= sp->max_batch &&
+		       bytes + last->next->bytes <= SPOOL_MAX_BATCH_BYTES) {
+			last = last->next;
+			recs += last->n;
+			bytes += last->bytes;
+		}
+		sp->head = last->next;
+		if (sp->head == NULL)
+			sp->tailp = &sp->head;
+		last->next = NULL;
+		sp->pending -= recs;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return first;
+}
+
+static int
+spool_write_batch(struct spool *sp, const struct spool_req *batch, struct tern_err *err)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	const struct spool_req *r;
+	uint64_t nrecs = 0;
+	char *rerr = NULL;
+	size_t i;
+
+	for (r = batch; r; r = r->next) {
+		for (i = 0; i < r->n; i++) {
+			const struct spool_record *rec = &r->recs[i];
+
+			rocksdb_writebatch_put_cf(wb, sp->cf[SPOOL_CF_DATA],
+						  (const char *)rec->id.b, SPOOL_ID_LEN, rec->data,
+						  rec->data_len);
+			rocksdb_writebatch_put_cf(wb, sp->cf[SPOOL_CF_META],
+						  (const char *)rec->id.b, SPOOL_ID_LEN, rec->meta,
+						  rec->meta_len);
+		}
+		nrecs += r->n;
+	}
+	rocksdb_write(sp->db, sp->wo_sync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	atomic_fetch_add(&sp->batches, 1);
+	atomic_fetch_add(&sp->records, nrecs);
+	if (rerr == NULL)
+		return 0;
+	log_error("spool", "synced write of %llu records failed: %s", (unsigned long long)nrecs,
+		  rerr);
+	tern_err_set(err, 452, "4.3.1", "spool write failed: %s", rerr);
+	rocksdb_free(rerr);
+	return -EIO;
+}
+
+static void
+spool_commit(struct spool *sp, struct spool_req *batch)
+{
+	struct tern_err err;
+	struct spool_req *next;
+	int status = spool_write_batch(sp, batch, &err);
+
+	for (; batch; batch = next) {
+		next = batch->next;
+		atomic_fetch_add(&sp->requests, 1);
+		if (status < 0)
+			atomic_fetch_add(&sp->failed, 1);
+		batch->done(batch->arg, status, status < 0 ? &err : NULL);
+		free(batch); batch = NULL;
+	}
+}
+
+static void *
+spool_writer(void *arg)
+{
+	struct spool *sp = arg;
+	struct spool_req *batch;
+
+	while ((batch = spool_take_batch(sp)) != NULL)
+		spool_commit(sp, batch);
+	return NULL;
+}
+
+void
+spool_stats(struct spool *sp, struct spool_stats *out)
+{
+	out->batches = atomic_load(&sp->batches);
+	out->records = atomic_load(&sp->records);
+	out->requests = atomic_load(&sp->requests);
+	out->failed = atomic_load(&sp->failed);
+	pthread_mutex_lock(&sp->lock);
+	out->pending = sp->pending;
+	pthread_mutex_unlock(&sp->lock);
+}
+
+/* Unsynced changes and reads */
+
+static int
+spool_check_writable(struct spool *sp, struct tern_err *err)
+{
+	if (!sp->read_only)
+		return 0;
+	tern_err_set(err, 451, "4.3.0", "spool is read-only");
+	return -EROFS;
+}
+
+static int
+spool_write_result(char *rerr, const char *what, struct tern_err *err)
+{
+	if (rerr == NULL)
+		return 0;
+	tern_err_set(err, 451, "4.3.0", "spool %s failed: %s", what, rerr);
+	rocksdb_free(rerr);
+	return -EIO;
+}
+
+int
+spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
+		  struct tern_err *err)
+{
+	char *rerr = NULL;
+	int rc = spool_check_writable(sp, err);
+
+	if (rc < 0)
+		return rc;
+	rocksdb_put_cf(sp->db, sp->wo_nosync, sp->cf[SPOOL_CF_META], (const char *)id->b,
+		       SPOOL_ID_LEN, meta, len, &rerr);
+	return spool_write_result(rerr, "meta update", err);
+}
+
+int
+spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err)
+{
+	rocksdb_writebatch_t *wb;
+	char *rerr = NULL;
+	int rc = spool_check_writable(sp, err);
+
+	if (rc < 0)
+		return rc;
+	wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_delete_cf(wb, sp->cf[SPOOL_CF_DATA], (const char *)id->b, SPOOL_ID_LEN);
+	rocksdb_writebatch_delete_cf(wb, sp->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN);
+	rocksdb_write(sp->db, sp->wo_nosync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	return spool_write_result(rerr, "remove", err);
+}
+
+static int
+spool_get(struct spool *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
+	  const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	rocksdb_pinnableslice_t *v;
+	const char *p;
+	char *rerr = NULL;
+	size_t len;
+	int rc;
+
+	v = rocksdb_get_pinned_cf(sp->db, ro, sp->cf[cf], (const char *)id->b, SPOOL_ID_LEN, &rerr);
+	if (rerr != NULL) {
+		tern_err_set(err, 451, "4.3.0", "spool read failed: %s", rerr);
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	if (v == NULL) {
+		tern_err_set(err, 451, "4.3.0", "message not in spool");
+		return -ENOENT;
+	}
+	p = rocksdb_pinnableslice_value(v, &len);
+	buf_reset(out);
+	rc = buf_append(out, p, len);
+	rocksdb_pinnableslice_destroy(v);
+	if (rc < 0)
+		tern_err_set(err, 451, "4.3.0", "spool read failed: out of memory");
+	return rc;
+}
+
+int
+spool_get_data(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	return spool_get(sp, SPOOL_CF_DATA, sp->ro_bulk, id, out, err);
+}
+
+int
+spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	return spool_get(sp, SPOOL_CF_META, sp->ro_meta, id, out, err);
+}
+
+/* Recovery scan */
+
+struct spool_scan {
+	struct spool *sp;
+	spool_visit_fn visit;
+	void *arg;
+	rocksdb_iterator_t *it[2]; /* meta, data: the sides of the merge-join */
+	uint64_t seen;
+	uint64_t quarantined;
+	double start;
+	double next_report;
+	struct tern_err *err;
+};
+
+enum { SCAN_META, SCAN_DATA };
+
+static const enum spool_cf scan_cf[2] = {SPOOL_CF_META, SPOOL_CF_DATA};
+static const char *const scan_prefix[2] = {"meta:", "data:"};
+
+static void
+scan_key_hex(const char *key, size_t len, char out[2 * SPOOL_ID_LEN + 1])
+{
+	hex_encode((const uint8_t *)key, len < SPOOL_ID_LEN ? len : SPOOL_ID_LEN, out);
+}
+
+/* Copy one side's current entry into quarantine under "meta:"/"data:" + key, then delete it. */
+static void
+scan_quarantine_side(struct spool_scan *s, rocksdb_writebatch_t *wb, int side)
+{
+	rocksdb_iterator_t *it = s->it[side];
+	size_t klen, vlen;
+	const char *key = rocksdb_iter_key(it, &klen);
+	const char *val = rocksdb_iter_value(it, &vlen);
+	const char *parts[2] = {scan_prefix[side], key};
+	size_t sizes[2] = {strlen(scan_prefix[side]), klen};
+
+	rocksdb_writebatch_putv_cf(wb, s->sp->cf[SPOOL_CF_QUARANTINE], 2, parts, sizes, 1, &val,
+				   &vlen);
+	rocksdb_writebatch_delete_cf(wb, s->sp->cf[scan_cf[side]], key, klen);
+}
+
+/* Move the current entry of the given sides (SCAN_META and/or SCAN_DATA) to quarantine. */
+static int
+scan_quarantine(struct spool_scan *s, bool meta, bool data, const char *why)
+{
+	rocksdb_iterator_t *it = s->it[meta ? SCAN_META : SCAN_DATA];
+	char hex[2 * SPOOL_ID_LEN + 1];
+	rocksdb_writebatch_t *wb;
+	char *rerr = NULL;
+	size_t klen;
+	const char *key = rocksdb_iter_key(it, &klen);
+
+	scan_key_hex(key, klen, hex);
+	s->quarantined++;
+	if (s->sp->read_only) {
+		log_warn("spool", "%s: %s (read-only: left in place)", hex, why);
+		return 0;
+	}
+	log_warn("spool", "%s: %s, moved to quarantine", hex, why);
+	wb = rocksdb_writebatch_create();
+	if (meta)
+		scan_quarantine_side(s, wb, SCAN_META);
+	if (data)
+		scan_quarantine_side(s, wb, SCAN_DATA);
+	rocksdb_write(s->sp->db, s->sp->wo_nosync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	return spool_write_result(rerr, "quarantine", s->err);
+}
+
+static int
+scan_visit(struct spool_scan *s)
+{
+	size_t klen, mlen, dlen;
+	const char *key = rocksdb_iter_key(s->it[SCAN_META], &klen);
+	const char *meta = rocksdb_iter_value(s->it[SCAN_META], &mlen);
+	struct spool_id id;
+	int rc;
+
+	if (klen != SPOOL_ID_LEN)
+		return scan_quarantine(s, true, true, "key is not a message id");
+	rocksdb_iter_value(s->it[SCAN_DATA], &dlen);
+	memcpy(id.b, key, SPOOL_ID_LEN);
+	s->seen++;
+	rc = s->visit(s->arg, &id, meta, mlen, dlen);
+	if (rc == SPOOL_SCAN_QUARANTINE)
+		return scan_quarantine(s, true, true, "rejected by the loader");
+	return rc;
+}
+
+static int
+scan_compare(struct spool_scan *s)
+{
+	size_t mlen, dlen;
+	const char *mk, *dk;
+	int c;
+
+	if (!rocksdb_iter_valid(s->it[SCAN_META]))
+		return 1;
+	if (!rocksdb_iter_valid(s->it[SCAN_DATA]))
+		return -1;
+	mk = rocksdb_iter_key(s->it[SCAN_META], &mlen);
+	dk = rocksdb_iter_key(s->it[SCAN_DATA], &dlen);
+	c = memcmp(mk, dk, mlen < dlen ? mlen : dlen);
+	if (c == 0)
+		c = mlen < dlen ? -1 : mlen > dlen;
+	return c;
+}
+
+/* One merge-join step; the caller checks that at least one side is valid. */
+static int
+scan_step(struct spool_scan *s)
+{
+	int c = scan_compare(s);
+	int rc;
+
+	if (c < 0) {
+		rc = scan_quarantine(s, true, false, "meta without data");
+		rocksdb_iter_next(s->it[SCAN_META]);
+	} else if (c > 0) {
+		rc = scan_quarantine(s, false, true, "data without meta");
+		rocksdb_iter_next(s->it[SCAN_DATA]);
+	} else {
+		rc = scan_visit(s);
+		rocksdb_iter_next(s->it[SCAN_META]);
+		rocksdb_iter_next(s->it[SCAN_DATA]);
+	}
+	return rc;
+}
+
+static void
+scan_progress(struct spool_scan *s)
+{
+	double now = util_now();
+
+	if (now < s->next_report)
+		return;
+	log_info("spool", "recovery: %llu messages so far", (unsigned long long)s->seen);
+	s->next_report = now + 1.0;
+}
+
+static int
+scan_iter_error(struct spool_scan *s)
+{
+	char *rerr = NULL;
+	int i;
+
+	for (i = 0; i < 2 && rerr == NULL; i++)
+		rocksdb_iter_get_error(s->it[i], &rerr);
+	if (rerr == NULL)
+		return 0;
+	tern_err_set(s->err, 451, "4.3.0", "spool scan failed: %s", rerr);
+	rocksdb_free(rerr);
+	return -EIO;
+}
+
+static int
+scan_run(struct spool_scan *s)
+{
+	int rc = 0;
+
+	rocksdb_iter_seek_to_first(s->it[SCAN_META]);
+	rocksdb_iter_seek_to_first(s->it[SCAN_DATA]);
+	while (rc == 0 &&
+	       (rocksdb_iter_valid(s->it[SCAN_META]) || rocksdb_iter_valid(s->it[SCAN_DATA]))) {
+		rc = scan_step(s);
+		scan_progress(s);
+	}
+	return rc < 0 ? rc : scan_iter_error(s);
+}
+
+int
+spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
+{
+	rocksdb_column_family_handle_t *cfs[2] = {sp->cf[SPOOL_CF_META], sp->cf[SPOOL_CF_DATA]};
+	struct spool_scan s = {.sp = sp, .visit = visit, .arg = arg, .err = err};
+	char *rerr = NULL;
+	double secs;
+	int rc;
+
+	/* Iterators created together see one consistent snapshot of both CFs. */
+	rocksdb_create_iterators(sp->db, sp->ro_bulk, cfs, s.it, 2, &rerr);
+	if (rerr != NULL)
+		return spool_write_result(rerr, "scan", err);
+	s.start = util_now();
+	s.next_report = s.start + 1.0;
+	rc = scan_run(&s);
+	rocksdb_iter_destroy(s.it[0]);
+	rocksdb_iter_destroy(s.it[1]);
+	secs = util_now() - s.start;
+	log_info("spool", "recovery: %llu messages, %llu %s, in %.3fs (%.0f messages/s)",
+		 (unsigned long long)s.seen, (unsigned long long)s.quarantined,
+		 sp->read_only ? "unloadable (read-only: left in place)" : "quarantined", secs,
+		 secs > 0 ? (double)s.seen / secs : 0.0);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Outcome records: Reception, Delivery, TransientFailure, Bounce,
+ * Expiration, AdminBounce, Feedback, Suppressed. This is the one place that
+ * builds them, so every record type shares one schema and one set of field
+ * names; logfile.c writes them. Thread-safe.
+ */
+#ifndef TERN_LOGREC_H
+#define TERN_LOGREC_H
+
+#include <stddef.h>
+
+#include "tern/logfile.h"
+#include "tern/util.h"
+
+struct message;
+
+/* Everything a record can carry beyond the message itself; NULL/0 fields are written as null. */
+struct logrec {
+	const char *type; /* "Reception", "Delivery", ... */
+	const struct message *msg;
+	const char *queue;
+	const char *site;
+	const char *egress_pool;
+	const char *egress_source;
+	const char *source_address;
+	const char *peer_address;
+	const char *listener;
+	int response_code;
+	const char *response_enhanced;
+	const char *response_content;
+	const char *response_command;
+	int num_attempts;
+	const char *tls_version;
+	const char *tls_cipher;
+};
+
+struct logrec_config {
+	struct logfile_config file;
+	/* Meta keys copied into records; NULL (no list) copies all of them. */
+	char **meta_keys;
+	size_t n_meta_keys;
+	bool meta_all;
+};
+
+/* Start writing records (daemon start-up); -errno with err. */
+int logrec_open(const struct logrec_config *cfg, struct tern_err *err);
+void logrec_close(void);
+/* Build r's JSON line into out (for tests and the HTTP API). */
+int logrec_format(const struct logrec *r, struct buf *out);
+/* Build and write r; a no-op when no local logs are configured. */
+void logrec_write(const struct logrec *r);
+
+#endif
