@@ -14,8 +14,11 @@
 #include "tern/policy.h"
 #include "tern/shard.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <lauxlib.h>
@@ -262,6 +265,189 @@ lua_tern_shard_count(lua_State *L)
 	return 1;
 }
 
+/* tern.shard.thread_id(): the OS thread id, to see where code runs. */
+static int
+lua_tern_shard_thread_id(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)syscall(SYS_gettid));
+	return 1;
+}
+
+/*
+ * tern.shard.call(n, module, function, ...) runs require(module)[function](...)
+ * on shard n (in a coroutine there, so it may yield) and returns
+ * true, results... or false, error. Arguments and results cross as JSON,
+ * since Lua values cannot move between Lua states.
+ */
+struct shard_call {
+	struct shard *origin;
+	struct coro_wait wait;
+	char module[128];
+	char fn[128];
+	struct buf args;
+	bool ok;
+	struct buf results; /* JSON array, or the error message */
+};
+
+static void
+shard_call_free(struct shard_call *c)
+{
+	buf_deinit(&c->args);
+	buf_deinit(&c->results);
+	free(c);
+}
+
+/* Back on the calling shard. */
+static void
+shard_call_reply(void *arg)
+{
+	struct shard_call *c = arg;
+	struct coro_wait wait = c->wait;
+	lua_State *co = coro_wait_state(&wait);
+	struct tern_err err;
+	int n, i;
+
+	if (co == NULL) {
+		shard_call_free(c);
+		return;
+	}
+	lua_pushboolean(co, c->ok);
+	if (!c->ok || lua_json_decode(co, c->results.data, c->results.len, &err) < 0) {
+		lua_pushstring(co, c->ok ? err.msg : c->results.data);
+		n = 2;
+	} else {
+		n = (int)lua_objlen(co, -1);
+		for (i = 1; i <= n; i++)
+			lua_rawgeti(co, -i, i);
+		lua_remove(co, -n - 1);
+		n++;
+	}
+	shard_call_free(c);
+	coro_wake(&wait, n);
+}
+
+static void
+shard_call_finish(struct shard_call *c, bool ok, const char *error)
+{
+	c->ok = ok;
+	if (!ok) {
+		buf_reset(&c->results);
+		buf_append_str(&c->results, error);
+	}
+	if (shard_post(c->origin, shard_call_reply, c) < 0)
+		shard_call_free(c);
+}
+
+static void
+shard_call_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct shard_call *c = arg;
+	struct tern_err enc;
+	int i, base = lua_gettop(co) - nres;
+
+	if (status != CORO_OK) {
+		shard_call_finish(c, false, err->msg);
+		return;
+	}
+	lua_createtable(co, nres, 0);
+	for (i = 1; i <= nres; i++) {
+		lua_pushvalue(co, base + i);
+		lua_rawseti(co, -2, i);
+	}
+	if (lua_json_encode(co, -1, &c->results, &enc) < 0) {
+		shard_call_finish(c, false, enc.msg);
+		return;
+	}
+	shard_call_finish(c, true, NULL);
+}
+
+/* Push require(module)[fn] and the decoded arguments; returns nargs or -1 with the error pushed. */
+static int
+shard_call_push(lua_State *co, struct shard_call *c)
+{
+	struct tern_err err;
+	int n, i;
+
+	lua_getglobal(co, "require");
+	lua_pushstring(co, c->module);
+	if (lua_pcall(co, 1, 1, 0) != 0)
+		return -1;
+	lua_getfield(co, -1, c->fn);
+	lua_remove(co, -2);
+	if (!lua_isfunction(co, -1)) {
+		lua_pushfstring(co, "%s.%s is not a function", c->module, c->fn);
+		return -1;
+	}
+	if (lua_json_decode(co, c->args.data, c->args.len, &err) < 0) {
+		lua_pushstring(co, err.msg);
+		return -1;
+	}
+	n = (int)lua_objlen(co, -1);
+	for (i = 1; i <= n; i++)
+		lua_rawgeti(co, -i, i);
+	lua_remove(co, -n - 1);
+	return n;
+}
+
+/* On the target shard. */
+static void
+shard_call_run(void *arg)
+{
+	struct shard_call *c = arg;
+	struct policy *p = shard_self()->policy;
+	struct coro_options opts = {.what = "tern.shard.call"};
+	struct coro_ref ref;
+	lua_State *co = coro_acquire(policy_coros(p), &ref);
+	int nargs;
+
+	if (co == NULL) {
+		shard_call_finish(c, false, "out of memory");
+		return;
+	}
+	nargs = shard_call_push(co, c);
+	if (nargs < 0) {
+		shard_call_finish(c, false, lua_tostring(co, -1));
+		coro_release(&ref);
+		return;
+	}
+	coro_start(&ref, nargs, &opts, shard_call_done, c);
+}
+
+static int
+lua_tern_shard_call(lua_State *L)
+{
+	int target = (int)luaL_checkinteger(L, 1);
+	const char *module = luaL_checkstring(L, 2);
+	const char *fn = luaL_checkstring(L, 3);
+	int nargs = lua_gettop(L) - 3, i;
+	struct shard_call *c;
+	struct tern_err err;
+
+	if (shard_get(target) == NULL)
+		return luaL_error(L, "tern.shard.call: no shard %d (there are %d)", target, shard_count());
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return luaL_error(L, "tern.shard.call: out of memory");
+	snprintf(c->module, sizeof(c->module), "%s", module);
+	snprintf(c->fn, sizeof(c->fn), "%s", fn);
+	c->origin = policy_shard(policy_from_lua(L));
+	lua_createtable(L, nargs, 0);
+	for (i = 1; i <= nargs; i++) {
+		lua_pushvalue(L, 3 + i);
+		lua_rawseti(L, -2, i);
+	}
+	if (lua_json_encode(L, -1, &c->args, &err) < 0) {
+		shard_call_free(c);
+		return luaL_error(L, "tern.shard.call: %s", err.msg);
+	}
+	coro_prepare_wait(L, "tern.shard.call", &c->wait);
+	if (shard_post(shard_get(target), shard_call_run, c) < 0) {
+		shard_call_free(c);
+		return luaL_error(L, "tern.shard.call: shard %d is stopping", target);
+	}
+	return coro_yield(L, &c->wait, 0, NULL, NULL);
+}
+
 static void
 open_log(lua_State *L)
 {
@@ -280,7 +466,11 @@ static void
 open_shard(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{"id", lua_tern_shard_id}, {"count", lua_tern_shard_count}, {NULL, NULL}};
+		{"id", lua_tern_shard_id},
+		{"count", lua_tern_shard_count},
+		{"call", lua_tern_shard_call},
+		{"thread_id", lua_tern_shard_thread_id},
+		{NULL, NULL}};
 
 	lua_newtable(L);
 	luaL_register(L, NULL, fns);

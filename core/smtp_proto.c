@@ -56,7 +56,7 @@ scan_skip_spaces(struct scan *s)
 static struct scan
 scan_word(struct scan *s)
 {
-	struct scan w = { s->p, s->end };
+	struct scan w = {s->p, s->end};
 	const char *sp = memchr(s->p, ' ', (size_t)(s->end - s->p));
 
 	if (sp != NULL)
@@ -139,7 +139,7 @@ scan_utf8(struct scan *s)
 static bool
 utf8_valid(const char *p, size_t n)
 {
-	struct scan s = { p, p + n };
+	struct scan s = {p, p + n};
 
 	while (s.p < s.end)
 		if ((unsigned char)*s.p < 0x80)
@@ -266,7 +266,7 @@ scan_address_literal(struct scan *s)
 	close = memchr(s->p, ']', (size_t)(s->end - s->p));
 	if (close == NULL)
 		return false;
-	in = (struct scan){ s->p, close };
+	in = (struct scan){s->p, close};
 	if (scan_eat_word(&in, "IPv6:"))
 		family = AF_INET6;
 	if ((size_t)(in.end - in.p) >= sizeof(text))
@@ -386,9 +386,9 @@ param_body(struct smtp_cmd *cmd, struct scan *v, struct tern_err *err)
 	static const struct {
 		const char *name;
 		enum smtp_body body;
-	} bodies[] = { { "7BIT", SMTP_BODY_7BIT },
-		       { "8BITMIME", SMTP_BODY_8BITMIME },
-		       { "BINARYMIME", SMTP_BODY_BINARYMIME } };
+	} bodies[] = {{"7BIT", SMTP_BODY_7BIT},
+		      {"8BITMIME", SMTP_BODY_8BITMIME},
+		      {"BINARYMIME", SMTP_BODY_BINARYMIME}};
 	size_t i, n = (size_t)(v->end - v->p);
 
 	for (i = 0; cmd->body == SMTP_BODY_UNSPEC && i < TERN_ARRAY_LEN(bodies); i++) {
@@ -419,10 +419,10 @@ param_ignored(struct smtp_cmd *cmd, struct scan *v, struct tern_err *err)
 }
 
 static const struct param params[] = {
-	{ "SIZE", SMTP_VERB_MAIL, param_size },	    { "BODY", SMTP_VERB_MAIL, param_body },
-	{ "SMTPUTF8", SMTP_VERB_MAIL, param_smtputf8 }, { "RET", SMTP_VERB_MAIL, param_ignored },
-	{ "ENVID", SMTP_VERB_MAIL, param_ignored },	    { "AUTH", SMTP_VERB_MAIL, param_ignored },
-	{ "NOTIFY", SMTP_VERB_RCPT, param_ignored },    { "ORCPT", SMTP_VERB_RCPT, param_ignored },
+    {"SIZE", SMTP_VERB_MAIL, param_size},	  {"BODY", SMTP_VERB_MAIL, param_body},
+    {"SMTPUTF8", SMTP_VERB_MAIL, param_smtputf8}, {"RET", SMTP_VERB_MAIL, param_ignored},
+    {"ENVID", SMTP_VERB_MAIL, param_ignored},	  {"AUTH", SMTP_VERB_MAIL, param_ignored},
+    {"NOTIFY", SMTP_VERB_RCPT, param_ignored},	  {"ORCPT", SMTP_VERB_RCPT, param_ignored},
 };
 
 static const struct param *
@@ -447,8 +447,8 @@ is_esmtp_value(unsigned char c)
 static int
 param_parse(struct scan *word, struct scan *kw, struct scan *value)
 {
-	*kw = (struct scan){ word->p, word->p };
-	*value = (struct scan){ NULL, NULL };
+	*kw = (struct scan){word->p, word->p};
+	*value = (struct scan){NULL, NULL};
 	if (!scan_one(word, is_alnum))
 		return -EINVAL;
 	while (scan_one(word, is_ldh))
@@ -511,10 +511,12 @@ parse_path_args(struct scan *s, struct smtp_cmd *cmd, bool utf8, struct tern_err
 	int rc;
 
 	if (!scan_eat_word(s, mail ? "FROM:" : "TO:"))
-		return syntax(err, mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+		return syntax(err,
+			      mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
 	scan_eat(s, ' ');
 	if (s->p == s->end)
-		return syntax(err, mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+		return syntax(err,
+			      mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
 	if (!scan_path(s, mail ? PATH_MAIL : PATH_RCPT, cmd->addr) ||
 	    !utf8_valid(cmd->addr, strlen(cmd->addr))) {
 		if (mail)
@@ -630,8 +632,8 @@ parse_auth(struct scan *s, struct smtp_cmd *cmd, bool tx_utf8, struct tern_err *
 	if (n == 0 || n > 20 || i < n)
 		return syntax(err, "Syntax: AUTH mechanism [initial-response]");
 	for (i = 0; i < n; i++)
-		cmd->mechanism[i] = (char)(mech.p[i] >= 'a' && mech.p[i] <= 'z' ? mech.p[i] - 32
-										: mech.p[i]);
+		cmd->mechanism[i] =
+		    (char)(mech.p[i] >= 'a' && mech.p[i] <= 'z' ? mech.p[i] - 32 : mech.p[i]);
 	scan_skip_spaces(s);
 	resp = scan_word(s);
 	if (s->p != s->end)
@@ -646,27 +648,20 @@ parse_auth(struct scan *s, struct smtp_cmd *cmd, bool tx_utf8, struct tern_err *
 	return 0;
 }
 
-typedef int (*parse_fn)(struct scan *s, struct smtp_cmd *cmd, bool tx_utf8,
-			struct tern_err *err);
+typedef int (*parse_fn)(struct scan *s, struct smtp_cmd *cmd, bool tx_utf8, struct tern_err *err);
 
 static const struct {
 	const char *name;
 	enum smtp_verb verb;
 	parse_fn parse;
 } verbs[] = {
-	{ "HELO", SMTP_VERB_HELO, parse_helo },
-	{ "EHLO", SMTP_VERB_EHLO, parse_helo },
-	{ "MAIL", SMTP_VERB_MAIL, parse_mail },
-	{ "RCPT", SMTP_VERB_RCPT, parse_rcpt },
-	{ "DATA", SMTP_VERB_DATA, parse_no_arg },
-	{ "BDAT", SMTP_VERB_BDAT, parse_bdat },
-	{ "RSET", SMTP_VERB_RSET, parse_no_arg },
-	{ "NOOP", SMTP_VERB_NOOP, parse_any_arg },
-	{ "QUIT", SMTP_VERB_QUIT, parse_no_arg },
-	{ "VRFY", SMTP_VERB_VRFY, parse_vrfy },
-	{ "HELP", SMTP_VERB_HELP, parse_any_arg },
-	{ "STARTTLS", SMTP_VERB_STARTTLS, parse_no_arg },
-	{ "AUTH", SMTP_VERB_AUTH, parse_auth },
+    {"HELO", SMTP_VERB_HELO, parse_helo},    {"EHLO", SMTP_VERB_EHLO, parse_helo},
+    {"MAIL", SMTP_VERB_MAIL, parse_mail},    {"RCPT", SMTP_VERB_RCPT, parse_rcpt},
+    {"DATA", SMTP_VERB_DATA, parse_no_arg},  {"BDAT", SMTP_VERB_BDAT, parse_bdat},
+    {"RSET", SMTP_VERB_RSET, parse_no_arg},  {"NOOP", SMTP_VERB_NOOP, parse_any_arg},
+    {"QUIT", SMTP_VERB_QUIT, parse_no_arg},  {"VRFY", SMTP_VERB_VRFY, parse_vrfy},
+    {"HELP", SMTP_VERB_HELP, parse_any_arg}, {"STARTTLS", SMTP_VERB_STARTTLS, parse_no_arg},
+    {"AUTH", SMTP_VERB_AUTH, parse_auth},
 };
 
 static size_t
@@ -705,7 +700,7 @@ smtp_parse_command_utf8(const char *line, size_t len, bool tx_smtputf8, struct s
 	/* trailing blanks are common and harmless */
 	while (len > 0 && line[len - 1] == ' ')
 		len--;
-	s = (struct scan){ line, line + len };
+	s = (struct scan){line, line + len};
 	w = scan_word(&s);
 	v = verb_find(&w);
 	if (v < TERN_ARRAY_LEN(verbs))
@@ -742,7 +737,7 @@ struct data_feed {
 	struct smtp_data_reader *r;
 	struct buf *out;
 	const char *run; /* start of the bytes not yet written, copied verbatim */
-	const char *lf;  /* the next LF at or after the cursor (end: none), or NULL */
+	const char *lf;	 /* the next LF at or after the cursor (end: none), or NULL */
 	const char *end;
 };
 
@@ -904,7 +899,7 @@ smtp_data_feed(struct smtp_data_reader *r, const char *in, size_t len, struct bu
 	*consumed = 0;
 	if (r->done || len == 0)
 		return r->done ? SMTP_DATA_DONE : SMTP_DATA_MORE;
-	f = (struct data_feed){ r, out, in, NULL, in + len };
+	f = (struct data_feed){r, out, in, NULL, in + len};
 	while (p < f.end && !r->done)
 		p = data_step(&f, p);
 	if (!r->done)
@@ -959,7 +954,7 @@ smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr)
 static size_t
 enhanced_len(const char *p, size_t n, int cls)
 {
-	struct scan s = { p, p + n };
+	struct scan s = {p, p + n};
 	int part, digits;
 
 	if (n == 0 || (cls != 2 && cls != 4 && cls != 5) || *p != '0' + cls)

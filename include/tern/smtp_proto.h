@@ -49,16 +49,16 @@ struct smtp_cmd {
 	 */
 	const char *arg;
 	size_t arg_len;
-	char domain[256];             /* HELO/EHLO domain or address literal (first word) */
+	char domain[256];	      /* HELO/EHLO domain or address literal (first word) */
 	char addr[SMTP_ADDR_MAX + 1]; /* MAIL/RCPT path without <> and source route; "" for <> */
-	bool has_size;                /* MAIL SIZE= */
-	uint64_t size;                /* UINT64_MAX when the number does not fit */
-	enum smtp_body body;          /* MAIL BODY= */
-	bool smtputf8;                /* MAIL SMTPUTF8 */
-	uint64_t chunk_size;          /* BDAT n [LAST] */
+	bool has_size;		      /* MAIL SIZE= */
+	uint64_t size;		      /* UINT64_MAX when the number does not fit */
+	enum smtp_body body;	      /* MAIL BODY= */
+	bool smtputf8;		      /* MAIL SMTPUTF8 */
+	uint64_t chunk_size;	      /* BDAT n [LAST] */
 	bool last;
-	char mechanism[32];           /* AUTH mechanism (upper-cased) */
-	char initial_response[1024];  /* AUTH initial response, may be "" or "=" */
+	char mechanism[32];	     /* AUTH mechanism (upper-cased) */
+	char initial_response[1024]; /* AUTH initial response, may be "" or "=" */
 };
 
 /*
@@ -109,7 +109,7 @@ int smtp_parse_command_utf8(const char *line, size_t len, bool tx_smtputf8, stru
 struct smtp_data_reader { /* private: use the functions below */
 	int state;
 	size_t max_size; /* 0: no limit */
-	uint64_t size;   /* message bytes produced, counting dropped ones */
+	uint64_t size;	 /* message bytes produced, counting dropped ones */
 	bool fix_line_endings;
 	bool bad_line_ending;
 	bool too_big;
@@ -148,10 +148,11 @@ bool smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr);
 /*
  * Append "CODE ENH text\r\n" to out; text may contain '\n' to make several
  * lines (every line but the last is "CODE-ENH ..."; CR, LF and CRLF all
- * break lines, and one trailing line break is ignored). enhanced may be NULL or "" for replies that carry
- * none. Lines longer than SMTP_REPLY_LINE_MAX are wrapped. Never emits a bare
- * CR or LF. -EINVAL (nothing appended) when code is not 200..599 or enhanced
- * is not a status code of the same class; -ENOMEM.
+ * break lines, and one trailing line break is ignored). enhanced may be NULL
+ * or "" for replies that carry none. Lines longer than SMTP_REPLY_LINE_MAX
+ * are wrapped. Never emits a bare CR or LF. Returns 0, -EINVAL when code is
+ * not 200..599 or enhanced is not a status code of the code's class, or
+ * -ENOMEM; on error nothing is appended.
  */
 int smtp_format_reply(struct buf *out, int code, const char *enhanced, const char *text);
 

@@ -55,4 +55,9 @@ function M.done()
   return failed == 0 and 0 or 1
 end
 
+-- For tests of tern.shard.call: where did this run?
+function M.shard_probe()
+  return tern.shard.id(), tern.shard.thread_id()
+end
+
 return M

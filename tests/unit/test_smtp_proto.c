@@ -209,7 +209,8 @@ test_mail_paths(void **state)
 	bad("MAIL FROM:<\"unterminated@example.com>", 501, "5.1.7");
 	bad("MAIL FROM:\"a\\", 501, "5.1.7");
 	bad("MAIL FROM:<\"a\\\x80\"@example.com>", 501, "5.1.7");
-	bad("MAIL FROM:<a@[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0]>",
+	bad("MAIL "
+	    "FROM:<a@[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0]>",
 	    501, "5.1.7");
 	bad("MAIL FROM:<a@[192.0.2]>", 501, "5.1.7");
 	bad("MAIL FROM:<a@[IPv6:zz::1]>", 501, "5.1.7");
@@ -339,20 +340,26 @@ test_rcpt(void **state)
 static void
 test_utf8_addresses(void **state)
 {
-	const char *rcpt = "RCPT TO:<j\xc3\xb6rg@b\xc3\xbc" "cher.example>";
+	const char *rcpt = "RCPT TO:<j\xc3\xb6rg@b\xc3\xbc"
+			   "cher.example>";
 
-	ok_addr("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc" "cher.example> SMTPUTF8",
-		"j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+	ok_addr("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc"
+		"cher.example> SMTPUTF8",
+		"j\xc3\xb6rg@b\xc3\xbc"
+		"cher.example");
 	ok_addr("MAIL FROM:<\"\xe2\x82\xac uro\"@example.com> SMTPUTF8",
 		"\"\xe2\x82\xac uro\"@example.com");
 	ok("MAIL FROM:<\xf0\x9f\x98\x80@example.com> SMTPUTF8", SMTP_VERB_MAIL);
 	bad("MAIL FROM:<j\xc3\xb6rg@example.com>", 553, "5.6.7");
-	bad("MAIL FROM:<jorg@b\xc3\xbc" "cher.example>", 553, "5.6.7");
+	bad("MAIL FROM:<jorg@b\xc3\xbc"
+	    "cher.example>",
+	    553, "5.6.7");
 
 	bad(rcpt, 553, "5.6.7");
 	tern_err_clear(&err);
 	assert_int_equal(smtp_parse_command_utf8(rcpt, strlen(rcpt), true, &cmd, &err), 0);
-	assert_string_equal(cmd.addr, "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+	assert_string_equal(cmd.addr, "j\xc3\xb6rg@b\xc3\xbc"
+				      "cher.example");
 	assert_int_equal(smtp_parse_command_utf8("RCPT TO:<a@b.c>", 15, true, &cmd, &err), 0);
 
 	/* malformed UTF-8 is never an address, SMTPUTF8 or not */
@@ -506,8 +513,8 @@ buf_is(const struct buf *b, const char *p, size_t n)
 static bool
 same_result(const struct result *a, const struct result *b)
 {
-	return buf_is(&a->out, b->out.data, b->out.len) && a->consumed == b->consumed && a->done == b->done && a->bad == b->bad &&
-	       a->big == b->big;
+	return buf_is(&a->out, b->out.data, b->out.len) && a->consumed == b->consumed &&
+	       a->done == b->done && a->bad == b->bad && a->big == b->big;
 }
 
 static void
@@ -600,18 +607,18 @@ test_data_smuggling(void **state)
 	static const struct {
 		const char *in, *raw, *fixed;
 	} cases[] = {
-		{ "a\n.\nX\r\n.\r\nQUIT\r\n", "a\n\nX\r\n", "a\r\n\r\nX\r\n" },
-		{ "a\r.\rX\r\n.\r\nQUIT\r\n", "a\r\rX\r\n", "a\r\n\r\nX\r\n" },
-		{ "a\n.\r\nX\r\n.\r\nQUIT\r\n", "a\n\r\nX\r\n", "a\r\n\r\nX\r\n" },
-		{ "a\r\n.\nX\r\n.\r\nQUIT\r\n", "a\r\n\nX\r\n", "a\r\n\r\nX\r\n" },
-		{ "a\r\n.\rX\r\n.\r\nQUIT\r\n", "a\r\n\rX\r\n", "a\r\n\r\nX\r\n" },
-		{ "a\r.\r\nX\r\n.\r\nQUIT\r\n", "a\r\r\nX\r\n", "a\r\n\r\nX\r\n" },
-		{ ".\nX\r\n.\r\nQUIT\r\n", "\nX\r\n", "\r\nX\r\n" },
-		{ "\n.\r\nX\r\n.\r\nQUIT\r\n", "\n\r\nX\r\n", "\r\n\r\nX\r\n" },
-		{ "a\r\n.\r\r\n.\r\nQUIT\r\n", "a\r\n\r\r\n", "a\r\n\r\n\r\n" },
-		{ "a\r\n.\n.\r\n.\r\nQUIT\r\n", "a\r\n\n\r\n", "a\r\n\r\n\r\n" },
-		{ "a\r\r\n.\r\nQUIT\r\n", "a\r\r\n", "a\r\n\r\n" },
-		{ "a\n\r\n.\r\nQUIT\r\n", "a\n\r\n", "a\r\n\r\n" },
+	    {"a\n.\nX\r\n.\r\nQUIT\r\n", "a\n\nX\r\n", "a\r\n\r\nX\r\n"},
+	    {"a\r.\rX\r\n.\r\nQUIT\r\n", "a\r\rX\r\n", "a\r\n\r\nX\r\n"},
+	    {"a\n.\r\nX\r\n.\r\nQUIT\r\n", "a\n\r\nX\r\n", "a\r\n\r\nX\r\n"},
+	    {"a\r\n.\nX\r\n.\r\nQUIT\r\n", "a\r\n\nX\r\n", "a\r\n\r\nX\r\n"},
+	    {"a\r\n.\rX\r\n.\r\nQUIT\r\n", "a\r\n\rX\r\n", "a\r\n\r\nX\r\n"},
+	    {"a\r.\r\nX\r\n.\r\nQUIT\r\n", "a\r\r\nX\r\n", "a\r\n\r\nX\r\n"},
+	    {".\nX\r\n.\r\nQUIT\r\n", "\nX\r\n", "\r\nX\r\n"},
+	    {"\n.\r\nX\r\n.\r\nQUIT\r\n", "\n\r\nX\r\n", "\r\n\r\nX\r\n"},
+	    {"a\r\n.\r\r\n.\r\nQUIT\r\n", "a\r\n\r\r\n", "a\r\n\r\n\r\n"},
+	    {"a\r\n.\n.\r\n.\r\nQUIT\r\n", "a\r\n\n\r\n", "a\r\n\r\n\r\n"},
+	    {"a\r\r\n.\r\nQUIT\r\n", "a\r\r\n", "a\r\n\r\n"},
+	    {"a\n\r\n.\r\nQUIT\r\n", "a\n\r\n", "a\r\n\r\n"},
 	};
 	size_t i, len;
 
@@ -861,8 +868,8 @@ static void
 test_parse_reply_line(void **state)
 {
 	struct smtp_reply_line rl;
-	static const char *const malformed[] = { "", "25", "2x0 ok", "2500", "250x ok",
-						 "199 x", "600 x", "099 x", "abc" };
+	static const char *const malformed[] = {"",	 "25",	  "2x0 ok", "2500", "250x ok",
+						"199 x", "600 x", "099 x",  "abc"};
 	size_t i;
 
 	expect_reply_line("250-SIZE 100", 250, true, "", "SIZE 100");
@@ -888,32 +895,32 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_verb),
-		cmocka_unit_test(test_case_insensitive),
-		cmocka_unit_test(test_unknown_and_syntax),
-		cmocka_unit_test(test_control_characters),
-		cmocka_unit_test(test_line_length),
-		cmocka_unit_test(test_helo),
-		cmocka_unit_test(test_mail_paths),
-		cmocka_unit_test(test_address_lengths),
-		cmocka_unit_test(test_mail_params),
-		cmocka_unit_test(test_rcpt),
-		cmocka_unit_test(test_utf8_addresses),
-		cmocka_unit_test(test_bdat),
-		cmocka_unit_test(test_auth),
-		cmocka_unit_test(test_data_basic),
-		cmocka_unit_test(test_data_pipelined),
-		cmocka_unit_test(test_data_incomplete),
-		cmocka_unit_test(test_data_smuggling),
-		cmocka_unit_test(test_data_fix_mode),
-		cmocka_unit_test(test_data_too_big),
-		cmocka_unit_test(test_data_size_and_nomem),
-		cmocka_unit_test(test_data_large),
-		cmocka_unit_test(test_bdat_line_endings),
-		cmocka_unit_test(test_format_reply),
-		cmocka_unit_test(test_format_reply_wraps),
-		cmocka_unit_test(test_format_reply_nomem),
-		cmocka_unit_test(test_parse_reply_line),
+	    cmocka_unit_test(test_every_verb),
+	    cmocka_unit_test(test_case_insensitive),
+	    cmocka_unit_test(test_unknown_and_syntax),
+	    cmocka_unit_test(test_control_characters),
+	    cmocka_unit_test(test_line_length),
+	    cmocka_unit_test(test_helo),
+	    cmocka_unit_test(test_mail_paths),
+	    cmocka_unit_test(test_address_lengths),
+	    cmocka_unit_test(test_mail_params),
+	    cmocka_unit_test(test_rcpt),
+	    cmocka_unit_test(test_utf8_addresses),
+	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_auth),
+	    cmocka_unit_test(test_data_basic),
+	    cmocka_unit_test(test_data_pipelined),
+	    cmocka_unit_test(test_data_incomplete),
+	    cmocka_unit_test(test_data_smuggling),
+	    cmocka_unit_test(test_data_fix_mode),
+	    cmocka_unit_test(test_data_too_big),
+	    cmocka_unit_test(test_data_size_and_nomem),
+	    cmocka_unit_test(test_data_large),
+	    cmocka_unit_test(test_bdat_line_endings),
+	    cmocka_unit_test(test_format_reply),
+	    cmocka_unit_test(test_format_reply_wraps),
+	    cmocka_unit_test(test_format_reply_nomem),
+	    cmocka_unit_test(test_parse_reply_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
