@@ -497,7 +497,8 @@ segment_expired(struct logfile *lf)
 static size_t
 segment_room(struct logfile *lf, const char *p, size_t n)
 {
-	uint64_t max = lf->cfg.max_file_size, used = lf->seg.bytes;
+	uint64_t max = lf->cfg.max_file_size;
+	uint64_t used = lf->seg.fd < 0 ? 0 : lf->seg.bytes;
 	const char *nl;
 
 	if (max == 0 || used + n <= max)

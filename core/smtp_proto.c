@@ -306,7 +306,7 @@ enum path_kind { PATH_MAIL, PATH_RCPT };
 
 /*
  * Path, or a bare mailbox without <>. The mailbox text (without route and
- * brackets) is copied to cmd->addr.
+ * brackets) is copied to addr.
  */
 static bool
 scan_path(struct scan *s, enum path_kind kind, char addr[SMTP_ADDR_MAX + 1])

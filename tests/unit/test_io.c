@@ -4,7 +4,6 @@
  * connect and source binding. Every test drives one libev loop with a guard
  * timer so that a missing event fails instead of hanging.
  */
-#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -5,7 +5,6 @@
  * segments decompress to exactly the records, leftovers of a crash are
  * finished, and a failing disk is counted rather than fatal.
  */
-#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,7 +4,6 @@
  * group-committed puts, state changes, the recovery scan and its quarantine,
  * reopening, read-only inspection beside a writer, and a failing disk.
  */
-#define _GNU_SOURCE /* nftw */
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>

@@ -4,7 +4,6 @@
  * a server and a client io each, with a throwaway certificate made by the
  * openssl command in a mkdtemp directory for this run.
  */
-#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
