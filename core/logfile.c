@@ -13,7 +13,6 @@
  * leftover is, so a full disk costs the records of the failed write and
  * never leaves a torn file behind a final name.
  */
-#define _GNU_SOURCE
 #include "tern/logfile.h"
 
 #include <dirent.h>
@@ -298,11 +297,13 @@ finish_zstd(struct logfile *lf, const char *src, const char *base, uint64_t *dro
 	int in, out, rc;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", base);
-	in = openat(lf->dirfd, src, O_RDONLY | O_CLOEXEC);
-	out = openat(lf->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	buf_init(&s.carry);
 	ZSTD_CCtx_reset(lf->zc, ZSTD_reset_session_only);
-	rc = in < 0 || out < 0 ? -errno : dc == NULL ? -ENOMEM : 0;
+	in = openat(lf->dirfd, src, O_RDONLY | O_CLOEXEC);
+	rc = in < 0 ? -errno : dc == NULL ? -ENOMEM : 0;
+	out = rc < 0 ? -1 : openat(lf->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (rc == 0 && out < 0)
+		rc = -errno;
 	if (rc == 0)
 		rc = salvage_stream(lf, in, out, dc, &s);
 	if (out >= 0 && close(out) < 0 && rc == 0)
@@ -345,9 +346,11 @@ finish_leftover(struct logfile *lf, const char *base)
 		rc = renameat(lf->dirfd, src, lf->dirfd, base) < 0 ? -errno : 0;
 	if (rc < 0)
 		return rc;
-	if (dropped > 0 || empty)
-		log_warn("logrec", "finished %s/%s: dropped %llu bytes of a torn record%s", lf->dir,
-			 src, (unsigned long long)dropped, empty ? ", nothing left" : "");
+	if (empty)
+		log_warn("logrec", "removed %s/%s: no complete record in it", lf->dir, src);
+	else if (dropped > 0)
+		log_warn("logrec", "finished %s/%s: dropped %llu bytes of a torn record", lf->dir,
+			 src, (unsigned long long)dropped);
 	return empty ? TERN_DECLINED : 0;
 }
 
@@ -449,12 +452,18 @@ segment_open(struct logfile *lf)
 static void
 segment_abandon(struct logfile *lf)
 {
+	int rc;
+
 	if (lf->seg.fd >= 0)
 		close(lf->seg.fd);
 	lf->seg.fd = -1;
 	ZSTD_CCtx_reset(lf->zc, ZSTD_reset_session_only);
-	if (finish_leftover(lf, lf->seg.base) == 0)
+	rc = finish_leftover(lf, lf->seg.base);
+	if (rc == 0)
 		lf->segments++;
+	else if (rc != TERN_DECLINED)
+		log_warn("logrec", "%s/%s%s is left to be finished at the next start: %s", lf->dir,
+			 lf->seg.base, LOGFILE_OPEN_SUFFIX, strerror(-rc));
 }
 
 static void

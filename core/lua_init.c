@@ -8,6 +8,7 @@
 #include "tern/daemon.h"
 #include "tern/logrec.h"
 #include "tern/lua_tern.h"
+#include "tern/queue.h"
 #include "tern/reception.h"
 #include "tern/smtp_server.h"
 #include "tern/spool.h"
@@ -38,12 +39,18 @@ static int
 spool_service_open(void *arg, struct tern_err *err)
 {
 	struct spool_service *svc = arg;
+	int rc = util_mkdir_p(svc->path);
 
+	if (rc < 0) {
+		tern_err_set(err, 0, "", "cannot create spool directory %s: %s", svc->path, strerror(-rc));
+		return rc;
+	}
 	svc->spool = spool_open(&svc->cfg, err);
 	if (svc->spool == NULL)
 		return -EIO;
 	reception_set_spool(svc->spool);
-	return 0;
+	queue_set_spool(svc->spool);
+	return queue_recover(svc->spool, err) < 0 ? -EIO : 0;
 }
 
 static void
@@ -52,6 +59,7 @@ spool_service_close(void *arg)
 	struct spool_service *svc = arg;
 
 	reception_set_spool(NULL);
+	queue_set_spool(NULL);
 	spool_close(svc->spool);
 	svc->spool = NULL;
 }

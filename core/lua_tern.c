@@ -8,6 +8,8 @@
 #include "tern/log.h"
 #include "tern/lua_conn.h"
 #include "tern/lua_dkim.h"
+#include "tern/lua_egress.h"
+#include "tern/lua_queue.h"
 #include "tern/lua_init.h"
 #include "tern/lua_json.h"
 #include "tern/lua_message.h"
@@ -511,6 +513,8 @@ lua_tern_open(lua_State *L)
 	lua_json_open(L);
 	lua_dkim_open(L);
 	lua_init_open(L);
+	lua_queue_open(L);
+	lua_egress_open(L);
 	lua_message_open(L);
 	lua_conn_open(L);
 	lua_setglobal(L, "tern");

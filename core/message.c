@@ -389,7 +389,8 @@ message_encode_spool_meta(const struct message *m, struct buf *out)
 	rc |= buf_append_str(out, ",\"recipient\":");
 	rc |= buf_append_json_string(out, m->recipient ? m->recipient : "",
 				     m->recipient ? strlen(m->recipient) : 0);
-	rc |= buf_printf(out, ",\"created\":%.6f,\"size\":%zu,\"queue\":", m->created, m->data.len);
+	rc |= buf_printf(out, ",\"created\":%.6f,\"size\":%zu,\"attempts\":%u,\"due\":%.3f,\"queue\":",
+			 m->created, m->data.len, m->attempts, m->due);
 	rc |= buf_append_json_string(out, queue.data ? queue.data : "", queue.len);
 	rc |= buf_append_str(out, ",\"meta\":{");
 	for (i = 0; i < m->n_meta; i++) {
@@ -442,6 +443,10 @@ message_decode_spool_meta(struct message *m, const char *json, size_t len, struc
 	if (json_object_get(&obj, "created", &v) < 0 || json_number_value(&v, &created) < 0)
 		goto bad;
 	m->created = created;
+	if (json_object_get(&obj, "attempts", &v) == 0 && json_number_value(&v, &created) == 0)
+		m->attempts = (unsigned)created;
+	if (json_object_get(&obj, "due", &v) == 0 && json_number_value(&v, &created) == 0)
+		m->due = created;
 	if (json_object_get(&obj, "meta", &v) == 0 && v.type == JSON_OBJECT &&
 	    json_object_foreach(&v, decode_meta_member, m) < 0)
 		goto bad;

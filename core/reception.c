@@ -9,6 +9,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
 
@@ -60,6 +61,26 @@ is_null_queued(const struct message *m)
 	return yes;
 }
 
+/* Durable now: each spooled message joins its scheduled queue. */
+static void
+enqueue_all(struct reception *r)
+{
+	struct buf queue;
+	size_t i;
+
+	buf_init(&queue);
+	for (i = 0; i < r->n; i++) {
+		if (is_null_queued(r->msgs[i]))
+			continue;
+		buf_reset(&queue);
+		if (message_queue_name(r->msgs[i], &queue) < 0 ||
+		    queue_insert(&r->msgs[i]->id, queue.data ? queue.data : "", r->msgs[i]->created,
+				 0, util_wallclock()) < 0)
+			log_error("reception", "out of memory: a spooled message waits for a restart");
+	}
+	buf_deinit(&queue);
+}
+
 static void
 log_receptions(struct reception *r)
 {
@@ -90,8 +111,10 @@ reception_complete(void *arg)
 {
 	struct reception *r = arg;
 
-	if (r->status == 0)
+	if (r->status == 0) {
 		log_receptions(r);
+		enqueue_all(r);
+	}
 	if (r->done)
 		r->done(r->arg, r->status, &r->err);
 	shard_busy_dec(r->shard);

@@ -99,6 +99,7 @@ struct session {
 	bool bdat_failed; /* a chunk was refused: discard the rest of the transaction's chunks */
 	bool bdat_prev_cr;
 	bool bdat_bare;
+	bool bdat_seen;	 /* RFC 3030: a transaction that used BDAT (or BINARYMIME) may not DATA */
 	char pending_rcpt[SMTP_ADDR_MAX + 1];
 	/* messages being built after the end of data */
 	struct message *tx_msg;
@@ -171,6 +172,7 @@ tx_reset(struct session *s)
 	s->bdat_failed = false;
 	s->bdat_prev_cr = false;
 	s->bdat_bare = false;
+	s->bdat_seen = false;
 	buf_reset(&s->body);
 	message_free(s->tx_msg); s->tx_msg = NULL;
 	for (i = 0; i < s->n_msgs; i++)
@@ -422,6 +424,7 @@ cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	}
 	tx_begin(s);
 	s->smtputf8 = cmd->smtputf8;
+	s->bdat_seen = cmd->body == SMTP_BODY_BINARYMIME;
 	co = session_hook_begin(s, "smtp_server_mail_from");
 	if (co == NULL) {
 		after_mail_hook(s, NULL, CORO_OK, 0, NULL);
@@ -758,6 +761,10 @@ data_allowed(struct session *s)
 static void
 cmd_data(struct session *s, const struct smtp_cmd *cmd)
 {
+	if (s->in_tx && s->bdat_seen) {
+		session_reply(s, 503, "5.5.1", "DATA not allowed after BDAT or with BINARYMIME");
+		return;
+	}
 	if (!data_allowed(s))
 		return;
 	smtp_data_reader_init(&s->reader, s->l->cfg.max_message_size, s->l->cfg.fix_line_endings);
@@ -800,14 +807,24 @@ feed_data(struct session *s)
 		finish_data(s);
 }
 
+/* Written so that a chunk size near UINT64_MAX cannot wrap the sum. */
+static bool
+bdat_too_big(struct session *s, uint64_t chunk_size)
+{
+	uint64_t max = s->l->cfg.max_message_size;
+
+	return s->body.len > max || chunk_size > max - s->body.len;
+}
+
 static void
 cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 {
 	s->bdat_left = cmd->chunk_size;
 	s->bdat_last = cmd->last;
+	s->bdat_seen = s->in_tx;
 	if (!s->bdat_failed && !data_allowed(s))
 		s->bdat_failed = true;
-	else if (!s->bdat_failed && s->body.len + cmd->chunk_size > s->l->cfg.max_message_size) {
+	else if (!s->bdat_failed && bdat_too_big(s, cmd->chunk_size)) {
 		session_reply(s, 552, "5.3.4", "Message size exceeds the limit of %llu bytes",
 			      (unsigned long long)s->l->cfg.max_message_size);
 		s->bdat_failed = true;
@@ -856,7 +873,8 @@ finish_bdat_chunk(struct session *s)
 	s->state = SESSION_CMD;
 	io_set_timeout(s->io, s->l->cfg.client_timeout);
 	if (s->bdat_failed) {
-		if (s->bdat_last)
+		/* Outside a transaction there is nothing for the failure to spoil. */
+		if (s->bdat_last || !s->in_tx)
 			tx_end(s);
 		return;
 	}

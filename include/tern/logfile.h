@@ -49,7 +49,9 @@ struct logfile_stats {
 	uint64_t records;      /* accepted by logfile_append */
 	uint64_t dropped;      /* refused: buffer full or out of memory */
 	uint64_t write_errors; /* failed writes, opens or renames of segments */
-	uint64_t lost;         /* accepted records that a write error lost */
+	/* Records in writes that failed; those that reached the disk before
+	 * the failure are kept in the finished segment. */
+	uint64_t lost;
 	uint64_t segments;     /* segments finished (renamed) */
 };
 

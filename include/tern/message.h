@@ -28,6 +28,8 @@ struct message {
 	char *sender;    /* "" for the null reverse-path */
 	char *recipient; /* NULL for a transaction message that still has several */
 	double created;  /* epoch seconds */
+	unsigned attempts; /* delivery attempts so far */
+	double due;        /* epoch seconds of the next attempt; 0 = now */
 	struct buf data;
 	struct meta_entry *meta;
 	size_t n_meta, cap_meta;

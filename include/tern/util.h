@@ -72,6 +72,9 @@ int util_parse_duration(const char *s, double *out);
 /* Parse a byte size: "20MiB", "512k", "1000" (k/m/g are 1024-based). */
 int util_parse_size(const char *s, uint64_t *out);
 
+/* mkdir -p: create path and its missing parents (mode 0755). 0 or -errno. */
+int util_mkdir_p(const char *path);
+
 /* Case-insensitive ASCII comparison of n bytes. */
 bool util_strncaseeq(const char *a, const char *b, size_t n);
 

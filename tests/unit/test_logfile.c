@@ -186,7 +186,7 @@ test_creates_dir(void **state)
 	char dir[128];
 	struct tern_err err = {0};
 	struct logfile *lf;
-	struct stat st;
+	struct stat st = {0};
 
 	snprintf(dir, sizeof(dir), "%s/a/b/c", f->dir);
 	f->cfg.dir = dir;
@@ -395,7 +395,7 @@ test_zstd_exact(void **state)
 	lf = logfile_open(&f->cfg, NULL);
 	buf_init(&expect);
 	for (i = 0; i < 5000; i++) {
-		snprintf(line, sizeof(line), "{\"type\":\"Delivery\",\"id\":%d,\"q\":\"ex.com\"}", i);
+		snprintf(line, sizeof(line), "{\"type\":\"Delivery\",\"id\":%d}", i);
 		append_str(lf, line);
 		buf_printf(&expect, "%s\n", line);
 		if (i == 2500)
@@ -516,6 +516,7 @@ test_crash_child(void **state)
 	int status;
 
 	f->cfg.compression = LOGFILE_ZSTD;
+	f->cfg.flush_interval = 3600; /* no tick while the child exits */
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -538,6 +539,36 @@ test_crash_child(void **state)
 	read_all(f->dir, &all);
 	assert_string_equal(all.data, "{\"before\":1}\n{\"before\":2}\n{\"after\":4}\n");
 	buf_deinit(&all);
+}
+
+/* The flusher is not due for an hour, but 1 MiB buffered wakes it. */
+static void
+test_handover(void **state)
+{
+	struct fixture *f = *state;
+	char names[4][128], line[1100];
+	struct logfile *lf;
+	struct stat st = {0};
+	char path[256];
+	int i;
+
+	f->cfg.flush_interval = 3600;
+	lf = logfile_open(&f->cfg, NULL);
+	make_line(line, sizeof(line), 0, 999);
+	for (i = 0; i < 1100; i++)
+		append_str(lf, line);
+	for (i = 0; i < 200 && count_files(f->dir, ".jsonl.open") == 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(list_files(f->dir, ".jsonl.open", names, 4), 1);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, names[0]);
+	for (i = 0; i < 200 && (stat(path, &st) < 0 || st.st_size < LOGFILE_HANDOVER_BYTES); i++)
+		usleep(10 * 1000);
+	/* Written long before the tick; the rest waits for close. */
+	assert_true(st.st_size >= LOGFILE_HANDOVER_BYTES);
+	logfile_close(lf);
+	snprintf(path, sizeof(path), "%s/%.*s", f->dir, (int)strlen(names[0]) - 5, names[0]);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 1100 * 1000);
 }
 
 /* The flusher is not due for an hour: the buffer cap refuses, and counts. */
@@ -614,6 +645,48 @@ test_write_error(void **state)
 	}
 }
 
+/* The same with zstd: the torn frame is salvaged or removed, never left. */
+static void
+test_write_error_zstd(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, lim;
+	struct logfile_stats st;
+	char line[1100];
+	struct logfile *lf;
+	struct buf all;
+	int i, j;
+
+	f->cfg.compression = LOGFILE_ZSTD;
+	f->cfg.flush_interval = 3600;
+	lf = logfile_open(&f->cfg, NULL);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = (struct rlimit){10000, old.rlim_max};
+	setrlimit(RLIMIT_FSIZE, &lim);
+	srandom(7);
+	for (i = 0; i < 30; i++) {
+		/* Hex digits compress to about half: 30 records exceed the limit. */
+		for (j = 0; j < 998; j++)
+			line[j] = "0123456789abcdef"[random() % 16];
+		line[998] = '\0';
+		append_str(lf, line);
+	}
+	logfile_flush(lf);
+	setrlimit(RLIMIT_FSIZE, &old);
+	logfile_stats(lf, &st);
+	assert_true(st.write_errors >= 1);
+	append_str(lf, "{\"later\":1}");
+	logfile_close(lf);
+	assert_int_equal(count_files(f->dir, ".open"), 0);
+	assert_int_equal(count_files(f->dir, ".tmp"), 0);
+	buf_init(&all);
+	read_all(f->dir, &all);
+	assert_true(has_suffix(all.data, "{\"later\":1}\n"));
+	assert_int_equal(all.len % 999, 12 % 999);
+	buf_deinit(&all);
+}
+
 int
 main(void)
 {
@@ -629,8 +702,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zstd_flush_visible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_child, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buffer_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_zstd, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Egress. The scheduled queue's shard chooses a source from the pool and
+ * posts the message to the shard that owns the ready queue for (source,
+ * site). That shard holds the queue's FIFO, its connections and its
+ * throttles: a message leaves only when the message rate allows it and a
+ * connection is free, and connections never exceed connection_limit.
+ *
+ * Config hooks (get_egress_pool, get_egress_source, get_egress_path_config)
+ * run without yielding and are memoized per shard state.
+ */
+#include "tern/egress.h"
+#include "tern/coro.h"
+#include "tern/log.h"
+#include "tern/logrec.h"
+#include "tern/lua_egress.h"
+#include "tern/message.h"
+#include "tern/policy.h"
+#include "tern/queue.h"
+#include "tern/shard.h"
+#include "tern/smtp_client.h"
+#include "tern/throttle.h"
+#include "tern/tls.h"
+#include "tern/util_map.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+/* How long an opportunistic TLS failure sends a path to plain text. */
+#define EGRESS_TLS_BROKEN_SECS 600
+
+struct pool {
+	struct egress_pool_cfg cfg;
+	struct wrr wrr;
+};
+
+struct client_link {
+	struct client_link *next;
+	struct smtp_client *client;
+};
+
+struct ready_queue {
+	struct egress_shard *es;
+	char key[600];
+	char pool[64];
+	struct egress_source_cfg source;
+	struct egress_path_cfg path;
+	struct egress_route route;
+	struct smtp_client_config ccfg;
+	struct queue_msg *head, *tail;
+	size_t n_msgs;
+	struct throttle msg_rate, conn_rate;
+	int n_conns;
+	struct client_link *clients;
+	ev_timer wake;
+	double tls_broken_until;
+};
+
+struct egress_shard {
+	struct shard *shard;
+	struct map pools;   /* name -> struct pool */
+	struct map sources; /* name -> struct egress_source_cfg */
+	struct map ready;   /* "source|site" -> struct ready_queue */
+	SSL_CTX *tls;
+	bool ready_state;
+	bool closed;
+};
+
+static struct egress_shard *egress_shards;
+
+/* ---- smooth weighted round-robin ------------------------------------------------------------- */
+
+int
+wrr_next(struct wrr *w, const bool *skip)
+{
+	int total = 0, best = -1;
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		if (skip && skip[i])
+			continue;
+		w->current[i] += w->weight[i];
+		total += w->weight[i];
+		if (best < 0 || w->current[i] > w->current[best])
+			best = (int)i;
+	}
+	if (best >= 0)
+		w->current[best] -= total;
+	return best;
+}
+
+/* ---- per-shard state ------------------------------------------------------------------------- */
+
+static void
+pool_free(void *p)
+{
+	struct pool *pool = p;
+
+	egress_pool_cfg_deinit(&pool->cfg);
+	free(pool->wrr.weight);
+	free(pool->wrr.current);
+	free(pool);
+}
+
+static void
+ready_queue_free(void *p)
+{
+	struct ready_queue *rq = p;
+	struct queue_msg *m, *next;
+
+	ev_timer_stop(rq->es->shard->loop, &rq->wake);
+	/* Messages stay in the spool; only their memory goes. */
+	for (m = rq->head; m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	free(rq);
+}
+
+static void
+abort_clients(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+
+	while (rq->clients)
+		smtp_client_abort(rq->clients->client);
+}
+
+static void
+egress_stop(struct shard *shard, void *arg)
+{
+	struct egress_shard *es = arg;
+
+	map_foreach(&es->ready, abort_clients, NULL);
+}
+
+static void
+egress_exit(struct shard *shard, void *arg)
+{
+	struct egress_shard *es = arg;
+
+	map_foreach(&es->ready, abort_clients, NULL);
+	map_deinit(&es->ready, ready_queue_free);
+	map_deinit(&es->pools, pool_free);
+	map_deinit(&es->sources, free);
+	if (es->tls)
+		SSL_CTX_free(es->tls);
+	es->closed = true;
+}
+
+static struct egress_shard *
+egress_self(struct shard *shard)
+{
+	struct egress_shard *es;
+	struct tern_err err;
+
+	if (egress_shards == NULL)
+		egress_shards = xcalloc((size_t)shard_count(), sizeof(*egress_shards));
+	es = &egress_shards[shard->id];
+	if (!es->ready_state) {
+		es->shard = shard;
+		map_init(&es->pools);
+		map_init(&es->sources);
+		map_init(&es->ready);
+		es->tls = tls_client_ctx_new(&err);
+		if (es->tls == NULL)
+			log_warn("egress", "no TLS client context: %s", err.msg);
+		shard_on_stop(shard, egress_stop, es);
+		shard_on_exit(shard, egress_exit, es);
+		es->ready_state = true;
+	}
+	return es;
+}
+
+/* ---- config hooks ---------------------------------------------------------------------------- */
+
+typedef int (*read_config_fn)(lua_State *L, int idx, void *out, struct tern_err *err);
+
+struct config_call {
+	read_config_fn read;
+	void *out;
+	int status;
+	struct tern_err err;
+};
+
+static void
+config_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct config_call *c = arg;
+
+	c->status = status;
+	if (status != CORO_OK)
+		c->err = *err;
+	else if (nres < 1 || c->read(co, lua_gettop(co) - nres + 1, c->out, &c->err) < 0)
+		c->status = CORO_ERROR;
+}
+
+/* Call event(args...) synchronously; 1 when it ran and filled out, 0 when there is no handler. */
+static int
+call_config_hook(struct shard *shard, const char *event, const char *const *args, int nargs,
+		 read_config_fn read, void *out, struct tern_err *err)
+{
+	struct coro_options opts = {.what = event, .no_yield = true};
+	struct config_call call = {read, out, CORO_OK, {0}};
+	struct coro_ref ref;
+	lua_State *co = policy_hook_begin(shard->policy, event, &ref);
+	int i;
+
+	if (co == NULL)
+		return 0;
+	for (i = 0; i < nargs; i++)
+		lua_pushstring(co, args[i]);
+	coro_start(&ref, nargs, &opts, config_done, &call);
+	if (call.status != CORO_OK) {
+		*err = call.err;
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int
+read_pool(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_pool(L, idx, out, err);
+}
+
+static int
+read_source(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_source(L, idx, out, err);
+}
+
+static int
+read_path(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_path(L, idx, out, err);
+}
+
+/* Without a get_egress_pool hook a pool is the single source of the same name. */
+static int
+pool_defaults(struct pool *p, const char *name)
+{
+	snprintf(p->cfg.name, sizeof(p->cfg.name), "%s", name);
+	p->cfg.sources = calloc(1, sizeof(*p->cfg.sources));
+	p->cfg.weights = calloc(1, sizeof(*p->cfg.weights));
+	if (p->cfg.sources == NULL || p->cfg.weights == NULL)
+		return -ENOMEM;
+	snprintf(p->cfg.sources[0], sizeof(p->cfg.sources[0]), "%s", name);
+	p->cfg.weights[0] = 1;
+	p->cfg.n = 1;
+	return 0;
+}
+
+static struct pool *
+get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
+{
+	struct pool *p = map_get(&es->pools, name);
+	int rc;
+
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		goto nomem;
+	rc = call_config_hook(es->shard, "get_egress_pool", &name, 1, read_pool, &p->cfg, err);
+	if (rc < 0) {
+		free(p);
+		return NULL;
+	}
+	if (rc == 0 && pool_defaults(p, name) < 0)
+		goto nomem;
+	p->wrr.n = p->cfg.n;
+	p->wrr.weight = p->cfg.weights;
+	p->wrr.current = calloc(p->cfg.n, sizeof(int));
+	if (p->wrr.current == NULL)
+		goto nomem;
+	p->cfg.weights = NULL; /* owned by wrr now */
+	map_put(&es->pools, name, p, &rc);
+	if (rc == 0)
+		return p;
+nomem:
+	if (p)
+		pool_free(p);
+	tern_err_set(err, 451, "4.3.0", "out of memory");
+	return NULL;
+}
+
+static struct egress_source_cfg *
+get_source(struct egress_shard *es, const char *name, struct tern_err *err)
+{
+	struct egress_source_cfg *s = map_get(&es->sources, name);
+	int rc;
+
+	if (s)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
+	rc = call_config_hook(es->shard, "get_egress_source", &name, 1, read_source, s, err);
+	if (rc < 0) {
+		free(s);
+		return NULL;
+	}
+	if (rc == 0) {
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		snprintf(s->ehlo, sizeof(s->ehlo), "localhost");
+	}
+	map_put(&es->sources, name, s, &rc);
+	if (rc < 0) {
+		free(s);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
+	return s;
+}
+
+/* ---- outcomes decided here --------------------------------------------------------------------- */
+
+static void
+fail_transient(struct queue_msg *m, const char *site, const char *pool, const char *source,
+	       const char *text)
+{
+	struct message *msg = queue_load(m, false);
+	struct logrec rec = {.site = site, .egress_pool = pool, .egress_source = source,
+			     .response_code = 451, .response_enhanced = "4.4.0",
+			     .response_content = text};
+
+	if (msg)
+		queue_transient(m, msg, &rec);
+}
+
+/* ---- ready queues ------------------------------------------------------------------------------ */
+
+static void ready_pump(struct ready_queue *rq);
+
+static void
+ready_wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	ready_pump(w->data);
+}
+
+static void
+ready_wake_in(struct ready_queue *rq, double secs)
+{
+	if (ev_is_active(&rq->wake))
+		return;
+	ev_timer_set(&rq->wake, secs, 0);
+	ev_timer_start(rq->es->shard->loop, &rq->wake);
+}
+
+static struct queue_msg *
+ready_take(void *arg, struct smtp_client *c)
+{
+	struct ready_queue *rq = arg;
+	struct queue_msg *m = rq->head;
+	double wait;
+
+	if (m == NULL)
+		return NULL;
+	wait = throttle_take(&rq->msg_rate, util_now());
+	if (wait > 0) {
+		ready_wake_in(rq, wait);
+		return NULL;
+	}
+	rq->head = m->next;
+	if (rq->head == NULL)
+		rq->tail = NULL;
+	m->next = NULL;
+	rq->n_msgs--;
+	return m;
+}
+
+/* Nobody could connect: every waiting message goes back to its queue to retry later. */
+static void
+ready_fail_all(struct ready_queue *rq, const char *why)
+{
+	struct queue_msg *m;
+
+	while ((m = rq->head) != NULL) {
+		rq->head = m->next;
+		rq->n_msgs--;
+		fail_transient(m, rq->route.site, rq->pool, rq->source.name, why);
+	}
+	rq->tail = NULL;
+}
+
+static void
+ready_ended(void *arg, struct smtp_client *c, bool tls_failed, bool unreachable)
+{
+	struct ready_queue *rq = arg;
+	struct client_link **l, *dead;
+
+	/* A client that ends inside smtp_client_start() is still linked as NULL. */
+	for (l = &rq->clients; *l && (*l)->client != c; l = &(*l)->next)
+		;
+	if (*l == NULL)
+		for (l = &rq->clients; *l && (*l)->client != NULL; l = &(*l)->next)
+			;
+	if (*l) {
+		dead = *l;
+		*l = dead->next;
+		free(dead);
+	}
+	rq->n_conns--;
+	if (tls_failed)
+		rq->tls_broken_until = util_now() + EGRESS_TLS_BROKEN_SECS;
+	if (unreachable && rq->n_conns == 0)
+		ready_fail_all(rq, "no MX host of the site accepted a connection");
+	if (!rq->es->shard->stopping)
+		ready_wake_in(rq, 0);
+}
+
+static void
+ready_open_connection(struct ready_queue *rq)
+{
+	struct smtp_client_owner owner = {ready_take, ready_ended, rq};
+	struct client_link *link = calloc(1, sizeof(*link));
+	struct smtp_client *c;
+
+	if (link == NULL)
+		return;
+	rq->ccfg.skip_tls = util_now() < rq->tls_broken_until;
+	rq->n_conns++;
+	link->next = rq->clients;
+	rq->clients = link;
+	c = smtp_client_start(rq->es->shard->loop, &rq->ccfg, &owner);
+	/* NULL: it ended already, and ready_ended() unlinked it. */
+	if (c)
+		link->client = c;
+}
+
+/* Hand waiting messages to idle connections, and open connections while allowed. */
+static void
+ready_pump(struct ready_queue *rq)
+{
+	struct client_link *l, *next;
+
+	if (rq->es->shard->stopping)
+		return;
+	for (l = rq->clients; l && rq->head; l = next) {
+		next = l->next;
+		if (l->client && smtp_client_idle(l->client))
+			smtp_client_kick(l->client);
+	}
+	/* More waiting than connections to serve them: open another, within the limits. */
+	while (rq->head && rq->n_conns < rq->path.connection_limit &&
+	       rq->n_msgs > (size_t)rq->n_conns) {
+		double wait = throttle_take(&rq->conn_rate, util_now());
+
+		if (wait > 0) {
+			ready_wake_in(rq, wait);
+			return;
+		}
+		ready_open_connection(rq);
+	}
+}
+
+static void
+ready_client_config(struct ready_queue *rq)
+{
+	struct smtp_client_config *c = &rq->ccfg;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->pool = rq->pool;
+	c->source = rq->source.name;
+	c->source_addr = rq->source.has_addr ? &rq->source.addr : NULL;
+	c->source_address_text = rq->source.has_addr ? rq->source.addr_text : NULL;
+	c->ehlo = rq->path.ehlo[0] ? rq->path.ehlo : rq->source.ehlo;
+	c->route = &rq->route;
+	c->tls = rq->path.tls;
+	c->tls_ctx = rq->es->tls;
+	c->max_deliveries = rq->path.max_deliveries_per_connection;
+	c->connect_timeout = rq->path.connect_timeout;
+	c->banner_timeout = rq->path.banner_timeout;
+	c->ehlo_timeout = rq->path.ehlo_timeout;
+	c->mail_timeout = rq->path.mail_timeout;
+	c->rcpt_timeout = rq->path.rcpt_timeout;
+	c->data_timeout = rq->path.data_timeout;
+	c->idle_timeout = rq->path.idle_timeout;
+	/* MX routes carry port 25; the path may say otherwise (smart hosts keep theirs). */
+	for (i = 0; i < rq->route.n_addrs && rq->path.smtp_port != 25; i++) {
+		struct sockaddr_storage *a = &rq->route.addrs[i];
+
+		if (a->ss_family == AF_INET && ntohs(((struct sockaddr_in *)a)->sin_port) == 25)
+			((struct sockaddr_in *)a)->sin_port = htons((uint16_t)rq->path.smtp_port);
+		else if (a->ss_family == AF_INET6 && ntohs(((struct sockaddr_in6 *)a)->sin6_port) == 25)
+			((struct sockaddr_in6 *)a)->sin6_port = htons((uint16_t)rq->path.smtp_port);
+	}
+}
+
+static struct ready_queue *
+ready_create(struct egress_shard *es, const char *key, const char *source, const char *pool,
+	     const struct egress_route *route, struct tern_err *err)
+{
+	const char *args[3] = {route->domain, source, route->site};
+	struct egress_source_cfg *src = get_source(es, source, err);
+	struct ready_queue *rq;
+	int rc;
+
+	if (src == NULL)
+		return NULL;
+	rq = calloc(1, sizeof(*rq));
+	if (rq == NULL) {
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
+	rq->es = es;
+	snprintf(rq->key, sizeof(rq->key), "%s", key);
+	snprintf(rq->pool, sizeof(rq->pool), "%s", pool);
+	rq->source = *src;
+	rq->route = *route;
+	/* One path config per (source, site), asked with the first domain that reaches it. */
+	rc = call_config_hook(es->shard, "get_egress_path_config", args, 3, read_path, &rq->path, err);
+	if (rc < 0) {
+		free(rq);
+		return NULL;
+	}
+	if (rc == 0)
+		egress_path_defaults(&rq->path);
+	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
+	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
+	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
+	rq->wake.data = rq;
+	ready_client_config(rq);
+	map_put(&es->ready, key, rq, &rc);
+	if (rc < 0) {
+		free(rq);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
+	return rq;
+}
+
+struct submit_req {
+	struct queue_msg *m;
+	char source[64];
+	char pool[64];
+	struct egress_route route;
+};
+
+/* On the ready queue's shard. */
+static void
+submit_task(void *arg)
+{
+	struct submit_req *req = arg;
+	struct egress_shard *es = egress_self(shard_self());
+	char key[600];
+	struct ready_queue *rq;
+	struct tern_err err;
+
+	snprintf(key, sizeof(key), "%s|%s", req->source, req->route.site);
+	rq = map_get(&es->ready, key);
+	if (rq == NULL)
+		rq = ready_create(es, key, req->source, req->pool, &req->route, &err);
+	if (rq == NULL) {
+		fail_transient(req->m, req->route.site, req->pool, req->source, err.msg);
+		free(req);
+		return;
+	}
+	if (rq->n_conns == 0) {
+		rq->route = req->route; /* DNS may have moved; adopt it between connections */
+		ready_client_config(rq);
+	}
+	if (rq->tail)
+		rq->tail->next = req->m;
+	else
+		rq->head = req->m;
+	rq->tail = req->m;
+	rq->n_msgs++;
+	free(req);
+	ready_pump(rq);
+}
+
+static struct shard *
+ready_shard_for(const char *source, const char *site)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *parts[2] = {source, site};
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		const char *p;
+
+		for (p = parts[i]; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		h = (h ^ '|') * 1099511628211ull;
+	}
+	return shard_get((int)(h % (uint64_t)shard_count()));
+}
+
+void
+egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_route *route)
+{
+	struct egress_shard *es = egress_self(shard_self());
+	struct submit_req *req;
+	struct tern_err err;
+	struct pool *pool = get_pool(es, pool_name, &err);
+	int pick;
+
+	if (pool == NULL) {
+		fail_transient(m, route->site, pool_name, NULL, err.msg);
+		return;
+	}
+	pick = wrr_next(&pool->wrr, NULL);
+	req = malloc(sizeof(*req));
+	if (req == NULL) {
+		fail_transient(m, route->site, pool_name, NULL, "out of memory");
+		return;
+	}
+	req->m = m;
+	snprintf(req->source, sizeof(req->source), "%s", pool->cfg.sources[pick]);
+	snprintf(req->pool, sizeof(req->pool), "%s", pool_name);
+	req->route = *route;
+	if (shard_post(ready_shard_for(req->source, route->site), submit_task, req) < 0) {
+		free(req);
+		fail_transient(m, route->site, pool_name, NULL, "shutting down");
+	}
+}

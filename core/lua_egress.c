@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Egress config makers. Each validates eagerly and stamps the table with a
+ * metatable, so a hook that returns a hand-made table is caught clearly.
+ */
+#include "tern/lua_egress.h"
+#include "tern/lua_tern.h"
+#include "tern/throttle.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#define SOURCE_MT "tern.egress_source"
+#define POOL_MT "tern.egress_pool"
+#define PATH_MT "tern.egress_path"
+
+static const char *const path_timeouts[] = {"connect_timeout", "banner_timeout", "ehlo_timeout",
+					    "mail_timeout",    "rcpt_timeout",   "data_timeout",
+					    "idle_timeout",    NULL};
+
+void
+egress_path_defaults(struct egress_path_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->connection_limit = 10;
+	c->max_deliveries_per_connection = 100;
+	c->tls = SMTP_TLS_OPPORTUNISTIC;
+	c->smtp_port = 25;
+	c->connect_timeout = 60;
+	c->banner_timeout = 60;
+	c->ehlo_timeout = 60;
+	c->mail_timeout = 60;
+	c->rcpt_timeout = 60;
+	c->data_timeout = 300;
+	c->idle_timeout = 5;
+}
+
+static int
+parse_source_address(const char *text, struct egress_source_cfg *c)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&c->addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&c->addr;
+
+	memset(&c->addr, 0, sizeof(c->addr));
+	if (inet_pton(AF_INET, text, &a4->sin_addr) == 1)
+		a4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1)
+		a6->sin6_family = AF_INET6;
+	else
+		return -EINVAL;
+	c->has_addr = true;
+	snprintf(c->addr_text, sizeof(c->addr_text), "%s", text);
+	return 0;
+}
+
+static void
+stamp(lua_State *L, const char *mt)
+{
+	lua_settop(L, 1);
+	luaL_getmetatable(L, mt);
+	lua_setmetatable(L, 1);
+}
+
+static bool
+has_mt(lua_State *L, int idx, const char *mt)
+{
+	bool yes;
+
+	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+		return false;
+	luaL_getmetatable(L, mt);
+	yes = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return yes;
+}
+
+static const char *
+field_string(lua_State *L, int idx, const char *key)
+{
+	const char *v;
+
+	lua_getfield(L, idx, key);
+	v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1);
+	return v;
+}
+
+static double
+field_number(lua_State *L, int idx, const char *key, double def)
+{
+	double v = def;
+
+	lua_getfield(L, idx, key);
+	if (lua_isnumber(L, -1))
+		v = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+/* ---- sources ---- */
+
+static int
+lua_egress_make_source(lua_State *L)
+{
+	static const char *const opts[] = {"name", "source_address", "ehlo_domain", NULL};
+	const char *fname = "tern.make_egress_source";
+	struct egress_source_cfg c;
+	const char *addr;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	if (lua_tern_opt_string(L, 1, fname, "name", NULL) == NULL)
+		return luaL_error(L, "%s: option 'name' is required", fname);
+	addr = lua_tern_opt_string(L, 1, fname, "source_address", NULL);
+	if (addr && parse_source_address(addr, &c) < 0)
+		return luaL_error(L, "%s: source_address '%s' is not an IP address", fname, addr);
+	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
+	stamp(L, SOURCE_MT);
+	return 1;
+}
+
+int
+lua_egress_read_source(lua_State *L, int idx, struct egress_source_cfg *out, struct tern_err *err)
+{
+	const char *v;
+
+	memset(out, 0, sizeof(*out));
+	if (!has_mt(L, idx, SOURCE_MT)) {
+		tern_err_set(err, 451, "4.3.5", "get_egress_source must return tern.make_egress_source{...}");
+		return -EINVAL;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", field_string(L, idx, "name"));
+	if ((v = field_string(L, idx, "source_address")) != NULL)
+		parse_source_address(v, out);
+	v = field_string(L, idx, "ehlo_domain");
+	snprintf(out->ehlo, sizeof(out->ehlo), "%s", v ? v : "localhost");
+	return 0;
+}
+
+/* ---- pools ---- */
+
+static int
+lua_egress_make_pool(lua_State *L)
+{
+	static const char *const opts[] = {"name", "entries", NULL};
+	static const char *const entry_opts[] = {"name", "weight", NULL};
+	const char *fname = "tern.make_egress_pool";
+	size_t i, n;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	if (lua_tern_opt_string(L, 1, fname, "name", NULL) == NULL)
+		return luaL_error(L, "%s: option 'name' is required", fname);
+	lua_getfield(L, 1, "entries");
+	if (!lua_istable(L, 2) || (n = lua_objlen(L, 2)) == 0)
+		return luaL_error(L, "%s: option 'entries' must be a non-empty list", fname);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, 2, (int)i);
+		if (!lua_istable(L, 3))
+			return luaL_error(L, "%s: entries[%d] must be { name = ..., weight = ... }", fname,
+					  (int)i);
+		lua_tern_check_options(L, 3, "tern.make_egress_pool entry", entry_opts);
+		if (lua_tern_opt_string(L, 3, fname, "name", NULL) == NULL ||
+		    lua_tern_opt_number(L, 3, fname, "weight", 1) < 1)
+			return luaL_error(L, "%s: entries[%d] needs a name and a weight >= 1", fname,
+					  (int)i);
+		lua_pop(L, 1);
+	}
+	stamp(L, POOL_MT);
+	return 1;
+}
+
+void
+egress_pool_cfg_deinit(struct egress_pool_cfg *c)
+{
+	free(c->sources); c->sources = NULL;
+	free(c->weights); c->weights = NULL;
+	c->n = 0;
+}
+
+int
+lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct tern_err *err)
+{
+	size_t i, n;
+
+	memset(out, 0, sizeof(*out));
+	if (!has_mt(L, idx, POOL_MT)) {
+		tern_err_set(err, 451, "4.3.5", "get_egress_pool must return tern.make_egress_pool{...}");
+		return -EINVAL;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", field_string(L, idx, "name"));
+	lua_getfield(L, idx, "entries");
+	n = lua_objlen(L, -1);
+	out->sources = calloc(n, sizeof(*out->sources));
+	out->weights = calloc(n, sizeof(*out->weights));
+	if (out->sources == NULL || out->weights == NULL) {
+		lua_pop(L, 1);
+		egress_pool_cfg_deinit(out);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		snprintf(out->sources[i], sizeof(out->sources[i]), "%s", field_string(L, -1, "name"));
+		out->weights[i] = (int)field_number(L, lua_gettop(L), "weight", 1);
+		lua_pop(L, 1);
+	}
+	out->n = n;
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* ---- paths ---- */
+
+static void
+normalise_rate(lua_State *L, const char *fname, const char *key)
+{
+	const char *v = lua_tern_opt_string(L, 1, fname, key, NULL);
+	double rate;
+
+	if (v == NULL)
+		return;
+	if (throttle_parse_rate(v, &rate) < 0)
+		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
+	lua_pushnumber(L, rate);
+	lua_setfield(L, 1, key);
+}
+
+static int
+lua_egress_make_path(lua_State *L)
+{
+	static const char *const opts[] = {
+		"connection_limit", "max_message_rate", "max_connection_rate",
+		"max_deliveries_per_connection", "enable_tls", "smtp_port", "connect_timeout",
+		"banner_timeout", "ehlo_timeout", "mail_timeout", "rcpt_timeout", "data_timeout",
+		"idle_timeout", "ehlo_domain", NULL};
+	const char *fname = "tern.make_egress_path";
+	const char *tls;
+	const char *const *t;
+	double port;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	if (lua_tern_opt_number(L, 1, fname, "connection_limit", 1) < 1)
+		return luaL_error(L, "%s: connection_limit must be at least 1", fname);
+	if (lua_tern_opt_number(L, 1, fname, "max_deliveries_per_connection", 1) < 1)
+		return luaL_error(L, "%s: max_deliveries_per_connection must be at least 1", fname);
+	port = lua_tern_opt_number(L, 1, fname, "smtp_port", 25);
+	if (port < 1 || port > 65535)
+		return luaL_error(L, "%s: smtp_port must be 1..65535", fname);
+	tls = lua_tern_opt_string(L, 1, fname, "enable_tls", "opportunistic");
+	if (strcmp(tls, "opportunistic") && strcmp(tls, "required") && strcmp(tls, "disabled"))
+		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required' or 'disabled'",
+				  fname);
+	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
+	normalise_rate(L, fname, "max_message_rate");
+	normalise_rate(L, fname, "max_connection_rate");
+	for (t = path_timeouts; *t; t++) {
+		double v = lua_tern_opt_duration(L, 1, fname, *t, -1);
+
+		if (v == -1)
+			continue;
+		if (v <= 0)
+			return luaL_error(L, "%s: option '%s' must be positive", fname, *t);
+		lua_pushnumber(L, v);
+		lua_setfield(L, 1, *t);
+	}
+	stamp(L, PATH_MT);
+	return 1;
+}
+
+int
+lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct tern_err *err)
+{
+	double *timeouts[] = {&out->connect_timeout, &out->banner_timeout, &out->ehlo_timeout,
+			      &out->mail_timeout,    &out->rcpt_timeout,   &out->data_timeout,
+			      &out->idle_timeout};
+	const char *tls, *ehlo;
+	size_t i;
+
+	egress_path_defaults(out);
+	if (!has_mt(L, idx, PATH_MT)) {
+		tern_err_set(err, 451, "4.3.5", "get_egress_path_config must return tern.make_egress_path{...}");
+		return -EINVAL;
+	}
+	out->connection_limit = (int)field_number(L, idx, "connection_limit", out->connection_limit);
+	out->max_message_rate = field_number(L, idx, "max_message_rate", 0);
+	out->max_connection_rate = field_number(L, idx, "max_connection_rate", 0);
+	out->max_deliveries_per_connection = (int)field_number(
+		L, idx, "max_deliveries_per_connection", out->max_deliveries_per_connection);
+	out->smtp_port = (int)field_number(L, idx, "smtp_port", out->smtp_port);
+	for (i = 0; i < TERN_ARRAY_LEN(timeouts); i++)
+		*timeouts[i] = field_number(L, idx, path_timeouts[i], *timeouts[i]);
+	tls = field_string(L, idx, "enable_tls");
+	if (tls && strcmp(tls, "required") == 0)
+		out->tls = SMTP_TLS_REQUIRED;
+	else if (tls && strcmp(tls, "disabled") == 0)
+		out->tls = SMTP_TLS_DISABLED;
+	ehlo = field_string(L, idx, "ehlo_domain");
+	snprintf(out->ehlo, sizeof(out->ehlo), "%s", ehlo ? ehlo : "");
+	return 0;
+}
+
+void
+lua_egress_open(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{"make_egress_source", lua_egress_make_source},
+		{"make_egress_pool", lua_egress_make_pool},
+		{"make_egress_path", lua_egress_make_path},
+		{NULL, NULL},
+	};
+
+	luaL_newmetatable(L, SOURCE_MT);
+	luaL_newmetatable(L, POOL_MT);
+	luaL_newmetatable(L, PATH_MT);
+	lua_pop(L, 3);
+	luaL_register(L, NULL, fns);
+}

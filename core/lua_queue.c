@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tern.make_queue_config validates eagerly (so a typo fails where it is
+ * written, with file and line) and returns a table the core reads once per
+ * queue and policy epoch.
+ */
+#include "tern/lua_queue.h"
+#include "tern/lua_tern.h"
+#include "tern/throttle.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#define QUEUE_CONFIG_MT "tern.queue_config"
+
+static const char *const queue_options[] = {"egress_pool", "retry_interval", "max_retry_interval",
+					    "max_age", "max_message_rate", "mx_list", NULL};
+
+void
+queue_config_defaults(struct queue_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->egress_pool, sizeof(c->egress_pool), "default");
+	c->retry_interval = 20 * 60;
+	c->max_retry_interval = 8 * 3600;
+	c->max_age = 5 * 86400;
+}
+
+void
+queue_config_deinit(struct queue_config *c)
+{
+	free(c->mx_list); c->mx_list = NULL;
+	c->n_mx = 0;
+}
+
+static int
+read_mx_list(lua_State *L, int idx, struct queue_config *c, struct tern_err *err)
+{
+	size_t i, n;
+
+	lua_getfield(L, idx, "mx_list");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	n = lua_objlen(L, -1);
+	c->mx_list = calloc(n ? n : 1, sizeof(*c->mx_list));
+	if (c->mx_list == NULL) {
+		lua_pop(L, 1);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		snprintf(c->mx_list[i], sizeof(c->mx_list[i]), "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	c->n_mx = n;
+	lua_pop(L, 1);
+	return 0;
+}
+
+static double
+get_number(lua_State *L, int idx, const char *key, double def)
+{
+	double v = def;
+
+	lua_getfield(L, idx, key);
+	if (lua_isnumber(L, -1))
+		v = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+int
+lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct tern_err *err)
+{
+	queue_config_defaults(out);
+	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) {
+		tern_err_set(err, 451, "4.3.0", "get_queue_config must return tern.make_queue_config{...}");
+		return -EINVAL;
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, idx, "egress_pool");
+	if (lua_isstring(L, -1))
+		snprintf(out->egress_pool, sizeof(out->egress_pool), "%s", lua_tostring(L, -1));
+	lua_pop(L, 1);
+	out->retry_interval = get_number(L, idx, "retry_interval", out->retry_interval);
+	out->max_retry_interval = get_number(L, idx, "max_retry_interval", out->max_retry_interval);
+	out->max_age = get_number(L, idx, "max_age", out->max_age);
+	out->max_message_rate = get_number(L, idx, "max_message_rate", 0);
+	return read_mx_list(L, idx, out, err);
+}
+
+/* Replace a duration option by its value in seconds, so the core reads plain numbers. */
+static void
+normalise_duration(lua_State *L, const char *fname, const char *key)
+{
+	double v = lua_tern_opt_duration(L, 1, fname, key, -1);
+
+	if (v == -1)
+		return;
+	if (v <= 0)
+		luaL_error(L, "%s: option '%s' must be positive", fname, key);
+	lua_pushnumber(L, v);
+	lua_setfield(L, 1, key);
+}
+
+/* "120/min" -> 2 (per second). */
+static void
+normalise_rate(lua_State *L, const char *fname, const char *key)
+{
+	const char *v = lua_tern_opt_string(L, 1, fname, key, NULL);
+	double rate;
+
+	if (v == NULL)
+		return;
+	if (throttle_parse_rate(v, &rate) < 0)
+		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
+	lua_pushnumber(L, rate);
+	lua_setfield(L, 1, key);
+}
+
+static void
+check_mx_list(lua_State *L, const char *fname)
+{
+	size_t i, n;
+
+	lua_getfield(L, 1, "mx_list");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1) || lua_objlen(L, -1) == 0)
+		luaL_error(L, "%s: option 'mx_list' must be a non-empty list of 'host:port'", fname);
+	n = lua_objlen(L, -1);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, (int)i);
+		if (!lua_isstring(L, -1) || strlen(lua_tostring(L, -1)) >= 272)
+			luaL_error(L, "%s: mx_list[%d] must be a 'host:port' string", fname, (int)i);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+static int
+lua_queue_make_config(lua_State *L)
+{
+	const char *fname = "tern.make_queue_config";
+
+	lua_tern_check_options(L, 1, fname, queue_options);
+	lua_tern_opt_string(L, 1, fname, "egress_pool", NULL);
+	normalise_rate(L, fname, "max_message_rate");
+	normalise_duration(L, fname, "retry_interval");
+	normalise_duration(L, fname, "max_retry_interval");
+	normalise_duration(L, fname, "max_age");
+	check_mx_list(L, fname);
+	lua_settop(L, 1);
+	luaL_getmetatable(L, QUEUE_CONFIG_MT);
+	lua_setmetatable(L, 1);
+	return 1;
+}
+
+void
+lua_queue_open(lua_State *L)
+{
+	luaL_newmetatable(L, QUEUE_CONFIG_MT);
+	lua_pop(L, 1);
+	lua_pushcfunction(L, lua_queue_make_config);
+	lua_setfield(L, -2, "make_queue_config");
+}

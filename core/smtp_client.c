@@ -1,0 +1,722 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Outbound SMTP. A state machine over the shared io layer: one small
+ * function per state and one io callback that switches on events
+ * (OpenSMTPD's mta_session shape). Replies are parsed with smtp_proto; each
+ * command waits for its reply, except that MAIL, RCPT and DATA go out
+ * together when the server offers PIPELINING.
+ */
+#include "tern/smtp_client.h"
+#include "tern/io.h"
+#include "tern/log.h"
+#include "tern/logrec.h"
+#include "tern/message.h"
+#include "tern/queue.h"
+#include "tern/smtp_proto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ev.h>
+
+enum client_state {
+	CLIENT_CONNECTING,
+	CLIENT_BANNER,
+	CLIENT_EHLO,
+	CLIENT_HELO,
+	CLIENT_STARTTLS,
+	CLIENT_TLS,
+	CLIENT_IDLE,
+	CLIENT_MAIL,
+	CLIENT_RCPT,
+	CLIENT_DATA,
+	CLIENT_BODY,
+	CLIENT_RSET,
+	CLIENT_QUIT,
+};
+
+struct reply {
+	int code;
+	char enhanced[16];
+	struct buf text; /* lines joined with '\n' */
+};
+
+struct smtp_client {
+	const struct smtp_client_config *cfg;
+	struct smtp_client_owner owner;
+	struct ev_loop *loop;
+	struct io *io;
+	enum client_state state;
+	size_t addr_index;
+	char peer[64];
+	bool tls_active;
+	bool tls_failed;
+	bool unreachable;
+	/* capabilities from EHLO */
+	bool pipelining, starttls, eightbit, smtputf8;
+	int deliveries;
+	/* the message in flight */
+	struct queue_msg *qm;
+	struct message *msg;
+	int replies_pending; /* pipelined replies still to read in this state group */
+	bool tx_failed;      /* MAIL or RCPT refused: DATA's reply is not the outcome */
+	struct reply failure;
+	struct reply reply;
+	/* Freed only when no callback is running: functions deep in a reply may end the client. */
+	int busy;
+	bool dead;
+};
+
+static void client_next_address(struct smtp_client *c, const char *why);
+static void client_take(struct smtp_client *c);
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static void
+reply_reset(struct reply *r)
+{
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	buf_reset(&r->text);
+}
+
+static void
+reply_copy(struct reply *dst, const struct reply *src)
+{
+	reply_reset(dst);
+	dst->code = src->code;
+	memcpy(dst->enhanced, src->enhanced, sizeof(dst->enhanced));
+	buf_append(&dst->text, src->text.data ? src->text.data : "", src->text.len);
+}
+
+static void
+client_send(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+client_send(struct smtp_client *c, const char *fmt, ...)
+{
+	struct buf line;
+	va_list ap;
+
+	buf_init(&line);
+	va_start(ap, fmt);
+	buf_vprintf(&line, fmt, ap);
+	va_end(ap);
+	buf_append(&line, "\r\n", 2);
+	io_write(c->io, line.data, line.len);
+	buf_deinit(&line);
+}
+
+static void
+client_timeout(struct smtp_client *c, double secs)
+{
+	io_set_timeout(c->io, secs);
+}
+
+static const char *
+command_of(enum client_state s)
+{
+	switch (s) {
+	case CLIENT_MAIL: return "MAIL";
+	case CLIENT_RCPT: return "RCPT";
+	case CLIENT_DATA: return "DATA";
+	case CLIENT_BODY: return ".";
+	default: return "connect";
+	}
+}
+
+/* Fill a record with this connection's context and the reply r. */
+static void
+fill_record(struct smtp_client *c, struct logrec *rec, const struct reply *r, const char *command)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->site = c->cfg->route->site;
+	rec->egress_pool = c->cfg->pool;
+	rec->egress_source = c->cfg->source;
+	rec->source_address = c->cfg->source_address_text;
+	rec->peer_address = c->peer[0] ? c->peer : NULL;
+	rec->response_code = r->code;
+	rec->response_enhanced = r->enhanced[0] ? r->enhanced : NULL;
+	rec->response_content = r->text.data ? r->text.data : "";
+	rec->response_command = command;
+	if (c->tls_active) {
+		rec->tls_version = io_tls_version(c->io);
+		rec->tls_cipher = io_tls_cipher(c->io);
+	}
+}
+
+/* Settle the message in flight by the reply's class. */
+static void
+settle(struct smtp_client *c, const struct reply *r, const char *command)
+{
+	struct logrec rec;
+	struct queue_msg *qm = c->qm;
+	struct message *msg = c->msg;
+
+	if (qm == NULL)
+		return;
+	c->qm = NULL;
+	c->msg = NULL;
+	fill_record(c, &rec, r, command);
+	rec.num_attempts = qm->attempts + 1;
+	if (r->code >= 200 && r->code < 300)
+		queue_delivered(qm, msg, &rec);
+	else if (r->code >= 500)
+		queue_bounced(qm, msg, &rec);
+	else
+		queue_transient(qm, msg, &rec);
+}
+
+/* A local reason (no server reply): transient with the given text. */
+static void
+settle_local(struct smtp_client *c, int code, const char *enhanced, const char *text,
+	     const char *command)
+{
+	struct reply r = {code, "", {0}};
+
+	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
+	buf_init(&r.text);
+	buf_append_str(&r.text, text);
+	if (c->qm && c->msg == NULL && (c->msg = queue_load(c->qm, false)) == NULL)
+		c->qm = NULL; /* queue_load logged and freed it */
+	settle(c, &r, command);
+	buf_deinit(&r.text);
+}
+
+static void
+client_release(struct smtp_client *c)
+{
+	struct smtp_client_owner owner = c->owner;
+
+	buf_deinit(&c->reply.text);
+	buf_deinit(&c->failure.text);
+	/* Before free: the owner drops c from its lists, and must not call into it. */
+	owner.ended(owner.arg, c, c->tls_failed, c->unreachable);
+	free(c);
+}
+
+static void
+client_free(struct smtp_client *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	if (c->qm)
+		settle_local(c, 451, "4.4.2", "connection lost", command_of(c->state));
+	io_free(c->io);
+	c->io = NULL;
+	if (c->busy == 0)
+		client_release(c);
+}
+
+static void
+client_quit(struct smtp_client *c)
+{
+	c->state = CLIENT_QUIT;
+	client_send(c, "QUIT");
+	client_timeout(c, 5);
+}
+
+/* ---- states ------------------------------------------------------------------------------ */
+
+static void
+send_ehlo(struct smtp_client *c)
+{
+	c->state = CLIENT_EHLO;
+	c->pipelining = c->starttls = c->eightbit = c->smtputf8 = false;
+	client_send(c, "EHLO %s", c->cfg->ehlo);
+	client_timeout(c, c->cfg->ehlo_timeout);
+}
+
+static void
+parse_capabilities(struct smtp_client *c)
+{
+	char *line = c->reply.text.data, *next;
+
+	for (; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strcasecmp(line, "PIPELINING") == 0)
+			c->pipelining = true;
+		else if (strcasecmp(line, "STARTTLS") == 0)
+			c->starttls = true;
+		else if (strcasecmp(line, "8BITMIME") == 0)
+			c->eightbit = true;
+		else if (strcasecmp(line, "SMTPUTF8") == 0)
+			c->smtputf8 = true;
+		if (next)
+			next[-1] = '\n';
+	}
+}
+
+static bool
+want_tls(struct smtp_client *c)
+{
+	if (c->tls_active || c->cfg->tls == SMTP_TLS_DISABLED || c->cfg->tls_ctx == NULL)
+		return false;
+	return c->cfg->tls == SMTP_TLS_REQUIRED || !c->cfg->skip_tls;
+}
+
+static void
+after_ehlo(struct smtp_client *c)
+{
+	parse_capabilities(c);
+	if (want_tls(c) && c->starttls) {
+		c->state = CLIENT_STARTTLS;
+		client_send(c, "STARTTLS");
+		client_timeout(c, c->cfg->ehlo_timeout);
+		return;
+	}
+	if (c->cfg->tls == SMTP_TLS_REQUIRED && !c->tls_active) {
+		c->qm = c->owner.take(c->owner.arg, c);
+		c->msg = NULL;
+		settle_local(c, 451, "4.7.4", "TLS required by policy but not offered by the server",
+			     "STARTTLS");
+		client_quit(c);
+		return;
+	}
+	client_take(c);
+}
+
+static bool
+has_8bit(const struct buf *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->len; i++)
+		if ((unsigned char)b->data[i] & 0x80)
+			return true;
+	return false;
+}
+
+static bool
+is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s & 0x80)
+			return false;
+	return true;
+}
+
+/* Refuse what the server cannot take before sending anything. */
+static bool
+transportable(struct smtp_client *c, bool eightbit)
+{
+	bool utf8 = !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient);
+
+	if (eightbit && !c->eightbit) {
+		settle_local(c, 554, "5.6.3", "message has 8-bit content and the server does not offer 8BITMIME", "MAIL");
+		return false;
+	}
+	if (utf8 && !c->smtputf8) {
+		settle_local(c, 553, "5.6.7", "UTF-8 address and the server does not offer SMTPUTF8", "MAIL");
+		return false;
+	}
+	return true;
+}
+
+static void
+send_envelope(struct smtp_client *c)
+{
+	bool eightbit = has_8bit(&c->msg->data);
+
+	if (!transportable(c, eightbit)) {
+		client_take(c);
+		return;
+	}
+	c->tx_failed = false;
+	reply_reset(&c->failure);
+	client_send(c, "MAIL FROM:<%s>%s%s", c->msg->sender, eightbit ? " BODY=8BITMIME" : "",
+		    !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
+	c->state = CLIENT_MAIL;
+	client_timeout(c, c->cfg->mail_timeout);
+	if (c->pipelining) {
+		client_send(c, "RCPT TO:<%s>", c->msg->recipient);
+		client_send(c, "DATA");
+	}
+}
+
+static void
+client_take(struct smtp_client *c)
+{
+	if (c->cfg->max_deliveries > 0 && c->deliveries >= c->cfg->max_deliveries) {
+		client_quit(c);
+		return;
+	}
+	c->qm = c->owner.take(c->owner.arg, c);
+	if (c->qm == NULL) {
+		c->state = CLIENT_IDLE;
+		client_timeout(c, c->cfg->idle_timeout);
+		return;
+	}
+	c->msg = queue_load(c->qm, true);
+	if (c->msg == NULL) {
+		c->qm = NULL;
+		client_take(c);
+		return;
+	}
+	c->deliveries++;
+	send_envelope(c);
+}
+
+/* The body, dot-stuffed, always ending in CRLF, then the terminating dot. */
+static void
+send_body(struct smtp_client *c)
+{
+	const struct buf *d = &c->msg->data;
+	const char *p = d->data, *end = d->data + d->len;
+	struct buf out;
+
+	buf_init(&out);
+	buf_reserve(&out, d->len + d->len / 64 + 8);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl + 1 : end;
+
+		if (*p == '.')
+			buf_append_char(&out, '.');
+		buf_append(&out, p, (size_t)(stop - p));
+		p = stop;
+	}
+	if (out.len < 2 || out.data[out.len - 2] != '\r' || out.data[out.len - 1] != '\n')
+		buf_append(&out, "\r\n", 2);
+	buf_append(&out, ".\r\n", 3);
+	io_write(c->io, out.data, out.len);
+	buf_deinit(&out);
+	c->state = CLIENT_BODY;
+	client_timeout(c, c->cfg->data_timeout);
+}
+
+/* ---- replies by state ------------------------------------------------------------------------ */
+
+static void
+on_banner(struct smtp_client *c)
+{
+	if (c->reply.code / 100 != 2) {
+		client_next_address(c, "banner refused");
+		return;
+	}
+	send_ehlo(c);
+}
+
+static void
+on_ehlo(struct smtp_client *c)
+{
+	if (c->reply.code / 100 == 2) {
+		after_ehlo(c);
+	} else if (c->state == CLIENT_EHLO && c->reply.code / 100 == 5) {
+		c->state = CLIENT_HELO;
+		client_send(c, "HELO %s", c->cfg->ehlo);
+	} else {
+		client_next_address(c, "EHLO refused");
+	}
+}
+
+static void
+on_starttls(struct smtp_client *c)
+{
+	if (c->reply.code != 220) {
+		if (c->cfg->tls == SMTP_TLS_REQUIRED) {
+			client_next_address(c, "STARTTLS refused");
+			return;
+		}
+		client_take(c);
+		return;
+	}
+	c->state = CLIENT_TLS;
+	if (io_start_tls_client(c->io, c->cfg->tls_ctx, c->cfg->route->hosts[c->addr_index]) < 0)
+		client_next_address(c, "TLS could not start");
+}
+
+/* One reply of the MAIL/RCPT/DATA group. */
+static void
+on_envelope(struct smtp_client *c)
+{
+	bool ok = c->reply.code / 100 == 2 || (c->state == CLIENT_DATA && c->reply.code == 354);
+
+	if (!ok && !c->tx_failed) {
+		c->tx_failed = true;
+		reply_copy(&c->failure, &c->reply);
+		c->failure.code = c->reply.code;
+		snprintf(c->failure.enhanced, sizeof(c->failure.enhanced), "%s", c->reply.enhanced);
+		c->replies_pending = (int)c->state; /* remember which command failed */
+	}
+	switch (c->state) {
+	case CLIENT_MAIL:
+		c->state = CLIENT_RCPT;
+		client_timeout(c, c->cfg->rcpt_timeout);
+		if (!c->pipelining && !c->tx_failed)
+			client_send(c, "RCPT TO:<%s>", c->msg->recipient);
+		else if (!c->pipelining)
+			goto failed;
+		return;
+	case CLIENT_RCPT:
+		c->state = CLIENT_DATA;
+		client_timeout(c, c->cfg->data_timeout);
+		if (!c->pipelining && !c->tx_failed)
+			client_send(c, "DATA");
+		else if (!c->pipelining)
+			goto failed;
+		return;
+	case CLIENT_DATA:
+		if (c->reply.code == 354 && !c->tx_failed) {
+			send_body(c);
+			return;
+		}
+		if (c->reply.code == 354) /* a server that accepted DATA anyway: send nothing */
+			io_write(c->io, ".\r\n", 3);
+		goto failed;
+	default:
+		return;
+	}
+failed:
+	settle(c, &c->failure, command_of((enum client_state)c->replies_pending));
+	c->state = CLIENT_RSET;
+	client_send(c, "RSET");
+}
+
+static void
+on_body(struct smtp_client *c)
+{
+	settle(c, &c->reply, ".");
+	client_take(c);
+}
+
+static void
+dispatch_reply(struct smtp_client *c)
+{
+	if (c->reply.code == 421 && c->state != CLIENT_QUIT) {
+		if (c->qm)
+			settle(c, &c->reply, command_of(c->state));
+		if (c->state == CLIENT_BANNER || c->state == CLIENT_EHLO)
+			client_next_address(c, "421 at greeting");
+		else
+			client_quit(c);
+		return;
+	}
+	switch (c->state) {
+	case CLIENT_BANNER: on_banner(c); break;
+	case CLIENT_EHLO:
+	case CLIENT_HELO: on_ehlo(c); break;
+	case CLIENT_STARTTLS: on_starttls(c); break;
+	case CLIENT_MAIL:
+	case CLIENT_RCPT:
+	case CLIENT_DATA: on_envelope(c); break;
+	case CLIENT_BODY: on_body(c); break;
+	case CLIENT_RSET: client_take(c); break;
+	case CLIENT_QUIT: client_free(c); break;
+	default: break;
+	}
+}
+
+/* Read complete replies (multi-line included) from the input. */
+static void
+read_replies(struct smtp_client *c)
+{
+	size_t len, used;
+	const char *line;
+
+	while (c->io && (line = io_getline(c->io, &len, &used)) != NULL) {
+		struct smtp_reply_line rl;
+		bool done;
+
+		if (smtp_parse_reply_line(line, len, &rl) < 0) {
+			io_consume(c->io, used);
+			client_next_address(c, "malformed reply");
+			return;
+		}
+		if (c->reply.code == 0) {
+			c->reply.code = rl.code;
+			snprintf(c->reply.enhanced, sizeof(c->reply.enhanced), "%s", rl.enhanced);
+		} else {
+			buf_append_char(&c->reply.text, '\n');
+		}
+		buf_append(&c->reply.text, rl.text, rl.text_len);
+		done = !rl.more;
+		io_consume(c->io, used);
+		if (!done)
+			continue;
+		dispatch_reply(c);
+		if (c->dead)
+			return;
+		reply_reset(&c->reply);
+		if (c->state == CLIENT_CONNECTING || c->state == CLIENT_TLS)
+			return;
+	}
+}
+
+/* ---- connection -------------------------------------------------------------------------- */
+
+static void client_io(struct io *io, enum io_event ev, void *arg);
+static void client_event(struct smtp_client *c, struct io *io, enum io_event ev);
+
+static void
+format_peer(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port;
+
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	}
+	snprintf(out, n, "%s:%d", ip, port);
+}
+
+static socklen_t
+sockaddr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void
+client_connect(struct smtp_client *c)
+{
+	const struct egress_route *r = c->cfg->route;
+	const struct sockaddr_storage *src = c->cfg->source_addr;
+	struct tern_err err;
+
+	while (c->addr_index < r->n_addrs) {
+		const struct sockaddr_storage *dst = &r->addrs[c->addr_index];
+
+		format_peer(dst, c->peer, sizeof(c->peer));
+		c->state = CLIENT_CONNECTING;
+		c->tls_active = false;
+		c->io = io_connect(c->loop, (const struct sockaddr *)dst, sockaddr_len(dst),
+				   (const struct sockaddr *)src, src ? sockaddr_len(src) : 0, client_io,
+				   c, &err);
+		if (c->io != NULL) {
+			client_timeout(c, c->cfg->connect_timeout);
+			return;
+		}
+		log_warn("smtp_client", "%s", err.msg);
+		c->addr_index++;
+	}
+	/* No address left: the message that would have gone first fails transiently. */
+	c->qm = c->owner.take(c->owner.arg, c);
+	c->msg = NULL;
+	settle_local(c, 451, "4.4.1", "no MX host of the site accepted a connection", "connect");
+	c->unreachable = true;
+	client_free(c);
+}
+
+static void
+client_next_address(struct smtp_client *c, const char *why)
+{
+	log_debug("smtp_client", "%s: %s, trying the next address", c->peer, why);
+	if (c->state == CLIENT_TLS && c->cfg->tls == SMTP_TLS_OPPORTUNISTIC)
+		c->tls_failed = true;
+	if (c->qm) {
+		/* Mid-transaction: this message fails now; the connection does not move on. */
+		settle_local(c, 451, "4.4.2", why, command_of(c->state));
+		client_free(c);
+		return;
+	}
+	io_free(c->io);
+	c->io = NULL;
+	if (c->tls_failed) {
+		/* Opportunistic TLS broke: end here so the next connection goes without it. */
+		c->dead = true;
+		if (c->busy == 0)
+			client_release(c);
+		return;
+	}
+	c->addr_index++;
+	client_connect(c);
+}
+
+static void
+client_io(struct io *io, enum io_event ev, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	c->busy++;
+	client_event(c, io, ev);
+	if (--c->busy == 0 && c->dead)
+		client_release(c);
+}
+
+struct smtp_client *
+smtp_client_start(struct ev_loop *loop, const struct smtp_client_config *cfg,
+		  const struct smtp_client_owner *owner)
+{
+	struct smtp_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->cfg = cfg;
+	c->owner = *owner;
+	c->loop = loop;
+	buf_init(&c->reply.text);
+	buf_init(&c->failure.text);
+	c->busy = 1;
+	client_connect(c);
+	if (--c->busy == 0 && c->dead) {
+		client_release(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void
+client_event(struct smtp_client *c, struct io *io, enum io_event ev)
+{
+	switch (ev) {
+	case IO_CONNECTED:
+		c->state = CLIENT_BANNER;
+		client_timeout(c, c->cfg->banner_timeout);
+		break;
+	case IO_TLSREADY:
+		c->tls_active = true;
+		send_ehlo(c);
+		break;
+	case IO_DATAIN:
+		read_replies(c);
+		break;
+	case IO_LOWAT:
+		break;
+	case IO_TIMEOUT:
+		if (c->state == CLIENT_IDLE)
+			client_quit(c);
+		else if (c->state == CLIENT_QUIT)
+			client_free(c);
+		else
+			client_next_address(c, "timeout");
+		break;
+	case IO_DISCONNECTED:
+	case IO_ERROR:
+		if (c->state == CLIENT_QUIT || c->state == CLIENT_IDLE) {
+			client_free(c);
+			break;
+		}
+		client_next_address(c, ev == IO_ERROR ? io_error(io) : "connection closed");
+		break;
+	}
+}
+
+bool
+smtp_client_idle(const struct smtp_client *c)
+{
+	return c->state == CLIENT_IDLE;
+}
+
+void
+smtp_client_kick(struct smtp_client *c)
+{
+	if (c->state == CLIENT_IDLE)
+		client_take(c);
+}
+
+void
+smtp_client_abort(struct smtp_client *c)
+{
+	client_free(c);
+}

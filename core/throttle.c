@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+/*
+ * GCRA. An event at time now is allowed when now >= tat - tolerance; it then
+ * moves tat one interval further (from max(tat, now)). This keeps long-run
+ * counts exact: over any window the number admitted is at most
+ * window/interval + burst.
+ */
+#include "tern/throttle.h"
+#include "tern/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+throttle_parse_rate(const char *s, double *per_second)
+{
+	const char *slash = strchr(s, '/');
+	char *end;
+	double count, period;
+
+	if (slash == NULL)
+		return -EINVAL;
+	count = strtod(s, &end);
+	if (end != slash || count <= 0)
+		return -EINVAL;
+	/* "min" alone means one minute: give the duration parser a leading 1. */
+	if (slash[1] >= '0' && slash[1] <= '9') {
+		if (util_parse_duration(slash + 1, &period) < 0)
+			return -EINVAL;
+	} else {
+		char one[32] = "1";
+
+		if (strlen(slash + 1) > sizeof(one) - 2)
+			return -EINVAL;
+		strcat(one, slash + 1);
+		if (util_parse_duration(one, &period) < 0)
+			return -EINVAL;
+	}
+	if (period <= 0)
+		return -EINVAL;
+	*per_second = count / period;
+	return 0;
+}
+
+void
+throttle_init(struct throttle *t, double per_second, double burst)
+{
+	t->interval = per_second > 0 ? 1.0 / per_second : 0;
+	t->tolerance = burst > 1 ? (burst - 1) * t->interval : 0;
+	t->tat = 0;
+}
+
+double
+throttle_take(struct throttle *t, double now)
+{
+	double tat;
+
+	if (t->interval == 0)
+		return 0;
+	tat = t->tat > now ? t->tat : now;
+	if (now < tat - t->tolerance)
+		return tat - t->tolerance - now;
+	t->tat = tat + t->interval;
+	return 0;
+}

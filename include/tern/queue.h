@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scheduled queues. After spooling, a message joins the queue named
+ * "campaign:tenant@domain" (parts from meta campaign and tenant; meta queue
+ * overrides), which lives on shard hash(name). In memory a queued message is
+ * a struct queue_msg: id, due time, attempts, a link; never its body. When it
+ * is due, the queue's config (hook get_queue_config, memoized) names its
+ * egress pool, DNS (or the config's mx_list) names its site, and the message
+ * moves to the egress ready queue for (source, site).
+ *
+ * Retries back off exponentially with jitter, from retry_interval up to
+ * max_retry_interval; past max_age the message expires.
+ */
+#ifndef TERN_QUEUE_H
+#define TERN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern/spool.h"
+#include "tern/util.h"
+
+struct sched_queue;
+struct message;
+struct logrec;
+
+/* A queued message in memory: metadata only. */
+struct queue_msg {
+	struct spool_id id;
+	double due;               /* epoch seconds */
+	struct sched_queue *queue;
+	struct queue_msg *next;   /* ready-queue FIFO link */
+	uint32_t heap_index;
+	uint32_t created;         /* epoch seconds */
+	uint16_t attempts;
+};
+
+struct queue_config {
+	char egress_pool[64];
+	double retry_interval;
+	double max_retry_interval;
+	double max_age;
+	double max_message_rate; /* per second; 0 = unlimited */
+	char (*mx_list)[272]; /* "host:port" entries: smart hosts instead of MX */
+	size_t n_mx;
+};
+
+/* Split a queue name into campaign, tenant and domain (each may come back empty). */
+void queue_name_parse(const char *name, char *campaign, size_t clen, char *tenant, size_t tlen,
+		      char *domain, size_t dlen);
+/* Seconds to wait before attempt number attempts+1; jitter01 in [0,1) spreads retries by +-10%. */
+double queue_retry_delay(unsigned attempts, double base, double max, double jitter01);
+
+/* The spool the queues read from and update (set at start-up). */
+void queue_set_spool(struct spool *sp);
+struct spool *queue_spool(void);
+/* Hand a spooled message to its queue (any thread). */
+int queue_insert(const struct spool_id *id, const char *queue_name, double created,
+		 unsigned attempts, double due);
+/* Re-enter every message in the spool into its queue (start-up). */
+int queue_recover(struct spool *sp, struct tern_err *err);
+
+const char *queue_msg_name(const struct queue_msg *m);
+/* Messages currently held by the queues of all shards (approximate, for metrics and tests). */
+size_t queue_count(void);
+
+/*
+ * Outcomes, from any shard. Each writes its record (rec->type is set here;
+ * rec->msg must be the loaded message), updates the spool and frees or
+ * requeues m. msg is consumed.
+ */
+void queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec);
+void queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
+void queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec);
+/* Load m's message from the spool; NULL when it cannot be (then m is logged and freed). */
+struct message *queue_load(struct queue_msg *m, bool with_data);
+
+#endif

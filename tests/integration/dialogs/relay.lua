@@ -1,0 +1,3 @@
+tern.on('get_listener_domain', function(domain, listener, conn)
+  return domain == 'local.test'
+end)
