@@ -8,6 +8,7 @@
 #include "tern/log.h"
 #include "tern/lua_conn.h"
 #include "tern/lua_dkim.h"
+#include "tern/lua_dns.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 #include "tern/lua_init.h"
@@ -512,6 +513,7 @@ lua_tern_open(lua_State *L)
 	open_shard(L);
 	lua_json_open(L);
 	lua_dkim_open(L);
+	lua_dns_open(L);
 	lua_init_open(L);
 	lua_queue_open(L);
 	lua_egress_open(L);

@@ -149,3 +149,24 @@ def listener_policy(extra="", hooks=""):
             "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mx.test'"
             + opts + " }\n"
             "end)\n" + hooks)
+
+
+@pytest.fixture
+def dns_server():
+    """Factory: dns_server(zones) -> a started DNSTestServer (dnsserver.py) on 127.0.0.1.
+
+    It answers only the zones given (see dnsserver.py for the format); .address is
+    "127.0.0.1:PORT" for tern.dns.configure, .count(name, qtype) the questions it saw,
+    .set_zones(zones) swaps the data. Stopped at the end of the test.
+    """
+    from dnsserver import DNSTestServer
+    started = []
+
+    def make(zones):
+        server = DNSTestServer(zones).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -6,7 +6,9 @@ starting with '#' are ignored:
 
   option <lua>         a tern.start_esmtp_listener option ("max_recipients_per_message = 2");
                        {dir}, {cert} and {key} are replaced (a self-signed pair is made for {cert})
-  hooks <file>         a Lua file beside the dialog, appended to the policy ({dir} replaced)
+  hooks <file>         a Lua file beside the dialog, appended to the policy ({dir} replaced).
+                       Unless the hooks define get_queue_config, one that fails keeps every
+                       received message in the spool, waiting for a retry
   connect              close the connection and open a new one (the first one is implicit)
   send <line>          send the line with CRLF appended
   send-raw <bytes>     send Python-escaped bytes as they are ("MAIL FROM:<a@b>\\r\\nRSET\\r\\n")
@@ -46,6 +48,10 @@ DIALOGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialogs")
 READ_TIMEOUT = 5.0
 NO_ENHANCED_OK = {220, 250, 334, 354}
 ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+# Keep received messages in the spool for the checks instead of delivering them: a
+# failing get_queue_config is a transient failure, so every message waits for a retry.
+HOLD = ("tern.on('get_queue_config', function()\n"
+        "  error('the dialog runner holds every message in the spool')\nend)\n")
 
 
 def dialog_files():
@@ -89,6 +95,8 @@ class Dialog:
         for name in self.hooks:
             with open(os.path.join(DIALOGS, name)) as f:
                 hooks += subst(f.read())
+        if "get_queue_config" not in hooks:
+            hooks += HOLD
         return listener_policy(", ".join(subst(o) for o in self.options), hooks)
 
 
