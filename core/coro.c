@@ -85,6 +85,22 @@ coro_destroy(struct coro *c)
 	free(c); c = NULL;
 }
 
+/*
+ * A thread that raised, timed out or was cancelled cannot run again; drop
+ * it but keep the struct (pooled, with a new generation), so that stale
+ * refs and waits held elsewhere still point at valid memory and simply
+ * find a different generation.
+ */
+static void
+coro_discard(struct coro *c)
+{
+	luaL_unref(c->pool->L, LUA_REGISTRYINDEX, c->ref);
+	c->ref = LUA_NOREF;
+	c->co = NULL;
+	c->next_free = c->pool->free;
+	c->pool->free = c;
+}
+
 void
 coro_pool_free(struct coro_pool *pool)
 {
@@ -115,8 +131,7 @@ coro_create(struct coro_pool *pool)
 	if (c == NULL)
 		return NULL;
 	c->pool = pool;
-	c->co = lua_newthread(pool->L);
-	c->ref = luaL_ref(pool->L, LUA_REGISTRYINDEX);
+	c->ref = LUA_NOREF;
 	c->next_all = pool->all;
 	if (pool->all)
 		pool->all->prev_all = c;
@@ -138,6 +153,10 @@ coro_acquire(struct coro_pool *pool, struct coro_ref *ref)
 	else if ((c = coro_create(pool)) == NULL)
 		return NULL;
 	c->next_free = NULL;
+	if (c->co == NULL) {
+		c->co = lua_newthread(pool->L);
+		c->ref = luaL_ref(pool->L, LUA_REGISTRYINDEX);
+	}
 	ref->c = c;
 	ref->gen = c->gen;
 	return c->co;
@@ -248,7 +267,7 @@ coro_finish_error(struct coro *c, int status, struct tern_err *err)
 
 	coro_end(c);
 	done(arg, c->co, status, 0, err);
-	coro_destroy(c);
+	coro_discard(c);
 }
 
 static void
@@ -327,7 +346,7 @@ coro_cancel(const struct coro_ref *ref)
 		return;
 	coro_cancel_pending(c);
 	coro_end(c);
-	coro_destroy(c);
+	coro_discard(c);
 }
 
 static void

@@ -86,17 +86,29 @@ def run_integration(build, env, pytest_args):
     return [tests - bad - skipped, bad]
 
 
+def run_bench_smoke(build, env):
+    """The benchmark's smoke scenario, so the harness never rots."""
+    argv = [sys.executable, os.path.join(ROOT, "bench", "run"), "smoke", "--build", build]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    ok = proc.returncode == 0
+    print(f"{'ok' if ok else 'FAILED':6} bench/smoke", flush=True)
+    if not ok:
+        print((proc.stdout + proc.stderr)[-4000:], flush=True)
+    return [1, 0] if ok else [0, 1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/rel")
-    ap.add_argument("--only", choices=["unit", "policy", "integration"])
+    ap.add_argument("--only", choices=["unit", "policy", "integration", "bench"])
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
     env = dict(os.environ, TERN_BUILD=os.path.join(ROOT, args.build),
                TERN_ROOT=ROOT)
     suites = {"unit": lambda: run_unit(args.build, env),
               "policy": lambda: run_policy(args.build, env),
-              "integration": lambda: run_integration(args.build, env, args.pytest_args)}
+              "integration": lambda: run_integration(args.build, env, args.pytest_args),
+              "bench": lambda: run_bench_smoke(args.build, env)}
     passed = failed = 0
     for name, fn in suites.items():
         if args.only and name != args.only:

@@ -13,9 +13,10 @@
  * After a crash, logfile_open finishes the ".open" files it finds: a plain
  * segment is cut after its last complete line; a zstd segment (which lacks its
  * frame end) is decompressed as far as it is readable and re-compressed up to
- * its last complete line into a proper frame. Both get their final name, and a
- * warning says how many bytes of torn record were dropped. Only one process
- * may write a directory at a time.
+ * its last complete line into a proper frame. Both get their final name (or
+ * are removed when no complete record is left), and a warning says how many
+ * bytes of torn record were dropped. A segment whose write fails at run time
+ * is finished the same way. Only one process may write a directory at a time.
  */
 #ifndef TERN_LOGFILE_H
 #define TERN_LOGFILE_H

@@ -7,8 +7,8 @@ starting with '#' are ignored:
   option <lua>         a tern.start_esmtp_listener option ("max_recipients_per_message = 2");
                        {dir}, {cert} and {key} are replaced (a self-signed pair is made for {cert})
   hooks <file>         a Lua file beside the dialog, appended to the policy ({dir} replaced).
-                       Unless the hooks define get_queue_config, one that fails keeps every
-                       received message in the spool, waiting for a retry
+                       Unless the hooks define get_queue_config, every received message is
+                       routed to a closed loopback port and stays in the spool for a retry
   connect              close the connection and open a new one (the first one is implicit)
   send <line>          send the line with CRLF appended
   send-raw <bytes>     send Python-escaped bytes as they are ("MAIL FROM:<a@b>\\r\\nRSET\\r\\n")
@@ -48,10 +48,11 @@ DIALOGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialogs")
 READ_TIMEOUT = 5.0
 NO_ENHANCED_OK = {220, 250, 334, 354}
 ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
-# Keep received messages in the spool for the checks instead of delivering them: a
-# failing get_queue_config is a transient failure, so every message waits for a retry.
+# Keep received messages in the spool for the checks: they are routed to a loopback
+# port where nothing listens, fail transiently and wait an hour for their retry.
 HOLD = ("tern.on('get_queue_config', function()\n"
-        "  error('the dialog runner holds every message in the spool')\nend)\n")
+        "  return tern.make_queue_config { retry_interval = '1h',\n"
+        "                                  mx_list = { '127.0.0.1:{port2}' } }\nend)\n")
 
 
 def dialog_files():
