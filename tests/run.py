@@ -88,7 +88,8 @@ def run_integration(build, env, pytest_args):
 
 def run_bench_smoke(build, env):
     """The benchmark's smoke scenario, so the harness never rots."""
-    argv = [sys.executable, os.path.join(ROOT, "bench", "run"), "smoke", "--build", build]
+    argv = [sys.executable, os.path.join(ROOT, "bench", "run"), "smoke", "--build",
+            os.path.join(ROOT, build)]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     ok = proc.returncode == 0
     print(f"{'ok' if ok else 'FAILED':6} bench/smoke", flush=True)

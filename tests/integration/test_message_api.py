@@ -21,8 +21,15 @@ end
 """
 
 
+# Keep received messages in the spool for the checks: they are routed to a loopback port
+# where nothing listens, fail transiently and wait an hour for their retry.
+HOLD = ("tern.on('get_queue_config', function()\n"
+        "  return tern.make_queue_config { retry_interval = '1h',\n"
+        "                                  mx_list = { '127.0.0.1:{port9}' } }\nend)\n")
+
+
 def policy(hooks):
-    return listener_policy("relay_hosts = { '127.0.0.1' }", DUMP + hooks)
+    return listener_policy("relay_hosts = { '127.0.0.1' }", DUMP + hooks + HOLD)
 
 
 def dumped(tmp_path, name):
