@@ -544,6 +544,9 @@ format_body(struct worker *w, long seq, char rcpts[][160])
 	fill = opt.size > len ? opt.size - len : 0;
 	memcpy(w->out + len, filler, fill);
 	len += fill;
+	/* A cut between CR and LF must not leave a bare CR (550 5.6.11). */
+	if (len > 0 && w->out[len - 1] == '\r')
+		len--;
 	if (len < 2 || memcmp(w->out + len - 2, "\r\n", 2) != 0) {
 		memcpy(w->out + len, "\r\n", 2);
 		len += 2;

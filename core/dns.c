@@ -28,11 +28,11 @@
 #include <ares.h>
 #include <ev.h>
 
-#define DNS_TTL_MIN 5.0         /* floor: a zero TTL must not make every lookup go out */
-#define DNS_TTL_MAX 86400.0     /* cap: a day */
-#define DNS_NEGATIVE_TTL 300.0  /* NXDOMAIN/NODATA without an SOA */
-#define DNS_TEMPFAIL_TTL 5.0    /* transient failures: just enough to absorb a burst */
-#define DNS_MAX_HOSTS 16        /* MX hosts resolved per domain */
+#define DNS_TTL_MIN 5.0		/* floor: a zero TTL must not make every lookup go out */
+#define DNS_TTL_MAX 86400.0	/* cap: a day */
+#define DNS_NEGATIVE_TTL 300.0	/* NXDOMAIN/NODATA without an SOA */
+#define DNS_TEMPFAIL_TTL 5.0	/* transient failures: just enough to absorb a burst */
+#define DNS_MAX_HOSTS 16	/* MX hosts resolved per domain */
 #define DNS_SWEEP_INTERVAL 60.0 /* drop expired entries this often */
 #define DNS_CLASS_IN 1
 
@@ -58,9 +58,11 @@ struct dns_entry {
 	struct dns_mx_result *result;
 	struct dns_query *waiters;
 	bool resolving;
-	unsigned gen;    /* resolution number: answers for older ones are stale */
-	int pending;     /* c-ares questions of this entry still out, any generation */
-	int hosts_left;  /* address questions of this resolution still out */
+	bool delivering; /* callbacks running: a sweep from one of them must keep the
+			    entry */
+	unsigned gen;	 /* resolution number: answers for older ones are stale */
+	int pending;	 /* c-ares questions of this entry still out, any generation */
+	int hosts_left;	 /* address questions of this resolution still out */
 	bool host_tempfail;
 	char last_error[64];
 	double ttl; /* smallest TTL seen so far */
@@ -86,8 +88,9 @@ struct dns_resolver {
 	ares_channel channel;
 	unsigned config_gen;
 	double timeout;
-	int pending;  /* c-ares questions out */
-	int in_ares;  /* depth of calls into c-ares: it must not be destroyed from inside */
+	int pending; /* c-ares questions out */
+	int in_ares; /* depth of calls into c-ares: it must not be destroyed from
+			inside */
 	bool destroying;
 	ev_timer timer;
 	ev_timer sweep;
@@ -98,11 +101,11 @@ struct dns_resolver {
 };
 
 static struct dns_mx_result oom_result = {
-	.refs = -1, .status = DNS_TEMPFAIL, .error = "out of memory"};
+    .refs = -1, .status = DNS_TEMPFAIL, .error = "out of memory"};
 static struct dns_mx_result unavailable_result = {
-	.refs = -1, .status = DNS_TEMPFAIL, .error = "DNS resolver unavailable"};
+    .refs = -1, .status = DNS_TEMPFAIL, .error = "DNS resolver unavailable"};
 static struct dns_mx_result invalid_result = {
-	.refs = -1, .status = DNS_NXDOMAIN, .error = "invalid domain name"};
+    .refs = -1, .status = DNS_NXDOMAIN, .error = "invalid domain name"};
 
 const char *
 dns_status_name(enum dns_status status)
@@ -114,7 +117,8 @@ dns_status_name(enum dns_status status)
 
 /* ---- configuration ---- */
 
-/* "ip", "ip:port" or "[ipv6]:port", the forms ares_set_servers_ports_csv takes. */
+/* "ip", "ip:port" or "[ipv6]:port", the forms ares_set_servers_ports_csv takes.
+ */
 static bool
 server_valid(const char *s)
 {
@@ -133,8 +137,9 @@ server_valid(const char *s)
 		memcpy(host, s + 1, n);
 		host[n] = '\0';
 		port = end[1] == ':' ? end + 2 : NULL;
-		return inet_pton(AF_INET6, host, buf) == 1 && (port == NULL || (atoi(port) > 0 &&
-			atoi(port) < 65536 && strspn(port, "0123456789") == strlen(port)));
+		return inet_pton(AF_INET6, host, buf) == 1 &&
+		       (port == NULL || (atoi(port) > 0 && atoi(port) < 65536 &&
+					 strspn(port, "0123456789") == strlen(port)));
 	}
 	if (inet_pton(AF_INET6, s, buf) == 1)
 		return true;
@@ -162,7 +167,8 @@ config_servers_csv(const struct dns_config *cfg, char *out, size_t size, struct 
 	}
 	for (i = 0; i < cfg->n_servers; i++) {
 		if (!server_valid(cfg->servers[i])) {
-			tern_err_set(err, 0, "", "'%s' is not a server address (ip, ip:port or [ipv6]:port)",
+			tern_err_set(err, 0, "",
+				     "'%s' is not a server address (ip, ip:port or [ipv6]:port)",
 				     cfg->servers[i]);
 			return -EINVAL;
 		}
@@ -256,7 +262,9 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 		return;
 	}
 	if (s == NULL) {
-		/* c-ares cannot be told of a failure here; without a watcher the query times out. */
+		/* c-ares cannot be told of a failure here; without a watcher the query
+		 * times out.
+		 */
 		s = calloc(1, sizeof(*s));
 		if (s == NULL)
 			return;
@@ -273,7 +281,8 @@ channel_open(struct dns_resolver *r, struct tern_err *err)
 {
 	struct ares_options o;
 	char servers[sizeof(config.servers)];
-	int rc, mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+	int rc,
+	    mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
 
 	pthread_mutex_lock(&config.mu);
 	memcpy(servers, config.servers, sizeof(servers));
@@ -372,7 +381,7 @@ entry_get(struct dns_resolver *r, const char *domain)
 static bool
 entry_idle(const struct dns_entry *e)
 {
-	return !e->resolving && e->pending == 0 && e->waiters == NULL;
+	return !e->resolving && !e->delivering && e->pending == 0 && e->waiters == NULL;
 }
 
 static void
@@ -395,7 +404,8 @@ table_sweep(struct dns_resolver *r, bool all)
 
 	for (i = 0; i < r->n_buckets; i++) {
 		for (pp = &r->buckets[i]; (e = *pp);) {
-			if (entry_idle(e) && (all || e->result == NULL || e->result->expires <= now)) {
+			if (entry_idle(e) &&
+			    (all || e->result == NULL || e->result->expires <= now)) {
 				*pp = e->hnext;
 				entry_free(e);
 				r->n_entries--;
@@ -428,7 +438,8 @@ hosts_free(struct dns_mx_result *res)
 
 	for (i = 0; i < res->n_hosts; i++)
 		free(res->hosts[i].addrs);
-	free(res->hosts); res->hosts = NULL;
+	free(res->hosts);
+	res->hosts = NULL;
 	res->n_hosts = 0;
 }
 
@@ -486,6 +497,7 @@ deliver(struct dns_entry *e)
 {
 	struct dns_query *q;
 
+	e->delivering = true;
 	while ((q = e->waiters) != NULL) {
 		e->waiters = q->next;
 		if (q->next)
@@ -493,9 +505,11 @@ deliver(struct dns_entry *e)
 		q->cb(q->arg, e->result);
 		free(q);
 	}
+	e->delivering = false;
 }
 
-/* End the resolution: the result replaces the cached one and goes to the waiters. */
+/* End the resolution: the result replaces the cached one and goes to the
+ * waiters. */
 static void
 finish(struct dns_entry *e, enum dns_status status, const char *error, double ttl)
 {
@@ -574,7 +588,8 @@ hosts_compact(struct dns_mx_result *res)
 			struct sockaddr_storage v = h.addrs[j];
 
 			for (k = j; k > 0 && v.ss_family == AF_INET &&
-				    h.addrs[k - 1].ss_family == AF_INET6; k--)
+				    h.addrs[k - 1].ss_family == AF_INET6;
+			     k--)
 				h.addrs[k] = h.addrs[k - 1];
 			h.addrs[k] = v;
 		}
@@ -597,7 +612,8 @@ hosts_done(struct dns_entry *e)
 		finish(e, DNS_TEMPFAIL, e->last_error, 0);
 	} else {
 		finish(e, DNS_NO_ADDRESS,
-		       res->implicit ? "no MX and no address" : "no address for any MX host", e->ttl);
+		       res->implicit ? "no MX and no address" : "no address for any MX host",
+		       e->ttl);
 	}
 }
 
@@ -658,7 +674,8 @@ resolve_hosts(struct dns_entry *e)
 	unsigned gen = e->gen;
 	size_t i;
 
-	/* One extra count so that answers arriving during the loop cannot finish early. */
+	/* One extra count so that answers arriving during the loop cannot finish
+	 * early. */
 	e->hosts_left = (int)res->n_hosts * 2 + 1;
 	for (i = 0; i < res->n_hosts && e->gen == gen; i++) {
 		char name[256];
@@ -901,7 +918,8 @@ domain_normalize(const char *in, char out[256])
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
 
-		if (c <= ' ' || c >= 0x7f || c == '\\' || (c == '.' && (i == 0 || in[i - 1] == '.')))
+		if (c <= ' ' || c >= 0x7f || c == '\\' ||
+		    (c == '.' && (i == 0 || in[i - 1] == '.')))
 			return false;
 		out[i] = (char)tolower(c);
 	}
@@ -938,8 +956,8 @@ dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_fn cb, void *a
 	r->stats.lookups++;
 	if (!domain_normalize(domain, name))
 		return answer_now(&invalid_result, cb, arg);
-	if ((config_changed(r) || r->channel == NULL) &&
-	    resolver_apply_config(r, &err) < 0 && r->channel == NULL) {
+	if ((config_changed(r) || r->channel == NULL) && resolver_apply_config(r, &err) < 0 &&
+	    r->channel == NULL) {
 		log_error("dns", "cannot set up the resolver: %s", err.msg);
 		return answer_now(&unavailable_result, cb, arg);
 	}
@@ -1002,8 +1020,8 @@ dns_for_shard(struct shard *s)
 
 	pthread_mutex_lock(&shard_mu);
 	if (n_shard_resolvers < shard_count()) {
-		struct dns_resolver **p = realloc(shard_resolvers,
-						  (size_t)shard_count() * sizeof(*p));
+		struct dns_resolver **p =
+		    realloc(shard_resolvers, (size_t)shard_count() * sizeof(*p));
 
 		if (p == NULL)
 			goto out;
@@ -1071,8 +1089,7 @@ read_soa(const uint8_t *msg, size_t len, size_t pos, size_t end, uint32_t ttl,
 }
 
 static int
-read_rdata(const uint8_t *msg, size_t len, size_t pos, size_t rdlen, int type,
-	   struct dns_rr *rr)
+read_rdata(const uint8_t *msg, size_t len, size_t pos, size_t rdlen, int type, struct dns_rr *rr)
 {
 	if (type == DNS_TYPE_A && rdlen == 4) {
 		memcpy(rr->addr, msg + pos, 4);
@@ -1090,10 +1107,43 @@ read_rdata(const uint8_t *msg, size_t len, size_t pos, size_t rdlen, int type,
 	return -EINVAL;
 }
 
+/* One resource record at *pos: kept in out when it answers qtype, or read for
+ * its SOA. */
+static int
+read_rr(const uint8_t *msg, size_t len, size_t *pos, bool answer, int qtype, struct dns_answer *out)
+{
+	size_t p, end;
+	uint32_t ttl;
+	int type;
+
+	if (read_name(msg, len, pos, NULL, 0) < 0 || *pos + 10 > len)
+		return -EINVAL;
+	p = *pos + 10;
+	type = get16(msg + *pos);
+	ttl = get32(msg + *pos + 4);
+	if (ttl > 0x7fffffff) /* RFC 2181 8: treat as zero */
+		ttl = 0;
+	end = p + get16(msg + *pos + 8);
+	if (end > len)
+		return -EINVAL;
+	*pos = end;
+	if (answer && type == qtype) {
+		struct dns_rr *rr = &out->rrs[out->n_rrs];
+
+		rr->ttl = ttl;
+		if (read_rdata(msg, len, p, end - p, type, rr) < 0)
+			return -EINVAL;
+		out->n_rrs++;
+	} else if (!answer && type == DNS_TYPE_SOA) {
+		return read_soa(msg, len, p, end, ttl, out);
+	}
+	return 0;
+}
+
 int
 dns_answer_parse(const uint8_t *msg, size_t len, int qtype, struct dns_answer *out)
 {
-	size_t pos = 12, i, qd, an, ns, end;
+	size_t pos = 12, i, qd, an, ns;
 
 	memset(out, 0, sizeof(*out));
 	out->negative_ttl = -1;
@@ -1105,42 +1155,19 @@ dns_answer_parse(const uint8_t *msg, size_t len, int qtype, struct dns_answer *o
 	ns = get16(msg + 8);
 	for (i = 0; i < qd; i++) {
 		if (read_name(msg, len, &pos, NULL, 0) < 0 || pos + 4 > len)
-			goto fail;
+			return -EINVAL;
 		pos += 4;
 	}
 	out->rrs = calloc(an ? an : 1, sizeof(*out->rrs));
 	if (out->rrs == NULL)
 		return -ENOMEM;
 	for (i = 0; i < an + ns; i++) {
-		int type;
-		uint32_t ttl;
-
-		if (read_name(msg, len, &pos, NULL, 0) < 0 || pos + 10 > len)
-			goto fail;
-		type = get16(msg + pos);
-		ttl = get32(msg + pos + 4);
-		if (ttl > 0x7fffffff) /* RFC 2181 8: treat as zero */
-			ttl = 0;
-		end = pos + 10 + get16(msg + pos + 8);
-		pos += 10;
-		if (end > len)
-			goto fail;
-		if (i < an && type == qtype) {
-			struct dns_rr *rr = &out->rrs[out->n_rrs];
-
-			rr->ttl = ttl;
-			if (read_rdata(msg, len, pos, end - pos, type, rr) < 0)
-				goto fail;
-			out->n_rrs++;
-		} else if (i >= an && type == DNS_TYPE_SOA && read_soa(msg, len, pos, end, ttl, out) < 0) {
-			goto fail;
+		if (read_rr(msg, len, &pos, i < an, qtype, out) < 0) {
+			dns_answer_deinit(out);
+			return -EINVAL;
 		}
-		pos = end;
 	}
 	return 0;
-fail:
-	dns_answer_deinit(out);
-	return -EINVAL;
 }
 
 void

@@ -151,7 +151,7 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_str(out, "peer_address", r->peer_address);
 	add_str(out, "listener", r->listener);
 	add_response(out, r);
-	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, m->data.len);
+	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());
 	add_time(out, "created", m->created);

@@ -30,14 +30,16 @@ lua_dns_configure(lua_State *L)
 	lua_tern_check_options(L, 1, fname, allowed);
 	lua_getfield(L, 1, "servers");
 	if (!lua_isnil(L, -1)) {
-		luaL_argcheck(L, lua_istable(L, -1), 1, "tern.dns.configure: 'servers' must be a list");
+		luaL_argcheck(L, lua_istable(L, -1), 1,
+			      "tern.dns.configure: 'servers' must be a list");
 		cfg.n_servers = lua_objlen(L, -1);
 		if (cfg.n_servers > DNS_MAX_SERVERS)
 			return luaL_error(L, "%s: at most %d servers", fname, DNS_MAX_SERVERS);
 		for (i = 0; i < cfg.n_servers; i++) {
 			lua_rawgeti(L, -1, (int)i + 1);
 			if (lua_type(L, -1) != LUA_TSTRING)
-				return luaL_error(L, "%s: servers must be strings ('ip:port')", fname);
+				return luaL_error(L, "%s: servers must be strings ('ip:port')",
+						  fname);
 			cfg.servers[i] = lua_tostring(L, -1); /* anchored in the servers table */
 			lua_pop(L, 1);
 		}
@@ -61,8 +63,8 @@ push_addresses(lua_State *L, const struct dns_mx_host *h)
 	for (i = 0; i < h->n_addrs; i++) {
 		const struct sockaddr_storage *ss = &h->addrs[i];
 		const void *a = ss->ss_family == AF_INET
-					? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
-					: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+				    ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+				    : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
 
 		lua_pushstring(L, inet_ntop(ss->ss_family, a, buf, sizeof(buf)));
 		lua_rawseti(L, -2, (int)i + 1);
@@ -170,9 +172,8 @@ lua_dns_lookup_mx(lua_State *L)
 void
 lua_dns_open(lua_State *L)
 {
-	static const luaL_Reg fns[] = {{"configure", lua_dns_configure},
-				       {"lookup_mx", lua_dns_lookup_mx},
-				       {NULL, NULL}};
+	static const luaL_Reg fns[] = {
+	    {"configure", lua_dns_configure}, {"lookup_mx", lua_dns_lookup_mx}, {NULL, NULL}};
 
 	lua_newtable(L);
 	luaL_register(L, NULL, fns);

@@ -39,6 +39,12 @@ message_new(const char *sender, const char *recipient)
 	return m;
 }
 
+size_t
+message_size(const struct message *m)
+{
+	return m->data.len ? m->data.len : m->size;
+}
+
 static void
 clear_lua_handle(struct message *m)
 {
@@ -390,7 +396,7 @@ message_encode_spool_meta(const struct message *m, struct buf *out)
 	rc |= buf_append_json_string(out, m->recipient ? m->recipient : "",
 				     m->recipient ? strlen(m->recipient) : 0);
 	rc |= buf_printf(out, ",\"created\":%.6f,\"size\":%zu,\"attempts\":%u,\"due\":%.3f,\"queue\":",
-			 m->created, m->data.len, m->attempts, m->due);
+			 m->created, message_size(m), m->attempts, m->due);
 	rc |= buf_append_json_string(out, queue.data ? queue.data : "", queue.len);
 	rc |= buf_append_str(out, ",\"meta\":{");
 	for (i = 0; i < m->n_meta; i++) {
@@ -443,6 +449,8 @@ message_decode_spool_meta(struct message *m, const char *json, size_t len, struc
 	if (json_object_get(&obj, "created", &v) < 0 || json_number_value(&v, &created) < 0)
 		goto bad;
 	m->created = created;
+	if (json_object_get(&obj, "size", &v) == 0 && json_number_value(&v, &created) == 0)
+		m->size = (size_t)created;
 	if (json_object_get(&obj, "attempts", &v) == 0 && json_number_value(&v, &created) == 0)
 		m->attempts = (unsigned)created;
 	if (json_object_get(&obj, "due", &v) == 0 && json_number_value(&v, &created) == 0)

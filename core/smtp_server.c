@@ -99,7 +99,7 @@ struct session {
 	bool bdat_failed; /* a chunk was refused: discard the rest of the transaction's chunks */
 	bool bdat_prev_cr;
 	bool bdat_bare;
-	bool bdat_seen;	 /* RFC 3030: a transaction that used BDAT (or BINARYMIME) may not DATA */
+	bool bdat_seen; /* RFC 3030: a transaction that used BDAT (or BINARYMIME) may not DATA */
 	char pending_rcpt[SMTP_ADDR_MAX + 1];
 	/* messages being built after the end of data */
 	struct message *tx_msg;
@@ -191,6 +191,9 @@ session_free(struct session *s)
 	if (s->reception) {
 		reception_detach(s->reception);
 		shard_busy_dec(ls->shard);
+		/* The reception owns the messages: only our array of them is ours to free. */
+		free(s->msgs); s->msgs = NULL;
+		s->n_msgs = 0;
 	}
 	if (s->in_tx)
 		shard_busy_dec(ls->shard);

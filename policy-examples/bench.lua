@@ -1,14 +1,37 @@
 -- SPDX-License-Identifier: MIT
 -- The policy bench/run starts ternd with: one listener that accepts mail for
 -- any domain from loopback and spools it durably (250 only after the synced
--- group commit), Reception records in local logs, a tenant taken from a header
--- as a production policy would. It needs no DNS: nothing here resolves names.
+-- group commit), Reception and Delivery records in local logs, a tenant taken
+-- from a header as a production policy would, optional DKIM signing, and
+-- delivery to a sink through a loopback DNS server.
 --
 -- Settings come from the environment so that bench/run can place everything
 -- in its own temporary directory:
---   TERN_BENCH_LISTEN (default 127.0.0.1:2525), TERN_BENCH_DIR (default ./var/bench)
+--   TERN_BENCH_LISTEN    listener (default 127.0.0.1:2525)
+--   TERN_BENCH_DIR       spool and logs (default ./var/bench)
+--   TERN_BENCH_DNS       DNS server "ip:port"; with it, messages are delivered
+--                        (MX hosts must resolve to the sink). Without it and
+--                        without TERN_BENCH_MX, messages are only spooled
+--                        (the reception scenario): they join the null queue.
+--   TERN_BENCH_SMTP_PORT the port every MX listens on (default 25)
+--   TERN_BENCH_MX        "host:port": every domain goes there, no DNS
+--   TERN_BENCH_RETRY     retry_interval of the queues (default 10m)
+--   TERN_BENCH_DKIM      rsa | ed25519 | none (default none)
+--   TERN_BENCH_DKIM_KEY  the key file (`tern dkim genkey`) for d=sender.test, s=bench
+local dkim = require 'tern.dkim'
+
 local listen = os.getenv('TERN_BENCH_LISTEN') or '127.0.0.1:2525'
 local dir = os.getenv('TERN_BENCH_DIR') or './var/bench'
+local dns = os.getenv('TERN_BENCH_DNS')
+local mx = os.getenv('TERN_BENCH_MX')
+local smtp_port = tonumber(os.getenv('TERN_BENCH_SMTP_PORT') or '25')
+local retry = os.getenv('TERN_BENCH_RETRY') or '10m'
+local algo = os.getenv('TERN_BENCH_DKIM') or 'none'
+local deliver = dns ~= nil or mx ~= nil
+
+if dns then
+  tern.dns.configure { servers = { dns }, timeout = '2s' }
+end
 
 tern.on('init', function()
   tern.define_spool { path = dir .. '/spool' }
@@ -20,6 +43,34 @@ tern.on('init', function()
   }
 end)
 
+local signing
+if algo ~= 'none' then
+  signing = dkim.from_table {
+    ['sender.test'] = { selector = 'bench', algo = algo,
+                        key = assert(os.getenv('TERN_BENCH_DKIM_KEY'), 'TERN_BENCH_DKIM_KEY') },
+  }
+end
+
 tern.on('smtp_server_message_received', function(msg)
   msg:set_meta('tenant', msg:get_header('X-Tenant') or 'bench')
+  if not deliver then
+    msg:set_meta('queue', 'null')
+    return
+  end
+  if signing then
+    local from = (msg:get_header('From') or ''):match('@([%w%.%-]+)') or ''
+    for _, signer in ipairs(signing:signers_for(from:lower())) do
+      msg:dkim_sign(signer)
+    end
+  end
+end)
+
+tern.on('get_queue_config', function()
+  return tern.make_queue_config { retry_interval = retry, mx_list = mx and { mx } or nil }
+end)
+
+-- Generous limits, so that tern, not the shaping, is the bottleneck.
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { connection_limit = 20, max_deliveries_per_connection = 1000,
+                                 enable_tls = 'disabled', smtp_port = smtp_port }
 end)

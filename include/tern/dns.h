@@ -59,10 +59,10 @@ struct dns_resolver *dns_for_shard(struct shard *s);
 
 enum dns_status {
 	DNS_OK,
-	DNS_NXDOMAIN,   /* permanent: the domain does not exist */
-	DNS_NULL_MX,    /* permanent: RFC 7505, the domain accepts no mail */
+	DNS_NXDOMAIN,	/* permanent: the domain does not exist */
+	DNS_NULL_MX,	/* permanent: RFC 7505, the domain accepts no mail */
 	DNS_NO_ADDRESS, /* transient: no MX host (or the domain itself) has an address */
-	DNS_TEMPFAIL,   /* transient: SERVFAIL, timeout, refused, ... */
+	DNS_TEMPFAIL,	/* transient: SERVFAIL, timeout, refused, ... */
 };
 
 /* "OK", "NXDOMAIN", "NULL_MX", "NO_ADDRESS", "TEMPFAIL" */
@@ -78,10 +78,10 @@ struct dns_mx_host {
 struct dns_mx_result {
 	int refs; /* negative: a static result, never freed */
 	enum dns_status status;
-	char error[160]; /* for people: "NXDOMAIN", "null MX", "SERVFAIL", ... */
+	char error[160];	   /* for people: "NXDOMAIN", "null MX", "SERVFAIL", ... */
 	struct dns_mx_host *hosts; /* sorted by preference, then name; only hosts with addresses */
 	size_t n_hosts;
-	bool implicit;  /* no MX: the domain's own A/AAAA (RFC 5321 5.1) */
+	bool implicit;	/* no MX: the domain's own A/AAAA (RFC 5321 5.1) */
 	double expires; /* monotonic (util_now) */
 };
 
@@ -120,9 +120,9 @@ void dns_resolver_stats(const struct dns_resolver *r, struct dns_stats *out);
 
 struct dns_rr {
 	uint32_t ttl;
-	int preference;        /* MX */
-	char name[256];        /* MX exchange, without the trailing dot ("" for the root) */
-	uint8_t addr[16];      /* A (4 bytes) or AAAA (16 bytes) */
+	int preference;	  /* MX */
+	char name[256];	  /* MX exchange, without the trailing dot ("" for the root) */
+	uint8_t addr[16]; /* A (4 bytes) or AAAA (16 bytes) */
 };
 
 struct dns_answer {

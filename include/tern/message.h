@@ -31,6 +31,7 @@ struct message {
 	unsigned attempts; /* delivery attempts so far */
 	double due;        /* epoch seconds of the next attempt; 0 = now */
 	struct buf data;
+	size_t size; /* size of the spooled data, known even when data is not loaded */
 	struct meta_entry *meta;
 	size_t n_meta, cap_meta;
 	int lua_handle; /* registry ref of the Lua handle, or LUA_NOREF */
@@ -38,6 +39,8 @@ struct message {
 };
 
 struct message *message_new(const char *sender, const char *recipient);
+/* The message's size: its loaded data, or the spooled size when data is not loaded. */
+size_t message_size(const struct message *m);
 void message_free(struct message *m);
 /* A copy with its own id, data and meta (for one recipient of a transaction). */
 struct message *message_clone(const struct message *m, const char *recipient);

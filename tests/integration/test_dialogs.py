@@ -313,8 +313,10 @@ def cert(tmp_path_factory):
 def test_dialog(name, ternd, ports, tmp_path, cert):
     dialog = Dialog(os.path.join(DIALOGS, name))
     t = ternd(dialog.policy(tmp_path, cert))
-    run_steps(dialog, ports[0])
-    assert t.proc.poll() is None, f"ternd died during {name}"
+    try:
+        run_steps(dialog, ports[0])
+    finally:
+        assert t.proc.poll() is None, f"ternd died (status {t.proc.returncode}) during {name}"
     assert t.stop(signal.SIGTERM) == 0
     run_checks(dialog, str(tmp_path / "spool"))
 
@@ -324,10 +326,12 @@ def test_too_many_connections(ternd, ports):
     ternd(listener_policy("max_connections = 1"))
     first = Client(ports[0])
     check_reply(first.reply(), "220 mx.test")
-    second = Client(ports[0])
-    check_reply(second.reply(), "421 4.7.0 Too many connections")
-    second.closed()
-    second.close()
+    for early in (b"", b"EHLO client.test\r\nMAIL FROM:<a@b.test>\r\n"):
+        second = Client(ports[0])
+        second.send(early)
+        check_reply(second.reply(), "421 4.7.0 Too many connections")
+        second.closed()
+        second.close()
     first.send(b"QUIT\r\n")
     check_reply(first.reply(), "221 2.0.0")
     first.closed()

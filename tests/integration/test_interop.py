@@ -99,9 +99,11 @@ def swaks(port, *args):
 
 
 def swaks_ids(output):
-    lines = [ln for ln in output.splitlines() if ln.startswith("<-  250 2.0.0 OK queued as")]
+    # swaks marks replies "<-" in clear text and "<~" inside TLS.
+    lines = [ln[len("<-  250 "):] for ln in output.splitlines()
+             if ln[:3] in ("<- ", "<~ ") and ln[4:].startswith("250 2.0.0 OK queued as")]
     assert len(lines) == 1, output
-    return queued_ids(lines[0][len("<-  250 "):])
+    return queued_ids(lines[0])
 
 
 def send_raw(c, sender, rcpts, body, mail_options=()):
@@ -262,7 +264,8 @@ def test_swaks_auth(tls_ternd, ports, mech):
     rc, out = swaks(ports[0], "-tls", "--auth", mech, "--auth-user", "user",
                     "--auth-password", "secret", "--to", "bob@example.net")
     assert rc == 0, out
-    assert "<-  235 2.7.0 Authentication successful" in out, out
+    assert "<~  235 2.7.0 Authentication successful" in out, out
+    assert len(swaks_ids(out)) == 1
     rc, out = swaks(ports[0], "-tls", "--auth", mech, "--auth-user", "user",
                     "--auth-password", "nope", "--to", "bob@example.net")
     assert rc == 28, out

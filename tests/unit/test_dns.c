@@ -216,8 +216,8 @@ test_configure_checks_servers(void **state)
 	struct dns_config c = {.n_servers = 1};
 	struct tern_err err;
 	static const char *const good[] = {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53"};
-	static const char *const bad[] = {"localhost", "127.0.0.1:", "127.0.0.1:99999", "[::1",
-					  "1.2.3.4:53x", ""};
+	static const char *const bad[] = {"localhost", "127.0.0.1:",  "127.0.0.1:99999",
+					  "[::1",      "1.2.3.4:53x", ""};
 	size_t i;
 
 	for (i = 0; i < TERN_ARRAY_LEN(good); i++) {
@@ -236,20 +236,22 @@ test_configure_checks_servers(void **state)
 /* ---- against dnsserver.py ---- */
 
 static const char zones[] =
-	"{\"example.test\": {\"MX\": [[20, \"mx2.example.test.\"], [10, \"mx1.example.test.\"],"
-	"                     [10, \"gone.example.test.\"], [30, \"noaddr.example.test.\"]], \"ttl\": 60},"
-	" \"mx1.example.test\": {\"A\": [\"127.0.0.2\"], \"AAAA\": [\"::2\"], \"ttl\": 40},"
-	" \"mx2.example.test\": {\"AAAA\": [\"::3\"], \"A\": [\"127.0.0.3\", \"127.0.0.4\"]},"
-	" \"noaddr.example.test\": {\"TXT\": []},"
-	" \"plain.test\": {\"A\": [\"127.0.0.9\"]},"
-	" \"nullmx.test\": {\"MX\": [[0, \".\"]]},"
-	" \"dead.test\": {\"MX\": [[10, \"nowhere.dead.test.\"]]},"
-	" \"broken.test\": {\"servfail\": true},"
-	" \"halfbroken.test\": {\"MX\": [[10, \"ok.halfbroken.test.\"], [20, \"bad.halfbroken.test.\"]]},"
-	" \"ok.halfbroken.test\": {\"A\": [\"127.0.0.5\"]},"
-	" \"bad.halfbroken.test\": {\"servfail\": true},"
-	" \"slow.test\": {\"drop\": true},"
-	" \"$soa_minimum\": 30}";
+    "{\"example.test\": {\"MX\": [[20, \"mx2.example.test.\"], [10, \"mx1.example.test.\"],"
+    "                     [10, \"gone.example.test.\"], [30, \"noaddr.example.test.\"]], \"ttl\": "
+    "60},"
+    " \"mx1.example.test\": {\"A\": [\"127.0.0.2\"], \"AAAA\": [\"::2\"], \"ttl\": 40},"
+    " \"mx2.example.test\": {\"AAAA\": [\"::3\"], \"A\": [\"127.0.0.3\", \"127.0.0.4\"]},"
+    " \"noaddr.example.test\": {\"TXT\": []},"
+    " \"plain.test\": {\"A\": [\"127.0.0.9\"]},"
+    " \"nullmx.test\": {\"MX\": [[0, \".\"]]},"
+    " \"dead.test\": {\"MX\": [[10, \"nowhere.dead.test.\"]]},"
+    " \"broken.test\": {\"servfail\": true},"
+    " \"halfbroken.test\": {\"MX\": [[10, \"ok.halfbroken.test.\"], [20, "
+    "\"bad.halfbroken.test.\"]]},"
+    " \"ok.halfbroken.test\": {\"A\": [\"127.0.0.5\"]},"
+    " \"bad.halfbroken.test\": {\"servfail\": true},"
+    " \"slow.test\": {\"drop\": true},"
+    " \"$soa_minimum\": 30}";
 
 static pid_t server_pid;
 static int server_port;
@@ -280,7 +282,8 @@ start_server(void **state)
 	}
 	close(out[1]);
 	f = fdopen(out[0], "r");
-	if (f == NULL || fgets(line, sizeof(line), f) == NULL || sscanf(line, "ready %d", &server_port) != 1)
+	if (f == NULL || fgets(line, sizeof(line), f) == NULL ||
+	    sscanf(line, "ready %d", &server_port) != 1)
 		return -1;
 	fclose(f);
 	unlink(zpath);
@@ -324,7 +327,8 @@ static void
 configure(double timeout)
 {
 	char server[32];
-	struct dns_config c = {.servers = {server}, .n_servers = 1, .timeout = timeout, .attempts = 2};
+	struct dns_config c = {
+	    .servers = {server}, .n_servers = 1, .timeout = timeout, .attempts = 2};
 	struct tern_err err;
 
 	snprintf(server, sizeof(server), "127.0.0.1:%d", server_port);
@@ -396,8 +400,9 @@ resolve(struct ctx *c, const char *domain, struct got *g)
 static const char *
 addr_str(const struct sockaddr_storage *ss, char *buf)
 {
-	const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-						 : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+	const void *a = ss->ss_family == AF_INET
+			    ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+			    : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
 
 	return inet_ntop(ss->ss_family, a, buf, INET6_ADDRSTRLEN);
 }
@@ -649,27 +654,27 @@ int
 main(void)
 {
 	const struct CMUnitTest pure[] = {
-		cmocka_unit_test(test_parse_mx),
-		cmocka_unit_test(test_parse_addresses),
-		cmocka_unit_test(test_parse_negative_ttl),
-		cmocka_unit_test(test_parse_malformed),
-		cmocka_unit_test(test_configure_checks_servers),
+	    cmocka_unit_test(test_parse_mx),
+	    cmocka_unit_test(test_parse_addresses),
+	    cmocka_unit_test(test_parse_negative_ttl),
+	    cmocka_unit_test(test_parse_malformed),
+	    cmocka_unit_test(test_configure_checks_servers),
 	};
 	const struct CMUnitTest net[] = {
-		NET(test_mx_sorted_with_addresses),
-		NET(test_cache_hit_is_synchronous),
-		NET(test_concurrent_lookups_coalesce),
-		NET(test_implicit_mx),
-		NET(test_null_mx),
-		NET(test_nxdomain_is_cached),
-		NET(test_no_address),
-		NET(test_servfail_is_tempfail),
-		NET(test_failed_host_is_dropped_and_shortens_ttl),
-		NET(test_timeout_is_tempfail_within_deadline),
-		NET(test_cancel),
-		NET(test_invalid_domain),
-		NET(test_reconfigure_drops_cache),
-		NET(test_result_outlives_resolver),
+	    NET(test_mx_sorted_with_addresses),
+	    NET(test_cache_hit_is_synchronous),
+	    NET(test_concurrent_lookups_coalesce),
+	    NET(test_implicit_mx),
+	    NET(test_null_mx),
+	    NET(test_nxdomain_is_cached),
+	    NET(test_no_address),
+	    NET(test_servfail_is_tempfail),
+	    NET(test_failed_host_is_dropped_and_shortens_ttl),
+	    NET(test_timeout_is_tempfail_within_deadline),
+	    NET(test_cancel),
+	    NET(test_invalid_domain),
+	    NET(test_reconfigure_drops_cache),
+	    NET(test_result_outlives_resolver),
 	};
 	int failed = cmocka_run_group_tests_name("dns parser", pure, NULL, NULL);
 

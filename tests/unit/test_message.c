@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -144,7 +145,8 @@ test_set_replaces_first_only(void **state)
 	assert_int_equal(message_set_header(m, "received", "new"), 0);
 	assert_string_equal(header_value(m, "Received", 0), "new");
 	assert_string_equal(header_value(m, "Received", 1), "from c");
-	assert_int_equal(strncmp(m->data.data, "received: new\r\nSubject: hello\r\n world\r\n", 39), 0);
+	assert_int_equal(strncmp(m->data.data, "received: new\r\nSubject: hello\r\n world\r\n", 39),
+			 0);
 	assert_int_equal(message_set_header(m, "X-New", "v"), 0); /* absent: prepended */
 	assert_int_equal(strncmp(m->data.data, "X-New: v\r\n", 10), 0);
 	assert_string_equal(strstr(m->data.data, "\r\n\r\n"), "\r\n\r\nSubject: not a header\r\n");
@@ -169,8 +171,8 @@ test_remove_all(void **state)
 static void
 test_values_with_line_breaks_are_folded(void **state)
 {
-	static const char *const values[] = {"a\nb", "a\r\nb", "a\rb", "a\n\n  b", "\nx", "x\n",
-					     "a\r", "\r\n\r\n"};
+	static const char *const values[] = {"a\nb", "a\r\nb", "a\rb", "a\n\n  b",
+					     "\nx",  "x\n",    "a\r",  "\r\n\r\n"};
 	struct message *m = message_with("Subject: s\r\n\r\nbody\r\n");
 	struct message_field f;
 	size_t i, hlen = message_header_len(m);
@@ -193,8 +195,8 @@ test_values_with_line_breaks_are_folded(void **state)
 static void
 test_invalid_header_names(void **state)
 {
-	static const char *const names[] = {"", "Bad Name", "Bad:Name", "Tab\tName", "Nl\nName",
-					    "Del\x7f", "\xc3\xa9t\xc3\xa9"};
+	static const char *const names[] = {"",		"Bad Name", "Bad:Name",		"Tab\tName",
+					    "Nl\nName", "Del\x7f",  "\xc3\xa9t\xc3\xa9"};
 	struct message *m = message_with("Subject: s\r\n\r\n");
 	size_t i, len = m->data.len;
 
@@ -211,13 +213,14 @@ static void
 test_meta(void **state)
 {
 	struct message *m = message_new("", NULL);
+	const char name[] = "\"caf\\u00e9 \\\"x\\\"\"";
 	const struct meta_entry *e;
 	struct buf s;
 
 	buf_init(&s);
 	assert_null(message_get_meta(m, "k"));
 	assert_int_equal(message_set_meta(m, "k", "1", 1), 0);
-	assert_int_equal(message_set_meta(m, "name", "\"caf\\u00e9 \\\"x\\\"\"", 18), 0);
+	assert_int_equal(message_set_meta(m, "name", name, strlen(name)), 0);
 	e = message_get_meta(m, "k");
 	assert_non_null(e);
 	assert_string_equal(e->json, "1");
@@ -355,19 +358,19 @@ static void
 test_spool_meta_rejects_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"not json",
-		"[]",
-		"{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1",
-		"{\"recipient\":\"b\",\"created\":1}",
-		"{\"sender\":\"a\",\"created\":1}",
-		"{\"sender\":\"a\",\"recipient\":\"b\"}",
-		"{\"sender\":1,\"recipient\":\"b\",\"created\":1}",
-		"{\"sender\":\"a\",\"recipient\":null,\"created\":1}",
-		"{\"sender\":\"a\",\"recipient\":\"b\",\"created\":\"1\"}",
-		"{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"meta\":{\"k\":}}",
-		"{\"sender\":\"a\\ud800\",\"recipient\":\"b\",\"created\":1}",
-		"{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1} trailing",
+	    "",
+	    "not json",
+	    "[]",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1",
+	    "{\"recipient\":\"b\",\"created\":1}",
+	    "{\"sender\":\"a\",\"created\":1}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\"}",
+	    "{\"sender\":1,\"recipient\":\"b\",\"created\":1}",
+	    "{\"sender\":\"a\",\"recipient\":null,\"created\":1}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":\"1\"}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"meta\":{\"k\":}}",
+	    "{\"sender\":\"a\\ud800\",\"recipient\":\"b\",\"created\":1}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1} trailing",
 	};
 	struct tern_err err;
 	size_t i;
@@ -376,7 +379,8 @@ test_spool_meta_rejects_malformed(void **state)
 		struct message *m = message_new("", NULL);
 
 		tern_err_clear(&err);
-		assert_int_equal(message_decode_spool_meta(m, bad[i], strlen(bad[i]), &err), -EINVAL);
+		assert_int_equal(message_decode_spool_meta(m, bad[i], strlen(bad[i]), &err),
+				 -EINVAL);
 		assert_string_equal(err.msg, "malformed spool metadata");
 		message_free(m);
 	}
@@ -416,21 +420,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_len),
-		cmocka_unit_test(test_header_walk_and_find),
-		cmocka_unit_test(test_header_without_blank_line),
-		cmocka_unit_test(test_prepend),
-		cmocka_unit_test(test_set_replaces_first_only),
-		cmocka_unit_test(test_remove_all),
-		cmocka_unit_test(test_values_with_line_breaks_are_folded),
-		cmocka_unit_test(test_invalid_header_names),
-		cmocka_unit_test(test_meta),
-		cmocka_unit_test(test_many_meta_entries),
-		cmocka_unit_test(test_queue_name),
-		cmocka_unit_test(test_spool_meta_round_trip),
-		cmocka_unit_test(test_spool_meta_null_sender_no_meta),
-		cmocka_unit_test(test_spool_meta_rejects_malformed),
-		cmocka_unit_test(test_clone),
+	    cmocka_unit_test(test_header_len),
+	    cmocka_unit_test(test_header_walk_and_find),
+	    cmocka_unit_test(test_header_without_blank_line),
+	    cmocka_unit_test(test_prepend),
+	    cmocka_unit_test(test_set_replaces_first_only),
+	    cmocka_unit_test(test_remove_all),
+	    cmocka_unit_test(test_values_with_line_breaks_are_folded),
+	    cmocka_unit_test(test_invalid_header_names),
+	    cmocka_unit_test(test_meta),
+	    cmocka_unit_test(test_many_meta_entries),
+	    cmocka_unit_test(test_queue_name),
+	    cmocka_unit_test(test_spool_meta_round_trip),
+	    cmocka_unit_test(test_spool_meta_null_sender_no_meta),
+	    cmocka_unit_test(test_spool_meta_rejects_malformed),
+	    cmocka_unit_test(test_clone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

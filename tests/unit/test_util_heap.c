@@ -139,9 +139,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pop_order_random),
-		cmocka_unit_test(test_remove_by_index),
-		cmocka_unit_test(test_remove_last_and_out_of_range),
+	    cmocka_unit_test(test_pop_order_random),
+	    cmocka_unit_test(test_remove_by_index),
+	    cmocka_unit_test(test_remove_last_and_out_of_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,10 +140,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_get_replace),
-		cmocka_unit_test(test_many_keys_grow),
-		cmocka_unit_test(test_foreach_visits_all),
-		cmocka_unit_test(test_deinit_frees_values),
+	    cmocka_unit_test(test_put_get_replace),
+	    cmocka_unit_test(test_many_keys_grow),
+	    cmocka_unit_test(test_foreach_visits_all),
+	    cmocka_unit_test(test_deinit_frees_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

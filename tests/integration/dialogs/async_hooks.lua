@@ -10,6 +10,6 @@ tern.on('smtp_server_rcpt_to', function(rcpt, conn)
   if rcpt:find('^no') then tern.sleep(0.05); tern.reject(550, '5.1.1 unknown') end
 end)
 tern.on('smtp_server_message_received', function(msg, conn)
-  tern.sleep(0.02)
+  if msg:get_header('Subject') == 'slow' then tern.sleep(0.2) end
   msg:set_meta('seen', 'yes')
 end)

