@@ -21,12 +21,23 @@ struct entry {
 static struct entry services[DAEMON_MAX_SERVICES];
 static int n_services;
 
+static struct entry *
+find_entry(const char *name)
+{
+	int i;
+
+	for (i = 0; i < n_services; i++)
+		if (strcmp(services[i].name, name) == 0)
+			return &services[i];
+	return NULL;
+}
+
 int
 daemon_add_service(const struct daemon_service *svc, struct tern_err *err)
 {
 	struct entry *e;
 
-	if (daemon_find_service(svc->name) != NULL) {
+	if (find_entry(svc->name) != NULL) {
 		tern_err_set(err, 0, "", "%s is already defined", svc->name);
 		return -EEXIST;
 	}
@@ -45,12 +56,9 @@ daemon_add_service(const struct daemon_service *svc, struct tern_err *err)
 void *
 daemon_find_service(const char *name)
 {
-	int i;
+	struct entry *e = find_entry(name);
 
-	for (i = 0; i < n_services; i++)
-		if (strcmp(services[i].name, name) == 0)
-			return services[i].svc.cfg;
-	return NULL;
+	return e ? e->svc.cfg : NULL;
 }
 
 int

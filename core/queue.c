@@ -191,6 +191,10 @@ sched_queue_get(struct sched_shard *ss, const char *name)
 		return NULL;
 	}
 	q->shard = ss->shard;
+	/* Until get_queue_config answers, failures back off with the default schedule. */
+	queue_config_defaults(&q->cfg);
+	q->retry_interval = q->cfg.retry_interval;
+	q->max_retry_interval = q->cfg.max_retry_interval;
 	queue_name_parse(name, q->campaign, sizeof(q->campaign), q->tenant, sizeof(q->tenant),
 			 q->domain, sizeof(q->domain));
 	map_put(&ss->queues, name, q, &err);
@@ -507,6 +511,7 @@ load_config(struct sched_queue *q, struct tern_err *err)
 		if (call.status != CORO_OK) {
 			*err = call.err;
 			queue_config_deinit(&q->cfg);
+			queue_config_defaults(&q->cfg);
 			return -EINVAL;
 		}
 	}

@@ -9,6 +9,7 @@
 #include "tern/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@ throttle_parse_rate(const char *s, double *per_second)
 	if (slash == NULL)
 		return -EINVAL;
 	count = strtod(s, &end);
-	if (end != slash || count <= 0)
+	if (end != slash || !(count > 0) || !isfinite(count) || slash[1] == '\0')
 		return -EINVAL;
 	/* "min" alone means one minute: give the duration parser a leading 1. */
 	if (slash[1] >= '0' && slash[1] <= '9') {
@@ -59,7 +60,8 @@ throttle_take(struct throttle *t, double now)
 	if (t->interval == 0)
 		return 0;
 	tat = t->tat > now ? t->tat : now;
-	if (now < tat - t->tolerance)
+	/* The epsilon absorbs the rounding that repeated additions of interval accumulate. */
+	if (now + 1e-9 < tat - t->tolerance)
 		return tat - t->tolerance - now;
 	t->tat = tat + t->interval;
 	return 0;

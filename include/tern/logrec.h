@@ -37,7 +37,7 @@ struct logrec {
 
 struct logrec_config {
 	struct logfile_config file;
-	/* Meta keys copied into records; NULL (no list) copies all of them. */
+	/* Meta keys copied into records; with meta_all every key is copied. */
 	char **meta_keys;
 	size_t n_meta_keys;
 	bool meta_all;

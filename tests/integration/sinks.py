@@ -76,11 +76,11 @@ def record_time(rec):
 # ---- records -----------------------------------------------------------------------------------
 
 def read_records(t, log_dir="log"):
-    """t.records(), retried while a line is caught half-written."""
+    """t.records(), retried while a line is caught half-written or a segment being renamed."""
     for _ in range(20):
         try:
             return t.records(log_dir)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, FileNotFoundError):
             time.sleep(0.05)
     return t.records(log_dir)
 

@@ -286,6 +286,10 @@ test_null_recipient_and_empty_sender(void **state)
 	has_string(f, NULL, "sender", "");
 	has_null(f, NULL, "recipient");
 	has_number(f, NULL, "size", 0);
+	/* A message loaded without its data reports the spooled size. */
+	m->size = 1234;
+	format(f, &r);
+	has_number(f, NULL, "size", 1234);
 	message_free(m);
 }
 

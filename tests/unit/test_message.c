@@ -193,6 +193,27 @@ test_values_with_line_breaks_are_folded(void **state)
 }
 
 static void
+test_headers_on_empty_data(void **state)
+{
+	struct message *m = message_new("", "r@d");
+	struct message *c;
+	struct message_field f;
+	size_t off = 0;
+
+	assert_int_equal(message_next_header(m, &off, &f), -ENOENT);
+	assert_int_equal(message_find_header(m, "Subject", 0, &f), -ENOENT);
+	assert_int_equal(message_remove_header(m, "Subject"), 0);
+	c = message_clone(m, NULL);
+	assert_non_null(c);
+	assert_null(c->recipient);
+	assert_int_equal(c->data.len, 0);
+	assert_int_equal(message_set_header(c, "Subject", "s"), 0);
+	assert_string_equal(c->data.data, "Subject: s\r\n");
+	message_free(c);
+	message_free(m);
+}
+
+static void
 test_invalid_header_names(void **state)
 {
 	static const char *const names[] = {"",		"Bad Name", "Bad:Name",		"Tab\tName",
@@ -327,6 +348,10 @@ test_spool_meta_round_trip(void **state)
 	assert_string_equal(d->recipient, "r@EXAMPLE.net");
 	assert_true(d->created == m->created);
 	assert_int_equal(d->attempts, 7);
+	/* The data is not loaded, yet the size is known from the metadata. */
+	assert_int_equal(d->data.len, 0);
+	assert_int_equal(message_size(d), 18);
+	assert_int_equal(message_size(m), 18);
 	assert_true(d->due == m->due);
 	assert_int_equal(d->n_meta, 3);
 	assert_string_equal(message_get_meta(d, "campaign")->json, "\"c1\"");
@@ -427,6 +452,7 @@ main(void)
 	    cmocka_unit_test(test_set_replaces_first_only),
 	    cmocka_unit_test(test_remove_all),
 	    cmocka_unit_test(test_values_with_line_breaks_are_folded),
+	    cmocka_unit_test(test_headers_on_empty_data),
 	    cmocka_unit_test(test_invalid_header_names),
 	    cmocka_unit_test(test_meta),
 	    cmocka_unit_test(test_many_meta_entries),
