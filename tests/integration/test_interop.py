@@ -34,7 +34,6 @@ tern.on('smtp_server_message_received', function(msg, conn)
 end)
 """
 
-
 # Keep received messages in the spool for the checks: they are routed to a loopback port
 # where nothing listens, fail transiently and wait an hour for their retry.
 HOLD = ("tern.on('get_queue_config', function()\n"
