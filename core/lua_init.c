@@ -10,7 +10,7 @@
 #include "tern/lua_tern.h"
 #include "tern/queue.h"
 #include "tern/reception.h"
-#include "tern/smtp_server.h"
+#include "tern/smtp_listener.h"
 #include "tern/spool.h"
 
 #include <errno.h>
@@ -319,7 +319,7 @@ lua_init_start_esmtp_listener(lua_State *L)
 	luaL_getmetatable(L, LISTENER_CONFIG_MT);
 	lua_setmetatable(L, -2);
 	read_listener_options(L, fname, c);
-	if (smtp_server_add_listener(c, &err) < 0)
+	if (smtp_listener_add(c, &err) < 0)
 		return raise_err(L, fname, &err);
 	return 0;
 }

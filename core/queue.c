@@ -358,13 +358,15 @@ finish(struct queue_msg *m, struct message *msg)
 	free(m);
 }
 
+/* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
 static void
-write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type)
+write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
+	     bool attempted)
 {
 	rec->type = type;
 	rec->msg = msg;
 	rec->queue = m->queue->name;
-	rec->num_attempts = m->attempts;
+	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
 	logrec_write(rec);
 }
 
@@ -409,7 +411,7 @@ remove_from_spool(struct queue_msg *m)
 void
 queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Delivery");
+	write_record(m, msg, rec, "Delivery", true);
 	remove_from_spool(m);
 	finish(m, msg);
 }
@@ -417,7 +419,7 @@ queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 void
 queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Bounce");
+	write_record(m, msg, rec, "Bounce", true);
 	remove_from_spool(m);
 	finish(m, msg);
 }
@@ -425,7 +427,7 @@ queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 static void
 expire(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Expiration");
+	write_record(m, msg, rec, "Expiration", false);
 	remove_from_spool(m);
 	finish(m, msg);
 }
@@ -437,7 +439,7 @@ queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 	struct tern_err err;
 	struct buf meta;
 
-	write_record(m, msg, rec, "TransientFailure");
+	write_record(m, msg, rec, "TransientFailure", true);
 	m->attempts++;
 	m->due = util_wallclock() + queue_retry_delay(m->attempts, q->retry_interval,
 						       q->max_retry_interval, drand48());

@@ -162,7 +162,6 @@ settle(struct smtp_client *c, const struct reply *r, const char *command)
 	c->qm = NULL;
 	c->msg = NULL;
 	fill_record(c, &rec, r, command);
-	rec.num_attempts = qm->attempts + 1;
 	if (r->code >= 200 && r->code < 300)
 		queue_delivered(qm, msg, &rec);
 	else if (r->code >= 500)

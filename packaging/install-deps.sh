@@ -9,7 +9,7 @@ set -eu
 BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl"
 # Tests, fuzzing and benchmarks.
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd python3-dkim
-python3-dnslib swaks opendkim opendkim-tools postfix redis-server zstd"
+python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd"
 
 is_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "tern/queue.h"
-#include "tern/smtp_server.h"
+#include "tern/smtp_listener.h"
 #include "tern/throttle.h"
 #include "tern/util.h"
 

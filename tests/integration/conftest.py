@@ -35,7 +35,8 @@ class Ternd:
     def __init__(self, workdir, policy_path, threads=2, extra_args=()):
         self.workdir = workdir
         self.policy_path = policy_path
-        self.stderr_path = os.path.join(workdir, "ternd.stderr")
+        # One file per process: a restarted ternd must not see its predecessor's "ready:".
+        self.stderr_path = policy_path + ".stderr"
         self.argv = [TERND, "--policy", policy_path, "--threads", str(threads),
                      *extra_args]
         self.proc = None
