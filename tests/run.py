@@ -104,8 +104,10 @@ def main():
     ap.add_argument("--only", choices=["unit", "policy", "integration", "bench"])
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
+    # TERN_DNS_SERVERS: a policy without tern.dns.configure must not query the
+    # system's resolvers; port 9 on loopback answers nothing, so lookups fail fast.
     env = dict(os.environ, TERN_BUILD=os.path.join(ROOT, args.build),
-               TERN_ROOT=ROOT)
+               TERN_ROOT=ROOT, TERN_DNS_SERVERS="127.0.0.1:9")
     suites = {"unit": lambda: run_unit(args.build, env),
               "policy": lambda: run_policy(args.build, env),
               "integration": lambda: run_integration(args.build, env, args.pytest_args),

@@ -20,6 +20,8 @@ ROOT = os.environ.get("TERN_ROOT") or os.path.dirname(os.path.dirname(os.path.di
 BUILD = os.environ.get("TERN_BUILD") or os.path.join(ROOT, "build", "rel")
 TERND = os.path.join(BUILD, "ternd")
 TERN = os.path.join(BUILD, "tern")
+# A policy without tern.dns.configure must never reach the system's resolvers.
+os.environ.setdefault("TERN_DNS_SERVERS", "127.0.0.1:9")
 
 
 def free_port(host="127.0.0.1"):
