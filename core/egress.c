@@ -71,7 +71,8 @@ struct egress_shard {
 	bool closed;
 };
 
-static struct egress_shard *egress_shards;
+/* Sized statically so that no shard has to allocate it first (they start together). */
+static struct egress_shard egress_shards[SHARD_MAX];
 
 /* ---- smooth weighted round-robin ------------------------------------------------------------- */
 
@@ -117,7 +118,7 @@ ready_queue_free(void *p)
 	/* Messages stay in the spool; only their memory goes. */
 	for (m = rq->head; m; m = next) {
 		next = m->next;
-		free(m);
+		queue_msg_drop(m);
 	}
 	free(rq);
 }
@@ -159,8 +160,6 @@ egress_self(struct shard *shard)
 	struct egress_shard *es;
 	struct tern_err err;
 
-	if (egress_shards == NULL)
-		egress_shards = xcalloc((size_t)shard_count(), sizeof(*egress_shards));
 	es = &egress_shards[shard->id];
 	if (!es->ready_state) {
 		es->shard = shard;
@@ -551,11 +550,17 @@ static void
 submit_task(void *arg)
 {
 	struct submit_req *req = arg;
-	struct egress_shard *es = egress_self(shard_self());
+	struct egress_shard *es;
 	char key[600];
 	struct ready_queue *rq;
 	struct tern_err err;
 
+	if (egress_shards[shard_self()->id].closed || queue_is_closed()) {
+		queue_msg_drop(req->m);
+		free(req);
+		return;
+	}
+	es = egress_self(shard_self());
 	snprintf(key, sizeof(key), "%s|%s", req->source, req->route.site);
 	rq = map_get(&es->ready, key);
 	if (rq == NULL)

@@ -54,6 +54,12 @@ struct sched_shard {
 static struct spool *queue_spool_handle;
 static struct sched_shard *sched_shards;
 static atomic_size_t queued;
+/*
+ * Set once the shards have stopped: messages still travelling between
+ * shards (in mailboxes drained at exit) are dropped from memory, not queued;
+ * they stay in the spool for the next start.
+ */
+static atomic_bool queue_closed;
 
 /* ---- pure ---------------------------------------------------------------------------- */
 
@@ -110,13 +116,37 @@ static void
 sched_exit(struct shard *shard, void *arg)
 {
 	struct sched_shard *ss = arg;
-	struct queue_msg *m;
 
 	ev_timer_stop(shard->loop, &ss->timer);
-	while ((m = heap_pop(&ss->heap)) != NULL)
-		free(m);
-	heap_deinit(&ss->heap);
-	map_deinit(&ss->queues, sched_queue_free);
+}
+
+/* Queues are freed only after every shard stopped: other shards hold pointers to them. */
+static void
+sched_free_all(void)
+{
+	int i;
+
+	for (i = 0; sched_shards && i < shard_count(); i++) {
+		struct sched_shard *ss = &sched_shards[i];
+		struct queue_msg *m;
+
+		if (!ss->ready)
+			continue;
+		while ((m = heap_pop(&ss->heap)) != NULL)
+			free(m);
+		heap_deinit(&ss->heap);
+		map_deinit(&ss->queues, sched_queue_free);
+		ss->ready = false;
+	}
+	free(sched_shards);
+	sched_shards = NULL;
+}
+
+void
+queue_msg_drop(struct queue_msg *m)
+{
+	atomic_fetch_sub(&queued, 1);
+	free(m);
 }
 
 /* Lazily set up on the shard's own thread. */
@@ -141,8 +171,20 @@ void
 queue_set_spool(struct spool *sp)
 {
 	queue_spool_handle = sp;
-	if (sched_shards == NULL && sp)
+	if (sp == NULL) {
+		atomic_store(&queue_closed, true);
+		sched_free_all();
+		return;
+	}
+	atomic_store(&queue_closed, false);
+	if (sched_shards == NULL)
 		sched_shards = xcalloc((size_t)shard_count(), sizeof(*sched_shards));
+}
+
+bool
+queue_is_closed(void)
+{
+	return atomic_load(&queue_closed);
 }
 
 struct spool *
@@ -242,9 +284,16 @@ static void
 insert_task(void *arg)
 {
 	struct insert_req *req = arg;
-	struct sched_shard *ss = sched_self(shard_self());
-	struct sched_queue *q = sched_queue_get(ss, req->name);
+	struct sched_shard *ss;
+	struct sched_queue *q;
 
+	if (queue_is_closed()) {
+		queue_msg_drop(req->m);
+		free(req);
+		return;
+	}
+	ss = sched_self(shard_self());
+	q = sched_queue_get(ss, req->name);
 	if (q == NULL) {
 		log_error("queue", "out of memory creating queue %s", req->name);
 		free(req->m);
@@ -271,7 +320,8 @@ queue_insert(const struct spool_id *id, const char *queue_name, double created, 
 	}
 	memcpy(req->name, queue_name, len);
 	m->id = *id;
-	m->created = (uint32_t)created;
+	/* Rounded up: an age computed from it is never more than the real age. */
+	m->created = (uint32_t)ceil(created);
 	m->attempts = (uint16_t)attempts;
 	m->due = due;
 	req->m = m;
@@ -291,7 +341,10 @@ requeue_task(void *arg)
 {
 	struct queue_msg *m = arg;
 
-	sched_add(sched_self(shard_self()), m);
+	if (queue_is_closed())
+		queue_msg_drop(m);
+	else
+		sched_add(sched_self(shard_self()), m);
 }
 
 static void

@@ -108,7 +108,7 @@ parse_args(int argc, char **argv, struct args *a)
 			exit(2);
 		}
 	}
-	if ((!a->policy && !a->script) || a->threads < 1 || a->threads > 256) {
+	if ((!a->policy && !a->script) || a->threads < 1 || a->threads > SHARD_MAX) {
 		usage(stderr);
 		exit(2);
 	}

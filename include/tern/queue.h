@@ -73,6 +73,10 @@ size_t queue_count(void);
 void queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec);
 void queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
 void queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec);
+/* Free m's memory (the message stays in the spool): shutdown paths. */
+void queue_msg_drop(struct queue_msg *m);
+/* True once the shards stopped and the queues were freed. */
+bool queue_is_closed(void);
 /* Load m's message from the spool; NULL when it cannot be (then m is logged and freed). */
 struct message *queue_load(struct queue_msg *m, bool with_data);
 

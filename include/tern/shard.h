@@ -15,6 +15,9 @@
 #include "tern/mailbox.h"
 #include "tern/util.h"
 
+/* At most this many shards (ternd --threads); per-shard tables may be sized by it. */
+#define SHARD_MAX 256
+
 struct policy;
 struct policy_options;
 struct shard;

@@ -82,11 +82,18 @@ class Ternd:
         path = os.path.join(self.workdir, log_dir)
         if not os.path.isdir(path):
             return out
-        for name in sorted(os.listdir(path)):
-            if name.endswith(".jsonl") or name.endswith(".open"):
-                with open(os.path.join(path, name)) as f:
-                    out.extend(json.loads(line) for line in f if line.strip())
-        return out
+        for _ in range(20):
+            try:
+                out = []
+                for name in sorted(os.listdir(path)):
+                    if name.endswith(".jsonl") or name.endswith(".jsonl.open"):
+                        with open(os.path.join(path, name)) as f:
+                            out.extend(json.loads(line) for line in f if line.strip())
+                return out
+            except (FileNotFoundError, json.JSONDecodeError):
+                # A segment was renamed (finished) or half-written while we read: read again.
+                time.sleep(0.05)
+        raise RuntimeError(f"could not read a stable set of records from {path}")
 
 
 @pytest.fixture
