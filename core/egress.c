@@ -178,50 +178,6 @@ egress_self(struct shard *shard)
 
 /* ---- config hooks ---------------------------------------------------------------------------- */
 
-typedef int (*read_config_fn)(lua_State *L, int idx, void *out, struct tern_err *err);
-
-struct config_call {
-	read_config_fn read;
-	void *out;
-	int status;
-	struct tern_err err;
-};
-
-static void
-config_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
-{
-	struct config_call *c = arg;
-
-	c->status = status;
-	if (status != CORO_OK)
-		c->err = *err;
-	else if (nres < 1 || c->read(co, lua_gettop(co) - nres + 1, c->out, &c->err) < 0)
-		c->status = CORO_ERROR;
-}
-
-/* Call event(args...) synchronously; 1 when it ran and filled out, 0 when there is no handler. */
-static int
-call_config_hook(struct shard *shard, const char *event, const char *const *args, int nargs,
-		 read_config_fn read, void *out, struct tern_err *err)
-{
-	struct coro_options opts = {.what = event, .no_yield = true};
-	struct config_call call = {read, out, CORO_OK, {0}};
-	struct coro_ref ref;
-	lua_State *co = policy_hook_begin(shard->policy, event, &ref);
-	int i;
-
-	if (co == NULL)
-		return 0;
-	for (i = 0; i < nargs; i++)
-		lua_pushstring(co, args[i]);
-	coro_start(&ref, nargs, &opts, config_done, &call);
-	if (call.status != CORO_OK) {
-		*err = call.err;
-		return -EINVAL;
-	}
-	return 1;
-}
-
 static int
 read_pool(lua_State *L, int idx, void *out, struct tern_err *err)
 {
@@ -266,7 +222,7 @@ get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		goto nomem;
-	rc = call_config_hook(es->shard, "get_egress_pool", &name, 1, read_pool, &p->cfg, err);
+	rc = policy_call_config(es->shard->policy, "get_egress_pool", &name, 1, read_pool, &p->cfg, err);
 	if (rc < 0) {
 		free(p);
 		return NULL;
@@ -302,7 +258,7 @@ get_source(struct egress_shard *es, const char *name, struct tern_err *err)
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;
 	}
-	rc = call_config_hook(es->shard, "get_egress_source", &name, 1, read_source, s, err);
+	rc = policy_call_config(es->shard->policy, "get_egress_source", &name, 1, read_source, s, err);
 	if (rc < 0) {
 		free(s);
 		return NULL;
@@ -517,7 +473,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	rq->source = *src;
 	rq->route = *route;
 	/* One path config per (source, site), asked with the first domain that reaches it. */
-	rc = call_config_hook(es->shard, "get_egress_path_config", args, 3, read_path, &rq->path, err);
+	rc = policy_call_config(es->shard->policy, "get_egress_path_config", args, 3, read_path, &rq->path, err);
 	if (rc < 0) {
 		free(rq);
 		return NULL;
@@ -587,17 +543,8 @@ submit_task(void *arg)
 static struct shard *
 ready_shard_for(const char *source, const char *site)
 {
-	uint64_t h = 1469598103934665603ull;
-	const char *parts[2] = {source, site};
-	size_t i;
+	uint64_t h = util_hash_more(util_hash_more(util_hash(source), "|"), site);
 
-	for (i = 0; i < 2; i++) {
-		const char *p;
-
-		for (p = parts[i]; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		h = (h ^ '|') * 1099511628211ull;
-	}
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 

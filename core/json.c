@@ -65,18 +65,6 @@ skip_ws(struct scan *s)
 		s->p++;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Read the four hex digits of a \u escape at s->p. */
 static int
 scan_hex4(struct scan *s, unsigned *cp)
@@ -87,7 +75,7 @@ scan_hex4(struct scan *s, unsigned *cp)
 	if (s->end - s->p < 4)
 		return scan_fail(s, "truncated \\u escape");
 	for (i = 0; i < 4; i++) {
-		h = hex_value(s->p[i]);
+		h = util_hex_value(s->p[i]);
 		if (h < 0)
 			return scan_fail(s, "expected 4 hex digits after \\u");
 		v = v << 4 | (unsigned)h;

@@ -215,20 +215,6 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 
 /* ---- paths ---- */
 
-static void
-normalise_rate(lua_State *L, const char *fname, const char *key)
-{
-	const char *v = lua_tern_opt_string(L, 1, fname, key, NULL);
-	double rate;
-
-	if (v == NULL)
-		return;
-	if (throttle_parse_rate(v, &rate) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
-	lua_pushnumber(L, rate);
-	lua_setfield(L, 1, key);
-}
-
 static int
 lua_egress_make_path(lua_State *L)
 {
@@ -255,8 +241,8 @@ lua_egress_make_path(lua_State *L)
 		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required' or 'disabled'",
 				  fname);
 	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
-	normalise_rate(L, fname, "max_message_rate");
-	normalise_rate(L, fname, "max_connection_rate");
+	lua_tern_normalise_rate(L, 1, fname, "max_message_rate");
+	lua_tern_normalise_rate(L, 1, fname, "max_connection_rate");
 	for (t = path_timeouts; *t; t++) {
 		double v = lua_tern_opt_duration(L, 1, fname, *t, -1);
 

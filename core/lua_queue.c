@@ -110,21 +110,6 @@ normalise_duration(lua_State *L, const char *fname, const char *key)
 	lua_setfield(L, 1, key);
 }
 
-/* "120/min" -> 2 (per second). */
-static void
-normalise_rate(lua_State *L, const char *fname, const char *key)
-{
-	const char *v = lua_tern_opt_string(L, 1, fname, key, NULL);
-	double rate;
-
-	if (v == NULL)
-		return;
-	if (throttle_parse_rate(v, &rate) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
-	lua_pushnumber(L, rate);
-	lua_setfield(L, 1, key);
-}
-
 static void
 check_mx_list(lua_State *L, const char *fname)
 {
@@ -154,7 +139,7 @@ lua_queue_make_config(lua_State *L)
 
 	lua_tern_check_options(L, 1, fname, queue_options);
 	lua_tern_opt_string(L, 1, fname, "egress_pool", NULL);
-	normalise_rate(L, fname, "max_message_rate");
+	lua_tern_normalise_rate(L, 1, fname, "max_message_rate");
 	normalise_duration(L, fname, "retry_interval");
 	normalise_duration(L, fname, "max_retry_interval");
 	normalise_duration(L, fname, "max_age");

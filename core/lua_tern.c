@@ -16,6 +16,7 @@
 #include "tern/lua_message.h"
 #include "tern/policy.h"
 #include "tern/shard.h"
+#include "tern/throttle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -616,6 +617,20 @@ lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key,
 		luaL_error(L, "%s: option '%s' must be a duration", fname, key);
 	lua_pop(L, 1);
 	return v;
+}
+
+void
+lua_tern_normalise_rate(lua_State *L, int idx, const char *fname, const char *key)
+{
+	const char *v = lua_tern_opt_string(L, idx, fname, key, NULL);
+	double rate;
+
+	if (v == NULL)
+		return;
+	if (throttle_parse_rate(v, &rate) < 0)
+		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
+	lua_pushnumber(L, rate);
+	lua_setfield(L, idx, key);
 }
 
 uint64_t

@@ -260,6 +260,48 @@ policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event, int
 	return coro_start(ref, nargs, &opts, done, arg);
 }
 
+struct config_call {
+	policy_read_fn read;
+	void *out;
+	int status;
+	struct tern_err err;
+};
+
+static void
+config_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+{
+	struct config_call *c = arg;
+
+	c->status = status;
+	if (status != CORO_OK)
+		c->err = *err;
+	else if (nres < 1 || c->read(co, lua_gettop(co) - nres + 1, c->out, &c->err) < 0)
+		c->status = CORO_ERROR;
+}
+
+int
+policy_call_config(struct policy *p, const char *event, const char *const *args, int nargs,
+		   policy_read_fn read, void *out, struct tern_err *err)
+{
+	struct coro_options opts = {.what = event, .no_yield = true};
+	struct config_call call = {read, out, CORO_OK, {0}};
+	struct coro_ref ref;
+	lua_State *co = policy_hook_begin(p, event, &ref);
+	int i;
+
+	if (co == NULL)
+		return 0;
+	for (i = 0; i < nargs; i++)
+		lua_pushstring(co, args[i]);
+	/* no_yield: the call always completes inside coro_start. */
+	coro_start(&ref, nargs, &opts, config_done, &call);
+	if (call.status != CORO_OK) {
+		*err = call.err;
+		return -EINVAL;
+	}
+	return 1;
+}
+
 /* tern.on(event, fn): the registration check lives here, next to the event list. */
 int
 policy_register_handler(lua_State *L)

@@ -273,11 +273,7 @@ struct insert_req {
 static struct shard *
 shard_for(const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 1099511628211ull;
-	return shard_get((int)(h % (uint64_t)shard_count()));
+	return shard_get((int)(util_hash(name) % (uint64_t)shard_count()));
 }
 
 static void
@@ -461,28 +457,32 @@ remove_from_spool(struct queue_msg *m)
 		log_error("queue", "spool remove failed: %s", err.msg);
 }
 
+/* An outcome that ends the message's life: record, remove from the spool, free. */
+static void
+final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
+	      bool attempted)
+{
+	write_record(m, msg, rec, type, attempted);
+	remove_from_spool(m);
+	finish(m, msg);
+}
+
 void
 queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Delivery", true);
-	remove_from_spool(m);
-	finish(m, msg);
+	final_outcome(m, msg, rec, "Delivery", true);
 }
 
 void
 queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Bounce", true);
-	remove_from_spool(m);
-	finish(m, msg);
+	final_outcome(m, msg, rec, "Bounce", true);
 }
 
 static void
 expire(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	write_record(m, msg, rec, "Expiration", false);
-	remove_from_spool(m);
-	finish(m, msg);
+	final_outcome(m, msg, rec, "Expiration", false);
 }
 
 void
@@ -522,54 +522,31 @@ outcome_here(struct queue_msg *m, int code, const char *enhanced, const char *te
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
-struct config_call {
-	struct sched_queue *q;
-	int status;
-	struct tern_err err;
-};
-
-static void
-config_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
+static int
+read_queue_config(lua_State *L, int idx, void *out, struct tern_err *err)
 {
-	struct config_call *c = arg;
-
-	c->status = status;
-	if (status != CORO_OK) {
-		c->err = *err;
-		return;
-	}
-	if (nres < 1 || lua_queue_read_config(co, lua_gettop(co) - nres + 1, &c->q->cfg, &c->err) < 0)
-		c->status = CORO_ERROR;
+	return lua_queue_read_config(L, idx, out, err);
 }
 
 /* get_queue_config(domain, tenant, campaign, routing_domain), memoized per queue. */
 static int
 load_config(struct sched_queue *q, struct tern_err *err)
 {
-	struct policy *p = q->shard->policy;
-	struct coro_options opts = {.what = "get_queue_config", .no_yield = true};
-	struct config_call call = {q, CORO_OK, {0}};
-	struct coro_ref ref;
-	lua_State *co;
+	const char *args[4] = {q->domain, q->tenant, q->campaign, q->domain};
+	int rc;
 
 	if (q->have_config)
 		return 0;
-	co = policy_hook_begin(p, "get_queue_config", &ref);
-	if (co == NULL) {
+	queue_config_deinit(&q->cfg);
+	rc = policy_call_config(q->shard->policy, "get_queue_config", args, 4, read_queue_config,
+				&q->cfg, err);
+	if (rc < 0) {
+		queue_config_deinit(&q->cfg);
 		queue_config_defaults(&q->cfg);
-	} else {
-		lua_pushstring(co, q->domain);
-		lua_pushstring(co, q->tenant);
-		lua_pushstring(co, q->campaign);
-		lua_pushstring(co, q->domain);
-		coro_start(&ref, 4, &opts, config_done, &call);
-		if (call.status != CORO_OK) {
-			*err = call.err;
-			queue_config_deinit(&q->cfg);
-			queue_config_defaults(&q->cfg);
-			return -EINVAL;
-		}
+		return rc;
 	}
+	if (rc == 0)
+		queue_config_defaults(&q->cfg);
 	throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;

@@ -159,18 +159,6 @@ spool_id_to_hex(const struct spool_id *id, char out[SPOOL_ID_HEX_LEN + 1])
 	hex_encode(id->b, SPOOL_ID_LEN, out);
 }
 
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 spool_id_from_hex(const char *hex, size_t len, struct spool_id *id)
 {
@@ -179,7 +167,7 @@ spool_id_from_hex(const char *hex, size_t len, struct spool_id *id)
 	if (len != SPOOL_ID_HEX_LEN)
 		return -EINVAL;
 	for (i = 0; i < SPOOL_ID_LEN; i++) {
-		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+		int hi = util_hex_value(hex[2 * i]), lo = util_hex_value(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -340,6 +340,32 @@ util_mkdir_p(const char *path)
 	return 0;
 }
 
+int
+util_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+uint64_t
+util_hash_more(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
+util_hash(const char *s)
+{
+	return util_hash_more(1469598103934665603ull, s);
+}
+
 bool
 util_strncaseeq(const char *a, const char *b, size_t n)
 {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Open-addressing string map with FNV-1a hashing; grows at 70% load, never shrinks. */
 #include "tern/util_map.h"
+#include "tern/util.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -12,16 +13,6 @@ struct map_slot {
 	void *value;
 	uint64_t hash;
 };
-
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
 
 void
 map_init(struct map *m)
@@ -80,14 +71,14 @@ map_get(const struct map *m, const char *key)
 
 	if (m->cap == 0)
 		return NULL;
-	s = find_slot(m->slots, m->cap, key, hash_str(key));
+	s = find_slot(m->slots, m->cap, key, util_hash(key));
 	return s->key ? s->value : NULL;
 }
 
 void *
 map_put(struct map *m, const char *key, void *value, int *err)
 {
-	uint64_t h = hash_str(key);
+	uint64_t h = util_hash(key);
 	struct map_slot *s;
 	void *old;
 

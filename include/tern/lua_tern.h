@@ -24,6 +24,8 @@ double lua_tern_opt_number(lua_State *L, int idx, const char *fname, const char 
 bool lua_tern_opt_bool(lua_State *L, int idx, const char *fname, const char *key, bool def);
 /* A number of seconds or a duration string ("30s", "5m"). */
 double lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key, double def);
+/* Replace a rate option ("120/min") by events per second in the table; absent stays absent. */
+void lua_tern_normalise_rate(lua_State *L, int idx, const char *fname, const char *key);
 /* A number of bytes or a size string ("20MiB"). */
 uint64_t lua_tern_opt_size(lua_State *L, int idx, const char *fname, const char *key, uint64_t def);
 

@@ -45,6 +45,15 @@ lua_State *policy_hook_begin(struct policy *p, const char *event, struct coro_re
 /* Start it with nargs arguments and the policy's hook deadline. */
 int policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event, int nargs,
 		      coro_done_fn done, void *arg);
+/*
+ * Config hooks (get_queue_config, get_egress_*): call event(args...)
+ * synchronously, where yielding raises, and read its first result with read.
+ * 1 when it ran and filled out, 0 when there is no handler, negative with err
+ * when it failed or returned something read refused.
+ */
+typedef int (*policy_read_fn)(lua_State *L, int idx, void *out, struct tern_err *err);
+int policy_call_config(struct policy *p, const char *event, const char *const *args, int nargs,
+		       policy_read_fn read, void *out, struct tern_err *err);
 /* tern.on(event, fn) */
 int policy_register_handler(lua_State *L);
 

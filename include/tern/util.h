@@ -75,6 +75,13 @@ int util_parse_size(const char *s, uint64_t *out);
 /* mkdir -p: create path and its missing parents (mode 0755). 0 or -errno. */
 int util_mkdir_p(const char *path);
 
+/* The value of a hex digit, or -1. */
+int util_hex_value(char c);
+/* FNV-1a, 64 bits: hash maps and shard placement. */
+uint64_t util_hash(const char *s);
+/* Extend hash h with s (for keys made of several parts). */
+uint64_t util_hash_more(uint64_t h, const char *s);
+
 /* Case-insensitive ASCII comparison of n bytes. */
 bool util_strncaseeq(const char *a, const char *b, size_t n);
 
