@@ -1,6 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- What `make run` starts: SMTP on 127.0.0.1:2525 accepting mail from this
 -- machine, a RocksDB spool under ./var/spool, outcome records under ./var/log.
+-- Everything is relayed to a smart host on 127.0.0.1:2526 (run
+-- `./ternd --policy policy-examples/sink.lua` there to see it arrive); remove
+-- get_queue_config to deliver by MX instead.
 --
 --   swaks --server 127.0.0.1:2525 --from me@example.com --to you@example.net
 --   ./tern spool list --spool var/spool
@@ -23,4 +26,8 @@ tern.on('smtp_server_message_received', function(msg)
     msg:set_meta('tenant', tenant)
     msg:remove_header('X-Tenant')
   end
+end)
+
+tern.on('get_queue_config', function(domain, tenant, campaign)
+  return tern.make_queue_config { mx_list = { '127.0.0.1:2526' }, retry_interval = '1m' }
 end)
