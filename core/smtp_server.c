@@ -546,8 +546,9 @@ after_spool(void *arg, int status, const struct tern_err *err)
 	for (i = 0; i < s->n_msgs; i++) {
 		char hex[SPOOL_ID_HEX_LEN + 1];
 
+		/* Ten ids a line, so that no reply line is ever wrapped inside an id. */
 		spool_id_to_hex(&s->msgs[i]->id, hex);
-		buf_printf(&ids, " %s", hex);
+		buf_printf(&ids, "%s%s", i == 0 ? " " : i % 10 == 0 ? "\n" : " ", hex);
 	}
 	s->n_messages++;
 	session_reply(s, 250, "2.0.0", "OK queued as%s", ids.data ? ids.data : "");

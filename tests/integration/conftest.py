@@ -34,11 +34,15 @@ def free_port(host="127.0.0.1"):
 class Ternd:
     """One ternd process started from a policy file."""
 
+    started = 0
+
     def __init__(self, workdir, policy_path, threads=2, extra_args=()):
         self.workdir = workdir
         self.policy_path = policy_path
         # One file per process: a restarted ternd must not see its predecessor's "ready:".
-        self.stderr_path = policy_path + ".stderr"
+        Ternd.started += 1
+        self.stderr_path = os.path.join(
+            workdir, f"{os.path.basename(policy_path)}.{Ternd.started}.stderr")
         self.argv = [TERND, "--policy", policy_path, "--threads", str(threads),
                      *extra_args]
         self.proc = None

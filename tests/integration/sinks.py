@@ -102,15 +102,11 @@ def of_type(kind):
 # ---- injection ---------------------------------------------------------------------------------
 
 def queued_ids(text):
-    """The ids in a 250 reply.
-
-    A long reply comes as several lines, each starting again with 2.0.0, and
-    ternd wraps it at a fixed width, inside an id: take the prefixes out to
-    get the text back whole.
-    """
+    """The ids in a 250 reply (several lines when there are many)."""
     head = b"2.0.0 OK queued as "
     assert text.startswith(head), text
-    return text[len(head):].replace(b"\n2.0.0 ", b"").decode().split()
+    # Ten ids a line, each line after the first led by "2.0.0 ".
+    return text[len(head):].replace(b"\n2.0.0 ", b" ").decode().split()
 
 
 def send_one(port, sender, recipients, body, host="127.0.0.1"):
@@ -163,15 +159,18 @@ def mta_policy(dns_address, hooks):
 
 # ---- ternd running sink.lua --------------------------------------------------------------------
 
+# sink.lua as shipped, loaded from the sink's own directory so that ternd's
+# stderr (kept next to the policy file) lands there and not in the source tree.
+SINK_WRAPPER = "dofile('%s')\n"
+
+# The same behind a listener that offers STARTTLS with a test certificate.
 TLS_WRAPPER = """
--- sink.lua behind a listener that offers STARTTLS with a test certificate.
 local start = tern.start_esmtp_listener
 tern.start_esmtp_listener = function(opts)
   opts.tls_certificate = '%s'
   opts.tls_private_key = '%s'
   return start(opts)
 end
-dofile('%s')
 """
 
 
@@ -182,11 +181,9 @@ class TerndSink:
         self.host, self.port = host, port
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
-        policy = SINK_POLICY
-        if tls is not None:
-            policy = os.path.join(self.dir, "tls_sink.lua")
-            with open(policy, "w") as f:
-                f.write(TLS_WRAPPER % (tls[0], tls[1], SINK_POLICY))
+        policy = os.path.join(self.dir, "sink.lua")
+        with open(policy, "w") as f:
+            f.write((TLS_WRAPPER % tls if tls else "") + SINK_WRAPPER % SINK_POLICY)
         self.env = {"TERN_SINK_LISTEN": f"{host}:{port}", "TERN_SINK_DIR": self.dir,
                     "TERN_SINK_HOSTNAME": hostname}
         self.ternd = Ternd(self.dir, policy)
