@@ -30,6 +30,9 @@
  * memory of what it holds: bound it in bytes as well as in records.
  */
 #define SPOOL_MAX_BATCH_BYTES (64u << 20)
+#define SPOOL_MEMTABLE_BUDGET_BYTES (64u << 20)
+#define SPOOL_DATA_MEMTABLE_BYTES (32u << 20)
+#define SPOOL_META_MEMTABLE_BYTES (8u << 20)
 #define SPOOL_BLOCK_CACHE_BYTES (32u << 20)
 /*
  * The meta CF's memtable fills slowly, and RocksDB keeps every WAL file
@@ -193,10 +196,12 @@ spool_set_cf_options(struct spool *sp, enum spool_cf cf)
 		 * would spend CPU on data that dies young and barely shrinks.
 		 */
 		rocksdb_options_set_compression(o, rocksdb_no_compression);
+		rocksdb_options_set_write_buffer_size(o, SPOOL_DATA_MEMTABLE_BYTES);
 		break;
 	case SPOOL_CF_META:
 		/* Small JSON, rewritten on every attempt: LZ4 is nearly free. */
 		rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+		rocksdb_options_set_write_buffer_size(o, SPOOL_META_MEMTABLE_BYTES);
 		break;
 	case SPOOL_CF_QUARANTINE:
 		/* Cold, and kept until an operator looks at it: zstd. */
@@ -222,6 +227,13 @@ spool_set_options(struct spool *sp)
 	rocksdb_options_set_create_missing_column_families(o, !sp->read_only);
 	rocksdb_options_set_max_background_jobs(o, 2);
 	rocksdb_options_set_max_total_wal_size(o, SPOOL_MAX_TOTAL_WAL_BYTES);
+	/*
+	 * Memtables across all column families share one budget, so ternd's
+	 * memory does not grow with the backlog: a queued message costs its
+	 * small queue entry, not a body held in RAM (DESIGN: memory holds
+	 * metadata, not mail).
+	 */
+	rocksdb_options_set_db_write_buffer_size(o, SPOOL_MEMTABLE_BUDGET_BYTES);
 	rocksdb_options_set_keep_log_file_num(o, 4);
 	rocksdb_options_set_max_log_file_size(o, 16u << 20);
 	sp->db_opts = o;

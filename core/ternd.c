@@ -11,6 +11,7 @@
 #include "tern/shard.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,17 +238,27 @@ run_script(struct args *a)
 	return r.exit_code;
 }
 
+/*
+ * Wait for SIGTERM/SIGINT. Every few seconds meanwhile, hand freed heap
+ * pages back to the system: after a burst (a big injection, a site coming
+ * back) the allocator would otherwise keep its high-water mark for good,
+ * while steady-state memory is only the queues' small entries.
+ */
 static int
 wait_for_stop_signal(void)
 {
+	struct timespec every = {5, 0};
 	sigset_t set;
-	int sig = 0;
+	int sig;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	if (sigwait(&set, &sig) != 0)
-		return -1;
+	while ((sig = sigtimedwait(&set, NULL, &every)) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		malloc_trim(0);
+	}
 	log_info("ternd", "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	return 0;
 }
