@@ -11,8 +11,10 @@
 --   TERN_BENCH_DIR       spool and logs (default ./var/bench)
 --   TERN_BENCH_DNS       DNS server "ip:port"; with it, messages are delivered
 --                        (MX hosts must resolve to the sink). Without it and
---                        without TERN_BENCH_MX, messages are only spooled
---                        (the reception scenario): they join the null queue.
+--                        without TERN_BENCH_MX (the reception scenario),
+--                        messages are spooled durably and held: their one
+--                        attempt goes to a closed loopback port and the
+--                        retry is an hour away.
 --   TERN_BENCH_SMTP_PORT the port every MX listens on (default 25)
 --   TERN_BENCH_MX        "host:port": every domain goes there, no DNS
 --   TERN_BENCH_RETRY     retry_interval of the queues (default 10m)
@@ -27,7 +29,9 @@ local mx = os.getenv('TERN_BENCH_MX')
 local smtp_port = tonumber(os.getenv('TERN_BENCH_SMTP_PORT') or '25')
 local retry = os.getenv('TERN_BENCH_RETRY') or '10m'
 local algo = os.getenv('TERN_BENCH_DKIM') or 'none'
-local deliver = dns ~= nil or mx ~= nil
+if dns == nil and mx == nil then
+  mx, retry = '127.0.0.1:9', '1h'
+end
 
 if dns then
   tern.dns.configure { servers = { dns }, timeout = '2s' }
@@ -53,10 +57,6 @@ end
 
 tern.on('smtp_server_message_received', function(msg)
   msg:set_meta('tenant', msg:get_header('X-Tenant') or 'bench')
-  if not deliver then
-    msg:set_meta('queue', 'null')
-    return
-  end
   if signing then
     local from = (msg:get_header('From') or ''):match('@([%w%.%-]+)') or ''
     for _, signer in ipairs(signing:signers_for(from:lower())) do
