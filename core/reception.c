@@ -37,14 +37,12 @@ reception_set_spool(struct spool *sp)
 	reception_spool = sp;
 }
 
+static void free_messages(struct message **msgs, size_t n);
+
 static void
 reception_free(struct reception *r)
 {
-	size_t i;
-
-	for (i = 0; i < r->n; i++)
-		message_free(r->msgs[i]);
-	free(r->msgs);
+	free_messages(r->msgs, r->n);
 	free(r->strings);
 	free(r);
 }
@@ -198,16 +196,34 @@ out:
 	return rc;
 }
 
+static void
+free_messages(struct message **msgs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		message_free(msgs[i]);
+	free(msgs);
+}
+
 struct reception *
 reception_submit(struct shard *shard, struct message **msgs, size_t n,
 		 const struct reception_origin *origin, reception_done_fn done, void *arg,
 		 struct tern_err *err)
 {
-	struct reception *r = calloc(1, sizeof(*r));
+	struct reception *r;
 
-	if (r == NULL || copy_origin(r, origin) < 0 || reception_spool == NULL) {
-		tern_err_set(err, 451, "4.3.0", r ? "no spool is defined" : "out of memory");
-		goto fail;
+	if (reception_spool == NULL) {
+		tern_err_set(err, 451, "4.3.0", "no spool is defined");
+		free_messages(msgs, n);
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || copy_origin(r, origin) < 0) {
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		free(r);
+		free_messages(msgs, n);
+		return NULL;
 	}
 	r->shard = shard;
 	r->msgs = msgs;
@@ -217,18 +233,10 @@ reception_submit(struct shard *shard, struct message **msgs, size_t n,
 	shard_busy_inc(shard);
 	if (spool_batch(r, err) < 0) {
 		shard_busy_dec(shard);
-		return (reception_free(r), NULL);
+		reception_free(r);
+		return NULL;
 	}
 	return r;
-fail:
-	if (r) {
-		free(r->strings);
-		free(r);
-	}
-	for (size_t i = 0; i < n; i++)
-		message_free(msgs[i]);
-	free(msgs);
-	return NULL;
 }
 
 void

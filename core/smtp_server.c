@@ -87,6 +87,7 @@ struct session {
 	struct message **msgs;
 	size_t n_msgs, next_hook_msg;
 	struct reception *reception;
+	struct buf queued_ids; /* " id1 id2 ..." for the 250 once the spool write is synced */
 	/* hooks */
 	struct coro_ref hook;
 	bool hook_running;
@@ -172,15 +173,13 @@ session_free(struct session *s)
 	if (s->reception) {
 		reception_detach(s->reception);
 		shard_busy_dec(ls->shard);
-		/* The reception owns the messages: only our array of them is ours to free. */
-		free(s->msgs); s->msgs = NULL;
-		s->n_msgs = 0;
 	}
 	if (s->in_tx)
 		shard_busy_dec(ls->shard);
 	tx_reset(s);
 	free(s->rcpts);
 	buf_deinit(&s->body);
+	buf_deinit(&s->queued_ids);
 	conn_info_deinit(&s->conn);
 	io_free(s->io);
 	if (s->prev)
@@ -530,32 +529,16 @@ static void
 after_spool(void *arg, int status, const struct tern_err *err)
 {
 	struct session *s = arg;
-	struct buf ids;
-	size_t i;
 
 	s->reception = NULL;
 	shard_busy_dec(s->ls->shard);
 	s->state = SESSION_CMD;
 	if (status < 0) {
 		session_reply_err(s, err);
-		tx_end(s);
-		session_process(s);
-		return;
+	} else {
+		s->n_messages++;
+		session_reply(s, 250, "2.0.0", "OK queued as%s", s->queued_ids.data);
 	}
-	buf_init(&ids);
-	for (i = 0; i < s->n_msgs; i++) {
-		char hex[SPOOL_ID_HEX_LEN + 1];
-
-		/* Ten ids a line, so that no reply line is ever wrapped inside an id. */
-		spool_id_to_hex(&s->msgs[i]->id, hex);
-		buf_printf(&ids, "%s%s", i == 0 ? " " : i % 10 == 0 ? "\n" : " ", hex);
-	}
-	s->n_messages++;
-	session_reply(s, 250, "2.0.0", "OK queued as%s", ids.data ? ids.data : "");
-	buf_deinit(&ids);
-	/* The reception owns the messages now. */
-	free(s->msgs); s->msgs = NULL;
-	s->n_msgs = 0;
 	tx_end(s);
 	io_resume_read(s->io);
 	session_process(s);
@@ -570,22 +553,27 @@ spool_messages(struct session *s)
 		.tls_version = s->conn.tls_version,
 		.tls_cipher = s->conn.tls_cipher,
 	};
-	struct message **copy = malloc(s->n_msgs * sizeof(*copy));
+	struct message **msgs = s->msgs;
+	size_t n = s->n_msgs, i;
 	struct tern_err err;
 
-	if (copy == NULL) {
-		session_reply(s, 451, "4.3.0", "Out of memory");
-		tx_end(s);
-		return;
+	/* The reply names every id; the messages themselves go to the reception. */
+	buf_reset(&s->queued_ids);
+	for (i = 0; i < n; i++) {
+		char hex[SPOOL_ID_HEX_LEN + 1];
+
+		/* Ten ids a line, so that no reply line is ever wrapped inside an id. */
+		spool_id_to_hex(&msgs[i]->id, hex);
+		buf_printf(&s->queued_ids, "%s%s", i == 0 ? " " : i % 10 == 0 ? "\n" : " ", hex);
 	}
-	memcpy(copy, s->msgs, s->n_msgs * sizeof(*copy));
+	s->msgs = NULL;
+	s->n_msgs = 0;
 	s->state = SESSION_SPOOLING;
 	io_pause_read(s->io);
 	shard_busy_inc(s->ls->shard);
-	s->reception = reception_submit(s->ls->shard, copy, s->n_msgs, &origin, after_spool, s, &err);
+	s->reception = reception_submit(s->ls->shard, msgs, n, &origin, after_spool, s, &err);
 	if (s->reception == NULL) {
 		/* reception_submit freed the messages */
-		s->n_msgs = 0;
 		shard_busy_dec(s->ls->shard);
 		s->state = SESSION_CMD;
 		io_resume_read(s->io);
@@ -1260,6 +1248,7 @@ session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *pe
 			       &s->conn.local_port);
 	snprintf(s->conn.listener, sizeof(s->conn.listener), "%s", s->l->cfg.listen);
 	buf_init(&s->body);
+	buf_init(&s->queued_ids);
 	io_set_timeout(s->io, s->l->cfg.client_timeout);
 	s->next = ls->sessions;
 	if (ls->sessions)
