@@ -308,12 +308,13 @@ transportable(struct smtp_client *c, bool eightbit)
 {
 	bool utf8 = !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient);
 
-	if (eightbit && !c->eightbit) {
-		settle_local(c, 554, "5.6.3", "message has 8-bit content and the server does not offer 8BITMIME", "MAIL");
-		return false;
-	}
+	/* UTF-8 addresses first: their Received header makes the message 8-bit too. */
 	if (utf8 && !c->smtputf8) {
 		settle_local(c, 553, "5.6.7", "UTF-8 address and the server does not offer SMTPUTF8", "MAIL");
+		return false;
+	}
+	if (eightbit && !c->eightbit) {
+		settle_local(c, 554, "5.6.3", "message has 8-bit content and the server does not offer 8BITMIME", "MAIL");
 		return false;
 	}
 	return true;
