@@ -5,7 +5,8 @@
 --
 -- Paths and addresses come from the environment so the same file runs in
 -- tests: TERN_ESP_DIR (spool, logs, keys; default ./var/esp),
--- TERN_ESP_LISTEN (default 127.0.0.1:2525), TERN_ESP_DNS (default 127.0.0.1:5353).
+-- TERN_ESP_LISTEN (default 127.0.0.1:2525), TERN_ESP_DNS (default 127.0.0.1:5353),
+-- TERN_ESP_SMTP_PORT (the receivers' port, default 25).
 local shaping = require 'tern.shaping'
 local dkim = require 'tern.dkim'
 
@@ -53,7 +54,8 @@ end)
 -- Per-IP starting points, as PowerMTA operators use them.
 local shape = shaping.new {
   defaults = { connection_limit = 5, max_message_rate = '60/min', max_deliveries_per_connection = 100,
-               enable_tls = 'opportunistic' },
+               enable_tls = 'opportunistic',
+               smtp_port = tonumber(os.getenv('TERN_ESP_SMTP_PORT') or '25') },
   providers = {
     google    = { mx_suffixes = { '.google.com', '.googlemail.com', '.gmail.test' },
                   connection_limit = 15, max_message_rate = '120/min' },
