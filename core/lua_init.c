@@ -76,14 +76,14 @@ spool_service_free(void *arg)
 static int
 lua_init_define_spool(lua_State *L)
 {
-	static const char *const opts[] = {"path", "max_batch", NULL};
+	static const char *const opts[] = {"path", "max_batch", "partitions", NULL};
 	const char *fname = "tern.define_spool";
 	struct spool_service *svc;
 	struct daemon_service ds = {"spool", DAEMON_RANK_STORAGE, spool_service_open,
 				    spool_service_close, spool_service_free, NULL};
 	struct tern_err err;
 	const char *path;
-	double batch;
+	double batch, parts;
 
 	lua_tern_check_options(L, 1, fname, opts);
 	path = lua_tern_opt_string(L, 1, fname, "path", NULL);
@@ -92,10 +92,15 @@ lua_init_define_spool(lua_State *L)
 	batch = lua_tern_opt_number(L, 1, fname, "max_batch", 0);
 	if (batch < 0)
 		return luaL_error(L, "%s: option 'max_batch' must not be negative", fname);
+	parts = lua_tern_opt_number(L, 1, fname, "partitions", 1);
+	if (parts < 1 || parts > SPOOL_MAX_PARTITIONS || parts != (int)parts)
+		return luaL_error(L, "%s: option 'partitions' must be a whole number from 1 to %d",
+				  fname, SPOOL_MAX_PARTITIONS);
 	svc = xcalloc(1, sizeof(*svc));
 	svc->path = xstrdup(path);
 	svc->cfg.path = svc->path;
 	svc->cfg.max_batch = (size_t)batch;
+	svc->cfg.partitions = (unsigned)parts;
 	ds.cfg = svc;
 	if (daemon_add_service(&ds, &err) < 0) {
 		spool_service_free(svc);

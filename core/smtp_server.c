@@ -86,6 +86,7 @@ struct session {
 	struct message *tx_msg;
 	struct message **msgs;
 	size_t n_msgs, next_hook_msg;
+	uint16_t lane; /* the spool partition this transaction's messages go to */
 	struct reception *reception;
 	struct buf queued_ids; /* " id1 id2 ..." for the 250 once the spool write is synced */
 	/* hooks */
@@ -617,7 +618,6 @@ run_message_hooks(struct session *s)
 static int
 split_by_recipient(struct session *s)
 {
-	struct shard *shard = s->ls->shard;
 	size_t i;
 
 	s->msgs = calloc(s->n_rcpts, sizeof(*s->msgs));
@@ -628,7 +628,8 @@ split_by_recipient(struct session *s)
 		if (s->msgs[i] == NULL)
 			return -ENOMEM;
 		s->n_msgs = i + 1;
-		spool_make_id(&s->msgs[i]->id, 0, (uint16_t)shard->id);
+		/* One lane for the whole transaction: its messages are one synced write. */
+		spool_make_id(&s->msgs[i]->id, 0, s->lane);
 	}
 	s->msgs[0] = s->tx_msg;
 	s->tx_msg = NULL;
@@ -679,6 +680,15 @@ add_received_header(struct session *s, struct message *m)
 	return rc;
 }
 
+/* Transactions take turns over the spool's partitions. */
+static uint16_t
+next_lane(struct shard *shard)
+{
+	static __thread uint16_t turn;
+
+	return (uint16_t)(shard->id + turn++);
+}
+
 static int
 build_tx_message(struct session *s)
 {
@@ -686,7 +696,8 @@ build_tx_message(struct session *s)
 
 	if (m == NULL)
 		return -ENOMEM;
-	spool_make_id(&m->id, 0, (uint16_t)s->ls->shard->id);
+	s->lane = next_lane(s->ls->shard);
+	spool_make_id(&m->id, 0, s->lane);
 	m->created = util_wallclock();
 	/* Hand the body over instead of copying it. */
 	m->data = s->body;

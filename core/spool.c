@@ -18,8 +18,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -56,7 +58,7 @@ struct spool_req {
 	struct spool_record recs[];
 };
 
-struct spool {
+struct spool_part {
 	rocksdb_t *db;
 	rocksdb_column_family_handle_t *cf[SPOOL_CF_N];
 	rocksdb_options_t *db_opts;
@@ -111,7 +113,7 @@ get_be(const uint8_t *p, int n)
 }
 
 void
-spool_make_id(struct spool_id *id, uint16_t node, uint16_t shard)
+spool_make_id(struct spool_id *id, uint16_t node, uint16_t lane)
 {
 	struct timespec ts;
 	uint64_t us;
@@ -133,7 +135,7 @@ spool_make_id(struct spool_id *id, uint16_t node, uint16_t shard)
 	spool_id_last_seq = seq;
 	put_be(id->b, us, 8);
 	put_be(id->b + 8, node, 2);
-	put_be(id->b + 10, shard, 2);
+	put_be(id->b + 10, lane, 2);
 	put_be(id->b + 12, seq, 4);
 }
 
@@ -182,7 +184,7 @@ spool_id_from_hex(const char *hex, size_t len, struct spool_id *id)
 /* Opening and closing */
 
 static void
-spool_set_cf_options(struct spool *sp, enum spool_cf cf)
+spool_set_cf_options(struct spool_part *sp, enum spool_cf cf, unsigned parts)
 {
 	rocksdb_options_t *o = rocksdb_options_create();
 
@@ -196,12 +198,12 @@ spool_set_cf_options(struct spool *sp, enum spool_cf cf)
 		 * would spend CPU on data that dies young and barely shrinks.
 		 */
 		rocksdb_options_set_compression(o, rocksdb_no_compression);
-		rocksdb_options_set_write_buffer_size(o, SPOOL_DATA_MEMTABLE_BYTES);
+		rocksdb_options_set_write_buffer_size(o, SPOOL_DATA_MEMTABLE_BYTES / parts);
 		break;
 	case SPOOL_CF_META:
 		/* Small JSON, rewritten on every attempt: LZ4 is nearly free. */
 		rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-		rocksdb_options_set_write_buffer_size(o, SPOOL_META_MEMTABLE_BYTES);
+		rocksdb_options_set_write_buffer_size(o, SPOOL_META_MEMTABLE_BYTES / parts);
 		break;
 	case SPOOL_CF_QUARANTINE:
 		/* Cold, and kept until an operator looks at it: zstd. */
@@ -214,13 +216,13 @@ spool_set_cf_options(struct spool *sp, enum spool_cf cf)
 }
 
 static void
-spool_set_options(struct spool *sp)
+spool_set_options(struct spool_part *sp, unsigned parts)
 {
 	rocksdb_options_t *o = rocksdb_options_create();
 	int i;
 
 	/* The cache serves meta lookups; bulk reads below bypass it. */
-	sp->cache = rocksdb_cache_create_lru(SPOOL_BLOCK_CACHE_BYTES);
+	sp->cache = rocksdb_cache_create_lru(SPOOL_BLOCK_CACHE_BYTES / parts);
 	sp->table_opts = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(sp->table_opts, sp->cache);
 	rocksdb_options_set_create_if_missing(o, !sp->read_only);
@@ -233,12 +235,12 @@ spool_set_options(struct spool *sp)
 	 * small queue entry, not a body held in RAM (DESIGN: memory holds
 	 * metadata, not mail).
 	 */
-	rocksdb_options_set_db_write_buffer_size(o, SPOOL_MEMTABLE_BUDGET_BYTES);
+	rocksdb_options_set_db_write_buffer_size(o, SPOOL_MEMTABLE_BUDGET_BYTES / parts);
 	rocksdb_options_set_keep_log_file_num(o, 4);
 	rocksdb_options_set_max_log_file_size(o, 16u << 20);
 	sp->db_opts = o;
 	for (i = 0; i < SPOOL_CF_N; i++)
-		spool_set_cf_options(sp, (enum spool_cf)i);
+		spool_set_cf_options(sp, (enum spool_cf)i, parts);
 
 	sp->wo_sync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(sp->wo_sync, 1);
@@ -250,7 +252,7 @@ spool_set_options(struct spool *sp)
 }
 
 static void
-spool_free_handles(struct spool *sp)
+spool_free_handles(struct spool_part *sp)
 {
 	int i;
 
@@ -271,7 +273,7 @@ spool_free_handles(struct spool *sp)
 }
 
 static int
-spool_open_db(struct spool *sp, const char *path, struct tern_err *err)
+spool_open_db(struct spool_part *sp, const char *path, struct tern_err *err)
 {
 	const rocksdb_options_t *cf_opts[SPOOL_CF_N];
 	char *rerr = NULL;
@@ -298,7 +300,7 @@ spool_open_db(struct spool *sp, const char *path, struct tern_err *err)
 static void *spool_writer(void *arg);
 
 static int
-spool_start_writer(struct spool *sp, struct tern_err *err)
+spool_start_writer(struct spool_part *sp, struct tern_err *err)
 {
 	int rc;
 
@@ -314,7 +316,7 @@ spool_start_writer(struct spool *sp, struct tern_err *err)
 }
 
 static void
-spool_free(struct spool *sp)
+spool_free(struct spool_part *sp)
 {
 	spool_free_handles(sp);
 	pthread_cond_destroy(&sp->wake);
@@ -322,10 +324,10 @@ spool_free(struct spool *sp)
 	free(sp);
 }
 
-struct spool *
-spool_open(const struct spool_config *cfg, struct tern_err *err)
+static struct spool_part *
+part_open(const struct spool_config *cfg, const char *path, unsigned parts, struct tern_err *err)
 {
-	struct spool *sp = calloc(1, sizeof(*sp));
+	struct spool_part *sp = calloc(1, sizeof(*sp));
 
 	if (sp == NULL) {
 		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
@@ -336,17 +338,17 @@ spool_open(const struct spool_config *cfg, struct tern_err *err)
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->wake, NULL);
 	sp->tailp = &sp->head;
-	spool_set_options(sp);
-	if (spool_open_db(sp, cfg->path, err) < 0 || spool_start_writer(sp, err) < 0) {
+	spool_set_options(sp, parts);
+	if (spool_open_db(sp, path, err) < 0 || spool_start_writer(sp, err) < 0) {
 		spool_free(sp);
 		return NULL;
 	}
-	log_info("spool", "opened %s%s", cfg->path, sp->read_only ? " read-only" : "");
+	log_info("spool", "opened %s%s", path, sp->read_only ? " read-only" : "");
 	return sp;
 }
 
-void
-spool_close(struct spool *sp)
+static void
+part_close(struct spool_part *sp)
 {
 	if (sp == NULL)
 		return;
@@ -394,8 +396,8 @@ spool_req_new(const struct spool_record *recs, size_t n)
 	return req;
 }
 
-int
-spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
+static int
+part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
 	  void *arg, struct tern_err *err)
 {
 	struct spool_req *req;
@@ -437,7 +439,7 @@ spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_don
  * stopping and drained.
  */
 static struct spool_req *
-spool_take_batch(struct spool *sp)
+spool_take_batch(struct spool_part *sp)
 {
 	struct spool_req *first, *last;
 	size_t recs, bytes;
@@ -466,7 +468,7 @@ spool_take_batch(struct spool *sp)
 }
 
 static int
-spool_write_batch(struct spool *sp, const struct spool_req *batch, struct tern_err *err)
+spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct tern_err *err)
 {
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	const struct spool_req *r;
@@ -501,7 +503,7 @@ spool_write_batch(struct spool *sp, const struct spool_req *batch, struct tern_e
 }
 
 static void
-spool_commit(struct spool *sp, struct spool_req *batch)
+spool_commit(struct spool_part *sp, struct spool_req *batch)
 {
 	struct tern_err err;
 	struct spool_req *next;
@@ -520,7 +522,7 @@ spool_commit(struct spool *sp, struct spool_req *batch)
 static void *
 spool_writer(void *arg)
 {
-	struct spool *sp = arg;
+	struct spool_part *sp = arg;
 	struct spool_req *batch;
 
 	while ((batch = spool_take_batch(sp)) != NULL)
@@ -528,8 +530,8 @@ spool_writer(void *arg)
 	return NULL;
 }
 
-void
-spool_stats(struct spool *sp, struct spool_stats *out)
+static void
+part_stats(struct spool_part *sp, struct spool_stats *out)
 {
 	out->batches = atomic_load(&sp->batches);
 	out->records = atomic_load(&sp->records);
@@ -543,7 +545,7 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 /* Unsynced changes and reads */
 
 static int
-spool_check_writable(struct spool *sp, struct tern_err *err)
+spool_check_writable(struct spool_part *sp, struct tern_err *err)
 {
 	if (!sp->read_only)
 		return 0;
@@ -561,8 +563,8 @@ spool_write_result(char *rerr, const char *what, struct tern_err *err)
 	return -EIO;
 }
 
-int
-spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
+static int
+part_update_meta(struct spool_part *sp, const struct spool_id *id, const void *meta, size_t len,
 		  struct tern_err *err)
 {
 	char *rerr = NULL;
@@ -575,8 +577,8 @@ spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta,
 	return spool_write_result(rerr, "meta update", err);
 }
 
-int
-spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err)
+static int
+part_remove(struct spool_part *sp, const struct spool_id *id, struct tern_err *err)
 {
 	rocksdb_writebatch_t *wb;
 	char *rerr = NULL;
@@ -593,7 +595,7 @@ spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err)
 }
 
 static int
-spool_get(struct spool *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
+spool_get(struct spool_part *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
 	  const struct spool_id *id, struct buf *out, struct tern_err *err)
 {
 	rocksdb_pinnableslice_t *v;
@@ -621,14 +623,14 @@ spool_get(struct spool *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
 	return rc;
 }
 
-int
-spool_get_data(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+static int
+part_get_data(struct spool_part *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
 {
 	return spool_get(sp, SPOOL_CF_DATA, sp->ro_bulk, id, out, err);
 }
 
-int
-spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+static int
+part_get_meta(struct spool_part *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
 {
 	return spool_get(sp, SPOOL_CF_META, sp->ro_meta, id, out, err);
 }
@@ -636,7 +638,7 @@ spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out, str
 /* Recovery scan */
 
 struct spool_scan {
-	struct spool *sp;
+	struct spool_part *sp;
 	spool_visit_fn visit;
 	void *arg;
 	rocksdb_iterator_t *it[2]; /* meta, data: the sides of the merge-join */
@@ -803,8 +805,8 @@ scan_run(struct spool_scan *s)
 	return rc < 0 ? rc : scan_iter_error(s);
 }
 
-int
-spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
+static int
+part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
 {
 	rocksdb_column_family_handle_t *cfs[2] = {sp->cf[SPOOL_CF_META], sp->cf[SPOOL_CF_DATA]};
 	struct spool_scan s = {.sp = sp, .visit = visit, .arg = arg, .err = err};
@@ -826,5 +828,203 @@ spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *e
 		 (unsigned long long)s.seen, (unsigned long long)s.quarantined,
 		 sp->read_only ? "unloadable (read-only: left in place)" : "quarantined", secs,
 		 secs > 0 ? (double)s.seen / secs : 0.0);
+	return rc;
+}
+
+/*
+ * Partitions. A spool may be several RocksDB instances (partitions), each
+ * with its own WAL and writer thread, so that synced writes proceed in
+ * parallel: one WAL syncs one batch at a time, while the disk completes
+ * several syncs to different files at once. A message's partition is its
+ * id's lane modulo the partition count; the count is fixed when the spool is
+ * created (recorded in PARTITIONS) so that every id keeps finding its part.
+ * One partition is the plain layout: the database sits at the spool path.
+ */
+#define SPOOL_PARTITIONS_FILE "PARTITIONS"
+
+struct spool {
+	unsigned n;
+	struct spool_part *parts[SPOOL_MAX_PARTITIONS];
+};
+
+static struct spool_part *
+part_of(struct spool *sp, const struct spool_id *id)
+{
+	return sp->parts[get_be(id->b + 10, 2) % sp->n];
+}
+
+/* The partition count of the spool at path: recorded, or 1 for a plain spool, or 0 if new. */
+static unsigned
+stored_partitions(const char *path)
+{
+	char file[4096], current[4096];
+	unsigned n = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/%s", path, SPOOL_PARTITIONS_FILE);
+	f = fopen(file, "r");
+	if (f != NULL) {
+		if (fscanf(f, "%u", &n) != 1 || n == 0 || n > SPOOL_MAX_PARTITIONS)
+			n = 0;
+		fclose(f);
+		return n;
+	}
+	snprintf(current, sizeof(current), "%s/CURRENT", path);
+	return access(current, F_OK) == 0 ? 1 : 0;
+}
+
+static int
+record_partitions(const char *path, unsigned n, struct tern_err *err)
+{
+	char file[4096];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/%s", path, SPOOL_PARTITIONS_FILE);
+	f = fopen(file, "w");
+	if (f == NULL || fprintf(f, "%u\n", n) < 0 || fclose(f) != 0) {
+		tern_err_set(err, 451, "4.3.0", "cannot write %s: %s", file, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* How many partitions to open: what the spool was created with, else what is asked. */
+static int
+choose_partitions(const struct spool_config *cfg, unsigned *n, struct tern_err *err)
+{
+	unsigned want = cfg->partitions ? cfg->partitions : 1;
+	unsigned have = stored_partitions(cfg->path);
+
+	if (want > SPOOL_MAX_PARTITIONS) {
+		tern_err_set(err, 451, "4.3.0", "spool %s: at most %d partitions", cfg->path,
+			     SPOOL_MAX_PARTITIONS);
+		return -EINVAL;
+	}
+	if (have == 0 && cfg->read_only) {
+		tern_err_set(err, 451, "4.3.0", "cannot open spool %s: not a spool", cfg->path);
+		return -ENOENT;
+	}
+	if (have != 0 && have != want)
+		log_warn("spool", "%s was created with %u partitions; using %u, not %u", cfg->path,
+			 have, have, want);
+	*n = have ? have : want;
+	if (have == 0 && *n > 1)
+		return record_partitions(cfg->path, *n, err);
+	return 0;
+}
+
+struct spool *
+spool_open(const struct spool_config *cfg, struct tern_err *err)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+	char path[4096];
+	unsigned i, n;
+
+	if (sp == NULL) {
+		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
+		return NULL;
+	}
+	if (choose_partitions(cfg, &n, err) < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (n == 1)
+			snprintf(path, sizeof(path), "%s", cfg->path);
+		else
+			snprintf(path, sizeof(path), "%s/p%u", cfg->path, i);
+		sp->parts[i] = part_open(cfg, path, n, err);
+		if (sp->parts[i] == NULL)
+			goto fail;
+		sp->n = i + 1;
+	}
+	return sp;
+fail:
+	spool_close(sp);
+	return NULL;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	unsigned i;
+
+	if (sp == NULL)
+		return;
+	for (i = 0; i < sp->n; i++)
+		part_close(sp->parts[i]);
+	free(sp);
+}
+
+unsigned
+spool_partitions(const struct spool *sp)
+{
+	return sp->n;
+}
+
+int
+spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
+	  void *arg, struct tern_err *err)
+{
+	size_t i;
+
+	/* All or nothing needs one WriteBatch, so one put may not span partitions. */
+	for (i = 1; i < n; i++) {
+		if (part_of(sp, &recs[i].id) != part_of(sp, &recs[0].id)) {
+			tern_err_set(err, 451, "4.3.0", "spool_put: records of one put need one lane");
+			return -EINVAL;
+		}
+	}
+	return part_put(n ? part_of(sp, &recs[0].id) : sp->parts[0], recs, n, done, arg, err);
+}
+
+void
+spool_stats(struct spool *sp, struct spool_stats *out)
+{
+	struct spool_stats one;
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < sp->n; i++) {
+		part_stats(sp->parts[i], &one);
+		out->batches += one.batches;
+		out->records += one.records;
+		out->requests += one.requests;
+		out->failed += one.failed;
+		out->pending += one.pending;
+	}
+}
+
+int
+spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
+		  struct tern_err *err)
+{
+	return part_update_meta(part_of(sp, id), id, meta, len, err);
+}
+
+int
+spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err)
+{
+	return part_remove(part_of(sp, id), id, err);
+}
+
+int
+spool_get_data(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	return part_get_data(part_of(sp, id), id, out, err);
+}
+
+int
+spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	return part_get_meta(part_of(sp, id), id, out, err);
+}
+
+int
+spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < sp->n && rc >= 0; i++)
+		rc = part_scan(sp->parts[i], visit, arg, err);
 	return rc;
 }

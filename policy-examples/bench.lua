@@ -20,6 +20,7 @@
 --   TERN_BENCH_RETRY     retry_interval of the queues (default 10m)
 --   TERN_BENCH_DKIM      rsa | ed25519 | none (default none)
 --   TERN_BENCH_DKIM_KEY  the key file (`tern dkim genkey`) for d=sender.test, s=bench
+--   TERN_BENCH_PARTITIONS spool partitions (default 4: parallel synced writes)
 local dkim = require 'tern.dkim'
 
 local listen = os.getenv('TERN_BENCH_LISTEN') or '127.0.0.1:2525'
@@ -38,7 +39,8 @@ if dns then
 end
 
 tern.on('init', function()
-  tern.define_spool { path = dir .. '/spool' }
+  tern.define_spool { path = dir .. '/spool',
+                      partitions = tonumber(os.getenv('TERN_BENCH_PARTITIONS') or '4') }
   tern.configure_local_logs { log_dir = dir .. '/log', max_segment_duration = '10s' }
   tern.start_esmtp_listener {
     listen = listen,

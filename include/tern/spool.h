@@ -13,7 +13,10 @@
  *
  * Message ids are 16 bytes, printed as 32 lowercase hex digits, and sort by
  * creation time: 8 bytes of microseconds since the epoch (big-endian), 2 bytes
- * of node id, 2 bytes of shard, 4 bytes of a per-process sequence.
+ * of node id, 2 bytes of lane, 4 bytes of a per-process sequence. The lane
+ * chooses the partition (lane % partitions): a spool may be several RocksDB
+ * instances, each with its own WAL and writer thread, so that synced writes
+ * run in parallel. The partition count is fixed when the spool is created.
  */
 #ifndef TERN_SPOOL_H
 #define TERN_SPOOL_H
@@ -38,7 +41,11 @@ struct spool_config {
 	bool read_only; /* offline inspection (tern spool list): no writer thread, no creation */
 	/* Upper bound on one group commit, in records (default 4096 when 0). */
 	size_t max_batch;
+	/* Partitions for a new spool (default 1); an existing spool keeps its own. */
+	unsigned partitions;
 };
+
+#define SPOOL_MAX_PARTITIONS 16
 
 /* One message to write: both values are copied by spool_put before it returns. */
 struct spool_record {
@@ -58,15 +65,16 @@ typedef void (*spool_done_fn)(void *arg, int status, const struct tern_err *err)
 struct spool *spool_open(const struct spool_config *cfg, struct tern_err *err);
 void spool_close(struct spool *sp); /* drains pending writes, stops the writer, closes */
 
-/* Make a new id; shard and node distinguish concurrent creators. Thread-safe. */
-void spool_make_id(struct spool_id *id, uint16_t node, uint16_t shard);
+/* Make a new id in lane (see above); ids are unique whatever the lanes. Thread-safe. */
+void spool_make_id(struct spool_id *id, uint16_t node, uint16_t lane);
+unsigned spool_partitions(const struct spool *sp);
 void spool_id_to_hex(const struct spool_id *id, char out[SPOOL_ID_HEX_LEN + 1]);
 int spool_id_from_hex(const char *hex, size_t len, struct spool_id *id);
 /* Creation time of an id in epoch seconds. */
 double spool_id_time(const struct spool_id *id);
 
 /*
- * Durably write n records (all or none). done runs exactly once, on the
+ * Durably write n records (all or none); they must share one lane. done runs exactly once, on the
  * writer thread, after the synced write (or its failure). Returns 0 when
  * queued, negative (with err) when it could not even be queued.
  */
@@ -85,7 +93,7 @@ int spool_get_meta(struct spool *sp, const struct spool_id *id, struct buf *out,
 		   struct tern_err *err);
 
 /*
- * Visit every message in id order. The visitor returns 0 to go on, a
+ * Visit every message, in id order within each partition. The visitor returns 0 to go on, a
  * negative value to stop (returned by spool_scan), or SPOOL_SCAN_QUARANTINE
  * to move this entry (meta and data) into the quarantine column family
  * because it cannot be loaded. Entries whose data or meta is missing are
