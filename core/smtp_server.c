@@ -1121,6 +1121,15 @@ handle_line(struct session *s, const char *line, size_t len)
 	dispatch(s, &cmd);
 }
 
+/* RFC 4954 lets AUTH lines (and SASL responses) run past the 1000 bytes of other commands. */
+static size_t
+line_limit(const struct session *s, const char *p, size_t n)
+{
+	if (s->state == SESSION_AUTH || (n >= 5 && util_strncaseeq(p, "AUTH ", 5)))
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_LINE_MAX;
+}
+
 /* Command lines: too long ones get 500 5.5.2 and are skipped up to their end. */
 static bool
 next_command(struct session *s)
@@ -1130,7 +1139,7 @@ next_command(struct session *s)
 	const char *line = io_getline(s->io, &len, &used);
 
 	if (line == NULL) {
-		if (in->len > SMTP_LINE_MAX && !s->discard_line) {
+		if (in->len > line_limit(s, in->data, in->len) && !s->discard_line) {
 			session_reply(s, 500, "5.5.2", "Line too long");
 			s->discard_line = true;
 		}
@@ -1143,7 +1152,7 @@ next_command(struct session *s)
 		io_consume(s->io, used);
 		return true;
 	}
-	if (len > SMTP_LINE_MAX - 2) {
+	if (len + 2 > line_limit(s, line, len)) {
 		io_consume(s->io, used);
 		session_reply(s, 500, "5.5.2", "Line too long");
 		return true;
