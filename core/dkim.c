@@ -798,12 +798,6 @@ fail:
 }
 
 void
-dkim_signer_ref(struct dkim_signer *s)
-{
-	atomic_fetch_add(&s->refs, 1);
-}
-
-void
 dkim_signer_unref(struct dkim_signer *s)
 {
 	if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)

@@ -53,7 +53,6 @@ struct sched_shard {
 
 static struct spool *queue_spool_handle;
 static struct sched_shard *sched_shards;
-static atomic_size_t queued;
 /*
  * Set once the shards have stopped: messages still travelling between
  * shards (in mailboxes drained at exit) are dropped from memory, not queued;
@@ -145,7 +144,6 @@ sched_free_all(void)
 void
 queue_msg_drop(struct queue_msg *m)
 {
-	atomic_fetch_sub(&queued, 1);
 	free(m);
 }
 
@@ -191,12 +189,6 @@ struct spool *
 queue_spool(void)
 {
 	return queue_spool_handle;
-}
-
-size_t
-queue_count(void)
-{
-	return atomic_load(&queued);
 }
 
 const char *
@@ -256,7 +248,6 @@ sched_add(struct sched_shard *ss, struct queue_msg *m)
 	if (heap_push(&ss->heap, m) < 0) {
 		log_error("queue", "out of memory: message left in the spool until restart");
 		free(m);
-		atomic_fetch_sub(&queued, 1);
 		return;
 	}
 	if (top == NULL || m->due < top->due)
@@ -293,7 +284,6 @@ insert_task(void *arg)
 	if (q == NULL) {
 		log_error("queue", "out of memory creating queue %s", req->name);
 		free(req->m);
-		atomic_fetch_sub(&queued, 1);
 	} else {
 		req->m->queue = q;
 		sched_add(ss, req->m);
@@ -321,9 +311,7 @@ queue_insert(const struct spool_id *id, const char *queue_name, double created, 
 	m->attempts = (uint16_t)attempts;
 	m->due = due;
 	req->m = m;
-	atomic_fetch_add(&queued, 1);
 	if (shard_post(shard_for(queue_name), insert_task, req) < 0) {
-		atomic_fetch_sub(&queued, 1);
 		free(m);
 		free(req);
 		return -EPIPE;
@@ -348,7 +336,6 @@ requeue(struct queue_msg *m)
 {
 	m->next = NULL;
 	if (shard_post(m->queue->shard, requeue_task, m) < 0) {
-		atomic_fetch_sub(&queued, 1);
 		free(m);
 	}
 }
@@ -403,7 +390,6 @@ static void
 finish(struct queue_msg *m, struct message *msg)
 {
 	message_free(msg);
-	atomic_fetch_sub(&queued, 1);
 	free(m);
 }
 

@@ -128,7 +128,6 @@ struct dkim_signer;
 
 /* Validate cfg, load the key (cached) and check it fits cfg->algo. */
 struct dkim_signer *dkim_signer_new(const struct dkim_signer_config *cfg, struct tern_err *err);
-void dkim_signer_ref(struct dkim_signer *s);
 void dkim_signer_unref(struct dkim_signer *s);
 const char *dkim_signer_domain(const struct dkim_signer *s);
 const char *dkim_signer_selector(const struct dkim_signer *s);

@@ -62,9 +62,6 @@ int queue_insert(const struct spool_id *id, const char *queue_name, double creat
 int queue_recover(struct spool *sp, struct tern_err *err);
 
 const char *queue_msg_name(const struct queue_msg *m);
-/* Messages currently held by the queues of all shards (approximate, for metrics and tests). */
-size_t queue_count(void);
-
 /*
  * Outcomes, from any shard. Each writes its record (rec->type is set here;
  * rec->msg must be the loaded message), updates the spool and frees or
