@@ -62,7 +62,7 @@ struct smtp_client {
 	/* the message in flight */
 	struct queue_msg *qm;
 	struct message *msg;
-	int replies_pending; /* pipelined replies still to read in this state group */
+	enum client_state failed_at; /* the command whose refusal is the outcome */
 	bool tx_failed;      /* MAIL or RCPT refused: DATA's reply is not the outcome */
 	struct reply failure;
 	struct reply reply;
@@ -442,9 +442,7 @@ on_envelope(struct smtp_client *c)
 	if (!ok && !c->tx_failed) {
 		c->tx_failed = true;
 		reply_copy(&c->failure, &c->reply);
-		c->failure.code = c->reply.code;
-		snprintf(c->failure.enhanced, sizeof(c->failure.enhanced), "%s", c->reply.enhanced);
-		c->replies_pending = (int)c->state; /* remember which command failed */
+		c->failed_at = c->state;
 	}
 	switch (c->state) {
 	case CLIENT_MAIL:
@@ -475,7 +473,7 @@ on_envelope(struct smtp_client *c)
 		return;
 	}
 failed:
-	settle(c, &c->failure, command_of((enum client_state)c->replies_pending));
+	settle(c, &c->failure, command_of(c->failed_at));
 	c->state = CLIENT_RSET;
 	client_send(c, "RSET");
 }
