@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The SMTP client against a receiver that offers neither 8BITMIME nor
 SMTPUTF8 nor PIPELINING: 8-bit bodies and UTF-8 addresses fail clearly
-(Bounce, nothing sent), plain messages go through one command at a time."""
+(Bounce, nothing sent), plain messages go through one command at a time, and
+a refused RCPT bounces without DATA."""
 import smtplib
 import socket
 import threading
@@ -46,6 +47,8 @@ class PlainReceiver:
                     if body_line == b".\r\n":
                         break
                 conn.sendall(b"250 2.0.0 stored\r\n")
+            elif verb == b"RCPT" and b"reject" in cmd:
+                conn.sendall(b"550 5.1.1 no such user\r\n")
             elif verb == b"QUIT":
                 conn.sendall(b"221 2.0.0 bye\r\n")
                 break
@@ -75,6 +78,8 @@ def test_8bit_and_utf8_bounce_without_the_extensions(ternd, ports):
                  b"Subject: ascii\r\n\r\nplain text\r\n")
         send_one(ports[0], "s@origin.test", ["eight@dest.test"],
                  "Subject: 8bit\r\n\r\ncaf\u00e9\r\n".encode())
+        send_one(ports[0], "s@origin.test", ["reject@dest.test"],
+                 b"Subject: refused\r\n\r\nno\r\n")
         with smtplib.SMTP("127.0.0.1", ports[0]) as c:
             c.command_encoding = "utf-8"
             c.ehlo("injector.test")
@@ -82,15 +87,20 @@ def test_8bit_and_utf8_bounce_without_the_extensions(ternd, ports):
             assert c.rcpt("j\u00fcrgen@dest.test")[0] == 250
             assert c.data(b"Subject: utf8\r\n\r\nascii body\r\n")[0] == 250
         delivered = wait_records(t, of_type("Delivery"), 1)
-        bounced = {r["recipient"]: r for r in wait_records(t, of_type("Bounce"), 2)}
+        bounced = {r["recipient"]: r for r in wait_records(t, of_type("Bounce"), 3)}
         assert delivered[0]["recipient"] == "plain@dest.test"
         eight = bounced["eight@dest.test"]["response"]
         assert eight["enhanced_code"] == "5.6.3" and "8BITMIME" in eight["content"]
+        refused = bounced["reject@dest.test"]["response"]
+        assert (refused["code"], refused["enhanced_code"], refused["command"]) == (550, "5.1.1", "RCPT")
         utf8 = bounced["j\u00fcrgen@dest.test"]["response"]
         assert utf8["enhanced_code"] == "5.6.7" and "SMTPUTF8" in utf8["content"]
         # Without PIPELINING each command waited for its reply, and nothing of the
         # 8-bit message was sent.
         mails = [c for c in rx.commands if c.upper().startswith(b"MAIL")]
-        assert len(mails) == 1 and b"BODY=8BITMIME" not in mails[0]
+        assert len(mails) == 2 and not any(b"BODY=8BITMIME" in m for m in mails)
+        # The refused recipient's transaction was reset, and DATA never sent for it.
+        assert rx.commands.count(b"RSET") == 1
+        assert len([c for c in rx.commands if c.upper() == b"DATA"]) == 1
     finally:
         rx.close()
