@@ -14,7 +14,8 @@ from sinks import send_one, wait_records, of_type, mta_policy
 class PlainReceiver:
     """An RFC 5321 receiver with no extensions; records the commands it got."""
 
-    def __init__(self):
+    def __init__(self, offer_broken_tls=False):
+        self.offer_broken_tls = offer_broken_tls
         self.port = free_port()
         self.commands = []
         self.sock = socket.socket()
@@ -40,7 +41,14 @@ class PlainReceiver:
             self.commands.append(cmd)
             verb = cmd[:4].upper()
             if verb == b"EHLO":
-                conn.sendall(b"250 plain.test\r\n")
+                conn.sendall(b"250-plain.test\r\n250 STARTTLS\r\n" if self.offer_broken_tls
+                             else b"250 plain.test\r\n")
+            elif verb == b"STARTTLS":
+                # Claims to start TLS, then answers the handshake with plain text.
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                conn.recv(4096)
+                conn.sendall(b"this is not TLS\r\n")
+                break
             elif verb == b"DATA":
                 conn.sendall(b"354 go ahead\r\n")
                 for body_line in f:
@@ -102,5 +110,28 @@ def test_8bit_and_utf8_bounce_without_the_extensions(ternd, ports):
         # The refused recipient's transaction was reset, and DATA never sent for it.
         assert rx.commands.count(b"RSET") == 1
         assert len([c for c in rx.commands if c.upper() == b"DATA"]) == 1
+    finally:
+        rx.close()
+
+
+TLS_HOOKS = """
+tern.on('get_queue_config', function()
+  return tern.make_queue_config { mx_list = { '127.0.0.1:%d' }, retry_interval = '1h' }
+end)
+"""
+
+
+def test_broken_opportunistic_tls_falls_back_on_the_next_connection(ternd, ports):
+    rx = PlainReceiver(offer_broken_tls=True)
+    try:
+        t = ternd(mta_policy("127.0.0.1:9", TLS_HOOKS % rx.port))
+        send_one(ports[0], "s@origin.test", ["a@dest.test"], b"Subject: a\r\n\r\nfirst\r\n")
+        delivered = wait_records(t, of_type("Delivery"), 1)
+        assert delivered[0]["tls"] is None
+        assert not [r for r in t.records() if r["type"] == "TransientFailure"]
+        send_one(ports[0], "s@origin.test", ["b@dest.test"], b"Subject: b\r\n\r\nsecond\r\n")
+        wait_records(t, of_type("Delivery"), 2)
+        # STARTTLS was tried once; the broken handshake is remembered for the next sessions.
+        assert rx.commands.count(b"STARTTLS") == 1
     finally:
         rx.close()
