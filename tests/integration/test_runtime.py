@@ -149,3 +149,23 @@ def test_sigterm_stops_within_2s_with_status_0(ternd):
 def _port(t):
     text = open(t.policy_path).read()
     return int(text.split("listen = '127.0.0.1:")[1].split("'")[0])
+
+
+def test_several_listeners_each_with_their_own_options(ternd, ports):
+    t = ternd("""
+tern.on('init', function()
+  tern.define_spool { path = '{dir}/spool' }
+  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'one.test' }
+  tern.start_esmtp_listener { listen = '[::1]:{port2}', hostname = 'two.test',
+                              relay_hosts = { '10.0.0.0/8' } }
+end)
+""")
+    with smtplib.SMTP("127.0.0.1", ports[0]) as c:
+        assert c.ehlo("x.test")[1].startswith(b"one.test")
+        c.mail("a@b.test")
+        assert c.rcpt("c@d.test")[0] == 250
+    with smtplib.SMTP("::1", ports[1]) as c:
+        assert c.ehlo("x.test")[1].startswith(b"two.test")
+        c.mail("a@b.test")
+        assert c.rcpt("c@d.test")[0] == 550
+    assert t.stop() == 0
