@@ -434,13 +434,90 @@ queue_load(struct queue_msg *m, bool with_data)
 	return msg;
 }
 
+/*
+ * Outcomes change the spool without syncing (a crash may repeat a
+ * delivery, never lose one), so a shard collects its removals and meta
+ * rewrites and writes them together just before its loop waits again: one
+ * write per partition per loop iteration instead of one per message.
+ */
+struct shard_changes {
+	struct spool_changes *changes;
+	ev_prepare flush;
+	bool ready;
+};
+
+static struct shard_changes shard_changes[SHARD_MAX];
+
 static void
-remove_from_spool(struct queue_msg *m)
+changes_flush(struct shard_changes *sc)
 {
 	struct tern_err err;
 
-	if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
+	if (spool_changes_pending(sc->changes) > 0 &&
+	    spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
+		log_error("queue", "%s", err.msg);
+}
+
+static void
+changes_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	changes_flush(w->data);
+}
+
+static void
+changes_exit(struct shard *shard, void *arg)
+{
+	struct shard_changes *sc = arg;
+
+	changes_flush(sc);
+	ev_prepare_stop(shard->loop, &sc->flush);
+	spool_changes_free(sc->changes);
+	sc->changes = NULL;
+	sc->ready = false;
+}
+
+/* The calling shard's collector (created on first use, on its own thread). */
+static struct spool_changes *
+changes_here(void)
+{
+	struct shard *shard = shard_self();
+	struct shard_changes *sc = &shard_changes[shard->id];
+
+	if (!sc->ready) {
+		sc->changes = spool_changes_new();
+		if (sc->changes == NULL)
+			return NULL;
+		ev_prepare_init(&sc->flush, changes_prepare_cb);
+		sc->flush.data = sc;
+		ev_prepare_start(shard->loop, &sc->flush);
+		shard_on_exit(shard, changes_exit, sc);
+		sc->ready = true;
+	}
+	return sc->changes;
+}
+
+static void
+remove_from_spool(struct queue_msg *m)
+{
+	struct spool_changes *c = changes_here();
+	struct tern_err err;
+
+	if (c != NULL)
+		spool_changes_remove(c, queue_spool_handle, &m->id);
+	else if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
 		log_error("queue", "spool remove failed: %s", err.msg);
+}
+
+static void
+rewrite_meta(struct queue_msg *m, const struct buf *meta)
+{
+	struct spool_changes *c = changes_here();
+	struct tern_err err;
+
+	if (c != NULL)
+		spool_changes_update_meta(c, queue_spool_handle, &m->id, meta->data, meta->len);
+	else if (spool_update_meta(queue_spool_handle, &m->id, meta->data, meta->len, &err) < 0)
+		log_warn("queue", "attempt count not saved: %s", err.msg);
 }
 
 /* An outcome that ends the message's life: record, remove from the spool, free. */
@@ -475,7 +552,6 @@ void
 queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
 	struct sched_queue *q = m->queue;
-	struct tern_err err;
 	struct buf meta;
 
 	write_record(m, msg, rec, "TransientFailure", true);
@@ -485,9 +561,8 @@ queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 	msg->attempts = m->attempts;
 	msg->due = m->due;
 	buf_init(&meta);
-	if (message_encode_spool_meta(msg, &meta) == 0 &&
-	    spool_update_meta(queue_spool_handle, &m->id, meta.data, meta.len, &err) < 0)
-		log_warn("queue", "attempt count not saved: %s", err.msg);
+	if (message_encode_spool_meta(msg, &meta) == 0)
+		rewrite_meta(m, &meta);
 	buf_deinit(&meta);
 	message_free(msg);
 	requeue(m);

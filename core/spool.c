@@ -1028,3 +1028,95 @@ spool_scan(struct spool *sp, spool_visit_fn visit, void *arg, struct tern_err *e
 		rc = part_scan(sp->parts[i], visit, arg, err);
 	return rc;
 }
+
+/*
+ * Deferred changes: removals and meta rewrites collected (per shard, per
+ * loop iteration) and written together, one unsynced write per partition
+ * instead of one per message.
+ */
+struct spool_changes {
+	rocksdb_writebatch_t *wb[SPOOL_MAX_PARTITIONS];
+	size_t pending;
+};
+
+struct spool_changes *
+spool_changes_new(void)
+{
+	return calloc(1, sizeof(struct spool_changes));
+}
+
+void
+spool_changes_free(struct spool_changes *c)
+{
+	int i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < SPOOL_MAX_PARTITIONS; i++)
+		if (c->wb[i])
+			rocksdb_writebatch_destroy(c->wb[i]);
+	free(c);
+}
+
+size_t
+spool_changes_pending(const struct spool_changes *c)
+{
+	return c->pending;
+}
+
+static rocksdb_writebatch_t *
+changes_batch(struct spool_changes *c, struct spool *sp, const struct spool_id *id,
+	      struct spool_part **part)
+{
+	unsigned i = get_be(id->b + 10, 2) % sp->n;
+
+	*part = sp->parts[i];
+	if (c->wb[i] == NULL)
+		c->wb[i] = rocksdb_writebatch_create();
+	return c->wb[i];
+}
+
+int
+spool_changes_update_meta(struct spool_changes *c, struct spool *sp, const struct spool_id *id,
+			  const void *meta, size_t len)
+{
+	struct spool_part *part;
+	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
+
+	rocksdb_writebatch_put_cf(wb, part->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN,
+				  meta, len);
+	c->pending++;
+	return 0;
+}
+
+int
+spool_changes_remove(struct spool_changes *c, struct spool *sp, const struct spool_id *id)
+{
+	struct spool_part *part;
+	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
+
+	rocksdb_writebatch_delete_cf(wb, part->cf[SPOOL_CF_DATA], (const char *)id->b, SPOOL_ID_LEN);
+	rocksdb_writebatch_delete_cf(wb, part->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN);
+	c->pending++;
+	return 0;
+}
+
+int
+spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err *err)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < sp->n; i++) {
+		char *rerr = NULL;
+
+		if (c->wb[i] == NULL || rocksdb_writebatch_count(c->wb[i]) == 0)
+			continue;
+		rocksdb_write(sp->parts[i]->db, sp->parts[i]->wo_nosync, c->wb[i], &rerr);
+		rocksdb_writebatch_clear(c->wb[i]);
+		if (spool_write_result(rerr, "deferred update", err) < 0)
+			rc = -EIO;
+	}
+	c->pending = 0;
+	return rc;
+}

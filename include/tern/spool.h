@@ -86,6 +86,20 @@ int spool_update_meta(struct spool *sp, const struct spool_id *id, const void *m
 		      struct tern_err *err);
 int spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err);
 
+/*
+ * Deferred unsynced changes: collected (e.g. over one event-loop iteration)
+ * and written together by spool_changes_commit, one write per partition. Not
+ * thread-safe: one collector per thread.
+ */
+struct spool_changes;
+struct spool_changes *spool_changes_new(void);
+void spool_changes_free(struct spool_changes *c);
+int spool_changes_update_meta(struct spool_changes *c, struct spool *sp, const struct spool_id *id,
+			      const void *meta, size_t len);
+int spool_changes_remove(struct spool_changes *c, struct spool *sp, const struct spool_id *id);
+size_t spool_changes_pending(const struct spool_changes *c);
+int spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err *err);
+
 /* Read one message's data or meta into out (replacing its contents). -ENOENT when absent. */
 int spool_get_data(struct spool *sp, const struct spool_id *id, struct buf *out,
 		   struct tern_err *err);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Spool partitions: routing by lane, all-or-nothing puts within one lane, the count kept at reopen. */
+/* Spool partitions (routing by lane, one lane per put, the count kept at reopen) and deferred changes. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -158,6 +158,49 @@ test_plain_spool_stays_plain(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+static void
+test_deferred_changes_land_on_commit(void **state)
+{
+	char dir[] = "/tmp/tern-spool-parts-XXXXXX", cmd[128];
+	struct spool_record rec = {.data = "body", .data_len = 4, .meta = "{}", .meta_len = 2};
+	struct spool_changes *c = spool_changes_new();
+	struct spool_id ids[4];
+	struct tern_err err;
+	struct spool *sp;
+	struct buf out;
+	int i;
+
+	assert_non_null(mkdtemp(dir));
+	sp = open_spool(dir, 2, false);
+	for (i = 0; i < 4; i++) {
+		spool_make_id(&ids[i], 0, (uint16_t)i);
+		rec.id = ids[i];
+		assert_int_equal(put_sync(sp, &rec, 1), 0);
+	}
+	/* Two partitions touched: a removal in each and a meta rewrite. */
+	spool_changes_remove(c, sp, &ids[0]);
+	spool_changes_remove(c, sp, &ids[1]);
+	spool_changes_update_meta(c, sp, &ids[2], "{\"attempts\":1}", 14);
+	assert_int_equal(spool_changes_pending(c), 3);
+	buf_init(&out);
+	/* Nothing is written before the commit. */
+	assert_int_equal(spool_get_data(sp, &ids[0], &out, &err), 0);
+	assert_int_equal(spool_changes_commit(c, sp, &err), 0);
+	assert_int_equal(spool_changes_pending(c), 0);
+	assert_int_equal(spool_get_data(sp, &ids[0], &out, &err), -ENOENT);
+	assert_int_equal(spool_get_meta(sp, &ids[1], &out, &err), -ENOENT);
+	assert_int_equal(spool_get_meta(sp, &ids[2], &out, &err), 0);
+	assert_string_equal(out.data, "{\"attempts\":1}");
+	assert_int_equal(spool_get_data(sp, &ids[3], &out, &err), 0);
+	/* A committed collector is empty and reusable. */
+	assert_int_equal(spool_changes_commit(c, sp, &err), 0);
+	buf_deinit(&out);
+	spool_changes_free(c);
+	spool_close(sp);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -165,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_lanes_spread_and_reopen_keeps_count),
 		cmocka_unit_test(test_one_put_needs_one_lane),
 		cmocka_unit_test(test_plain_spool_stays_plain),
+		cmocka_unit_test(test_deferred_changes_land_on_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
