@@ -232,6 +232,15 @@ lua_tern_spawn(lua_State *L)
 	return 1;
 }
 
+/* The joining hook timed out or was cancelled: the task may be joined again. */
+static void
+task_join_cancel(void *arg)
+{
+	struct task *t = arg;
+
+	t->has_waiter = false;
+}
+
 static int
 lua_tern_task_join(lua_State *L)
 {
@@ -243,7 +252,7 @@ lua_tern_task_join(lua_State *L)
 		return luaL_error(L, "task:join(): another coroutine is already waiting for this task");
 	coro_prepare_wait(L, "task:join", &t->waiter);
 	t->has_waiter = true;
-	return coro_yield(L, &t->waiter, 0, NULL, NULL);
+	return coro_yield(L, &t->waiter, 0, task_join_cancel, t);
 }
 
 static int
@@ -423,18 +432,25 @@ lua_tern_shard_call(lua_State *L)
 	int target = (int)luaL_checkinteger(L, 1);
 	const char *module = luaL_checkstring(L, 2);
 	const char *fn = luaL_checkstring(L, 3);
+	struct shard *self = policy_shard(policy_from_lua(L));
 	int nargs = lua_gettop(L) - 3, i;
+	struct coro_wait wait;
 	struct shard_call *c;
 	struct tern_err err;
 
 	if (shard_get(target) == NULL)
 		return luaL_error(L, "tern.shard.call: no shard %d (there are %d)", target, shard_count());
+	/* Before the shard threads run (init), nothing would ever answer. */
+	if (!shards_running() && shard_get(target) != self)
+		return luaL_error(L, "tern.shard.call: shard %d is not running yet (in init?)", target);
+	coro_prepare_wait(L, "tern.shard.call", &wait);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return luaL_error(L, "tern.shard.call: out of memory");
 	snprintf(c->module, sizeof(c->module), "%s", module);
 	snprintf(c->fn, sizeof(c->fn), "%s", fn);
-	c->origin = policy_shard(policy_from_lua(L));
+	c->origin = self;
+	c->wait = wait;
 	lua_createtable(L, nargs, 0);
 	for (i = 1; i <= nargs; i++) {
 		lua_pushvalue(L, 3 + i);
@@ -444,7 +460,6 @@ lua_tern_shard_call(lua_State *L)
 		shard_call_free(c);
 		return luaL_error(L, "tern.shard.call: %s", err.msg);
 	}
-	coro_prepare_wait(L, "tern.shard.call", &c->wait);
 	if (shard_post(shard_get(target), shard_call_run, c) < 0) {
 		shard_call_free(c);
 		return luaL_error(L, "tern.shard.call: shard %d is stopping", target);

@@ -483,6 +483,9 @@ changes_here(void)
 	struct shard *shard = shard_self();
 	struct shard_changes *sc = &shard_changes[shard->id];
 
+	/* Outcomes settled while the shard exits are written at once. */
+	if (shard->exiting)
+		return NULL;
 	if (!sc->ready) {
 		sc->changes = spool_changes_new();
 		if (sc->changes == NULL)

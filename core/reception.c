@@ -68,13 +68,18 @@ enqueue_all(struct reception *r)
 
 	buf_init(&queue);
 	for (i = 0; i < r->n; i++) {
+		int rc;
+
 		if (is_null_queued(r->msgs[i]))
 			continue;
 		buf_reset(&queue);
-		if (message_queue_name(r->msgs[i], &queue) < 0 ||
-		    queue_insert(&r->msgs[i]->id, queue.data ? queue.data : "", r->msgs[i]->created,
-				 0, util_wallclock()) < 0)
-			log_error("reception", "out of memory: a spooled message waits for a restart");
+		rc = message_queue_name(r->msgs[i], &queue);
+		if (rc == 0)
+			rc = queue_insert(&r->msgs[i]->id, queue.data ? queue.data : "",
+					  r->msgs[i]->created, 0, util_wallclock());
+		if (rc < 0)
+			log_error("reception", "a spooled message could not join its queue (%s); it "
+					       "waits in the spool for the next start", strerror(-rc));
 	}
 	buf_deinit(&queue);
 }

@@ -10,6 +10,7 @@
 #include "tern/policy.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ free_hooks(struct shard_stop_hook *h)
 
 static struct shard *shards;
 static int n_shards;
+static atomic_bool running;
 static __thread struct shard *current_shard;
 
 static void
@@ -153,8 +155,15 @@ shard_main(void *arg)
 	ev_async_start(s->loop, &keepalive);
 	ev_run(s->loop, 0);
 	ev_async_stop(s->loop, &keepalive);
+	s->exiting = true;
 	run_hooks(s, s->exit_hooks);
 	return NULL;
+}
+
+bool
+shards_running(void)
+{
+	return atomic_load(&running);
 }
 
 int
@@ -162,6 +171,7 @@ shards_start(struct tern_err *err)
 {
 	int i, rc;
 
+	atomic_store(&running, true);
 	for (i = 0; i < n_shards; i++) {
 		rc = pthread_create(&shards[i].thread, NULL, shard_main, &shards[i]);
 		if (rc != 0) {

@@ -99,7 +99,8 @@ struct session {
 	int auth_step;
 };
 
-static unsigned long session_counter;
+/* Per shard: the session id carries the shard number too. */
+static __thread unsigned long session_counter;
 
 /* ---- replies -------------------------------------------------------------------------- */
 
@@ -219,10 +220,12 @@ static void
 session_hook_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
 {
 	struct session *s = arg;
+	/* Read before the continuation: it may start the next hook, which sets hook_sync anew. */
+	bool was_sync = s->hook_sync;
 
 	s->hook_running = false;
 	s->hook_then(s, co, status, nres, err);
-	if (!s->hook_sync) {
+	if (!was_sync) {
 		io_resume_read(s->io);
 		session_process(s);
 	}
@@ -1210,10 +1213,16 @@ session_io(struct io *io, enum io_event ev, void *arg)
 			session_free(s);
 		break;
 	case IO_TIMEOUT:
-		if (s->state == SESSION_CLOSING)
+		if (s->state == SESSION_CLOSING) {
 			session_free(s);
-		else
-			session_close_with(s, 421, "4.4.2", "Timeout, closing connection");
+			break;
+		}
+		/* A hook still running must not bring the session back to life afterwards. */
+		if (s->hook_running) {
+			coro_cancel(&s->hook);
+			s->hook_running = false;
+		}
+		session_close_with(s, 421, "4.4.2", "Timeout, closing connection");
 		break;
 	case IO_CONNECTED:
 		break;

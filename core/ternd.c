@@ -223,6 +223,7 @@ run_script(struct args *a)
 	run_result_init(&r);
 	if (shards_start(&err) < 0) {
 		fprintf(stderr, "ternd: %s\n", err.msg);
+		shards_stop(0);
 		return 1;
 	}
 	shard_post(shard_get(0), script_start_task, &ss);
@@ -275,6 +276,8 @@ run_daemon(struct args *a)
 	}
 	if (daemon_open_services(&err) < 0 || shards_start(&err) < 0) {
 		log_error("ternd", "%s", err.msg);
+		/* Shards that did start must stop before their state is freed. */
+		shards_stop(0);
 		daemon_close_services();
 		return 1;
 	}

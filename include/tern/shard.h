@@ -31,6 +31,7 @@ struct shard {
 	struct policy *policy;
 	pthread_t thread;
 	bool started;
+	bool exiting; /* its loop has ended and exit hooks run: register nothing new */
 	/* Graceful stop: stop hooks run, then the loop ends once busy is 0 or the deadline passes. */
 	bool stopping;
 	int busy;
@@ -55,6 +56,8 @@ int shard_post(struct shard *to, mailbox_task_fn fn, void *arg);
 void shard_run_until(struct shard *s, const bool *done);
 /* Start one thread per shard running its loop. */
 int shards_start(struct tern_err *err);
+/* True once shards_start began: before that (init), only shard 0's loop runs, on the main thread. */
+bool shards_running(void);
 /* Ask every shard to stop within deadline seconds, then join the threads. */
 void shards_stop(double deadline);
 
