@@ -25,6 +25,8 @@
 
 #include "tern/io.h"
 
+#include "support.h"
+
 /* What one io saw, and what the test asks its callback to do. */
 struct rec {
 	struct io *io;
@@ -37,39 +39,16 @@ struct rec {
 	int pause_on; /* event on which the callback pauses reading, or -1 */
 };
 
-static bool guard_fired;
-
-static void
-guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static bool
+not_done(void *done)
 {
-	guard_fired = true;
-	ev_break(loop, EVBREAK_ALL);
+	return !*(const bool *)done;
 }
 
 static void
 run_until(struct ev_loop *loop, const bool *done)
 {
-	ev_timer guard;
-
-	guard_fired = false;
-	ev_timer_init(&guard, guard_cb, 10.0, 0.);
-	ev_timer_start(loop, &guard);
-	while (!*done && !guard_fired)
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-	assert_false(guard_fired);
-}
-
-/* Run the loop for a while without waiting for any particular event. */
-static void
-run_for(struct ev_loop *loop, double seconds)
-{
-	double end = ev_time() + seconds;
-
-	while (ev_time() < end) {
-		ev_run(loop, EVRUN_NOWAIT);
-		usleep(1000);
-	}
+	assert_true(support_run_while(loop, not_done, (void *)done));
 }
 
 static void
@@ -145,14 +124,14 @@ test_getline_partial_reads(void **state)
 	rec_init(&r);
 	r.io = io_new(loop, sv[0], rec_cb, &r);
 	write_all(sv[1], "HEL");
-	run_for(loop, 0.02);
+	support_run_for(loop, 0.02);
 	assert_int_equal(r.count[IO_DATAIN], 1);
 	assert_int_equal(r.lines.len, 0);
 	write_all(sv[1], "LO\r\nWOR");
-	run_for(loop, 0.02);
+	support_run_for(loop, 0.02);
 	assert_string_equal(r.lines.data, "HELLO|");
 	write_all(sv[1], "LD\n\r\nbare\rcr\n");
-	run_for(loop, 0.02);
+	support_run_for(loop, 0.02);
 	assert_string_equal(r.lines.data, "HELLO|WORLD||bare\rcr|");
 	assert_int_equal(io_input(r.io)->len, 0);
 	rec_finish(&r);
@@ -293,9 +272,9 @@ test_timeout_fires(void **state)
 	r.io = io_new(loop, sv[0], rec_cb, &r);
 	io_set_timeout(r.io, 0.2);
 	/* Progress within the timeout pushes it back. */
-	run_for(loop, 0.1);
+	support_run_for(loop, 0.1);
 	write_all(sv[1], "x\n");
-	run_for(loop, 0.15);
+	support_run_for(loop, 0.15);
 	assert_int_equal(r.count[IO_TIMEOUT], 0);
 	ev_now_update(loop);
 	t0 = ev_now(loop);
@@ -319,7 +298,7 @@ test_timeout_disabled(void **state)
 	r.io = io_new(loop, sv[0], rec_cb, &r);
 	io_set_timeout(r.io, 0.05);
 	io_set_timeout(r.io, 0);
-	run_for(loop, 0.15);
+	support_run_for(loop, 0.15);
 	assert_int_equal(r.count[IO_TIMEOUT], 0);
 	rec_finish(&r);
 	close(sv[1]);
@@ -344,7 +323,7 @@ test_eof_disconnected(void **state)
 	assert_string_equal(r.lines.data, "QUIT|");
 	assert_int_equal(r.count[IO_DISCONNECTED], 1);
 	/* No more events after the end, not even the timeout. */
-	run_for(loop, 0.05);
+	support_run_for(loop, 0.05);
 	assert_int_equal(r.count[IO_DISCONNECTED], 1);
 	assert_int_equal(r.count[IO_ERROR], 0);
 	rec_finish(&r);
@@ -405,7 +384,7 @@ run_free_in_callback(enum io_event ev, const char *send, bool close_peer, double
 	assert_null(r.io);
 	assert_int_equal(r.count[ev], 1);
 	/* The loop must not touch the freed io again (ASan would say). */
-	run_for(loop, 0.05);
+	support_run_for(loop, 0.05);
 	if (!close_peer)
 		close(sv[1]);
 	buf_deinit(&r.lines);
@@ -434,12 +413,12 @@ test_pause_resume(void **state)
 	r.io = io_new(loop, sv[0], rec_cb, &r);
 	r.pause_on = IO_DATAIN;
 	write_all(sv[1], "one\r\ntwo\r\n");
-	run_for(loop, 0.02);
+	support_run_for(loop, 0.02);
 	assert_int_equal(r.count[IO_DATAIN], 1);
 	/* Paused: more data and even EOF wait in the kernel. */
 	write_all(sv[1], "three\r\n");
 	close(sv[1]);
-	run_for(loop, 0.05);
+	support_run_for(loop, 0.05);
 	assert_int_equal(r.count[IO_DATAIN], 1);
 	assert_int_equal(r.count[IO_DISCONNECTED], 0);
 	assert_string_equal(io_input(r.io)->data, "one\r\ntwo\r\n");

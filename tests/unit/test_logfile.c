@@ -27,6 +27,8 @@
 
 #include "tern/logfile.h"
 
+#include "support.h"
+
 struct fixture {
 	char dir[64];
 	struct logfile_config cfg;
@@ -46,17 +48,11 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	support_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

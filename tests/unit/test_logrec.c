@@ -22,6 +22,8 @@
 #include "tern/logrec.h"
 #include "tern/message.h"
 
+#include "support.h"
+
 static const char *const schema[] = {
     "type",	 "id",		"sender",	 "recipient",	   "queue",
     "site",	 "egress_pool", "egress_source", "source_address", "peer_address",
@@ -54,18 +56,12 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	logrec_close();
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	support_rm_rf(f->dir);
 	message_free(f->msg);
 	buf_deinit(&f->out);
 	free(f);

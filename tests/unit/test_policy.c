@@ -24,6 +24,8 @@
 #include "tern/policy.h"
 #include "tern/shard.h"
 
+#include "support.h"
+
 static const char policy_src[] =
     "local helper = require 'helper'\n"
     "local t = require 'tern.testing'\n"
@@ -94,18 +96,12 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	shards_free();
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	support_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

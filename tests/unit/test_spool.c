@@ -26,15 +26,11 @@
 #include "tern/cli.h"
 #include "tern/spool.h"
 
+#include "support.h"
+
 struct fixture {
 	char dir[64];
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -53,7 +49,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	support_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

@@ -15,6 +15,8 @@
 
 #include "tern/spool.h"
 
+#include "support.h"
+
 struct waiter {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -113,14 +115,13 @@ test_lanes_spread_and_reopen_keeps_count(void **state)
 	assert_int_equal(spool_scan(sp, count_visit, &seen, &err), 0);
 	assert_int_equal(seen, 7);
 	spool_close(sp);
-	snprintf(path, sizeof(path), "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	assert_int_equal(support_rm_rf(dir), 0);
 }
 
 static void
 test_one_put_needs_one_lane(void **state)
 {
-	char dir[] = "/tmp/tern-spool-parts-XXXXXX", cmd[128];
+	char dir[] = "/tmp/tern-spool-parts-XXXXXX";
 	struct spool_record recs[2] = {
 		{.data = "a", .data_len = 1, .meta = "{}", .meta_len = 2},
 		{.data = "b", .data_len = 1, .meta = "{}", .meta_len = 2},
@@ -135,8 +136,7 @@ test_one_put_needs_one_lane(void **state)
 	spool_make_id(&recs[1].id, 0, 2);
 	assert_int_equal(put_sync(sp, recs, 2), 0);
 	spool_close(sp);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(support_rm_rf(dir), 0);
 }
 
 static void
@@ -154,14 +154,13 @@ test_plain_spool_stays_plain(void **state)
 	sp = open_spool(dir, 4, false);
 	assert_int_equal(spool_partitions(sp), 1);
 	spool_close(sp);
-	snprintf(path, sizeof(path), "rm -rf %s", dir);
-	assert_int_equal(system(path), 0);
+	assert_int_equal(support_rm_rf(dir), 0);
 }
 
 static void
 test_deferred_changes_land_on_commit(void **state)
 {
-	char dir[] = "/tmp/tern-spool-parts-XXXXXX", cmd[128];
+	char dir[] = "/tmp/tern-spool-parts-XXXXXX";
 	struct spool_record rec = {.data = "body", .data_len = 4, .meta = "{}", .meta_len = 2};
 	struct spool_changes *c = spool_changes_new();
 	struct spool_id ids[4];
@@ -197,8 +196,7 @@ test_deferred_changes_land_on_commit(void **state)
 	buf_deinit(&out);
 	spool_changes_free(c);
 	spool_close(sp);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(support_rm_rf(dir), 0);
 }
 
 int

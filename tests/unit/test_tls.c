@@ -20,6 +20,8 @@
 #include <ev.h>
 
 #include "tern/io.h"
+
+#include "support.h"
 #include "tern/tls.h"
 
 static char dir[64];
@@ -39,38 +41,10 @@ struct end {
 	struct end *peer;
 };
 
-static bool guard_fired;
-
-static void
-guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	guard_fired = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
 static void
 run_while(struct ev_loop *loop, bool (*busy)(void *), void *arg)
 {
-	ev_timer guard;
-
-	guard_fired = false;
-	ev_timer_init(&guard, guard_cb, 10.0, 0.);
-	ev_timer_start(loop, &guard);
-	while (busy(arg) && !guard_fired)
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-	assert_false(guard_fired);
-}
-
-static void
-run_for(struct ev_loop *loop, double seconds)
-{
-	double end = ev_time() + seconds;
-
-	while (ev_time() < end) {
-		ev_run(loop, EVRUN_NOWAIT);
-		usleep(1000);
-	}
+	assert_true(support_run_while(loop, busy, arg));
 }
 
 static void
@@ -567,7 +541,7 @@ test_end_held_while_paused(void **state)
 	io_start_tls_server(p.s.io, server_ctx);
 	io_start_tls_client(p.c.io, client_ctx, NULL);
 	run_while(p.loop, server_no_data, &p.s);
-	run_for(p.loop, 0.05);
+	support_run_for(p.loop, 0.05);
 	assert_null(p.c.io);
 	assert_int_equal(p.s.count[IO_DATAIN], 1);
 	assert_int_equal(p.s.count[IO_DISCONNECTED], 0);
@@ -601,7 +575,7 @@ test_free_in_tls_callbacks(void **state)
 	run_while(p.loop, server_ended, &p.c);
 	assert_null(p.s.io);
 	assert_int_equal(p.c.count[IO_DISCONNECTED], 1);
-	run_for(p.loop, 0.02);
+	support_run_for(p.loop, 0.02);
 	pair_deinit(&p);
 }
 
