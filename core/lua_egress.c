@@ -79,29 +79,6 @@ has_mt(lua_State *L, int idx, const char *mt)
 	return yes;
 }
 
-static const char *
-field_string(lua_State *L, int idx, const char *key)
-{
-	const char *v;
-
-	lua_getfield(L, idx, key);
-	v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
-	lua_pop(L, 1);
-	return v;
-}
-
-static double
-field_number(lua_State *L, int idx, const char *key, double def)
-{
-	double v = def;
-
-	lua_getfield(L, idx, key);
-	if (lua_isnumber(L, -1))
-		v = lua_tonumber(L, -1);
-	lua_pop(L, 1);
-	return v;
-}
-
 /* ---- sources ---- */
 
 static int
@@ -133,10 +110,10 @@ lua_egress_read_source(lua_State *L, int idx, struct egress_source_cfg *out, str
 		tern_err_set(err, 451, "4.3.5", "get_egress_source must return tern.make_egress_source{...}");
 		return -EINVAL;
 	}
-	snprintf(out->name, sizeof(out->name), "%s", field_string(L, idx, "name"));
-	if ((v = field_string(L, idx, "source_address")) != NULL)
+	snprintf(out->name, sizeof(out->name), "%s", lua_tern_field_string(L, idx, "name"));
+	if ((v = lua_tern_field_string(L, idx, "source_address")) != NULL)
 		parse_source_address(v, out);
-	v = field_string(L, idx, "ehlo_domain");
+	v = lua_tern_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", v ? v : "localhost");
 	return 0;
 }
@@ -191,7 +168,7 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 		tern_err_set(err, 451, "4.3.5", "get_egress_pool must return tern.make_egress_pool{...}");
 		return -EINVAL;
 	}
-	snprintf(out->name, sizeof(out->name), "%s", field_string(L, idx, "name"));
+	snprintf(out->name, sizeof(out->name), "%s", lua_tern_field_string(L, idx, "name"));
 	lua_getfield(L, idx, "entries");
 	n = lua_objlen(L, -1);
 	out->sources = calloc(n, sizeof(*out->sources));
@@ -204,8 +181,8 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 	}
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, -1, (int)i + 1);
-		snprintf(out->sources[i], sizeof(out->sources[i]), "%s", field_string(L, -1, "name"));
-		out->weights[i] = (int)field_number(L, lua_gettop(L), "weight", 1);
+		snprintf(out->sources[i], sizeof(out->sources[i]), "%s", lua_tern_field_string(L, -1, "name"));
+		out->weights[i] = (int)lua_tern_field_number(L, lua_gettop(L), "weight", 1);
 		lua_pop(L, 1);
 	}
 	out->n = n;
@@ -271,20 +248,20 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 		tern_err_set(err, 451, "4.3.5", "get_egress_path_config must return tern.make_egress_path{...}");
 		return -EINVAL;
 	}
-	out->connection_limit = (int)field_number(L, idx, "connection_limit", out->connection_limit);
-	out->max_message_rate = field_number(L, idx, "max_message_rate", 0);
-	out->max_connection_rate = field_number(L, idx, "max_connection_rate", 0);
-	out->max_deliveries_per_connection = (int)field_number(
+	out->connection_limit = (int)lua_tern_field_number(L, idx, "connection_limit", out->connection_limit);
+	out->max_message_rate = lua_tern_field_number(L, idx, "max_message_rate", 0);
+	out->max_connection_rate = lua_tern_field_number(L, idx, "max_connection_rate", 0);
+	out->max_deliveries_per_connection = (int)lua_tern_field_number(
 		L, idx, "max_deliveries_per_connection", out->max_deliveries_per_connection);
-	out->smtp_port = (int)field_number(L, idx, "smtp_port", out->smtp_port);
+	out->smtp_port = (int)lua_tern_field_number(L, idx, "smtp_port", out->smtp_port);
 	for (i = 0; i < TERN_ARRAY_LEN(timeouts); i++)
-		*timeouts[i] = field_number(L, idx, path_timeouts[i], *timeouts[i]);
-	tls = field_string(L, idx, "enable_tls");
+		*timeouts[i] = lua_tern_field_number(L, idx, path_timeouts[i], *timeouts[i]);
+	tls = lua_tern_field_string(L, idx, "enable_tls");
 	if (tls && strcmp(tls, "required") == 0)
 		out->tls = SMTP_TLS_REQUIRED;
 	else if (tls && strcmp(tls, "disabled") == 0)
 		out->tls = SMTP_TLS_DISABLED;
-	ehlo = field_string(L, idx, "ehlo_domain");
+	ehlo = lua_tern_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", ehlo ? ehlo : "");
 	return 0;
 }

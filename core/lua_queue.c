@@ -64,35 +64,24 @@ read_mx_list(lua_State *L, int idx, struct queue_config *c, struct tern_err *err
 	return 0;
 }
 
-static double
-get_number(lua_State *L, int idx, const char *key, double def)
-{
-	double v = def;
-
-	lua_getfield(L, idx, key);
-	if (lua_isnumber(L, -1))
-		v = lua_tonumber(L, -1);
-	lua_pop(L, 1);
-	return v;
-}
-
 int
 lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct tern_err *err)
 {
+	const char *pool;
+
 	queue_config_defaults(out);
 	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) {
 		tern_err_set(err, 451, "4.3.0", "get_queue_config must return tern.make_queue_config{...}");
 		return -EINVAL;
 	}
 	lua_pop(L, 1);
-	lua_getfield(L, idx, "egress_pool");
-	if (lua_isstring(L, -1))
-		snprintf(out->egress_pool, sizeof(out->egress_pool), "%s", lua_tostring(L, -1));
-	lua_pop(L, 1);
-	out->retry_interval = get_number(L, idx, "retry_interval", out->retry_interval);
-	out->max_retry_interval = get_number(L, idx, "max_retry_interval", out->max_retry_interval);
-	out->max_age = get_number(L, idx, "max_age", out->max_age);
-	out->max_message_rate = get_number(L, idx, "max_message_rate", 0);
+	pool = lua_tern_field_string(L, idx, "egress_pool");
+	if (pool)
+		snprintf(out->egress_pool, sizeof(out->egress_pool), "%s", pool);
+	out->retry_interval = lua_tern_field_number(L, idx, "retry_interval", out->retry_interval);
+	out->max_retry_interval = lua_tern_field_number(L, idx, "max_retry_interval", out->max_retry_interval);
+	out->max_age = lua_tern_field_number(L, idx, "max_age", out->max_age);
+	out->max_message_rate = lua_tern_field_number(L, idx, "max_message_rate", 0);
 	return read_mx_list(L, idx, out, err);
 }
 

@@ -634,6 +634,29 @@ lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key,
 	return v;
 }
 
+double
+lua_tern_field_number(lua_State *L, int idx, const char *key, double def)
+{
+	double v = def;
+
+	lua_getfield(L, idx, key);
+	if (lua_isnumber(L, -1))
+		v = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+const char *
+lua_tern_field_string(lua_State *L, int idx, const char *key)
+{
+	const char *v;
+
+	lua_getfield(L, idx, key);
+	v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1); /* the string stays alive in the table */
+	return v;
+}
+
 void
 lua_tern_normalise_rate(lua_State *L, int idx, const char *fname, const char *key)
 {

@@ -24,6 +24,9 @@ double lua_tern_opt_number(lua_State *L, int idx, const char *fname, const char 
 bool lua_tern_opt_bool(lua_State *L, int idx, const char *fname, const char *key, bool def);
 /* A number of seconds or a duration string ("30s", "5m"). */
 double lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key, double def);
+/* Read a field of an already validated table (made by a tern.make_* function): def when absent. */
+double lua_tern_field_number(lua_State *L, int idx, const char *key, double def);
+const char *lua_tern_field_string(lua_State *L, int idx, const char *key);
 /* Replace a rate option ("120/min") by events per second in the table; absent stays absent. */
 void lua_tern_normalise_rate(lua_State *L, int idx, const char *fname, const char *key);
 /* A number of bytes or a size string ("20MiB"). */
