@@ -10,6 +10,13 @@
  * Events are delivered from inside the watcher callbacks; the io counts how
  * deep it is in its own callbacks so that io_free() there only marks it dead
  * and the outermost frame destroys it once the user callback has returned.
+ *
+ * Input is read only while two independent conditions are clear: the
+ * protocol has not paused reading (a hook runs), and the output is not
+ * backlogged. A peer that pipelines requests without reading the replies
+ * would otherwise grow the output buffer without bound; with the high/low
+ * water marks its requests wait in the kernel, whose buffers are bounded, and
+ * TCP flow control slows the peer down.
  */
 #include "tern/io.h"
 #include "tern/tls.h"
@@ -68,7 +75,8 @@ struct io {
 	size_t plain_left; /* plaintext still to flush before the TLS handshake */
 	bool had_output;   /* something was queued since the last IO_LOWAT */
 
-	bool paused;
+	bool paused;	   /* the protocol stopped reading (io_pause_read) */
+	bool backlogged;   /* output above IO_OUT_HIWAT, not yet drained below IO_OUT_LOWAT */
 	bool redeliver;	   /* deliver IO_DATAIN for buffered input on resume */
 	int pending_end;   /* IO_DISCONNECTED or IO_ERROR held back while paused, or -1 */
 	int connect_errno; /* connect() failed at once; reported from the loop */
@@ -150,12 +158,19 @@ io_finish(struct io *io, enum io_event ev)
 	return io_emit(io, ev);
 }
 
+/* Both conditions that stop reading must be clear. */
+static bool
+io_reading(const struct io *io)
+{
+	return !io->paused && !io->backlogged;
+}
+
 static int
 io_events_open(const struct io *io)
 {
 	int ev = 0;
 
-	if (!io->paused || io->write_wants_read)
+	if (io_reading(io) || io->write_wants_read)
 		ev |= EV_READ;
 	if (io->out_off < io->out.len || io->read_wants_write)
 		ev |= EV_WRITE;
@@ -431,6 +446,32 @@ io_getline(struct io *io, size_t *len, size_t *consumed)
 	return p;
 }
 
+size_t
+io_output_pending(const struct io *io)
+{
+	return io->out.len - io->out_off;
+}
+
+static void
+io_out_grew(struct io *io)
+{
+	io->had_output = true;
+	if (io_output_pending(io) > IO_OUT_HIWAT)
+		io->backlogged = true;
+	io_update(io);
+}
+
+/* Below the low-water mark again: read on, starting with what waited meanwhile. */
+static void
+io_out_drained(struct io *io)
+{
+	if (!io->backlogged || io_output_pending(io) >= IO_OUT_LOWAT)
+		return;
+	io->backlogged = false;
+	if (io_reading(io) && io->state == IO_ST_OPEN && !io->dead)
+		io_kick(io, EV_READ);
+}
+
 int
 io_write(struct io *io, const void *p, size_t n)
 {
@@ -438,8 +479,7 @@ io_write(struct io *io, const void *p, size_t n)
 		return 0;
 	if (buf_append(&io->out, p, n) < 0)
 		return -ENOMEM;
-	io->had_output = true;
-	io_update(io);
+	io_out_grew(io);
 	return 0;
 }
 
@@ -455,23 +495,16 @@ io_printf(struct io *io, const char *fmt, ...)
 	va_end(ap);
 	if (rc < 0)
 		return -ENOMEM;
-	if (io->out.len > before) {
-		io->had_output = true;
-		io_update(io);
-	}
+	if (io->out.len > before)
+		io_out_grew(io);
 	return 0;
-}
-
-size_t
-io_output_pending(const struct io *io)
-{
-	return io->out.len - io->out_off;
 }
 
 static void
 io_out_consumed(struct io *io, size_t n)
 {
 	io->out_off += n;
+	io_out_drained(io);
 	if (io->out_off < io->out.len) {
 		/* Compact only when the dead prefix dominates, keeping moves O(n). */
 		if (io->out_off > io->out.len / 2 && io->out_off > 4096) {
@@ -613,13 +646,13 @@ io_read_tls(struct io *io, char *tmp, size_t *got)
 	return IO_STEP_OK;
 }
 
-/* End of stream or failure: delivered now, or on resume if the reader paused. */
+/* End of stream or failure: delivered now, or once reading resumes if it is stopped. */
 static bool
 io_end(struct io *io, enum io_step rc)
 {
 	enum io_event ev = rc == IO_STEP_EOF ? IO_DISCONNECTED : IO_ERROR;
 
-	if (io->paused) {
+	if (!io_reading(io)) {
 		io->pending_end = (int)ev;
 		return false;
 	}
@@ -657,7 +690,7 @@ io_do_read(struct io *io)
 static bool
 io_wants_read(const struct io *io, int revents)
 {
-	if (io->paused)
+	if (!io_reading(io))
 		return false;
 	return (revents & EV_READ) || (io->read_wants_write && (revents & EV_WRITE));
 }
@@ -670,7 +703,7 @@ io_deliver_held_end(struct io *io)
 
 	if (io->redeliver) {
 		io->redeliver = false;
-		if (io_emit(io, IO_DATAIN) || io->paused || io->state != IO_ST_OPEN)
+		if (io_emit(io, IO_DATAIN) || !io_reading(io) || io->state != IO_ST_OPEN)
 			return;
 	}
 	io->pending_end = -1;
@@ -680,7 +713,7 @@ io_deliver_held_end(struct io *io)
 static void
 io_step_open(struct io *io, int revents)
 {
-	if (io->pending_end >= 0 && !io->paused) {
+	if (io->pending_end >= 0 && io_reading(io)) {
 		io_deliver_held_end(io);
 		return;
 	}

@@ -66,6 +66,15 @@ void io_consume(struct io *io, size_t n);
  */
 const char *io_getline(struct io *io, size_t *len, size_t *consumed);
 
+/*
+ * Output backpressure: while more than IO_OUT_HIWAT bytes wait to be written,
+ * the io reads no input (no IO_DATAIN; buffered input stays) until they drain
+ * below IO_OUT_LOWAT, so a peer that never reads its replies cannot grow our
+ * memory. Independent of io_pause_read(): both must be clear to read.
+ */
+#define IO_OUT_HIWAT (256 * 1024)
+#define IO_OUT_LOWAT (64 * 1024)
+
 /* Queue output; it is flushed as the socket allows. Returns 0 or -ENOMEM. */
 int io_write(struct io *io, const void *p, size_t n);
 int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

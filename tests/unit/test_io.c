@@ -478,6 +478,96 @@ test_write_while_paused(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* A writer io whose peer (sv[1]) does not read, with more than IO_OUT_HIWAT queued. */
+static void
+backlog_setup(struct ev_loop *loop, struct rec *r, int sv[2], struct slow_reader *s)
+{
+	const size_t total = 4 * IO_OUT_HIWAT;
+	int small = 16 * 1024;
+	char *data = malloc(total);
+
+	make_pair(sv);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	memset(data, 'x', total);
+	rec_init(r);
+	r->io = io_new(loop, sv[0], rec_cb, r);
+	assert_int_equal(io_write(r->io, data, total), 0);
+	free(data);
+	write_all(sv[1], "NOOP\r\n");
+	support_run_for(loop, 0.05);
+	assert_true(io_output_pending(r->io) > IO_OUT_HIWAT);
+	memset(s, 0, sizeof(*s));
+	s->fd = sv[1];
+	ev_timer_init(&s->t, slow_read_cb, 0.001, 0.001);
+	s->t.data = s;
+}
+
+/* Regression: a peer pipelining commands without reading replies grew the output without bound. */
+static void
+test_backlog_stops_reading(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct slow_reader s;
+	struct rec r;
+	int sv[2];
+
+	backlog_setup(loop, &r, sv, &s);
+	assert_int_equal(r.count[IO_DATAIN], 0);
+	/* Draining below the low-water mark lets the waiting input in. */
+	r.done_on = IO_DATAIN;
+	ev_timer_start(loop, &s.t);
+	run_until(loop, &r.done);
+	ev_timer_stop(loop, &s.t);
+	assert_true(io_output_pending(r.io) < IO_OUT_LOWAT);
+	assert_string_equal(r.lines.data, "NOOP|");
+	rec_finish(&r);
+	close(sv[1]);
+	ev_loop_destroy(loop);
+}
+
+/* Backlog and io_pause_read() are independent: reading resumes only when both are clear. */
+static void
+test_backlog_and_pause(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct slow_reader s;
+	struct rec r;
+	int sv[2];
+
+	/* Drained while paused: still no input. */
+	backlog_setup(loop, &r, sv, &s);
+	io_pause_read(r.io);
+	ev_timer_start(loop, &s.t);
+	while (io_output_pending(r.io) > 0)
+		ev_run(loop, EVRUN_ONCE);
+	support_run_for(loop, 0.05);
+	assert_int_equal(r.count[IO_DATAIN], 0);
+	r.done_on = IO_DATAIN;
+	io_resume_read(r.io);
+	run_until(loop, &r.done);
+	ev_timer_stop(loop, &s.t);
+	assert_string_equal(r.lines.data, "NOOP|");
+	rec_finish(&r);
+	close(sv[1]);
+
+	/* Resumed while backlogged: input waits for the drain, and the end after it too. */
+	backlog_setup(loop, &r, sv, &s);
+	io_pause_read(r.io);
+	io_resume_read(r.io);
+	shutdown(sv[1], SHUT_WR);
+	support_run_for(loop, 0.05);
+	assert_int_equal(r.count[IO_DATAIN], 0);
+	assert_int_equal(r.count[IO_DISCONNECTED], 0);
+	r.done_on = IO_DISCONNECTED;
+	ev_timer_start(loop, &s.t);
+	run_until(loop, &r.done);
+	ev_timer_stop(loop, &s.t);
+	assert_string_equal(r.lines.data, "NOOP|");
+	rec_finish(&r);
+	close(sv[1]);
+	ev_loop_destroy(loop);
+}
+
 static void
 test_write_to_closed_peer(void **state)
 {
@@ -652,6 +742,8 @@ main(void)
 	    cmocka_unit_test(test_pause_resume),
 	    cmocka_unit_test(test_resume_redelivers_buffered),
 	    cmocka_unit_test(test_write_while_paused),
+	    cmocka_unit_test(test_backlog_stops_reading),
+	    cmocka_unit_test(test_backlog_and_pause),
 	    cmocka_unit_test(test_write_to_closed_peer),
 	    cmocka_unit_test(test_connect_refused),
 	    cmocka_unit_test(test_connect_fails_at_once),
