@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,19 +121,20 @@ write_all(int fd, const char *p, size_t n)
 	}
 }
 
-void
-log_write(enum log_level level, const char *module, const char *fmt, ...)
+/* suffix (may be NULL) goes after the message, before the context. */
+static void
+log_vwrite(enum log_level level, const char *module, const char *suffix, const char *fmt,
+	   va_list ap)
 {
 	char stamp[32];
 	struct buf b;
-	va_list ap;
 
 	buf_init(&b);
 	util_format_time(util_wallclock(), stamp);
 	buf_printf(&b, "%s %s %s: ", stamp, level_names[level], module);
-	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
+	if (suffix)
+		buf_append_str(&b, suffix);
 	append_context(&b);
 	buf_append_char(&b, '\n');
 	if (b.data) {
@@ -141,4 +143,58 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 			write_all(log_fd, b.data, b.len);
 	}
 	buf_deinit(&b);
+}
+
+void
+log_write(enum log_level level, const char *module, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, module, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Decide under the call site's lock; format outside it. Returns true when a
+ * line may be written now, with *suppressed lines held back since the last one
+ * over *elapsed seconds.
+ */
+static bool
+ratelimit_pass(struct log_ratelimit *rl, unsigned long *suppressed, double *elapsed)
+{
+	double now = util_now();
+	bool pass = false;
+
+	pthread_mutex_lock(&rl->mu);
+	if (rl->last == 0 || now - rl->last >= rl->interval) {
+		*suppressed = rl->suppressed;
+		*elapsed = now - rl->last;
+		rl->suppressed = 0;
+		rl->last = now;
+		pass = true;
+	} else {
+		rl->suppressed++;
+	}
+	pthread_mutex_unlock(&rl->mu);
+	return pass;
+}
+
+void
+log_write_ratelimited(struct log_ratelimit *rl, enum log_level level, const char *module,
+		      const char *fmt, ...)
+{
+	unsigned long suppressed;
+	char suffix[96];
+	double elapsed;
+	va_list ap;
+
+	if (!ratelimit_pass(rl, &suppressed, &elapsed))
+		return;
+	suffix[0] = '\0';
+	if (suppressed > 0)
+		snprintf(suffix, sizeof(suffix), " (%lu more in the last %.0fs)", suppressed, elapsed);
+	va_start(ap, fmt);
+	log_vwrite(level, module, suffix, fmt, ap);
+	va_end(ap);
 }

@@ -279,7 +279,8 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->max_message_size = lua_tern_opt_size(L, 1, fname, "max_message_size", 20u << 20);
 	c->max_recipients = opt_count(L, fname, "max_recipients_per_message", 1024);
 	c->max_messages_per_connection = opt_count(L, fname, "max_messages_per_connection", 0);
-	c->max_connections = opt_count(L, fname, "max_connections", 0);
+	c->max_connections = opt_count(L, fname, "max_connections",
+				       smtp_listener_default_max_connections());
 	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 300);
 	c->data_timeout = lua_tern_opt_duration(L, 1, fname, "data_timeout", 600);
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);

@@ -4,6 +4,12 @@
  * the kernel spreads connections over the shards; the sockets are bound at
  * start-up from the main thread (before the shard loops run), which is what
  * lets a bind failure stop ternd with a clear error.
+ *
+ * Out of descriptors, accept() fails while the connection stays in the
+ * backlog, so a level-triggered watcher would spin on it forever. Each shard
+ * keeps one reserve descriptor: on EMFILE it gives it up to accept the
+ * waiting connection and tell it 421, then stops accepting for a short
+ * back-off, so the loop keeps serving the sessions it has.
  */
 #include "tern/smtp_listener.h"
 #include "tern/daemon.h"
@@ -14,20 +20,28 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
-/* Over the limit: answer without a session and close. */
-static void
-refuse_connection(int fd)
-{
-	static const char msg[] = "421 4.7.0 Too many connections, try again later\r\n";
+/* Accepting pauses this long after accept() failed for want of resources. */
+#define LISTENER_BACKOFF 0.1
+/* Descriptors the default max_connections leaves for everything else: at least this many. */
+#define LISTENER_FD_HEADROOM 64
 
-	if (write(fd, msg, sizeof(msg) - 1) < 0)
+static const char too_many[] = "421 4.7.0 Too many connections, try again later\r\n";
+static const char no_fds[] = "421 4.3.2 Too many connections, try again later\r\n";
+
+/* Over a limit: answer without a session and close. */
+static void
+refuse_connection(int fd, const char *msg)
+{
+	if (write(fd, msg, strlen(msg)) < 0)
 		log_debug("smtp_listener", "refusal not sent: %s", strerror(errno));
 	close(fd);
 }
@@ -41,7 +55,7 @@ accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *pee
 	if (atomic_fetch_add(&l->connections, 1) >= l->cfg.max_connections &&
 	    l->cfg.max_connections > 0) {
 		atomic_fetch_sub(&l->connections, 1);
-		refuse_connection(fd);
+		refuse_connection(fd, too_many);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -49,6 +63,68 @@ accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *pee
 		atomic_fetch_sub(&l->connections, 1);
 		close(fd);
 	}
+}
+
+static int
+reserve_open(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * Out of descriptors: spend the reserve on the connection at the head of the
+ * backlog, so that it hears 421 instead of waiting, then take the reserve back.
+ */
+static void
+shed_one(struct listener_shard *ls)
+{
+	int fd;
+
+	if (ls->reserve_fd < 0)
+		return;
+	close(ls->reserve_fd);
+	fd = accept4(ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse_connection(fd, no_fds);
+	ls->reserve_fd = reserve_open();
+}
+
+/* Stop accepting for a while; the backlog holds what arrives meanwhile. */
+static void
+accept_backoff(struct listener_shard *ls)
+{
+	ev_io_stop(ls->shard->loop, &ls->accept_watcher);
+	ev_timer_set(&ls->backoff, LISTENER_BACKOFF, 0.);
+	ev_timer_start(ls->shard->loop, &ls->backoff);
+}
+
+static void
+backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener_shard *ls = t->data;
+
+	/* Another thread may have taken the descriptor the reserve gave up. */
+	if (ls->reserve_fd < 0)
+		ls->reserve_fd = reserve_open();
+	if (ls->fd >= 0)
+		ev_io_start(loop, &ls->accept_watcher);
+}
+
+/* Returns true when the accept loop should go on. */
+static bool
+accept_failed(struct listener_shard *ls, int err)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK)
+		return false;
+	/* The peer gave up before we took its connection: nothing is wrong here. */
+	if (err == EINTR || err == ECONNABORTED)
+		return true;
+	if (err == EMFILE || err == ENFILE)
+		shed_one(ls);
+	log_ratelimited(LOG_LEVEL_WARN, "smtp_listener", "accept on %s: %s; pausing %gs",
+			ls->listener->cfg.listen, strerror(err), LISTENER_BACKOFF);
+	accept_backoff(ls);
+	return false;
 }
 
 static void
@@ -62,14 +138,26 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t len = sizeof(peer);
 		int fd = accept4(ls->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("smtp_listener", "accept on %s: %s", ls->listener->cfg.listen,
-					 strerror(errno));
+		if (fd >= 0)
+			accept_one(ls, fd, &peer);
+		else if (!accept_failed(ls, errno))
 			return;
-		}
-		accept_one(ls, fd, &peer);
 	}
+}
+
+int
+smtp_listener_default_max_connections(void)
+{
+	struct rlimit rl;
+	rlim_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	/* Half for inbound sessions: outbound connections, the spool and DNS need the rest. */
+	n = rl.rlim_cur / 2;
+	if (rl.rlim_cur - n < LISTENER_FD_HEADROOM)
+		n = rl.rlim_cur > LISTENER_FD_HEADROOM ? rl.rlim_cur - LISTENER_FD_HEADROOM : 1;
+	return n > 1000000000 ? 1000000000 : (int)n;
 }
 
 /* ---- listeners --------------------------------------------------------------------------- */
@@ -142,6 +230,7 @@ listener_stop_shard(struct shard *shard, void *arg)
 	struct listener_shard *ls = arg;
 
 	ev_io_stop(shard->loop, &ls->accept_watcher);
+	ev_timer_stop(shard->loop, &ls->backoff);
 	close(ls->fd);
 	ls->fd = -1;
 	smtp_sessions_shutdown(ls);
@@ -166,6 +255,9 @@ listener_open(void *arg, struct tern_err *err)
 	}
 	l->n_shards = shard_count();
 	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));
+	/* listener_close() after a failure part-way must not close descriptor 0. */
+	for (i = 0; i < l->n_shards; i++)
+		l->shards[i].fd = l->shards[i].reserve_fd = -1;
 	for (i = 0; i < l->n_shards; i++) {
 		struct listener_shard *ls = &l->shards[i];
 
@@ -174,8 +266,16 @@ listener_open(void *arg, struct tern_err *err)
 		ls->fd = open_socket(&l->cfg, err);
 		if (ls->fd < 0)
 			return -EINVAL;
+		ls->reserve_fd = reserve_open();
+		if (ls->reserve_fd < 0) {
+			tern_err_set(err, 0, "", "esmtp listener %s: reserve descriptor: %s",
+				     l->cfg.listen, strerror(errno));
+			return -EMFILE;
+		}
 		ev_io_init(&ls->accept_watcher, accept_cb, ls->fd, EV_READ);
 		ls->accept_watcher.data = ls;
+		ev_timer_init(&ls->backoff, backoff_cb, LISTENER_BACKOFF, 0.);
+		ls->backoff.data = ls;
 		/* The shard threads have not started yet: their loops are ours to touch. */
 		ev_io_start(ls->shard->loop, &ls->accept_watcher);
 		shard_on_stop(ls->shard, listener_stop_shard, ls);
@@ -190,9 +290,12 @@ listener_close(void *arg)
 	struct smtp_listener *l = arg;
 	int i;
 
-	for (i = 0; i < l->n_shards; i++)
+	for (i = 0; i < l->n_shards; i++) {
 		if (l->shards[i].fd >= 0)
 			close(l->shards[i].fd);
+		if (l->shards[i].reserve_fd >= 0)
+			close(l->shards[i].reserve_fd);
+	}
 	free(l->shards); l->shards = NULL;
 	l->n_shards = 0;
 	if (l->tls)

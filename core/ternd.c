@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -303,6 +304,24 @@ run_check(struct args *a)
 	return 0;
 }
 
+/*
+ * Every session and outbound connection is a descriptor, and the soft limit
+ * is often a mere 1024 while the hard one allows far more: take what we may,
+ * before policy reads it for listeners' default max_connections.
+ */
+static void
+raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("ternd", "raising the descriptor limit to %llu: %s",
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -313,6 +332,7 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &a);
+	raise_nofile_limit();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

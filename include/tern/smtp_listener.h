@@ -46,7 +46,9 @@ struct listener_shard {
 	struct smtp_listener *listener;
 	struct shard *shard;
 	int fd;
+	int reserve_fd; /* /dev/null, given up to refuse a connection when out of descriptors */
 	ev_io accept_watcher;
+	ev_timer backoff; /* accepting paused after accept() failed for want of resources */
 	struct session *sessions;
 };
 
@@ -64,5 +66,7 @@ int smtp_listener_parse_address(const char *listen, struct sockaddr_storage *ss,
 /* Register a listener (taking ownership of cfg) to be opened at start-up. */
 int smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err);
 void smtp_listener_config_free(struct smtp_listener_config *cfg);
+/* max_connections when not set: half the soft RLIMIT_NOFILE (0, unlimited, when infinite). */
+int smtp_listener_default_max_connections(void);
 
 #endif
