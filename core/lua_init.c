@@ -281,6 +281,7 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->max_messages_per_connection = opt_count(L, fname, "max_messages_per_connection", 0);
 	c->max_connections = opt_count(L, fname, "max_connections",
 				       smtp_listener_default_max_connections());
+	c->max_connections_per_ip = opt_count(L, fname, "max_connections_per_ip", 20);
 	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 300);
 	c->data_timeout = lua_tern_opt_duration(L, 1, fname, "data_timeout", 600);
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
@@ -312,6 +313,7 @@ lua_init_start_esmtp_listener(lua_State *L)
 	static const char *const opts[] = {
 		"listen", "hostname", "banner", "relay_hosts", "max_message_size",
 		"max_recipients_per_message", "max_messages_per_connection", "max_connections",
+		"max_connections_per_ip",
 		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
 		"invalid_line_endings", NULL};
 	const char *fname = "tern.start_esmtp_listener";

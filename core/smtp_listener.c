@@ -36,6 +36,7 @@
 
 static const char too_many[] = "421 4.7.0 Too many connections, try again later\r\n";
 static const char no_fds[] = "421 4.3.2 Too many connections, try again later\r\n";
+static const char too_many_from_ip[] = "421 4.7.0 Too many connections from your address\r\n";
 
 /* Over a limit: answer without a session and close. */
 static void
@@ -45,6 +46,81 @@ refuse_connection(int fd, const char *msg)
 		log_debug("smtp_listener", "refusal not sent: %s", strerror(errno));
 	close(fd);
 }
+
+/* ---- connections per client address ----------------------------------------------------- */
+
+/* Trusted injectors (relay_hosts) open many parallel sessions by design. */
+static bool
+per_ip_counted(const struct smtp_listener *l, const struct sockaddr_storage *peer)
+{
+	return l->cfg.max_connections_per_ip > 0 &&
+	       !cidr_match_any(l->cfg.relay_hosts, l->cfg.n_relay_hosts,
+			       (const struct sockaddr *)peer);
+}
+
+static void
+per_ip_key(const struct sockaddr_storage *peer, char key[INET6_ADDRSTRLEN])
+{
+	const void *addr = peer->ss_family == AF_INET6
+				   ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+				   : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+
+	if (inet_ntop(peer->ss_family, addr, key, INET6_ADDRSTRLEN) == NULL)
+		key[0] = '\0';
+}
+
+/* Count one more session from peer; false when that would pass the limit (or on ENOMEM). */
+static bool
+per_ip_acquire(struct smtp_listener *l, const struct sockaddr_storage *peer)
+{
+	char key[INET6_ADDRSTRLEN];
+	bool ok = true;
+	int *count;
+	int err;
+
+	if (!per_ip_counted(l, peer))
+		return true;
+	per_ip_key(peer, key);
+	pthread_mutex_lock(&l->per_ip_mu);
+	count = map_get(&l->per_ip, key);
+	if (count == NULL && (count = calloc(1, sizeof(*count))) != NULL) {
+		map_put(&l->per_ip, key, count, &err);
+		if (err < 0) {
+			free(count); count = NULL;
+		}
+	}
+	if (count == NULL || *count >= l->cfg.max_connections_per_ip)
+		ok = false;
+	else
+		(*count)++;
+	pthread_mutex_unlock(&l->per_ip_mu);
+	return ok;
+}
+
+static void
+per_ip_release(struct smtp_listener *l, const struct sockaddr_storage *peer)
+{
+	char key[INET6_ADDRSTRLEN];
+	int *count;
+
+	per_ip_key(peer, key);
+	pthread_mutex_lock(&l->per_ip_mu);
+	count = map_get(&l->per_ip, key);
+	/* The last session of an address takes its entry along: the map holds live peers only. */
+	if (count != NULL && --*count <= 0)
+		free(map_del(&l->per_ip, key));
+	pthread_mutex_unlock(&l->per_ip_mu);
+}
+
+void
+smtp_listener_release(struct smtp_listener *l, const struct sockaddr_storage *peer)
+{
+	atomic_fetch_sub(&l->connections, 1);
+	if (per_ip_counted(l, peer))
+		per_ip_release(l, peer);
+}
+
+/* ---- accepting ------------------------------------------------------------------------------ */
 
 static void
 accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *peer)
@@ -58,9 +134,17 @@ accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *pee
 		refuse_connection(fd, too_many);
 		return;
 	}
+	if (!per_ip_acquire(l, peer)) {
+		atomic_fetch_sub(&l->connections, 1);
+		log_ratelimited(LOG_LEVEL_INFO, "smtp_listener",
+				"refused a connection on %s: over max_connections_per_ip (%d)",
+				l->cfg.listen, l->cfg.max_connections_per_ip);
+		refuse_connection(fd, too_many_from_ip);
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (smtp_session_accept(ls, fd, peer) < 0) {
-		atomic_fetch_sub(&l->connections, 1);
+		smtp_listener_release(l, peer);
 		close(fd);
 	}
 }
@@ -321,6 +405,8 @@ listener_free(void *arg)
 	struct smtp_listener *l = arg;
 
 	smtp_listener_config_free(&l->cfg);
+	map_deinit(&l->per_ip, free);
+	pthread_mutex_destroy(&l->per_ip_mu);
 	free(l);
 }
 
@@ -340,6 +426,8 @@ smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err)
 	l->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	atomic_init(&l->connections, 0);
+	pthread_mutex_init(&l->per_ip_mu, NULL);
+	map_init(&l->per_ip);
 	snprintf(name, sizeof(name), "esmtp listener %s", l->cfg.listen);
 	svc.name = name;
 	if (daemon_add_service(&svc, err) < 0) {

@@ -190,7 +190,7 @@ session_free(struct session *s)
 		ls->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	atomic_fetch_sub(&s->l->connections, 1);
+	smtp_listener_release(s->l, &s->peer);
 	log_debug("smtp_server", "session %s closed", s->id);
 	free(s);
 }

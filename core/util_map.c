@@ -111,3 +111,38 @@ map_foreach(const struct map *m, void (*fn)(const char *key, void *value, void *
 		if (m->slots[i].key)
 			fn(m->slots[i].key, m->slots[i].value, arg);
 }
+
+/*
+ * Backward-shift deletion: each later entry of the probe run moves into the
+ * hole when the hole lies on its path from its home slot, so lookups never
+ * meet a gap inside a run and no tombstones accumulate.
+ */
+void *
+map_del(struct map *m, const char *key)
+{
+	size_t mask = m->cap - 1, i, j, home;
+	struct map_slot *s;
+	void *value;
+
+	if (m->cap == 0)
+		return NULL;
+	s = find_slot(m->slots, m->cap, key, util_hash(key));
+	if (s->key == NULL)
+		return NULL;
+	value = s->value;
+	free(s->key);
+	i = j = (size_t)(s - m->slots);
+	for (;;) {
+		j = (j + 1) & mask;
+		if (m->slots[j].key == NULL)
+			break;
+		home = m->slots[j].hash & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	memset(&m->slots[i], 0, sizeof(m->slots[i]));
+	m->n--;
+	return value;
+}

@@ -7,6 +7,7 @@
 #ifndef TERN_SMTP_LISTENER_H
 #define TERN_SMTP_LISTENER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #include "tern/cidr.h"
 #include "tern/util.h"
+#include "tern/util_map.h"
 
 struct shard;
 struct session;
@@ -33,6 +35,7 @@ struct smtp_listener_config {
 	int max_recipients;
 	int max_messages_per_connection; /* 0 = unlimited */
 	int max_connections;             /* across all shards; 0 = unlimited */
+	int max_connections_per_ip;      /* across all shards; 0 = unlimited; relay_hosts exempt */
 	double client_timeout;
 	double data_timeout;
 	char *tls_certificate;
@@ -58,6 +61,9 @@ struct smtp_listener {
 	struct listener_shard *shards;
 	int n_shards;
 	atomic_int connections;
+	/* Live sessions per client address ("192.0.2.1" -> int *), shared by the shards. */
+	pthread_mutex_t per_ip_mu;
+	struct map per_ip;
 };
 
 /* Parse "addr:port" / "[v6]:port". */
@@ -66,6 +72,8 @@ int smtp_listener_parse_address(const char *listen, struct sockaddr_storage *ss,
 /* Register a listener (taking ownership of cfg) to be opened at start-up. */
 int smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err);
 void smtp_listener_config_free(struct smtp_listener_config *cfg);
+/* A session accepted on l from peer has ended: release its connection counts. */
+void smtp_listener_release(struct smtp_listener *l, const struct sockaddr_storage *peer);
 /* max_connections when not set: half the soft RLIMIT_NOFILE (0, unlimited, when infinite). */
 int smtp_listener_default_max_connections(void);
 

@@ -18,6 +18,8 @@ void map_deinit(struct map *m, void (*free_value)(void *));
 void *map_get(const struct map *m, const char *key);
 /* Insert or replace; returns the previous value (or NULL). *err is -ENOMEM on failure. */
 void *map_put(struct map *m, const char *key, void *value, int *err);
+/* Remove key; returns its value (or NULL when absent). */
+void *map_del(struct map *m, const char *key);
 /* Visit every entry. */
 void map_foreach(const struct map *m, void (*fn)(const char *key, void *value, void *arg), void *arg);
 

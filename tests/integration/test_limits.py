@@ -123,7 +123,7 @@ def banner_after_close(port, timeout=10):
 def test_out_of_descriptors_does_not_spin(ternd):
     """Regression: on EMFILE the accept callback returned with its watcher still active:
     11 s of CPU in 10 s and 2.6 million log lines in 15 s."""
-    t = ternd(listener_policy("max_connections = 100000"),
+    t = ternd(listener_policy("max_connections = 100000, max_connections_per_ip = 0"),
               start=False)
     t.argv = ["prlimit", "--nofile=256", "--", *t.argv]
     t.start()
@@ -149,4 +149,47 @@ def test_out_of_descriptors_does_not_spin(ternd):
     assert banner_after_close(port).startswith(b"220 mx.test")
     assert "Too many open files" in t.stderr()
     assert t.proc.poll() is None
+    assert t.stop() == 0
+
+
+def open_with_banners(port, n):
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    return socks, first_lines(socks, 10)
+
+
+def test_max_connections_per_ip(ternd):
+    """Slow clients were never closed, and one address could hold every session: past
+    max_connections_per_ip (counted across shards) a connection gets 421 and is closed."""
+    # Loopback is not a relay host here, so it is counted; the default limit is 20.
+    t = ternd(listener_policy("relay_hosts = { '10.0.0.0/8' }"))
+    port = port_of(t)
+    socks, lines = open_with_banners(port, 20)
+    try:
+        assert all(line.startswith(b"220 mx.test") for line in lines), lines
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            assert extra.recv(512) == b"421 4.7.0 Too many connections from your address\r\n"
+            assert extra.recv(512) == b""  # closed
+        # A session that ends frees its slot.
+        socks.pop().close()
+        assert banner_after_close(port).startswith(b"220 mx.test")
+    finally:
+        for s in socks:
+            s.close()
+    assert t.stop() == 0
+
+
+def test_max_connections_per_ip_option_and_relay_hosts(ternd, ports):
+    """The option sets the limit; relay_hosts (trusted injectors) are not limited."""
+    t = ternd(listener_policy("relay_hosts = { '10.0.0.0/8' }, max_connections_per_ip = 2")
+              .replace("end)", "  tern.start_esmtp_listener { listen = '127.0.0.1:{port2}',"
+                               " hostname = 'relay.test', max_connections_per_ip = 2 }\nend)"))
+    socks, lines = open_with_banners(ports[0], 3)
+    relay, relay_lines = open_with_banners(ports[1], 5)
+    try:
+        # Shards accept in parallel: any one of the three may be the one refused.
+        assert sorted(line[:9] for line in lines) == [b"220 mx.te", b"220 mx.te", b"421 4.7.0"]
+        assert all(line.startswith(b"220 relay.test") for line in relay_lines), relay_lines
+    finally:
+        for s in socks + relay:
+            s.close()
     assert t.stop() == 0

@@ -66,6 +66,41 @@ test_many_keys_grow(void **state)
 	map_deinit(&m, NULL);
 }
 
+/* Deleting keeps every other key reachable (probe runs stay whole), and reuses the slots. */
+static void
+test_delete(void **state)
+{
+	static int vals[MANY];
+	struct map m;
+	char key[32];
+	int i, err;
+
+	map_init(&m);
+	assert_null(map_del(&m, "absent"));
+	for (i = 0; i < MANY; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		map_put(&m, key, &vals[i], &err);
+	}
+	for (i = 0; i < MANY; i += 3) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		assert_ptr_equal(map_del(&m, key), &vals[i]);
+		assert_null(map_del(&m, key));
+	}
+	assert_int_equal(m.n, MANY - (MANY + 2) / 3);
+	for (i = 0; i < MANY; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		assert_ptr_equal(map_get(&m, key), i % 3 ? &vals[i] : NULL);
+	}
+	/* Churn without growth: a map whose keys come and go stays its size. */
+	for (i = 0; i < 20 * MANY; i++) {
+		snprintf(key, sizeof(key), "churn-%d", i);
+		map_put(&m, key, &vals[0], &err);
+		assert_ptr_equal(map_del(&m, key), &vals[0]);
+	}
+	assert_true(m.cap <= 8192);
+	map_deinit(&m, NULL);
+}
+
 struct visit {
 	unsigned char seen[MANY];
 	int calls;
@@ -142,6 +177,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_put_get_replace),
 	    cmocka_unit_test(test_many_keys_grow),
+	    cmocka_unit_test(test_delete),
 	    cmocka_unit_test(test_foreach_visits_all),
 	    cmocka_unit_test(test_deinit_frees_values),
 	};
