@@ -193,7 +193,8 @@ log_write_ratelimited(struct log_ratelimit *rl, enum log_level level, const char
 		return;
 	suffix[0] = '\0';
 	if (suppressed > 0)
-		snprintf(suffix, sizeof(suffix), " (%lu more in the last %.0fs)", suppressed, elapsed);
+		snprintf(suffix, sizeof(suffix), " (%lu more in the last %.0fs)", suppressed,
+			 elapsed);
 	va_start(ap, fmt);
 	log_vwrite(level, module, suffix, fmt, ap);
 	va_end(ap);

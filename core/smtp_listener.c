@@ -62,8 +62,8 @@ static void
 per_ip_key(const struct sockaddr_storage *peer, char key[INET6_ADDRSTRLEN])
 {
 	const void *addr = peer->ss_family == AF_INET6
-				   ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
-				   : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+			       ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+			       : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
 
 	if (inet_ntop(peer->ss_family, addr, key, INET6_ADDRSTRLEN) == NULL)
 		key[0] = '\0';
@@ -194,14 +194,36 @@ backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_io_start(loop, &ls->accept_watcher);
 }
 
+/*
+ * Errors that belong to the one connection being accepted, not to us: the
+ * peer gave up, or (accept(2), Linux) a network error pending on it.
+ */
+static bool
+accept_error_is_peers(int err)
+{
+	switch (err) {
+	case EINTR:
+	case ECONNABORTED:
+	case EPROTO:
+	case ENETDOWN:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case EHOSTUNREACH:
+	case ENONET:
+	case ENOPROTOOPT:
+	case EOPNOTSUPP:
+		return true;
+	}
+	return false;
+}
+
 /* Returns true when the accept loop should go on. */
 static bool
 accept_failed(struct listener_shard *ls, int err)
 {
 	if (err == EAGAIN || err == EWOULDBLOCK)
 		return false;
-	/* The peer gave up before we took its connection: nothing is wrong here. */
-	if (err == EINTR || err == ECONNABORTED)
+	if (accept_error_is_peers(err))
 		return true;
 	if (err == EMFILE || err == ENFILE)
 		shed_one(ls);
