@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ESMTP listeners: their configuration, one SO_REUSEPORT socket per shard,
- * accepting (with the connection limit across shards), and the start-up
+ * accepting (with the connection limits across shards: in all, and per client
+ * address; out of descriptors, a reserve one and a back-off), and the start-up
  * service that opens them. Sessions themselves are smtp_server's.
  */
 #ifndef TERN_SMTP_LISTENER_H
