@@ -193,3 +193,31 @@ def test_max_connections_per_ip_option_and_relay_hosts(ternd, ports):
         for s in socks + relay:
             s.close()
     assert t.stop() == 0
+
+
+def open_files_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return [int(v) for v in line.split()[3:5]]
+    return None
+
+
+def test_descriptor_limit_raised_and_max_connections_from_it(ternd):
+    """ternd raises its soft RLIMIT_NOFILE to the hard limit, and max_connections defaults
+    to half of it: past that, clients get 421 4.7.0 before descriptors run out."""
+    t = ternd(listener_policy("max_connections_per_ip = 0"), start=False)
+    t.argv = ["prlimit", "--nofile=64:512", "--", *t.argv]
+    t.start()
+    assert open_files_limit(t.proc.pid) == [512, 512]
+    socks, lines = open_with_banners(port_of(t), 300)
+    try:
+        banners = sum(line.startswith(b"220 ") for line in lines)
+        assert banners == 256, lines
+        assert all(line.startswith(b"421 4.7.0 Too many connections, try again later")
+                   for line in lines if not line.startswith(b"220 ")), lines
+    finally:
+        for s in socks:
+            s.close()
+    assert "Too many open files" not in t.stderr()
+    assert t.stop() == 0
