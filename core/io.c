@@ -78,7 +78,7 @@ struct io {
 	bool paused;	   /* the protocol stopped reading (io_pause_read) */
 	bool backlogged;   /* output above IO_OUT_HIWAT, not yet drained below IO_OUT_LOWAT */
 	bool redeliver;	   /* deliver IO_DATAIN for buffered input on resume */
-	int pending_end;   /* IO_DISCONNECTED or IO_ERROR held back while paused, or -1 */
+	int pending_end;   /* IO_DISCONNECTED or IO_ERROR held back while not reading, or -1 */
 	int connect_errno; /* connect() failed at once; reported from the loop */
 
 	SSL *ssl;

@@ -52,7 +52,10 @@ struct io *io_connect(struct ev_loop *loop, const struct sockaddr *dst, socklen_
 void io_set_timeout(struct io *io, double seconds);
 void io_set_callback(struct io *io, io_cb_fn cb, void *arg);
 
-/* Stop/start delivering IO_DATAIN (input stays buffered), e.g. while a hook runs. */
+/*
+ * Stop/start delivering IO_DATAIN (input stays buffered), e.g. while a hook
+ * runs. Independent of the output backpressure below: both must allow reading.
+ */
 void io_pause_read(struct io *io);
 void io_resume_read(struct io *io);
 
