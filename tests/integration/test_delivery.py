@@ -182,7 +182,10 @@ def test_first_attempt_counts_as_attempt_one(ternd, ports, dns_server, ternd_sin
 
 def test_max_age_expires_a_tempfailing_message(ternd, ports, dns_server, ternd_sink):
     dns, port, sink = sink_domain(dns_server, ternd_sink)
-    t = ternd(one_source(dns, "retry_interval = '1s', max_age = '3s'", f"smtp_port = {port}"))
+    # Retries capped at 1 s, so the message comes due about every second: expiry is checked
+    # at the first due time past max_age, 3 to 4.1 s after reception (jitter 0.9-1.1).
+    t = ternd(one_source(dns, "retry_interval = '1s', max_retry_interval = '1s', max_age = '3s'",
+                         f"smtp_port = {port}"))
     send_one(ports[0], "s@origin.test", ["tempfail-3@r.test"], b"Subject: old\r\n\r\nx\r\n")
     expired = wait_records(t, of_type("Expiration"), 1, timeout=12)
     assert len(expired) == 1
@@ -191,8 +194,8 @@ def test_max_age_expires_a_tempfailing_message(ternd, ports, dns_server, ternd_s
     assert expired[0]["response"]["enhanced_code"] == "5.4.7"
     age = record_time(expired[0]) - record_time(
         next(r for r in read_records(t) if r["type"] == "Reception"))
-    # Expiry is checked when the message next comes due, after a whole backoff step.
-    assert 3 <= age <= 8, age
+    # 4.1 s plus a second of slack for a loaded 2-core machine.
+    assert 3 <= age <= 5.1, age
     assert not [r for r in read_records(t) if r["type"] in ("Delivery", "Bounce")]
     assert len(wait_records(t, of_type("TransientFailure"), 2, timeout=0)) >= 2
 

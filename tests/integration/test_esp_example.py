@@ -59,6 +59,9 @@ def test_esp_policy_delivers_signed_mail_through_its_pool(ternd, ports, tmp_path
         return txt.get(qname.decode().rstrip("."), "").encode() or None
 
     got = sink.wait_messages(n)
+    # Each recipient's message arrived, and only once.
+    assert sorted(r for m in got for r in m["rcpt_tos"]) == sorted(f"u{i}@gmail.com"
+                                                                   for i in range(n))
     for m in got:
         data = m["data"]
         assert b"X-Tenant" not in data.split(b"\r\n\r\n")[0]
