@@ -13,6 +13,7 @@ import tls
 from conftest import run_tern
 from sinks import (chunks, inject, mta_policy, of_type, port_free_on, postfix_sink, py_sink,
                    read_records, record_time, send_one, ternd_sink, wait_records)
+from verifiers import dkimpy_dnsfunc, opendkim_conf, opendkim_verify
 
 __all__ = ["postfix_sink", "py_sink", "ternd_sink"]  # fixtures, used by name
 
@@ -294,7 +295,8 @@ def test_dkim_signed_message_verifies_at_the_receiver(ternd, ports, tmp_path, dn
     txt = "".join(__import__("re").findall(r'"([^"]*)"', out.stdout))
     addr = "127.0.0.51"
     port = port_free_on([addr])
-    dns = dns_server(mx_zone("dk.test", (10, "mx.dk.test", addr)))
+    # The receiving side's verifiers fetch the key from the same loopback DNS server.
+    dns = dns_server({**mx_zone("dk.test", (10, "mx.dk.test", addr)), name: {"TXT": [txt]}})
     sink = py_sink(addr, port)
     t = ternd(one_source(dns, "retry_interval = '1h'", f"smtp_port = {port}",
                          DKIM_HOOKS % ("s1", tmp_path / "s1.origin.test.key", algo)))
@@ -307,9 +309,11 @@ def test_dkim_signed_message_verifies_at_the_receiver(ternd, ports, tmp_path, dn
     assert data.startswith(b"DKIM-Signature:"), data[:200]
     assert b"d=origin.test" in data and b"s=s1" in data
 
-    def dnsfunc(qname, timeout=5):
-        return txt.encode() if qname.decode().rstrip(".") == name else None
-
+    dnsfunc = dkimpy_dnsfunc(dns.address)
     assert dkim.verify(data, dnsfunc=dnsfunc)
     assert not dkim.verify(data.replace(b"bye", b"bye!"), dnsfunc=dnsfunc)
+    conf = opendkim_conf(dns.address, str(tmp_path))
+    assert opendkim_verify(conf, data, str(tmp_path)), "opendkim rejects the signature"
+    assert not opendkim_verify(conf, data.replace(b"bye", b"bye!"), str(tmp_path), 1)
+    assert dns.count(name, "TXT") >= 3
     assert len(wait_records(t, of_type("Delivery"), 1)) == 1
