@@ -30,11 +30,12 @@
 #include "tern/smtp_server.h"
 #include "tern/spool.h"
 
-/* Messages stay queued: their one attempt goes to a closed port, the retry is an hour away. */
+/*
+ * Messages stay in the spool: with no egress set up here, their first attempt
+ * would settle them; the failing queue hook makes it a transient failure.
+ */
 static const char policy_src[] =
-	"tern.on('get_queue_config', function()\n"
-	"  return tern.make_queue_config { retry_interval = '1h', mx_list = { '127.0.0.1:9' } }\n"
-	"end)\n"
+	"tern.on('get_queue_config', function() error('hold') end)\n"
 	"tern.on('smtp_server_message_received', function(msg)\n"
 	"  if msg:get_header('Subject') == 'slow' then tern.sleep(0.3) end\n"
 	"end)\n";
