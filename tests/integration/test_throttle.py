@@ -69,7 +69,8 @@ def test_max_message_rate_600_per_minute(ternd, ports, dns_server, py_sink):
     recs = read_records(t)
     times = [record_time(r) for r in recs if r["type"] == "Delivery"]
     in_window = [x for x in times if start <= x < start + 60]
-    assert abs(len(in_window) - 600) <= 12, len(in_window)
+    # The cap is exact (GCRA); a loaded 2-core machine may fall a little behind it, never ahead.
+    assert 570 <= len(in_window) <= 606, len(in_window)
     assert not [r for r in recs if r["type"] in ("TransientFailure", "Bounce")]
     # Paced, not bursty (GCRA without burst): a second of the window holds its 10, and one
     # more when a record is written late, as a slow delivery's can be.
