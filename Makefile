@@ -102,3 +102,11 @@ clean:
 	rm -rf build ternd tern
 
 -include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d
+
+# ThreadSanitizer build of ternd in build/tsan, for the race regression test
+# (tests/integration/test_regressions.py, run with TERN_TSAN_BUILD=build/tsan).
+# Uninstrumented libraries (RocksDB, LuaJIT) are silenced by tests/tsan.supp.
+.PHONY: tsan
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 \
+		SAN_FLAGS='-fsanitize=thread -fno-omit-frame-pointer' build/tsan/ternd

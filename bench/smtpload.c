@@ -6,6 +6,11 @@
  * the latency measured is from the end of the body to the end-of-data reply,
  * which for tern is the spool's synced group commit.
  *
+ * With --rate R, message k is not sent before start + k/R: an open-loop
+ * schedule shared by all connections, so latency can be measured at a fixed
+ * offered load (e.g. half the rate a full-speed run reached) instead of at
+ * whatever rate the server sustains.
+ *
  * It never retries a message: a failure is counted (by reply code, or as
  * "timeout", "connect", "io") and the next message is taken, so the total is
  * always M attempts and the run always ends. A 421 or a broken connection
@@ -58,6 +63,7 @@ struct options {
 	const char *times_path;
 	double timeout;
 	double progress;
+	double rate; /* messages per second offered; 0: as fast as replies come */
 	struct domain domains[MAX_DOMAINS];
 	int n_domains;
 	unsigned total_weight;
@@ -107,6 +113,7 @@ static struct options opt = {
 };
 
 static atomic_long next_message;
+static double run_start;
 static atomic_long n_sent, n_accepted, n_failed;
 static char *filler;
 
@@ -173,7 +180,7 @@ usage(void)
 		"usage: smtpload [--host H] [--port P] [--connections N] [--messages M]\n"
 		"                [--size BYTES] [--domains d1:w1,d2:w2,...] [--rcpts-per-msg K]\n"
 		"                [--from ADDR] [--helo NAME] [--ids FILE] [--timeout SECS]\n"
-		"                [--progress SECS] [--times FILE]\n");
+		"                [--progress SECS] [--times FILE] [--rate MSGS_PER_SEC]\n");
 	exit(2);
 }
 
@@ -185,7 +192,7 @@ parse_options(int argc, char **argv)
 		{"messages", 1, 0, 'm'}, {"size", 1, 0, 's'},	     {"domains", 1, 0, 'd'},
 		{"from", 1, 0, 'f'},	 {"rcpts-per-msg", 1, 0, 'r'}, {"helo", 1, 0, 'e'},
 		{"ids", 1, 0, 'i'},	 {"timeout", 1, 0, 't'},     {"progress", 1, 0, 'P'},
-		{"times", 1, 0, 'T'},	 {0, 0, 0, 0}};
+		{"times", 1, 0, 'T'},	 {"rate", 1, 0, 'R'},	     {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -203,11 +210,12 @@ parse_options(int argc, char **argv)
 		case 'T': opt.times_path = optarg; break;
 		case 't': opt.timeout = atof(optarg); break;
 		case 'P': opt.progress = atof(optarg); break;
+		case 'R': opt.rate = atof(optarg); break;
 		default: usage();
 		}
 	}
 	if (optind != argc || opt.connections < 1 || opt.messages < 0 || opt.rcpts_per_msg < 1 ||
-	    opt.port <= 0 || opt.timeout <= 0)
+	    opt.port <= 0 || opt.timeout <= 0 || opt.rate < 0)
 		usage();
 	if (opt.n_domains == 0)
 		parse_domains("example.test:1");
@@ -722,6 +730,19 @@ session_quit(struct worker *w)
 	disconnect(w);
 }
 
+/* With --rate, wait for message seq's slot in the schedule. */
+static void
+pace(long seq)
+{
+	double wait;
+
+	if (opt.rate <= 0)
+		return;
+	wait = run_start + (double)seq / opt.rate - now();
+	if (wait > 0)
+		usleep((useconds_t)(wait * 1e6));
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -729,6 +750,7 @@ worker_main(void *arg)
 	long seq;
 
 	while ((seq = atomic_fetch_add(&next_message, 1)) < opt.messages) {
+		pace(seq);
 		if (w->fd < 0) {
 			const char *why = session_open(w);
 
@@ -844,10 +866,10 @@ print_summary(struct worker *ws, double elapsed)
 	print_failures(ws);
 	printf(",\"cpu_s\":%.2f", cpu_seconds());
 	printf(",\"reconnects\":%ld,\"connections\":%d,\"size\":%zu,\"rcpts_per_msg\":%d,"
-	       "\"pipelining\":%s,\"elapsed\":%.3f,\"messages_per_s\":%.1f,"
+	       "\"pipelining\":%s,\"rate\":%.1f,\"elapsed\":%.3f,\"messages_per_s\":%.1f,"
 	       "\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
 	       reconnects, opt.connections, opt.size, opt.rcpts_per_msg,
-	       ws[0].pipelining ? "true" : "false", elapsed,
+	       ws[0].pipelining ? "true" : "false", opt.rate, elapsed,
 	       elapsed > 0 ? atomic_load(&n_accepted) / elapsed : 0.0,
 	       percentile(all, n, 0.50) * 1e3, percentile(all, n, 0.99) * 1e3,
 	       n ? all[n - 1] * 1e3 : 0.0);
@@ -904,7 +926,7 @@ main(int argc, char **argv)
 	ws = calloc((size_t)opt.connections, sizeof(*ws));
 	if (ws == NULL)
 		die("out of memory");
-	start = now();
+	start = run_start = now();
 	for (t = 0; t < opt.connections; t++) {
 		ws[t].index = t;
 		ws[t].fd = -1;

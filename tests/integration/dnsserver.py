@@ -7,12 +7,14 @@ no test query can leave the machine:
 
     {"example.test":     {"MX": [[10, "mx1.example.test."]], "ttl": 60},
      "mx1.example.test": {"A": ["127.0.0.2"], "AAAA": ["::2"]},
+     "s._domainkey.example.test": {"TXT": ["v=DKIM1; k=ed25519; p=..."]},
      "broken.test":      {"servfail": true},
      "slow.test":        {"drop": ["MX"]},
      "$zones": ["example.test", "broken.test", "slow.test"],
      "$soa_minimum": 30}
 
-A name's records are lists per type (MX as [preference, exchange]); "ttl"
+A name's records are lists per type (MX as [preference, exchange], TXT as
+one string each, sent as 255-octet character-strings); "ttl"
 sets their TTL (default 300); "servfail" and "drop" (true, or a list of
 types) answer SERVFAIL or nothing at all. The zones are "$zones", or else the
 last two labels of every name. Undefined names inside a zone get NXDOMAIN
@@ -33,7 +35,7 @@ import struct
 import sys
 import threading
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SOA, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
 
 DEFAULT_TTL = 300
 DEFAULT_SOA_MINIMUM = 300
@@ -83,6 +85,10 @@ class Zones:
                 out.append(RR(name + ".", QTYPE.MX, ttl=ttl, rdata=MX(value[1], value[0])))
             elif qtype == "CNAME":
                 out.append(RR(name + ".", QTYPE.CNAME, ttl=ttl, rdata=CNAME(value)))
+            elif qtype == "TXT":
+                raw = value.encode()
+                out.append(RR(name + ".", QTYPE.TXT, ttl=ttl,
+                              rdata=TXT([raw[i:i + 255] for i in range(0, len(raw), 255)] or [b""])))
         return out
 
     def answer(self, request):
@@ -229,6 +235,20 @@ class DNSTestServer:
     @property
     def address(self):
         return f"{self.host}:{self.port}"
+
+
+def txt_lookup(address, name, timeout=5):
+    """The TXT record of name from the server at "host:port", its strings joined; None if none.
+
+    A real query over UDP (TCP when truncated), for verifiers such as dkimpy's dnsfunc.
+    """
+    host, port = address.rsplit(":", 1)
+    q = DNSRecord.question(name.rstrip(".") + ".", "TXT")
+    reply = DNSRecord.parse(q.send(host, int(port), timeout=timeout))
+    if reply.header.tc:
+        reply = DNSRecord.parse(q.send(host, int(port), tcp=True, timeout=timeout))
+    texts = [b"".join(rr.rdata.data) for rr in reply.rr if rr.rtype == QTYPE.TXT]
+    return texts[0] if texts else None
 
 
 def main():

@@ -363,28 +363,48 @@ def py_sink():
 # ---- Postfix smtp-sink -------------------------------------------------------------------------
 
 class PostfixSink:
-    """smtp-sink dumping every transaction to a file in its own directory."""
+    """smtp-sink dumping every transaction to a file in its own directory.
 
-    def __init__(self, host, port, hostname="postfix-sink.test"):
+    options are more smtp-sink flags (-e: no ESMTP, so no extension at all; -f RCPT with
+    -B "550 ...": refuse every recipient); with -v among them, commands() lists what the
+    client sent.
+    """
+
+    def __init__(self, host, port, hostname="postfix-sink.test", options=()):
         self.host, self.port = host, port
         # It drops to user postfix, which must reach the dump directory: not under tmp_path (0700).
         self.dir = tempfile.mkdtemp(prefix="tern-smtp-sink-")
         os.chmod(self.dir, 0o777)
-        self.argv = [SMTP_SINK, "-u", "postfix", "-h", hostname, "-d",
+        self.log_path = self.dir + ".log"
+        self.argv = [SMTP_SINK, "-u", "postfix", "-h", hostname, *options, "-d",
                      os.path.join(self.dir, "m."), f"{host}:{port}", "1000"]
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log)
         wait_listening(self.host, self.port)
         return self
+
+    def commands(self):
+        """The SMTP commands received, in order, verbs upper-cased ("MAIL FROM:<a@b>")."""
+        verbs = {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "QUIT", "STARTTLS",
+                 "NOOP", "VRFY"}
+        out = []
+        with open(self.log_path, errors="replace") as f:
+            for line in f:
+                words = line.rstrip("\n").split(": ", 1)[-1].split(" ", 1)
+                if words[0].upper() in verbs:
+                    out.append(" ".join([words[0].upper()] + words[1:]))
+        return out
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if os.path.exists(self.log_path):
+            os.unlink(self.log_path)
 
     def transactions(self):
         """One {"client_addr", "helo", "rcpts"} per dumped transaction."""
@@ -407,11 +427,11 @@ class PostfixSink:
 
 @pytest.fixture
 def postfix_sink():
-    """Factory: postfix_sink(host, port) -> a started PostfixSink."""
+    """Factory: postfix_sink(host, port, options=()) -> a started PostfixSink."""
     started = []
 
-    def make(host, port):
-        s = PostfixSink(host, port)
+    def make(host, port, options=()):
+        s = PostfixSink(host, port, options=options)
         started.append(s)
         return s.start()
 

@@ -236,6 +236,7 @@ def _rocksdb():
         "rocksdb_iter_seek_to_first": (None, [vp]),
         "rocksdb_iter_valid": (ctypes.c_ubyte, [vp]),
         "rocksdb_iter_next": (None, [vp]),
+        "rocksdb_iter_key": (ctypes.POINTER(ctypes.c_char), [vp, ctypes.POINTER(sz)]),
         "rocksdb_iter_value": (ctypes.POINTER(ctypes.c_char), [vp, ctypes.POINTER(sz)]),
         "rocksdb_iter_destroy": (None, [vp]),
     }
@@ -246,15 +247,16 @@ def _rocksdb():
 
 
 def _column(lib, db, handle):
-    """Every value of one column family, in key order (ids sort by creation time)."""
+    """Every (key, value) of one column family, as a dict (ids sort by creation time)."""
     ro = lib.rocksdb_readoptions_create()
     it = lib.rocksdb_create_iterator_cf(db, ro, handle)
-    out = []
+    out = {}
     lib.rocksdb_iter_seek_to_first(it)
     while lib.rocksdb_iter_valid(it):
-        length = ctypes.c_size_t()
-        value = lib.rocksdb_iter_value(it, ctypes.byref(length))
-        out.append(ctypes.string_at(value, length.value))
+        klen, vlen = ctypes.c_size_t(), ctypes.c_size_t()
+        key = lib.rocksdb_iter_key(it, ctypes.byref(klen))
+        value = lib.rocksdb_iter_value(it, ctypes.byref(vlen))
+        out[ctypes.string_at(key, klen.value)] = ctypes.string_at(value, vlen.value)
         lib.rocksdb_iter_next(it)
     lib.rocksdb_iter_destroy(it)
     lib.rocksdb_readoptions_destroy(ro)
@@ -275,7 +277,11 @@ def spool_messages(path):
                                                         handles, 0, ctypes.byref(err))
     assert not err.value, err.value
     cf = {names[i]: handles[i] for i in range(n.value)}
-    out = [m + b"\n" + d for m, d in zip(_column(lib, db, cf[b"meta"]), _column(lib, db, cf[b"data"]))]
+    meta, data = _column(lib, db, cf[b"meta"]), _column(lib, db, cf[b"data"])
+    # Paired by id, not by position: a message with metadata but no bytes (or the reverse)
+    # is a broken spool, not one message fewer.
+    assert meta.keys() == data.keys(), (sorted(meta.keys() ^ data.keys()))
+    out = [meta[k] + b"\n" + data[k] for k in sorted(meta)]
     for i in range(n.value):
         lib.rocksdb_column_family_handle_destroy(handles[i])
     lib.rocksdb_close(db)
@@ -285,7 +291,11 @@ def spool_messages(path):
 
 
 def run_checks(dialog, spool_dir):
-    msgs = spool_messages(spool_dir) if os.path.isdir(spool_dir) else []
+    if not dialog.checks:
+        return
+    # Every dialog's policy defines the spool: a missing directory is a failure, not "empty".
+    assert os.path.isdir(spool_dir), f"{os.path.basename(dialog.path)}: no spool at {spool_dir}"
+    msgs = spool_messages(spool_dir)
     shown = "\n".join(repr(m) for m in msgs)
     for lineno, verb, arg in dialog.checks:
         where = f"{os.path.basename(dialog.path)}:{lineno}: {verb} {arg}"

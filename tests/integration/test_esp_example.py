@@ -8,6 +8,7 @@ import dkim
 
 from conftest import ROOT, run_tern
 from sinks import of_type, port_free_on, py_sink, send_one, wait_records
+from verifiers import dkimpy_dnsfunc, opendkim_conf, opendkim_verify
 
 __all__ = ["py_sink"]  # fixture, used by name
 
@@ -30,8 +31,10 @@ def test_esp_policy_delivers_signed_mail_through_its_pool(ternd, ports, tmp_path
                 genkey(keys, "esp.test", "esp", "ed25519")])
     port = port_free_on([SINK])
     sink = py_sink(SINK, port)
+    # The receiver's verifiers fetch both keys from the same loopback DNS server.
     dns = dns_server({"gmail.com": {"MX": [[5, "gmail-smtp-in.l.gmail.test."]]},
-                      "gmail-smtp-in.l.gmail.test": {"A": [SINK]}})
+                      "gmail-smtp-in.l.gmail.test": {"A": [SINK]},
+                      **{name: {"TXT": [value]} for name, value in txt.items()}})
     monkeypatch.setenv("TERN_ESP_DIR", str(tmp_path / "esp"))
     monkeypatch.setenv("TERN_ESP_LISTEN", f"127.0.0.1:{ports[0]}")
     monkeypatch.setenv("TERN_ESP_DNS", dns.address)
@@ -55,10 +58,12 @@ def test_esp_policy_delivers_signed_mail_through_its_pool(ternd, ports, tmp_path
     assert per_source == {"127.0.0.2": 8, "127.0.0.3": 8, "127.0.0.4": 8, "127.0.0.5": 2}
     assert {r["site"] for r in delivered} == {"gmail-smtp-in.l.gmail.test."}
 
-    def dnsfunc(qname, timeout=5):
-        return txt.get(qname.decode().rstrip("."), "").encode() or None
-
+    dnsfunc = dkimpy_dnsfunc(dns.address)
+    conf = opendkim_conf(dns.address, str(tmp_path))
     got = sink.wait_messages(n)
+    # Each recipient's message arrived, and only once.
+    assert sorted(r for m in got for r in m["rcpt_tos"]) == sorted(f"u{i}@gmail.com"
+                                                                   for i in range(n))
     for m in got:
         data = m["data"]
         assert b"X-Tenant" not in data.split(b"\r\n\r\n")[0]
@@ -67,4 +72,6 @@ def test_esp_policy_delivers_signed_mail_through_its_pool(ternd, ports, tmp_path
         assert dkim.verify(data, dnsfunc=dnsfunc), "first signature"
         d = dkim.DKIM(data)
         assert d.verify(idx=1, dnsfunc=dnsfunc), "second signature"
+    # opendkim -t gives one verdict for the message (of its signatures); one message is enough.
+    assert opendkim_verify(conf, got[0]["data"], str(tmp_path)), "opendkim rejects the signature"
     assert {m["peer"] for m in got} == {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}

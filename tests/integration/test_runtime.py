@@ -6,6 +6,8 @@ import smtplib
 import socket
 import time
 
+import pytest
+
 from conftest import TERND, listener_policy, run_ternd
 
 
@@ -136,7 +138,10 @@ end)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_sigterm_stops_within_2s_with_status_0(ternd):
+# Found by this test: the shard's loop ends as soon as no session is busy, before the queued
+# 421 is written, so the idle client sees the connection close without a reply.
+@pytest.mark.xfail(strict=True, reason="graceful stop closes idle sessions before the 421 is flushed")
+def test_sigterm_stops_within_2s_with_status_0_and_tells_idle_sessions(ternd):
     t = ternd(listener_policy())
     with smtplib.SMTP("127.0.0.1", _port(t)) as c:
         c.ehlo("x.test")
@@ -144,6 +149,8 @@ def test_sigterm_stops_within_2s_with_status_0(ternd):
         rc = t.stop(signal.SIGTERM)
         assert rc == 0
         assert time.monotonic() - start < 2.0
+        # The idle session was told before ternd closed it (already in the socket buffer).
+        assert c.getreply() == (421, b"4.3.2 Service shutting down")
 
 
 def _port(t):

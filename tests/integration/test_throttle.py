@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Egress limits seen from the receiving side: connection_limit caps the
 sessions one source holds open to a site at once, and max_message_rate
-paces deliveries to a site (GCRA, so the long-run count is exact).
+paces deliveries to a site (GCRA, so the long-run count is exact), and
+max_connection_rate paces the connections opened to it.
 """
 import collections
 
@@ -68,9 +69,34 @@ def test_max_message_rate_600_per_minute(ternd, ports, dns_server, py_sink):
     recs = read_records(t)
     times = [record_time(r) for r in recs if r["type"] == "Delivery"]
     in_window = [x for x in times if start <= x < start + 60]
-    assert abs(len(in_window) - 600) <= 12, len(in_window)
+    # The cap is exact (GCRA); a loaded 2-core machine may fall a little behind it, never ahead.
+    assert 570 <= len(in_window) <= 606, len(in_window)
     assert not [r for r in recs if r["type"] in ("TransientFailure", "Bounce")]
-    # Paced, not bursty: no second of the window holds much more than its share.
+    # Paced, not bursty (GCRA without burst): a second of the window holds its 10, and one
+    # more when a record is written late, as a slow delivery's can be.
     per_second = collections.Counter(int(x - start) for x in in_window)
-    assert max(per_second.values()) <= 12, per_second.most_common(3)
+    assert max(per_second.values()) <= 11, per_second.most_common(3)
     assert len(sink.messages) >= len(in_window)
+
+
+def test_max_connection_rate_paces_new_connections(ternd, ports, dns_server, py_sink):
+    port = port_free_on(["127.0.0.61"])
+    sink = py_sink("127.0.0.61", port)
+    dns = dns_server(ZONES)
+    # One delivery per connection and room for 10 at once: only the rate holds them back.
+    t = ternd(mta_policy(dns.address, SOURCES_AND_SITE % (
+        "{ name = 'ip-a', weight = 1 }", port,
+        "max_connection_rate = '5/s', connection_limit = 10, max_deliveries_per_connection = 1")))
+    n = 30
+    inject(ports[0], chunks([f"u{i}@site.test" for i in range(n)], 1))
+
+    assert len(sink.wait_messages(n, timeout=30)) == n
+    assert len(wait_records(t, of_type("Delivery"), n)) == n
+    starts = sorted(s["start"] for s in sink.sessions)
+    assert len(starts) == n, len(starts)
+    # 5/s from the first: the 30th opens 5.8 s after the first (unpaced, all 30 take well under
+    # a second); 2 s of slack above for a loaded machine.
+    span = starts[-1] - starts[0]
+    assert 5.6 <= span <= 7.8, span
+    per_second = collections.Counter(int(x - starts[0]) for x in starts)
+    assert max(per_second.values()) <= 6, per_second.most_common(3)
