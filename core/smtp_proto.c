@@ -950,6 +950,40 @@ smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr)
 	return bare;
 }
 
+/* Length of the longest line of p[0..n), without its CRLF (or bare CR/LF). */
+static size_t
+longest_line(const char *p, size_t n)
+{
+	const char *end = p + n, *lf;
+	size_t len, max = 0;
+
+	for (; p < end; p = lf + 1) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL)
+			lf = end;
+		len = (size_t)(lf - p);
+		if (len > 0 && lf < end && lf[-1] == '\r')
+			len--;
+		if (len > max)
+			max = len;
+	}
+	return max;
+}
+
+int
+smtp_content_flaws(const char *p, size_t n)
+{
+	int flaws = 0;
+
+	if (n == 0)
+		return 0;
+	if (memchr(p, '\0', n) != NULL)
+		flaws |= SMTP_CONTENT_NUL;
+	if (longest_line(p, n) > SMTP_TEXT_LINE_MAX)
+		flaws |= SMTP_CONTENT_LONG_LINE;
+	return flaws;
+}
+
 /* Length of an RFC 3463 status code of class cls at p[0..n), or 0. */
 static size_t
 enhanced_len(const char *p, size_t n, int cls)
