@@ -826,6 +826,22 @@ cmd_data(struct session *s, const struct smtp_cmd *cmd)
 	session_reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
 }
 
+/* long_lines = 'wrap': the message the hooks see (and DKIM signs) has no over-long line. */
+static int
+wrap_body(struct session *s)
+{
+	struct buf wrapped;
+
+	buf_init(&wrapped);
+	if (smtp_wrap_long_lines(s->body.data, s->body.len, &wrapped) < 0) {
+		buf_deinit(&wrapped);
+		return -ENOMEM;
+	}
+	buf_deinit(&s->body);
+	s->body = wrapped;
+	return 0;
+}
+
 /*
  * NUL bytes and over-long lines are refused after the end of data (554
  * 5.6.0), never spooled: strict receivers bounce them, so relaying them only
@@ -835,12 +851,16 @@ static bool
 content_refused(struct session *s)
 {
 	int flaws = smtp_content_flaws(s->body.data, s->body.len);
+	enum smtp_long_lines mode = s->l->cfg.long_lines;
 
 	if (flaws & SMTP_CONTENT_NUL)
 		session_reply(s, 554, "5.6.0", "NUL bytes in message data are not allowed");
-	else if ((flaws & SMTP_CONTENT_LONG_LINE) && s->l->cfg.long_lines == SMTP_LONG_LINES_REJECT)
+	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_REJECT)
 		session_reply(s, 554, "5.6.0", "Message lines longer than %d octets are not allowed",
 			      SMTP_TEXT_LINE_MAX);
+	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_WRAP &&
+		 wrap_body(s) < 0)
+		session_reply(s, 451, "4.3.0", "Out of memory");
 	else
 		return false;
 	tx_end(s);

@@ -154,6 +154,15 @@ bool smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr);
 #define SMTP_TEXT_LINE_MAX 998
 enum smtp_content_flaw { SMTP_CONTENT_NUL = 1, SMTP_CONTENT_LONG_LINE = 2 };
 int smtp_content_flaws(const char *p, size_t n);
+/*
+ * Append p[0..n) to out with every line longer than SMTP_TEXT_LINE_MAX
+ * broken into lines that are not: before the last blank within the limit
+ * where there is one (in the header section that is folding, and the field
+ * unfolds to what it was), else hard at the limit (in the header section
+ * with an added leading space). Line endings are kept; added breaks are
+ * CRLF. 0, or -ENOMEM (out then holds a partial copy).
+ */
+int smtp_wrap_long_lines(const char *p, size_t n, struct buf *out);
 
 /*
  * Append "CODE ENH text\r\n" to out; text may contain '\n' to make several
