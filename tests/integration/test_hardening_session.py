@@ -12,7 +12,7 @@ import smtplib
 import socket
 import time
 
-from conftest import listener_policy
+from conftest import listener_policy, run_ternd
 from tls import client_context, listener_options, make_cert
 
 AUTH_HOOK = """
@@ -190,3 +190,13 @@ def test_error_flood_ends_the_session_at_max_errors(ternd):
     assert data.count(b"452 4.5.3") == 20, data
     assert data.endswith(b"421 4.7.0 Too many errors, closing connection\r\n"), data
     assert "20 consecutive error replies: closing the connection" in t.stderr()
+
+
+def test_bad_limit_options_are_load_errors(tmp_path):
+    for opt, needle in (("long_lines = 'fold'", "'long_lines' must be 'reject', 'wrap' or 'allow'"),
+                        ("max_errors = -1", "'max_errors' must be between"),
+                        ("command_timeout = 'soon'", "'command_timeout': 'soon' is not a duration")):
+        path = tmp_path / "policy.lua"
+        path.write_text(listener_policy(opt).replace("{port}", "2525").replace("{dir}", str(tmp_path)))
+        r = run_ternd("--check", "--policy", str(path))
+        assert r.returncode != 0 and needle in r.stderr, (opt, r.stderr)
