@@ -1023,12 +1023,15 @@ cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 	s->state = SESSION_TLS;
 	if (io_start_tls_server(s->io, s->l->tls) < 0)
 		session_close_with(s, 454, "4.7.0", "TLS not available due to temporary reason");
+	else /* a handshake dribbled a byte at a time is a slow command line too */
+		deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
 }
 
 static void
 tls_ready(struct session *s)
 {
 	/* RFC 3207: the session starts over, as if newly connected. */
+	deadline_stop(s, &s->cmd_deadline);
 	tx_end(s);
 	s->conn.ehlo[0] = '\0';
 	s->esmtp = false;
@@ -1374,12 +1377,17 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	log_context()->session = s->id;
 	log_context()->peer = s->conn.peer_address;
-	if (w == &s->cmd_deadline)
+	if (w == &s->cmd_deadline && s->state == SESSION_TLS) {
+		/* No reply can be sent in the middle of a handshake. */
+		log_info("smtp_server", "TLS handshake not completed in time, closing connection");
+		session_free(s);
+	} else if (w == &s->cmd_deadline) {
 		session_expire(s, "Command line not completed in time, closing connection");
-	else if (w == &s->data_deadline)
+	} else if (w == &s->data_deadline) {
 		session_expire(s, "Message data not completed in time, closing connection");
-	else
+	} else {
 		session_close_with(s, 421, "4.7.0", "Too many failed authentications, closing connection");
+	}
 	log_context()->session = NULL;
 	log_context()->peer = NULL;
 }

@@ -97,6 +97,38 @@ def test_slowloris_connections_are_closed_at_the_command_deadline(ternd):
         assert smtp.noop()[0] == 250
 
 
+def test_dribbled_tls_handshake_is_closed_at_the_command_deadline(ternd, tmp_path):
+    """Regression (slowloris, as above): after STARTTLS, a ClientHello sent a byte at a time
+    kept the connection; the handshake has command_timeout too, then the connection closes."""
+    cert, key = make_cert(tmp_path)
+    t = ternd(listener_policy(listener_options(cert, key)
+                              + ", command_timeout = '2s', client_timeout = '60s'"))
+    s = _connect(_port(t))
+    s.sendall(b"EHLO client.test\r\n")
+    assert b"STARTTLS" in _read_reply(s)
+    s.sendall(b"STARTTLS\r\n")
+    assert _read_reply(s).startswith(b"220 2.0.0")
+    # A TLS record header announcing 512 bytes, then the bytes one at a time.
+    s.sendall(b"\x16\x03\x01\x02\x00")
+    start, data = time.monotonic(), None
+    s.settimeout(0.5)
+    while time.monotonic() - start < 20:
+        try:
+            s.sendall(b"\x00")
+            data = s.recv(4096)
+            break
+        except socket.timeout:
+            continue
+        except OSError:
+            data = b""
+            break
+    elapsed = time.monotonic() - start
+    s.close()
+    assert data == b"", data
+    assert 1.5 <= elapsed <= 12, elapsed
+    assert "TLS handshake not completed in time" in t.stderr()
+
+
 def test_data_deadline_covers_the_whole_body(ternd):
     """Regression (as above, for the body): a message dribbled one byte at a time, in DATA
     or in small BDAT chunks each answered in time, ends at data_timeout with 421 4.4.2."""
