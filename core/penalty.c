@@ -19,7 +19,7 @@
 
 #define PENALTY_SETS 1024
 #define PENALTY_WAYS 8
-#define PENALTY_ADDR_MAX 48 /* INET6_ADDRSTRLEN + NUL, rounded up */
+#define PENALTY_ADDR_MAX 64 /* an address or a prefix ("2001:db8::/64") as text */
 
 struct penalty_slot {
 	char addr[PENALTY_ADDR_MAX];

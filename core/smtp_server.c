@@ -1021,10 +1021,12 @@ cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 	/* RFC 3207: anything the client pipelined after STARTTLS is discarded. */
 	io_consume(s->io, io_input(s->io)->len);
 	s->state = SESSION_TLS;
-	if (io_start_tls_server(s->io, s->l->tls) < 0)
+	if (io_start_tls_server(s->io, s->l->tls) < 0) {
 		session_close_with(s, 454, "4.7.0", "TLS not available due to temporary reason");
-	else /* a handshake dribbled a byte at a time is a slow command line too */
-		deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
+		return;
+	}
+	/* A handshake dribbled a byte at a time is a slow command line too. */
+	deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
 }
 
 static void
@@ -1041,6 +1043,28 @@ tls_ready(struct session *s)
 }
 
 /*
+ * Whom AUTH failures count against: the address, or for IPv6 its /64, which
+ * a single host usually has whole (counting its addresses one by one would
+ * give it 2^64 fresh starts).
+ */
+static void
+auth_penalty_key(const struct session *s, char *out, size_t n)
+{
+	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->peer;
+	struct in6_addr net;
+	char text[INET6_ADDRSTRLEN];
+
+	if (s->peer.ss_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+		snprintf(out, n, "%s", s->conn.peer_address);
+		return;
+	}
+	net = a->sin6_addr;
+	memset(net.s6_addr + 8, 0, 8);
+	inet_ntop(AF_INET6, &net, text, sizeof(text));
+	snprintf(out, n, "%s/64", text);
+}
+
+/*
  * Brute force: every failure counts against the client's address across
  * connections and shards; the max_auth_failures-th on one connection is
  * answered only after auth_failure_delay, with 421, so that guessing costs
@@ -1050,9 +1074,11 @@ static void
 auth_failed(struct session *s)
 {
 	const struct smtp_listener_config *c = &s->l->cfg;
+	char key[INET6_ADDRSTRLEN + 4];
 
 	s->n_auth_failures++;
-	penalty_add(&c->auth_failures_per_ip, s->conn.peer_address, util_now());
+	auth_penalty_key(s, key, sizeof(key));
+	penalty_add(&c->auth_failures_per_ip, key, util_now());
 	log_info("smtp_server", "AUTH failed (%d on this connection)", s->n_auth_failures);
 	if (c->max_auth_failures == 0 || s->n_auth_failures < c->max_auth_failures) {
 		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
@@ -1181,6 +1207,15 @@ auth_continue(struct session *s, const char *line, size_t len)
 		auth_login_response(s, line, len);
 }
 
+static bool
+auth_penalised(const struct session *s)
+{
+	char key[INET6_ADDRSTRLEN + 4];
+
+	auth_penalty_key(s, key, sizeof(key));
+	return penalty_over(&s->l->cfg.auth_failures_per_ip, key, util_now());
+}
+
 static void
 cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -1190,7 +1225,7 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, 502, "5.5.1", "AUTH not available");
 	} else if (s->conn.auth_id[0] || s->in_tx) {
 		session_reply(s, 503, "5.5.1", "AUTH not allowed now");
-	} else if (penalty_over(&s->l->cfg.auth_failures_per_ip, s->conn.peer_address, util_now())) {
+	} else if (auth_penalised(s)) {
 		log_warn("smtp_server", "AUTH refused: too many failures from this address");
 		session_close_with(s, 421, "4.7.0",
 				   "Too many failed authentications from your address, try again later");

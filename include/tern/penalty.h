@@ -15,7 +15,7 @@
 /*
  * A count that leaks away at limit/window per second: limit failures within
  * window reach the limit, and a client at the limit regains one attempt every
- * window/limit seconds. Addresses are text ("192.0.2.1", "2001:db8::1").
+ * window/limit seconds. Addresses are text ("192.0.2.1", "2001:db8::/64"), at most 63 bytes.
  */
 struct penalty_rule {
 	double limit;  /* failures; 0 disables the rule */
