@@ -856,7 +856,7 @@ content_refused(struct session *s)
 	if (flaws & SMTP_CONTENT_NUL)
 		session_reply(s, 554, "5.6.0", "NUL bytes in message data are not allowed");
 	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_REJECT)
-		session_reply(s, 554, "5.6.0", "Message lines longer than %d octets are not allowed",
+		session_reply(s, 554, "5.6.0", "Message lines over %d octets are not allowed",
 			      SMTP_TEXT_LINE_MAX);
 	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_WRAP &&
 		 wrap_body(s) < 0)
@@ -1228,7 +1228,7 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 	} else if (auth_penalised(s)) {
 		log_warn("smtp_server", "AUTH refused: too many failures from this address");
 		session_close_with(s, 421, "4.7.0",
-				   "Too many failed authentications from your address, try again later");
+				   "Too many failed authentications from your address, try later");
 	} else if (strcmp(cmd->mechanism, "PLAIN") == 0) {
 		s->auth_step = 0;
 		if (cmd->initial_response[0])
@@ -1320,7 +1320,7 @@ next_command(struct session *s)
 	const char *line = io_getline(s->io, &len, &used);
 
 	if (line == NULL) {
-		/* A line's deadline runs from its first byte, so idle waits stay client_timeout's. */
+		/* A line's deadline runs from its first byte: idle waits are client_timeout's. */
 		if (in->len > 0 || s->discard_line)
 			deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
 		if (in->len > line_limit(s, in->data, in->len) && !s->discard_line) {
@@ -1358,7 +1358,7 @@ too_many_errors(struct session *s)
 	if (s->state != SESSION_CMD && s->state != SESSION_AUTH && s->state != SESSION_DATA &&
 	    s->state != SESSION_BDAT)
 		return false;
-	log_warn("smtp_server", "%d consecutive error replies: closing the connection", s->n_errors);
+	log_warn("smtp_server", "%d consecutive error replies: closing the session", s->n_errors);
 	session_close_with(s, 421, "4.7.0", "Too many errors, closing connection");
 	return true;
 }
@@ -1421,7 +1421,7 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	} else if (w == &s->data_deadline) {
 		session_expire(s, "Message data not completed in time, closing connection");
 	} else {
-		session_close_with(s, 421, "4.7.0", "Too many failed authentications, closing connection");
+		session_close_with(s, 421, "4.7.0", "Too many failed authentications, goodbye");
 	}
 	log_context()->session = NULL;
 	log_context()->peer = NULL;

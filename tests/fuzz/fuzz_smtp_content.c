@@ -37,7 +37,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (smtp_content_flaws(out.data, out.len) != (flaws & SMTP_CONTENT_NUL))
 		abort();
-	if (!(flaws & SMTP_CONTENT_LONG_LINE) && (out.len != size || (size && memcmp(out.data, in, size))))
+	if (!(flaws & SMTP_CONTENT_LONG_LINE) &&
+	    (out.len != size || (size && memcmp(out.data, in, size))))
 		abort();
 	strip_breaks(in, size, &a);
 	strip_breaks(out.data, out.len, &b);

@@ -222,7 +222,7 @@ def test_error_flood_ends_the_session_at_max_errors(ternd):
     s.close()
     assert data.count(b"452 4.5.3") == 20, data
     assert data.endswith(b"421 4.7.0 Too many errors, closing connection\r\n"), data
-    assert "20 consecutive error replies: closing the connection" in t.stderr()
+    assert "20 consecutive error replies: closing the session" in t.stderr()
 
 
 def test_bad_limit_options_are_load_errors(tmp_path):

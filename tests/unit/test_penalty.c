@@ -78,10 +78,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_limit_reached_within_window, reset),
-		cmocka_unit_test_setup(test_count_decays, reset),
-		cmocka_unit_test_setup(test_disabled_rule, reset),
-		cmocka_unit_test_setup(test_bounded_table, reset),
+	    cmocka_unit_test_setup(test_limit_reached_within_window, reset),
+	    cmocka_unit_test_setup(test_count_decays, reset),
+	    cmocka_unit_test_setup(test_disabled_rule, reset),
+	    cmocka_unit_test_setup(test_bounded_table, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
