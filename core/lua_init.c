@@ -262,6 +262,34 @@ opt_count(lua_State *L, const char *fname, const char *key, int def)
 	return (int)v;
 }
 
+static enum smtp_long_lines
+opt_long_lines(lua_State *L, const char *fname)
+{
+	const char *v = lua_tern_opt_string(L, 1, fname, "long_lines", "reject");
+
+	if (strcmp(v, "reject") == 0)
+		return SMTP_LONG_LINES_REJECT;
+	if (strcmp(v, "wrap") == 0)
+		return SMTP_LONG_LINES_WRAP;
+	if (strcmp(v, "allow") == 0)
+		return SMTP_LONG_LINES_ALLOW;
+	return luaL_error(L, "%s: option 'long_lines' must be 'reject', 'wrap' or 'allow'", fname);
+}
+
+/* Deadlines and limits against slow, brute-forcing and erring clients. */
+static void
+read_abuse_limits(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	c->command_timeout = lua_tern_opt_duration(L, 1, fname, "command_timeout", 60);
+	c->max_errors = opt_count(L, fname, "max_errors", 20);
+	c->max_auth_failures = opt_count(L, fname, "max_auth_failures", 3);
+	c->auth_failure_delay = lua_tern_opt_duration(L, 1, fname, "auth_failure_delay", 2);
+	c->auth_failures_per_ip.limit = opt_count(L, fname, "max_auth_failures_per_ip", 10);
+	c->auth_failures_per_ip.window =
+		lua_tern_opt_duration(L, 1, fname, "auth_failure_window", 300);
+	c->long_lines = opt_long_lines(L, fname);
+}
+
 static void
 read_listener_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
@@ -296,6 +324,7 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	if (c->require_tls && !c->tls_certificate)
 		luaL_error(L, "%s: require_tls needs tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
+	read_abuse_limits(L, fname, c);
 }
 
 #define LISTENER_CONFIG_MT "tern.listener_config"
@@ -315,7 +344,9 @@ lua_init_start_esmtp_listener(lua_State *L)
 		"max_recipients_per_message", "max_messages_per_connection", "max_connections",
 		"max_connections_per_ip",
 		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
-		"invalid_line_endings", NULL};
+		"invalid_line_endings", "command_timeout", "max_errors", "max_auth_failures",
+		"auth_failure_delay", "max_auth_failures_per_ip", "auth_failure_window", "long_lines",
+		NULL};
 	const char *fname = "tern.start_esmtp_listener";
 	struct smtp_listener_config *c;
 	struct tern_err err;

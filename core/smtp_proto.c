@@ -950,6 +950,109 @@ smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr)
 	return bare;
 }
 
+/* Length of the longest line of p[0..n), without its CRLF (or bare CR/LF). */
+static size_t
+longest_line(const char *p, size_t n)
+{
+	const char *end = p + n, *lf;
+	size_t len, max = 0;
+
+	for (; p < end; p = lf + 1) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL)
+			lf = end;
+		len = (size_t)(lf - p);
+		if (len > 0 && lf < end && lf[-1] == '\r')
+			len--;
+		if (len > max)
+			max = len;
+	}
+	return max;
+}
+
+int
+smtp_content_flaws(const char *p, size_t n)
+{
+	int flaws = 0;
+
+	if (n == 0)
+		return 0;
+	if (memchr(p, '\0', n) != NULL)
+		flaws |= SMTP_CONTENT_NUL;
+	if (longest_line(p, n) > SMTP_TEXT_LINE_MAX)
+		flaws |= SMTP_CONTENT_LONG_LINE;
+	return flaws;
+}
+
+static bool
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Where to break a line longer than room: before its last blank within reach, else at room. */
+static size_t
+break_at(const char *p, size_t room)
+{
+	size_t i;
+
+	for (i = room; i > 0; i--)
+		if (is_wsp(p[i]))
+			return i;
+	return room;
+}
+
+/*
+ * One line (without its ending) in pieces of at most SMTP_TEXT_LINE_MAX.
+ * Breaking before a blank keeps the blank, which folds a header field
+ * (RFC 5322 2.2.3) and is one more line break in text or HTML. With no blank
+ * in reach the break is hard; in a header the next piece then starts with an
+ * added space, so that it stays a continuation of the field.
+ */
+static int
+wrap_line(const char *p, size_t len, bool header, struct buf *out)
+{
+	size_t room = SMTP_TEXT_LINE_MAX, cut;
+	int rc = 0;
+
+	while (len > room && rc == 0) {
+		cut = break_at(p, room);
+		rc |= buf_append(out, p, cut);
+		p += cut;
+		len -= cut;
+		if (header && !is_wsp(*p)) {
+			rc |= buf_append(out, "\r\n ", 3);
+			room = SMTP_TEXT_LINE_MAX - 1;
+		} else {
+			rc |= buf_append(out, "\r\n", 2);
+			room = SMTP_TEXT_LINE_MAX;
+		}
+	}
+	return rc | buf_append(out, p, len);
+}
+
+int
+smtp_wrap_long_lines(const char *p, size_t n, struct buf *out)
+{
+	const char *end = p + n, *lf, *next;
+	bool header = true;
+	size_t len;
+	int rc = 0;
+
+	for (; p < end && rc == 0; p = next) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		next = lf ? lf + 1 : end;
+		len = (size_t)((lf ? lf : end) - p);
+		if (len > 0 && lf && lf[-1] == '\r')
+			len--;
+		if (len == 0)
+			header = false;
+		rc = wrap_line(p, len, header, out);
+		rc |= buf_append(out, p + len, (size_t)(next - (p + len)));
+	}
+	return rc < 0 ? -ENOMEM : 0;
+}
+
 /* Length of an RFC 3463 status code of class cls at p[0..n), or 0. */
 static size_t
 enhanced_len(const char *p, size_t n, int cls)

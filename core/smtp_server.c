@@ -18,6 +18,7 @@
 #include "tern/lua_conn.h"
 #include "tern/lua_message.h"
 #include "tern/message.h"
+#include "tern/penalty.h"
 #include "tern/policy.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
@@ -48,6 +49,7 @@ enum session_state {
 	SESSION_AUTH,     /* waiting for a SASL continuation line */
 	SESSION_SPOOLING, /* waiting for the synced write */
 	SESSION_TLS,
+	SESSION_TARPIT,	 /* too many failed AUTHs: waiting out the delay before the 421 */
 	SESSION_CLOSING, /* last reply queued; close once flushed */
 };
 
@@ -97,6 +99,12 @@ struct session {
 	/* AUTH LOGIN */
 	char auth_user[256];
 	int auth_step;
+	/* limits against slow, brute-forcing and erring clients */
+	ev_timer cmd_deadline;	/* command_timeout: one command line, from its first byte */
+	ev_timer data_deadline; /* data_timeout: a whole DATA or BDAT payload */
+	ev_timer tarpit;	/* auth_failure_delay before the 421 */
+	int n_errors;		/* consecutive 4xx/5xx replies */
+	int n_auth_failures;
 };
 
 /* Per shard: the session id carries the shard number too. */
@@ -123,6 +131,8 @@ session_reply(struct session *s, int code, const char *enhanced, const char *fmt
 		io_write(s->io, out.data, out.len);
 	buf_deinit(&text);
 	buf_deinit(&out);
+	/* Counted here, acted on between commands: see too_many_errors(). */
+	s->n_errors = code >= 400 ? s->n_errors + 1 : 0;
 }
 
 static void
@@ -131,13 +141,48 @@ session_reply_err(struct session *s, const struct tern_err *err)
 	session_reply(s, err->code, err->enhanced, "%s", err->msg);
 }
 
+static void
+session_stop_timers(struct session *s)
+{
+	struct ev_loop *loop = s->ls->shard->loop;
+
+	ev_timer_stop(loop, &s->cmd_deadline);
+	ev_timer_stop(loop, &s->data_deadline);
+	ev_timer_stop(loop, &s->tarpit);
+}
+
 /* Reply and close once the reply is flushed. */
 static void
 session_close_with(struct session *s, int code, const char *enhanced, const char *text)
 {
-	session_reply(s, code, enhanced, "%s", text);
 	s->state = SESSION_CLOSING;
+	session_stop_timers(s);
+	session_reply(s, code, enhanced, "%s", text);
 	io_pause_read(s->io);
+}
+
+/* Reading resumes after a hook or a spool write, unless the session is on its way out. */
+static void
+session_resume_read(struct session *s)
+{
+	if (s->state != SESSION_CLOSING && s->state != SESSION_TARPIT)
+		io_resume_read(s->io);
+}
+
+/* A deadline (seconds; 0: none) that a timer of the session enforces. */
+static void
+deadline_start(struct session *s, ev_timer *w, double secs)
+{
+	if (secs <= 0 || ev_is_active(w))
+		return;
+	ev_timer_set(w, secs, 0);
+	ev_timer_start(s->ls->shard->loop, w);
+}
+
+static void
+deadline_stop(struct session *s, ev_timer *w)
+{
+	ev_timer_stop(s->ls->shard->loop, w);
 }
 
 /* ---- session lifecycle ------------------------------------------------------------------ */
@@ -172,6 +217,7 @@ session_free(struct session *s)
 
 	if (s->hook_running)
 		coro_cancel(&s->hook);
+	session_stop_timers(s);
 	if (s->reception) {
 		reception_detach(s->reception);
 		shard_busy_dec(ls->shard);
@@ -205,6 +251,7 @@ tx_begin(struct session *s)
 static void
 tx_end(struct session *s)
 {
+	deadline_stop(s, &s->data_deadline);
 	if (s->in_tx)
 		shard_busy_dec(s->ls->shard);
 	tx_reset(s);
@@ -226,7 +273,7 @@ session_hook_done(void *arg, lua_State *co, int status, int nres, const struct t
 	s->hook_running = false;
 	s->hook_then(s, co, status, nres, err);
 	if (!was_sync) {
-		io_resume_read(s->io);
+		session_resume_read(s);
 		session_process(s);
 	}
 }
@@ -253,7 +300,7 @@ session_hook_start(struct session *s, const char *event, int nargs, hook_then_fn
 	if (s->hook_running)
 		s->hook_sync = false;
 	else
-		io_resume_read(s->io);
+		session_resume_read(s);
 }
 
 /* A rejected or failed hook answers the client; true when the command may go on. */
@@ -480,12 +527,17 @@ after_listener_domain_hook(struct session *s, lua_State *co, int status, int nre
 	run_rcpt_hook(s);
 }
 
-static const char *
-rcpt_domain(const char *addr)
+/* The recipient's domain in lower case, as policy tables key domains. */
+static void
+rcpt_domain(const char *addr, char *out, size_t n)
 {
 	const char *at = strrchr(addr, '@');
+	size_t i;
 
-	return at ? at + 1 : "";
+	snprintf(out, n, "%s", at ? at + 1 : "");
+	for (i = 0; out[i]; i++)
+		if (out[i] >= 'A' && out[i] <= 'Z')
+			out[i] = (char)(out[i] - 'A' + 'a');
 }
 
 static bool
@@ -499,6 +551,7 @@ relay_allowed(struct session *s)
 static void
 cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 {
+	char domain[256];
 	lua_State *co;
 
 	if (!s->in_tx) {
@@ -507,6 +560,17 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if ((int)s->n_rcpts >= s->l->cfg.max_recipients) {
 		session_reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	/*
+	 * RFC 5321 4.5.1: <postmaster> without a domain must be accepted from
+	 * anyone (the parser lets no other address go without one); it is this
+	 * host's postmaster.
+	 */
+	if (strchr(cmd->addr, '@') == NULL) {
+		snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "postmaster@%s",
+			 s->l->cfg.hostname);
+		run_rcpt_hook(s);
 		return;
 	}
 	snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "%s", cmd->addr);
@@ -519,7 +583,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, 550, "5.7.1", "Relaying denied");
 		return;
 	}
-	lua_pushstring(co, rcpt_domain(cmd->addr));
+	rcpt_domain(cmd->addr, domain, sizeof(domain));
+	lua_pushstring(co, domain);
 	lua_pushstring(co, s->l->cfg.listen);
 	push_conn(co, s);
 	session_hook_start(s, "get_listener_domain", 3, after_listener_domain_hook);
@@ -544,7 +609,7 @@ after_spool(void *arg, int status, const struct tern_err *err)
 		session_reply(s, 250, "2.0.0", "OK queued as%s", s->queued_ids.data);
 	}
 	tx_end(s);
-	io_resume_read(s->io);
+	session_resume_read(s);
 	session_process(s);
 }
 
@@ -757,15 +822,56 @@ cmd_data(struct session *s, const struct smtp_cmd *cmd)
 	smtp_data_reader_init(&s->reader, s->l->cfg.max_message_size, s->l->cfg.fix_line_endings);
 	buf_reset(&s->body);
 	s->state = SESSION_DATA;
-	io_set_timeout(s->io, s->l->cfg.data_timeout);
+	deadline_start(s, &s->data_deadline, s->l->cfg.data_timeout);
 	session_reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
+}
+
+/* long_lines = 'wrap': the message the hooks see (and DKIM signs) has no over-long line. */
+static int
+wrap_body(struct session *s)
+{
+	struct buf wrapped;
+
+	buf_init(&wrapped);
+	if (smtp_wrap_long_lines(s->body.data, s->body.len, &wrapped) < 0) {
+		buf_deinit(&wrapped);
+		return -ENOMEM;
+	}
+	buf_deinit(&s->body);
+	s->body = wrapped;
+	return 0;
+}
+
+/*
+ * NUL bytes and over-long lines are refused after the end of data (554
+ * 5.6.0), never spooled: strict receivers bounce them, so relaying them only
+ * turns a rejection now into a bounce later.
+ */
+static bool
+content_refused(struct session *s)
+{
+	int flaws = smtp_content_flaws(s->body.data, s->body.len);
+	enum smtp_long_lines mode = s->l->cfg.long_lines;
+
+	if (flaws & SMTP_CONTENT_NUL)
+		session_reply(s, 554, "5.6.0", "NUL bytes in message data are not allowed");
+	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_REJECT)
+		session_reply(s, 554, "5.6.0", "Message lines over %d octets are not allowed",
+			      SMTP_TEXT_LINE_MAX);
+	else if ((flaws & SMTP_CONTENT_LONG_LINE) && mode == SMTP_LONG_LINES_WRAP &&
+		 wrap_body(s) < 0)
+		session_reply(s, 451, "4.3.0", "Out of memory");
+	else
+		return false;
+	tx_end(s);
+	return true;
 }
 
 static void
 finish_data(struct session *s)
 {
 	s->state = SESSION_CMD;
-	io_set_timeout(s->io, s->l->cfg.client_timeout);
+	deadline_stop(s, &s->data_deadline);
 	if (smtp_data_bad_line_ending(&s->reader)) {
 		session_reply(s, 550, "5.6.11", "Bare CR or LF in message data is not allowed");
 		tx_end(s);
@@ -776,7 +882,7 @@ finish_data(struct session *s)
 	} else if (smtp_data_nomem(&s->reader)) {
 		session_reply(s, 451, "4.3.0", "Out of memory");
 		tx_end(s);
-	} else {
+	} else if (!content_refused(s)) {
 		end_of_data(s);
 	}
 }
@@ -809,6 +915,8 @@ cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 	s->bdat_left = cmd->chunk_size;
 	s->bdat_last = cmd->last;
 	s->bdat_seen = s->in_tx;
+	/* From the first chunk to the last: a client dribbling many small chunks gains nothing. */
+	deadline_start(s, &s->data_deadline, s->l->cfg.data_timeout);
 	if (!s->bdat_failed && !data_allowed(s))
 		s->bdat_failed = true;
 	else if (!s->bdat_failed && bdat_too_big(s, cmd->chunk_size)) {
@@ -819,7 +927,6 @@ cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, 503, "5.5.1", "Previous BDAT failed; send RSET");
 	}
 	s->state = SESSION_BDAT;
-	io_set_timeout(s->io, s->l->cfg.data_timeout);
 }
 
 /* Fix mode: bare CR or LF become CRLF. */
@@ -858,7 +965,8 @@ static void
 finish_bdat_chunk(struct session *s)
 {
 	s->state = SESSION_CMD;
-	io_set_timeout(s->io, s->l->cfg.client_timeout);
+	if (s->bdat_last)
+		deadline_stop(s, &s->data_deadline);
 	if (s->bdat_failed) {
 		/* Outside a transaction there is nothing for the failure to spoil. */
 		if (s->bdat_last || !s->in_tx)
@@ -876,7 +984,8 @@ finish_bdat_chunk(struct session *s)
 		tx_end(s);
 		return;
 	}
-	end_of_data(s);
+	if (!content_refused(s))
+		end_of_data(s);
 }
 
 static void
@@ -912,20 +1021,75 @@ cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 	/* RFC 3207: anything the client pipelined after STARTTLS is discarded. */
 	io_consume(s->io, io_input(s->io)->len);
 	s->state = SESSION_TLS;
-	if (io_start_tls_server(s->io, s->l->tls) < 0)
+	if (io_start_tls_server(s->io, s->l->tls) < 0) {
 		session_close_with(s, 454, "4.7.0", "TLS not available due to temporary reason");
+		return;
+	}
+	/* A handshake dribbled a byte at a time is a slow command line too. */
+	deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
 }
 
 static void
 tls_ready(struct session *s)
 {
 	/* RFC 3207: the session starts over, as if newly connected. */
+	deadline_stop(s, &s->cmd_deadline);
 	tx_end(s);
 	s->conn.ehlo[0] = '\0';
 	s->esmtp = false;
 	s->conn.tls_version = io_tls_version(s->io);
 	s->conn.tls_cipher = io_tls_cipher(s->io);
 	s->state = SESSION_CMD;
+}
+
+/*
+ * Whom AUTH failures count against: the address, or for IPv6 its /64, which
+ * a single host usually has whole (counting its addresses one by one would
+ * give it 2^64 fresh starts).
+ */
+static void
+auth_penalty_key(const struct session *s, char *out, size_t n)
+{
+	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->peer;
+	struct in6_addr net;
+	char text[INET6_ADDRSTRLEN];
+
+	if (s->peer.ss_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+		snprintf(out, n, "%s", s->conn.peer_address);
+		return;
+	}
+	net = a->sin6_addr;
+	memset(net.s6_addr + 8, 0, 8);
+	inet_ntop(AF_INET6, &net, text, sizeof(text));
+	snprintf(out, n, "%s/64", text);
+}
+
+/*
+ * Brute force: every failure counts against the client's address across
+ * connections and shards; the max_auth_failures-th on one connection is
+ * answered only after auth_failure_delay, with 421, so that guessing costs
+ * a connection and the delay.
+ */
+static void
+auth_failed(struct session *s)
+{
+	const struct smtp_listener_config *c = &s->l->cfg;
+	char key[INET6_ADDRSTRLEN + 4];
+
+	s->n_auth_failures++;
+	auth_penalty_key(s, key, sizeof(key));
+	penalty_add(&c->auth_failures_per_ip, key, util_now());
+	log_info("smtp_server", "AUTH failed (%d on this connection)", s->n_auth_failures);
+	if (c->max_auth_failures == 0 || s->n_auth_failures < c->max_auth_failures) {
+		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		return;
+	}
+	log_warn("smtp_server", "%d failed AUTHs: closing the connection after %gs",
+		 s->n_auth_failures, c->auth_failure_delay);
+	s->state = SESSION_TARPIT;
+	io_pause_read(s->io);
+	ev_timer_set(&s->tarpit, c->auth_failure_delay, 0);
+	ev_timer_start(s->ls->shard->loop, &s->tarpit);
 }
 
 static void
@@ -940,7 +1104,7 @@ after_auth_hook(struct session *s, lua_State *co, int status, int nres, const st
 		snprintf(s->conn.auth_id, sizeof(s->conn.auth_id), "%s", s->auth_user);
 		session_reply(s, 235, "2.7.0", "Authentication successful");
 	} else {
-		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		auth_failed(s);
 	}
 }
 
@@ -995,7 +1159,8 @@ auth_plain_response(struct session *s, const char *b64, size_t n)
 	authz = raw;
 	authc = memchr(raw, '\0', len);
 	pass = authc ? memchr(authc + 1, '\0', len - (size_t)(authc + 1 - raw)) : NULL;
-	if (authc == NULL || pass == NULL) {
+	/* RFC 4616: exactly three fields; a fourth would cut the password short. */
+	if (authc == NULL || pass == NULL || strlen(pass + 1) != len - (size_t)(pass + 1 - raw)) {
 		session_reply(s, 501, "5.5.2", "Malformed PLAIN credentials");
 		return;
 	}
@@ -1042,6 +1207,15 @@ auth_continue(struct session *s, const char *line, size_t len)
 		auth_login_response(s, line, len);
 }
 
+static bool
+auth_penalised(const struct session *s)
+{
+	char key[INET6_ADDRSTRLEN + 4];
+
+	auth_penalty_key(s, key, sizeof(key));
+	return penalty_over(&s->l->cfg.auth_failures_per_ip, key, util_now());
+}
+
 static void
 cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -1051,6 +1225,10 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, 502, "5.5.1", "AUTH not available");
 	} else if (s->conn.auth_id[0] || s->in_tx) {
 		session_reply(s, 503, "5.5.1", "AUTH not allowed now");
+	} else if (auth_penalised(s)) {
+		log_warn("smtp_server", "AUTH refused: too many failures from this address");
+		session_close_with(s, 421, "4.7.0",
+				   "Too many failed authentications from your address, try later");
 	} else if (strcmp(cmd->mechanism, "PLAIN") == 0) {
 		s->auth_step = 0;
 		if (cmd->initial_response[0])
@@ -1142,6 +1320,9 @@ next_command(struct session *s)
 	const char *line = io_getline(s->io, &len, &used);
 
 	if (line == NULL) {
+		/* A line's deadline runs from its first byte: idle waits are client_timeout's. */
+		if (in->len > 0 || s->discard_line)
+			deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
 		if (in->len > line_limit(s, in->data, in->len) && !s->discard_line) {
 			session_reply(s, 500, "5.5.2", "Line too long");
 			s->discard_line = true;
@@ -1150,6 +1331,7 @@ next_command(struct session *s)
 			io_consume(s->io, in->len);
 		return false;
 	}
+	deadline_stop(s, &s->cmd_deadline);
 	if (s->discard_line) {
 		s->discard_line = false;
 		io_consume(s->io, used);
@@ -1165,10 +1347,28 @@ next_command(struct session *s)
 	return true;
 }
 
+/* max_errors consecutive error replies end the session (Postfix's hard error limit). */
+static bool
+too_many_errors(struct session *s)
+{
+	int max = s->l->cfg.max_errors;
+
+	if (max <= 0 || s->n_errors < max)
+		return false;
+	if (s->state != SESSION_CMD && s->state != SESSION_AUTH && s->state != SESSION_DATA &&
+	    s->state != SESSION_BDAT)
+		return false;
+	log_warn("smtp_server", "%d consecutive error replies: closing the session", s->n_errors);
+	session_close_with(s, 421, "4.7.0", "Too many errors, closing connection");
+	return true;
+}
+
 static void
 session_process(struct session *s)
 {
 	for (;;) {
+		if (too_many_errors(s))
+			return;
 		switch (s->state) {
 		case SESSION_CMD:
 		case SESSION_AUTH:
@@ -1191,7 +1391,41 @@ session_process(struct session *s)
 	}
 }
 
-/* ---- I/O events ---------------------------------------------------------------------------- */
+/* ---- I/O events and timers ----------------------------------------------------------------- */
+
+static void
+session_expire(struct session *s, const char *text)
+{
+	/* A hook still running must not bring the session back to life afterwards. */
+	if (s->hook_running) {
+		coro_cancel(&s->hook);
+		s->hook_running = false;
+	}
+	log_info("smtp_server", "%s", text);
+	session_close_with(s, 421, "4.4.2", text);
+}
+
+static void
+session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = w->data;
+
+	log_context()->session = s->id;
+	log_context()->peer = s->conn.peer_address;
+	if (w == &s->cmd_deadline && s->state == SESSION_TLS) {
+		/* No reply can be sent in the middle of a handshake. */
+		log_info("smtp_server", "TLS handshake not completed in time, closing connection");
+		session_free(s);
+	} else if (w == &s->cmd_deadline) {
+		session_expire(s, "Command line not completed in time, closing connection");
+	} else if (w == &s->data_deadline) {
+		session_expire(s, "Message data not completed in time, closing connection");
+	} else {
+		session_close_with(s, 421, "4.7.0", "Too many failed authentications, goodbye");
+	}
+	log_context()->session = NULL;
+	log_context()->peer = NULL;
+}
 
 static void
 session_io(struct io *io, enum io_event ev, void *arg)
@@ -1217,12 +1451,7 @@ session_io(struct io *io, enum io_event ev, void *arg)
 			session_free(s);
 			break;
 		}
-		/* A hook still running must not bring the session back to life afterwards. */
-		if (s->hook_running) {
-			coro_cancel(&s->hook);
-			s->hook_running = false;
-		}
-		session_close_with(s, 421, "4.4.2", "Timeout, closing connection");
+		session_expire(s, "Timeout, closing connection");
 		break;
 	case IO_CONNECTED:
 		break;
@@ -1278,6 +1507,10 @@ session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *pe
 	snprintf(s->conn.listener, sizeof(s->conn.listener), "%s", s->l->cfg.listen);
 	buf_init(&s->body);
 	buf_init(&s->queued_ids);
+	ev_timer_init(&s->cmd_deadline, session_timer_cb, 0, 0);
+	ev_timer_init(&s->data_deadline, session_timer_cb, 0, 0);
+	ev_timer_init(&s->tarpit, session_timer_cb, 0, 0);
+	s->cmd_deadline.data = s->data_deadline.data = s->tarpit.data = s;
 	io_set_timeout(s->io, s->l->cfg.client_timeout);
 	s->next = ls->sessions;
 	if (ls->sessions)

@@ -18,11 +18,19 @@
 #include <openssl/ssl.h>
 
 #include "tern/cidr.h"
+#include "tern/penalty.h"
 #include "tern/util.h"
 #include "tern/util_map.h"
 
 struct shard;
 struct session;
+
+/* Message lines over 998 octets (RFC 5322 2.1.1): what the listener does with them. */
+enum smtp_long_lines {
+	SMTP_LONG_LINES_REJECT, /* 554 5.6.0 at the end of data */
+	SMTP_LONG_LINES_WRAP,	/* folded before the hooks see the message */
+	SMTP_LONG_LINES_ALLOW,	/* relayed as they are */
+};
 
 struct smtp_listener_config {
 	char *listen; /* "127.0.0.1:25", "[::1]:25" */
@@ -38,11 +46,18 @@ struct smtp_listener_config {
 	int max_connections;             /* across all shards; 0 = unlimited */
 	int max_connections_per_ip;      /* across all shards; 0 = unlimited; relay_hosts exempt */
 	double client_timeout;
-	double data_timeout;
+	double data_timeout; /* deadline for a whole DATA or BDAT payload */
 	char *tls_certificate;
 	char *tls_private_key;
 	bool require_tls;
 	bool fix_line_endings; /* invalid_line_endings = 'fix' */
+	/* Limits against slow, brute-forcing and erring clients (smtp_server). */
+	double command_timeout; /* deadline for one command line, from its first byte */
+	int max_errors;		/* consecutive error replies before 421; 0 = unlimited */
+	int max_auth_failures;	/* failed AUTHs on a connection before 421; 0 = unlimited */
+	double auth_failure_delay;
+	struct penalty_rule auth_failures_per_ip;
+	enum smtp_long_lines long_lines;
 };
 
 /* A listener's presence on one shard: its socket and the sessions it accepted. */

@@ -146,6 +146,25 @@ uint64_t smtp_data_size(const struct smtp_data_reader *r);
 bool smtp_has_bare_line_ending(const char *p, size_t n, bool *prev_cr);
 
 /*
+ * What strict receivers refuse in message content (RFC 5322 2.1.1, RFC 5321
+ * 4.5.3.1.6) and what tern would otherwise relay as it came: NUL bytes, and
+ * lines longer than SMTP_TEXT_LINE_MAX octets without their line ending.
+ * Returns a mask of enum smtp_content_flaw (0: clean).
+ */
+#define SMTP_TEXT_LINE_MAX 998
+enum smtp_content_flaw { SMTP_CONTENT_NUL = 1, SMTP_CONTENT_LONG_LINE = 2 };
+int smtp_content_flaws(const char *p, size_t n);
+/*
+ * Append p[0..n) to out with every line longer than SMTP_TEXT_LINE_MAX
+ * broken into lines that are not: before the last blank within the limit
+ * where there is one (in the header section that is folding, and the field
+ * unfolds to what it was), else hard at the limit (in the header section
+ * with an added leading space). Line endings are kept; added breaks are
+ * CRLF. 0, or -ENOMEM (out then holds a partial copy).
+ */
+int smtp_wrap_long_lines(const char *p, size_t n, struct buf *out);
+
+/*
  * Append "CODE ENH text\r\n" to out; text may contain '\n' to make several
  * lines (every line but the last is "CODE-ENH ..."; CR, LF and CRLF all
  * break lines, and one trailing line break is ignored). enhanced may be NULL

@@ -108,7 +108,7 @@ def test_sink_accepts_many_and_keeps_nothing(sink, tmp_path):
         for i in range(20):
             assert c.mail(f"s{i}@client.test")[0] == 250
             assert c.rcpt(f"r{i}@example.net")[0] == 250
-            code, text = c.data(b"Subject: n\r\n\r\n" + b"y" * 4096 + b"\r\n")
+            code, text = c.data(b"Subject: n\r\n\r\n" + (b"y" * 510 + b"\r\n") * 8)
             assert code == 250
             ids += queued_ids(text)
     assert len(set(ids)) == 20

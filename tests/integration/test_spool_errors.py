@@ -30,7 +30,7 @@ end)
         t.start()
     finally:
         subprocess.Popen = real_popen
-    body = b"Subject: big\r\n\r\n" + b"x" * 60000 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 60
     codes = []
     with smtplib.SMTP("127.0.0.1", ports[0], timeout=30) as c:
         c.ehlo("client.test")

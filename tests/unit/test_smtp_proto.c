@@ -747,6 +747,100 @@ expect_reply(int code, const char *enh, const char *text, const char *want)
 	buf_deinit(&b);
 }
 
+/* Regression: NUL bytes and lines over 998 octets were relayed as they came. */
+static void
+test_content_flaws(void **state)
+{
+	char line[1200];
+
+	assert_int_equal(smtp_content_flaws("", 0), 0);
+	assert_int_equal(smtp_content_flaws("a\r\nb\r\n", 6), 0);
+	assert_int_equal(smtp_content_flaws("a\0b\r\n", 5), SMTP_CONTENT_NUL);
+	memset(line, 'x', sizeof(line));
+	memcpy(line + 998, "\r\n", 2);
+	assert_int_equal(smtp_content_flaws(line, 1000), 0);
+	/* The last line needs no ending to count. */
+	assert_int_equal(smtp_content_flaws(line, 998), 0);
+	assert_int_equal(smtp_content_flaws(line, 999), SMTP_CONTENT_LONG_LINE);
+	line[998] = 'x';
+	line[999] = '\n';
+	assert_int_equal(smtp_content_flaws(line, 1000), SMTP_CONTENT_LONG_LINE);
+	line[5] = '\0';
+	assert_int_equal(smtp_content_flaws(line, 1000), SMTP_CONTENT_NUL | SMTP_CONTENT_LONG_LINE);
+}
+
+/* Every line of out is at most 998 octets, and out unfolds (CRLF before a blank removed) to in. */
+static void
+assert_wrapped(const char *in, size_t n, const char *expect_unfolded)
+{
+	struct buf out, unfolded;
+	size_t i;
+
+	buf_init(&out);
+	buf_init(&unfolded);
+	assert_int_equal(smtp_wrap_long_lines(in, n, &out), 0);
+	assert_int_equal(smtp_content_flaws(out.data, out.len), 0);
+	for (i = 0; i < out.len; i++) {
+		if (i + 2 < out.len && out.data[i] == '\r' && out.data[i + 1] == '\n' &&
+		    (out.data[i + 2] == ' ' || out.data[i + 2] == '\t')) {
+			i++;
+			continue;
+		}
+		buf_append_char(&unfolded, out.data[i]);
+	}
+	assert_int_equal(unfolded.len, strlen(expect_unfolded));
+	assert_memory_equal(unfolded.data, expect_unfolded, unfolded.len);
+	buf_deinit(&out);
+	buf_deinit(&unfolded);
+}
+
+static void
+test_wrap_long_lines(void **state)
+{
+	struct buf in, out, want;
+	int i;
+
+	/* Short lines pass unchanged, bare LF endings included. */
+	assert_wrapped("a: b\r\n\r\nbody\nmore\r\n", 19, "a: b\r\n\r\nbody\nmore\r\n");
+
+	/* Blanks within reach: a header folds, a body line breaks before a blank it keeps. */
+	buf_init(&in);
+	buf_append_str(&in, "To: ");
+	for (i = 0; i < 300; i++)
+		buf_printf(&in, "u%d@example.com, ", i);
+	buf_append_str(&in, "\r\nSubject: short\r\n\r\n");
+	for (i = 0; i < 400; i++)
+		buf_append_str(&in, "word ");
+	buf_append_str(&in, "\r\n");
+	assert_wrapped(in.data, in.len, in.data);
+
+	/* No blank within reach: hard breaks, in a header with an added leading space. */
+	buf_reset(&in);
+	buf_append_str(&in, "X-Token: ");
+	for (i = 0; i < 2500; i++)
+		buf_append_char(&in, 't');
+	buf_append_str(&in, "\r\n\r\n");
+	for (i = 0; i < 2500; i++)
+		buf_append_char(&in, 'b');
+	buf_append_str(&in, "\n");
+	buf_init(&want);
+	buf_append_str(&want, "X-Token:\r\n ");
+	for (i = 0; i < 2500; i++)
+		buf_append_str(&want, i == 997 || i == 997 + 997 ? "\r\n t" : "t");
+	buf_append_str(&want, "\r\n\r\n");
+	for (i = 0; i < 2500; i++)
+		buf_append_str(&want, i == 998 || i == 2 * 998 ? "\r\nb" : "b");
+	buf_append_str(&want, "\n");
+	buf_init(&out);
+	assert_int_equal(smtp_wrap_long_lines(in.data, in.len, &out), 0);
+	assert_int_equal(smtp_content_flaws(out.data, out.len), 0);
+	assert_int_equal(out.len, want.len);
+	assert_memory_equal(out.data, want.data, want.len);
+	buf_deinit(&out);
+	buf_deinit(&want);
+	buf_deinit(&in);
+}
+
 static void
 test_format_reply(void **state)
 {
@@ -917,6 +1011,8 @@ main(void)
 	    cmocka_unit_test(test_data_size_and_nomem),
 	    cmocka_unit_test(test_data_large),
 	    cmocka_unit_test(test_bdat_line_endings),
+	    cmocka_unit_test(test_content_flaws),
+	    cmocka_unit_test(test_wrap_long_lines),
 	    cmocka_unit_test(test_format_reply),
 	    cmocka_unit_test(test_format_reply_wraps),
 	    cmocka_unit_test(test_format_reply_nomem),
