@@ -105,6 +105,7 @@ struct session {
 	ev_timer tarpit;	/* auth_failure_delay before the 421 */
 	int n_errors;		/* consecutive 4xx/5xx replies */
 	int n_auth_failures;
+	bool holds_stop; /* shutdown's 421 is being flushed: the shard's stop waits for it */
 };
 
 /* Per shard: the session id carries the shard number too. */
@@ -223,6 +224,8 @@ session_free(struct session *s)
 		shard_busy_dec(ls->shard);
 	}
 	if (s->in_tx)
+		shard_busy_dec(ls->shard);
+	if (s->holds_stop)
 		shard_busy_dec(ls->shard);
 	tx_reset(s);
 	free(s->rcpts);
@@ -1554,8 +1557,12 @@ smtp_sessions_shutdown(struct listener_shard *ls)
 
 	for (s = ls->sessions; s; s = next) {
 		next = s->next;
-		if (s->state == SESSION_CMD && !s->in_tx)
+		if (s->state == SESSION_CMD && !s->in_tx) {
+			/* Without this the loop could end, and free the session, before the reply is sent. */
+			s->holds_stop = true;
+			shard_busy_inc(ls->shard);
 			session_close_with(s, 421, "4.3.2", "Service shutting down");
+		}
 	}
 }
 
