@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: MIT
+"""Regression: on the first ENOSPC RocksDB asserted (`sync_without_flush_called_`)
+and ternd died with SIGABRT instead of answering 452 4.3.1.
+
+The spool lives on a 6 MiB tmpfs that a filler file helps to fill. With the
+default floor (min_free_space = '5%') messages past it get 452 4.3.1 before
+the disk is full; with no floor the disk fills and the failed write itself
+answers 452 4.3.1. Either way ternd stays up, accepts again once the filler is
+deleted, and every acknowledged message is in the spool after a restart.
+"""
+import json
+import os
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import run_tern
+from sinks import queued_ids
+
+BODY = b"Subject: fill\r\n\r\n" + (b"y" * 998 + b"\r\n") * 64  # about 64 KiB
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 6 MiB tmpfs, unmounted at the end; the test is skipped where mounting is not allowed."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def policy(floor):
+    option = "" if floor is None else f", min_free_space = '{floor}'"
+    return ("tern.on('init', function()\n"
+            "  tern.define_spool { path = '{dir}/fs/spool'" + option + " }\n"
+            "  tern.configure_local_logs { log_dir = '{dir}/log' }\n"
+            "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mx.test',\n"
+            "                              relay_hosts = { '127.0.0.1' } }\n"
+            "end)\n"
+            # Hold every message in the spool: nothing listens there, retry in an hour.
+            "tern.on('get_queue_config', function()\n"
+            "  return tern.make_queue_config { mx_list = { '127.0.0.1:9' },"
+            " retry_interval = '1h' }\n"
+            "end)\n")
+
+
+def send(c):
+    """One message; its ids when accepted, else the (code, text) reply."""
+    assert c.mail("s@origin.test")[0] == 250
+    assert c.rcpt("r@dest.test")[0] == 250
+    code, text = c.data(BODY)
+    return (queued_ids(text), None) if code == 250 else (None, (code, text))
+
+
+def fill_until_refused(c, limit=200):
+    acked = set()
+    for _ in range(limit):
+        ids, refused = send(c)
+        if refused:
+            return acked, refused
+        acked.update(ids)
+    pytest.fail(f"{limit} messages of 64 KiB were accepted on a 6 MiB filesystem")
+
+
+def accept_again(c, timeout=15.0):
+    """Retry until a message is accepted (the writer looks at the disk once a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ids, refused = send(c)
+        if ids:
+            return set(ids)
+        assert refused[0] == 452, refused
+        assert time.monotonic() < deadline, f"still refused after the space came back: {refused}"
+        time.sleep(0.3)
+
+
+def spooled_ids(spool):
+    r = run_tern("spool", "list", "--spool", spool)
+    assert r.returncode == 0, r.stderr
+    return {json.loads(line)["id"] for line in r.stdout.splitlines()}
+
+
+@pytest.mark.parametrize("floor", [None, "0"], ids=["floor-5%", "no-floor"])
+def test_full_disk_answers_452_and_recovers(ternd, ports, tmp_path, small_fs, floor):
+    filler = small_fs / "filler"
+    filler.write_bytes(b"\0" * (4 << 20))
+    t = ternd(policy(floor))
+    with smtplib.SMTP("127.0.0.1", ports[0], timeout=30) as c:
+        c.ehlo("client.test")
+        acked, refused = fill_until_refused(c)
+        assert refused[0] == 452 and refused[1].startswith(b"4.3.1 Insufficient system storage"), \
+            refused
+        assert len(acked) >= 5, f"only {len(acked)} messages fitted before the refusal"
+        # Refused again, ternd alive, the session usable.
+        assert send(c)[1][0] == 452
+        assert c.noop()[0] == 250
+        assert t.proc.poll() is None, t.stderr()[-3000:]
+
+        os.unlink(filler)
+        acked |= accept_again(c)
+    assert t.proc.poll() is None
+    expected = "reopened after a failed write" if floor == "0" else "free space below the floor"
+    assert expected in t.stderr(), t.stderr()[-3000:]
+    assert t.stop() == 0
+
+    spool = str(tmp_path / "fs" / "spool")
+    missing = acked - spooled_ids(spool)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:3]}"
+    again = ternd(policy(floor), start=False)
+    again.stderr_path = str(tmp_path / "ternd-restarted.stderr")
+    again.start()
+    assert again.stop() == 0
+    missing = acked - spooled_ids(spool)
+    assert not missing, f"{len(missing)} acknowledged messages lost after a restart"
