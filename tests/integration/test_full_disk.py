@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import run_tern
+from conftest import run_tern, run_ternd
 from sinks import queued_ids
 
 BODY = b"Subject: fill\r\n\r\n" + (b"y" * 998 + b"\r\n") * 64  # about 64 KiB
@@ -120,3 +120,25 @@ def test_full_disk_answers_452_and_recovers(ternd, ports, tmp_path, small_fs, fl
     assert again.stop() == 0
     missing = acked - spooled_ids(spool)
     assert not missing, f"{len(missing)} acknowledged messages lost after a restart"
+
+
+@pytest.mark.parametrize("value", ["100%", "-1%", "lots", "5 %"])
+def test_bad_floor_is_a_policy_error_naming_file_and_line(tmp_path, value):
+    path = tmp_path / "floor.lua"
+    path.write_text("tern.on('init', function()\n"
+                    f"  tern.define_spool {{ path = '{tmp_path}/spool', min_free_inodes = '{value}' }}\n"
+                    "end)\n")
+    r = run_ternd("--check", "--policy", str(path))
+    assert r.returncode == 1, r.stdout
+    assert f"floor.lua:2: tern.define_spool: option 'min_free_inodes': '{value}'" in r.stderr, \
+        r.stderr
+
+
+def test_sync_must_be_a_boolean(tmp_path):
+    path = tmp_path / "sync.lua"
+    path.write_text("tern.on('init', function()\n"
+                    f"  tern.configure_local_logs {{ log_dir = '{tmp_path}/log', sync = 'yes' }}\n"
+                    "end)\n")
+    r = run_ternd("--check", "--policy", str(path))
+    assert r.returncode == 1
+    assert "sync.lua:2:" in r.stderr and "'sync'" in r.stderr, r.stderr
