@@ -37,8 +37,8 @@ struct reception {
 	struct reception *next; /* in the writer thread's synced list */
 };
 
-/* On each spool writer thread: the requests of the running group commit. */
-static __thread struct reception *synced_list;
+/* On each spool writer thread: the requests of the running group commit, in order. */
+static __thread struct reception *synced_head, *synced_last;
 
 static struct spool *reception_spool;
 
@@ -166,8 +166,12 @@ reception_synced(void *arg, int status, const struct tern_err *err)
 		r->err = *err;
 	else
 		log_receptions(r);
-	r->next = synced_list;
-	synced_list = r;
+	r->next = NULL;
+	if (synced_last != NULL)
+		synced_last->next = r;
+	else
+		synced_head = r;
+	synced_last = r;
 }
 
 /* On the spool writer thread, once per group commit: records to the kernel, then the replies. */
@@ -176,14 +180,14 @@ reception_batch_end(void)
 {
 	struct reception *r, *next;
 
-	if (synced_list == NULL)
+	if (synced_head == NULL)
 		return;
 	logrec_commit();
-	for (r = synced_list; r; r = next) {
+	for (r = synced_head; r; r = next) {
 		next = r->next;
 		reception_post(r);
 	}
-	synced_list = NULL;
+	synced_head = synced_last = NULL;
 }
 
 static int
