@@ -81,8 +81,9 @@ opt_floor(lua_State *L, const char *fname, const char *key, const char *def,
 	const char *v = lua_tern_opt_string(L, 1, fname, key, def);
 
 	if (spool_floor_parse(v, out) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is neither a percentage below 100%% ('5%%') "
-			      "nor an amount ('200M')",
+		luaL_error(L,
+			   "%s: option '%s': '%s' is neither a percentage below 100%% ('5%%') "
+			   "nor an amount ('200M')",
 			   fname, key, v);
 }
 
@@ -128,7 +129,8 @@ lua_init_define_spool(lua_State *L)
 	return 0;
 }
 
-/* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression, meta, sync } ---- */
+/* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression,
+ *      meta, sync } ---- */
 
 static int
 logs_service_open(void *arg, struct tern_err *err)

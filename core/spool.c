@@ -383,8 +383,9 @@ part_check_space(struct spool_part *sp)
 			    (uint64_t)st.f_blocks * st.f_frsize) ||
 	      (st.f_files > 0 && floor_reached(&sp->floor_inodes, st.f_favail, st.f_files));
 	if (low && !atomic_load(&sp->low))
-		log_warn("spool", "%s: free space below the floor (%llu bytes, %llu inodes "
-				  "free): refusing new messages until there is room",
+		log_warn("spool",
+			 "%s: free space below the floor (%llu bytes, %llu inodes "
+			 "free): refusing new messages until there is room",
 			 sp->path, (unsigned long long)st.f_bavail * st.f_frsize,
 			 (unsigned long long)st.f_favail);
 	else if (!low && atomic_load(&sp->low))
@@ -432,8 +433,9 @@ static void
 part_write_failed(struct spool_part *sp, const char *what, const char *why)
 {
 	if (!atomic_exchange(&sp->broken, true))
-		log_error("spool", "%s: %s failed (%s): refusing new messages until the spool is "
-				   "reopened",
+		log_error("spool",
+			  "%s: %s failed (%s): refusing new messages until the spool is "
+			  "reopened",
 			  sp->path, what, why);
 }
 
@@ -455,7 +457,8 @@ part_reopen(struct spool_part *sp)
 	pthread_rwlock_unlock(&sp->db_lock);
 	if (rc < 0) {
 		if (!sp->reopen_failing)
-			log_error("spool", "%s (retrying every %.0fs)", err.msg, SPOOL_CHECK_INTERVAL);
+			log_error("spool", "%s (retrying every %.0fs)", err.msg,
+				  SPOOL_CHECK_INTERVAL);
 		sp->reopen_failing = true;
 		return;
 	}
@@ -824,8 +827,7 @@ part_enter_writable(struct spool_part *sp, struct tern_err *err)
  * failure stops the partition like a failed synced write.
  */
 static int
-part_write(struct spool_part *sp, rocksdb_writebatch_t *wb, const char *what,
-	   struct tern_err *err)
+part_write(struct spool_part *sp, rocksdb_writebatch_t *wb, const char *what, struct tern_err *err)
 {
 	char *rerr = NULL;
 

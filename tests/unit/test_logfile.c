@@ -560,7 +560,8 @@ test_sync(void **state)
 	if (pid == 0) {
 		lf = logfile_open(&f->cfg, NULL);
 		for (i = 0; i < 10; i++) {
-			snprintf(line, sizeof(line), "{\"n\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxxxxx\"}", i);
+			snprintf(line, sizeof(line), "{\"n\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxxxxx\"}",
+				 i);
 			logfile_append(lf, line, strlen(line));
 			logfile_flush(lf);
 		}
