@@ -17,7 +17,9 @@ import time
 import pytest
 
 from conftest import run_tern, run_ternd
-from sinks import queued_ids
+from sinks import port_free_on, queued_ids, read_records, ternd_sink
+
+__all__ = ["ternd_sink"]  # fixture, used by name
 
 BODY = b"Subject: fill\r\n\r\n" + (b"y" * 998 + b"\r\n") * 64  # about 64 KiB
 
@@ -37,7 +39,7 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def policy(floor):
+def policy(floor, mx="127.0.0.1:9", retry="1h"):
     option = "" if floor is None else f", min_free_space = '{floor}'"
     return ("tern.on('init', function()\n"
             "  tern.define_spool { path = '{dir}/fs/spool'" + option + " }\n"
@@ -45,10 +47,10 @@ def policy(floor):
             "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mx.test',\n"
             "                              relay_hosts = { '127.0.0.1' } }\n"
             "end)\n"
-            # Hold every message in the spool: nothing listens there, retry in an hour.
+            # By default every message is held: nothing listens there, retry in an hour.
             "tern.on('get_queue_config', function()\n"
-            "  return tern.make_queue_config { mx_list = { '127.0.0.1:9' },"
-            " retry_interval = '1h' }\n"
+            f"  return tern.make_queue_config {{ mx_list = {{ '{mx}' }},"
+            f" retry_interval = '{retry}' }}\n"
             "end)\n")
 
 
@@ -120,6 +122,29 @@ def test_full_disk_answers_452_and_recovers(ternd, ports, tmp_path, small_fs, fl
     assert again.stop() == 0
     missing = acked - spooled_ids(spool)
     assert not missing, f"{len(missing)} acknowledged messages lost after a restart"
+
+
+def test_delivery_goes_on_below_the_floor(ternd, ports, tmp_path, small_fs, ternd_sink):
+    """Below the floor new messages wait, but those already spooled are delivered."""
+    sink_port = port_free_on(["127.0.0.1"])
+    (small_fs / "filler").write_bytes(b"\0" * (4 << 20))
+    t = ternd(policy(None, mx=f"127.0.0.1:{sink_port}", retry="2s"))
+    with smtplib.SMTP("127.0.0.1", ports[0], timeout=30) as c:
+        c.ehlo("client.test")
+        acked, refused = fill_until_refused(c)
+        assert refused[0] == 452, refused
+        ternd_sink("127.0.0.1", sink_port)
+        deadline = time.monotonic() + 30
+        while True:
+            delivered = {r["id"] for r in read_records(t) if r["type"] == "Delivery"}
+            if delivered >= acked or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert delivered >= acked, f"{len(acked - delivered)} of {len(acked)} not delivered"
+        assert t.proc.poll() is None, t.stderr()[-3000:]
+        # The floor kept every write off a full disk: no write failed.
+        assert "until the spool is reopened" not in t.stderr(), t.stderr()[-3000:]
+    assert t.stop() == 0
 
 
 @pytest.mark.parametrize("value", ["100%", "-1%", "lots", "5 %"])
