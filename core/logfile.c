@@ -441,6 +441,8 @@ segment_open(struct logfile *lf)
 	}
 	if (fd < 0)
 		return fd;
+	if (lf->cfg.sync && fsync(lf->dirfd) < 0)
+		io_failed(lf, "sync the directory of", lf->seg.base, -errno);
 	lf->seg.fd = fd;
 	lf->seg.opened = util_now();
 	lf->seg.bytes = 0;
@@ -476,6 +478,8 @@ segment_finish(struct logfile *lf)
 		return;
 	if (lf->cfg.compression == LOGFILE_ZSTD)
 		rc = zstd_write(lf, lf->seg.fd, NULL, 0, ZSTD_e_end);
+	if (rc == 0 && lf->cfg.sync && fdatasync(lf->seg.fd) < 0)
+		rc = -errno;
 	if (close(lf->seg.fd) < 0 && rc == 0)
 		rc = -errno;
 	lf->seg.fd = -1;
@@ -487,6 +491,8 @@ segment_finish(struct logfile *lf)
 		segment_abandon(lf);
 		return;
 	}
+	if (lf->cfg.sync && fsync(lf->dirfd) < 0)
+		io_failed(lf, "sync the directory of", lf->seg.base, -errno);
 	lf->segments++;
 }
 
@@ -586,6 +592,13 @@ segment_flush(struct logfile *lf)
 	}
 }
 
+static void
+segment_sync(struct logfile *lf)
+{
+	if (lf->seg.fd >= 0 && fdatasync(lf->seg.fd) < 0)
+		io_failed(lf, "sync", lf->seg.base, -errno);
+}
+
 /* Take what the appenders buffered and write it; finish an old segment. */
 static void
 logfile_drain(struct logfile *lf)
@@ -604,24 +617,12 @@ logfile_drain(struct logfile *lf)
 		segment_finish(lf);
 	write_records(lf, lf->out.data, lf->out.len);
 	segment_flush(lf);
+	if (lf->cfg.sync && lf->out.len > 0)
+		segment_sync(lf);
 	if (lf->out.cap > LOGFILE_KEEP_BYTES)
 		buf_deinit(&lf->out);
 	buf_reset(&lf->out);
 	pthread_mutex_unlock(&lf->io_lock);
-}
-
-static void
-deadline_after(struct timespec *ts, double seconds)
-{
-	double whole = floor(seconds);
-
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)whole;
-	ts->tv_nsec += (long)((seconds - whole) * 1e9);
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
 }
 
 static void *
@@ -632,7 +633,7 @@ logfile_flusher(void *arg)
 
 	pthread_mutex_lock(&lf->lock);
 	while (!lf->stop) {
-		deadline_after(&deadline, lf->cfg.flush_interval);
+		util_deadline_after(lf->cfg.flush_interval, &deadline);
 		while (!lf->stop && !lf->handover)
 			if (pthread_cond_timedwait(&lf->wake, &lf->lock, &deadline) == ETIMEDOUT)
 				break;

@@ -172,3 +172,10 @@ logrec_write(const struct logrec *r)
 		logfile_append(logfile, line.data, line.len);
 	buf_deinit(&line);
 }
+
+void
+logrec_commit(void)
+{
+	if (logfile != NULL)
+		logfile_flush(logfile);
+}

@@ -27,7 +27,7 @@ raise_err(lua_State *L, const char *fname, const struct tern_err *err)
 	return luaL_error(L, "%s: %s", fname, err->msg);
 }
 
-/* ---- tern.define_spool{ path, max_batch } ---- */
+/* ---- tern.define_spool{ path, max_batch, partitions, min_free_space, min_free_inodes } ---- */
 
 struct spool_service {
 	struct spool_config cfg;
@@ -73,10 +73,25 @@ spool_service_free(void *arg)
 	free(svc);
 }
 
+/* A free-space floor: "5%" of the filesystem, or an amount ("200M"; inodes: "10000"). */
+static void
+opt_floor(lua_State *L, const char *fname, const char *key, const char *def,
+	  struct spool_floor *out)
+{
+	const char *v = lua_tern_opt_string(L, 1, fname, key, def);
+
+	if (spool_floor_parse(v, out) < 0)
+		luaL_error(L,
+			   "%s: option '%s': '%s' is neither a percentage below 100%% ('5%%') "
+			   "nor an amount ('200M')",
+			   fname, key, v);
+}
+
 static int
 lua_init_define_spool(lua_State *L)
 {
-	static const char *const opts[] = {"path", "max_batch", "partitions", NULL};
+	static const char *const opts[] = {"path",	     "max_batch",	"partitions",
+					   "min_free_space", "min_free_inodes", NULL};
 	const char *fname = "tern.define_spool";
 	struct spool_service *svc;
 	struct daemon_service ds = {"spool", DAEMON_RANK_STORAGE, spool_service_open,
@@ -84,6 +99,7 @@ lua_init_define_spool(lua_State *L)
 	struct tern_err err;
 	const char *path;
 	double batch, parts;
+	struct spool_floor space, inodes;
 
 	lua_tern_check_options(L, 1, fname, opts);
 	path = lua_tern_opt_string(L, 1, fname, "path", NULL);
@@ -96,11 +112,15 @@ lua_init_define_spool(lua_State *L)
 	if (parts < 1 || parts > SPOOL_MAX_PARTITIONS || parts != (int)parts)
 		return luaL_error(L, "%s: option 'partitions' must be a whole number from 1 to %d",
 				  fname, SPOOL_MAX_PARTITIONS);
+	opt_floor(L, fname, "min_free_space", "5%", &space);
+	opt_floor(L, fname, "min_free_inodes", "1%", &inodes);
 	svc = xcalloc(1, sizeof(*svc));
 	svc->path = xstrdup(path);
 	svc->cfg.path = svc->path;
 	svc->cfg.max_batch = (size_t)batch;
 	svc->cfg.partitions = (unsigned)parts;
+	svc->cfg.min_free_space = space;
+	svc->cfg.min_free_inodes = inodes;
 	ds.cfg = svc;
 	if (daemon_add_service(&ds, &err) < 0) {
 		spool_service_free(svc);
@@ -109,7 +129,8 @@ lua_init_define_spool(lua_State *L)
 	return 0;
 }
 
-/* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression, meta } ---- */
+/* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression,
+ *      meta, sync } ---- */
 
 static int
 logs_service_open(void *arg, struct tern_err *err)
@@ -177,7 +198,7 @@ static int
 lua_init_configure_local_logs(lua_State *L)
 {
 	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
-					   "compression", "meta", NULL};
+					   "compression", "meta", "sync", NULL};
 	const char *fname = "tern.configure_local_logs";
 	struct daemon_service ds = {"local logs", DAEMON_RANK_LOGS, logs_service_open,
 				    logs_service_close, logs_service_free, NULL};
@@ -187,6 +208,7 @@ lua_init_configure_local_logs(lua_State *L)
 	double segment;
 	uint64_t max_size;
 	size_t n_meta;
+	bool sync;
 
 	lua_tern_check_options(L, 1, fname, opts);
 	dir = lua_tern_opt_string(L, 1, fname, "log_dir", NULL);
@@ -197,12 +219,14 @@ lua_init_configure_local_logs(lua_State *L)
 		return luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
 	segment = lua_tern_opt_duration(L, 1, fname, "max_segment_duration", 0);
 	max_size = lua_tern_opt_size(L, 1, fname, "max_file_size", 0);
+	sync = lua_tern_opt_bool(L, 1, fname, "sync", false);
 	n_meta = check_meta_keys(L, fname);
 	/* Everything is valid: nothing below raises, so nothing allocated can leak. */
 	cfg = xcalloc(1, sizeof(*cfg));
 	ds.cfg = cfg;
 	cfg->file.max_segment_duration = segment;
 	cfg->file.max_file_size = max_size;
+	cfg->file.sync = sync;
 	cfg->file.compression = strcmp(comp, "zstd") == 0 ? LOGFILE_ZSTD : LOGFILE_NONE;
 	copy_meta_keys(L, n_meta, cfg);
 	cfg->file.dir = xstrdup(dir);

@@ -439,6 +439,8 @@ queue_load(struct queue_msg *m, bool with_data)
  * delivery, never lose one), so a shard collects its removals and meta
  * rewrites and writes them together just before its loop waits again: one
  * write per partition per loop iteration instead of one per message.
+ * The records of those outcomes go to the kernel first (logrec_commit), so
+ * that a message gone from the spool always has its final record.
  */
 struct shard_changes {
 	struct spool_changes *changes;
@@ -453,8 +455,10 @@ changes_flush(struct shard_changes *sc)
 {
 	struct tern_err err;
 
-	if (spool_changes_pending(sc->changes) > 0 &&
-	    spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
+	if (spool_changes_pending(sc->changes) == 0)
+		return;
+	logrec_commit();
+	if (spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
 		log_error("queue", "%s", err.msg);
 }
 
@@ -505,9 +509,10 @@ remove_from_spool(struct queue_msg *m)
 	struct spool_changes *c = changes_here();
 	struct tern_err err;
 
-	if (c != NULL)
-		spool_changes_remove(c, queue_spool_handle, &m->id);
-	else if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
+	if (c != NULL && spool_changes_remove(c, queue_spool_handle, &m->id) == 0)
+		return;
+	logrec_commit();
+	if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
 		log_error("queue", "spool remove failed: %s", err.msg);
 }
 
@@ -517,9 +522,10 @@ rewrite_meta(struct queue_msg *m, const struct buf *meta)
 	struct spool_changes *c = changes_here();
 	struct tern_err err;
 
-	if (c != NULL)
-		spool_changes_update_meta(c, queue_spool_handle, &m->id, meta->data, meta->len);
-	else if (spool_update_meta(queue_spool_handle, &m->id, meta->data, meta->len, &err) < 0)
+	if (c != NULL &&
+	    spool_changes_update_meta(c, queue_spool_handle, &m->id, meta->data, meta->len) == 0)
+		return;
+	if (spool_update_meta(queue_spool_handle, &m->id, meta->data, meta->len, &err) < 0)
 		log_warn("queue", "attempt count not saved: %s", err.msg);
 }
 

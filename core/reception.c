@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * Reception batches. The spool writer thread completes a batch; the
- * completion is posted back to the submitting shard's mailbox, so records,
- * replies and (later) queue insertion all happen on the shard that owns the
- * session.
+ * completion is posted back to the submitting shard's mailbox, so replies
+ * and queue insertion happen on the shard that owns the session.
+ *
+ * The Reception records are written on the writer thread, as part of the
+ * group commit: each synced request's records are appended, then once per
+ * commit (spool_set_batch_end) they are handed to the kernel, and only then
+ * are the submitters told. So a record is in the log file before its 250
+ * is sent, and a kill -9 after a 250 cannot lose it; one write(2) (and one
+ * fdatasync with synced logs) serves the whole commit.
  */
 #include "tern/reception.h"
 #include "tern/log.h"
@@ -26,15 +32,24 @@ struct reception {
 	reception_done_fn done;
 	void *arg;
 	int status;
+	bool logged;
 	struct tern_err err;
+	struct reception *next; /* in the writer thread's synced list */
 };
 
+/* On each spool writer thread: the requests of the running group commit, in order. */
+static __thread struct reception *synced_head, *synced_last;
+
 static struct spool *reception_spool;
+
+static void reception_batch_end(void);
 
 void
 reception_set_spool(struct spool *sp)
 {
 	reception_spool = sp;
+	if (sp != NULL)
+		spool_set_batch_end(sp, reception_batch_end);
 }
 
 static void free_messages(struct message **msgs, size_t n);
@@ -106,6 +121,7 @@ log_receptions(struct reception *r)
 		logrec_write(&rec);
 	}
 	buf_deinit(&queue);
+	r->logged = true;
 }
 
 /* On the submitting shard: log, answer, release. */
@@ -114,17 +130,32 @@ reception_complete(void *arg)
 {
 	struct reception *r = arg;
 
-	if (r->status == 0) {
+	/* Only a batch that needed no spooling reaches here unlogged. */
+	if (r->status == 0 && !r->logged) {
 		log_receptions(r);
-		enqueue_all(r);
+		logrec_commit();
 	}
+	if (r->status == 0)
+		enqueue_all(r);
 	if (r->done)
 		r->done(r->arg, r->status, &r->err);
 	shard_busy_dec(r->shard);
 	reception_free(r);
 }
 
-/* On the spool writer thread. */
+static void
+reception_post(struct reception *r)
+{
+	if (shard_post(r->shard, reception_complete, r) < 0)
+		log_error("reception", "shard %d is gone; %zu durable messages not queued",
+			  r->shard->id, r->n);
+}
+
+/*
+ * On the spool writer thread, for each request of a group commit: write the
+ * records of a durable batch; the submitter hears of it at the commit's end.
+ * The shard leaves r alone until then.
+ */
 static void
 reception_synced(void *arg, int status, const struct tern_err *err)
 {
@@ -133,8 +164,30 @@ reception_synced(void *arg, int status, const struct tern_err *err)
 	r->status = status;
 	if (status < 0)
 		r->err = *err;
-	if (shard_post(r->shard, reception_complete, r) < 0)
-		log_error("reception", "shard %d is gone; %zu durable messages not logged", r->shard->id, r->n);
+	else
+		log_receptions(r);
+	r->next = NULL;
+	if (synced_last != NULL)
+		synced_last->next = r;
+	else
+		synced_head = r;
+	synced_last = r;
+}
+
+/* On the spool writer thread, once per group commit: records to the kernel, then the replies. */
+static void
+reception_batch_end(void)
+{
+	struct reception *r, *next;
+
+	if (synced_head == NULL)
+		return;
+	logrec_commit();
+	for (r = synced_head; r; r = next) {
+		next = r->next;
+		reception_post(r);
+	}
+	synced_head = synced_last = NULL;
 }
 
 static int

@@ -11,6 +11,12 @@
  * single synced WriteBatch and then completes every request in it. The
  * WriteBatch is atomic, so a request is either wholly durable or wholly
  * absent, whatever happens to the batch.
+ *
+ * A full disk must cost 4xx replies, never the process. The writer keeps
+ * new messages off the filesystem below a free-space floor, so that removals
+ * and RocksDB's own flushes still find room; and when a write fails anyway,
+ * RocksDB stops the database (a WAL with a torn record cannot take more), so
+ * the partition refuses messages until its writer has reopened it.
  */
 #include "tern/spool.h"
 #include "tern/log.h"
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -42,6 +49,8 @@
  * one quiet CF pins gigabytes of WAL written for the busy data CF.
  */
 #define SPOOL_MAX_TOTAL_WAL_BYTES (256u << 20)
+/* Seconds between the writer's checks of free space (and reopen attempts) when idle. */
+#define SPOOL_CHECK_INTERVAL 1.0
 
 enum spool_cf { SPOOL_CF_DEFAULT, SPOOL_CF_DATA, SPOOL_CF_META, SPOOL_CF_QUARANTINE, SPOOL_CF_N };
 
@@ -59,6 +68,12 @@ struct spool_req {
 };
 
 struct spool_part {
+	/*
+	 * Every use of db and cf holds db_lock for reading; a reopen after a
+	 * failed write replaces them under the write lock. db is NULL while a
+	 * reopen has failed.
+	 */
+	pthread_rwlock_t db_lock;
 	rocksdb_t *db;
 	rocksdb_column_family_handle_t *cf[SPOOL_CF_N];
 	rocksdb_options_t *db_opts;
@@ -71,6 +86,14 @@ struct spool_part {
 	rocksdb_readoptions_t *ro_bulk;
 	bool read_only;
 	size_t max_batch;
+	char *path;
+	struct spool_floor floor_space;
+	struct spool_floor floor_inodes;
+	_Atomic(spool_batch_end_fn) batch_end;
+	_Atomic bool low;    /* below a free-space floor at the last check */
+	_Atomic bool broken; /* a write failed: reopen before writing again */
+	bool reopen_failing; /* writer only: the last reopen failed (log once per run) */
+	double next_check;   /* writer only: util_now() of the next idle check */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -85,6 +108,8 @@ struct spool_part {
 	_Atomic uint64_t records;
 	_Atomic uint64_t requests;
 	_Atomic uint64_t failed;
+	_Atomic uint64_t refused;
+	_Atomic uint64_t reopens;
 };
 
 /* Ids */
@@ -237,6 +262,15 @@ spool_set_options(struct spool_part *sp, unsigned parts)
 	 */
 	rocksdb_options_set_db_write_buffer_size(o, SPOOL_MEMTABLE_BUDGET_BYTES / parts);
 	rocksdb_options_set_keep_log_file_num(o, 4);
+	/*
+	 * RocksDB's info LOG lives on the spool's filesystem. Once one of its
+	 * writes fails on a full disk, the next one trips an assertion in
+	 * WritableFileWriter (`sync_without_flush_called_`, compiled into
+	 * distribution builds) and aborts the process: the write that failed
+	 * makes the error handler log again. Logging only fatal lines keeps the
+	 * LOG from being written at run time at all; ternd reports the errors.
+	 */
+	rocksdb_options_set_info_log_level(o, 4 /* FATAL_LEVEL */);
 	rocksdb_options_set_max_log_file_size(o, 16u << 20);
 	sp->db_opts = o;
 	for (i = 0; i < SPOOL_CF_N; i++)
@@ -252,17 +286,28 @@ spool_set_options(struct spool_part *sp, unsigned parts)
 }
 
 static void
-spool_free_handles(struct spool_part *sp)
+spool_close_db(struct spool_part *sp)
 {
 	int i;
 
 	for (i = 0; i < SPOOL_CF_N; i++) {
 		if (sp->cf[i])
 			rocksdb_column_family_handle_destroy(sp->cf[i]);
-		rocksdb_options_destroy(sp->cf_opts[i]);
+		sp->cf[i] = NULL;
 	}
 	if (sp->db)
 		rocksdb_close(sp->db);
+	sp->db = NULL;
+}
+
+static void
+spool_free_handles(struct spool_part *sp)
+{
+	int i;
+
+	spool_close_db(sp);
+	for (i = 0; i < SPOOL_CF_N; i++)
+		rocksdb_options_destroy(sp->cf_opts[i]);
 	rocksdb_options_destroy(sp->db_opts);
 	rocksdb_block_based_options_destroy(sp->table_opts);
 	rocksdb_cache_destroy(sp->cache);
@@ -297,6 +342,158 @@ spool_open_db(struct spool_part *sp, const char *path, struct tern_err *err)
 	return -EIO;
 }
 
+/* Free space and recovery */
+
+int
+spool_floor_parse(const char *s, struct spool_floor *out)
+{
+	char *end;
+	double pct;
+
+	*out = (struct spool_floor){0, 0};
+	if (s == NULL || *s == '\0')
+		return -EINVAL;
+	if (s[strlen(s) - 1] != '%')
+		return util_parse_size(s, &out->amount);
+	pct = strtod(s, &end);
+	if (end == s || *end != '%' || !(pct >= 0 && pct < 100))
+		return -EINVAL;
+	out->percent = pct;
+	return 0;
+}
+
+static bool
+floor_reached(const struct spool_floor *f, uint64_t avail, uint64_t total)
+{
+	if (f->percent > 0)
+		return (double)avail < f->percent / 100.0 * (double)total;
+	return avail < f->amount;
+}
+
+/* Compare the filesystem with the floors; log only the changes. */
+static void
+part_check_space(struct spool_part *sp)
+{
+	struct statvfs st;
+	bool low;
+
+	if (sp->read_only || statvfs(sp->path, &st) < 0)
+		return;
+	low = floor_reached(&sp->floor_space, (uint64_t)st.f_bavail * st.f_frsize,
+			    (uint64_t)st.f_blocks * st.f_frsize) ||
+	      (st.f_files > 0 && floor_reached(&sp->floor_inodes, st.f_favail, st.f_files));
+	if (low && !atomic_load(&sp->low))
+		log_warn("spool",
+			 "%s: free space below the floor (%llu bytes, %llu inodes "
+			 "free): refusing new messages until there is room",
+			 sp->path, (unsigned long long)st.f_bavail * st.f_frsize,
+			 (unsigned long long)st.f_favail);
+	else if (!low && atomic_load(&sp->low))
+		log_info("spool", "%s: free space above the floor again: accepting messages",
+			 sp->path);
+	atomic_store(&sp->low, low);
+}
+
+/* Whether new messages must wait: below the floor, or a failed write not yet recovered. */
+static bool
+part_refusing(struct spool_part *sp, struct tern_err *err)
+{
+	if (atomic_load(&sp->broken)) {
+		tern_err_set(err, 452, "4.3.1",
+			     "Insufficient system storage (spool recovering from a failed write)");
+	} else if (atomic_load(&sp->low)) {
+		tern_err_set(err, 452, "4.3.1", "Insufficient system storage");
+	} else {
+		return false;
+	}
+	atomic_fetch_add(&sp->refused, 1);
+	return true;
+}
+
+/* Take the handles for a read or an unsynced write; -EAGAIN while a reopen has failed. */
+static int
+part_enter(struct spool_part *sp, struct tern_err *err)
+{
+	pthread_rwlock_rdlock(&sp->db_lock);
+	if (sp->db != NULL)
+		return 0;
+	pthread_rwlock_unlock(&sp->db_lock);
+	tern_err_set(err, 451, "4.3.0", "spool %s is recovering from a failed write", sp->path);
+	return -EAGAIN;
+}
+
+static void
+part_leave(struct spool_part *sp)
+{
+	pthread_rwlock_unlock(&sp->db_lock);
+}
+
+/* A write failed: RocksDB refuses every write from now on, so stop queuing them. */
+static void
+part_write_failed(struct spool_part *sp, const char *what, const char *why)
+{
+	if (!atomic_exchange(&sp->broken, true))
+		log_error("spool",
+			  "%s: %s failed (%s): refusing new messages until the spool is "
+			  "reopened",
+			  sp->path, what, why);
+}
+
+/*
+ * RocksDB 7 has no way back from a failed WAL write but closing and opening
+ * the database (its Resume() answers Busy): the open replays the WAL up to
+ * its last whole record, flushes it and starts a new WAL. A failed open is
+ * retried at the next check; it is logged once per run of failures.
+ */
+static void
+part_reopen(struct spool_part *sp)
+{
+	struct tern_err err;
+	int rc;
+
+	pthread_rwlock_wrlock(&sp->db_lock);
+	spool_close_db(sp);
+	rc = spool_open_db(sp, sp->path, &err);
+	pthread_rwlock_unlock(&sp->db_lock);
+	if (rc < 0) {
+		if (!sp->reopen_failing)
+			log_error("spool", "%s (retrying every %.0fs)", err.msg,
+				  SPOOL_CHECK_INTERVAL);
+		sp->reopen_failing = true;
+		return;
+	}
+	sp->reopen_failing = false;
+	atomic_fetch_add(&sp->reopens, 1);
+	atomic_store(&sp->broken, false);
+	log_info("spool", "%s reopened after a failed write: accepting messages", sp->path);
+}
+
+/* On the writer: before each batch and once a second, look at the disk and recover. */
+static void
+part_tick(struct spool_part *sp, bool writing)
+{
+	double now = util_now();
+
+	if (!writing && now < sp->next_check)
+		return;
+	sp->next_check = now + SPOOL_CHECK_INTERVAL;
+	part_check_space(sp);
+	if (atomic_load(&sp->broken) && !atomic_load(&sp->low))
+		part_reopen(sp);
+}
+
+/* The writer waits on the monotonic clock, to wake for its checks. */
+static void
+part_cond_init(struct spool_part *sp)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&sp->wake, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 static void *spool_writer(void *arg);
 
 static int
@@ -321,6 +518,8 @@ spool_free(struct spool_part *sp)
 	spool_free_handles(sp);
 	pthread_cond_destroy(&sp->wake);
 	pthread_mutex_destroy(&sp->lock);
+	pthread_rwlock_destroy(&sp->db_lock);
+	free(sp->path); sp->path = NULL;
 	free(sp);
 }
 
@@ -335,10 +534,20 @@ part_open(const struct spool_config *cfg, const char *path, unsigned parts, stru
 	}
 	sp->read_only = cfg->read_only;
 	sp->max_batch = cfg->max_batch ? cfg->max_batch : SPOOL_MAX_BATCH_DEFAULT;
+	sp->floor_space = cfg->min_free_space;
+	sp->floor_inodes = cfg->min_free_inodes;
 	pthread_mutex_init(&sp->lock, NULL);
-	pthread_cond_init(&sp->wake, NULL);
+	part_cond_init(sp);
+	pthread_rwlock_init(&sp->db_lock, NULL);
 	sp->tailp = &sp->head;
 	spool_set_options(sp, parts);
+	sp->path = strdup(path);
+	if (sp->path == NULL) {
+		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
+		spool_free(sp);
+		return NULL;
+	}
+	part_check_space(sp);
 	if (spool_open_db(sp, path, err) < 0 || spool_start_writer(sp, err) < 0) {
 		spool_free(sp);
 		return NULL;
@@ -410,6 +619,8 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 		tern_err_set(err, 451, "4.3.0", "spool is read-only");
 		return -EROFS;
 	}
+	if (part_refusing(sp, err))
+		return -ENOSPC;
 	req = spool_req_new(recs, n);
 	if (req == NULL) {
 		tern_err_set(err, 452, "4.3.1", "spool write failed: out of memory");
@@ -435,18 +646,23 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 
 /*
  * Detach everything waiting, up to the batch limits, but always at least
- * one request so that an oversized one still goes through alone. NULL once
- * stopping and drained.
+ * one request so that an oversized one still goes through alone. NULL when
+ * nothing came within SPOOL_CHECK_INTERVAL; *more turns false once stopping
+ * and drained.
  */
 static struct spool_req *
-spool_take_batch(struct spool_part *sp)
+spool_take_batch(struct spool_part *sp, bool *more)
 {
 	struct spool_req *first, *last;
+	struct timespec deadline;
 	size_t recs, bytes;
 
+	util_deadline_after(SPOOL_CHECK_INTERVAL, &deadline);
 	pthread_mutex_lock(&sp->lock);
 	while (sp->head == NULL && !sp->stopping)
-		pthread_cond_wait(&sp->wake, &sp->lock);
+		if (pthread_cond_timedwait(&sp->wake, &sp->lock, &deadline) == ETIMEDOUT)
+			break;
+	*more = sp->head != NULL || !sp->stopping;
 	first = last = sp->head;
 	if (first != NULL) {
 		recs = first->n;
@@ -467,13 +683,10 @@ spool_take_batch(struct spool_part *sp)
 	return first;
 }
 
-static int
-spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct tern_err *err)
+static void
+spool_fill_batch(struct spool_part *sp, rocksdb_writebatch_t *wb, const struct spool_req *batch)
 {
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	const struct spool_req *r;
-	uint64_t nrecs = 0;
-	char *rerr = NULL;
 	size_t i;
 
 	for (r = batch; r; r = r->next) {
@@ -487,9 +700,24 @@ spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct t
 						  (const char *)rec->id.b, SPOOL_ID_LEN, rec->meta,
 						  rec->meta_len);
 		}
-		nrecs += r->n;
 	}
+}
+
+static int
+spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct tern_err *err)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	const struct spool_req *r;
+	uint64_t nrecs = 0;
+	char *rerr = NULL;
+
+	for (r = batch; r; r = r->next)
+		nrecs += r->n;
+	/* Only this thread reopens, and it does so between batches: the handles are there. */
+	pthread_rwlock_rdlock(&sp->db_lock);
+	spool_fill_batch(sp, wb, batch);
 	rocksdb_write(sp->db, sp->wo_sync, wb, &rerr);
+	pthread_rwlock_unlock(&sp->db_lock);
 	rocksdb_writebatch_destroy(wb);
 	atomic_fetch_add(&sp->batches, 1);
 	atomic_fetch_add(&sp->records, nrecs);
@@ -497,7 +725,8 @@ spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct t
 		return 0;
 	log_error("spool", "synced write of %llu records failed: %s", (unsigned long long)nrecs,
 		  rerr);
-	tern_err_set(err, 452, "4.3.1", "spool write failed: %s", rerr);
+	part_write_failed(sp, "a synced write", rerr);
+	tern_err_set(err, 452, "4.3.1", "Insufficient system storage (spool write failed)");
 	rocksdb_free(rerr);
 	return -EIO;
 }
@@ -507,8 +736,15 @@ spool_commit(struct spool_part *sp, struct spool_req *batch)
 {
 	struct tern_err err;
 	struct spool_req *next;
-	int status = spool_write_batch(sp, batch, &err);
+	int status;
 
+	/* A stopped database would refuse the write anyway; do not touch its WAL. */
+	if (atomic_load(&sp->broken)) {
+		tern_err_set(&err, 452, "4.3.1",
+			     "Insufficient system storage (spool recovering from a failed write)");
+		status = -EIO;
+	} else
+		status = spool_write_batch(sp, batch, &err);
 	for (; batch; batch = next) {
 		next = batch->next;
 		atomic_fetch_add(&sp->requests, 1);
@@ -524,9 +760,19 @@ spool_writer(void *arg)
 {
 	struct spool_part *sp = arg;
 	struct spool_req *batch;
+	spool_batch_end_fn end;
+	bool more = true;
 
-	while ((batch = spool_take_batch(sp)) != NULL)
+	while (more) {
+		batch = spool_take_batch(sp, &more);
+		part_tick(sp, batch != NULL);
+		if (batch == NULL)
+			continue;
 		spool_commit(sp, batch);
+		end = atomic_load(&sp->batch_end);
+		if (end != NULL)
+			end();
+	}
 	return NULL;
 }
 
@@ -537,6 +783,10 @@ part_stats(struct spool_part *sp, struct spool_stats *out)
 	out->records = atomic_load(&sp->records);
 	out->requests = atomic_load(&sp->requests);
 	out->failed = atomic_load(&sp->failed);
+	out->refused = atomic_load(&sp->refused);
+	out->reopens = atomic_load(&sp->reopens);
+	out->low = atomic_load(&sp->low);
+	out->broken = atomic_load(&sp->broken);
 	pthread_mutex_lock(&sp->lock);
 	out->pending = sp->pending;
 	pthread_mutex_unlock(&sp->lock);
@@ -563,40 +813,64 @@ spool_write_result(char *rerr, const char *what, struct tern_err *err)
 	return -EIO;
 }
 
+/* Enter for an unsynced write: the spool is writable and its handles are there. */
+static int
+part_enter_writable(struct spool_part *sp, struct tern_err *err)
+{
+	int rc = spool_check_writable(sp, err);
+
+	return rc < 0 ? rc : part_enter(sp, err);
+}
+
+/*
+ * Write wb unsynced, leave (part_enter_writable came first) and free wb. A
+ * failure stops the partition like a failed synced write.
+ */
+static int
+part_write(struct spool_part *sp, rocksdb_writebatch_t *wb, const char *what, struct tern_err *err)
+{
+	char *rerr = NULL;
+
+	rocksdb_write(sp->db, sp->wo_nosync, wb, &rerr);
+	part_leave(sp);
+	rocksdb_writebatch_destroy(wb);
+	if (rerr != NULL)
+		part_write_failed(sp, what, rerr);
+	return spool_write_result(rerr, what, err);
+}
+
 static int
 part_update_meta(struct spool_part *sp, const struct spool_id *id, const void *meta, size_t len,
 		  struct tern_err *err)
 {
-	char *rerr = NULL;
-	int rc = spool_check_writable(sp, err);
+	rocksdb_writebatch_t *wb;
+	int rc = part_enter_writable(sp, err);
 
 	if (rc < 0)
 		return rc;
-	rocksdb_put_cf(sp->db, sp->wo_nosync, sp->cf[SPOOL_CF_META], (const char *)id->b,
-		       SPOOL_ID_LEN, meta, len, &rerr);
-	return spool_write_result(rerr, "meta update", err);
+	wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_put_cf(wb, sp->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN,
+				  meta, len);
+	return part_write(sp, wb, "meta update", err);
 }
 
 static int
 part_remove(struct spool_part *sp, const struct spool_id *id, struct tern_err *err)
 {
 	rocksdb_writebatch_t *wb;
-	char *rerr = NULL;
-	int rc = spool_check_writable(sp, err);
+	int rc = part_enter_writable(sp, err);
 
 	if (rc < 0)
 		return rc;
 	wb = rocksdb_writebatch_create();
 	rocksdb_writebatch_delete_cf(wb, sp->cf[SPOOL_CF_DATA], (const char *)id->b, SPOOL_ID_LEN);
 	rocksdb_writebatch_delete_cf(wb, sp->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN);
-	rocksdb_write(sp->db, sp->wo_nosync, wb, &rerr);
-	rocksdb_writebatch_destroy(wb);
-	return spool_write_result(rerr, "remove", err);
+	return part_write(sp, wb, "remove", err);
 }
 
 static int
-spool_get(struct spool_part *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
-	  const struct spool_id *id, struct buf *out, struct tern_err *err)
+spool_get_entered(struct spool_part *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
+		  const struct spool_id *id, struct buf *out, struct tern_err *err)
 {
 	rocksdb_pinnableslice_t *v;
 	const char *p;
@@ -620,6 +894,19 @@ spool_get(struct spool_part *sp, enum spool_cf cf, const rocksdb_readoptions_t *
 	rocksdb_pinnableslice_destroy(v);
 	if (rc < 0)
 		tern_err_set(err, 451, "4.3.0", "spool read failed: out of memory");
+	return rc;
+}
+
+static int
+spool_get(struct spool_part *sp, enum spool_cf cf, const rocksdb_readoptions_t *ro,
+	  const struct spool_id *id, struct buf *out, struct tern_err *err)
+{
+	int rc = part_enter(sp, err);
+
+	if (rc < 0)
+		return rc;
+	rc = spool_get_entered(sp, cf, ro, id, out, err);
+	part_leave(sp);
 	return rc;
 }
 
@@ -806,7 +1093,7 @@ scan_run(struct spool_scan *s)
 }
 
 static int
-part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
+part_scan_entered(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
 {
 	rocksdb_column_family_handle_t *cfs[2] = {sp->cf[SPOOL_CF_META], sp->cf[SPOOL_CF_DATA]};
 	struct spool_scan s = {.sp = sp, .visit = visit, .arg = arg, .err = err};
@@ -828,6 +1115,18 @@ part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_er
 		 (unsigned long long)s.seen, (unsigned long long)s.quarantined,
 		 sp->read_only ? "unloadable (read-only: left in place)" : "quarantined", secs,
 		 secs > 0 ? (double)s.seen / secs : 0.0);
+	return rc;
+}
+
+static int
+part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
+{
+	int rc = part_enter(sp, err);
+
+	if (rc < 0)
+		return rc;
+	rc = part_scan_entered(sp, visit, arg, err);
+	part_leave(sp);
 	return rc;
 }
 
@@ -990,7 +1289,20 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 		out->requests += one.requests;
 		out->failed += one.failed;
 		out->pending += one.pending;
+		out->refused += one.refused;
+		out->reopens += one.reopens;
+		out->low |= one.low;
+		out->broken |= one.broken;
 	}
+}
+
+void
+spool_set_batch_end(struct spool *sp, spool_batch_end_fn fn)
+{
+	unsigned i;
+
+	for (i = 0; i < sp->n; i++)
+		atomic_store(&sp->parts[i]->batch_end, fn);
 }
 
 int
@@ -1082,9 +1394,13 @@ spool_changes_update_meta(struct spool_changes *c, struct spool *sp, const struc
 {
 	struct spool_part *part;
 	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
+	struct tern_err err;
 
+	if (wb == NULL || part_enter(part, &err) < 0)
+		return -EAGAIN;
 	rocksdb_writebatch_put_cf(wb, part->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN,
 				  meta, len);
+	part_leave(part);
 	c->pending++;
 	return 0;
 }
@@ -1094,9 +1410,13 @@ spool_changes_remove(struct spool_changes *c, struct spool *sp, const struct spo
 {
 	struct spool_part *part;
 	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
+	struct tern_err err;
 
+	if (wb == NULL || part_enter(part, &err) < 0)
+		return -EAGAIN;
 	rocksdb_writebatch_delete_cf(wb, part->cf[SPOOL_CF_DATA], (const char *)id->b, SPOOL_ID_LEN);
 	rocksdb_writebatch_delete_cf(wb, part->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN);
+	part_leave(part);
 	c->pending++;
 	return 0;
 }
@@ -1108,12 +1428,21 @@ spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err 
 	int rc = 0;
 
 	for (i = 0; i < sp->n; i++) {
+		struct spool_part *part = sp->parts[i];
 		char *rerr = NULL;
 
 		if (c->wb[i] == NULL || rocksdb_writebatch_count(c->wb[i]) == 0)
 			continue;
-		rocksdb_write(sp->parts[i]->db, sp->parts[i]->wo_nosync, c->wb[i], &rerr);
+		if (part_enter_writable(part, err) < 0) {
+			rocksdb_writebatch_clear(c->wb[i]);
+			rc = -EIO;
+			continue;
+		}
+		rocksdb_write(part->db, part->wo_nosync, c->wb[i], &rerr);
+		part_leave(part);
 		rocksdb_writebatch_clear(c->wb[i]);
+		if (rerr != NULL)
+			part_write_failed(part, "a deferred update", rerr);
 		if (spool_write_result(rerr, "deferred update", err) < 0)
 			rc = -EIO;
 	}

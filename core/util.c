@@ -6,6 +6,7 @@
 #include "tern/util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,4 +371,18 @@ bool
 util_strncaseeq(const char *a, const char *b, size_t n)
 {
 	return strncasecmp(a, b, n) == 0;
+}
+
+void
+util_deadline_after(double seconds, struct timespec *ts)
+{
+	double whole = floor(seconds);
+
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)whole;
+	ts->tv_nsec += (long)((seconds - whole) * 1e9);
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
 }

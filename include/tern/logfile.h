@@ -44,6 +44,9 @@ struct logfile_config {
 	/* Records waiting for the flusher beyond this many bytes are dropped
 	 * and counted (the disk is slower than the shards); 0 = 64 MiB. */
 	uint64_t max_buffered;
+	/* fdatasync every write of records (and fsync the directory when a
+	 * segment starts or is renamed), so that records survive power loss. */
+	bool sync;
 };
 
 struct logfile_stats {
@@ -68,7 +71,12 @@ struct logfile *logfile_open(const struct logfile_config *cfg, struct tern_err *
  * reached, -ENOMEM.
  */
 int logfile_append(struct logfile *lf, const char *line, size_t len);
-/* Write buffered records to the current segment now (zstd: a flushed block). */
+/*
+ * Write every record appended before this call to the current segment now
+ * (zstd: a flushed block), and sync it when cfg.sync: once it returns, those
+ * records survive the process being killed (and, with sync, power loss).
+ * Thread-safe; concurrent callers share the writes.
+ */
 void logfile_flush(struct logfile *lf);
 void logfile_stats(struct logfile *lf, struct logfile_stats *out);
 /* Flush, finish the segment (zstd frame end), rename it, free lf. */

@@ -50,5 +50,12 @@ void logrec_close(void);
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */
 void logrec_write(const struct logrec *r);
+/*
+ * Hand every record written so far to the kernel (and to the disk with
+ * configure_local_logs{ sync = true }). Callers commit before the state
+ * change a record describes becomes visible: a Reception record before the
+ * 250, a final record before the spool removal. Thread-safe.
+ */
+void logrec_commit(void);
 
 #endif

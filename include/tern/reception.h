@@ -2,9 +2,10 @@
 /*
  * Reception: what happens to accepted messages, whoever accepted them (the
  * SMTP listener now, the HTTP inject API later). A batch of messages is
- * written to the spool in one durable group commit; when the write is synced,
- * back on the submitting shard, each message gets its Reception record and
- * the submitter is told, so it can answer 250 (or 452 when the write failed).
+ * written to the spool in one durable group commit; once the write is synced,
+ * each message's Reception record is handed to the kernel within that commit
+ * (logrec_commit), and then the submitter is told, back on its shard, so it
+ * can answer 250 (or 452 when the write failed): no 250 without its record.
  * Messages whose meta `queue` is "null" are logged and discarded without
  * being spooled (sinks, tests).
  */

@@ -36,6 +36,15 @@ struct spool_id {
 
 struct spool;
 
+/*
+ * A free-space floor on the spool's filesystem: a share of the total when
+ * percent > 0, else an absolute amount (bytes, or inodes); zero means none.
+ */
+struct spool_floor {
+	double percent;
+	uint64_t amount;
+};
+
 struct spool_config {
 	const char *path;
 	bool read_only; /* offline inspection (tern spool list): no writer thread, no creation */
@@ -43,7 +52,17 @@ struct spool_config {
 	size_t max_batch;
 	/* Partitions for a new spool (default 1); an existing spool keeps its own. */
 	unsigned partitions;
+	/*
+	 * Below either floor spool_put refuses new messages (452 4.3.1) while
+	 * removals, which free space, go on. Checked before each group commit
+	 * and once a second.
+	 */
+	struct spool_floor min_free_space;  /* bytes */
+	struct spool_floor min_free_inodes; /* inodes */
 };
+
+/* Parse "5%" (of the total) or an amount ("200M" for bytes, "10000" for inodes). */
+int spool_floor_parse(const char *s, struct spool_floor *out);
 
 #define SPOOL_MAX_PARTITIONS 16
 
@@ -76,10 +95,25 @@ double spool_id_time(const struct spool_id *id);
 /*
  * Durably write n records (all or none); they must share one lane. done runs exactly once, on the
  * writer thread, after the synced write (or its failure). Returns 0 when
- * queued, negative (with err) when it could not even be queued.
+ * queued, negative (with err) when it could not even be queued: among
+ * others 452 4.3.1 when the filesystem is below its floor, or while a
+ * partition recovers from a failed write.
+ *
+ * A failed write (a full disk, an I/O error) stops RocksDB from writing
+ * until it is reopened: the partition refuses new messages and its writer
+ * reopens it once a second until it succeeds with free space above the
+ * floor. Reads go on meanwhile.
  */
 int spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
 	      void *arg, struct tern_err *err);
+
+/*
+ * fn runs on the writer thread after the done callbacks of each group commit,
+ * before the writer takes its next batch: a caller that defers its work to
+ * there acts once per commit. Set it before the first spool_put.
+ */
+typedef void (*spool_batch_end_fn)(void);
+void spool_set_batch_end(struct spool *sp, spool_batch_end_fn fn);
 
 /* Unsynced state changes, applied in the caller's thread. */
 int spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
@@ -132,6 +166,10 @@ struct spool_stats {
 	uint64_t requests; /* spool_put calls completed (done called) */
 	uint64_t failed;   /* of those, completed with an error */
 	uint64_t pending;  /* records waiting for the writer right now */
+	uint64_t refused;  /* spool_put calls refused below the floor or while recovering */
+	uint64_t reopens;  /* partitions reopened after a failed write */
+	bool low;          /* some partition is below its free-space floor now */
+	bool broken;       /* some partition waits to be reopened after a failed write */
 };
 void spool_stats(struct spool *sp, struct spool_stats *out);
 

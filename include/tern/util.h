@@ -85,4 +85,11 @@ uint64_t util_hash_more(uint64_t h, const char *s);
 /* Case-insensitive ASCII comparison of n bytes. */
 bool util_strncaseeq(const char *a, const char *b, size_t n);
 
+/*
+ * The CLOCK_MONOTONIC time seconds from now, for pthread_cond_timedwait on a
+ * condition variable set to that clock (a wall-clock step must not stretch a wait).
+ */
+struct timespec;
+void util_deadline_after(double seconds, struct timespec *ts);
+
 #endif

@@ -537,6 +537,54 @@ test_crash_child(void **state)
 	buf_deinit(&all);
 }
 
+/*
+ * sync = true: every flush syncs the segment (and the directory when one
+ * starts or is renamed); what was flushed is in the file at once, rotation
+ * included, and a child killed with SIGKILL right after a flush keeps it.
+ */
+static void
+test_sync(void **state)
+{
+	struct fixture *f = *state;
+	char line[64], names[16][128];
+	struct logfile *lf;
+	struct buf all, expect;
+	pid_t pid;
+	int i, status;
+
+	f->cfg.sync = true;
+	f->cfg.max_file_size = 100;
+	f->cfg.flush_interval = 3600;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lf = logfile_open(&f->cfg, NULL);
+		for (i = 0; i < 10; i++) {
+			snprintf(line, sizeof(line), "{\"n\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxxxxx\"}",
+				 i);
+			logfile_append(lf, line, strlen(line));
+			logfile_flush(lf);
+		}
+		logfile_append(lf, "{\"unflushed\":1}", 15);
+		raise(SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(list_files(f->dir, ".open", names, 16), 1);
+
+	lf = logfile_open(&f->cfg, NULL);
+	logfile_close(lf);
+	buf_init(&all);
+	buf_init(&expect);
+	read_all(f->dir, &all);
+	for (i = 0; i < 10; i++)
+		buf_printf(&expect, "{\"n\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxxxxx\"}\n", i);
+	assert_string_equal(all.data, expect.data);
+	assert_true(count_files(f->dir, ".jsonl") >= 4);
+	buf_deinit(&all);
+	buf_deinit(&expect);
+}
+
 /* The flusher is not due for an hour, but 1 MiB buffered wakes it. */
 static void
 test_handover(void **state)
@@ -698,6 +746,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zstd_flush_visible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_child, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buffer_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),

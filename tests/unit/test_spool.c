@@ -711,9 +711,28 @@ test_not_a_spool(void **state)
 	assert_int_equal(mkdir(f->dir, 0700), 0);
 }
 
+/* Wait (up to 10 s) until the writer has reopened the spool after a failed write. */
+static void
+wait_reopened(struct spool *sp)
+{
+	struct spool_stats st;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		spool_stats(sp, &st);
+		if (st.reopens > 0 && !st.broken)
+			return;
+		usleep(10000);
+	}
+	fail_msg("the spool was not reopened after a failed write");
+}
+
 /*
- * A full disk, made with RLIMIT_FSIZE: the WAL append fails, every request
- * of the batch gets 452 4.3.1, and nothing of it can be read back.
+ * Regression: the first failed write on a full disk aborted ternd in
+ * RocksDB (`sync_without_flush_called_`). A full disk, made with
+ * RLIMIT_FSIZE: the WAL append fails, every request of the batch gets 452
+ * 4.3.1, nothing of it can be read back, new requests are refused at once
+ * until the writer has reopened the database, and then they are accepted.
  */
 static void
 test_write_failure(void **state)
@@ -723,7 +742,7 @@ test_write_failure(void **state)
 	static char big[1 << 20];
 	struct rlimit old, small;
 	struct spool_record rec;
-	struct spool_id id;
+	struct spool_id id, later;
 	struct spool_stats st;
 	struct waiter w;
 
@@ -743,15 +762,90 @@ test_write_failure(void **state)
 	assert_false(w.err_was_null);
 	assert_int_equal(w.err.code, 452);
 	assert_string_equal(w.err.enhanced, "4.3.1");
-	assert_true(strncmp(w.err.msg, "spool write failed: ", 20) == 0);
+	assert_non_null(strstr(w.err.msg, "Insufficient system storage"));
 	assert_int_equal(atomic_load(&w.calls), 1);
 	spool_stats(sp, &st);
 	assert_int_equal(st.failed, 1);
 	assert_absent(sp, &id);
+
+	/* Refused without a write until the reopen, which the writer does by itself. */
+	spool_stats(sp, &st);
+	if (st.broken) {
+		struct tern_err err = {0};
+
+		rec = record(&later, "small", "{}");
+		assert_int_equal(spool_put(sp, &rec, 1, waiter_done, &w, &err), -ENOSPC);
+		assert_int_equal(err.code, 452);
+		assert_string_equal(err.enhanced, "4.3.1");
+	}
+	wait_reopened(sp);
+	rec = record(&later, "after", "{}");
+	put_sync(sp, &rec, 1);
+	assert_get(sp, &later, "after", "{}");
 	spool_close(sp);
 
 	sp = open_spool(f->dir, false);
 	assert_absent(sp, &id);
+	spool_close(sp);
+}
+
+static void
+test_floor_parse(void **state)
+{
+	struct spool_floor f;
+
+	assert_int_equal(spool_floor_parse("5%", &f), 0);
+	assert_true(f.percent == 5 && f.amount == 0);
+	assert_int_equal(spool_floor_parse("0.5%", &f), 0);
+	assert_true(f.percent == 0.5);
+	assert_int_equal(spool_floor_parse("200M", &f), 0);
+	assert_true(f.percent == 0 && f.amount == 200u << 20);
+	assert_int_equal(spool_floor_parse("10000", &f), 0);
+	assert_true(f.amount == 10000);
+	assert_int_equal(spool_floor_parse("0", &f), 0);
+	assert_int_equal(spool_floor_parse("100%", &f), -EINVAL);
+	assert_int_equal(spool_floor_parse("-1%", &f), -EINVAL);
+	assert_int_equal(spool_floor_parse("x%", &f), -EINVAL);
+	assert_int_equal(spool_floor_parse("5 %", &f), -EINVAL);
+	assert_int_equal(spool_floor_parse("lots", &f), -EINVAL);
+	assert_int_equal(spool_floor_parse("", &f), -EINVAL);
+}
+
+/* A filesystem below the floor (here: no filesystem has 2^60 bytes free): 452 4.3.1 at once. */
+static void
+test_floor_refuses(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_config cfg = {.path = f->dir, .min_free_space = {0, 1ull << 60}};
+	struct tern_err err = {0};
+	struct spool_stats st;
+	struct spool_record rec;
+	struct spool_id id;
+	struct spool *sp = spool_open(&cfg, &err);
+	struct waiter w;
+
+	assert_non_null(sp);
+	waiter_init(&w);
+	rec = record(&id, "data", "{}");
+	assert_int_equal(spool_put(sp, &rec, 1, waiter_done, &w, &err), -ENOSPC);
+	assert_int_equal(err.code, 452);
+	assert_string_equal(err.enhanced, "4.3.1");
+	assert_string_equal(err.msg, "Insufficient system storage");
+	assert_int_equal(atomic_load(&w.calls), 0);
+	spool_stats(sp, &st);
+	assert_true(st.low);
+	assert_int_equal(st.refused, 1);
+	/* Removals, which free space, go on below the floor. */
+	assert_int_equal(spool_remove(sp, &id, &err), 0);
+	spool_close(sp);
+
+	/* The same disk with a floor it clears (a share of it, and inodes). */
+	cfg.min_free_space = (struct spool_floor){0.001, 0};
+	cfg.min_free_inodes = (struct spool_floor){0.001, 0};
+	sp = spool_open(&cfg, &err);
+	assert_non_null(sp);
+	put_sync(sp, &rec, 1);
+	assert_get(sp, &id, "data", "{}");
 	spool_close(sp);
 }
 
@@ -893,6 +987,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_read_only_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_a_spool, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
+	    cmocka_unit_test(test_floor_parse),
+	    cmocka_unit_test_setup_teardown(test_floor_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_usage_and_not_a_spool, setup, teardown),
 	};
