@@ -405,6 +405,19 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	logrec_write(rec);
 }
 
+/*
+ * A spool partition that is reopening after a failed write cannot be read
+ * for a moment: the message stays in the spool and in its queue, and is tried
+ * again after its queue's retry interval, without counting an attempt.
+ */
+static void
+retry_load_later(struct queue_msg *m, const char *why)
+{
+	log_ratelimited(LOG_LEVEL_WARN, "queue", "spool not readable (%s); messages wait for it", why);
+	m->due = util_wallclock() + m->queue->retry_interval;
+	requeue(m);
+}
+
 struct message *
 queue_load(struct queue_msg *m, bool with_data)
 {
@@ -412,6 +425,7 @@ queue_load(struct queue_msg *m, bool with_data)
 	struct tern_err err;
 	struct buf meta;
 	char hex[SPOOL_ID_HEX_LEN + 1];
+	int rc;
 
 	if (msg == NULL) {
 		finish(m, NULL);
@@ -419,14 +433,19 @@ queue_load(struct queue_msg *m, bool with_data)
 	}
 	buf_init(&meta);
 	msg->id = m->id;
-	if (spool_get_meta(queue_spool_handle, &m->id, &meta, &err) < 0 ||
-	    message_decode_spool_meta(msg, meta.data, meta.len, &err) < 0 ||
-	    (with_data && spool_get_data(queue_spool_handle, &m->id, &msg->data, &err) < 0)) {
+	if ((rc = spool_get_meta(queue_spool_handle, &m->id, &meta, &err)) < 0 ||
+	    (rc = message_decode_spool_meta(msg, meta.data, meta.len, &err)) < 0 ||
+	    (with_data &&
+	     (rc = spool_get_data(queue_spool_handle, &m->id, &msg->data, &err)) < 0)) {
+		message_free(msg);
+		buf_deinit(&meta);
+		if (rc == -EAGAIN) {
+			retry_load_later(m, err.msg);
+			return NULL;
+		}
 		spool_id_to_hex(&m->id, hex);
 		log_warn("queue", "message %s cannot be loaded (%s); dropped from its queue", hex,
 			 err.msg);
-		message_free(msg);
-		buf_deinit(&meta);
 		finish(m, NULL);
 		return NULL;
 	}
@@ -459,7 +478,7 @@ changes_flush(struct shard_changes *sc)
 		return;
 	logrec_commit();
 	if (spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
-		log_error("queue", "%s", err.msg);
+		log_ratelimited(LOG_LEVEL_ERROR, "queue", "%s", err.msg);
 }
 
 static void
