@@ -104,6 +104,7 @@ publish_hook(struct watchdog_slot *w, const char *what, const char *where, doubl
 		snprintf(w->hook.where, sizeof(w->hook.where), "%s", where);
 	}
 	w->hook.deadline = deadline > 0 ? deadline : WATCHDOG_DEFAULT_DEADLINE;
+	w->hook.since_ms = now_ms();
 	w->hook.active = active;
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
 }
@@ -204,14 +205,45 @@ watchdog_interrupt(struct watchdog_slot *w, uint64_t iter, const struct watchdog
 	pthread_kill(w->thread, WATCHDOG_SIGNAL);
 }
 
+/* The shard's own C code has run long: not ours to stop, but never silent. */
+static void
+watchdog_check_busy(struct watchdog_slot *w, double elapsed)
+{
+	if (elapsed <= WATCHDOG_DEFAULT_DEADLINE || w->warned)
+		return;
+	log_warn("watchdog", "shard %d has been busy for %.1fs outside any hook", w->id, elapsed);
+	w->warned = true;
+}
+
+/* The hook is blamed for its own time only, not for the iteration's earlier work. */
+static void
+watchdog_check_hook(struct watchdog_slot *w, uint64_t iter, const struct watchdog_hook *h,
+		    int64_t now)
+{
+	double elapsed = (double)(now - h->since_ms) / 1000.0;
+
+	if (elapsed < h->deadline + WATCHDOG_GRACE)
+		return;
+	if (w->interrupted_ms == 0) {
+		watchdog_interrupt(w, iter, h, elapsed, now);
+		return;
+	}
+	if (now - w->interrupted_ms < (int64_t)(WATCHDOG_EXIT_GRACE * 1000))
+		return;
+	log_error("watchdog", "shard %d wedged for %.1fs in hook %s at %s; exiting with status %d "
+		  "so the supervisor restarts", w->id, elapsed, h->what, h->where,
+		  WATCHDOG_EXIT_STATUS);
+	_exit(WATCHDOG_EXIT_STATUS);
+}
+
 static void
 watchdog_check(struct watchdog_slot *w, int64_t now)
 {
 	uint64_t iter = atomic_load_explicit(&w->iter, memory_order_acquire);
 	int64_t began = atomic_load_explicit(&w->iter_ms, memory_order_relaxed);
 	struct watchdog_hook h;
-	double elapsed;
 
+	/* Idle, or a new iteration began while we read: nothing is stuck. */
 	if (!atomic_load(&w->attached) || (iter & 1) == 0 || atomic_load(&w->iter) != iter)
 		return;
 	if (iter != w->seen_iter) {
@@ -219,28 +251,12 @@ watchdog_check(struct watchdog_slot *w, int64_t now)
 		w->interrupted_ms = 0;
 		w->warned = false;
 	}
-	elapsed = (double)(now - began) / 1000.0;
 	if (!read_hook(w, &h))
 		return;
-	if (!h.active) {
-		/* The shard's own C code: not ours to stop, but never silent. */
-		if (elapsed > WATCHDOG_DEFAULT_DEADLINE && !w->warned)
-			log_warn("watchdog", "shard %d has been busy for %.1fs outside any hook", w->id,
-				 elapsed);
-		w->warned = w->warned || elapsed > WATCHDOG_DEFAULT_DEADLINE;
-		return;
-	}
-	if (elapsed < h.deadline + WATCHDOG_GRACE)
-		return;
-	if (w->interrupted_ms == 0) {
-		watchdog_interrupt(w, iter, &h, elapsed, now);
-		return;
-	}
-	if (now - w->interrupted_ms < (int64_t)(WATCHDOG_EXIT_GRACE * 1000))
-		return;
-	log_error("watchdog", "shard %d wedged for %.1fs in hook %s at %s; exiting with status %d "
-		  "so the supervisor restarts", w->id, elapsed, h.what, h.where, WATCHDOG_EXIT_STATUS);
-	_exit(WATCHDOG_EXIT_STATUS);
+	if (h.active)
+		watchdog_check_hook(w, iter, &h, now);
+	else
+		watchdog_check_busy(w, (double)(now - began) / 1000.0);
 }
 
 static void *

@@ -42,6 +42,7 @@ struct watchdog_hook {
 	char what[64];   /* hook name: "smtp_server_rcpt_to" */
 	char where[192]; /* the hook function's "file:line" */
 	double deadline; /* seconds */
+	int64_t since_ms; /* monotonic ms when it was resumed */
 	bool active;
 };
 
