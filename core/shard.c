@@ -181,7 +181,7 @@ shard_unwatch_iterations(struct shard *s)
 	ev_check_stop(s->loop, &s->iter_begin);
 	ev_ref(s->loop);
 	ev_prepare_stop(s->loop, &s->iter_end);
-	watchdog_iteration_end(&s->watchdog);
+	watchdog_detach(&s->watchdog);
 }
 
 static void *
@@ -283,21 +283,26 @@ shard_begin_stop(void *arg)
 /*
  * Join s's thread unless its loop is still stuck at until_rt (CLOCK_REALTIME,
  * as pthread_timedjoin_np wants): a shard wedged in a hook never reads its
- * stop request, and waiting for it would make SIGTERM hang too.
+ * stop request, and waiting for it would make SIGTERM hang too. A shard
+ * whose loop has ended is only freeing what it owned, which always ends.
  */
 static int
 shard_join(struct shard *s, const struct timespec *until_rt, double deadline)
 {
 	char what[300];
+	int rc;
 
 	if (!s->started)
 		return 0;
-	if (pthread_timedjoin_np(s->thread, NULL, until_rt) != 0) {
+	rc = pthread_timedjoin_np(s->thread, NULL, until_rt);
+	if (rc != 0 && watchdog_attached(&s->watchdog)) {
 		watchdog_describe(&s->watchdog, what, sizeof(what));
 		log_error("shard", "shard %d did not stop within %gs: its loop is stuck in %s", s->id,
 			  deadline, what);
 		return -ETIMEDOUT;
 	}
+	if (rc != 0)
+		pthread_join(s->thread, NULL);
 	s->started = false;
 	return 0;
 }

@@ -77,6 +77,25 @@ watchdog_attach(struct watchdog_slot *w)
 	atomic_store(&w->attached, true);
 }
 
+/*
+ * Under the lock the watchdog holds while it looks: it never signals a
+ * thread that detached (and may be joined and gone by then).
+ */
+void
+watchdog_detach(struct watchdog_slot *w)
+{
+	watchdog_iteration_end(w);
+	pthread_mutex_lock(&watchdog_mu);
+	atomic_store(&w->attached, false);
+	pthread_mutex_unlock(&watchdog_mu);
+}
+
+bool
+watchdog_attached(struct watchdog_slot *w)
+{
+	return atomic_load(&w->attached);
+}
+
 void
 watchdog_iteration_begin(struct watchdog_slot *w)
 {
@@ -92,6 +111,16 @@ watchdog_iteration_end(struct watchdog_slot *w)
 		atomic_fetch_add_explicit(&w->iter, 1, memory_order_release);
 }
 
+/* Every hook resume copies these two strings: a plain bounded copy, not snprintf. */
+static void
+copy_str(char *dst, size_t n, const char *src)
+{
+	size_t len = strnlen(src, n - 1);
+
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 /* Sequence lock: the watchdog discards a copy made while seq was odd or changed. */
 static void
 publish_hook(struct watchdog_slot *w, const char *what, const char *where, double deadline,
@@ -100,11 +129,11 @@ publish_hook(struct watchdog_slot *w, const char *what, const char *where, doubl
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	if (active) {
-		snprintf(w->hook.what, sizeof(w->hook.what), "%s", what);
-		snprintf(w->hook.where, sizeof(w->hook.where), "%s", where);
+		copy_str(w->hook.what, sizeof(w->hook.what), what);
+		copy_str(w->hook.where, sizeof(w->hook.where), where);
+		w->hook.deadline = deadline > 0 ? deadline : WATCHDOG_DEFAULT_DEADLINE;
+		w->hook.since_ms = now_ms();
 	}
-	w->hook.deadline = deadline > 0 ? deadline : WATCHDOG_DEFAULT_DEADLINE;
-	w->hook.since_ms = now_ms();
 	w->hook.active = active;
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
 }

@@ -65,6 +65,9 @@ struct watchdog_slot {
 void watchdog_slot_init(struct watchdog_slot *w, int id);
 /* On the shard's thread, before its loop runs: the signal and the hooks find the slot. */
 void watchdog_attach(struct watchdog_slot *w);
+/* The shard's loop has ended: it is no longer watched, and a stop may wait for its cleanup. */
+void watchdog_detach(struct watchdog_slot *w);
+bool watchdog_attached(struct watchdog_slot *w);
 /* The shard's loop begins / ends one iteration's work. Shard thread only. */
 void watchdog_iteration_begin(struct watchdog_slot *w);
 void watchdog_iteration_end(struct watchdog_slot *w);

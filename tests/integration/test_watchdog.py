@@ -73,7 +73,7 @@ def start_wedge(port, rcpt="wedge@down.test"):
 def try_send(port, rcpt):
     """One message on a new connection with short timeouts: its spool id, or None."""
     try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=1.5) as c:
+        with smtplib.SMTP("127.0.0.1", port, timeout=2.5) as c:
             c.ehlo("other.test")
             c.mail("a@origin.test")
             if c.rcpt(rcpt)[0] != 250:
