@@ -336,7 +336,9 @@ coro_locate(struct coro *c, int nargs)
 		return;
 	}
 	lua_pushvalue(c->co, -(nargs + 1));
-	if (lua_getinfo(c->co, ">S", &ar) && ar.linedefined > 0)
+	if (!lua_getinfo(c->co, ">S", &ar))
+		snprintf(c->where, sizeof(c->where), "?");
+	else if (ar.linedefined > 0)
 		snprintf(c->where, sizeof(c->where), "%s:%d", ar.short_src, ar.linedefined);
 	else
 		snprintf(c->where, sizeof(c->where), "%s", ar.short_src);

@@ -297,8 +297,8 @@ shard_join(struct shard *s, const struct timespec *until_rt, double deadline)
 	rc = pthread_timedjoin_np(s->thread, NULL, until_rt);
 	if (rc != 0 && watchdog_attached(&s->watchdog)) {
 		watchdog_describe(&s->watchdog, what, sizeof(what));
-		log_error("shard", "shard %d did not stop within %gs: its loop is stuck in %s", s->id,
-			  deadline, what);
+		log_error("shard", "shard %d did not stop within the stop timeout (%gs): its loop is "
+			  "stuck in %s", s->id, deadline, what);
 		return -ETIMEDOUT;
 	}
 	if (rc != 0)

@@ -179,5 +179,5 @@ def test_sigterm_ends_ternd_with_a_wedged_shard(ternd, ports, dns_server):
     # Stop timeout 1 s, plus 1 s for shards to notice it, plus slack for a loaded host.
     assert elapsed < 6, elapsed
     err = t.stderr()
-    assert "did not stop within 1s" in err and "smtp_server_rcpt_to" in err, err[-3000:]
+    assert "did not stop within the stop timeout (1s)" in err and "smtp_server_rcpt_to" in err, err[-3000:]
     assert "wedged for" not in err
