@@ -181,3 +181,26 @@ def test_sigterm_ends_ternd_with_a_wedged_shard(ternd, ports, dns_server):
     err = t.stderr()
     assert "did not stop within the stop timeout (1s)" in err and "smtp_server_rcpt_to" in err, err[-3000:]
     assert "wedged for" not in err
+
+
+CONFIG_HOOK = """
+tern.set_hook_timeout('1s')
+tern.on('get_queue_config', function(domain, tenant, campaign)
+  while domain == 'loop.test' do end
+  return tern.make_queue_config { egress_pool = 'ip-a' }
+end)
+"""
+
+
+def test_wedged_config_hook_is_held_to_the_hook_deadline(ternd, ports, dns_server):
+    # Memoized config hooks run synchronously and had no deadline of their own.
+    dns = dns_server({})
+    policy = mta_policy(dns.address, CONFIG_HOOK)
+    t = ternd(policy, threads=2)
+    try_send(ports[0], "someone@loop.test")
+    status = wait_exit(t, 20)
+    assert status == WEDGED_STATUS, t.stderr()[-3000:]
+    line = next(ln for ln in t.stderr().splitlines() if "wedged for" in ln)
+    defined = 1 + next(i for i, ln in enumerate(policy.splitlines())
+                       if ln.startswith("tern.on('get_queue_config'"))
+    assert "in hook get_queue_config at " in line and f"policy0.lua:{defined};" in line, line
