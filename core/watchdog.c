@@ -132,7 +132,13 @@ publish_hook(struct watchdog_slot *w, const char *what, const char *where, doubl
 		copy_str(w->hook.what, sizeof(w->hook.what), what);
 		copy_str(w->hook.where, sizeof(w->hook.where), where);
 		w->hook.deadline = deadline > 0 ? deadline : WATCHDOG_DEFAULT_DEADLINE;
-		w->hook.since_ms = now_ms();
+		/*
+		 * Time counts from the outermost resume: a hook that loops
+		 * starting other coroutines (tern.spawn, config hooks) must not
+		 * look fresh each time one of them returns.
+		 */
+		if (!w->hook.active)
+			w->hook.since_ms = now_ms();
 	}
 	w->hook.active = active;
 	atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);

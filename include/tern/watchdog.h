@@ -42,7 +42,7 @@ struct watchdog_hook {
 	char what[64];   /* hook name: "smtp_server_rcpt_to" */
 	char where[192]; /* the hook function's "file:line" */
 	double deadline; /* seconds */
-	int64_t since_ms; /* monotonic ms when it was resumed */
+	int64_t since_ms; /* monotonic ms when the outermost resume on the thread began */
 	bool active;
 };
 
@@ -73,7 +73,8 @@ void watchdog_iteration_begin(struct watchdog_slot *w);
 void watchdog_iteration_end(struct watchdog_slot *w);
 /*
  * The calling thread is about to resume coroutine L running hook what, defined
- * at where, with deadline seconds (0: WATCHDOG_DEFAULT_DEADLINE). No-op on a
+ * at where, with deadline seconds (0: WATCHDOG_DEFAULT_DEADLINE); also called
+ * again for the outer coroutine when a nested resume returns. No-op on a
  * thread without a slot (init runs on the main thread before the watchdog).
  */
 void watchdog_hook_enter(struct lua_State *L, const char *what, const char *where,

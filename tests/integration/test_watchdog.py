@@ -40,6 +40,10 @@ tern.on('smtp_server_rcpt_to', function(recipient, conn)
   if recipient:find('^wedge@') then
     while true do end
   end
+  if recipient:find('^spawner@') then
+    -- Each task is a nested resume that returns at once: the loop itself never ends.
+    while true do tern.spawn(function() end) end
+  end
   if recipient:find('^spin@') then
     -- The interpreter, not a compiled trace, runs this loop: the interrupt can stop it.
     jit.off(true, true)
@@ -204,3 +208,23 @@ def test_wedged_config_hook_is_held_to_the_hook_deadline(ternd, ports, dns_serve
     defined = 1 + next(i for i, ln in enumerate(policy.splitlines())
                        if ln.startswith("tern.on('get_queue_config'"))
     assert "in hook get_queue_config at " in line and f"policy0.lua:{defined};" in line, line
+
+
+def test_hook_looping_over_nested_resumes_is_caught(ternd, ports, dns_server):
+    # Each nested resume used to make the looping hook look freshly resumed.
+    dns = dns_server({})
+    t = ternd(mta_policy(dns.address, HOOKS % ("1s", 9)), threads=1)
+    wedge = start_wedge(ports[0], "spawner@down.test")
+    wedge.settimeout(15)
+    try:
+        reply = wedge.recv(512)
+    except OSError:
+        reply = b""
+    wedge.close()
+    # Where the interrupt lands (the loop, or a task it started) decides between a 451 for
+    # this transaction and ending the process; either way the watchdog acted in time.
+    if reply.startswith(b"451 4.3.0"):
+        assert t.proc.poll() is None
+    else:
+        assert wait_exit(t, 15) == WEDGED_STATUS, (reply, t.stderr()[-3000:])
+    assert "interrupting it" in t.stderr()
