@@ -88,6 +88,8 @@ watchdog_detach(struct watchdog_slot *w)
 	pthread_mutex_lock(&watchdog_mu);
 	atomic_store(&w->attached, false);
 	pthread_mutex_unlock(&watchdog_mu);
+	if (current == w)
+		current = NULL;
 }
 
 bool
@@ -233,8 +235,10 @@ static void
 watchdog_interrupt(struct watchdog_slot *w, uint64_t iter, const struct watchdog_hook *h,
 		   double elapsed, int64_t now)
 {
-	log_warn("watchdog", "shard %d has run hook %s at %s for %.1fs without yielding (deadline %gs); "
-		 "interrupting it", w->id, h->what, h->where, elapsed, h->deadline);
+	log_warn("watchdog",
+		 "shard %d has run hook %s at %s for %.1fs without yielding (deadline %gs); "
+		 "interrupting it",
+		 w->id, h->what, h->where, elapsed, h->deadline);
 	atomic_store(&w->interrupt_iter, iter);
 	w->interrupted_ms = now;
 	pthread_kill(w->thread, WATCHDOG_SIGNAL);
@@ -265,9 +269,10 @@ watchdog_check_hook(struct watchdog_slot *w, uint64_t iter, const struct watchdo
 	}
 	if (now - w->interrupted_ms < (int64_t)(WATCHDOG_EXIT_GRACE * 1000))
 		return;
-	log_error("watchdog", "shard %d wedged for %.1fs in hook %s at %s; exiting with status %d "
-		  "so the supervisor restarts", w->id, elapsed, h->what, h->where,
-		  WATCHDOG_EXIT_STATUS);
+	log_error("watchdog",
+		  "shard %d wedged for %.1fs in hook %s at %s; exiting with status %d "
+		  "so the supervisor restarts",
+		  w->id, elapsed, h->what, h->where, WATCHDOG_EXIT_STATUS);
 	_exit(WATCHDOG_EXIT_STATUS);
 }
 

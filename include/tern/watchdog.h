@@ -39,9 +39,9 @@ struct lua_State;
 
 /* What the shard is resuming, copied under a sequence lock (seq is odd while it is written). */
 struct watchdog_hook {
-	char what[64];   /* hook name: "smtp_server_rcpt_to" */
-	char where[192]; /* the hook function's "file:line" */
-	double deadline; /* seconds */
+	char what[64];	  /* hook name: "smtp_server_rcpt_to" */
+	char where[192];  /* the hook function's "file:line" */
+	double deadline;  /* seconds */
 	int64_t since_ms; /* monotonic ms when the outermost resume on the thread began */
 	bool active;
 };
@@ -50,8 +50,8 @@ struct watchdog_slot {
 	int id;
 	pthread_t thread;
 	atomic_bool attached;
-	atomic_uint_fast64_t iter;    /* odd while an iteration runs */
-	atomic_int_fast64_t iter_ms;  /* monotonic ms when the running iteration began */
+	atomic_uint_fast64_t iter;	     /* odd while an iteration runs */
+	atomic_int_fast64_t iter_ms;	     /* monotonic ms when the running iteration began */
 	atomic_uint_fast64_t interrupt_iter; /* the iteration the watchdog asked to interrupt */
 	atomic_uint seq;
 	struct watchdog_hook hook;
@@ -65,7 +65,7 @@ struct watchdog_slot {
 void watchdog_slot_init(struct watchdog_slot *w, int id);
 /* On the shard's thread, before its loop runs: the signal and the hooks find the slot. */
 void watchdog_attach(struct watchdog_slot *w);
-/* The shard's loop has ended: it is no longer watched, and a stop may wait for its cleanup. */
+/* On the shard's thread when its loop has ended: no longer watched; a stop may await cleanup. */
 void watchdog_detach(struct watchdog_slot *w);
 bool watchdog_attached(struct watchdog_slot *w);
 /* The shard's loop begins / ends one iteration's work. Shard thread only. */
@@ -77,8 +77,7 @@ void watchdog_iteration_end(struct watchdog_slot *w);
  * again for the outer coroutine when a nested resume returns. No-op on a
  * thread without a slot (init runs on the main thread before the watchdog).
  */
-void watchdog_hook_enter(struct lua_State *L, const char *what, const char *where,
-			 double deadline);
+void watchdog_hook_enter(struct lua_State *L, const char *what, const char *where, double deadline);
 /* No Lua is being resumed any more on the calling thread. */
 void watchdog_hook_leave(void);
 

@@ -63,8 +63,8 @@ test_interpreted_loop_is_interrupted(void **state)
 	luaL_loadstring(co, "jit.off(true, true)\nlocal n = 0\nwhile true do n = n + 1 end");
 	watchdog_iteration_begin(&slot);
 	coro_start(&ref, 0, &opts, record_done, &o);
-	watchdog_iteration_end(&slot);
 	watchdog_stop();
+	watchdog_detach(&slot);
 	assert_int_equal(o.calls, 1);
 	assert_int_equal(o.status, CORO_ERROR);
 	assert_non_null(strstr(o.err.msg, ":3: hook smtp_server_rcpt_to exceeded its deadline"));
@@ -125,15 +125,16 @@ test_compiled_loop_exits_75(void **state)
 	unlink(log_path);
 	assert_non_null(strstr(text, "shard 3 has run hook smtp_server_data at policy.lua:7"));
 	assert_non_null(strstr(text, "shard 3 wedged for "));
-	assert_non_null(strstr(text, "in hook smtp_server_data at policy.lua:7; exiting with status 75"));
+	assert_non_null(
+	    strstr(text, "in hook smtp_server_data at policy.lua:7; exiting with status 75"));
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_compiled_loop_exits_75),
-		cmocka_unit_test(test_interpreted_loop_is_interrupted),
+	    cmocka_unit_test(test_compiled_loop_exits_75),
+	    cmocka_unit_test(test_interpreted_loop_is_interrupted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
