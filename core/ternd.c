@@ -192,16 +192,34 @@ run_result_init(struct run_result *r)
 	pthread_cond_init(&r->cond, NULL);
 }
 
-/* Run init on shard 0 from the main thread, before the shard threads exist. */
+static void
+stop_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/*
+ * Run init on shard 0 from the main thread, before the shard threads exist.
+ * Nothing is open yet and no other thread runs, so a stop signal meanwhile
+ * may simply end the process, as it would by default: an init that never
+ * returns cannot make SIGTERM hang.
+ */
 static int
 run_init(struct tern_err *err)
 {
 	struct run_result r;
+	sigset_t stop;
 
 	run_result_init(&r);
-	if (!start_hook(shard_get(0), "init", 0, NULL, 0, &r))
+	stop_signal_set(&stop);
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+	if (start_hook(shard_get(0), "init", 0, NULL, 0, &r))
+		shard_run_until(shard_get(0), &r.done);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	if (!r.done)
 		return 0;
-	shard_run_until(shard_get(0), &r.done);
 	if (r.status != CORO_OK) {
 		*err = r.err;
 		return -EINVAL;
@@ -267,9 +285,7 @@ wait_for_stop_signal(void)
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	stop_signal_set(&set);
 	while ((sig = sigtimedwait(&set, NULL, &every)) < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			return -1;

@@ -12,6 +12,7 @@ for a wedged shard longer than its stop timeout.
 import signal
 import smtplib
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -228,3 +229,21 @@ def test_hook_looping_over_nested_resumes_is_caught(ternd, ports, dns_server):
     else:
         assert wait_exit(t, 15) == WEDGED_STATUS, (reply, t.stderr()[-3000:])
     assert "interrupting it" in t.stderr()
+
+
+def test_sigterm_ends_an_init_that_never_returns(ternd):
+    # init runs before the shards and the watchdog, with the stop signals blocked: it hung too.
+    t = ternd("tern.on('init', function() while true do end end)\n", start=False)
+    proc = subprocess.Popen(t.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=t.workdir)
+    try:
+        time.sleep(1)
+        assert proc.poll() is None
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == -signal.SIGTERM
+        assert time.monotonic() - began < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
