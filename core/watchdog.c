@@ -254,7 +254,7 @@ watchdog_check_busy(struct watchdog_slot *w, double elapsed)
 	w->warned = true;
 }
 
-/* The hook is blamed for its own time only, not for the iteration's earlier work. */
+/* Timed from the outermost resume (see publish_hook): earlier work of the iteration is not the hook's. */
 static void
 watchdog_check_hook(struct watchdog_slot *w, uint64_t iter, const struct watchdog_hook *h,
 		    int64_t now)
