@@ -254,7 +254,7 @@ watchdog_check_busy(struct watchdog_slot *w, double elapsed)
 	w->warned = true;
 }
 
-/* Timed from the outermost resume (see publish_hook): earlier work of the iteration is not the hook's. */
+/* Timed from the outermost resume (see publish_hook), not from the iteration's start. */
 static void
 watchdog_check_hook(struct watchdog_slot *w, uint64_t iter, const struct watchdog_hook *h,
 		    int64_t now)
