@@ -7,12 +7,15 @@
  * changes whenever its call ends, so a late completion from a cancelled
  * binding finds a different generation and does nothing.
  *
- * A hook that loops without yielding cannot be interrupted here: LuaJIT does
- * not run count hooks inside compiled traces, so the deadline covers time
- * spent waiting, which is where hooks spend it.
+ * A hook that loops without yielding cannot be interrupted here: the
+ * deadline is a timer on the very loop the hook holds, so it covers time
+ * spent waiting, which is where hooks spend it. Time spent computing is the
+ * watchdog's (watchdog.c): every resume tells it which hook runs and where
+ * the hook's function is defined.
  */
 #include "tern/coro.h"
 #include "tern/log.h"
+#include "tern/watchdog.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,6 +37,7 @@ struct coro {
 	bool waiting;
 	struct coro_options opts;
 	char what[64];
+	char where[192]; /* "file:line" of the hook's function, for the watchdog */
 	coro_done_fn done;
 	void *done_arg;
 	ev_timer deadline;
@@ -303,8 +307,13 @@ coro_resume(struct coro *c, int nargs)
 	int rc;
 
 	coro_current = c;
+	watchdog_hook_enter(c->co, c->what, c->where, c->opts.timeout);
 	rc = lua_resume(c->co, nargs);
 	coro_current = prev;
+	if (prev)
+		watchdog_hook_enter(prev->co, prev->what, prev->where, prev->opts.timeout);
+	else
+		watchdog_hook_leave();
 	if (rc == LUA_YIELD && c->waiting)
 		return;
 	if (rc == LUA_YIELD) {
@@ -316,6 +325,25 @@ coro_resume(struct coro *c, int nargs)
 	coro_finish(c, rc);
 }
 
+/* Where the function about to run (below its nargs arguments) is defined. */
+static void
+coro_locate(struct coro *c, int nargs)
+{
+	lua_Debug ar;
+
+	if (!lua_isfunction(c->co, -(nargs + 1))) {
+		snprintf(c->where, sizeof(c->where), "?");
+		return;
+	}
+	lua_pushvalue(c->co, -(nargs + 1));
+	if (!lua_getinfo(c->co, ">S", &ar))
+		snprintf(c->where, sizeof(c->where), "?");
+	else if (ar.linedefined > 0)
+		snprintf(c->where, sizeof(c->where), "%s:%d", ar.short_src, ar.linedefined);
+	else
+		snprintf(c->where, sizeof(c->where), "%s", ar.short_src);
+}
+
 int
 coro_start(struct coro_ref *ref, int nargs, const struct coro_options *opts, coro_done_fn done,
 	   void *arg)
@@ -324,6 +352,7 @@ coro_start(struct coro_ref *ref, int nargs, const struct coro_options *opts, cor
 
 	c->opts = *opts;
 	snprintf(c->what, sizeof(c->what), "%s", opts->what ? opts->what : "hook");
+	coro_locate(c, nargs);
 	c->done = done;
 	c->done_arg = arg;
 	c->running = true;

@@ -283,7 +283,7 @@ int
 policy_call_config(struct policy *p, const char *event, const char *const *args, int nargs,
 		   policy_read_fn read, void *out, struct tern_err *err)
 {
-	struct coro_options opts = {.what = event, .no_yield = true};
+	struct coro_options opts = {.what = event, .timeout = p->hook_timeout, .no_yield = true};
 	struct config_call call = {read, out, CORO_OK, {0}};
 	struct coro_ref ref;
 	lua_State *co = policy_hook_begin(p, event, &ref);

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct shard_stop_hook {
 	struct shard_stop_hook *next;
@@ -62,6 +63,7 @@ shards_init(int n, const struct policy_options *opts, struct tern_err *err)
 		struct shard *s = &shards[i];
 
 		s->id = i;
+		watchdog_slot_init(&s->watchdog, i);
 		s->loop = ev_loop_new(EVFLAG_AUTO);
 		if (s->loop == NULL) {
 			tern_err_set(err, 0, "", "cannot create event loop for shard %d", i);
@@ -140,6 +142,48 @@ shard_keepalive_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 }
 
+static void
+shard_iter_begin_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	watchdog_iteration_begin(w->data);
+}
+
+static void
+shard_iter_end_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	watchdog_iteration_end(w->data);
+}
+
+/*
+ * An iteration's work lies between the check watchers (after the poll) and
+ * the prepare watchers (before the next one); other modules' prepare
+ * watchers still work (batched spool writes), so the end is the last one.
+ */
+static void
+shard_watch_iterations(struct shard *s)
+{
+	ev_check_init(&s->iter_begin, shard_iter_begin_cb);
+	ev_set_priority(&s->iter_begin, EV_MAXPRI);
+	s->iter_begin.data = &s->watchdog;
+	ev_check_start(s->loop, &s->iter_begin);
+	ev_unref(s->loop);
+	ev_prepare_init(&s->iter_end, shard_iter_end_cb);
+	ev_set_priority(&s->iter_end, EV_MINPRI);
+	s->iter_end.data = &s->watchdog;
+	ev_prepare_start(s->loop, &s->iter_end);
+	ev_unref(s->loop);
+}
+
+static void
+shard_unwatch_iterations(struct shard *s)
+{
+	ev_ref(s->loop);
+	ev_check_stop(s->loop, &s->iter_begin);
+	ev_ref(s->loop);
+	ev_prepare_stop(s->loop, &s->iter_end);
+	watchdog_detach(&s->watchdog);
+}
+
 static void *
 shard_main(void *arg)
 {
@@ -151,10 +195,13 @@ shard_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	shard_enter(s);
+	watchdog_attach(&s->watchdog);
+	shard_watch_iterations(s);
 	ev_async_init(&keepalive, shard_keepalive_cb);
 	ev_async_start(s->loop, &keepalive);
 	ev_run(s->loop, 0);
 	ev_async_stop(s->loop, &keepalive);
+	shard_unwatch_iterations(s);
 	s->exiting = true;
 	run_hooks(s, s->exit_hooks);
 	return NULL;
@@ -164,6 +211,19 @@ bool
 shards_running(void)
 {
 	return atomic_load(&running);
+}
+
+static int
+shards_start_watchdog(struct tern_err *err)
+{
+	struct watchdog_slot **slots = xcalloc((size_t)n_shards, sizeof(*slots));
+	int i, rc;
+
+	for (i = 0; i < n_shards; i++)
+		slots[i] = &shards[i].watchdog;
+	rc = watchdog_start(slots, n_shards, err);
+	free(slots); slots = NULL;
+	return rc;
 }
 
 int
@@ -180,7 +240,7 @@ shards_start(struct tern_err *err)
 		}
 		shards[i].started = true;
 	}
-	return 0;
+	return shards_start_watchdog(err);
 }
 
 static void
@@ -220,11 +280,43 @@ shard_begin_stop(void *arg)
 	shard_check_stopped(s);
 }
 
-void
+/*
+ * Join s's thread unless its loop is still stuck at until_rt (CLOCK_REALTIME,
+ * as pthread_timedjoin_np wants): a shard wedged in a hook never reads its
+ * stop request, and waiting for it would make SIGTERM hang too. A shard
+ * whose loop has ended is only freeing what it owned, which always ends.
+ */
+static int
+shard_join(struct shard *s, const struct timespec *until_rt, double deadline)
+{
+	char what[300];
+	int rc;
+
+	if (!s->started)
+		return 0;
+	rc = pthread_timedjoin_np(s->thread, NULL, until_rt);
+	if (rc != 0 && watchdog_attached(&s->watchdog)) {
+		watchdog_describe(&s->watchdog, what, sizeof(what));
+		log_error("shard", "shard %d did not stop within the stop timeout (%gs): its loop is "
+			  "stuck in %s", s->id, deadline, what);
+		return -ETIMEDOUT;
+	}
+	if (rc != 0)
+		pthread_join(s->thread, NULL);
+	s->started = false;
+	return 0;
+}
+
+/* Slack past the stop deadline for a shard to notice it and end its loop. */
+#define SHARD_STOP_SLACK 1.0
+
+int
 shards_stop(double deadline)
 {
 	double until = util_now() + deadline;
-	int i;
+	double until_rt = util_wallclock() + deadline + SHARD_STOP_SLACK;
+	struct timespec ts = {(time_t)until_rt, (long)((until_rt - (double)(time_t)until_rt) * 1e9)};
+	int i, rc = 0;
 
 	for (i = 0; i < n_shards; i++) {
 		struct shard_stop_req *req = xmalloc(sizeof(*req));
@@ -234,11 +326,12 @@ shards_stop(double deadline)
 		if (!shards[i].started || shard_post(&shards[i], shard_begin_stop, req) < 0)
 			free(req);
 	}
-	for (i = 0; i < n_shards; i++) {
-		if (shards[i].started)
-			pthread_join(shards[i].thread, NULL);
-		shards[i].started = false;
-	}
+	for (i = 0; i < n_shards; i++)
+		if (shard_join(&shards[i], &ts, deadline) < 0)
+			rc = -ETIMEDOUT;
+	if (rc == 0)
+		watchdog_stop();
+	return rc;
 }
 
 static void

@@ -116,6 +116,21 @@ parse_args(int argc, char **argv, struct args *a)
 	}
 }
 
+/*
+ * Stop the shards within timeout seconds. One whose loop is stuck (a hook
+ * that never yields) can be neither waited for nor freed, and the rest of
+ * the process shares its spool: end at once, like a crash, which the spool
+ * is built to survive.
+ */
+static void
+stop_shards(double timeout)
+{
+	if (shards_stop(timeout) == 0)
+		return;
+	log_error("ternd", "exiting with status %d without closing the spool", WATCHDOG_EXIT_STATUS);
+	_exit(WATCHDOG_EXIT_STATUS);
+}
+
 /* Outcome of a hook run to completion at start-up or by the script runner. */
 struct run_result {
 	pthread_mutex_t mu;
@@ -178,16 +193,34 @@ run_result_init(struct run_result *r)
 	pthread_cond_init(&r->cond, NULL);
 }
 
-/* Run init on shard 0 from the main thread, before the shard threads exist. */
+static void
+stop_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/*
+ * Run init on shard 0 from the main thread, before the shard threads exist.
+ * Nothing is open yet and no other thread runs, so a stop signal meanwhile
+ * may simply end the process, as it would by default: an init that never
+ * returns cannot make SIGTERM hang.
+ */
 static int
 run_init(struct tern_err *err)
 {
 	struct run_result r;
+	sigset_t stop;
 
 	run_result_init(&r);
-	if (!start_hook(shard_get(0), "init", 0, NULL, 0, &r))
+	stop_signal_set(&stop);
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+	if (start_hook(shard_get(0), "init", 0, NULL, 0, &r))
+		shard_run_until(shard_get(0), &r.done);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	if (!r.done)
 		return 0;
-	shard_run_until(shard_get(0), &r.done);
 	if (r.status != CORO_OK) {
 		*err = r.err;
 		return -EINVAL;
@@ -224,7 +257,7 @@ run_script(struct args *a)
 	run_result_init(&r);
 	if (shards_start(&err) < 0) {
 		fprintf(stderr, "ternd: %s\n", err.msg);
-		shards_stop(0);
+		stop_shards(0);
 		return 1;
 	}
 	shard_post(shard_get(0), script_start_task, &ss);
@@ -232,7 +265,7 @@ run_script(struct args *a)
 	while (!r.done)
 		pthread_cond_wait(&r.cond, &r.mu);
 	pthread_mutex_unlock(&r.mu);
-	shards_stop(a->stop_timeout);
+	stop_shards(a->stop_timeout);
 	if (r.status != CORO_OK) {
 		fprintf(stderr, "%s\n", r.err.msg);
 		return 1;
@@ -253,9 +286,7 @@ wait_for_stop_signal(void)
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	stop_signal_set(&set);
 	while ((sig = sigtimedwait(&set, NULL, &every)) < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			return -1;
@@ -278,13 +309,13 @@ run_daemon(struct args *a)
 	if (daemon_open_services(&err) < 0 || shards_start(&err) < 0) {
 		log_error("ternd", "%s", err.msg);
 		/* Shards that did start must stop before their state is freed. */
-		shards_stop(0);
+		stop_shards(0);
 		daemon_close_services();
 		return 1;
 	}
 	log_info("ternd", "ready: %d shards, policy %s", shard_count(), a->policy);
 	wait_for_stop_signal();
-	shards_stop(a->stop_timeout);
+	stop_shards(a->stop_timeout);
 	daemon_close_services();
 	log_info("ternd", "stopped");
 	return 0;

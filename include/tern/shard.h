@@ -14,6 +14,7 @@
 
 #include "tern/mailbox.h"
 #include "tern/util.h"
+#include "tern/watchdog.h"
 
 /* At most this many shards (ternd --threads); per-shard tables may be sized by it. */
 #define SHARD_MAX 256
@@ -39,6 +40,10 @@ struct shard {
 	ev_timer stop_timer;
 	struct shard_stop_hook *stop_hooks;
 	struct shard_stop_hook *exit_hooks;
+	/* Iteration begins (first check watcher) and ends (last prepare watcher), for the watchdog. */
+	struct watchdog_slot watchdog;
+	ev_check iter_begin;
+	ev_prepare iter_end;
 };
 
 /* Create n shards with loops, mailboxes and a policy loaded in each. */
@@ -58,8 +63,12 @@ void shard_run_until(struct shard *s, const bool *done);
 int shards_start(struct tern_err *err);
 /* True once shards_start began: before that (init), only shard 0's loop runs, on the main thread. */
 bool shards_running(void);
-/* Ask every shard to stop within deadline seconds, then join the threads. */
-void shards_stop(double deadline);
+/*
+ * Ask every shard to stop within deadline seconds, then join the threads.
+ * -ETIMEDOUT when a shard's loop is still stuck a second after the deadline
+ * (logged with what it runs): its state cannot be freed, the caller must exit.
+ */
+int shards_stop(double deadline);
 
 /* Register work to do when a stop begins (close listeners, ...). Shard thread only. */
 void shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg);
