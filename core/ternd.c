@@ -365,20 +365,24 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &a);
 	raise_nofile_limit();
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	popts.policy_path = a.policy;
 	popts.script_path = a.script;
 	popts.validating = a.check;
 	tern_err_clear(&err);
+	/*
+	 * Loading the policy runs its top level, which may never return: until
+	 * then nothing is open and no other thread runs, so SIGTERM keeps its
+	 * default action and simply ends the process.
+	 */
 	if (shards_init(a.check ? 1 : a.threads, &popts, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		shards_free();
 		return 1;
 	}
+	/* Threads started from here on inherit the blocked set: only the main thread takes them. */
+	stop_signal_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (a.check)
 		rc = run_check(&a);
 	else if (a.script)

@@ -16,6 +16,8 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from sinks import chunks, inject, mta_policy, port_free_on, read_records, ternd_sink
 
 __all__ = ["ternd_sink"]  # a fixture, used by name
@@ -231,9 +233,14 @@ def test_hook_looping_over_nested_resumes_is_caught(ternd, ports, dns_server):
     assert "interrupting it" in t.stderr()
 
 
-def test_sigterm_ends_an_init_that_never_returns(ternd):
-    # init runs before the shards and the watchdog, with the stop signals blocked: it hung too.
-    t = ternd("tern.on('init', function() while true do end end)\n", start=False)
+@pytest.mark.parametrize("policy", [
+    # Regression: init ran before the shards and the watchdog, with the stop signals blocked.
+    "tern.on('init', function() while true do end end)\n",
+    # Regression: so did the policy file's top level, loaded before init.
+    "while true do end\n",
+], ids=["init", "top-level"])
+def test_sigterm_ends_a_policy_that_never_returns(ternd, policy):
+    t = ternd(policy, start=False)
     proc = subprocess.Popen(t.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=t.workdir)
     try:
