@@ -279,10 +279,12 @@ util_parse_duration(const char *s, double *out)
 	if (parse_number(s, &v, &unit) < 0)
 		return -EINVAL;
 	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
-		if (strcmp(unit, units[i].name) == 0) {
-			*out = v * units[i].secs;
-			return 0;
-		}
+		if (strcmp(unit, units[i].name) != 0)
+			continue;
+		if (v * units[i].secs > UTIL_DURATION_MAX)
+			return -ERANGE;
+		*out = v * units[i].secs;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -311,10 +313,13 @@ util_parse_size(const char *s, uint64_t *out)
 	if (parse_number(s, &v, &unit) < 0)
 		return -EINVAL;
 	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
-		if (strcasecmp(unit, units[i].name) == 0) {
-			*out = (uint64_t)(v * units[i].mult);
-			return 0;
-		}
+		if (strcasecmp(unit, units[i].name) != 0)
+			continue;
+		/* Checked in double: converting an out-of-range double is undefined. */
+		if (v * units[i].mult > (double)UTIL_SIZE_MAX)
+			return -ERANGE;
+		*out = (uint64_t)(v * units[i].mult);
+		return 0;
 	}
 	return -EINVAL;
 }
