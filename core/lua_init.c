@@ -12,6 +12,7 @@
 #include "tern/reception.h"
 #include "tern/smtp_listener.h"
 #include "tern/spool.h"
+#include "tern/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -262,6 +263,25 @@ opt_count(lua_State *L, const char *fname, const char *key, int def)
 	return (int)v;
 }
 
+/* tls_ciphers, tls_ciphersuites, tls_min_version: checked now, so --check refuses a bad list. */
+static void
+read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	const char *min = lua_tern_opt_string(L, 1, fname, "tls_min_version", NULL);
+	struct tls_server_options opts;
+	struct tern_err err;
+
+	if (min != NULL && tls_parse_version(min, &c->tls_min_version) < 0)
+		luaL_error(L, "%s: option 'tls_min_version' must be '1.2' or '1.3'", fname);
+	c->tls_ciphers = opt_strdup(L, fname, "tls_ciphers", NULL);
+	c->tls_ciphersuites = opt_strdup(L, fname, "tls_ciphersuites", NULL);
+	opts = (struct tls_server_options){.ciphers = c->tls_ciphers,
+					   .ciphersuites = c->tls_ciphersuites,
+					   .min_version = c->tls_min_version};
+	if (tls_server_options_check(&opts, &err) < 0)
+		luaL_error(L, "%s: %s", fname, err.msg);
+}
+
 static void
 read_listener_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
@@ -285,6 +305,7 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
 	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
 	c->require_tls = lua_tern_opt_bool(L, 1, fname, "require_tls", false);
+	read_listener_tls_options(L, fname, c);
 	eol = lua_tern_opt_string(L, 1, fname, "invalid_line_endings", "reject");
 	if (strcmp(eol, "reject") != 0 && strcmp(eol, "fix") != 0)
 		luaL_error(L, "%s: option 'invalid_line_endings' must be 'reject' or 'fix'", fname);
@@ -312,7 +333,7 @@ lua_init_start_esmtp_listener(lua_State *L)
 		"listen", "hostname", "banner", "relay_hosts", "max_message_size",
 		"max_recipients_per_message", "max_messages_per_connection", "max_connections",
 		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
-		"invalid_line_endings", NULL};
+		"invalid_line_endings", "tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL};
 	const char *fname = "tern.start_esmtp_listener";
 	struct smtp_listener_config *c;
 	struct tern_err err;

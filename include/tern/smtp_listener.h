@@ -37,6 +37,9 @@ struct smtp_listener_config {
 	double data_timeout;
 	char *tls_certificate;
 	char *tls_private_key;
+	char *tls_ciphers;	/* NULL: TLS_SERVER_CIPHERS */
+	char *tls_ciphersuites; /* NULL: TLS_SERVER_CIPHERSUITES */
+	int tls_min_version;	/* 0: TLS 1.2 */
 	bool require_tls;
 	bool fix_line_endings; /* invalid_line_endings = 'fix' */
 };
