@@ -49,8 +49,14 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
-/* Append s as a JSON string literal, quotes included. */
+/*
+ * Append s as a JSON string literal, quotes included. Each byte that is not
+ * part of well-formed UTF-8 becomes U+FFFD (as Go's encoding/json does), so
+ * the output is always valid JSON, whatever bytes a peer or policy supplied.
+ */
 int buf_append_json_string(struct buf *b, const char *s, size_t n);
+/* Length of the well-formed UTF-8 sequence at p (a byte >= 0x80, before end), or 0. */
+size_t util_utf8_len(const unsigned char *p, const unsigned char *end);
 
 /* Start-up allocators: abort on failure. Never used on a request path. */
 void *xmalloc(size_t n);
