@@ -121,4 +121,4 @@ format:
 clean:
 	rm -rf build ternd tern
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d $(FUZZ_OBJS:.o=.d)
+-include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d $(FUZZ_OBJS:.o=.d) $(FUZZ_BINS:=.d)

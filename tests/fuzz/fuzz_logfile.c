@@ -22,12 +22,13 @@
 
 #include <zstd.h>
 
+#include "fuzz_tmpdir.h"
 #include "tern/log.h"
 #include "tern/logfile.h"
 
 #define BASE "20261130-000000.000000.jsonl"
 
-static char dir[64];
+static const char *dir;
 
 static void
 check(int ok, const char *what)
@@ -41,8 +42,7 @@ check(int ok, const char *what)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	snprintf(dir, sizeof(dir), "/tmp/fuzz_logfile.XXXXXX");
-	check(mkdtemp(dir) != NULL, "mkdtemp");
+	dir = fuzz_tmpdir_make("fuzz_logfile");
 	/* Recovery warns about every torn record: that is its job, not news here. */
 	log_set_level(LOG_LEVEL_ERROR);
 	return 0;

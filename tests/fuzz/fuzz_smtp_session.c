@@ -25,6 +25,7 @@
 
 #include <openssl/ssl.h>
 
+#include "fuzz_tmpdir.h"
 #include "tern/util.h"
 
 #define SESSION_DEADLINE_MS 20000
@@ -45,7 +46,7 @@ static const char policy_text[] =
 	"  msg:set_meta('queue', 'null')\n"
 	"end)\n";
 
-static char dir[64];
+static const char *dir;
 static int port;
 static SSL_CTX *client_ctx;
 
@@ -76,9 +77,7 @@ write_setup(void)
 	char path[128], cmd[512];
 	FILE *f;
 
-	snprintf(dir, sizeof(dir), "/tmp/fuzz_smtp_session.XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		fail("mkdtemp");
+	dir = fuzz_tmpdir_make("fuzz_smtp_session");
 	snprintf(cmd, sizeof(cmd),
 		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
 		 "-keyout %s/key.pem -out %s/cert.pem -days 30 -subj /CN=mx.fuzz 2>/dev/null",

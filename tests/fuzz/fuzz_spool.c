@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_tmpdir.h"
 #include "tern/log.h"
 #include "tern/message.h"
 #include "tern/spool.h"
@@ -41,7 +42,7 @@ struct put_wait {
 };
 
 static struct spool *spool;
-static char dir[64];
+static const char *dir;
 
 static void
 check(int ok, const char *what)
@@ -69,8 +70,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct spool_config cfg = {.partitions = 2};
 	struct tern_err err;
 
-	snprintf(dir, sizeof(dir), "/tmp/fuzz_spool.XXXXXX");
-	check(mkdtemp(dir) != NULL, "mkdtemp");
+	dir = fuzz_tmpdir_make("fuzz_spool");
 	/* The scan logs each quarantined entry: expected here. */
 	log_set_level(LOG_LEVEL_ERROR);
 	cfg.path = dir;
