@@ -314,6 +314,9 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 		luaL_error(L, "%s: tls_certificate and tls_private_key go together", fname);
 	if (c->require_tls && !c->tls_certificate)
 		luaL_error(L, "%s: require_tls needs tls_certificate and tls_private_key", fname);
+	if ((c->tls_ciphers || c->tls_ciphersuites || c->tls_min_version) && !c->tls_certificate)
+		luaL_error(L, "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
+			      "tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
 }
 

@@ -118,9 +118,13 @@ def test_listener_tls12_cipher_option(rsa_ternd, ports):
     ("tls_ciphers = 'NOSUCHCIPHER'", "tls_ciphers 'NOSUCHCIPHER'"),
     ("tls_ciphersuites = 'TLS_NOPE'", "tls_ciphersuites 'TLS_NOPE'"),
     ("tls_min_version = '1.0'", "option 'tls_min_version' must be '1.2' or '1.3'"),
+    ("tls_min_version = '1.3'", "tls_ciphers, tls_ciphersuites and tls_min_version need "
+                                "tls_certificate and tls_private_key"),
 ])
 def test_bad_tls_option_fails_check(tmp_path, ports, option, message):
     path = tmp_path / "tls.lua"
+    if "need" not in message:
+        option += ", " + tls.listener_options("/nonexistent/cert.pem", "/nonexistent/key.pem")
     path.write_text(listener_policy(option).replace("{dir}", str(tmp_path))
                     .replace("{port}", str(ports[0])))
     r = run_ternd("--check", "--policy", str(path))
