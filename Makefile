@@ -31,7 +31,7 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps test unit run fuzz bench install clean format
+.PHONY: all deps test unit run fuzz fuzz-build bench install clean format
 all: $(BUILD)/ternd $(BUILD)/tern ternd tern
 
 deps:
@@ -62,7 +62,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
 unit: $(UNIT_BINS)
 
 test: deps
-	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory all unit fuzz-build
 	@/usr/bin/python3 tests/run.py --build $(BUILD)
 
 run: deps
@@ -70,12 +70,29 @@ run: deps
 	@mkdir -p var/log
 	./ternd --policy policy-examples/quickstart.lua
 
-# libFuzzer targets: clang, sanitizers, each run for FUZZ_SECONDS.
-FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+# libFuzzer targets. The core is compiled once, with coverage hooks but no
+# fuzzer main (fuzzer-no-link), into libtern-fuzz.a; each target links it.
+# Undefined behaviour stops the run (-fno-sanitize-recover), like a crash.
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -MMD -MP \
 	-DTERN_VERSION='"$(shell cat VERSION)"' -DTERN_LUA_DIR='"$(PREFIX)/share/tern/lua"'
-build/fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
-	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(PKG_LIBS)
+FUZZ_OBJS := $(CORE_SRCS:core/%.c=build/fuzz/core/%.o) build/fuzz/core/ternd_main.o
+
+build/fuzz/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# The daemon's main, renamed, for targets that drive a whole running ternd.
+build/fuzz/core/ternd_main.o: core/ternd.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Dmain=ternd_main -c -o $@ $<
+
+build/fuzz/libtern-fuzz.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libtern-fuzz.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libtern-fuzz.a $(PKG_LIBS)
 
 fuzz: deps $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
@@ -85,6 +102,9 @@ fuzz: deps $(FUZZ_BINS)
 			$$( [ -d tests/fuzz/seeds/$$n ] && echo tests/fuzz/seeds/$$n ) 2>build/fuzz/$$n.log \
 			|| { tail -50 build/fuzz/$$n.log; exit 1; }; \
 	done
+
+# The targets alone, for `make test` to replay each seed corpus (tests/run.py).
+fuzz-build: $(FUZZ_BINS)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -101,7 +121,7 @@ format:
 clean:
 	rm -rf build ternd tern
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d
+-include $(CORE_OBJS:.o=.d) $(BUILD)/core/ternd.d $(BUILD)/core/tern.d $(FUZZ_OBJS:.o=.d) $(FUZZ_BINS:=.d)
 
 # ThreadSanitizer build of ternd in build/tsan, for the race regression test
 # (tests/integration/test_regressions.py, run with TERN_TSAN_BUILD=build/tsan).

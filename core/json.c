@@ -172,39 +172,6 @@ scan_escape(struct scan *s, char *out, size_t *n)
 	return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (a byte >= 0x80), or 0 (RFC 3629 table 3-7). */
-static size_t
-utf8_seq_len(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if ((size_t)(end - p) < n)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* UTF-16 surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* above U+10FFFF */
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* A run of bytes needing no decoding, possibly empty: plain ASCII and valid UTF-8. */
 static int
 scan_string_run(struct scan *s)
@@ -218,7 +185,7 @@ scan_string_run(struct scan *s)
 			q++;
 		if (q == end || *q < 0x80)
 			break;
-		n = utf8_seq_len(q, end);
+		n = util_utf8_len(q, end);
 		if (n == 0) {
 			s->p = (const char *)q;
 			return scan_fail(s, "invalid UTF-8 in string");

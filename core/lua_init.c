@@ -12,6 +12,7 @@
 #include "tern/reception.h"
 #include "tern/smtp_listener.h"
 #include "tern/spool.h"
+#include "tern/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -314,6 +315,25 @@ read_abuse_limits(lua_State *L, const char *fname, struct smtp_listener_config *
 	c->long_lines = opt_long_lines(L, fname);
 }
 
+/* tls_ciphers, tls_ciphersuites, tls_min_version: checked now, so --check refuses a bad list. */
+static void
+read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	const char *min = lua_tern_opt_string(L, 1, fname, "tls_min_version", NULL);
+	struct tls_server_options opts;
+	struct tern_err err;
+
+	if (min != NULL && tls_parse_version(min, &c->tls_min_version) < 0)
+		luaL_error(L, "%s: option 'tls_min_version' must be '1.2' or '1.3'", fname);
+	c->tls_ciphers = opt_strdup(L, fname, "tls_ciphers", NULL);
+	c->tls_ciphersuites = opt_strdup(L, fname, "tls_ciphersuites", NULL);
+	opts = (struct tls_server_options){.ciphers = c->tls_ciphers,
+					   .ciphersuites = c->tls_ciphersuites,
+					   .min_version = c->tls_min_version};
+	if (tls_server_options_check(&opts, &err) < 0)
+		luaL_error(L, "%s: %s", fname, err.msg);
+}
+
 static void
 read_listener_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
@@ -339,6 +359,7 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
 	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
 	c->require_tls = lua_tern_opt_bool(L, 1, fname, "require_tls", false);
+	read_listener_tls_options(L, fname, c);
 	eol = lua_tern_opt_string(L, 1, fname, "invalid_line_endings", "reject");
 	if (strcmp(eol, "reject") != 0 && strcmp(eol, "fix") != 0)
 		luaL_error(L, "%s: option 'invalid_line_endings' must be 'reject' or 'fix'", fname);
@@ -347,6 +368,9 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 		luaL_error(L, "%s: tls_certificate and tls_private_key go together", fname);
 	if (c->require_tls && !c->tls_certificate)
 		luaL_error(L, "%s: require_tls needs tls_certificate and tls_private_key", fname);
+	if ((c->tls_ciphers || c->tls_ciphersuites || c->tls_min_version) && !c->tls_certificate)
+		luaL_error(L, "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
+			      "tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
 	read_abuse_limits(L, fname, c);
 }
@@ -370,7 +394,7 @@ lua_init_start_esmtp_listener(lua_State *L)
 		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
 		"invalid_line_endings", "command_timeout", "max_errors", "max_auth_failures",
 		"auth_failure_delay", "max_auth_failures_per_ip", "auth_failure_window", "long_lines",
-		NULL};
+		"tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL};
 	const char *fname = "tern.start_esmtp_listener";
 	struct smtp_listener_config *c;
 	struct tern_err err;

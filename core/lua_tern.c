@@ -18,6 +18,7 @@
 #include "tern/shard.h"
 #include "tern/throttle.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,19 +618,38 @@ lua_tern_opt_bool(lua_State *L, int idx, const char *fname, const char *key, boo
 	return v;
 }
 
+/*
+ * A bad duration or size raises naming the option; out-of-range values are
+ * refused at load rather than wrapped or truncated into something else.
+ */
+static void
+opt_range_check(lua_State *L, int rc, const char *fname, const char *key, const char *what,
+		const char *max)
+{
+	if (rc == -EINVAL)
+		luaL_error(L, "%s: option '%s': '%s' is not a %s", fname, key, lua_tostring(L, -1),
+			   what);
+	if (rc == -ERANGE)
+		luaL_error(L, "%s: option '%s': '%s' is out of range (0 to %s)", fname, key,
+			   lua_tostring(L, -1), max);
+}
+
 double
 lua_tern_opt_duration(lua_State *L, int idx, const char *fname, const char *key, double def)
 {
 	double v = def;
 	int t = opt_push(L, idx, key);
+	int rc = 0;
 
-	if (t == LUA_TNUMBER)
+	if (t == LUA_TNUMBER) {
 		v = lua_tonumber(L, -1);
-	else if (t == LUA_TSTRING && util_parse_duration(lua_tostring(L, -1), &v) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is not a duration (e.g. '30s', '5m', '3d')",
-			   fname, key, lua_tostring(L, -1));
-	else if (t != LUA_TNIL && t != LUA_TSTRING)
+		rc = v >= 0 && v <= UTIL_DURATION_MAX ? 0 : -ERANGE;
+	} else if (t == LUA_TSTRING) {
+		rc = util_parse_duration(lua_tostring(L, -1), &v);
+	} else if (t != LUA_TNIL) {
 		luaL_error(L, "%s: option '%s' must be a duration", fname, key);
+	}
+	opt_range_check(L, rc, fname, key, "duration (e.g. '30s', '5m', '3d')", "100 years");
 	lua_pop(L, 1);
 	return v;
 }
@@ -676,16 +696,19 @@ lua_tern_opt_size(lua_State *L, int idx, const char *fname, const char *key, uin
 {
 	uint64_t v = def;
 	int t = opt_push(L, idx, key);
+	int rc = 0;
+	double n;
 
-	if (t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
-		v = (uint64_t)lua_tonumber(L, -1);
-	else if (t == LUA_TSTRING && util_parse_size(lua_tostring(L, -1), &v) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is not a size (e.g. '20MiB')", fname, key,
-			   lua_tostring(L, -1));
-	else if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+	if (t == LUA_TNUMBER) {
+		n = lua_tonumber(L, -1);
+		rc = n >= 0 && n <= (double)UTIL_SIZE_MAX ? 0 : -ERANGE;
+		v = rc == 0 ? (uint64_t)n : def;
+	} else if (t == LUA_TSTRING) {
+		rc = util_parse_size(lua_tostring(L, -1), &v);
+	} else if (t != LUA_TNIL) {
 		luaL_error(L, "%s: option '%s' must be a size", fname, key);
-	else if (t == LUA_TNUMBER && lua_tonumber(L, -1) < 0)
-		luaL_error(L, "%s: option '%s' must not be negative", fname, key);
+	}
+	opt_range_check(L, rc, fname, key, "size (e.g. '20MiB')", "8 PiB");
 	lua_pop(L, 1);
 	return v;
 }

@@ -429,6 +429,25 @@ decode_string_field(const struct json_span *obj, const char *key, char **out)
 	return 0;
 }
 
+/*
+ * An optional number field: 1 when read into *out, 0 when absent or not a
+ * number (ignored, as ever), -EINVAL outside [0, max]: corrupt metadata,
+ * whose value would not even convert to the integer it is stored in.
+ */
+static int
+decode_number_field(const struct json_span *obj, const char *key, double max, double *out)
+{
+	struct json_span v;
+	double d;
+
+	if (json_object_get(obj, key, &v) < 0 || json_number_value(&v, &d) < 0)
+		return 0;
+	if (!(d >= 0 && d <= max))
+		return -EINVAL;
+	*out = d;
+	return 1;
+}
+
 static int
 decode_meta_member(void *arg, const char *key, size_t keylen, const struct json_span *val)
 {
@@ -438,21 +457,24 @@ decode_meta_member(void *arg, const char *key, size_t keylen, const struct json_
 int
 message_decode_spool_meta(struct message *m, const char *json, size_t len, struct tern_err *err)
 {
+	double created, size = (double)m->size, attempts = m->attempts;
 	struct json_span obj, v;
-	double created;
 
 	if (json_parse_span(json, len, &obj, err) < 0 || obj.type != JSON_OBJECT)
 		goto bad;
 	if (decode_string_field(&obj, "sender", &m->sender) < 0 ||
 	    decode_string_field(&obj, "recipient", &m->recipient) < 0)
 		goto bad;
-	if (json_object_get(&obj, "created", &v) < 0 || json_number_value(&v, &created) < 0)
+	/* created becomes a uint32_t in the queue, attempts a uint16_t. */
+	if (decode_number_field(&obj, "created", UINT32_MAX, &created) <= 0)
 		goto bad;
 	m->created = created;
-	if (json_object_get(&obj, "size", &v) == 0 && json_number_value(&v, &created) == 0)
-		m->size = (size_t)created;
-	if (json_object_get(&obj, "attempts", &v) == 0 && json_number_value(&v, &created) == 0)
-		m->attempts = (unsigned)created;
+	if (decode_number_field(&obj, "size", (double)UTIL_SIZE_MAX, &size) < 0 ||
+	    decode_number_field(&obj, "attempts", UINT16_MAX, &attempts) < 0)
+		goto bad;
+	m->size = (size_t)size;
+	m->attempts = (unsigned)attempts;
+	/* A due time is only compared, never converted: any number will do. */
 	if (json_object_get(&obj, "due", &v) == 0 && json_number_value(&v, &created) == 0)
 		m->due = created;
 	if (json_object_get(&obj, "meta", &v) == 0 && v.type == JSON_OBJECT &&

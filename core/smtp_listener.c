@@ -349,16 +349,26 @@ listener_exit_shard(struct shard *shard, void *arg)
 }
 
 static int
+listener_tls_open(struct smtp_listener *l, struct tern_err *err)
+{
+	const struct tls_server_options opts = {.ciphers = l->cfg.tls_ciphers,
+						.ciphersuites = l->cfg.tls_ciphersuites,
+						.min_version = l->cfg.tls_min_version};
+
+	l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
+	if (l->tls == NULL)
+		return -EINVAL;
+	return tls_server_ctx_configure(l->tls, &opts, err);
+}
+
+static int
 listener_open(void *arg, struct tern_err *err)
 {
 	struct smtp_listener *l = arg;
 	int i;
 
-	if (l->cfg.tls_certificate) {
-		l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
-		if (l->tls == NULL)
-			return -EINVAL;
-	}
+	if (l->cfg.tls_certificate && listener_tls_open(l, err) < 0)
+		return -EINVAL;
 	l->n_shards = shard_count();
 	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));
 	/* listener_close() after a failure part-way must not close descriptor 0. */
@@ -418,6 +428,8 @@ smtp_listener_config_free(struct smtp_listener_config *cfg)
 	free(cfg->relay_hosts);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
+	free(cfg->tls_ciphers);
+	free(cfg->tls_ciphersuites);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

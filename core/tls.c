@@ -14,9 +14,11 @@
 #include <openssl/x509.h>
 
 /*
- * Mail TLS is mostly opportunistic: a sender that cannot agree on a cipher
- * falls back to plaintext, so the list stays broad and only drops what is
- * broken rather than what is merely old. TLS 1.3 suites are OpenSSL's default.
+ * Outbound mail TLS is opportunistic: a receiver that cannot agree on a
+ * cipher gets plaintext instead, so the client's list stays broad and only
+ * drops what is broken rather than what is merely old. The server offers
+ * the modern list of tls.h: senders that reach us speak it, and one that
+ * does not falls back to plaintext rather than to a weak cipher.
  */
 #define TLS_CIPHERS_12 "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!ARIA"
 
@@ -79,6 +81,27 @@ tls_load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, struct 
 	return 0;
 }
 
+/*
+ * Resumption spares a returning sender the key exchange. Tickets carry the
+ * session to the client, so they need no state shared between shards; the
+ * ticket key is per context, i.e. per listener and process lifetime, which
+ * is enough for a sender reconnecting to the same node. The session-ID cache
+ * serves TLS 1.2 clients that do not take tickets; its lock is held only
+ * while a handshake looks a session up.
+ */
+static void
+tls_server_resumption(SSL_CTX *ctx)
+{
+	static const unsigned char sid_ctx[] = "tern-smtp";
+
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_SERVER_SESSION_CACHE);
+	SSL_CTX_set_timeout(ctx, TLS_SERVER_SESSION_LIFETIME);
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 1);
+}
+
 SSL_CTX *
 tls_server_ctx_new(const char *cert_file, const char *key_file, struct tern_err *err)
 {
@@ -86,20 +109,69 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, struct tern_err 
 
 	if (ctx == NULL)
 		return NULL;
-	if (tls_load_pair(ctx, cert_file, key_file, err) < 0) {
+	if (tls_server_ctx_configure(ctx, NULL, err) < 0 ||
+	    tls_load_pair(ctx, cert_file, key_file, err) < 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/*
-	 * No resumption: sending MTAs rarely resume, a server-side cache would
-	 * be a lock shared by every shard, and tickets would need their keys
-	 * rotated in step across the fleet. Full handshakes are the honest cost.
-	 */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(ctx, 0);
+	tls_server_resumption(ctx);
 	return ctx;
+}
+
+int
+tls_server_ctx_configure(SSL_CTX *ctx, const struct tls_server_options *opts, struct tern_err *err)
+{
+	static const struct tls_server_options defaults = {0};
+	const char *ciphers, *suites;
+	int min;
+
+	opts = opts != NULL ? opts : &defaults;
+	ciphers = opts->ciphers != NULL ? opts->ciphers : TLS_SERVER_CIPHERS;
+	suites = opts->ciphersuites != NULL ? opts->ciphersuites : TLS_SERVER_CIPHERSUITES;
+	min = opts->min_version != 0 ? opts->min_version : TLS1_2_VERSION;
+	ERR_clear_error();
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		tern_err_set(err, 454, "4.7.0", "tls_ciphers '%s': %s", ciphers, tls_last_error());
+		return -EINVAL;
+	}
+	if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+		tern_err_set(err, 454, "4.7.0", "tls_ciphersuites '%s': %s", suites,
+			     tls_last_error());
+		return -EINVAL;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, min) != 1) {
+		tern_err_set(err, 454, "4.7.0", "tls_min_version: %s", tls_last_error());
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+tls_server_options_check(const struct tls_server_options *opts, struct tern_err *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rc;
+
+	if (ctx == NULL) {
+		tern_err_set(err, 454, "4.7.0", "TLS context: %s", tls_last_error());
+		return -ENOMEM;
+	}
+	rc = tls_server_ctx_configure(ctx, opts, err);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int
+tls_parse_version(const char *s, int *version)
+{
+	if (strcmp(s, "1.2") == 0)
+		*version = TLS1_2_VERSION;
+	else if (strcmp(s, "1.3") == 0)
+		*version = TLS1_3_VERSION;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 SSL_CTX *

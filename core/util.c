@@ -148,31 +148,78 @@ buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
+/* RFC 3629 table 3-7: the second byte's range depends on the first. */
+size_t
+util_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (c == 0xed)
+		hi = 0x9f; /* UTF-16 surrogates */
+	else if (c == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* One byte of s at i: escaped, copied, or (invalid UTF-8) U+FFFD. Returns bytes used or -ENOMEM. */
+static int
+json_string_byte(struct buf *b, const unsigned char *s, size_t i, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c = s[i];
+	char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+	size_t len;
+
+	switch (c) {
+	case '"': return buf_append(b, "\\\"", 2) < 0 ? -ENOMEM : 1;
+	case '\\': return buf_append(b, "\\\\", 2) < 0 ? -ENOMEM : 1;
+	case '\n': return buf_append(b, "\\n", 2) < 0 ? -ENOMEM : 1;
+	case '\r': return buf_append(b, "\\r", 2) < 0 ? -ENOMEM : 1;
+	case '\t': return buf_append(b, "\\t", 2) < 0 ? -ENOMEM : 1;
+	}
+	if (c < 0x20 || c == 0x7f)
+		return buf_append(b, esc, 6) < 0 ? -ENOMEM : 1;
+	if (c < 0x80)
+		return buf_append_char(b, (char)c) < 0 ? -ENOMEM : 1;
+	len = util_utf8_len(s + i, s + n);
+	if (len == 0)
+		return buf_append(b, "\\ufffd", 6) < 0 ? -ENOMEM : 1;
+	return buf_append(b, s + i, len) < 0 ? -ENOMEM : (int)len;
+}
+
 int
 buf_append_json_string(struct buf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t i;
+	int used;
 
 	if (buf_reserve(b, n + 2) < 0)
 		return -ENOMEM;
 	buf_append_char(b, '"');
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-		int rc;
-
-		switch (c) {
-		case '"': rc = buf_append(b, "\\\"", 2); break;
-		case '\\': rc = buf_append(b, "\\\\", 2); break;
-		case '\n': rc = buf_append(b, "\\n", 2); break;
-		case '\r': rc = buf_append(b, "\\r", 2); break;
-		case '\t': rc = buf_append(b, "\\t", 2); break;
-		default:
-			rc = c < 0x20 || c == 0x7f ? buf_append(b, esc, 6) : buf_append_char(b, (char)c);
-		}
-		if (rc < 0)
-			return rc;
+	for (i = 0; i < n; i += (size_t)used) {
+		used = json_string_byte(b, (const unsigned char *)s, i, n);
+		if (used < 0)
+			return used;
 	}
 	return buf_append_char(b, '"');
 }
@@ -280,10 +327,12 @@ util_parse_duration(const char *s, double *out)
 	if (parse_number(s, &v, &unit) < 0)
 		return -EINVAL;
 	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
-		if (strcmp(unit, units[i].name) == 0) {
-			*out = v * units[i].secs;
-			return 0;
-		}
+		if (strcmp(unit, units[i].name) != 0)
+			continue;
+		if (v * units[i].secs > UTIL_DURATION_MAX)
+			return -ERANGE;
+		*out = v * units[i].secs;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -312,10 +361,13 @@ util_parse_size(const char *s, uint64_t *out)
 	if (parse_number(s, &v, &unit) < 0)
 		return -EINVAL;
 	for (i = 0; i < TERN_ARRAY_LEN(units); i++) {
-		if (strcasecmp(unit, units[i].name) == 0) {
-			*out = (uint64_t)(v * units[i].mult);
-			return 0;
-		}
+		if (strcasecmp(unit, units[i].name) != 0)
+			continue;
+		/* Checked in double: converting an out-of-range double is undefined. */
+		if (v * units[i].mult > (double)UTIL_SIZE_MAX)
+			return -ERANGE;
+		*out = (uint64_t)(v * units[i].mult);
+		return 0;
 	}
 	return -EINVAL;
 }

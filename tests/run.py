@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Run every test suite (unit, policy, integration) and print one summary line.
+"""Run every test suite (unit, policy, integration, bench smoke, fuzz corpus replay)
+and print one summary line.
 
 Unit tests are cmocka binaries (TAP output), policy tests are Lua files run by
 `ternd --script` (TAP output from lua/tern/testing.lua), integration tests are
@@ -116,10 +117,42 @@ def run_bench_smoke(build, env):
     return [1, 0] if ok else [0, 1]
 
 
+def run_fuzz_replay(env):
+    """Each fuzz target over its seed corpus, one run per file: a seed that once
+    found a bug is a regression test. Targets are built by `make fuzz-build`."""
+    totals = [0, 0]
+    fuzz_env = dict(env, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    for src in sorted(glob.glob(os.path.join(ROOT, "tests", "fuzz", "fuzz_*.c"))):
+        name = os.path.basename(src)[:-2]
+        binary = os.path.join(ROOT, "build", "fuzz", name)
+        seeds = sorted(glob.glob(os.path.join(ROOT, "tests", "fuzz", "seeds", name, "*")))
+        if not os.path.exists(binary) or not seeds:
+            why = "not built (make fuzz-build)" if seeds else "no seeds"
+            print(f"FAILED fuzz/{name}: {why}", flush=True)
+            totals[1] += 1
+            continue
+        try:
+            proc = subprocess.run([binary, *seeds], cwd=ROOT, env=fuzz_env, capture_output=True,
+                                  text=True, errors="replace", timeout=300)
+            out, rc = proc.stdout + proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired:
+            out, rc = "timed out\n", -1
+        passed = out.count("\nExecuted ") + out.startswith("Executed ")
+        failed = 0 if rc == 0 else max(1, len(seeds) - passed)
+        status = "ok" if failed == 0 else "FAILED"
+        print(f"{status:6} fuzz/{name}: {passed} passed, {failed} failed", flush=True)
+        if failed:
+            print(out[-6000:], flush=True)
+        totals[0] += passed
+        totals[1] += failed
+    return totals
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/rel")
-    ap.add_argument("--only", choices=["unit", "policy", "integration", "bench"])
+    ap.add_argument("--only", choices=["unit", "policy", "integration", "bench", "fuzz"])
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
     # TERN_DNS_SERVERS: a policy without tern.dns.configure must not query the
@@ -129,7 +162,8 @@ def main():
     suites = {"unit": lambda: run_unit(args.build, env),
               "policy": lambda: run_policy(args.build, env),
               "integration": lambda: run_integration(args.build, env, args.pytest_args),
-              "bench": lambda: run_bench_smoke(args.build, env)}
+              "bench": lambda: run_bench_smoke(args.build, env),
+              "fuzz": lambda: run_fuzz_replay(env)}
     passed = failed = 0
     for name, fn in suites.items():
         if args.only and name != args.only:

@@ -23,9 +23,9 @@ void lua_json_open(lua_State *L);
  * naming the problem ("cannot encode a function as JSON (at .foo[2])", array indices as in Lua,
  * from 1). Out of memory -> -ENOMEM. On error out is left as it was.
  *
- * Strings are escaped byte-wise with buf_append_json_string: invalid UTF-8 in a Lua string
- * passes through unchanged, so such output is not valid JSON (strict readers, json_validate
- * among them, refuse it). Object keys are emitted in sorted (byte) order so output is
+ * Strings are escaped with buf_append_json_string: a byte of invalid UTF-8 in a Lua string
+ * becomes U+FFFD, so the output is always valid JSON (metadata copied from 8-bit headers
+ * must stay readable by the spool's recovery scan). Object keys are emitted in sorted (byte) order so output is
  * deterministic. Tables are read raw: metatables are ignored.
  */
 int lua_json_encode(lua_State *L, int idx, struct buf *out, struct tern_err *err);

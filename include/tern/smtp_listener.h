@@ -49,6 +49,9 @@ struct smtp_listener_config {
 	double data_timeout; /* deadline for a whole DATA or BDAT payload */
 	char *tls_certificate;
 	char *tls_private_key;
+	char *tls_ciphers;	/* NULL: TLS_SERVER_CIPHERS */
+	char *tls_ciphersuites; /* NULL: TLS_SERVER_CIPHERSUITES */
+	int tls_min_version;	/* 0: TLS 1.2 */
 	bool require_tls;
 	bool fix_line_endings; /* invalid_line_endings = 'fix' */
 	/* Limits against slow, brute-forcing and erring clients (smtp_server). */

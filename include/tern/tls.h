@@ -13,10 +13,42 @@
 #include "tern/util.h"
 
 /*
- * Server context: TLS 1.2 or newer, the certificate chain and key from PEM
- * files. NULL with err naming the file and OpenSSL's reason on failure.
+ * What a server offers by default: TLS 1.2 with ECDHE key exchange and AEAD
+ * ciphers only (no static RSA, no CBC, no SHA-1 MACs), and TLS 1.3.
+ */
+#define TLS_SERVER_CIPHERS                                                                  \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                        \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                        \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_SERVER_CIPHERSUITES                                                             \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+/* Resumable sessions kept per server context, and how long one stays valid (seconds). */
+#define TLS_SERVER_SESSION_CACHE 16384
+#define TLS_SERVER_SESSION_LIFETIME 3600
+
+/* A listener's TLS choices; a NULL or 0 field takes the default above. */
+struct tls_server_options {
+	const char *ciphers;	  /* TLS 1.2 and older, OpenSSL cipher-list syntax */
+	const char *ciphersuites; /* TLS 1.3, OpenSSL ciphersuites syntax */
+	int min_version;	  /* TLS1_2_VERSION or TLS1_3_VERSION */
+};
+
+/*
+ * Server context: the default options, session resumption (tickets and a
+ * session-ID cache), the certificate chain and key from PEM files. NULL with
+ * err naming the file and OpenSSL's reason on failure.
  */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, struct tern_err *err);
+
+/* Apply a listener's options (NULL: the defaults). 0, or -EINVAL with err naming the option. */
+int tls_server_ctx_configure(SSL_CTX *ctx, const struct tls_server_options *opts,
+			     struct tern_err *err);
+
+/* Whether opts would configure a server context: for checking policy at load. */
+int tls_server_options_check(const struct tls_server_options *opts, struct tern_err *err);
+
+/* "1.2" or "1.3" to TLS1_2_VERSION / TLS1_3_VERSION; -EINVAL for anything else. */
+int tls_parse_version(const char *s, int *version);
 
 /*
  * Client context: TLS 1.2 or newer, no certificate verification (opportunistic

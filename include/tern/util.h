@@ -49,8 +49,14 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
-/* Append s as a JSON string literal, quotes included. */
+/*
+ * Append s as a JSON string literal, quotes included. Each byte that is not
+ * part of well-formed UTF-8 becomes U+FFFD (as Go's encoding/json does), so
+ * the output is always valid JSON, whatever bytes a peer or policy supplied.
+ */
 int buf_append_json_string(struct buf *b, const char *s, size_t n);
+/* Length of the well-formed UTF-8 sequence at p (a byte >= 0x80, before end), or 0. */
+size_t util_utf8_len(const unsigned char *p, const unsigned char *end);
 
 /* Start-up allocators: abort on failure. Never used on a request path. */
 void *xmalloc(size_t n);
@@ -65,11 +71,26 @@ double util_wallclock(void);
 void util_format_time(double t, char out[32]);
 
 /*
+ * Largest duration a policy may give: 100 years. Anything longer is a typo,
+ * and every duration up to it converts to milliseconds in an int64 exactly.
+ */
+#define UTIL_DURATION_MAX (100.0 * 365 * 86400)
+/*
+ * Largest size a policy may give: 2^53 bytes (8 PiB), the largest integer a
+ * Lua number holds exactly, so a size round-trips through policy unchanged.
+ */
+#define UTIL_SIZE_MAX ((uint64_t)1 << 53)
+
+/*
  * Parse a duration: a number of seconds, or a number with a unit
- * "ms", "s", "m", "h", "d" ("30s", "5m", "3d", "1.5h"). Returns 0 or -EINVAL.
+ * "ms", "s", "m", "h", "d" ("30s", "5m", "3d", "1.5h"). Returns 0, -EINVAL,
+ * or -ERANGE above UTIL_DURATION_MAX.
  */
 int util_parse_duration(const char *s, double *out);
-/* Parse a byte size: "20MiB", "512k", "1000" (k/m/g are 1024-based). */
+/*
+ * Parse a byte size: "20MiB", "512k", "1000" (k/m/g are 1024-based). Returns
+ * 0, -EINVAL, or -ERANGE above UTIL_SIZE_MAX.
+ */
 int util_parse_size(const char *s, uint64_t *out);
 
 /* mkdir -p: create path and its missing parents (mode 0755). 0 or -errno. */

@@ -396,6 +396,12 @@ test_spool_meta_rejects_malformed(void **state)
 	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"meta\":{\"k\":}}",
 	    "{\"sender\":\"a\\ud800\",\"recipient\":\"b\",\"created\":1}",
 	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1} trailing",
+	    /* Regression: numbers out of their integer's range were cast (undefined). */
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"size\":1e300}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"attempts\":-5}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1,\"attempts\":65536}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":-1}",
+	    "{\"sender\":\"a\",\"recipient\":\"b\",\"created\":1e10}",
 	};
 	struct tern_err err;
 	size_t i;

@@ -165,6 +165,29 @@ expect_ctx_error(const char *cert, const char *key, const char *want_fmt, const 
 	assert_string_equal(err.msg, want);
 }
 
+/* Listener TLS options: checked before any certificate is read, each error naming its option. */
+static void
+test_server_options(void **state)
+{
+	struct tls_server_options opts = {.ciphers = "ECDHE-RSA-AES256-GCM-SHA384"};
+	struct tern_err err = {0};
+	int v = 0;
+
+	assert_int_equal(tls_server_options_check(NULL, &err), 0);
+	assert_int_equal(tls_server_options_check(&opts, &err), 0);
+	opts.ciphers = "NOSUCHCIPHER";
+	assert_int_equal(tls_server_options_check(&opts, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "tls_ciphers 'NOSUCHCIPHER': "));
+	opts = (struct tls_server_options){.ciphersuites = "TLS_NOPE"};
+	assert_int_equal(tls_server_options_check(&opts, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "tls_ciphersuites 'TLS_NOPE': "));
+	assert_int_equal(tls_parse_version("1.3", &v), 0);
+	assert_int_equal(v, TLS1_3_VERSION);
+	assert_int_equal(tls_parse_version("1.2", &v), 0);
+	assert_int_equal(v, TLS1_2_VERSION);
+	assert_int_equal(tls_parse_version("1.1", &v), -EINVAL);
+}
+
 static void
 test_ctx_errors(void **state)
 {
@@ -608,6 +631,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ctx_errors),
+	    cmocka_unit_test(test_server_options),
 	    cmocka_unit_test(test_days_left),
 	    cmocka_unit_test(test_handshake_exchange),
 	    cmocka_unit_test(test_tls12),

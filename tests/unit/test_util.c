@@ -79,6 +79,29 @@ test_sizes(void **state)
 	assert_int_equal(util_parse_size("12 parsecs", &v), -EINVAL);
 }
 
+/*
+ * Regression: util_parse_size cast an out-of-range double to uint64_t
+ * (undefined; '17179869184G' became 0, "no limit"); sizes and durations past
+ * their maximum are refused with -ERANGE instead.
+ */
+static void
+test_out_of_range(void **state)
+{
+	uint64_t size;
+	double secs;
+
+	assert_int_equal(util_parse_size("17179869184G", &size), -ERANGE);
+	assert_int_equal(util_parse_size("1e300", &size), -ERANGE);
+	assert_int_equal(util_parse_size("1e400", &size), -EINVAL);
+	assert_int_equal(util_parse_size("8388608G", &size), 0);
+	assert_true(size == UTIL_SIZE_MAX);
+	assert_int_equal(util_parse_size("8388609G", &size), -ERANGE);
+	assert_int_equal(util_parse_duration("1e300d", &secs), -ERANGE);
+	assert_int_equal(util_parse_duration("36500d", &secs), 0);
+	assert_true(secs == UTIL_DURATION_MAX);
+	assert_int_equal(util_parse_duration("36501d", &secs), -ERANGE);
+}
+
 static void
 test_time_format(void **state)
 {
@@ -107,6 +130,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grows_and_consumes), cmocka_unit_test(test_json_string_escapes),
 		cmocka_unit_test(test_durations),	       cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
 	};
 
