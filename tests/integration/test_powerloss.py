@@ -9,6 +9,10 @@ power cut would leave; after the kill -9 the spool is replaced by that image
 and ternd restarts on it without the library. And a trace of system calls
 shows that each 250 is sent only after the write carrying its message was
 synced.
+
+Regression: a partitioned spool's layout (the partitions file, the p<N>
+directories) was never synced, so a power cut could forget every partition
+and every message in it: odd runs use two partitions.
 """
 import os
 import random
@@ -107,6 +111,9 @@ def test_powerloss_model(tmp_path):
 def test_power_cut_loses_no_acknowledged_message(ternd, ports, tmp_path, monkeypatch, seed):
     spool, state = str(tmp_path / "spool"), str(tmp_path / "powerloss")
     policy = listener_policy("relay_hosts = { '127.0.0.1' }", HOLD)
+    if seed % 2:
+        policy = policy.replace("path = '{dir}/spool' }", "path = '{dir}/spool', partitions = 2 }")
+        assert "partitions = 2" in policy
     t = start_under_powerloss(ternd, monkeypatch, policy, powerloss_env(spool, state))
 
     def kill():
