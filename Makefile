@@ -122,4 +122,4 @@ test-durability: deps
 # Deliberate breakages that the tests must catch (tests/mutants/run); fails if one survives.
 mutants: deps
 	@$(MAKE) --no-print-directory all unit
-	@/usr/bin/python3 tests/mutants/run --build $(BUILD)
+	@/usr/bin/python3 tests/mutants/run --build $(BUILD) $(MUTANTS_ARGS)

@@ -209,6 +209,7 @@ pl_write_all(int fd, const char *p, size_t n, const char *what)
 	}
 }
 
+/* One trace line: fmt's first character is the event's letter, the rest formats its fields. */
 static void
 pl_trace(const char *fmt, ...)
 {
