@@ -82,7 +82,8 @@ class Injector(threading.Thread):
 
 
 def run_injectors(port, clients, seconds=None, limit=None, mark="", kill=None):
-    """Runs clients injectors, until kill() after seconds or until each sent limit messages.
+    """Runs clients injectors, until kill() seconds after their first replies, or until each
+    sent limit messages.
 
     Returns (injectors, kill_time); raises any client's failure that the kill did not cause.
     """
@@ -92,6 +93,7 @@ def run_injectors(port, clients, seconds=None, limit=None, mark="", kill=None):
         c.start()
     kill_time = None
     if seconds is not None:  # else each client stops after limit messages
+        wait_replies(inj, len(inj))
         time.sleep(seconds)
         kill_time = time.monotonic()
         kill()
@@ -104,6 +106,17 @@ def run_injectors(port, clients, seconds=None, limit=None, mark="", kill=None):
         if err is not None:
             raise AssertionError(f"client {c.n} failed before the kill: {err!r}") from err
     return inj, kill_time
+
+
+def wait_replies(injectors, n, timeout=30):
+    """Until the clients have n replies between them: the kill's delay counts from there,
+    so that a slow start on a loaded machine does not leave nothing acknowledged to check."""
+    deadline = time.monotonic() + timeout
+    while sum(c.replies for c in injectors) < n:
+        failed = [c.error for c in injectors if c.error is not None]
+        assert not failed, f"a client failed before the kill: {failed[0]!r}"
+        assert time.monotonic() < deadline, f"fewer than {n} messages accepted in {timeout}s"
+        time.sleep(0.01)
 
 
 def acked_ids(injectors):
