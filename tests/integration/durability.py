@@ -33,9 +33,10 @@ QUEUED = b"2.0.0 OK queued as "
 class Injector(threading.Thread):
     """One SMTP client sending two-recipient messages until stopped or disconnected."""
 
-    def __init__(self, port, n, stop, limit=None, mark=""):
+    def __init__(self, port, n, stop, limit=None, mark="", size=512):
         super().__init__(daemon=True)
         self.port, self.n, self.stop, self.limit, self.mark = port, n, stop, limit, mark
+        self.filler = (b"x" * 78 + b"\r\n") * (size // 80)
         self.acked = {}  # id -> recipient
         self.tokens = {}  # id -> the message's token (with mark)
         self.replies = 0
@@ -61,7 +62,8 @@ class Injector(threading.Thread):
         for r in rcpts:
             code, text = c.rcpt(r)
             assert code == 250, text
-        body = f"Subject: {token}\r\n\r\n{token}\r\n".encode() + b"x" * 512 + f"\r\n{token}\r\n".encode()
+        body = (f"Subject: {token}\r\n\r\n{token}\r\n".encode() + self.filler +
+                f"{token}\r\n".encode())
         code, text = c.data(body)
         assert code == 250, text
         assert text.startswith(QUEUED), text
@@ -81,14 +83,14 @@ class Injector(threading.Thread):
         return self.error
 
 
-def run_injectors(port, clients, seconds=None, limit=None, mark="", kill=None):
+def run_injectors(port, clients, seconds=None, limit=None, mark="", kill=None, size=512):
     """Runs clients injectors, until kill() seconds after their first replies, or until each
     sent limit messages.
 
-    Returns (injectors, kill_time); raises any client's failure that the kill did not cause.
+    Each message carries about size bytes of body. Returns (injectors, kill_time); raises any client's failure that the kill did not cause.
     """
     stop = threading.Event()
-    inj = [Injector(port, n, stop, limit, mark) for n in range(clients)]
+    inj = [Injector(port, n, stop, limit, mark, size) for n in range(clients)]
     for c in inj:
         c.start()
     kill_time = None

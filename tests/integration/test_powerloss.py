@@ -107,8 +107,9 @@ def test_powerloss_model(tmp_path):
     }
 
 
-@pytest.mark.parametrize("seed", range(RUNS))
-def test_power_cut_loses_no_acknowledged_message(ternd, ports, tmp_path, monkeypatch, seed):
+def power_cut_run(ternd, ports, tmp_path, monkeypatch, seed, size, delay):
+    """Inject, kill -9 after a random delay, cut the power, check the spool before and after
+    a restart without the library. Odd seeds use a spool of two partitions."""
     spool, state = str(tmp_path / "spool"), str(tmp_path / "powerloss")
     policy = listener_policy("relay_hosts = { '127.0.0.1' }", HOLD)
     if seed % 2:
@@ -121,8 +122,8 @@ def test_power_cut_loses_no_acknowledged_message(ternd, ports, tmp_path, monkeyp
         t.kill9()
         assert t.proc.returncode == -signal.SIGKILL, f"ternd exited with {t.proc.returncode}"
 
-    clients, _ = run_injectors(ports[0], CLIENTS, random.Random(seed).uniform(0.2, 1.2),
-                               kill=kill)
+    clients, _ = run_injectors(ports[0], CLIENTS, random.Random(seed).uniform(*delay),
+                               kill=kill, size=size)
     acked = acked_ids(clients)
     assert len(acked) >= 2 * CLIENTS, f"only {len(acked)} ids acknowledged before the kill"
 
@@ -133,6 +134,18 @@ def test_power_cut_loses_no_acknowledged_message(ternd, ports, tmp_path, monkeyp
     again.start()
     assert again.stop() == 0
     assert_all_present(acked, spool_list(spool))
+
+
+@pytest.mark.parametrize("seed", range(RUNS))
+def test_power_cut_loses_no_acknowledged_message(ternd, ports, tmp_path, monkeypatch, seed):
+    power_cut_run(ternd, ports, tmp_path, monkeypatch, seed, 512, (0.2, 1.2))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_power_cut_during_memtable_flushes(ternd, ports, tmp_path, monkeypatch, seed):
+    """64 KiB messages fill a memtable every second or so: the cut also finds RocksDB
+    switching write-ahead logs, writing tables and updating its manifest."""
+    power_cut_run(ternd, ports, tmp_path, monkeypatch, seed, 65536, (1.0, 2.5))
 
 
 def test_250_is_sent_after_the_synced_write_returns(ternd, ports, tmp_path, monkeypatch):
