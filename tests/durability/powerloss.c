@@ -659,53 +659,27 @@ pl_mode(int flags, va_list ap)
 	return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
 }
 
-int
-open(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
+/*
+ * glibc exports most calls twice, under a plain and a large-file ("64")
+ * name: each family's wrappers differ only in name and arguments, so a
+ * macro writes them.
+ */
+#define PL_OPEN(name, params, args)                                 \
+	int name params                                             \
+	{                                                           \
+		va_list ap;                                         \
+		mode_t mode;                                        \
+                                                                    \
+		va_start(ap, flags);                                \
+		mode = pl_mode(flags, ap);                          \
+		va_end(ap);                                         \
+		return pl_opened(REAL(name) args, flags);           \
+	}
 
-	va_start(ap, flags);
-	mode = pl_mode(flags, ap);
-	va_end(ap);
-	return pl_opened(REAL(open)(path, flags, mode), flags);
-}
-
-int
-open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = pl_mode(flags, ap);
-	va_end(ap);
-	return pl_opened(REAL(open64)(path, flags, mode), flags);
-}
-
-int
-openat(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = pl_mode(flags, ap);
-	va_end(ap);
-	return pl_opened(REAL(openat)(dirfd, path, flags, mode), flags);
-}
-
-int
-openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = pl_mode(flags, ap);
-	va_end(ap);
-	return pl_opened(REAL(openat64)(dirfd, path, flags, mode), flags);
-}
+PL_OPEN(open, (const char *path, int flags, ...), (path, flags, mode))
+PL_OPEN(open64, (const char *path, int flags, ...), (path, flags, mode))
+PL_OPEN(openat, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
+PL_OPEN(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
 
 int
 __open_2(const char *path, int flags)
@@ -807,25 +781,20 @@ write(int fd, const void *p, size_t n)
 	return w;
 }
 
-ssize_t
-pwrite(int fd, const void *p, size_t n, off_t off)
-{
-	struct iovec iov = {(void *)p, n};
-	ssize_t w = REAL(pwrite)(fd, p, n, off);
+/* A write at a given offset: iov and iovcnt describe the bytes for the trace. */
+#define PL_PWRITE(name, params, args, iov, iovcnt)                  \
+	ssize_t name params                                         \
+	{                                                           \
+		ssize_t w = REAL(name) args;                        \
+                                                                    \
+		pl_after_write(fd, off, iov, iovcnt, w);            \
+		return w;                                           \
+	}
 
-	pl_after_write(fd, off, &iov, 1, w);
-	return w;
-}
-
-ssize_t
-pwrite64(int fd, const void *p, size_t n, off_t off)
-{
-	struct iovec iov = {(void *)p, n};
-	ssize_t w = REAL(pwrite64)(fd, p, n, off);
-
-	pl_after_write(fd, off, &iov, 1, w);
-	return w;
-}
+PL_PWRITE(pwrite, (int fd, const void *p, size_t n, off_t off), (fd, p, n, off),
+	  (&(struct iovec){(void *)p, n}), 1)
+PL_PWRITE(pwrite64, (int fd, const void *p, size_t n, off_t off), (fd, p, n, off),
+	  (&(struct iovec){(void *)p, n}), 1)
 
 ssize_t
 writev(int fd, const struct iovec *iov, int iovcnt)
@@ -838,32 +807,12 @@ writev(int fd, const struct iovec *iov, int iovcnt)
 	return w;
 }
 
-ssize_t
-pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
-{
-	ssize_t w = REAL(pwritev)(fd, iov, iovcnt, off);
-
-	pl_after_write(fd, off, iov, iovcnt, w);
-	return w;
-}
-
-ssize_t
-pwritev64(int fd, const struct iovec *iov, int iovcnt, off_t off)
-{
-	ssize_t w = REAL(pwritev64)(fd, iov, iovcnt, off);
-
-	pl_after_write(fd, off, iov, iovcnt, w);
-	return w;
-}
-
-ssize_t
-pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
-{
-	ssize_t w = REAL(pwritev2)(fd, iov, iovcnt, off, flags);
-
-	pl_after_write(fd, off, iov, iovcnt, w);
-	return w;
-}
+PL_PWRITE(pwritev, (int fd, const struct iovec *iov, int iovcnt, off_t off),
+	  (fd, iov, iovcnt, off), iov, iovcnt)
+PL_PWRITE(pwritev64, (int fd, const struct iovec *iov, int iovcnt, off_t off),
+	  (fd, iov, iovcnt, off), iov, iovcnt)
+PL_PWRITE(pwritev2, (int fd, const struct iovec *iov, int iovcnt, off_t off, int flags),
+	  (fd, iov, iovcnt, off, flags), iov, iovcnt)
 
 ssize_t
 send(int fd, const void *p, size_t n, int flags)
@@ -890,55 +839,23 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 	return REAL(sendmsg)(fd, msg, flags);
 }
 
-int
-ftruncate(int fd, off_t len)
-{
-	int rc = REAL(ftruncate)(fd, len);
+/* A change of size or allocation, which dirties [lo, hi) of fd's file. */
+#define PL_RESIZE(name, params, args, lo, hi)                       \
+	int name params                                             \
+	{                                                           \
+		int rc = REAL(name) args;                           \
+                                                                    \
+		if (rc == 0)                                        \
+			pl_after_resize(fd, lo, hi);                \
+		return rc;                                          \
+	}
 
-	if (rc == 0)
-		pl_after_resize(fd, len, (off_t)LLONG_MAX);
-	return rc;
-}
-
-int
-ftruncate64(int fd, off_t len)
-{
-	int rc = REAL(ftruncate64)(fd, len);
-
-	if (rc == 0)
-		pl_after_resize(fd, len, (off_t)LLONG_MAX);
-	return rc;
-}
-
-int
-fallocate(int fd, int mode, off_t off, off_t len)
-{
-	int rc = REAL(fallocate)(fd, mode, off, len);
-
-	if (rc == 0)
-		pl_after_resize(fd, off, off + len);
-	return rc;
-}
-
-int
-fallocate64(int fd, int mode, off_t off, off_t len)
-{
-	int rc = REAL(fallocate64)(fd, mode, off, len);
-
-	if (rc == 0)
-		pl_after_resize(fd, off, off + len);
-	return rc;
-}
-
-int
-posix_fallocate(int fd, off_t off, off_t len)
-{
-	int rc = REAL(posix_fallocate)(fd, off, len);
-
-	if (rc == 0)
-		pl_after_resize(fd, off, off + len);
-	return rc;
-}
+PL_RESIZE(ftruncate, (int fd, off_t len), (fd, len), len, (off_t)LLONG_MAX)
+PL_RESIZE(ftruncate64, (int fd, off_t len), (fd, len), len, (off_t)LLONG_MAX)
+PL_RESIZE(fallocate, (int fd, int mode, off_t off, off_t len), (fd, mode, off, len), off, off + len)
+PL_RESIZE(fallocate64, (int fd, int mode, off_t off, off_t len), (fd, mode, off, len), off,
+	  off + len)
+PL_RESIZE(posix_fallocate, (int fd, off_t off, off_t len), (fd, off, len), off, off + len)
 
 int
 fsync(int fd)
@@ -972,45 +889,21 @@ mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	return REAL(mmap)(addr, len, prot, flags, fd, off);
 }
 
-int
-unlink(const char *path)
-{
-	struct pl_victim v = pl_victim(AT_FDCWD, path);
-	int rc = REAL(unlink)(path);
+/* A call that may remove the last name of the file at path, relative to dirfd. */
+#define PL_REMOVE(name, params, args, dirfd)                        \
+	int name params                                             \
+	{                                                           \
+		struct pl_victim v = pl_victim(dirfd, path);        \
+		int rc = REAL(name) args;                           \
+                                                                    \
+		pl_bury(v, rc);                                     \
+		return rc;                                          \
+	}
 
-	pl_bury(v, rc);
-	return rc;
-}
-
-int
-unlinkat(int dirfd, const char *path, int flags)
-{
-	struct pl_victim v = pl_victim(dirfd, path);
-	int rc = REAL(unlinkat)(dirfd, path, flags);
-
-	pl_bury(v, rc);
-	return rc;
-}
-
-int
-remove(const char *path)
-{
-	struct pl_victim v = pl_victim(AT_FDCWD, path);
-	int rc = REAL(remove)(path);
-
-	pl_bury(v, rc);
-	return rc;
-}
-
-int
-rmdir(const char *path)
-{
-	struct pl_victim v = pl_victim(AT_FDCWD, path);
-	int rc = REAL(rmdir)(path);
-
-	pl_bury(v, rc);
-	return rc;
-}
+PL_REMOVE(unlink, (const char *path), (path), AT_FDCWD)
+PL_REMOVE(unlinkat, (int dirfd, const char *path, int flags), (dirfd, path, flags), dirfd)
+PL_REMOVE(remove, (const char *path), (path), AT_FDCWD)
+PL_REMOVE(rmdir, (const char *path), (path), AT_FDCWD)
 
 /* A rename onto an existing name removes that name's inode (unless both are one inode). */
 static struct pl_victim
