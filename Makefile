@@ -130,3 +130,24 @@ clean:
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 \
 		SAN_FLAGS='-fsanitize=thread -fno-omit-frame-pointer' build/tsan/ternd
+
+# Durability: the power-loss simulation (a preload library; never sanitized, as it is loaded
+# before the sanitizer's runtime) and the tests that use it, alone. `make test` runs them too.
+$(BUILD)/tests/powerloss.so: tests/durability/powerloss.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -fPIC -shared \
+		-o $@ $< -ldl -lpthread
+
+unit: $(BUILD)/tests/powerloss.so
+
+.PHONY: test-durability mutants
+test-durability: deps
+	@$(MAKE) --no-print-directory all unit
+	TERN_BUILD=$(CURDIR)/$(BUILD) TERN_ROOT=$(CURDIR) TERN_DNS_SERVERS=127.0.0.1:9 \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration/test_powerloss.py \
+		tests/integration/test_durability.py
+
+# Deliberate breakages that the tests must catch (tests/mutants/run); fails if one survives.
+mutants: deps
+	@$(MAKE) --no-print-directory all unit
+	@/usr/bin/python3 tests/mutants/run --build $(BUILD) $(MUTANTS_ARGS)

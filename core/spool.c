@@ -22,6 +22,7 @@
 #include "tern/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1172,19 +1173,63 @@ stored_partitions(const char *path)
 	return access(current, F_OK) == 0 ? 1 : 0;
 }
 
+/* Synced: without it the partitions the messages live in could be forgotten by a power cut. */
 static int
 record_partitions(const char *path, unsigned n, struct tern_err *err)
 {
 	char file[4096];
+	bool ok;
 	FILE *f;
 
 	snprintf(file, sizeof(file), "%s/%s", path, SPOOL_PARTITIONS_FILE);
 	f = fopen(file, "w");
-	if (f == NULL || fprintf(f, "%u\n", n) < 0 || fclose(f) != 0) {
-		tern_err_set(err, 451, "4.3.0", "cannot write %s: %s", file, strerror(errno));
-		return -EIO;
-	}
+	if (f == NULL)
+		goto fail;
+	ok = fprintf(f, "%u\n", n) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0 || !ok)
+		goto fail;
 	return 0;
+fail:
+	tern_err_set(err, 451, "4.3.0", "cannot write %s: %s", file, strerror(errno));
+	return -EIO;
+}
+
+static int
+sync_dir(const char *path, struct tern_err *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -errno;
+
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		tern_err_set(err, 451, "4.3.0", "cannot sync directory %s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/*
+ * RocksDB syncs the directory it keeps its files in, not the names above
+ * it: the partitions file and the p<N> directories in the spool directory,
+ * the spool directory in its parent. Until those directories are synced a
+ * power cut may forget the names, and every message behind them.
+ */
+static int
+sync_layout(const char *path, struct tern_err *err)
+{
+	char parent[4096];
+	size_t len = (size_t)snprintf(parent, sizeof(parent), "%s", path);
+	char *slash;
+
+	while (len > 1 && parent[len - 1] == '/')
+		parent[--len] = '\0';
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0'; /* the root */
+	else
+		*slash = '\0';
+	return sync_dir(path, err) < 0 ? -EIO : sync_dir(parent, err);
 }
 
 /* How many partitions to open: what the spool was created with, else what is asked. */
@@ -1235,6 +1280,8 @@ spool_open(const struct spool_config *cfg, struct tern_err *err)
 			goto fail;
 		sp->n = i + 1;
 	}
+	if (!cfg->read_only && sync_layout(cfg->path, err) < 0)
+		goto fail;
 	return sp;
 fail:
 	spool_close(sp);
