@@ -49,7 +49,7 @@ struct smtp_client {
 	bool tls_active;
 	bool tls_failed;
 	bool unreachable;
-	char last_error[160]; /* why the last address was left, for the final outcome */
+	char last_error[160];  /* why the last address was left, for the final outcome */
 	struct smtp_caps caps; /* from EHLO */
 	int deliveries;
 	/* the message in flight */

@@ -1212,7 +1212,8 @@ smtp_parse_capabilities(const char *text, size_t len, struct smtp_caps *caps)
 		return;
 	end = text + len;
 	/* the first line is the server's name and greeting */
-	for (eol = memchr(text, '\n', len); eol != NULL; ) {
+	eol = memchr(text, '\n', len);
+	while (eol != NULL) {
 		p = eol + 1;
 		eol = memchr(p, '\n', (size_t)(end - p));
 		ehlo_line(caps, p, (size_t)((eol ? eol : end) - p));

@@ -1040,7 +1040,8 @@ test_capabilities(void **state)
 	expect_caps("PIPELINING", false, false, false, false);
 	expect_caps("PIPELINING\nSMTPUTF8", false, false, false, true);
 	/* keywords are whole words */
-	expect_caps("mx\nPIPELININGX\nSTARTTLS2\n 8BITMIME\nX-SMTPUTF8", false, false, false, false);
+	expect_caps("mx\nPIPELININGX\nSTARTTLS2\n 8BITMIME\nX-SMTPUTF8", false, false, false,
+		    false);
 	expect_caps("mx\n\n\nSTARTTLS\n", false, true, false, false);
 	expect_caps("", false, false, false, false);
 	expect_caps(NULL, false, false, false, false);
