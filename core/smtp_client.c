@@ -2,8 +2,9 @@
 /*
  * Outbound SMTP. A state machine over the shared io layer: one small
  * function per state and one io callback that switches on events
- * (OpenSMTPD's mta_session shape). Replies are parsed with smtp_proto; each
- * command waits for its reply, except that MAIL, RCPT and DATA go out
+ * (OpenSMTPD's mta_session shape). Replies are assembled by smtp_proto
+ * under fixed limits, so a hostile server costs at most one bounded reply.
+ * Each command waits for its reply, except that MAIL, RCPT and DATA go out
  * together when the server offers PIPELINING.
  */
 #include "tern/smtp_client.h"
