@@ -557,6 +557,8 @@ client_connect(struct smtp_client *c)
 		format_peer(dst, c->peer, sizeof(c->peer));
 		c->state = CLIENT_CONNECTING;
 		c->tls_active = false;
+		/* What the previous host left half-said must not start this host's reply. */
+		smtp_reply_reset(&c->reply);
 		c->io = io_connect(c->loop, (const struct sockaddr *)dst, sockaddr_len(dst),
 				   (const struct sockaddr *)src, src ? sockaddr_len(src) : 0, client_io,
 				   c, &err);

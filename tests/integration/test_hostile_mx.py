@@ -141,3 +141,31 @@ def test_hostile_mx_cannot_exhaust_memory(ternd, ports, py_sink, case):
         assert len(sink.wait_messages(1)) == 1
     finally:
         mx.close()
+
+
+FAILOVER_HOOKS = """
+tern.on('get_queue_config', function(domain)
+  return tern.make_queue_config { mx_list = { '127.0.0.1:%d', '127.0.0.1:%d' },
+                                  retry_interval = '1h' }
+end)
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled' }
+end)
+"""
+
+
+def test_next_mx_host_takes_the_message_after_a_hostile_one(ternd, ports, py_sink):
+    """Regression: the half-read reply of a host that was cut off was kept, so
+    the next host's banner was taken as its continuation."""
+    mx = HostileMX(lines_of(b"250-AAAAAAAA\r\n"))
+    sink = py_sink("127.0.0.1", free_port())
+    try:
+        t = ternd(mta_policy("127.0.0.1:9", FAILOVER_HOOKS % (mx.port, sink.port)))
+        send_one(ports[0], "s@origin.test", ["a@dest.test"], b"Subject: x\r\n\r\nx\r\n")
+        delivered = wait_records(t, of_type("Delivery"), 1)
+        assert delivered[0]["peer_address"] == f"127.0.0.1:{sink.port}"
+        assert mx.sessions == 1
+        assert not [r for r in t.records() if r["type"] in ("Bounce", "TransientFailure")]
+        assert "too many reply lines from mx 127.0.0.1:%d" % mx.port in t.stderr()
+    finally:
+        mx.close()
