@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pure SMTP syntax: command lines in, parsed commands out; the DATA body
- * reader; reply formatting and reply-line parsing. No I/O and no globals, so
+ * reader; reply formatting; reply-line parsing, reply assembly under fixed
+ * limits and EHLO capabilities for the client. No I/O and no globals, so
  * the server, the client and the fuzzers share exactly the same code.
  *
  * The DATA reader is the smuggling boundary: only <CRLF>.<CRLF> ends a
