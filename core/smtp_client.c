@@ -2,8 +2,9 @@
 /*
  * Outbound SMTP. A state machine over the shared io layer: one small
  * function per state and one io callback that switches on events
- * (OpenSMTPD's mta_session shape). Replies are parsed with smtp_proto; each
- * command waits for its reply, except that MAIL, RCPT and DATA go out
+ * (OpenSMTPD's mta_session shape). Replies are assembled by smtp_proto
+ * under fixed limits, so a hostile server costs at most one bounded reply.
+ * Each command waits for its reply, except that MAIL, RCPT and DATA go out
  * together when the server offers PIPELINING.
  */
 #include "tern/smtp_client.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <ev.h>
 
@@ -39,12 +39,6 @@ enum client_state {
 	CLIENT_QUIT,
 };
 
-struct reply {
-	int code;
-	char enhanced[16];
-	struct buf text; /* lines joined with '\n' */
-};
-
 struct smtp_client {
 	const struct smtp_client_config *cfg;
 	struct smtp_client_owner owner;
@@ -56,16 +50,16 @@ struct smtp_client {
 	bool tls_active;
 	bool tls_failed;
 	bool unreachable;
-	/* capabilities from EHLO */
-	bool pipelining, starttls, eightbit, smtputf8;
+	char last_error[160];  /* why the last address was left, for the final outcome */
+	struct smtp_caps caps; /* from EHLO */
 	int deliveries;
 	/* the message in flight */
 	struct queue_msg *qm;
 	struct message *msg;
 	enum client_state failed_at; /* the command whose refusal is the outcome */
 	bool tx_failed;      /* MAIL or RCPT refused: DATA's reply is not the outcome */
-	struct reply failure;
-	struct reply reply;
+	struct smtp_reply failure;
+	struct smtp_reply reply;
 	/* Freed only when no callback is running: functions deep in a reply may end the client. */
 	int busy;
 	bool dead;
@@ -75,23 +69,6 @@ static void client_next_address(struct smtp_client *c, const char *why);
 static void client_take(struct smtp_client *c);
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static void
-reply_reset(struct reply *r)
-{
-	r->code = 0;
-	r->enhanced[0] = '\0';
-	buf_reset(&r->text);
-}
-
-static void
-reply_copy(struct reply *dst, const struct reply *src)
-{
-	reply_reset(dst);
-	dst->code = src->code;
-	memcpy(dst->enhanced, src->enhanced, sizeof(dst->enhanced));
-	buf_append(&dst->text, src->text.data ? src->text.data : "", src->text.len);
-}
 
 static void
 client_send(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -131,7 +108,8 @@ command_of(enum client_state s)
 
 /* Fill a record with this connection's context and the reply r. */
 static void
-fill_record(struct smtp_client *c, struct logrec *rec, const struct reply *r, const char *command)
+fill_record(struct smtp_client *c, struct logrec *rec, const struct smtp_reply *r,
+	    const char *command)
 {
 	memset(rec, 0, sizeof(*rec));
 	rec->site = c->cfg->route->site;
@@ -151,7 +129,7 @@ fill_record(struct smtp_client *c, struct logrec *rec, const struct reply *r, co
 
 /* Settle the message in flight by the reply's class. */
 static void
-settle(struct smtp_client *c, const struct reply *r, const char *command)
+settle(struct smtp_client *c, const struct smtp_reply *r, const char *command)
 {
 	struct logrec rec;
 	struct queue_msg *qm = c->qm;
@@ -175,15 +153,16 @@ static void
 settle_local(struct smtp_client *c, int code, const char *enhanced, const char *text,
 	     const char *command)
 {
-	struct reply r = {code, "", {0}};
+	struct smtp_reply r;
 
+	smtp_reply_init(&r);
+	r.code = code;
 	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	buf_init(&r.text);
 	buf_append_str(&r.text, text);
 	if (c->qm && c->msg == NULL && (c->msg = queue_load(c->qm, false)) == NULL)
 		c->qm = NULL; /* queue_load logged and freed it */
 	settle(c, &r, command);
-	buf_deinit(&r.text);
+	smtp_reply_deinit(&r);
 }
 
 static void
@@ -191,8 +170,8 @@ client_release(struct smtp_client *c)
 {
 	struct smtp_client_owner owner = c->owner;
 
-	buf_deinit(&c->reply.text);
-	buf_deinit(&c->failure.text);
+	smtp_reply_deinit(&c->reply);
+	smtp_reply_deinit(&c->failure);
 	/* Before free: the owner drops c from its lists, and must not call into it. */
 	owner.ended(owner.arg, c, c->tls_failed, c->unreachable);
 	free(c);
@@ -226,31 +205,9 @@ static void
 send_ehlo(struct smtp_client *c)
 {
 	c->state = CLIENT_EHLO;
-	c->pipelining = c->starttls = c->eightbit = c->smtputf8 = false;
+	memset(&c->caps, 0, sizeof(c->caps));
 	client_send(c, "EHLO %s", c->cfg->ehlo);
 	client_timeout(c, c->cfg->ehlo_timeout);
-}
-
-static void
-parse_capabilities(struct smtp_client *c)
-{
-	char *line = c->reply.text.data, *next;
-
-	for (; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (strcasecmp(line, "PIPELINING") == 0)
-			c->pipelining = true;
-		else if (strcasecmp(line, "STARTTLS") == 0)
-			c->starttls = true;
-		else if (strcasecmp(line, "8BITMIME") == 0)
-			c->eightbit = true;
-		else if (strcasecmp(line, "SMTPUTF8") == 0)
-			c->smtputf8 = true;
-		if (next)
-			next[-1] = '\n';
-	}
 }
 
 static bool
@@ -264,8 +221,8 @@ want_tls(struct smtp_client *c)
 static void
 after_ehlo(struct smtp_client *c)
 {
-	parse_capabilities(c);
-	if (want_tls(c) && c->starttls) {
+	smtp_parse_capabilities(c->reply.text.data, c->reply.text.len, &c->caps);
+	if (want_tls(c) && c->caps.starttls) {
 		c->state = CLIENT_STARTTLS;
 		client_send(c, "STARTTLS");
 		client_timeout(c, c->cfg->ehlo_timeout);
@@ -309,11 +266,11 @@ transportable(struct smtp_client *c, bool eightbit)
 	bool utf8 = !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient);
 
 	/* UTF-8 addresses first: their Received header makes the message 8-bit too. */
-	if (utf8 && !c->smtputf8) {
+	if (utf8 && !c->caps.smtputf8) {
 		settle_local(c, 553, "5.6.7", "UTF-8 address and the server does not offer SMTPUTF8", "MAIL");
 		return false;
 	}
-	if (eightbit && !c->eightbit) {
+	if (eightbit && !c->caps.eightbitmime) {
 		settle_local(c, 554, "5.6.3", "message has 8-bit content and the server does not offer 8BITMIME", "MAIL");
 		return false;
 	}
@@ -330,12 +287,12 @@ send_envelope(struct smtp_client *c)
 		return;
 	}
 	c->tx_failed = false;
-	reply_reset(&c->failure);
+	smtp_reply_reset(&c->failure);
 	client_send(c, "MAIL FROM:<%s>%s%s", c->msg->sender, eightbit ? " BODY=8BITMIME" : "",
 		    !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
 	c->state = CLIENT_MAIL;
 	client_timeout(c, c->cfg->mail_timeout);
-	if (c->pipelining) {
+	if (c->caps.pipelining) {
 		client_send(c, "RCPT TO:<%s>", c->msg->recipient);
 		client_send(c, "DATA");
 	}
@@ -441,24 +398,24 @@ on_envelope(struct smtp_client *c)
 
 	if (!ok && !c->tx_failed) {
 		c->tx_failed = true;
-		reply_copy(&c->failure, &c->reply);
+		smtp_reply_copy(&c->failure, &c->reply);
 		c->failed_at = c->state;
 	}
 	switch (c->state) {
 	case CLIENT_MAIL:
 		c->state = CLIENT_RCPT;
 		client_timeout(c, c->cfg->rcpt_timeout);
-		if (!c->pipelining && !c->tx_failed)
+		if (!c->caps.pipelining && !c->tx_failed)
 			client_send(c, "RCPT TO:<%s>", c->msg->recipient);
-		else if (!c->pipelining)
+		else if (!c->caps.pipelining)
 			goto failed;
 		return;
 	case CLIENT_RCPT:
 		c->state = CLIENT_DATA;
 		client_timeout(c, c->cfg->data_timeout);
-		if (!c->pipelining && !c->tx_failed)
+		if (!c->caps.pipelining && !c->tx_failed)
 			client_send(c, "DATA");
-		else if (!c->pipelining)
+		else if (!c->caps.pipelining)
 			goto failed;
 		return;
 	case CLIENT_DATA:
@@ -512,40 +469,51 @@ dispatch_reply(struct smtp_client *c)
 	}
 }
 
+/*
+ * The server broke the protocol or passed a reply limit: what it says next
+ * cannot be trusted, so the connection ends here, as if it had dropped.
+ */
+static void
+bad_reply(struct smtp_client *c, const char *cause)
+{
+	char why[sizeof(c->last_error)];
+
+	snprintf(why, sizeof(why), "%s from mx %s", cause, c->peer);
+	log_warn("smtp_client", "%s, closing the connection", why);
+	if (c->state == CLIENT_QUIT || c->state == CLIENT_IDLE)
+		client_free(c);
+	else
+		client_next_address(c, why);
+}
+
 /* Read complete replies (multi-line included) from the input. */
 static void
 read_replies(struct smtp_client *c)
 {
 	size_t len, used;
 	const char *line;
+	struct tern_err err;
 
 	while (c->io && (line = io_getline(c->io, &len, &used)) != NULL) {
-		struct smtp_reply_line rl;
-		bool done;
+		enum smtp_reply_status st = smtp_reply_feed(&c->reply, line, len, &err);
 
-		if (smtp_parse_reply_line(line, len, &rl) < 0) {
-			io_consume(c->io, used);
-			client_next_address(c, "malformed reply");
+		io_consume(c->io, used);
+		if (st == SMTP_REPLY_ERROR) {
+			bad_reply(c, err.msg);
 			return;
 		}
-		if (c->reply.code == 0) {
-			c->reply.code = rl.code;
-			snprintf(c->reply.enhanced, sizeof(c->reply.enhanced), "%s", rl.enhanced);
-		} else {
-			buf_append_char(&c->reply.text, '\n');
-		}
-		buf_append(&c->reply.text, rl.text, rl.text_len);
-		done = !rl.more;
-		io_consume(c->io, used);
-		if (!done)
+		if (st == SMTP_REPLY_MORE)
 			continue;
 		dispatch_reply(c);
 		if (c->dead)
 			return;
-		reply_reset(&c->reply);
+		smtp_reply_reset(&c->reply);
 		if (c->state == CLIENT_CONNECTING || c->state == CLIENT_TLS)
 			return;
 	}
+	/* A line's worth of bytes and no LF yet: whatever follows, the line is too long. */
+	if (c->io && io_input(c->io)->len >= SMTP_REPLY_LINE_LIMIT)
+		bad_reply(c, "reply line too long");
 }
 
 /* ---- connection -------------------------------------------------------------------------- */
@@ -581,6 +549,7 @@ client_connect(struct smtp_client *c)
 	const struct egress_route *r = c->cfg->route;
 	const struct sockaddr_storage *src = c->cfg->source_addr;
 	struct tern_err err;
+	char text[64 + sizeof(c->last_error)];
 
 	while (c->addr_index < r->n_addrs) {
 		const struct sockaddr_storage *dst = &r->addrs[c->addr_index];
@@ -588,6 +557,8 @@ client_connect(struct smtp_client *c)
 		format_peer(dst, c->peer, sizeof(c->peer));
 		c->state = CLIENT_CONNECTING;
 		c->tls_active = false;
+		/* What the previous host left half-said must not start this host's reply. */
+		smtp_reply_reset(&c->reply);
 		c->io = io_connect(c->loop, (const struct sockaddr *)dst, sockaddr_len(dst),
 				   (const struct sockaddr *)src, src ? sockaddr_len(src) : 0, client_io,
 				   c, &err);
@@ -601,7 +572,9 @@ client_connect(struct smtp_client *c)
 	/* No address left: the message that would have gone first fails transiently. */
 	c->qm = c->owner.take(c->owner.arg, c);
 	c->msg = NULL;
-	settle_local(c, 451, "4.4.1", "no MX host of the site accepted a connection", "connect");
+	snprintf(text, sizeof(text), "no MX host of the site accepted a connection%s%s%s",
+		 c->last_error[0] ? " (last: " : "", c->last_error, c->last_error[0] ? ")" : "");
+	settle_local(c, 451, "4.4.1", text, "connect");
 	c->unreachable = true;
 	client_free(c);
 }
@@ -610,6 +583,7 @@ static void
 client_next_address(struct smtp_client *c, const char *why)
 {
 	log_debug("smtp_client", "%s: %s, trying the next address", c->peer, why);
+	snprintf(c->last_error, sizeof(c->last_error), "%s", why);
 	if (c->state == CLIENT_TLS && c->cfg->tls == SMTP_TLS_OPPORTUNISTIC)
 		c->tls_failed = true;
 	if (c->qm) {
@@ -653,8 +627,8 @@ smtp_client_start(struct ev_loop *loop, const struct smtp_client_config *cfg,
 	c->cfg = cfg;
 	c->owner = *owner;
 	c->loop = loop;
-	buf_init(&c->reply.text);
-	buf_init(&c->failure.text);
+	smtp_reply_init(&c->reply);
+	smtp_reply_init(&c->failure);
 	c->busy = 1;
 	client_connect(c);
 	if (--c->busy == 0 && c->dead) {

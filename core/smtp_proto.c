@@ -9,6 +9,10 @@
  * (a '.' or CR) between calls, so a terminator split across reads is seen
  * exactly as an unsplit one. It sees every byte of every message: the common
  * path finds line ends with memchr and copies whole runs of lines at once.
+ *
+ * Replies are assembled under fixed limits checked before anything is
+ * stored, because the server at the other end may be hostile: the most a
+ * reply can cost is SMTP_REPLY_SIZE_LIMIT bytes, whatever it sends.
  */
 #include "tern/smtp_proto.h"
 
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Cursor over the text being parsed. */
 struct scan {
@@ -1187,4 +1192,133 @@ smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply_line *out)
 		out->text_len -= k < out->text_len ? k + 1 : k;
 	}
 	return 0;
+}
+
+/* ---- client: reply assembly, EHLO capabilities ------------------------------------------- */
+
+void
+smtp_reply_init(struct smtp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->text);
+}
+
+void
+smtp_reply_deinit(struct smtp_reply *r)
+{
+	buf_deinit(&r->text);
+}
+
+void
+smtp_reply_reset(struct smtp_reply *r)
+{
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	/* An idle connection should not keep what one large reply made it allocate. */
+	if (r->text.cap > SMTP_REPLY_LINE_LIMIT)
+		buf_deinit(&r->text);
+	else
+		buf_reset(&r->text);
+	r->lines = 0;
+	r->size = 0;
+	r->ended = false;
+}
+
+int
+smtp_reply_copy(struct smtp_reply *dst, const struct smtp_reply *src)
+{
+	smtp_reply_reset(dst);
+	dst->code = src->code;
+	memcpy(dst->enhanced, src->enhanced, sizeof(dst->enhanced));
+	dst->lines = src->lines;
+	dst->size = src->size;
+	dst->ended = src->ended;
+	return buf_append(&dst->text, src->text.data ? src->text.data : "", src->text.len);
+}
+
+static enum smtp_reply_status
+reply_fail(struct smtp_reply *r, struct tern_err *err, const char *cause)
+{
+	r->ended = true;
+	tern_err_set(err, 451, "4.4.2", "%s", cause);
+	return SMTP_REPLY_ERROR;
+}
+
+static int
+reply_append(struct smtp_reply *r, const struct smtp_reply_line *rl)
+{
+	if (r->lines == 0) {
+		r->code = rl->code;
+		memcpy(r->enhanced, rl->enhanced, sizeof(r->enhanced));
+	} else if (buf_append_char(&r->text, '\n') < 0) {
+		return -ENOMEM;
+	}
+	return buf_append(&r->text, rl->text, rl->text_len);
+}
+
+enum smtp_reply_status
+smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len, struct tern_err *err)
+{
+	struct smtp_reply_line rl;
+	/* the line as sent: its text and a CRLF */
+	size_t wire = len - (len > 0 && line[len - 1] == '\r') + 2;
+
+	if (r->ended)
+		return reply_fail(r, err, "reply line after the end of the reply");
+	if (wire > SMTP_REPLY_LINE_LIMIT)
+		return reply_fail(r, err, "reply line too long");
+	if (r->lines == SMTP_REPLY_LINES_LIMIT)
+		return reply_fail(r, err, "too many reply lines");
+	if (r->size + wire > SMTP_REPLY_SIZE_LIMIT)
+		return reply_fail(r, err, "reply too large");
+	if (smtp_parse_reply_line(line, len, &rl) < 0)
+		return reply_fail(r, err, "malformed reply");
+	if (reply_append(r, &rl) < 0)
+		return reply_fail(r, err, "out of memory reading a reply");
+	r->lines++;
+	r->size += wire;
+	if (rl.more)
+		return SMTP_REPLY_MORE;
+	r->ended = true;
+	return SMTP_REPLY_DONE;
+}
+
+/* An ehlo-line (RFC 5321 4.1.1.1) whose keyword is kw: kw alone, or kw SP params. */
+static bool
+ehlo_keyword_is(const char *p, size_t n, const char *kw)
+{
+	size_t k = strlen(kw);
+
+	return n >= k && strncasecmp(p, kw, k) == 0 && (n == k || p[k] == ' ');
+}
+
+static void
+ehlo_line(struct smtp_caps *caps, const char *p, size_t n)
+{
+	if (ehlo_keyword_is(p, n, "PIPELINING"))
+		caps->pipelining = true;
+	else if (ehlo_keyword_is(p, n, "STARTTLS"))
+		caps->starttls = true;
+	else if (ehlo_keyword_is(p, n, "8BITMIME"))
+		caps->eightbitmime = true;
+	else if (ehlo_keyword_is(p, n, "SMTPUTF8"))
+		caps->smtputf8 = true;
+}
+
+void
+smtp_parse_capabilities(const char *text, size_t len, struct smtp_caps *caps)
+{
+	const char *end, *p, *eol;
+
+	memset(caps, 0, sizeof(*caps));
+	if (len == 0)
+		return;
+	end = text + len;
+	/* the first line is the server's name and greeting */
+	eol = memchr(text, '\n', len);
+	while (eol != NULL) {
+		p = eol + 1;
+		eol = memchr(p, '\n', (size_t)(end - p));
+		ehlo_line(caps, p, (size_t)((eol ? eol : end) - p));
+	}
 }

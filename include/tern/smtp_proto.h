@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pure SMTP syntax: command lines in, parsed commands out; the DATA body
- * reader; reply formatting and reply-line parsing. No I/O and no globals, so
+ * reader; reply formatting; reply-line parsing, reply assembly under fixed
+ * limits and EHLO capabilities for the client. No I/O and no globals, so
  * the server, the client and the fuzzers share exactly the same code.
  *
  * The DATA reader is the smuggling boundary: only <CRLF>.<CRLF> ends a
@@ -191,5 +192,62 @@ struct smtp_reply_line {
 };
 
 int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply_line *out);
+
+/*
+ * Client side: reply lines in, one reply out. What a server sends is
+ * untrusted, so a reply has fixed limits, generous enough for any real
+ * server: a line of at most SMTP_REPLY_LINE_LIMIT bytes with its CRLF
+ * (RFC 5321 4.5.3.1 says 512; long texts and capability lists exceed it),
+ * at most SMTP_REPLY_LINES_LIMIT lines (this also caps EHLO capabilities)
+ * and SMTP_REPLY_SIZE_LIMIT bytes in all. A reader that buffers a partial
+ * line should give up once it holds SMTP_REPLY_LINE_LIMIT bytes without LF.
+ */
+#define SMTP_REPLY_LINE_LIMIT 2048
+#define SMTP_REPLY_LINES_LIMIT 256
+#define SMTP_REPLY_SIZE_LIMIT (64 * 1024)
+
+struct smtp_reply {
+	int code;	   /* of the first line; 0 while none was fed */
+	char enhanced[16]; /* of the first line, or "" */
+	struct buf text;   /* each line's text after code and enhanced code, joined with '\n' */
+	size_t lines;	   /* lines fed */
+	size_t size;	   /* bytes fed, counting a CRLF per line */
+	bool ended;	   /* DONE or ERROR was returned */
+};
+
+enum smtp_reply_status { SMTP_REPLY_MORE, SMTP_REPLY_DONE, SMTP_REPLY_ERROR };
+
+void smtp_reply_init(struct smtp_reply *r);
+void smtp_reply_deinit(struct smtp_reply *r);
+/* Empty r for the next reply; memory is kept unless a large reply grew it. */
+void smtp_reply_reset(struct smtp_reply *r);
+/* Make dst a copy of src; -ENOMEM leaves dst's text empty. */
+int smtp_reply_copy(struct smtp_reply *dst, const struct smtp_reply *src);
+/*
+ * Feed one line (without LF; a trailing CR is ignored) of the reply being
+ * read: MORE when more lines follow, DONE when r holds the whole reply
+ * (reset it before the next), ERROR with err = {451, "4.4.2", cause} when
+ * the line is malformed or a limit is passed; the connection is then of no
+ * further use. Lines fed after DONE or ERROR are an error. The code and
+ * enhanced code are those of the first line.
+ */
+enum smtp_reply_status smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
+				       struct tern_err *err);
+
+/* What an EHLO reply offers, of the extensions the client uses. */
+struct smtp_caps {
+	bool pipelining;
+	bool starttls;
+	bool eightbitmime;
+	bool smtputf8;
+};
+
+/*
+ * Read the capabilities from an EHLO reply's text as smtp_reply assembles
+ * it: the first line is the server's name (RFC 5321 ehlo-ok-rsp), each
+ * further line a keyword, maybe followed by a space and parameters.
+ * Keywords compare without regard to case; unknown ones are ignored.
+ */
+void smtp_parse_capabilities(const char *text, size_t len, struct smtp_caps *caps);
 
 #endif

@@ -985,6 +985,162 @@ test_parse_reply_line(void **state)
 				 -EINVAL);
 }
 
+static enum smtp_reply_status
+feed_reply(struct smtp_reply *r, const char *line, struct tern_err *err)
+{
+	return smtp_reply_feed(r, line, strlen(line), err);
+}
+
+/* A reply line of exactly wire bytes with its CRLF: "250-AAA...". */
+static char *
+reply_line_of(size_t wire, char sep)
+{
+	char *line = malloc(wire - 1);
+
+	assert_non_null(line);
+	memset(line, 'A', wire - 2);
+	memcpy(line, "250", 3);
+	line[3] = sep;
+	line[wire - 2] = '\0';
+	return line;
+}
+
+static void
+expect_reply_error(struct smtp_reply *r, const char *line, const char *cause)
+{
+	struct tern_err err;
+
+	tern_err_clear(&err);
+	assert_int_equal(feed_reply(r, line, &err), SMTP_REPLY_ERROR);
+	assert_int_equal(err.code, 451);
+	assert_string_equal(err.enhanced, "4.4.2");
+	assert_string_equal(err.msg, cause);
+}
+
+static void
+test_reply_assembly(void **state)
+{
+	struct smtp_reply r, copy;
+	struct tern_err err;
+
+	smtp_reply_init(&r);
+	smtp_reply_init(&copy);
+	assert_int_equal(feed_reply(&r, "250-mx.example Hello\r", &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "250-PIPELINING", &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "250-", &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "250 8BITMIME", &err), SMTP_REPLY_DONE);
+	assert_int_equal(r.code, 250);
+	assert_string_equal(r.enhanced, "");
+	assert_string_equal(r.text.data, "mx.example Hello\nPIPELINING\n\n8BITMIME");
+	assert_int_equal(r.lines, 4);
+	assert_int_equal(r.size, 22 + 16 + 6 + 14);
+	/* a line after the end is not silently taken as the next reply */
+	expect_reply_error(&r, "250 again", "reply line after the end of the reply");
+	assert_int_equal(smtp_reply_copy(&copy, &r), 0);
+	assert_string_equal(copy.text.data, "mx.example Hello\nPIPELINING\n\n8BITMIME");
+
+	/* the first line's codes are the reply's */
+	smtp_reply_reset(&r);
+	assert_int_equal(feed_reply(&r, "550-5.1.1 no such", &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "550 5.1.1 user", &err), SMTP_REPLY_DONE);
+	assert_int_equal(r.code, 550);
+	assert_string_equal(r.enhanced, "5.1.1");
+	assert_string_equal(r.text.data, "no such\nuser");
+
+	smtp_reply_reset(&r);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.lines, 0);
+	assert_int_equal(feed_reply(&r, "250-ok", &err), SMTP_REPLY_MORE);
+	expect_reply_error(&r, "hello", "malformed reply");
+	smtp_reply_deinit(&r);
+	smtp_reply_deinit(&copy);
+}
+
+/* Regression: a hostile MX grew one reply without bound (2.3 GB in 25 s). */
+static void
+test_reply_limits(void **state)
+{
+	struct smtp_reply r;
+	struct tern_err err;
+	char *line;
+	size_t i;
+
+	smtp_reply_init(&r);
+	/* line length: SMTP_REPLY_LINE_LIMIT with CRLF, a CR before the LF counted once */
+	line = reply_line_of(SMTP_REPLY_LINE_LIMIT, ' ');
+	assert_int_equal(feed_reply(&r, line, &err), SMTP_REPLY_DONE);
+	assert_int_equal(r.text.len, SMTP_REPLY_LINE_LIMIT - 6);
+	free(line);
+	smtp_reply_reset(&r);
+	line = reply_line_of(SMTP_REPLY_LINE_LIMIT + 1, ' ');
+	line[SMTP_REPLY_LINE_LIMIT - 2] = '\r';
+	assert_int_equal(feed_reply(&r, line, &err), SMTP_REPLY_DONE);
+	smtp_reply_reset(&r);
+	line[SMTP_REPLY_LINE_LIMIT - 2] = 'A';
+	expect_reply_error(&r, line, "reply line too long");
+	free(line);
+
+	/* lines: SMTP_REPLY_LINES_LIMIT, and not one more */
+	smtp_reply_reset(&r);
+	for (i = 1; i < SMTP_REPLY_LINES_LIMIT; i++)
+		assert_int_equal(feed_reply(&r, "250-X", &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "250 X", &err), SMTP_REPLY_DONE);
+	smtp_reply_reset(&r);
+	for (i = 0; i < SMTP_REPLY_LINES_LIMIT; i++)
+		assert_int_equal(feed_reply(&r, "250-X", &err), SMTP_REPLY_MORE);
+	expect_reply_error(&r, "250 X", "too many reply lines");
+
+	/* size: exactly SMTP_REPLY_SIZE_LIMIT bytes on the wire, and not one more */
+	smtp_reply_reset(&r);
+	line = reply_line_of(1024, '-');
+	for (i = 1; i < SMTP_REPLY_SIZE_LIMIT / 1024; i++)
+		assert_int_equal(feed_reply(&r, line, &err), SMTP_REPLY_MORE);
+	line[3] = ' ';
+	assert_int_equal(feed_reply(&r, line, &err), SMTP_REPLY_DONE);
+	assert_int_equal(r.size, SMTP_REPLY_SIZE_LIMIT);
+	smtp_reply_reset(&r);
+	line[3] = '-';
+	for (i = 1; i < SMTP_REPLY_SIZE_LIMIT / 1024; i++)
+		assert_int_equal(feed_reply(&r, line, &err), SMTP_REPLY_MORE);
+	assert_int_equal(feed_reply(&r, "250-", &err), SMTP_REPLY_MORE);
+	line[3] = ' ';
+	expect_reply_error(&r, line, "reply too large");
+	assert_true(r.text.len < SMTP_REPLY_SIZE_LIMIT);
+	free(line);
+	smtp_reply_deinit(&r);
+}
+
+static void
+expect_caps(const char *text, bool pipelining, bool starttls, bool eightbit, bool utf8)
+{
+	struct smtp_caps caps;
+
+	memset(&caps, 0xff, sizeof(caps));
+	smtp_parse_capabilities(text, text ? strlen(text) : 0, &caps);
+	assert_int_equal(caps.pipelining, pipelining);
+	assert_int_equal(caps.starttls, starttls);
+	assert_int_equal(caps.eightbitmime, eightbit);
+	assert_int_equal(caps.smtputf8, utf8);
+}
+
+static void
+test_capabilities(void **state)
+{
+	expect_caps("mx.example Hello\nPIPELINING\nSTARTTLS\n8BITMIME\nSMTPUTF8", true, true, true,
+		    true);
+	expect_caps("mx.example\npipelining\nStartTLS\nSIZE 100\n8bitmime extra", true, true, true,
+		    false);
+	/* the first line is the server's name, whatever it says */
+	expect_caps("PIPELINING", false, false, false, false);
+	expect_caps("PIPELINING\nSMTPUTF8", false, false, false, true);
+	/* keywords are whole words */
+	expect_caps("mx\nPIPELININGX\nSTARTTLS2\n 8BITMIME\nX-SMTPUTF8", false, false, false,
+		    false);
+	expect_caps("mx\n\n\nSTARTTLS\n", false, true, false, false);
+	expect_caps("", false, false, false, false);
+	expect_caps(NULL, false, false, false, false);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1173,9 @@ main(void)
 	    cmocka_unit_test(test_format_reply_wraps),
 	    cmocka_unit_test(test_format_reply_nomem),
 	    cmocka_unit_test(test_parse_reply_line),
+	    cmocka_unit_test(test_reply_assembly),
+	    cmocka_unit_test(test_reply_limits),
+	    cmocka_unit_test(test_capabilities),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
