@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 /* Cursor over the text being parsed. */
 struct scan {
 	const char *p;
@@ -1321,4 +1323,66 @@ smtp_parse_capabilities(const char *text, size_t len, struct smtp_caps *caps)
 		eol = memchr(p, '\n', (size_t)(end - p));
 		ehlo_line(caps, p, (size_t)((eol ? eol : end) - p));
 	}
+}
+
+/* ---- AUTH ------------------------------------------------------------------------------ */
+
+int
+smtp_sasl_decode(const char *b64, size_t n, char *out, size_t cap, size_t *outlen,
+		 struct tern_err *err)
+{
+	size_t pad = 0;
+	int len;
+
+	if (n % 4 != 0 || n / 4 * 3 + 1 > cap)
+		goto invalid;
+	len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)b64, (int)n);
+	if (len < 0)
+		goto invalid;
+	if (n > 0 && b64[n - 1] == '=')
+		pad++;
+	if (n > 1 && b64[n - 2] == '=')
+		pad++;
+	*outlen = (size_t)len - pad;
+	out[*outlen] = '\0';
+	return 0;
+invalid:
+	tern_err_set(err, 501, "5.5.2", "Invalid base64 data");
+	return -1;
+}
+
+int
+smtp_auth_plain_decode(const char *b64, size_t n, char *buf, size_t cap,
+		       struct smtp_auth_plain *out, struct tern_err *err)
+{
+	const char *authc, *pass, *end;
+	size_t len;
+
+	if (smtp_sasl_decode(b64, n, buf, cap, &len, err) < 0)
+		return -1;
+	end = buf + len;
+	authc = memchr(buf, '\0', len);
+	pass = authc ? memchr(authc + 1, '\0', (size_t)(end - authc - 1)) : NULL;
+	if (pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1)) != NULL) {
+		tern_err_set(err, 501, "5.5.2", "Malformed PLAIN credentials");
+		return -1;
+	}
+	out->authz = buf;
+	out->authc = authc + 1;
+	out->password = pass + 1;
+	return 0;
+}
+
+int
+smtp_auth_login_decode(const char *b64, size_t n, char *buf, size_t cap, struct tern_err *err)
+{
+	size_t len;
+
+	if (smtp_sasl_decode(b64, n, buf, cap, &len, err) < 0)
+		return -1;
+	if (memchr(buf, '\0', len) != NULL) {
+		tern_err_set(err, 501, "5.5.2", "Invalid base64 data");
+		return -1;
+	}
+	return 0;
 }

@@ -38,7 +38,6 @@
 
 #include <ev.h>
 #include <lauxlib.h>
-#include <openssl/evp.h>
 
 enum session_state {
 	SESSION_GREETING, /* connection hook running */
@@ -1129,55 +1128,28 @@ run_auth_hook(struct session *s, const char *authz, const char *authc, const cha
 }
 
 /* Decode base64 into out (NUL-terminated); -1 when malformed. */
-static int
-base64_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen)
-{
-	int len, pad = 0;
-
-	if (n % 4 != 0 || n / 4 * 3 + 1 > cap)
-		return -1;
-	len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-	if (len < 0)
-		return -1;
-	if (n > 0 && in[n - 1] == '=')
-		pad++;
-	if (n > 1 && in[n - 2] == '=')
-		pad++;
-	*outlen = (size_t)len - (size_t)pad;
-	out[*outlen] = '\0';
-	return 0;
-}
-
 static void
 auth_plain_response(struct session *s, const char *b64, size_t n)
 {
+	struct smtp_auth_plain plain;
+	struct tern_err err;
 	char raw[1024];
-	size_t len;
-	const char *authz, *authc, *pass;
 
-	if (base64_decode(b64, n, raw, sizeof(raw), &len) < 0) {
-		session_reply(s, 501, "5.5.2", "Invalid base64 data");
+	if (smtp_auth_plain_decode(b64, n, raw, sizeof(raw), &plain, &err) < 0) {
+		session_reply_err(s, &err);
 		return;
 	}
-	authz = raw;
-	authc = memchr(raw, '\0', len);
-	pass = authc ? memchr(authc + 1, '\0', len - (size_t)(authc + 1 - raw)) : NULL;
-	/* RFC 4616: exactly three fields; a fourth would cut the password short. */
-	if (authc == NULL || pass == NULL || strlen(pass + 1) != len - (size_t)(pass + 1 - raw)) {
-		session_reply(s, 501, "5.5.2", "Malformed PLAIN credentials");
-		return;
-	}
-	run_auth_hook(s, authz, authc + 1, pass + 1);
+	run_auth_hook(s, plain.authz, plain.authc, plain.password);
 }
 
 static void
 auth_login_response(struct session *s, const char *b64, size_t n)
 {
+	struct tern_err err;
 	char raw[256];
-	size_t len;
 
-	if (base64_decode(b64, n, raw, sizeof(raw), &len) < 0 || memchr(raw, '\0', len)) {
-		session_reply(s, 501, "5.5.2", "Invalid base64 data");
+	if (smtp_auth_login_decode(b64, n, raw, sizeof(raw), &err) < 0) {
+		session_reply_err(s, &err);
 		return;
 	}
 	if (s->auth_step == 1) {

@@ -250,4 +250,33 @@ struct smtp_caps {
  */
 void smtp_parse_capabilities(const char *text, size_t len, struct smtp_caps *caps);
 
+/* ---- AUTH (RFC 4954) ------------------------------------------------------------------ */
+
+/*
+ * Decode one base64 SASL response into out (NUL-terminated; cap counts the
+ * NUL). -1 with err = 501 5.5.2 when it is not canonical base64 or does not
+ * fit.
+ */
+int smtp_sasl_decode(const char *b64, size_t n, char *out, size_t cap, size_t *outlen,
+		     struct tern_err *err);
+
+/* The three fields of an AUTH PLAIN response (RFC 4616), pointing into the caller's buffer. */
+struct smtp_auth_plain {
+	const char *authz;
+	const char *authc;
+	const char *password;
+};
+
+/*
+ * Decode an AUTH PLAIN response into buf: exactly three NUL-separated
+ * fields, since a fourth would cut the password short. -1 with err = 501
+ * 5.5.2 otherwise.
+ */
+int smtp_auth_plain_decode(const char *b64, size_t n, char *buf, size_t cap,
+			   struct smtp_auth_plain *out, struct tern_err *err);
+
+/* Decode one AUTH LOGIN response (a user name or a password): no NUL byte may hide in it. */
+int smtp_auth_login_decode(const char *b64, size_t n, char *buf, size_t cap,
+			   struct tern_err *err);
+
 #endif

@@ -1141,6 +1141,53 @@ test_capabilities(void **state)
 	expect_caps(NULL, false, false, false, false);
 }
 
+/* Regression: AUTH PLAIN with a fourth field was accepted with the password cut at the NUL. */
+static void
+test_auth_plain(void **state)
+{
+	struct smtp_auth_plain p;
+	struct tern_err err;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(smtp_auth_plain_decode("YXV0aHoAdXNlcgBwYXNz", 20, buf, sizeof(buf), &p,
+						&err), 0);
+	assert_string_equal(p.authz, "authz");
+	assert_string_equal(p.authc, "user");
+	assert_string_equal(p.password, "pass");
+	assert_int_equal(smtp_auth_plain_decode("AHVzZXIAcGFzcw==", 16, buf, sizeof(buf), &p, &err), 0);
+	assert_string_equal(p.authz, "");
+	assert_string_equal(p.password, "pass");
+	/* authz NUL user NUL pass NUL extra */
+	assert_int_equal(smtp_auth_plain_decode("YXV0aHoAdXNlcgBwYXNzAGV4dHJh", 28, buf, sizeof(buf),
+						&p, &err), -1);
+	assert_int_equal(err.code, 501);
+	assert_string_equal(err.msg, "Malformed PLAIN credentials");
+	/* two fields */
+	assert_int_equal(smtp_auth_plain_decode("AHVz", 4, buf, sizeof(buf), &p, &err), -1);
+	/* not base64, not a multiple of four, too long for the buffer */
+	assert_int_equal(smtp_auth_plain_decode("dXNl*g==", 8, buf, sizeof(buf), &p, &err), -1);
+	assert_string_equal(err.enhanced, "5.5.2");
+	assert_int_equal(smtp_auth_plain_decode("dXNlcg=", 7, buf, sizeof(buf), &p, &err), -1);
+	assert_int_equal(smtp_auth_plain_decode("YXV0aHoAdXNlcgBwYXNz", 20, buf, 12, &p, &err), -1);
+}
+
+static void
+test_auth_login(void **state)
+{
+	struct tern_err err;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(smtp_auth_login_decode("dXNlcg==", 8, buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "user");
+	assert_int_equal(smtp_auth_login_decode("", 0, buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "");
+	/* "user\0pass": a NUL would cut what the hook sees */
+	assert_int_equal(smtp_auth_login_decode("dXNlcgBwYXNz", 12, buf, sizeof(buf), &err), -1);
+	assert_int_equal(err.code, 501);
+}
+
 int
 main(void)
 {
@@ -1176,6 +1223,8 @@ main(void)
 	    cmocka_unit_test(test_reply_assembly),
 	    cmocka_unit_test(test_reply_limits),
 	    cmocka_unit_test(test_capabilities),
+	    cmocka_unit_test(test_auth_plain),
+	    cmocka_unit_test(test_auth_login),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
