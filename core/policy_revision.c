@@ -92,8 +92,7 @@ done:
 }
 
 static int
-hash_sorted(struct hashed_file *hf, size_t n, char out[POLICY_REVISION_MAX],
-	    struct tern_err *err)
+hash_sorted(struct hashed_file *hf, size_t n, char out[POLICY_REVISION_MAX], struct tern_err *err)
 {
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -139,7 +138,7 @@ policy_revision_hash(const char *base_dir, char *const *files, size_t n,
 	}
 	qsort(hf, n, sizeof(*hf), cmp_rel);
 	rc = hash_sorted(hf, n, out, err);
-	free(hf); hf = NULL;
+	free(hf);
 	return rc;
 }
 

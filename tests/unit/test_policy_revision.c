@@ -205,7 +205,8 @@ test_git_commit_and_dirty(void **state)
 	assert_string_equal(rev, want);
 	/* A loaded file the commit cannot hold makes it dirty too. */
 	assert_true(git(f, "checkout -q -- sub/b.lua"));
-	snprintf(outside, sizeof(outside), "/tmp/test_policy_revision.outside.%d.lua", (int)getpid());
+	snprintf(outside, sizeof(outside), "/tmp/test_policy_revision.outside.%d.lua",
+		 (int)getpid());
 	write_file(outside, "return 2\n");
 	policy_revision_compute(f->a, with_outside, 2, rev);
 	unlink(outside);
