@@ -14,6 +14,8 @@
 static struct logfile *logfile;
 static struct logrec_config config;
 static char nodeid[256];
+/* Set by the main thread, read by every shard: an atomic pointer, so a new epoch can swap it. */
+static const char *policy_revision;
 
 static void
 copy_config(const struct logrec_config *cfg)
@@ -50,6 +52,13 @@ logrec_close(void)
 	free(config.meta_keys);
 	free((char *)config.file.dir);
 	memset(&config, 0, sizeof(config));
+	logrec_set_policy_revision(NULL);
+}
+
+void
+logrec_set_policy_revision(const char *rev)
+{
+	__atomic_store_n(&policy_revision, rev, __ATOMIC_RELEASE);
 }
 
 static void
@@ -157,6 +166,7 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_time(out, "created", m->created);
 	add_meta(out, m);
 	add_str(out, "nodeid", nodeid);
+	add_str(out, "policy_revision", __atomic_load_n(&policy_revision, __ATOMIC_ACQUIRE));
 	return buf_append_char(out, '}');
 }
 

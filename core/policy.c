@@ -8,6 +8,7 @@
 #include "tern/policy.h"
 #include "tern/log.h"
 #include "tern/lua_tern.h"
+#include "tern/policy_files.h"
 #include "tern/shard.h"
 
 #include <errno.h>
@@ -122,6 +123,7 @@ set_package_path(lua_State *L, const struct policy_options *o)
 			lua_tostring(L, -1));
 	lua_setfield(L, -3, "path");
 	lua_pop(L, 2);
+	policy_files_track(L, luadir);
 }
 
 static int
@@ -156,6 +158,8 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 	p->handlers_ref = luaL_ref(p->L, LUA_REGISTRYINDEX);
 	lua_tern_open(p->L);
 	set_package_path(p->L, o);
+	if (o->policy_path)
+		policy_files_add(p->L, o->policy_path);
 	if (o->policy_path && load_file(p->L, o->policy_path, err) < 0)
 		goto fail;
 	if (o->script_path && load_file(p->L, o->script_path, err) < 0)

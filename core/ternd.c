@@ -7,7 +7,10 @@
  */
 #include "tern/daemon.h"
 #include "tern/log.h"
+#include "tern/logrec.h"
 #include "tern/policy.h"
+#include "tern/policy_files.h"
+#include "tern/policy_revision.h"
 #include "tern/shard.h"
 
 #include <errno.h>
@@ -296,6 +299,24 @@ wait_for_stop_signal(void)
 	return 0;
 }
 
+/* The revision records name: set once, after init, for it may require more files. */
+static char policy_revision[POLICY_REVISION_MAX];
+
+static void
+compute_policy_revision(struct args *a)
+{
+	lua_State *L = policy_lua(shard_get(0)->policy);
+	size_t n;
+	char **files;
+
+	if (a->policy == NULL) /* --check of a script alone */
+		return;
+	files = policy_files_list(L, &n);
+	policy_revision_compute(a->policy, files, n, policy_revision);
+	policy_files_free(files, n);
+	logrec_set_policy_revision(policy_revision);
+}
+
 static int
 run_daemon(struct args *a)
 {
@@ -306,6 +327,7 @@ run_daemon(struct args *a)
 		log_error("ternd", "init failed: %s", err.msg);
 		return 1;
 	}
+	compute_policy_revision(a);
 	if (daemon_open_services(&err) < 0 || shards_start(&err) < 0) {
 		log_error("ternd", "%s", err.msg);
 		/* Shards that did start must stop before their state is freed. */
@@ -313,7 +335,8 @@ run_daemon(struct args *a)
 		daemon_close_services();
 		return 1;
 	}
-	log_info("ternd", "ready: %d shards, policy %s", shard_count(), a->policy);
+	log_info("ternd", "ready: %d shards, policy %s (revision %s)", shard_count(), a->policy,
+		 policy_revision);
 	wait_for_stop_signal();
 	stop_shards(a->stop_timeout);
 	daemon_close_services();
@@ -331,7 +354,8 @@ run_check(struct args *a)
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	printf("%s: policy OK\n", a->policy);
+	compute_policy_revision(a);
+	printf("%s: policy OK (revision %s)\n", a->policy, policy_revision);
 	return 0;
 }
 

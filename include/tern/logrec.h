@@ -46,6 +46,12 @@ struct logrec_config {
 /* Start writing records (daemon start-up); -errno with err. */
 int logrec_open(const struct logrec_config *cfg, struct tern_err *err);
 void logrec_close(void);
+/*
+ * The revision of the policy that decides outcomes from now on, written as
+ * "policy_revision" in every record (null until set). Records copy the
+ * pointer: rev must stay valid until it is replaced and logrec_close().
+ */
+void logrec_set_policy_revision(const char *rev);
 /* Build r's JSON line into out (for tests and the HTTP API). */
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */

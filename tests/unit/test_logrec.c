@@ -28,7 +28,7 @@ static const char *const schema[] = {
     "type",	 "id",		"sender",	 "recipient",	   "queue",
     "site",	 "egress_pool", "egress_source", "source_address", "peer_address",
     "listener",	 "response",	"num_attempts",	 "size",	   "tls",
-    "timestamp", "created",	"meta",		 "nodeid",
+    "timestamp", "created",	"meta",		 "nodeid",	   "policy_revision",
 };
 
 struct fixture {
@@ -179,6 +179,25 @@ test_minimal_record_has_every_field(void **state)
 	assert_int_equal(field(f, NULL, "timestamp").type, JSON_STRING);
 	assert_int_equal(field(f, NULL, "meta").type, JSON_OBJECT);
 	assert_int_equal(field(f, NULL, "nodeid").type, JSON_STRING);
+	has_null(f, NULL, "policy_revision");
+}
+
+/* Every record names the revision set last, and null again after close. */
+static void
+test_policy_revision(void **state)
+{
+	struct fixture *f = *state;
+	struct logrec r = {.type = "Delivery", .msg = f->msg};
+
+	logrec_set_policy_revision("0123456789ab-dirty");
+	format(f, &r);
+	has_string(f, NULL, "policy_revision", "0123456789ab-dirty");
+	logrec_set_policy_revision("sha256:00ff00ff00ff");
+	format(f, &r);
+	has_string(f, NULL, "policy_revision", "sha256:00ff00ff00ff");
+	logrec_close();
+	format(f, &r);
+	has_null(f, NULL, "policy_revision");
 }
 
 static void
@@ -387,6 +406,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_minimal_record_has_every_field, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy_revision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partial_response_and_tls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_strings_escaped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null_recipient_and_empty_sender, setup, teardown),
