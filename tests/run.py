@@ -85,19 +85,25 @@ def run_policy(build, env):
 
 
 def run_policy_examples(build, env):
-    """policy-examples/tests/ through `tern policy test`, as a policy repository's CI runs it."""
-    argv = [os.path.join(build, "tern"), "policy", "test", os.path.join(ROOT, "policy-examples", "tests")]
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    last = re.search(r"^(\d+) passed, (\d+) failed$", proc.stdout, re.M)
-    passed, failed = (int(last.group(1)), int(last.group(2))) if last else (0, 1)
-    if proc.returncode != 0 and failed == 0:
-        failed = 1
-    print(f"{'ok' if failed == 0 else 'FAILED':6} policy-examples: {passed} passed, {failed} failed",
-          flush=True)
-    if failed:
-        print(out[-6000:], flush=True)
-    return [passed, failed]
+    """policy-examples' tests through `tern policy test`, as a policy repository's CI runs it."""
+    tern = os.path.join(build, "tern")
+    runs = {"policy-examples/tests": [tern, "policy", "test", "policy-examples/tests"],
+            "policy-examples/policy-repo": [tern, "policy", "test", "--policy",
+                                            "policy-examples/policy-repo/policy.lua"]}
+    totals = [0, 0]
+    for name, argv in runs.items():
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        last = re.search(r"^(\d+) passed, (\d+) failed$", proc.stdout, re.M)
+        passed, failed = (int(last.group(1)), int(last.group(2))) if last else (0, 1)
+        if proc.returncode != 0 and failed == 0:
+            failed = 1
+        print(f"{'ok' if failed == 0 else 'FAILED':6} {name}: {passed} passed, {failed} failed",
+              flush=True)
+        if failed:
+            print((proc.stdout + proc.stderr)[-6000:], flush=True)
+        totals[0] += passed
+        totals[1] += failed
+    return totals
 
 
 def run_integration(build, env, pytest_args):
