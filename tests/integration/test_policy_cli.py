@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: MIT
 """`tern policy check` and `tern policy test`, as a policy repository's CI runs
 them: offline, exit status 0/1, failures named by file:line."""
+import os
 import re
+import shutil
+import subprocess
 
-from conftest import ROOT, run_tern
+import pytest
+
+from conftest import BUILD, ROOT, run_tern
 
 POLICY = """\
 local limits = require 'limits'
@@ -144,3 +149,47 @@ def test_the_examples_pass():
     out = run_tern("policy", "test", f"{ROOT}/policy-examples/tests")
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(r"^\d+ passed, 0 failed$", out.stdout, re.M)
+
+
+def copy_policy_repo(tmp_path):
+    dst = tmp_path / "repo"
+    shutil.copytree(f"{ROOT}/policy-examples/policy-repo", dst)
+    return dst
+
+
+def test_the_policy_repo_example_passes_check_and_test(tmp_path):
+    r = copy_policy_repo(tmp_path)
+    assert run_tern("policy", "check", "policy.lua", cwd=r).returncode == 0
+    out = run_tern("policy", "test", "--policy", "policy.lua", cwd=r)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_doc_example_test_passes_against_the_policy_repo(tmp_path):
+    doc = open(f"{ROOT}/docs/policy-review.md").read()
+    block = re.search(r"```lua test\n(.*?)```", doc, re.S).group(1)
+    r = copy_policy_repo(tmp_path)
+    (r / "tests" / "doc_test.lua").write_text(block)
+    out = run_tern("policy", "test", "tests/doc_test.lua", cwd=r)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[-1] == "2 passed, 0 failed"
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                   check=True, capture_output=True)
+
+
+def test_ci_script_runs_check_test_and_diff(tmp_path):
+    if "unknown command 'diff'" in run_tern("policy", "diff").stderr:
+        pytest.skip("this build has no tern policy diff")
+    r = copy_policy_repo(tmp_path)
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-qm", "base")
+    limits = (r / "data" / "limits.lua").read_text()
+    (r / "data" / "limits.lua").write_text(limits.replace("max_message_rate = '100/min'",
+                                                          "max_message_rate = '50/min'"))
+    env = dict(os.environ, TERN=f"{BUILD}/tern", BASE="main")
+    out = subprocess.run(["./ci.sh"], cwd=r, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "yahoo" in out.stdout
