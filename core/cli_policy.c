@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #define CLI_POLICY_MAX_FILES 1024
+#define CHECK_USAGE "policy check FILE                       validate as ternd --check does"
+#define TEST_USAGE "policy test [--policy FILE] [PATH...]  run *_test.lua (default: POLICY_DIR/tests)"
 
 struct cli_policy_cmd {
 	const char *name;
@@ -35,8 +37,8 @@ static int policy_test_main(int argc, char **argv);
 
 /* One line per subcommand: a new one is one more entry. */
 static const struct cli_policy_cmd cmds[] = {
-	{"check", policy_check_main, "policy check FILE                        validate a policy as ternd --check"},
-	{"test", policy_test_main, "policy test [--policy FILE] [PATH...]   run *_test.lua files (default: tests/ next to the policy)"},
+	{"check", policy_check_main, CHECK_USAGE},
+	{"test", policy_test_main, TEST_USAGE},
 };
 
 void
@@ -100,7 +102,7 @@ policy_check_main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: tern %s\n", cmds[0].usage);
+		fprintf(stderr, "usage: tern %s\n", CHECK_USAGE);
 		return 2;
 	}
 	args[5] = argv[1];
@@ -281,7 +283,7 @@ parse_test_args(struct test_run *r, int argc, char **argv)
 				return -errno;
 			}
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "usage: tern %s\n", cmds[1].usage);
+			fprintf(stderr, "usage: tern %s\n", TEST_USAGE);
 			return -EINVAL;
 		} else {
 			paths = true;

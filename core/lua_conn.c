@@ -252,7 +252,8 @@ lua_conn_open(lua_State *L)
 	lua_newtable(L);
 	luaL_register(L, NULL, methods);
 	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);	luaL_newmetatable(L, CONN_OWNER_MT);
+	lua_pop(L, 1);
+	luaL_newmetatable(L, CONN_OWNER_MT);
 	lua_pushcfunction(L, lua_conn_owner_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
