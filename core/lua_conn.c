@@ -3,15 +3,28 @@
  * conn:peer_address(), local_address(), listener(), ehlo_name(), tls(),
  * auth_id(), get_meta(k), set_meta(k, v). Metadata is a plain Lua table
  * (any Lua value) since it never leaves the shard.
+ *
+ * tern.conn.new{...} makes a connection that Lua owns, for policy tests
+ * (tern.testing): hooks get the same object as from a real SMTP session.
  */
 #include "tern/lua_conn.h"
+#include "tern/lua_tern.h"
 #include "tern/policy.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
 
 #define CONN_MT "tern.conn"
+#define CONN_OWNER_MT "tern.conn.owner"
+
+/* A Lua-owned connection: it keeps the TLS strings a session would borrow from OpenSSL. */
+struct conn_owned {
+	struct conn_info ci;
+	char tls_version[32];
+	char tls_cipher[128];
+};
 
 void
 conn_info_init(struct conn_info *ci)
@@ -153,6 +166,73 @@ lua_conn_set_meta(lua_State *L)
 	return 0;
 }
 
+static int
+lua_conn_owner_gc(lua_State *L)
+{
+	struct conn_owned *o = luaL_checkudata(L, 1, CONN_OWNER_MT);
+
+	conn_info_deinit(&o->ci);
+	return 0;
+}
+
+static void
+opt_copy(lua_State *L, const char *key, char *out, size_t n)
+{
+	const char *v = lua_tern_opt_string(L, 1, "tern.conn.new", key, "");
+
+	snprintf(out, n, "%s", v);
+}
+
+/* tls = true, or 'TLSv1.2', or { version = ..., cipher = ... } */
+static void
+opt_tls(lua_State *L, struct conn_owned *o)
+{
+	lua_getfield(L, 1, "tls");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "version");
+		lua_getfield(L, -2, "cipher");
+		snprintf(o->tls_version, sizeof(o->tls_version), "%s",
+			 lua_isstring(L, -2) ? lua_tostring(L, -2) : "TLSv1.3");
+		snprintf(o->tls_cipher, sizeof(o->tls_cipher), "%s",
+			 lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+		lua_pop(L, 2);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		snprintf(o->tls_version, sizeof(o->tls_version), "%s", lua_tostring(L, -1));
+	} else if (lua_toboolean(L, -1)) {
+		snprintf(o->tls_version, sizeof(o->tls_version), "TLSv1.3");
+	}
+	lua_pop(L, 1);
+	o->ci.tls_version = o->tls_version[0] ? o->tls_version : NULL;
+	o->ci.tls_cipher = o->tls_cipher;
+}
+
+/*
+ * tern.conn.new{ peer, local, listener, ehlo, auth, tls }: addresses without
+ * ports. It lives until the Lua state closes, like tern.message.new's.
+ */
+static int
+lua_conn_new(lua_State *L)
+{
+	static const char *const opts[] = {"peer", "local", "listener", "ehlo", "auth", "tls", NULL};
+	struct conn_owned *o;
+
+	lua_tern_check_options(L, 1, "tern.conn.new", opts);
+	o = lua_newuserdata(L, sizeof(*o));
+	memset(o, 0, sizeof(*o));
+	conn_info_init(&o->ci);
+	luaL_getmetatable(L, CONN_OWNER_MT);
+	lua_setmetatable(L, -2);
+	opt_copy(L, "peer", o->ci.peer_address, sizeof(o->ci.peer_address));
+	opt_copy(L, "local", o->ci.local_address, sizeof(o->ci.local_address));
+	opt_copy(L, "listener", o->ci.listener, sizeof(o->ci.listener));
+	opt_copy(L, "ehlo", o->ci.ehlo, sizeof(o->ci.ehlo));
+	opt_copy(L, "auth", o->ci.auth_id, sizeof(o->ci.auth_id));
+	opt_tls(L, o);
+	luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_conn_push(L, &o->ci);
+	return 1;
+}
+
 void
 lua_conn_open(lua_State *L)
 {
@@ -173,4 +253,12 @@ lua_conn_open(lua_State *L)
 	luaL_register(L, NULL, methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
+	luaL_newmetatable(L, CONN_OWNER_MT);
+	lua_pushcfunction(L, lua_conn_owner_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_pushcfunction(L, lua_conn_new);
+	lua_setfield(L, -2, "new");
+	lua_setfield(L, -2, "conn");
 }

@@ -192,6 +192,46 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 
 /* ---- paths ---- */
 
+/*
+ * KumoMTA's spellings, so that a path table written for Kumo loads unchanged:
+ * its timeout names become tern's, and enable_tls is read in any case
+ * ('Opportunistic'). Rewritten in place, before the options are checked.
+ */
+static void
+path_accept_kumo_spellings(lua_State *L, const char *fname)
+{
+	static const char *const aliases[][2] = {{"mail_from_timeout", "mail_timeout"},
+						 {"rcpt_to_timeout", "rcpt_timeout"}};
+	size_t i;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	for (i = 0; i < TERN_ARRAY_LEN(aliases); i++) {
+		lua_getfield(L, 1, aliases[i][0]);
+		if (!lua_isnil(L, -1)) {
+			lua_getfield(L, 1, aliases[i][1]);
+			if (!lua_isnil(L, -1))
+				luaL_error(L, "%s: '%s' and '%s' are the same option", fname,
+					   aliases[i][0], aliases[i][1]);
+			lua_pop(L, 1);
+			lua_setfield(L, 1, aliases[i][1]);
+			lua_pushnil(L);
+			lua_setfield(L, 1, aliases[i][0]);
+		} else {
+			lua_pop(L, 1);
+		}
+	}
+	lua_getfield(L, 1, "enable_tls");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		lua_getglobal(L, "string");
+		lua_getfield(L, -1, "lower");
+		lua_pushvalue(L, -3);
+		lua_call(L, 1, 1);
+		lua_setfield(L, 1, "enable_tls");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
 static int
 lua_egress_make_path(lua_State *L)
 {
@@ -205,6 +245,7 @@ lua_egress_make_path(lua_State *L)
 	const char *const *t;
 	double port;
 
+	path_accept_kumo_spellings(L, fname);
 	lua_tern_check_options(L, 1, fname, opts);
 	if (lua_tern_opt_number(L, 1, fname, "connection_limit", 1) < 1)
 		return luaL_error(L, "%s: connection_limit must be at least 1", fname);

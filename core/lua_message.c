@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * msg:id(), sender(), recipient(), get_meta/set_meta, header access,
- * body_size(), import_x_headers(), dkim_sign(). Meta values cross into C as
- * JSON text so that they can be spooled and logged without Lua.
+ * from_domain(), body_size(), import_x_headers(), dkim_sign(), queue_name(). Meta values
+ * cross into C as JSON text so that they can be spooled and logged without Lua.
+ *
+ * tern.message.new() makes a message that Lua owns, for policy tests
+ * (tern.testing) and tools: the same object hooks get, so a test exercises
+ * the very methods a policy calls in production.
  */
 #include "tern/lua_message.h"
 #include "tern/dkim.h"
@@ -19,6 +23,7 @@
 #include <lauxlib.h>
 
 #define MESSAGE_MT "tern.message"
+#define MESSAGE_OWNER_MT "tern.message.owner"
 
 void
 lua_message_push(lua_State *L, struct message *m)
@@ -154,6 +159,55 @@ lua_message_get_header(lua_State *L)
 	return 1;
 }
 
+/*
+ * The domain of the address in a From value: inside the last <...> when there
+ * is one (a display name may hold '@'), else the whole value; after its last
+ * '@', up to the first character that cannot be in a domain. Returns its
+ * length (0: none) and sets *start.
+ */
+static size_t
+from_value_domain(const char *v, size_t n, size_t *start)
+{
+	size_t lt = n, at = n, i, end;
+
+	for (i = 0; i < n; i++)
+		if (v[i] == '<')
+			lt = i;
+	end = lt < n ? lt + 1 : 0;
+	for (i = end; i < n && (lt == n || v[i] != '>'); i++)
+		if (v[i] == '@')
+			at = i;
+	if (at == n)
+		return 0;
+	*start = at + 1;
+	for (end = at + 1; end < n && (isalnum((unsigned char)v[end]) || v[end] == '.' ||
+				       v[end] == '-');
+	     end++)
+		;
+	return end - *start;
+}
+
+/* msg:from_domain(): the From header's domain in lower case, or nil. */
+static int
+lua_message_from_domain(lua_State *L)
+{
+	struct message *m = lua_message_check(L, 1);
+	struct message_field f;
+	size_t start = 0, len, i;
+	luaL_Buffer b;
+
+	if (message_find_header(m, "From", 0, &f) < 0 ||
+	    (len = from_value_domain(m->data.data + f.value, f.value_len, &start)) == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	luaL_buffinit(L, &b);
+	for (i = 0; i < len; i++)
+		luaL_addchar(&b, (char)tolower((unsigned char)m->data.data[f.value + start + i]));
+	luaL_pushresult(&b);
+	return 1;
+}
+
 static int
 lua_message_get_headers(lua_State *L)
 {
@@ -263,6 +317,23 @@ lua_message_import_x_headers(lua_State *L)
 	return 0;
 }
 
+/* msg:queue_name(): the scheduled queue the message joins ("campaign:tenant@domain"). */
+static int
+lua_message_queue_name(lua_State *L)
+{
+	struct message *m = lua_message_check(L, 1);
+	struct buf name;
+
+	buf_init(&name);
+	if (message_queue_name(m, &name) < 0) {
+		buf_deinit(&name);
+		return luaL_error(L, "msg:queue_name: out of memory");
+	}
+	lua_pushlstring(L, name.data ? name.data : "", name.len);
+	buf_deinit(&name);
+	return 1;
+}
+
 /* msg:dkim_sign(signer): prepend a DKIM-Signature made by signer. */
 static int
 lua_message_dkim_sign(lua_State *L)
@@ -287,6 +358,42 @@ lua_message_dkim_sign(lua_State *L)
 	return 1;
 }
 
+static int
+lua_message_owner_gc(lua_State *L)
+{
+	struct message **box = luaL_checkudata(L, 1, MESSAGE_OWNER_MT);
+
+	message_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/*
+ * tern.message.new(sender, recipient, data): data is the RFC 5322 text with
+ * CRLF line endings. The message lives until the Lua state closes: a test
+ * makes a handful, and its handle stays valid for the whole test file.
+ */
+static int
+lua_message_new(lua_State *L)
+{
+	const char *sender = luaL_checkstring(L, 1);
+	const char *recipient = luaL_checkstring(L, 2);
+	size_t len;
+	const char *data = luaL_checklstring(L, 3, &len);
+	struct message **box = lua_newuserdata(L, sizeof(*box));
+
+	*box = message_new(sender, recipient);
+	luaL_getmetatable(L, MESSAGE_OWNER_MT);
+	lua_setmetatable(L, -2);
+	if (*box == NULL || buf_append(&(*box)->data, data, len) < 0)
+		return luaL_error(L, "tern.message.new: out of memory");
+	(*box)->size = len;
+	(*box)->created = util_wallclock();
+	luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_message_push(L, *box);
+	return 1;
+}
+
 void
 lua_message_open(lua_State *L)
 {
@@ -299,11 +406,13 @@ lua_message_open(lua_State *L)
 		{"set_meta", lua_message_set_meta},
 		{"get_header", lua_message_get_header},
 		{"get_headers", lua_message_get_headers},
+		{"from_domain", lua_message_from_domain},
 		{"set_header", lua_message_set_header},
 		{"prepend_header", lua_message_prepend_header},
 		{"remove_header", lua_message_remove_header},
 		{"import_x_headers", lua_message_import_x_headers},
 		{"dkim_sign", lua_message_dkim_sign},
+		{"queue_name", lua_message_queue_name},
 		{NULL, NULL},
 	};
 
@@ -312,4 +421,12 @@ lua_message_open(lua_State *L)
 	luaL_register(L, NULL, methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
+	luaL_newmetatable(L, MESSAGE_OWNER_MT);
+	lua_pushcfunction(L, lua_message_owner_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_pushcfunction(L, lua_message_new);
+	lua_setfield(L, -2, "new");
+	lua_setfield(L, -2, "message");
 }

@@ -60,8 +60,7 @@ end
 tern.on('smtp_server_message_received', function(msg)
   msg:set_meta('tenant', msg:get_header('X-Tenant') or 'bench')
   if signing then
-    local from = (msg:get_header('From') or ''):match('@([%w%.%-]+)') or ''
-    for _, signer in ipairs(signing:signers_for(from:lower())) do
+    for _, signer in ipairs(signing:signers_for(msg:from_domain() or '')) do
       msg:dkim_sign(signer)
     end
   end

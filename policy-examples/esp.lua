@@ -87,8 +87,7 @@ tern.on('smtp_server_message_received', function(msg)
   msg:set_meta('tenant', msg:get_meta('x-tenant') or 'default')
   if msg:get_meta('x-campaign') then msg:set_meta('campaign', msg:get_meta('x-campaign')) end
   msg:remove_header('X-Tenant')
-  local from = (msg:get_header('From') or ''):match('@([%w%.%-]+)') or ''
-  for _, signer in ipairs(signing:signers_for(from:lower())) do
+  for _, signer in ipairs(signing:signers_for(msg:from_domain() or '')) do
     msg:dkim_sign(signer)
   end
 end)

@@ -85,6 +85,28 @@ def run_policy(build, env):
     return totals
 
 
+def run_policy_examples(build, env):
+    """policy-examples' tests through `tern policy test`, as a policy repository's CI runs it."""
+    tern = os.path.join(build, "tern")
+    runs = {"policy-examples/tests": [tern, "policy", "test", "policy-examples/tests"],
+            "policy-examples/policy-repo": [tern, "policy", "test", "--policy",
+                                            "policy-examples/policy-repo/policy.lua"]}
+    totals = [0, 0]
+    for name, argv in runs.items():
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        last = re.search(r"^(\d+) passed, (\d+) failed$", proc.stdout, re.M)
+        passed, failed = (int(last.group(1)), int(last.group(2))) if last else (0, 1)
+        if proc.returncode != 0 and failed == 0:
+            failed = 1
+        print(f"{'ok' if failed == 0 else 'FAILED':6} {name}: {passed} passed, {failed} failed",
+              flush=True)
+        if failed:
+            print((proc.stdout + proc.stderr)[-6000:], flush=True)
+        totals[0] += passed
+        totals[1] += failed
+    return totals
+
+
 def run_integration(build, env, pytest_args):
     report = os.path.join(ROOT, build, "pytest.xml")
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -152,7 +174,8 @@ def run_fuzz_replay(env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/rel")
-    ap.add_argument("--only", choices=["unit", "policy", "integration", "bench", "fuzz"])
+    ap.add_argument("--only", choices=["unit", "policy", "policy-examples", "integration", "bench",
+                                       "fuzz"])
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
     # TERN_DNS_SERVERS: a policy without tern.dns.configure must not query the
@@ -161,6 +184,7 @@ def main():
                TERN_ROOT=ROOT, TERN_DNS_SERVERS="127.0.0.1:9")
     suites = {"unit": lambda: run_unit(args.build, env),
               "policy": lambda: run_policy(args.build, env),
+              "policy-examples": lambda: run_policy_examples(args.build, env),
               "integration": lambda: run_integration(args.build, env, args.pytest_args),
               "bench": lambda: run_bench_smoke(args.build, env),
               "fuzz": lambda: run_fuzz_replay(env)}

@@ -9,5 +9,11 @@
 
 int cli_dkim_main(int argc, char **argv);  /* tern dkim genkey|sign ... */
 int cli_spool_main(int argc, char **argv); /* tern spool list --spool DIR */
+int cli_policy_main(int argc, char **argv); /* tern policy check|test ... */
+
+#include <stddef.h>
+
+/* Where ternd is: $TERND, else next to this tern binary, else "ternd" on PATH. */
+void cli_policy_ternd_path(char *out, size_t n);
 
 #endif

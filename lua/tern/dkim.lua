@@ -11,7 +11,7 @@
 --   }
 --
 --   tern.on('smtp_server_message_received', function(msg)
---     for _, signer in ipairs(signing:signers_for(from_domain)) do msg:dkim_sign(signer) end
+--     for _, signer in ipairs(signing:signers_for(msg:from_domain() or '')) do msg:dkim_sign(signer) end
 --   end)
 --
 -- Each entry takes algo = 'rsa' (default, rsa-sha256) or 'ed25519' (ed25519-sha256)
