@@ -10,4 +10,8 @@
 int cli_dkim_main(int argc, char **argv);  /* tern dkim genkey|sign ... */
 int cli_spool_main(int argc, char **argv); /* tern spool list --spool DIR */
 
+int cli_review_explain_main(int argc, char **argv); /* tern policy explain --policy F --domain D */
+int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
+int cli_review_policy_main(int argc, char **argv);  /* tern policy explain|diff */
+
 #endif

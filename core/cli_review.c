@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `tern policy explain` and `tern policy diff`: reviewing delivery rules
+ * offline. The work is done in Lua by the modules in lua/tern/review inside the real
+ * runtime (`ternd --script`), so a policy is evaluated by the very
+ * constructors and helpers that ternd runs; this file only finds ternd and
+ * the runner and hands over the arguments.
+ */
+#include "tern/cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The directory of the running tern binary, where ternd is built or installed beside it. */
+static int
+exe_dir(char *out, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", out, n - 1);
+	char *slash;
+
+	if (len <= 0)
+		return -errno;
+	out[len] = '\0';
+	slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+	return 0;
+}
+
+/*
+ * The Lua library ternd will use: the same search as ternd's (TERN_LUA_DIR,
+ * then the source tree next to a build, then the installed copy), so the
+ * runner and the modules it requires come from one place.
+ */
+static void
+lua_dir(const char *exe, char *out, size_t n)
+{
+	const char *env = getenv("TERN_LUA_DIR");
+	struct stat st;
+
+	if (env && *env)
+		snprintf(out, n, "%s", env);
+	else if (snprintf(out, n, "%s/../../lua/tern", exe) > 0 && stat(out, &st) == 0 &&
+		 S_ISDIR(st.st_mode))
+		snprintf(out, n, "%s/../../lua", exe);
+	else
+		snprintf(out, n, "%s", TERN_LUA_DIR);
+}
+
+/* exec `ternd --threads 1 --log-level error --script RUNNER -- ARGS...`; returns only on failure. */
+static int
+run_lua(const char *runner, int argc, char **argv)
+{
+	char exe[PATH_MAX], dir[PATH_MAX], ternd[PATH_MAX + 8], script[PATH_MAX + 64];
+	char **args = calloc((size_t)argc + 9, sizeof(*args));
+	int i, n = 0;
+
+	if (args == NULL || exe_dir(exe, sizeof(exe)) < 0) {
+		fprintf(stderr, "tern: cannot find ternd: %s\n", strerror(errno));
+		free(args); args = NULL;
+		return 2;
+	}
+	lua_dir(exe, dir, sizeof(dir));
+	snprintf(ternd, sizeof(ternd), "%s/ternd", exe);
+	snprintf(script, sizeof(script), "%s/tern/review/%s.lua", dir, runner);
+	args[n++] = ternd;
+	args[n++] = "--threads";
+	args[n++] = "1";
+	args[n++] = "--log-level";
+	args[n++] = "error";
+	args[n++] = "--script";
+	args[n++] = script;
+	args[n++] = "--";
+	for (i = 1; i < argc; i++)
+		args[n++] = argv[i];
+	execv(ternd, args);
+	fprintf(stderr, "tern: cannot run %s: %s\n", ternd, strerror(errno));
+	free(args); args = NULL;
+	return 2;
+}
+
+int
+cli_review_explain_main(int argc, char **argv)
+{
+	return run_lua("explain", argc, argv);
+}
+
+int
+cli_review_diff_main(int argc, char **argv)
+{
+	return run_lua("diff", argc, argv);
+}
+
+int
+cli_review_policy_main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+		return cli_review_explain_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "diff") == 0)
+		return cli_review_diff_main(argc - 1, argv + 1);
+	fprintf(stderr, "usage: tern policy explain|diff ...\n");
+	return 2;
+}
