@@ -73,9 +73,10 @@ function M.new(config)
       error(('tern.shaping.new: provider %s needs mx_suffixes'):format(name), 2)
     end
   end
+  -- Where the tables were given, for `tern policy explain` when an entry cannot be located.
   local info = debug.getinfo(2, 'Sl')
-  return setmetatable({ config = config, defined_at = { file = info.short_src, line = info.currentline } },
-    Shape)
+  return setmetatable({ config = config,
+                        defined_at = { file = info.source:gsub('^@', ''), line = info.currentline } }, Shape)
 end
 
 -- Copies one layer's settings into out, noting in origins the table path

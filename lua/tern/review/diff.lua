@@ -38,7 +38,7 @@ local function locate(policy)
   local top
   ok, top = run('git -C ' .. q(abs:match('^(.*)/')) .. ' rev-parse --show-toplevel')
   if not ok then fail(('%s is not in a git repository: %s'):format(policy, top)) end
-  return top, abs, abs:sub(#top + 2)
+  return top, abs:sub(#top + 2)
 end
 
 -- Check out rev in a temporary worktree; returns its directory.
@@ -56,8 +56,8 @@ local function checkout(top, rev)
 end
 
 local function load(dir, rel, label)
-  local ev, err = evaluate.load(dir .. '/' .. rel)
-  if not ev then fail(('%s: %s'):format(label, (err:gsub(dir:gsub('%p', '%%%0') .. '/', '')))) end
+  local ev, err = evaluate.load(dir .. '/' .. rel, rel)
+  if not ev then fail(('%s: %s'):format(label, err)) end
   return ev
 end
 
@@ -198,7 +198,7 @@ end
 local function diff(o)
   local rev1, rev2 = o[1], o[2]
   if not rev1 or o[3] then fail(USAGE) end
-  local top, abs, rel = locate(o.policy or 'policy.lua')
+  local top, rel = locate(o.policy or 'policy.lua')
   local cleanups = {}
   local ok, res = pcall(function()
     local dir1, done1 = checkout(top, rev1)
@@ -210,7 +210,7 @@ local function diff(o)
       cleanups[#cleanups + 1] = done2
       ev2 = load(dir2, rel, rev2)
     else
-      ev2 = load(top, abs:sub(#top + 2), 'work tree')
+      ev2 = load(top, rel, 'work tree')
     end
     return changes_by_group(ev1, ev2, domains_of({ ev1, ev2 }, o.domains and read_lines(o.domains) or {}))
   end)

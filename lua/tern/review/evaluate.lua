@@ -66,14 +66,21 @@ local function sandbox(ev)
   return env
 end
 
--- Load a policy file; returns the evaluator or nil and "FILE:LINE: message".
-function M.load(path)
-  local ev = setmetatable({ file = path, dir = dir_of(path), handlers = {}, files = { path } },
-    { __index = M })
+-- Load a policy file, named `name` in messages and provenance (default:
+-- path). Returns the evaluator or nil and "NAME:LINE: message".
+function M.load(path, name)
+  name = name or path
+  local ev = setmetatable({ file = name, dir = dir_of(path), handlers = {}, files = { name },
+                            real = { [name] = path }, index = {} }, { __index = M })
   local saved_path, before = package.path, {}
   for k in pairs(package.loaded) do before[k] = true end
   package.path = ev.dir .. '/?.lua;' .. ev.dir .. '/?/init.lua;' .. package.path
-  local chunk, err = loadfile(path)
+  local f, err = io.open(path, 'r')
+  local chunk
+  if f then
+    chunk, err = loadstring(f:read('*a'), '@' .. name)
+    f:close()
+  end
   local ok = chunk ~= nil
   if ok then
     setfenv(chunk, sandbox(ev))
@@ -84,8 +91,6 @@ function M.load(path)
     if not before[k] then package.loaded[k] = nil end
   end
   if not ok then return nil, tostring(err) end
-  ev.index = {}
-  for _, f in ipairs(ev.files) do ev.index[f] = srcindex.index_file(f) end
   return ev
 end
 
@@ -110,7 +115,7 @@ function M.site_of(hosts)
 end
 
 function M:indexed(file)
-  if not self.index[file] then self.index[file] = srcindex.index_file(file) end
+  if not self.index[file] then self.index[file] = srcindex.index_file(self.real[file] or file) end
   return self.index[file]
 end
 
@@ -118,9 +123,10 @@ end
 -- of the handler itself when the call is in a helper elsewhere.
 function M:written_at(fn)
   local info = debug.getinfo(fn, 'S')
-  local line = srcindex.call_line(self:indexed(info.short_src), self.written.name,
-    info.linedefined, info.lastlinedefined)
-  return ('%s:%d'):format(info.short_src, line or info.linedefined)
+  local file = info.source:gsub('^@', '')
+  local line = srcindex.call_line(self:indexed(file), self.written.name, info.linedefined,
+    info.lastlinedefined)
+  return ('%s:%d'):format(file, line or info.linedefined)
 end
 
 function M:call(event, ...)
@@ -156,6 +162,7 @@ function M:egress_pool(name)
 end
 
 function M:locate(shape, origin)
+  for _, f in ipairs(self.files) do self:indexed(f) end
   return srcindex.locate(self.index, self.files, origin)
       or ('%s:%d'):format(shape.defined_at.file, shape.defined_at.line)
 end
@@ -200,7 +207,7 @@ end
 function M:named_domains()
   local out, seen = {}, {}
   for _, f in ipairs(self.files) do
-    for _, s in ipairs(self.index[f].strings) do
+    for _, s in ipairs(self:indexed(f).strings) do
       s = s:lower()
       if s:match('^[%w][%w%-%.]*%.%a%a+$') and not seen[s] then
         seen[s] = true
