@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * `tern policy explain` and `tern policy diff`: reviewing delivery rules
- * offline. The work is done in Lua by the modules in lua/tern/review inside the real
+ * offline (and the second half of `tern import pmta`). The work is done in Lua by the modules in lua/tern/review inside the real
  * runtime (`ternd --script`), so a policy is evaluated by the very
  * constructors and helpers that ternd runs; this file only finds ternd and
  * the runner and hands over the arguments.
@@ -52,9 +52,8 @@ lua_dir(const char *exe, char *out, size_t n)
 		snprintf(out, n, "%s", TERN_LUA_DIR);
 }
 
-/* exec `ternd --threads 1 --log-level error --script RUNNER -- ARGS...`; returns only on failure. */
-static int
-run_lua(const char *runner, int argc, char **argv)
+int
+cli_review_exec(const char *runner, int argc, char **argv)
 {
 	char exe[PATH_MAX], dir[PATH_MAX], ternd[PATH_MAX + 8], script[PATH_MAX + 64];
 	char **args = calloc((size_t)argc + 9, sizeof(*args));
@@ -87,13 +86,13 @@ run_lua(const char *runner, int argc, char **argv)
 int
 cli_review_explain_main(int argc, char **argv)
 {
-	return run_lua("explain", argc, argv);
+	return cli_review_exec("explain", argc, argv);
 }
 
 int
 cli_review_diff_main(int argc, char **argv)
 {
-	return run_lua("diff", argc, argv);
+	return cli_review_exec("diff", argc, argv);
 }
 
 int

@@ -16,6 +16,7 @@ static const struct {
 } groups[] = {
 	{"dkim", cli_dkim_main, "dkim genkey|sign   make DKIM keys, sign a message"},
 	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
+	{"import", cli_import_main, "import pmta FILE     convert a PowerMTA config into a policy"},
 	{"policy", cli_review_policy_main, "policy explain|diff  what a policy decides, what a change changes"},
 };
 

@@ -13,5 +13,13 @@ int cli_spool_main(int argc, char **argv); /* tern spool list --spool DIR */
 int cli_review_explain_main(int argc, char **argv); /* tern policy explain --policy F --domain D */
 int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
 int cli_review_policy_main(int argc, char **argv);  /* tern policy explain|diff */
+int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
+
+/*
+ * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
+ * -- ARGS...` with argv[1..]: the offline tools run inside the real runtime.
+ * Returns (2) only when ternd cannot be started.
+ */
+int cli_review_exec(const char *runner, int argc, char **argv);
 
 #endif
