@@ -705,3 +705,21 @@ json_number_value(const struct json_span *s, double *out)
 		return 0;
 	return number_strtod(s->p, s->len, out);
 }
+
+bool
+json_utf8_valid(const char *p, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)p, *end = s + len;
+	size_t n;
+
+	while (s < end) {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if ((n = utf8_seq_len(s, end)) == 0)
+			return false;
+		s += n;
+	}
+	return true;
+}

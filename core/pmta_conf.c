@@ -7,6 +7,7 @@
  * builds the tree; what a directive means is the importer's business.
  */
 #include "tern/pmta_conf.h"
+#include "tern/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -137,6 +138,10 @@ parse_line(struct pmta_parser *ps, const char *p, const char *end)
 		return 0;
 	if (memchr(p, '\0', (size_t)(end - p))) {
 		tern_err_set(ps->err, 0, "", "line %d: NUL byte", ps->line);
+		return -EINVAL;
+	}
+	if (!json_utf8_valid(p, (size_t)(end - p))) {
+		tern_err_set(ps->err, 0, "", "line %d: not valid UTF-8", ps->line);
 		return -EINVAL;
 	}
 	if (*p != '<')

@@ -59,4 +59,7 @@ int json_string_decode_to(const struct json_span *s, char *out, size_t *outlen);
 /* A number span as a double: -EINVAL when not a JSON number, -ERANGE when it overflows a double. */
 int json_number_value(const struct json_span *s, double *out);
 
+/* Whether p[0..len) is well-formed UTF-8 (what a JSON string may carry unescaped). */
+bool json_utf8_valid(const char *p, size_t len);
+
 #endif

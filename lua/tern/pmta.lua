@@ -62,8 +62,9 @@ local function path_value(key, v)
   return rate(v)
 end
 
--- A <domain> block's directives into the tables it touches. `where` says
--- which of queue/backoff/dkim settings are possible here (not inside a VMTA).
+-- A <domain> block's directives into the tables it touches: path settings,
+-- and queue and backoff settings where given a table (not inside a VMTA);
+-- DKIM settings only in <domain *>, as tern signs at reception.
 local function domain_block(st, block, path, queue, backoff, top_level_default)
   local tls = {}
   for _, d in ipairs(block.children) do
@@ -102,7 +103,8 @@ local function top_domain(st, b)
     domain_block(st, b, st.shaping.defaults, st.queues.defaults, st.backoff.defaults, true)
     return
   end
-  local path, queue, backoff = {}, {}, {}
+  -- Per-VMTA overrides of this domain may already be there (a nested block seen first).
+  local path, queue, backoff = st.shaping.domains[name] or {}, {}, {}
   domain_block(st, b, path, queue, backoff, false)
   st.shaping.domains[name] = path
   if next(queue) then st.queues.domains[name] = queue end

@@ -202,3 +202,93 @@ def test_diff_errors(tmp_path):
     assert r.returncode == 2 and "work tree: policy.lua:22:" in r.stderr, r.stderr
     r = diff(repo, "no-such-rev")
     assert r.returncode == 2 and "no-such-rev" in r.stderr
+
+
+PMTA = os.path.join(ROOT, "tests", "integration", "pmta")
+
+
+def import_pmta(conf, out):
+    r = run_tern("import", "pmta", os.path.join(PMTA, conf), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    check = subprocess.run([TERND, "--check", "--policy", str(out / "policy.lua")], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    return r
+
+
+def explain_at(policy, domain, *args):
+    r = run_tern("policy", "explain", "--policy", str(policy), "--domain", domain, *args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def data_table(path, expr):
+    """Evaluate expr on the table a generated data file returns, inside ternd's Lua."""
+    script = path.parent / "probe.lua"
+    script.write_text("tern.on('main', function()\n  local t = dofile(%r)\n"
+                      "  print(tern.json.encode(%s))\n  return 0\nend)\n" % (str(path), expr))
+    r = subprocess.run([TERND, "--threads", "1", "--script", str(script)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_import_pmta_seed(tmp_path):
+    out = tmp_path / "policy"
+    r = import_pmta("seed.conf", out)
+    assert "warning" not in r.stderr
+    limits = {"gmail.com": ("120/min", 15), "outlook.com": ("300/min", 25), "yahoo.com": ("100/min", 10),
+              "example.net": ("200/min", 10)}
+    for domain, (rate, conns) in limits.items():
+        d = explain_at(out / "policy.lua", domain)
+        for source, path in d["paths"].items():
+            assert (path["max_message_rate"], path["connection_limit"]) == (rate, conns), domain
+            assert path["enable_tls"] == "opportunistic"
+            where = d["sources_of"][source]["max_message_rate"]
+            assert where.startswith(str(out / "data" / "shaping.lua") + ":"), where
+    backoff = data_table(out / "data" / "backoff.lua", "t")
+    assert backoff["domains"]["gmail.com"]["max_msg_rate"] == "30/min"
+    assert backoff["domains"]["outlook.com"]["max_msg_rate"] == "60/min"
+    assert backoff["defaults"]["policy"] == "aggressive"
+    dkim = data_table(out / "data" / "dkim.lua", "t")
+    assert dkim["sign"] is True
+    assert dkim["options"]["algo"] == "rsa"
+    assert dkim["options"]["body_canonicalization"] == "simple"
+    assert {"Feedback-ID", "List-Unsubscribe", "From"} <= set(dkim["options"]["headers"])
+
+
+def test_import_pmta_large_fixture(tmp_path):
+    out = tmp_path / "policy"
+    r = import_pmta("large.conf", out)
+    assert "warning: 5 directive(s) not imported" in r.stderr
+    policy = (out / "policy.lua").read_text()
+    for unmapped in ("line 4: relay-domain", "line 6: log-file", "line 12: smtp-service",
+                     "max-rcpt-per-message 50", "smtp-greeting-timeout 2m"):
+        assert unmapped in policy
+    assert len(data_table(out / "data" / "sources.lua", "t")) == 8
+    assert sorted(data_table(out / "data" / "pools.lua", "t")) == ["marketing", "transactional", "warmup"]
+    # The default pool comes from default-virtual-mta; X-Virtual-MTA picks another (tenant).
+    d = explain_at(out / "policy.lua", "gmail.com")
+    assert d["egress_pool"]["name"] == "marketing"
+    assert [e["name"] for e in d["egress_pool"]["entries"]] == ["mta3", "mta4", "mta5", "mta6"]
+    assert d["queue_config"]["retry_interval"] == "10m" and d["queue_config"]["max_age"] == "4d"
+    assert {(p["max_message_rate"], p["connection_limit"]) for p in d["paths"].values()} == {("120/min", 15)}
+    # A <domain> inside a <virtual-mta> is a per-source override.
+    d = explain_at(out / "policy.lua", "gmail.com", "--tenant", "warmup")
+    assert (d["paths"]["mta8"]["max_message_rate"], d["paths"]["mta8"]["connection_limit"]) == ("20/min", 2)
+    assert (d["paths"]["mta7"]["max_message_rate"], d["paths"]["mta7"]["connection_limit"]) == ("120/min", 15)
+    d = explain_at(out / "policy.lua", "partner.example")
+    assert d["queue_config"]["mx_list"] == ["192.0.2.200:2525"]
+    assert d["queue_config"]["retry_interval"] == "5m"
+    assert all(p["enable_tls"] == "required" for p in d["paths"].values())
+    d = explain_at(out / "policy.lua", "unknown.example")
+    assert {(p["max_message_rate"], p["connection_limit"]) for p in d["paths"].values()} == {("200/min", 10)}
+
+
+def test_import_pmta_syntax_error(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("<domain gmail.com>\n  max-msg-rate 1/min\n</virtual-mta>\n")
+    r = run_tern("import", "pmta", str(bad), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert "bad.conf: line 3: </virtual-mta> closes <domain> opened at line 1" in r.stderr
+    assert not (tmp_path / "out").exists()
