@@ -99,5 +99,7 @@ cli_import_main(int argc, char **argv)
 		fprintf(stderr, "tern: cannot write a temporary file: %s\n", strerror(-rc));
 		return 2;
 	}
-	return cli_review_exec("import", 7, args);
+	rc = cli_review_exec("import", 7, args);
+	unlink(tree); /* only reached when ternd could not be started */
+	return rc;
 }

@@ -190,6 +190,20 @@ def test_diff_reformat_only_and_domains_file(tmp_path):
     assert "shop.example" in domains and "example.org" not in domains and "gmail.com" not in domains
 
 
+def test_diff_domain_named_only_in_the_policy(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "policy.lua").write_text(POLICY)
+    git(repo, "init", "-q", ".")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    (repo / "policy.lua").write_text(POLICY.replace("connection_limit = 2 }", "connection_limit = 3 }"))
+    r = diff(repo, "HEAD")
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == ("no known provider (1 domain): example.org\n"
+                        "  ip-1 connection_limit: 2 -> 3\n  ip-2 connection_limit: 2 -> 3\n")
+
+
 def test_diff_errors(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

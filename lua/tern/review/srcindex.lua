@@ -93,6 +93,7 @@ function M.index_source(src)
       local path = { unpack(stack) }
       path[#path + 1] = key
       out.fields[#out.fields + 1] = { path = path, line = tok.line }
+      if tok.v == '[' then out.strings[#out.strings + 1] = key end
       pending, i = key, after
     else
       if tok.t == 'str' then out.strings[#out.strings + 1] = tok.v end
