@@ -84,6 +84,7 @@ def test_explain_text_and_errors(tmp_path):
                  "--tenant", "acme", "--campaign", "spring", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "queue  spring:acme@outlook.com" in r.stdout
+    assert "shaping provider microsoft (by MX suffix)" in r.stdout
     assert "%s:%d" % (ESP_REL, esp_line("['outlook.com']")) in r.stdout
     bad = tmp_path / "bad.lua"
     bad.write_text("tern.on('get_queue_config', function() end)\nlocal x = = 1\n")

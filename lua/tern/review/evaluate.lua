@@ -176,6 +176,7 @@ function M:path(domain, source, site)
   if not ok then error(err, 0) end
   for _, f in ipairs(M.path_fields) do values[f], of[f] = M.path_defaults[f], 'default' end
   if seen then
+    self.matched_provider = seen[1]:provider(site)
     for k, v in pairs(seen[2]) do values[k], of[k] = v, self:locate(seen[1], seen[3][k]) end
   elseif self.written then
     for k, v in pairs(self.written.values) do values[k], of[k] = v, self.written.at end
@@ -197,9 +198,11 @@ function M:explain(domain, opts)
   local sources = {}
   for _, e in ipairs(r.egress_pool.entries) do sources[#sources + 1] = e.name end
   if opts.source then sources = { opts.source } end
+  self.matched_provider = nil
   for _, s in ipairs(sources) do
     r.paths[s], r.sources_of[s] = self:path(domain, s, r.site)
   end
+  r.shaping_provider = self.matched_provider
   return r
 end
 

@@ -30,6 +30,7 @@ local function print_text(r)
   print(('domain %s'):format(r.domain))
   print(('site   %s%s'):format(r.site ~= '' and r.site or '(unknown: give --mx)',
     r.provider and (' (provider data: %s)'):format(r.provider) or ''))
+  if r.shaping_provider then print(('shaping provider %s (by MX suffix)'):format(r.shaping_provider)) end
   print(('queue  %s'):format(r.queue))
   print('queue_config')
   print_fields(r.queue_config, r.queue_config_of)
