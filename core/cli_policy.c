@@ -24,6 +24,8 @@
 
 #define CLI_POLICY_MAX_FILES 1024
 #define CHECK_USAGE "policy check FILE                       validate as ternd --check does"
+#define EXPLAIN_USAGE "policy explain --policy FILE --domain D [...]  the effective decisions for D"
+#define DIFF_USAGE "policy diff [--policy FILE] REV1 [REV2]  what changes between two revisions"
 #define TEST_USAGE "policy test [--policy FILE] [PATH...]  run *_test.lua (default: POLICY_DIR/tests)"
 
 struct cli_policy_cmd {
@@ -39,6 +41,8 @@ static int policy_test_main(int argc, char **argv);
 static const struct cli_policy_cmd cmds[] = {
 	{"check", policy_check_main, CHECK_USAGE},
 	{"test", policy_test_main, TEST_USAGE},
+	{"explain", cli_review_explain_main, EXPLAIN_USAGE},
+	{"diff", cli_review_diff_main, DIFF_USAGE},
 };
 
 void

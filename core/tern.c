@@ -16,7 +16,8 @@ static const struct {
 } groups[] = {
 	{"dkim", cli_dkim_main, "dkim genkey|sign   make DKIM keys, sign a message"},
 	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
-	{"policy", cli_policy_main, "policy check|test  validate and test a policy (offline)"},
+	{"policy", cli_policy_main, "policy check|test|explain|diff  validate, test and review a policy"},
+	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
 };
 
 static int

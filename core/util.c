@@ -181,6 +181,24 @@ util_utf8_len(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+bool
+util_utf8_valid(const char *p, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)p, *end = s + len;
+	size_t n;
+
+	while (s < end) {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if ((n = util_utf8_len(s, end)) == 0)
+			return false;
+		s += n;
+	}
+	return true;
+}
+
 /* One byte of s at i: escaped, copied, or (invalid UTF-8) U+FFFD. Returns bytes used or -ENOMEM. */
 static int
 json_string_byte(struct buf *b, const unsigned char *s, size_t i, size_t n)

@@ -73,7 +73,7 @@ local shape = shaping.new {
 }
 
 tern.on('get_egress_path_config', function(domain, source, site)
-  return shape:path(domain, site, source)
+  return shape:path(domain, source, site)
 end)
 
 local signing = dkim.from_table {

@@ -16,4 +16,15 @@ int cli_policy_main(int argc, char **argv); /* tern policy check|test ... */
 /* Where ternd is: $TERND, else next to this tern binary, else "ternd" on PATH. */
 void cli_policy_ternd_path(char *out, size_t n);
 
+int cli_review_explain_main(int argc, char **argv); /* tern policy explain --policy F --domain D */
+int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
+int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
+
+/*
+ * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
+ * -- ARGS...` with argv[1..]: the offline tools run inside the real runtime.
+ * Returns (2) only when ternd cannot be started.
+ */
+int cli_review_exec(const char *runner, int argc, char **argv);
+
 #endif

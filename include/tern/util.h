@@ -57,6 +57,8 @@ void buf_reset(struct buf *b);
 int buf_append_json_string(struct buf *b, const char *s, size_t n);
 /* Length of the well-formed UTF-8 sequence at p (a byte >= 0x80, before end), or 0. */
 size_t util_utf8_len(const unsigned char *p, const unsigned char *end);
+/* Whether all of p[0..len) is well-formed UTF-8. */
+bool util_utf8_valid(const char *p, size_t len);
 
 /* Start-up allocators: abort on failure. Never used on a request path. */
 void *xmalloc(size_t n);

@@ -13,11 +13,12 @@
 --     sources   = { ['ip-4'] = { max_message_rate = '60/min' } },  -- a warming IP
 --   }
 --   tern.on('get_egress_path_config', function(domain, source, site)
---     return shape:path(domain, site, source)
+--     return shape:path(domain, source, site)
 --   end)
 --
 -- Settings merge in this order, later ones winning: defaults, the provider
--- whose MX suffix matches a host of the site, the routing domain, the source,
+-- whose MX suffix matches a host of the site (the longest suffix when two
+-- providers match), the routing domain, the source,
 -- and finally `sources[name]` inside the provider or domain entry (a per-IP
 -- limit for one provider). Every setting is an option of tern.make_egress_path.
 local M = {}
@@ -25,26 +26,33 @@ local M = {}
 local Shape = {}
 Shape.__index = Shape
 
-local function copy_into(dst, src)
-  for k, v in pairs(src or {}) do
-    if k ~= 'mx_suffixes' and k ~= 'sources' then dst[k] = v end
-  end
-end
-
 local function ends_with(s, suffix)
   return suffix == '' or s:sub(-#suffix) == suffix
 end
 
--- The provider entry whose suffix matches one of the site's MX hosts ("a.,b.").
+local function bare(host)
+  return (host:lower():gsub('%.$', ''))
+end
+
+-- The provider whose suffix matches a host of the site ("a.,b."). Two
+-- providers may both match (".outlook.com" and ".protection.outlook.com"):
+-- the longest suffix wins, then the smaller name, so the answer never
+-- depends on the order of pairs().
 local function provider_for(providers, site)
+  local best_name, best_len
   for _, host in ipairs(site) do
-    host = host:lower():gsub('%.$', '')
-    for _, p in pairs(providers) do
+    host = bare(host)
+    for name, p in pairs(providers) do
       for _, suffix in ipairs(p.mx_suffixes or {}) do
-        if ends_with(host, suffix:lower():gsub('%.$', '')) then return p end
+        local s = bare(suffix)
+        if ends_with(host, s) and (best_len == nil or #s > best_len
+            or (#s == best_len and name < best_name)) then
+          best_name, best_len = name, #s
+        end
       end
     end
   end
+  return best_name, best_name and providers[best_name]
 end
 
 local function split_site(site)
@@ -65,27 +73,56 @@ function M.new(config)
       error(('tern.shaping.new: provider %s needs mx_suffixes'):format(name), 2)
     end
   end
-  return setmetatable({ config = config }, Shape)
+  -- Where the tables were given, for `tern policy explain` when an entry cannot be located.
+  local info = debug.getinfo(2, 'Sl')
+  return setmetatable({ config = config,
+                        defined_at = { file = info.source:gsub('^@', ''), line = info.currentline } }, Shape)
 end
 
--- The merged settings (a plain table) for a routing domain, site and source.
-function Shape:settings(domain, site, source)
+-- Copies one layer's settings into out, noting in origins the table path
+-- each came from (e.g. { 'providers', 'google', 'connection_limit' }).
+local function merge(out, origins, layer, path)
+  for k, v in pairs(layer or {}) do
+    if k ~= 'mx_suffixes' and k ~= 'sources' then
+      out[k] = v
+      local p = { unpack(path) }
+      p[#p + 1] = k
+      origins[k] = p
+    end
+  end
+end
+
+-- The name of the provider matching a site, or nil.
+function Shape:provider(site)
+  return (provider_for(self.config.providers or {}, split_site(site)))
+end
+
+-- The merged settings (a plain table) for a routing domain, source and site,
+-- and for each setting the path of the table entry it came from.
+function Shape:settings(domain, source, site)
   local c = self.config
-  local out = {}
-  local provider = provider_for(c.providers or {}, split_site(site))
-  local dom = (c.domains or {})[(domain or ''):lower()]
-  copy_into(out, c.defaults)
-  copy_into(out, provider)
-  copy_into(out, dom)
-  copy_into(out, (c.sources or {})[source])
-  copy_into(out, provider and provider.sources and provider.sources[source])
-  copy_into(out, dom and dom.sources and dom.sources[source])
-  return out
+  local out, origins = {}, {}
+  local pname, provider = provider_for(c.providers or {}, split_site(site))
+  local dname = (domain or ''):lower()
+  local dom = (c.domains or {})[dname]
+  merge(out, origins, c.defaults, { 'defaults' })
+  merge(out, origins, provider, { 'providers', pname })
+  merge(out, origins, dom, { 'domains', dname })
+  merge(out, origins, (c.sources or {})[source], { 'sources', source })
+  merge(out, origins, provider and provider.sources and provider.sources[source],
+    { 'providers', pname, 'sources', source })
+  merge(out, origins, dom and dom.sources and dom.sources[source], { 'domains', dname, 'sources', source })
+  return out, origins
 end
 
--- The answer for get_egress_path_config.
-function Shape:path(domain, site, source)
-  return tern.make_egress_path(self:settings(domain, site, source))
+-- Set by `tern policy explain` to learn where each setting of an answer came from.
+M.observer = nil
+
+-- The answer for get_egress_path_config, with the hook's argument order.
+function Shape:path(domain, source, site)
+  local settings, origins = self:settings(domain, source, site)
+  if M.observer then M.observer(self, settings, origins) end
+  return tern.make_egress_path(settings)
 end
 
 return M

@@ -52,5 +52,5 @@ end)
 local shape = shaping.new(limits)
 
 tern.on('get_egress_path_config', function(domain, source, site)
-  return shape:path(domain, site, source)
+  return shape:path(domain, source, site)
 end)

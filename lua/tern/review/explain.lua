@@ -1,0 +1,75 @@
+-- SPDX-License-Identifier: MIT
+-- `tern policy explain --policy FILE --domain D [--tenant T] [--campaign C]
+-- [--source S] [--mx HOST,...] [--json]`: run by `ternd --script`, prints the
+-- effective decisions for one destination and where each value came from.
+local evaluate = require 'tern.review.evaluate'
+local args = require 'tern.review.args'
+
+local USAGE = 'usage: tern policy explain --policy FILE --domain D [--tenant T] [--campaign C]\n'
+  .. '                           [--source S] [--mx HOST,...] [--json]'
+
+local function show(v)
+  if type(v) == 'table' then return table.concat(v, ',') end
+  return tostring(v)
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function print_fields(values, of, order)
+  for _, k in ipairs(order or sorted_keys(values)) do
+    print(('  %-30s %-24s %s'):format(k, show(values[k]), of[k]))
+  end
+end
+
+local function print_text(r)
+  print(('domain %s'):format(r.domain))
+  print(('site   %s%s'):format(r.site ~= '' and r.site or '(unknown: give --mx)',
+    r.provider and (' (provider data: %s)'):format(r.provider) or ''))
+  if r.shaping_provider then print(('shaping provider %s (by MX suffix)'):format(r.shaping_provider)) end
+  print(('queue  %s'):format(r.queue))
+  print('queue_config')
+  print_fields(r.queue_config, r.queue_config_of)
+  local entries = {}
+  for _, e in ipairs(r.egress_pool.entries) do entries[#entries + 1] = ('%s (%d)'):format(e.name, e.weight) end
+  print(('egress_pool %s: %s  %s'):format(r.egress_pool.name, table.concat(entries, ', '),
+    r.egress_pool.at or 'default'))
+  for _, s in ipairs(sorted_keys(r.paths)) do
+    print(('path %s'):format(s))
+    print_fields(r.paths[s], r.sources_of[s], evaluate.path_fields)
+  end
+end
+
+local function json_of(r)
+  return tern.json.encode {
+    queue = r.queue, queue_config = r.queue_config,
+    egress_pool = { name = r.egress_pool.name, entries = r.egress_pool.entries },
+    paths = r.paths, sources_of = r.sources_of,
+  }
+end
+
+tern.on('main', function(argv)
+  local o, err = args.parse(argv, { policy = true, domain = true, tenant = true, campaign = true,
+                                    source = true, mx = true, json = false })
+  if not o or not o.policy or not o.domain then
+    io.stderr:write((err and err .. '\n' or '') .. USAGE .. '\n')
+    return 2
+  end
+  local ev, lerr = evaluate.load(o.policy)
+  if not ev then
+    io.stderr:write(lerr .. '\n')
+    return 2
+  end
+  if o.mx then o.mx = args.list(o.mx) end
+  local ok, r = pcall(ev.explain, ev, o.domain, o)
+  if not ok then
+    io.stderr:write(tostring(r) .. '\n')
+    return 2
+  end
+  if o.json then print(json_of(r)) else print_text(r) end
+  return 0
+end)
