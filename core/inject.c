@@ -559,7 +559,7 @@ render(const char *tpl, struct lookup *l, bool html, char **out)
 	return 0;
 }
 
-/* The full-message form: substituted, with CRLF line endings and a final CRLF. */
+/* The full-message form: substituted, with CRLF line ends only and a final CRLF. */
 static int
 render_content(const struct inject_request *r, struct lookup *l, struct buf *out)
 {
@@ -567,11 +567,11 @@ render_content(const struct inject_request *r, struct lookup *l, struct buf *out
 	const char *p;
 	int rc = render(r->content, l, false, &text);
 
+	/* A lone CR or LF would be a bare line end on the wire: each becomes CRLF. */
 	for (p = text; rc == 0 && *p; p++) {
-		if (*p == '\n' && (p == text || p[-1] != '\r'))
-			rc = buf_append_char(out, '\r');
-		if (rc == 0)
-			rc = buf_append_char(out, *p);
+		if (*p == '\r' && p[1] == '\n')
+			continue;
+		rc = *p == '\r' || *p == '\n' ? buf_append_str(out, "\r\n") : buf_append_char(out, *p);
 	}
 	if (rc == 0 && (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0))
 		rc = buf_append_str(out, "\r\n");

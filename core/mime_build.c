@@ -287,20 +287,36 @@ isalnum_ascii(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* filename="..." when plain ASCII, else RFC 2231 filename*=UTF-8''percent-encoded. */
+/* One character of an RFC 2231 extended value: as it is, or percent-encoded. */
+static int
+append_ext_char(struct buf *out, unsigned char c)
+{
+	if (isalnum_ascii(c) || strchr("!#$&+-.^_`|~", c))
+		return buf_append_char(out, (char)c);
+	return buf_printf(out, "%%%02X", c);
+}
+
+/*
+ * filename="..." when short plain ASCII; else RFC 2231 continuations
+ * (filename*0*=UTF-8''..; filename*1*=..), each on its own line, so that no
+ * name makes a line too long.
+ */
 static int
 append_file_name(struct buf *out, const char *name)
 {
-	const unsigned char *p;
-	int rc = 0;
+	const unsigned char *p = (const unsigned char *)name;
+	size_t line_start;
+	int rc = 0, seg = 0;
 
-	if (!needs_encoding(name) && strpbrk(name, "\"\\") == NULL)
+	if (!needs_encoding(name) && strpbrk(name, "\"\\") == NULL && strlen(name) <= 60)
 		return buf_printf(out, "; filename=\"%s\"", name);
-	rc = buf_append_str(out, "; filename*=UTF-8''");
-	for (p = (const unsigned char *)name; *p && rc == 0; p++)
-		rc = (isalnum_ascii(*p) || strchr("!#$&+-.^_`|~", *p))
-			     ? buf_append_char(out, (char)*p)
-			     : buf_printf(out, "%%%02X", *p);
+	while (*p && rc == 0) {
+		rc = buf_printf(out, ";\r\n filename*%d*=%s", seg, seg == 0 ? "UTF-8''" : "");
+		line_start = out->len;
+		while (rc == 0 && *p && out->len - line_start < 60)
+			rc = append_ext_char(out, *p++);
+		seg++;
+	}
 	return rc;
 }
 
