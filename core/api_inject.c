@@ -37,6 +37,7 @@ struct inject_job {
 	struct coro_ref hook;
 	bool hook_running;
 	bool in_start; /* inside policy_hook_start: a synchronous end must not recurse */
+	bool busy;     /* counted in the shard's busy work: a graceful stop waits for the answer */
 	struct reception *reception;
 	size_t n_failed;
 	struct buf failed, errors; /* JSON array items */
@@ -55,6 +56,8 @@ job_free(struct inject_job *job)
 	inject_request_free(&job->ir);
 	buf_deinit(&job->failed);
 	buf_deinit(&job->errors);
+	if (job->busy)
+		shard_busy_dec(job->shard);
 	free(job);
 }
 
@@ -68,10 +71,8 @@ job_abort(void *arg)
 		coro_cancel(&job->hook);
 	if (job->hooked)
 		message_free(job->hooked);
-	if (job->reception) {
+	if (job->reception)
 		reception_detach(job->reception);
-		shard_busy_dec(job->shard);
-	}
 	job_free(job);
 }
 
@@ -119,7 +120,6 @@ after_spool(void *arg, int status, const struct tern_err *err)
 	size_t i, n = job->n_msgs;
 
 	job->reception = NULL;
-	shard_busy_dec(job->shard);
 	if (status == 0) {
 		job_reply(job, 200);
 		return;
@@ -146,11 +146,9 @@ job_spool(struct inject_job *job)
 		return;
 	}
 	job->msgs = NULL;
-	shard_busy_inc(job->shard);
 	job->reception = reception_submit(job->shard, msgs, n, &origin, after_spool, job, &err);
 	if (job->reception == NULL) {
 		/* reception_submit freed the messages */
-		shard_busy_dec(job->shard);
 		job->n_msgs = 0;
 		for (i = 0; i < n; i++)
 			job_fail(job, job->accepted[i], err.msg);
@@ -281,6 +279,8 @@ api_inject_handle(struct http_request *req)
 		job_free(job);
 		return;
 	}
+	shard_busy_inc(job->shard);
+	job->busy = true;
 	http_request_on_abort(req, job_abort, job);
 	job_generate(job);
 }
