@@ -89,7 +89,7 @@ test_quoted_printable(void **state)
 	const char *p;
 
 	memset(body, 'x', sizeof(body));
-	memcpy(body + 150, "= é \n", 6);
+	memcpy(body + 150, "= é \n", sizeof("= é \n")); /* with its NUL */
 	m.text_body = body;
 	build(&m, &out);
 	p = strstr(out.data, "\r\n\r\n") + 4;
