@@ -310,3 +310,20 @@ def test_sigterm_with_requests_in_flight_exits_cleanly(ternd, ports):
     # in the accept queue or half-read when listening stops is closed unanswered.
     assert len(results) == 6 and set(results) <= {200, "closed"}, results
     assert 200 in results
+
+
+def test_https_listener(ternd, ports, tmp_path):
+    from tls import client_context, listener_options, make_cert
+    cert, key = make_cert(tmp_path, "api.test")
+    ternd(http_policy(listener_options(cert, key)))
+    c = http.client.HTTPSConnection("127.0.0.1", ports[0], timeout=30, context=client_context())
+    c.request("POST", "/api/inject/v1", body=json.dumps(SIMPLE).encode())
+    r = c.getresponse()
+    assert r.status == 200 and json.loads(r.read())["success_count"] == 1
+    c.close()
+    # Plain HTTP on the TLS port is not answered as HTTP.
+    try:
+        status = post(ports[0], SIMPLE)[0]
+    except (OSError, http.client.HTTPException, ValueError):
+        status = None
+    assert status is None
