@@ -78,6 +78,7 @@ struct http_request {
 	const char *method, *path;
 	char peer[INET6_ADDRSTRLEN];
 	struct buf body;
+	bool path_known; /* when there is no route: another method has one */
 	bool too_large;
 	bool suspended;
 	enum http_req_state state;
@@ -422,20 +423,14 @@ request_begin(struct http_shard *hs, struct MHD_Connection *conn, const char *ur
 {
 	struct http_request *req = request_new(hs, conn, url, method);
 	const char *clen;
-	bool path_known;
 
 	if (req == NULL)
 		return MHD_NO;
 	*con_cls = req;
-	req->route = route_find(method, url, &path_known);
-	if (req->route == NULL) {
-		if (path_known)
-			http_request_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
-						 "%s is not allowed on %s", method, url);
-		else
-			http_request_reply_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+	/* Without a route the body is read and dropped: MHD takes an answer only before or after it. */
+	req->route = route_find(method, url, &req->path_known);
+	if (req->route == NULL)
 		return MHD_YES;
-	}
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (clen != NULL && strtoull(clen, NULL, 10) > hs->listener->cfg.request_body_limit)
 		req->too_large = true;
@@ -445,7 +440,7 @@ request_begin(struct http_shard *hs, struct MHD_Connection *conn, const char *ur
 static void
 request_take(struct http_request *req, const char *data, size_t n)
 {
-	if (req->too_large || req->state != HTTP_REQ_RECEIVING)
+	if (req->too_large || req->route == NULL || req->state != HTTP_REQ_RECEIVING)
 		return;
 	if (req->body.len + n > req->hs->listener->cfg.request_body_limit) {
 		req->too_large = true;
@@ -461,6 +456,15 @@ request_take(struct http_request *req, const char *data, size_t n)
 static void
 request_complete(struct http_request *req)
 {
+	if (req->route == NULL) {
+		if (req->path_known)
+			http_request_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
+						 "%s is not allowed on %s", req->method, req->path);
+		else
+			http_request_reply_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint: %s",
+						 req->path);
+		return;
+	}
 	if (req->too_large) {
 		http_request_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
 					 "request body over the limit of %llu bytes",
@@ -483,8 +487,11 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 	struct http_request *req = *con_cls;
 
 	(void)version;
-	if (req == NULL)
-		return request_begin(cls, conn, url, method, con_cls);
+	if (req == NULL) {
+		if (request_begin(cls, conn, url, method, con_cls) == MHD_NO)
+			return MHD_NO;
+		return MHD_YES;
+	}
 	if (req->state == HTTP_REQ_ANSWERED) {
 		*upload_data_size = 0;
 		return queue_answer(req);

@@ -327,3 +327,13 @@ def test_https_listener(ternd, ports, tmp_path):
     except (OSError, http.client.HTTPException, ValueError):
         status = None
     assert status is None
+
+
+def test_unknown_path_and_method_with_a_body(ternd, ports):
+    # Regression: an answer queued before the body was read closed the connection unanswered.
+    ternd(http_policy())
+    status, reply = post(ports[0], SIMPLE, path="/api/nope/v1")
+    assert status == 404 and reply["error"] == "no such endpoint: /api/nope/v1"
+    status, reply = post(ports[0], SIMPLE, method="DELETE")
+    assert status == 405 and reply["error"] == "DELETE is not allowed on /api/inject/v1"
+    assert post(ports[0], SIMPLE)[0] == 200
