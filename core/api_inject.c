@@ -29,9 +29,9 @@ struct inject_job {
 	struct shard *shard;
 	struct inject_request ir;
 	uint16_t lane;
-	size_t next;		/* next recipient to render */
-	struct message **msgs;	/* accepted, for the spool */
-	size_t *accepted;	/* their recipients' indexes */
+	size_t next;	       /* next recipient to render */
+	struct message **msgs; /* accepted, for the spool */
+	size_t *accepted;      /* their recipients' indexes */
 	size_t n_msgs;
 	struct message *hooked; /* in the hook now */
 	struct coro_ref hook;
@@ -134,8 +134,8 @@ static void
 job_spool(struct inject_job *job)
 {
 	struct reception_origin origin = {
-		.peer_address = http_request_peer(job->req),
-		.listener = http_request_listener(job->req),
+	    .peer_address = http_request_peer(job->req),
+	    .listener = http_request_listener(job->req),
 	};
 	struct message **msgs = job->msgs;
 	struct tern_err err;

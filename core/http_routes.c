@@ -10,6 +10,6 @@
 #include <stddef.h>
 
 const struct http_route http_routes[] = {
-	{"POST", "/api/inject/v1", api_inject_handle},
-	{NULL, NULL, NULL},
+    {"POST", "/api/inject/v1", api_inject_handle},
+    {NULL, NULL, NULL},
 };

@@ -248,8 +248,9 @@ http_request_reply_error(struct http_request *req, unsigned status, const char *
 static void
 format_peer(const struct sockaddr *sa, char *out, size_t n)
 {
-	const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-						  : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	const void *a = sa->sa_family == AF_INET6
+			    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+			    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 
 	if (inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
 		snprintf(out, n, "?");
@@ -272,8 +273,7 @@ route_find(const char *method, const char *path, bool *path_known)
 }
 
 static struct http_request *
-request_new(struct http_shard *hs, struct MHD_Connection *conn, const char *url,
-	    const char *method)
+request_new(struct http_shard *hs, struct MHD_Connection *conn, const char *url, const char *method)
 {
 	struct http_request *req = calloc(1, sizeof(*req));
 	const union MHD_ConnectionInfo *ci;
@@ -323,7 +323,7 @@ peer_trusted(const struct http_request *req)
 {
 	const struct http_listener_config *c = &req->hs->listener->cfg;
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 	return ci != NULL && ci->client_addr != NULL &&
 	       cidr_match_any(c->trusted_hosts, c->n_trusted_hosts, ci->client_addr);
@@ -359,8 +359,8 @@ static bool
 auth_start(struct http_request *req)
 {
 	struct policy *p = req->hs->shard->policy;
-	const char *authz = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-							MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *authz =
+	    MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	char *pass = NULL, *user = NULL;
 	lua_State *co;
 
@@ -372,7 +372,8 @@ auth_start(struct http_request *req)
 			return false;
 		lua_pushstring(co, authz + 7);
 		req->hook_running = true;
-		policy_hook_start(p, &req->hook, "http_server_validate_auth_bearer", 1, auth_done, req);
+		policy_hook_start(p, &req->hook, "http_server_validate_auth_bearer", 1, auth_done,
+				  req);
 		return true;
 	}
 	user = MHD_basic_auth_get_username_password(req->conn, &pass);
@@ -381,7 +382,8 @@ auth_start(struct http_request *req)
 		lua_pushstring(co, user);
 		lua_pushstring(co, pass ? pass : "");
 		req->hook_running = true;
-		policy_hook_start(p, &req->hook, "http_server_validate_auth_basic", 2, auth_done, req);
+		policy_hook_start(p, &req->hook, "http_server_validate_auth_basic", 2, auth_done,
+				  req);
 	}
 	MHD_free(user);
 	MHD_free(pass);
@@ -400,7 +402,8 @@ request_authorize(struct http_request *req)
 					 "credentials required (Authorization: Basic or Bearer)");
 }
 
-/* ---- MHD callbacks ---------------------------------------------------------------------------- */
+/* ---- MHD callbacks ----------------------------------------------------------------------------
+ */
 
 static enum MHD_Result
 queue_answer(struct http_request *req)
@@ -427,7 +430,7 @@ request_begin(struct http_shard *hs, struct MHD_Connection *conn, const char *ur
 	if (req == NULL)
 		return MHD_NO;
 	*con_cls = req;
-	/* Without a route the body is read and dropped: MHD takes an answer only before or after it. */
+	/* No route: read and drop the body, then answer (MHD takes no answer mid-body). */
 	req->route = route_find(method, url, &req->path_known);
 	if (req->route == NULL)
 		return MHD_YES;
@@ -466,9 +469,9 @@ request_complete(struct http_request *req)
 		return;
 	}
 	if (req->too_large) {
-		http_request_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
-					 "request body over the limit of %llu bytes",
-					 (unsigned long long)req->hs->listener->cfg.request_body_limit);
+		http_request_reply_error(
+		    req, MHD_HTTP_CONTENT_TOO_LARGE, "request body over the limit of %llu bytes",
+		    (unsigned long long)req->hs->listener->cfg.request_body_limit);
 		return;
 	}
 	req->state = HTTP_REQ_WAITING;
@@ -481,17 +484,13 @@ request_complete(struct http_request *req)
 
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-	    const char *version, const char *upload_data, size_t *upload_data_size,
-	    void **con_cls)
+	    const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct http_request *req = *con_cls;
 
 	(void)version;
-	if (req == NULL) {
-		if (request_begin(cls, conn, url, method, con_cls) == MHD_NO)
-			return MHD_NO;
-		return MHD_YES;
-	}
+	if (req == NULL)
+		return request_begin(cls, conn, url, method, con_cls);
 	if (req->state == HTTP_REQ_ANSWERED) {
 		*upload_data_size = 0;
 		return queue_answer(req);
@@ -531,7 +530,8 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http", "libmicrohttpd: %s", msg);
 }
 
-/* ---- listener service --------------------------------------------------------------------------- */
+/* ---- listener service ---------------------------------------------------------------------------
+ */
 
 static int
 open_socket(const struct http_listener_config *c, struct tern_err *err)
@@ -562,22 +562,22 @@ start_daemon(struct http_shard *hs)
 	const struct http_listener *l = hs->listener;
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem tls[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert_pem},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key_pem},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert_pem},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key_pem},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 
 	if (l->tls_cert_pem)
 		flags |= MHD_USE_TLS;
 	else
 		tls[0].option = MHD_OPTION_END;
-	return MHD_start_daemon(
-		flags, 0, NULL, NULL, http_access, hs, MHD_OPTION_LISTEN_SOCKET, hs->fd,
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, hs, MHD_OPTION_EXTERNAL_LOGGER,
-		http_mhd_log, hs, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->cfg.client_timeout,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->cfg.max_connections, MHD_OPTION_ARRAY, tls,
-		MHD_OPTION_END);
+	return MHD_start_daemon(flags, 0, NULL, NULL, http_access, hs, MHD_OPTION_LISTEN_SOCKET,
+				hs->fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, hs,
+				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, hs,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->cfg.client_timeout,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->cfg.max_connections,
+				MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
 /* Stop accepting; requests in flight finish (the shard's busy count holds the stop for them). */
@@ -697,10 +697,13 @@ http_listener_close(void *arg)
 		else if (l->shards[i].fd >= 0)
 			close(l->shards[i].fd);
 	}
-	free(l->shards); l->shards = NULL;
+	free(l->shards);
+	l->shards = NULL;
 	l->n_shards = 0;
-	free(l->tls_cert_pem); l->tls_cert_pem = NULL;
-	free(l->tls_key_pem); l->tls_key_pem = NULL;
+	free(l->tls_cert_pem);
+	l->tls_cert_pem = NULL;
+	free(l->tls_key_pem);
+	l->tls_key_pem = NULL;
 }
 
 void
@@ -727,11 +730,11 @@ http_listener_add(struct http_listener_config *cfg, struct tern_err *err)
 {
 	struct http_listener *l = xcalloc(1, sizeof(*l));
 	struct daemon_service svc = {
-		.rank = DAEMON_RANK_LISTENERS,
-		.open = http_listener_open,
-		.close = http_listener_close,
-		.free = http_listener_free,
-		.cfg = l,
+	    .rank = DAEMON_RANK_LISTENERS,
+	    .open = http_listener_open,
+	    .close = http_listener_close,
+	    .free = http_listener_free,
+	    .cfg = l,
 	};
 	char name[160];
 

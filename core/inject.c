@@ -74,7 +74,8 @@ decode_address(struct dec *d, const char *key, const struct json_span *v, char *
 	return rc;
 }
 
-/* ---- substitutions and headers: objects of scalars ------------------------------------------------- */
+/* ---- substitutions and headers: objects of scalars
+ * ------------------------------------------------- */
 
 struct vars_dec {
 	struct dec *d;
@@ -92,8 +93,8 @@ var_value(const struct json_span *v, bool strings_only, char **out)
 	if (v->type == JSON_STRING) {
 		if (json_string_decode(v, &b) < 0)
 			return -EINVAL;
-	} else if (!strings_only && (v->type == JSON_NUMBER || v->type == JSON_TRUE ||
-				     v->type == JSON_FALSE)) {
+	} else if (!strings_only &&
+		   (v->type == JSON_NUMBER || v->type == JSON_TRUE || v->type == JSON_FALSE)) {
 		if (buf_append(&b, v->p, v->len) < 0)
 			return -ENOMEM;
 	} else {
@@ -146,7 +147,8 @@ decode_vars(struct dec *d, const char *key, const struct json_span *v, bool stri
 	return json_object_foreach(v, var_member, &vd);
 }
 
-/* ---- recipients --------------------------------------------------------------------------------------- */
+/* ---- recipients
+ * --------------------------------------------------------------------------------------- */
 
 static int
 recipient_member(void *arg, const char *key, size_t keylen, const struct json_span *v)
@@ -161,7 +163,8 @@ recipient_member(void *arg, const char *key, size_t keylen, const struct json_sp
 	if (strcmp(key, "name") == 0)
 		return (err = first_time(d, 2, key)) ? err : decode_string(d, key, v, &rc->name);
 	if (strcmp(key, "substitutions") == 0)
-		return (err = first_time(d, 4, key)) ? err : decode_vars(d, key, v, false, &rc->subs);
+		return (err = first_time(d, 4, key)) ? err
+						     : decode_vars(d, key, v, false, &rc->subs);
 	return field_error(d, key, "unknown field");
 }
 
@@ -211,7 +214,8 @@ decode_recipients(struct dec *d, const char *key, const struct json_span *v)
 	return json_array_foreach(v, recipient_element, d);
 }
 
-/* ---- content: a whole message, or the builder ----------------------------------------------------- */
+/* ---- content: a whole message, or the builder
+ * ----------------------------------------------------- */
 
 struct address_target {
 	char **email, **name;
@@ -291,7 +295,8 @@ attachment_member(void *arg, const char *key, size_t keylen, const struct json_s
 	if (strcmp(key, "data") == 0)
 		return (err = first_time(d, 1, key)) ? err : decode_string(d, key, v, &ad->data);
 	if (strcmp(key, "file_name") == 0)
-		return (err = first_time(d, 2, key)) ? err : decode_string(d, key, v, &ad->a->file_name);
+		return (err = first_time(d, 2, key)) ? err
+						     : decode_string(d, key, v, &ad->a->file_name);
 	if (strcmp(key, "base64") == 0) {
 		if (v->type != JSON_TRUE && v->type != JSON_FALSE)
 			return field_error(d, key, "must be true or false");
@@ -302,7 +307,9 @@ attachment_member(void *arg, const char *key, size_t keylen, const struct json_s
 		return field_error(d, key, "unknown field");
 	if ((err = first_time(d, 8, key)) || (err = decode_string(d, key, v, &ad->a->content_type)))
 		return err;
-	return mime_content_type_ok(ad->a->content_type) ? 0 : field_error(d, key, "is not type/subtype");
+	return mime_content_type_ok(ad->a->content_type)
+		   ? 0
+		   : field_error(d, key, "is not type/subtype");
 }
 
 /* The data is text, or base64 with "base64": true (KumoMTA's rule). */
@@ -359,7 +366,7 @@ decode_attachments(struct dec *d, const char *key, const struct json_span *v)
 static int
 builder_member(void *arg, const char *key, size_t keylen, const struct json_span *v)
 {
-	static const char *const names[] = {"subject", "from", "reply_to", "headers",
+	static const char *const names[] = {"subject",	 "from",      "reply_to",   "headers",
 					    "text_body", "html_body", "attachments"};
 	struct dec *d = arg;
 	struct inject_request *r = d->r;
@@ -374,13 +381,20 @@ builder_member(void *arg, const char *key, size_t keylen, const struct json_span
 	if ((err = first_time(d, 1u << i, key)) < 0)
 		return err;
 	switch (i) {
-	case 0: return decode_string(d, key, v, &r->subject);
-	case 1: return decode_mailbox(d, key, v, &r->from_email, &r->from_name);
-	case 2: return decode_mailbox(d, key, v, &r->reply_to_email, &r->reply_to_name);
-	case 3: return decode_vars(d, key, v, true, &r->headers);
-	case 4: return decode_string(d, key, v, &r->text_body);
-	case 5: return decode_string(d, key, v, &r->html_body);
-	default: return decode_attachments(d, key, v);
+	case 0:
+		return decode_string(d, key, v, &r->subject);
+	case 1:
+		return decode_mailbox(d, key, v, &r->from_email, &r->from_name);
+	case 2:
+		return decode_mailbox(d, key, v, &r->reply_to_email, &r->reply_to_name);
+	case 3:
+		return decode_vars(d, key, v, true, &r->headers);
+	case 4:
+		return decode_string(d, key, v, &r->text_body);
+	case 5:
+		return decode_string(d, key, v, &r->html_body);
+	default:
+		return decode_attachments(d, key, v);
 	}
 }
 
@@ -417,7 +431,8 @@ decode_content(struct dec *d, const char *key, const struct json_span *v)
 	return rc ? rc : check_headers(&sub);
 }
 
-/* ---- the request ------------------------------------------------------------------------------------- */
+/* ---- the request
+ * ------------------------------------------------------------------------------------- */
 
 static int
 top_member(void *arg, const char *key, size_t keylen, const struct json_span *v)
@@ -427,16 +442,18 @@ top_member(void *arg, const char *key, size_t keylen, const struct json_span *v)
 
 	(void)keylen;
 	if (strcmp(key, "envelope_sender") == 0) {
-		if ((err = first_time(d, 1, key)) || (err = decode_string(d, key, v, &d->r->envelope_sender)))
+		if ((err = first_time(d, 1, key)) ||
+		    (err = decode_string(d, key, v, &d->r->envelope_sender)))
 			return err;
 		return *d->r->envelope_sender == '\0' || mime_address_ok(d->r->envelope_sender)
-			       ? 0
-			       : field_error(d, key, "is not an email address");
+			   ? 0
+			   : field_error(d, key, "is not an email address");
 	}
 	if (strcmp(key, "recipients") == 0)
 		return (err = first_time(d, 2, key)) ? err : decode_recipients(d, key, v);
 	if (strcmp(key, "substitutions") == 0)
-		return (err = first_time(d, 4, key)) ? err : decode_vars(d, key, v, false, &d->r->subs);
+		return (err = first_time(d, 4, key)) ? err
+						     : decode_vars(d, key, v, false, &d->r->subs);
 	if (strcmp(key, "content") == 0)
 		return (err = first_time(d, 8, key)) ? err : decode_content(d, key, v);
 	return field_error(d, key, "unknown field");
@@ -480,7 +497,8 @@ vars_free(struct inject_vars *vars)
 		free(vars->v[i].key);
 		free(vars->v[i].value);
 	}
-	free(vars->v); vars->v = NULL;
+	free(vars->v);
+	vars->v = NULL;
 	vars->n = 0;
 }
 
@@ -515,7 +533,8 @@ inject_request_free(struct inject_request *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* ---- rendering ------------------------------------------------------------------------------------------ */
+/* ---- rendering
+ * ------------------------------------------------------------------------------------------ */
 
 struct lookup {
 	const struct inject_vars *first, *second;
@@ -571,7 +590,8 @@ render_content(const struct inject_request *r, struct lookup *l, struct buf *out
 	for (p = text; rc == 0 && *p; p++) {
 		if (*p == '\r' && p[1] == '\n')
 			continue;
-		rc = *p == '\r' || *p == '\n' ? buf_append_str(out, "\r\n") : buf_append_char(out, *p);
+		rc = *p == '\r' || *p == '\n' ? buf_append_str(out, "\r\n")
+					      : buf_append_char(out, *p);
 	}
 	if (rc == 0 && (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0))
 		rc = buf_append_str(out, "\r\n");
@@ -614,12 +634,14 @@ render_parts(const struct inject_request *r, struct lookup *l, struct rendered *
 			return -ENOMEM;
 	}
 	for (i = 0; i < r->n_attachments; i++) {
-		x->attachments[i].data = r->attachments[i].data.data ? r->attachments[i].data.data : "";
+		x->attachments[i].data =
+		    r->attachments[i].data.data ? r->attachments[i].data.data : "";
 		x->attachments[i].len = r->attachments[i].data.len;
 		x->attachments[i].content_type = r->attachments[i].content_type;
 		x->attachments[i].file_name = r->attachments[i].file_name;
 	}
-	if (render(r->subject, l, false, &x->subject) < 0 || render(r->text_body, l, false, &x->text) < 0 ||
+	if (render(r->subject, l, false, &x->subject) < 0 ||
+	    render(r->text_body, l, false, &x->text) < 0 ||
 	    render(r->html_body, l, true, &x->html) < 0)
 		return -ENOMEM;
 	return 0;
@@ -632,13 +654,13 @@ render_builder(const struct inject_request *r, size_t i, struct lookup *l, const
 	struct rendered x = {0};
 	struct mime_address reply_to = {r->reply_to_name, r->reply_to_email};
 	struct mime_message m = {
-		.from = {r->from_name, r->from_email},
-		.to = {r->rcpts[i].name, r->rcpts[i].email},
-		.reply_to = r->reply_to_email ? &reply_to : NULL,
-		.n_headers = r->headers.n,
-		.n_attachments = r->n_attachments,
-		.message_id = message_id,
-		.date = date,
+	    .from = {r->from_name, r->from_email},
+	    .to = {r->rcpts[i].name, r->rcpts[i].email},
+	    .reply_to = r->reply_to_email ? &reply_to : NULL,
+	    .n_headers = r->headers.n,
+	    .n_attachments = r->n_attachments,
+	    .message_id = message_id,
+	    .date = date,
 	};
 	int rc = render_parts(r, l, &x);
 

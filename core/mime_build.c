@@ -26,8 +26,16 @@
 
 /* Fields the builder writes itself: a client's copy would make two. */
 static const char *const own_fields[] = {
-	"From", "To", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version",
-	"Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
+    "From",
+    "To",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
 };
 
 bool
@@ -71,7 +79,8 @@ mime_address_ok(const char *email)
 {
 	const char *at = strchr(email, '@'), *p;
 
-	if (at == NULL || at == email || at[1] == '\0' || strchr(at + 1, '@') || strlen(email) > 320)
+	if (at == NULL || at == email || at[1] == '\0' || strchr(at + 1, '@') ||
+	    strlen(email) > 320)
 		return false;
 	for (p = email; *p; p++)
 		if ((unsigned char)*p <= 32 || *p == 127 || strchr("<>,;\"\\()", *p))
@@ -79,7 +88,8 @@ mime_address_ok(const char *email)
 	return true;
 }
 
-/* ---- header text ------------------------------------------------------------------------------ */
+/* ---- header text ------------------------------------------------------------------------------
+ */
 
 static bool
 needs_encoding(const char *s)
@@ -178,7 +188,8 @@ append_address(struct buf *out, const char *field, const struct mime_address *a)
 	return buf_printf(out, "%s<%s>\r\n", a->name && *a->name ? " " : "", a->email);
 }
 
-/* ---- bodies ------------------------------------------------------------------------------------ */
+/* ---- bodies ------------------------------------------------------------------------------------
+ */
 
 struct qp_line {
 	struct buf *out;
@@ -323,8 +334,9 @@ append_file_name(struct buf *out, const char *name)
 static int
 attachment_part(struct buf *out, const struct mime_attachment *a)
 {
-	if (buf_printf(out, "Content-Type: %s\r\nContent-Transfer-Encoding: base64\r\n"
-			    "Content-Disposition: attachment",
+	if (buf_printf(out,
+		       "Content-Type: %s\r\nContent-Transfer-Encoding: base64\r\n"
+		       "Content-Disposition: attachment",
 		       a->content_type ? a->content_type : "application/octet-stream") < 0)
 		return -ENOMEM;
 	if (a->file_name && *a->file_name && append_file_name(out, a->file_name) < 0)
@@ -350,7 +362,8 @@ mixed_part(struct buf *out, const struct mime_message *m)
 	return buf_append_str(out, "\r\n--" MIME_MIX_BOUNDARY "--\r\n");
 }
 
-/* ---- the message --------------------------------------------------------------------------------- */
+/* ---- the message
+ * --------------------------------------------------------------------------------- */
 
 static int
 check_parts(const struct mime_message *m, struct tern_err *err)
@@ -364,7 +377,8 @@ check_parts(const struct mime_message *m, struct tern_err *err)
 	}
 	for (i = 0; i < m->n_headers; i++)
 		if (!mime_header_name_ok(m->headers[i].name)) {
-			tern_err_set(err, 0, "", "header name '%s' is not allowed", m->headers[i].name);
+			tern_err_set(err, 0, "", "header name '%s' is not allowed",
+				     m->headers[i].name);
 			return -EINVAL;
 		}
 	for (i = 0; i < m->n_attachments; i++)

@@ -49,20 +49,30 @@ append_value(struct buf *out, const char *v, bool html)
 		return buf_append_str(out, v);
 	for (; *v && rc == 0; v++) {
 		switch (*v) {
-		case '<': rc = buf_append_str(out, "&lt;"); break;
-		case '>': rc = buf_append_str(out, "&gt;"); break;
-		case '&': rc = buf_append_str(out, "&amp;"); break;
-		case '"': rc = buf_append_str(out, "&quot;"); break;
-		case '\'': rc = buf_append_str(out, "&#39;"); break;
-		default: rc = buf_append_char(out, *v);
+		case '<':
+			rc = buf_append_str(out, "&lt;");
+			break;
+		case '>':
+			rc = buf_append_str(out, "&gt;");
+			break;
+		case '&':
+			rc = buf_append_str(out, "&amp;");
+			break;
+		case '"':
+			rc = buf_append_str(out, "&quot;");
+			break;
+		case '\'':
+			rc = buf_append_str(out, "&#39;");
+			break;
+		default:
+			rc = buf_append_char(out, *v);
 		}
 	}
 	return rc;
 }
 
 int
-template_render(const char *tpl, template_lookup_fn lookup, void *arg, bool html,
-		struct buf *out)
+template_render(const char *tpl, template_lookup_fn lookup, void *arg, bool html, struct buf *out)
 {
 	const char *p = tpl;
 

@@ -70,9 +70,10 @@ struct shard *http_request_shard(const struct http_request *req);
 void http_request_on_abort(struct http_request *req, http_abort_fn fn, void *arg);
 
 /* Answer with a JSON body (copied). */
-void http_request_reply_json(struct http_request *req, unsigned status, const char *json, size_t len);
+void http_request_reply_json(struct http_request *req, unsigned status, const char *json,
+			     size_t len);
 /* Answer {"error": msg}. */
 void http_request_reply_error(struct http_request *req, unsigned status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -64,9 +64,14 @@ test_encoded_headers(void **state)
 {
 	struct mime_header h[] = {{"X-Line", "a\r\nBcc: evil@x.test"}};
 	struct mime_message m = {
-		.from = {"Zoë", "a@b.test"}, .to = {"Plain \"Q\"", "c@d.test"},
-		.subject = "Grüße", .headers = h, .n_headers = 1,
-		.text_body = "x", .message_id = "1@b.test", .date = 0,
+	    .from = {"Zoë", "a@b.test"},
+	    .to = {"Plain \"Q\"", "c@d.test"},
+	    .subject = "Grüße",
+	    .headers = h,
+	    .n_headers = 1,
+	    .text_body = "x",
+	    .message_id = "1@b.test",
+	    .date = 0,
 	};
 	struct buf out;
 
@@ -83,8 +88,8 @@ static void
 test_quoted_printable(void **state)
 {
 	char body[200];
-	struct mime_message m = {.from = {NULL, "a@b.test"}, .to = {NULL, "c@d.test"},
-				 .message_id = "1@b.test"};
+	struct mime_message m = {
+	    .from = {NULL, "a@b.test"}, .to = {NULL, "c@d.test"}, .message_id = "1@b.test"};
 	struct buf out;
 	const char *p;
 
@@ -93,7 +98,8 @@ test_quoted_printable(void **state)
 	m.text_body = body;
 	build(&m, &out);
 	p = strstr(out.data, "\r\n\r\n") + 4;
-	/* Soft breaks keep lines within 76; '=', non-ASCII and a space before the end are encoded. */
+	/* Soft breaks keep lines within 76; '=', non-ASCII and a space before the end are encoded.
+	 */
 	assert_int_equal(strcspn(p, "\r"), 76);
 	assert_non_null(strstr(p, "=3D =C3=A9=20\r\n"));
 	assert_null(strstr(p, "\n\n"));
@@ -104,15 +110,20 @@ static void
 test_multipart(void **state)
 {
 	struct mime_attachment a = {"\x00\x01\x02", 3, "application/x-test", "n.bin"};
-	struct mime_message m = {.from = {NULL, "a@b.test"}, .to = {NULL, "c@d.test"},
-				 .text_body = "t", .html_body = "<p>h</p>", .attachments = &a,
-				 .n_attachments = 1, .message_id = "1@b.test"};
+	struct mime_message m = {.from = {NULL, "a@b.test"},
+				 .to = {NULL, "c@d.test"},
+				 .text_body = "t",
+				 .html_body = "<p>h</p>",
+				 .attachments = &a,
+				 .n_attachments = 1,
+				 .message_id = "1@b.test"};
 	struct buf out;
 
 	build(&m, &out);
 	assert_non_null(strstr(out.data, "Content-Type: multipart/mixed; boundary=\"=_tern_mix\""));
 	assert_non_null(strstr(out.data, "Content-Type: multipart/alternative"));
-	assert_non_null(strstr(out.data, "filename=\"n.bin\"\r\n\r\nAAEC\r\n\r\n--=_tern_mix--\r\n"));
+	assert_non_null(
+	    strstr(out.data, "filename=\"n.bin\"\r\n\r\nAAEC\r\n\r\n--=_tern_mix--\r\n"));
 	buf_deinit(&out);
 }
 
@@ -155,18 +166,19 @@ test_decode_errors(void **state)
 		     422, "recipients[1].email: required");
 	decode_fails("{\"envelope_sender\":\"a@b\",\"envelope_sender\":\"a@b\"}", 422,
 		     "envelope_sender: given twice");
-	decode_fails("{\"envelope_sender\":\"a@b\",\"recipients\":[{\"email\":\"c@d\"}],"
-		     "\"content\":{\"from\":\"a@b\",\"attachments\":[{\"data\":\"%\",\"base64\":true}]}}",
-		     422, "content.attachments[0].data: is not valid base64");
+	decode_fails(
+	    "{\"envelope_sender\":\"a@b\",\"recipients\":[{\"email\":\"c@d\"}],"
+	    "\"content\":{\"from\":\"a@b\",\"attachments\":[{\"data\":\"%\",\"base64\":true}]}}",
+	    422, "content.attachments[0].data: is not valid base64");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_template),	cmocka_unit_test(test_encoded_headers),
-		cmocka_unit_test(test_quoted_printable), cmocka_unit_test(test_multipart),
-		cmocka_unit_test(test_refused_parts),	cmocka_unit_test(test_decode_errors),
+	    cmocka_unit_test(test_template),	     cmocka_unit_test(test_encoded_headers),
+	    cmocka_unit_test(test_quoted_printable), cmocka_unit_test(test_multipart),
+	    cmocka_unit_test(test_refused_parts),    cmocka_unit_test(test_decode_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
