@@ -6,6 +6,7 @@
  */
 #include "tern/lua_init.h"
 #include "tern/daemon.h"
+#include "tern/http_server.h"
 #include "tern/logrec.h"
 #include "tern/lua_tern.h"
 #include "tern/queue.h"
@@ -411,6 +412,93 @@ lua_init_start_esmtp_listener(lua_State *L)
 	return 0;
 }
 
+/* ---- tern.start_http_listener{...} ---- */
+
+#define HTTP_CONFIG_MT "tern.http_listener_config"
+
+static int
+http_config_gc(lua_State *L)
+{
+	http_listener_config_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static void
+read_trusted_hosts(lua_State *L, const char *fname, struct http_listener_config *c)
+{
+	size_t i, n;
+
+	lua_getfield(L, 1, "trusted_hosts");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		c->trusted_hosts = xcalloc(2, sizeof(*c->trusted_hosts));
+		cidr_parse("127.0.0.0/8", &c->trusted_hosts[0]);
+		cidr_parse("::1", &c->trusted_hosts[1]);
+		c->n_trusted_hosts = 2;
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option 'trusted_hosts' must be a list of CIDR ranges", fname);
+	n = lua_objlen(L, -1);
+	c->trusted_hosts = xcalloc(n ? n : 1, sizeof(*c->trusted_hosts));
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &c->trusted_hosts[i]) < 0)
+			luaL_error(L, "%s: trusted_hosts[%d]: '%s' is not an address or CIDR range",
+				   fname, (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+		lua_pop(L, 1);
+	}
+	c->n_trusted_hosts = n;
+	lua_pop(L, 1);
+}
+
+static void
+read_http_options(lua_State *L, const char *fname, struct http_listener_config *c)
+{
+	const char *listen = lua_tern_opt_string(L, 1, fname, "listen", NULL);
+
+	if (listen == NULL)
+		luaL_error(L, "%s: option 'listen' is required", fname);
+	if (smtp_listener_parse_address(listen, &c->addr, &c->addrlen) < 0)
+		luaL_error(L, "%s: listen: '%s' is not 'address:port' (IPv6 as '[::1]:8000')", fname,
+			   listen);
+	c->listen = xstrdup(listen);
+	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
+	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
+	if (!c->tls_certificate != !c->tls_private_key)
+		luaL_error(L, "%s: tls_certificate and tls_private_key go together", fname);
+	c->request_body_limit = lua_tern_opt_size(L, 1, fname, "request_body_limit", 2u << 20);
+	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 60);
+	if (c->client_timeout < 1)
+		luaL_error(L, "%s: option 'client_timeout' must be at least 1s", fname);
+	c->max_connections = opt_count(L, fname, "max_connections", 1024);
+	if (c->max_connections < 1)
+		luaL_error(L, "%s: option 'max_connections' must be at least 1", fname);
+	read_trusted_hosts(L, fname, c);
+}
+
+static int
+lua_init_start_http_listener(lua_State *L)
+{
+	static const char *const opts[] = {"listen", "trusted_hosts", "tls_certificate",
+					   "tls_private_key", "request_body_limit",
+					   "client_timeout", "max_connections", NULL};
+	const char *fname = "tern.start_http_listener";
+	struct http_listener_config *c;
+	struct tern_err err;
+
+	lua_tern_check_options(L, 1, fname, opts);
+	/* As for ESMTP listeners: a userdata frees the options if a later one raises. */
+	c = lua_newuserdata(L, sizeof(*c));
+	memset(c, 0, sizeof(*c));
+	luaL_getmetatable(L, HTTP_CONFIG_MT);
+	lua_setmetatable(L, -2);
+	read_http_options(L, fname, c);
+	if (http_listener_add(c, &err) < 0)
+		return raise_err(L, fname, &err);
+	return 0;
+}
+
 void
 lua_init_open(lua_State *L)
 {
@@ -418,12 +506,17 @@ lua_init_open(lua_State *L)
 		{"define_spool", lua_init_define_spool},
 		{"configure_local_logs", lua_init_configure_local_logs},
 		{"start_esmtp_listener", lua_init_start_esmtp_listener},
+		{"start_http_listener", lua_init_start_http_listener},
 		{NULL, NULL},
 	};
 
 	luaL_register(L, NULL, fns);
 	luaL_newmetatable(L, LISTENER_CONFIG_MT);
 	lua_pushcfunction(L, listener_config_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, HTTP_CONFIG_MT);
+	lua_pushcfunction(L, http_config_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 }

@@ -48,6 +48,9 @@ static const char *const known_events[] = {
 	"get_egress_source",
 	"get_egress_pool",
 	"get_egress_path_config",
+	"http_server_validate_auth_basic",
+	"http_server_validate_auth_bearer",
+	"http_message_generated",
 };
 
 bool
