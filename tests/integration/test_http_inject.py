@@ -11,6 +11,7 @@ import email
 import email.policy
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -290,7 +291,9 @@ def test_slow_and_vanishing_clients_do_not_stop_the_listener(ternd, ports):
 def test_sigterm_with_requests_in_flight_exits_cleanly(ternd, ports):
     # A hook that takes a while: requests are mid-flight when the stop begins.
     t = ternd(http_policy(hooks="tern.on('http_message_generated', function(msg)\n"
-                                "  tern.sleep(0.2)\nend)\n"))
+                                "  io.open('{dir}/hook-started', 'w'):close()\n"
+                                "  tern.sleep(0.3)\nend)\n"))
+    started = os.path.join(t.workdir, "hook-started")
     results = []
 
     def one():
@@ -302,7 +305,11 @@ def test_sigterm_with_requests_in_flight_exits_cleanly(ternd, ports):
     threads = [threading.Thread(target=one) for _ in range(6)]
     for th in threads:
         th.start()
-    time.sleep(0.1)
+    # Stop only once a request is surely in flight: its hook has begun.
+    deadline = time.monotonic() + 10
+    while not os.path.exists(started) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(started)
     assert t.stop() == 0
     for th in threads:
         th.join(30)
