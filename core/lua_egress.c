@@ -23,23 +23,6 @@ static const char *const path_timeouts[] = {"connect_timeout", "banner_timeout",
 					    "mail_timeout",    "rcpt_timeout",   "data_timeout",
 					    "idle_timeout",    NULL};
 
-void
-egress_path_defaults(struct egress_path_cfg *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->connection_limit = 10;
-	c->max_deliveries_per_connection = 100;
-	c->tls = SMTP_TLS_OPPORTUNISTIC;
-	c->smtp_port = 25;
-	c->connect_timeout = 60;
-	c->banner_timeout = 60;
-	c->ehlo_timeout = 60;
-	c->mail_timeout = 60;
-	c->rcpt_timeout = 60;
-	c->data_timeout = 300;
-	c->idle_timeout = 5;
-}
-
 static int
 parse_source_address(const char *text, struct egress_source_cfg *c)
 {
@@ -148,14 +131,6 @@ lua_egress_make_pool(lua_State *L)
 	}
 	stamp(L, POOL_MT);
 	return 1;
-}
-
-void
-egress_pool_cfg_deinit(struct egress_pool_cfg *c)
-{
-	free(c->sources); c->sources = NULL;
-	free(c->weights); c->weights = NULL;
-	c->n = 0;
 }
 
 int

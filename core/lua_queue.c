@@ -20,23 +20,6 @@
 static const char *const queue_options[] = {"egress_pool", "retry_interval", "max_retry_interval",
 					    "max_age", "max_message_rate", "mx_list", NULL};
 
-void
-queue_config_defaults(struct queue_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->egress_pool, sizeof(c->egress_pool), "default");
-	c->retry_interval = 20 * 60;
-	c->max_retry_interval = 8 * 3600;
-	c->max_age = 5 * 86400;
-}
-
-void
-queue_config_deinit(struct queue_config *c)
-{
-	free(c->mx_list); c->mx_list = NULL;
-	c->n_mx = 0;
-}
-
 static int
 read_mx_list(lua_State *L, int idx, struct queue_config *c, struct tern_err *err)
 {

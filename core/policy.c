@@ -6,6 +6,7 @@
  * time.
  */
 #include "tern/policy.h"
+#include "tern/config.h"
 #include "tern/log.h"
 #include "tern/lua_tern.h"
 #include "tern/shard.h"
@@ -160,6 +161,8 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 		goto fail;
 	if (o->script_path && load_file(p->L, o->script_path, err) < 0)
 		goto fail;
+	if (shard)
+		config_attach(shard, &policy_config_provider, p);
 	return p;
 fail:
 	policy_free(p);
@@ -171,6 +174,8 @@ policy_free(struct policy *p)
 {
 	if (p == NULL)
 		return;
+	if (p->shard)
+		config_attach(p->shard, NULL, NULL);
 	coro_pool_free(p->coros); /* before lua_close: it unanchors its threads */
 	if (p->L)
 		lua_close(p->L);

@@ -5,14 +5,13 @@
  * scheduler decides when; egress decides where and how fast.
  */
 #include "tern/queue.h"
+#include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/dns.h"
 #include "tern/egress.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
-#include "tern/lua_queue.h"
 #include "tern/message.h"
-#include "tern/policy.h"
 #include "tern/shard.h"
 #include "tern/throttle.h"
 #include "tern/util_heap.h"
@@ -27,7 +26,6 @@
 #include <string.h>
 
 #include <ev.h>
-#include <lauxlib.h>
 
 /* Messages taken from the heap per timer tick, so one shard never stalls on a backlog. */
 #define QUEUE_DISPATCH_BATCH 512
@@ -37,6 +35,7 @@ struct sched_queue {
 	char campaign[128], tenant[128], domain[256];
 	struct shard *shard;
 	bool have_config;
+	uint64_t config_epoch;
 	struct queue_config cfg;
 	struct throttle rate;
 	/* Written once on the owning shard before any message leaves it; read elsewhere after. */
@@ -609,37 +608,42 @@ outcome_here(struct queue_msg *m, int code, const char *enhanced, const char *te
 		outcome(m, msg, &rec);
 }
 
-/* ---- dispatch ----------------------------------------------------------------------------- */
-
-static int
-read_queue_config(lua_State *L, int idx, void *out, struct tern_err *err)
+void
+queue_config_defaults(struct queue_config *c)
 {
-	return lua_queue_read_config(L, idx, out, err);
+	memset(c, 0, sizeof(*c));
+	snprintf(c->egress_pool, sizeof(c->egress_pool), "default");
+	c->retry_interval = 20 * 60;
+	c->max_retry_interval = 8 * 3600;
+	c->max_age = 5 * 86400;
 }
 
-/* get_queue_config(domain, tenant, campaign, routing_domain), memoized per queue. */
+void
+queue_config_deinit(struct queue_config *c)
+{
+	free(c->mx_list); c->mx_list = NULL;
+	c->n_mx = 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+/* The queue's config (get_queue_config), memoised per queue and config epoch. */
 static int
 load_config(struct sched_queue *q, struct tern_err *err)
 {
-	const char *args[4] = {q->domain, q->tenant, q->campaign, q->domain};
 	int rc;
 
-	if (q->have_config)
+	if (q->have_config && q->config_epoch == config_epoch(q->shard))
 		return 0;
 	queue_config_deinit(&q->cfg);
-	rc = policy_call_config(q->shard->policy, "get_queue_config", args, 4, read_queue_config,
-				&q->cfg, err);
-	if (rc < 0) {
-		queue_config_deinit(&q->cfg);
-		queue_config_defaults(&q->cfg);
+	rc = config_queue(q->shard, q->domain, q->tenant, q->campaign, &q->cfg, err);
+	if (rc < 0)
 		return rc;
-	}
-	if (rc == 0)
-		queue_config_defaults(&q->cfg);
 	throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;
 	q->have_config = true;
+	q->config_epoch = config_epoch(q->shard);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "tern/coro.h"
 #include "tern/util.h"
 
+struct config_provider;
 struct shard;
 struct policy;
 
@@ -56,6 +57,9 @@ int policy_call_config(struct policy *p, const char *event, const char *const *a
 		       policy_read_fn read, void *out, struct tern_err *err);
 /* tern.on(event, fn) */
 int policy_register_handler(lua_State *L);
+
+/* The config provider a policy attaches to its shard (core/policy_config.c): the config hooks. */
+extern const struct config_provider policy_config_provider;
 
 void policy_set_hook_timeout(struct policy *p, double seconds);
 

@@ -46,6 +46,10 @@ struct queue_config {
 	size_t n_mx;
 };
 
+/* The config a queue has when policy does not say. */
+void queue_config_defaults(struct queue_config *c);
+void queue_config_deinit(struct queue_config *c);
+
 /* Split a queue name into campaign, tenant and domain (each may come back empty). */
 void queue_name_parse(const char *name, char *campaign, size_t clen, char *tenant, size_t tlen,
 		      char *domain, size_t dlen);
