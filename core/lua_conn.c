@@ -5,7 +5,7 @@
  * (any Lua value) since it never leaves the shard.
  */
 #include "tern/lua_conn.h"
-#include "tern/policy.h"
+#include "tern/lua_ctx.h"
 
 #include <string.h>
 
@@ -13,16 +13,9 @@
 
 #define CONN_MT "tern.conn"
 
-void
-conn_info_init(struct conn_info *ci)
-{
-	memset(ci, 0, sizeof(*ci));
-	ci->handle_ref = LUA_NOREF;
-	ci->meta_ref = LUA_NOREF;
-}
-
-void
-conn_info_deinit(struct conn_info *ci)
+/* conn_info_deinit() calls this: the handle raises from now on, the metadata table goes. */
+static void
+conn_release(struct conn_info *ci)
 {
 	lua_State *L = ci->lua_state;
 	struct conn_info **handle;
@@ -56,7 +49,8 @@ lua_conn_push(lua_State *L, struct conn_info *ci)
 	ci->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
 	ci->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	ci->lua_state = policy_lua(policy_from_lua(L));
+	ci->lua_state = lua_ctx_main(L);
+	ci->release = conn_release;
 }
 
 static struct conn_info *

@@ -8,7 +8,7 @@
 #include "tern/coro.h"
 #include "tern/dns.h"
 #include "tern/lua_tern.h"
-#include "tern/policy.h"
+#include "tern/lua_ctx.h"
 #include "tern/shard.h"
 
 #include <arpa/inet.h>
@@ -141,7 +141,7 @@ static int
 lua_dns_lookup_mx(lua_State *L)
 {
 	const char *domain = luaL_checkstring(L, 1);
-	struct dns_resolver *r = dns_for_shard(policy_shard(policy_from_lua(L)));
+	struct dns_resolver *r = dns_for_shard(lua_ctx_shard(L));
 	struct mx_lookup *lk;
 	struct coro_wait w;
 	int n;

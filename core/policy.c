@@ -8,6 +8,9 @@
 #include "tern/policy.h"
 #include "tern/config.h"
 #include "tern/log.h"
+#include "tern/lua_conn.h"
+#include "tern/lua_ctx.h"
+#include "tern/lua_message.h"
 #include "tern/lua_tern.h"
 #include "tern/shard.h"
 
@@ -153,6 +156,7 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 	luaL_openlibs(p->L);
 	lua_pushlightuserdata(p->L, p);
 	lua_setfield(p->L, LUA_REGISTRYINDEX, POLICY_REGISTRY_KEY);
+	lua_ctx_set(p->L, shard);
 	lua_newtable(p->L);
 	p->handlers_ref = luaL_ref(p->L, LUA_REGISTRYINDEX);
 	lua_tern_open(p->L);
@@ -325,4 +329,16 @@ policy_register_handler(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_setfield(L, -2, ev);
 	return 0;
+}
+
+void
+policy_hook_push_conn(lua_State *co, struct conn_info *ci)
+{
+	lua_conn_push(co, ci);
+}
+
+void
+policy_hook_push_message(lua_State *co, struct message *m)
+{
+	lua_message_push(co, m);
 }

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "tern/coro.h"
+#include "tern/policy_hook.h"
 #include "tern/util.h"
 
 struct config_provider;
@@ -37,15 +38,6 @@ struct policy *policy_from_lua(lua_State *L);
 
 /* Is ev one of the events tern knows? */
 bool policy_event_known(const char *ev);
-bool policy_has_hook(struct policy *p, const char *event);
-/*
- * Begin a hook call: returns the coroutine state with the handler pushed,
- * for the caller to push arguments on, or NULL when no handler is registered.
- */
-lua_State *policy_hook_begin(struct policy *p, const char *event, struct coro_ref *ref);
-/* Start it with nargs arguments and the policy's hook deadline. */
-int policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event, int nargs,
-		      coro_done_fn done, void *arg);
 /*
  * Config hooks (get_queue_config, get_egress_*): call event(args...)
  * synchronously, where yielding raises, and read its first result with read.
