@@ -342,3 +342,29 @@ policy_hook_push_message(lua_State *co, struct message *m)
 {
 	lua_message_push(co, m);
 }
+
+static void
+policy_free_with_shard(struct shard *s, void *arg)
+{
+	policy_free(arg);
+	s->policy = NULL;
+}
+
+int
+policy_attach_shards(const struct policy_options *opts, struct tern_err *err)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count() && rc == 0; i++) {
+		struct shard *s = shard_get(i);
+
+		shard_enter(s);
+		s->policy = policy_new(s, opts, err);
+		if (s->policy == NULL)
+			rc = -EINVAL;
+		else
+			shard_on_free(s, policy_free_with_shard, s->policy);
+	}
+	shard_enter(NULL);
+	return rc;
+}

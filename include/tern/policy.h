@@ -28,6 +28,8 @@ struct policy_options {
 struct policy *policy_new(struct shard *shard, const struct policy_options *opts,
 			  struct tern_err *err);
 void policy_free(struct policy *p);
+/* Load a policy into every shard (shards_init first); shards_free() frees them. */
+int policy_attach_shards(const struct policy_options *opts, struct tern_err *err);
 
 lua_State *policy_lua(struct policy *p);
 struct coro_pool *policy_coros(struct policy *p);
