@@ -3,6 +3,17 @@
  * Policy: a shard's Lua state with the operator's policy loaded, the `tern`
  * module, the registered event handlers, and the calling of hooks in pooled
  * coroutines. Errors name the policy file and line.
+ *
+ * Layers: an include only points down (tests/check-layers.py lists each
+ * module's layer; `make check-layers` enforces it).
+ *   mains        ternd, tern: what init asked to open, signals, the CLI
+ *   policy       policy, policy_config (the config provider), lua_tern
+ *   bindings     lua_NAME: Lua tables <-> engine structs, nothing more
+ *   engine       smtp_server, reception, spool, queue (when), egress (where),
+ *                smtp_client, dkim, dns, throttle; it asks policy through
+ *                config.h and calls hooks through policy_hook.h, which policy
+ *                implements, and never includes a lua_*.h
+ *   foundation   shard, mailbox, coro, io, tls, log, json, util_*
  */
 #ifndef TERN_POLICY_H
 #define TERN_POLICY_H
