@@ -7,8 +7,8 @@
 #include "tern/queue.h"
 #include "tern/config.h"
 #include "tern/coro.h"
-#include "tern/dns.h"
 #include "tern/egress.h"
+#include "tern/egress_route.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
@@ -17,7 +17,6 @@
 #include "tern/util_heap.h"
 #include "tern/util_map.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -647,126 +646,23 @@ load_config(struct sched_queue *q, struct tern_err *err)
 	return 0;
 }
 
-/* "host:port" (host an IP literal or a name resolved like a domain without MX). */
-static int
-parse_host_port(const char *s, char *host, size_t hlen, int *port)
-{
-	const char *colon = strrchr(s, ':');
-	const char *h = s;
-	size_t n;
-
-	*port = 25;
-	if (colon && strchr(colon, ']') == NULL && (s[0] == '[' || strchr(s, ':') == colon)) {
-		*port = atoi(colon + 1);
-		n = (size_t)(colon - s);
-	} else {
-		n = strlen(s);
-	}
-	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	snprintf(host, hlen, "%.*s", (int)n, h);
-	return *port > 0 && *port < 65536 ? 0 : -EINVAL;
-}
-
-static bool
-literal_address(const char *host, int port, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		return true;
-	}
-	return false;
-}
-
-/* Smart hosts from mx_list; literals only (the list names the site). */
-static int
-route_from_mx_list(struct sched_queue *q, struct egress_route *r)
-{
-	size_t i;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->domain, sizeof(r->domain), "%s", q->domain);
-	for (i = 0; i < q->cfg.n_mx && r->n_addrs < EGRESS_MAX_ADDRS; i++) {
-		char host[256];
-		int port;
-
-		if (parse_host_port(q->cfg.mx_list[i], host, sizeof(host), &port) < 0 ||
-		    !literal_address(host, port, &r->addrs[r->n_addrs]))
-			return -EINVAL;
-		snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", host);
-		r->n_addrs++;
-		snprintf(r->site + strlen(r->site), sizeof(r->site) - strlen(r->site), "%s%s",
-			 i ? "," : "", q->cfg.mx_list[i]);
-	}
-	return 0;
-}
-
-/* The site key: the sorted MX host names (already sorted by preference then name). */
+/* Routed (egress_route_resolve): on to egress, or settled with the reply routing gave. */
 static void
-route_from_dns(struct sched_queue *q, const struct dns_mx_result *res, struct egress_route *r)
-{
-	size_t i, j;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->domain, sizeof(r->domain), "%s", q->domain);
-	for (i = 0; i < res->n_hosts; i++) {
-		const struct dns_mx_host *h = &res->hosts[i];
-		size_t used = strlen(r->site);
-
-		snprintf(r->site + used, sizeof(r->site) - used, "%s%s", i ? "," : "", h->name);
-		for (j = 0; j < h->n_addrs && r->n_addrs < EGRESS_MAX_ADDRS; j++) {
-			r->addrs[r->n_addrs] = h->addrs[j];
-			if (r->addrs[r->n_addrs].ss_family == AF_INET)
-				((struct sockaddr_in *)&r->addrs[r->n_addrs])->sin_port = htons(25);
-			else
-				((struct sockaddr_in6 *)&r->addrs[r->n_addrs])->sin6_port = htons(25);
-			snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", h->name);
-			r->n_addrs++;
-		}
-	}
-}
-
-static void
-dns_done(void *arg, struct dns_mx_result *res)
+routed(void *arg, const struct egress_route *route, int code, const char *enhanced,
+       const char *text)
 {
 	struct queue_msg *m = arg;
-	struct sched_queue *q = m->queue;
-	struct egress_route route;
-	char text[200];
 
-	snprintf(text, sizeof(text), "DNS: %s for %s", res->error, q->domain);
-	switch (res->status) {
-	case DNS_OK:
-		route_from_dns(q, res, &route);
-		egress_submit(m, q->cfg.egress_pool, &route);
-		break;
-	case DNS_NXDOMAIN:
-	case DNS_NULL_MX:
-		outcome_here(m, 550, res->status == DNS_NULL_MX ? "5.1.10" : "5.1.2", text,
-			     queue_bounced);
-		break;
-	default:
-		outcome_here(m, 451, "4.4.3", text, queue_transient);
-	}
+	if (code == 0)
+		egress_submit(m, m->queue->cfg.egress_pool, route);
+	else
+		outcome_here(m, code, enhanced, text, code >= 500 ? queue_bounced : queue_transient);
 }
 
 static void
 dispatch(struct sched_shard *ss, struct queue_msg *m)
 {
 	struct sched_queue *q = m->queue;
-	struct egress_route route;
 	struct tern_err err;
 	double wait;
 
@@ -784,14 +680,7 @@ dispatch(struct sched_shard *ss, struct queue_msg *m)
 		sched_add(ss, m);
 		return;
 	}
-	if (q->cfg.n_mx > 0) {
-		if (route_from_mx_list(q, &route) < 0)
-			outcome_here(m, 451, "4.3.5", "mx_list entries must be IP:port", queue_transient);
-		else
-			egress_submit(m, q->cfg.egress_pool, &route);
-		return;
-	}
-	dns_resolve_mx(dns_for_shard(ss->shard), q->domain, dns_done, m);
+	egress_route_resolve(ss->shard, q->domain, q->cfg.mx_list, q->cfg.n_mx, routed, m);
 }
 
 static void

@@ -4,9 +4,10 @@
  * "campaign:tenant@domain" (parts from meta campaign and tenant; meta queue
  * overrides), which lives on shard hash(name). In memory a queued message is
  * a struct queue_msg: id, due time, attempts, a link; never its body. When it
- * is due, the queue's config (hook get_queue_config, memoized) names its
- * egress pool, DNS (or the config's mx_list) names its site, and the message
- * moves to the egress ready queue for (source, site).
+ * is due, the queue's config (asked through config, memoised per epoch)
+ * names its egress pool, routing (egress_route: DNS, or the config's mx_list)
+ * names its site, and the message moves to the egress ready queue for
+ * (source, site).
  *
  * Retries back off exponentially with jitter, from retry_interval up to
  * max_retry_interval; past max_age the message expires.
