@@ -78,8 +78,7 @@ pool_defaults(struct egress_pool_cfg *c, const char *name, struct tern_err *err)
 }
 
 int
-config_pool(struct shard *s, const char *name, struct egress_pool_cfg *out,
-	    struct tern_err *err)
+config_pool(struct shard *s, const char *name, struct egress_pool_cfg *out, struct tern_err *err)
 {
 	const struct config_slot *slot = slot_of(s);
 	int rc = 0;

@@ -98,7 +98,8 @@ route_from_dns(const char *domain, const struct dns_mx_result *res, struct egres
 			if (r->addrs[r->n_addrs].ss_family == AF_INET)
 				((struct sockaddr_in *)&r->addrs[r->n_addrs])->sin_port = htons(25);
 			else
-				((struct sockaddr_in6 *)&r->addrs[r->n_addrs])->sin6_port = htons(25);
+				((struct sockaddr_in6 *)&r->addrs[r->n_addrs])->sin6_port =
+				    htons(25);
 			snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", h->name);
 			r->n_addrs++;
 		}

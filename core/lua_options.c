@@ -140,7 +140,8 @@ lua_options_normalise_rate(lua_State *L, int idx, const char *fname, const char 
 	if (v == NULL)
 		return;
 	if (throttle_parse_rate(v, &rate) < 0)
-		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key, v);
+		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key,
+			   v);
 	lua_pushnumber(L, rate);
 	lua_setfield(L, idx, key);
 }

@@ -68,8 +68,8 @@ ask_path(void *ctx, const char *domain, const char *source, const char *site,
 }
 
 const struct config_provider policy_config_provider = {
-	.queue = ask_queue,
-	.pool = ask_pool,
-	.source = ask_source,
-	.path = ask_path,
+    .queue = ask_queue,
+    .pool = ask_pool,
+    .source = ask_source,
+    .path = ask_path,
 };

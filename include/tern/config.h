@@ -39,7 +39,7 @@ void config_attach(struct shard *s, const struct config_provider *p, void *ctx);
 /* The epoch of s's provider: it changes whenever a provider is attached. */
 uint64_t config_epoch(const struct shard *s);
 
-/* The engine's questions: 0 with out filled (policy's answer or the defaults), or negative with err. */
+/* The engine's questions: 0 with out filled (the answer or the defaults), or -errno with err. */
 int config_queue(struct shard *s, const char *domain, const char *tenant, const char *campaign,
 		 struct queue_config *out, struct tern_err *err);
 int config_pool(struct shard *s, const char *name, struct egress_pool_cfg *out,

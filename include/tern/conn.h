@@ -15,9 +15,9 @@ struct conn_info {
 	int peer_port;
 	char local_address[64];
 	int local_port;
-	char listener[80]; /* the listener's listen string */
-	char ehlo[256];    /* "" before EHLO/HELO */
-	char auth_id[256]; /* "" unless authenticated */
+	char listener[80];	 /* the listener's listen string */
+	char ehlo[256];		 /* "" before EHLO/HELO */
+	char auth_id[256];	 /* "" unless authenticated */
 	const char *tls_version; /* NULL without TLS */
 	const char *tls_cipher;
 	/* Set by the binding on the first push to Lua; release undoes it. */

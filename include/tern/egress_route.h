@@ -22,7 +22,7 @@ struct egress_route {
 	char site[512];
 	size_t n_addrs;
 	struct sockaddr_storage addrs[EGRESS_MAX_ADDRS]; /* ports set */
-	char hosts[EGRESS_MAX_ADDRS][128];               /* the MX name of each address */
+	char hosts[EGRESS_MAX_ADDRS][128];		 /* the MX name of each address */
 };
 
 /*

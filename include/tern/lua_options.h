@@ -12,11 +12,11 @@
 
 #include <lua.h>
 
-/* Raise "unknown option 'x' for fname" unless every key of the table at idx is in allowed (NULL-terminated). */
+/* Raise "unknown option 'x' for fname" unless each key of the table at idx is in allowed. */
 void lua_options_check(lua_State *L, int idx, const char *fname, const char *const *allowed);
 /* Typed option readers: absent (nil) gives def; a wrong type raises naming fname and key. */
 const char *lua_options_string(lua_State *L, int idx, const char *fname, const char *key,
-				const char *def);
+			       const char *def);
 double lua_options_number(lua_State *L, int idx, const char *fname, const char *key, double def);
 bool lua_options_bool(lua_State *L, int idx, const char *fname, const char *key, bool def);
 /* A number of seconds or a duration string ("30s", "5m"). */

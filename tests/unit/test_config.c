@@ -105,7 +105,10 @@ ask_path(void *ctx, const char *domain, const char *source, const char *site,
 }
 
 static const struct config_provider provider = {
-	.queue = ask_queue, .pool = ask_pool, .source = ask_source, .path = ask_path,
+    .queue = ask_queue,
+    .pool = ask_pool,
+    .source = ask_source,
+    .path = ask_path,
 };
 
 static const struct reception_origin origin = {.peer_address = "127.0.0.1", .listener = "unit"};
@@ -306,10 +309,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_queue_asks_the_provider_without_lua),
-		cmocka_unit_test(test_egress_asks_pool_source_and_path_once),
-		cmocka_unit_test(test_queue_asks_again_in_a_new_epoch),
-		cmocka_unit_test(test_defaults_without_a_provider),
+	    cmocka_unit_test(test_queue_asks_the_provider_without_lua),
+	    cmocka_unit_test(test_egress_asks_pool_source_and_path_once),
+	    cmocka_unit_test(test_queue_asks_again_in_a_new_epoch),
+	    cmocka_unit_test(test_defaults_without_a_provider),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
