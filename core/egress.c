@@ -16,6 +16,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/smtp_client.h"
@@ -272,7 +273,7 @@ fail_transient(struct queue_msg *m, const char *site, const char *pool, const ch
 			     .response_content = text};
 
 	if (msg)
-		queue_transient(m, msg, &rec);
+		outcome_transient(m, msg, &rec);
 }
 
 /* ---- ready queues ------------------------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/outcome.h"
 #include "tern/shard.h"
 #include "tern/throttle.h"
 #include "tern/util_heap.h"
@@ -329,13 +330,22 @@ requeue_task(void *arg)
 		sched_add(sched_self(shard_self()), m);
 }
 
-static void
-requeue(struct queue_msg *m)
+void
+queue_requeue(struct queue_msg *m)
 {
 	m->next = NULL;
 	if (shard_post(m->queue->shard, requeue_task, m) < 0) {
 		free(m);
 	}
+}
+
+double
+queue_retry_due(const struct queue_msg *m)
+{
+	const struct sched_queue *q = m->queue;
+
+	return util_wallclock() + queue_retry_delay(m->attempts, q->retry_interval,
+						    q->max_retry_interval, drand48());
 }
 
 /* ---- recovery ---------------------------------------------------------------------------- */
@@ -382,25 +392,13 @@ queue_recover(struct spool *sp, struct tern_err *err)
 	return rc;
 }
 
-/* ---- records and outcomes ------------------------------------------------------------------ */
+/* ---- loading ------------------------------------------------------------------------------- */
 
 static void
 finish(struct queue_msg *m, struct message *msg)
 {
 	message_free(msg);
 	free(m);
-}
-
-/* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
-static void
-write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	     bool attempted)
-{
-	rec->type = type;
-	rec->msg = msg;
-	rec->queue = m->queue->name;
-	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
-	logrec_write(rec);
 }
 
 /*
@@ -413,7 +411,7 @@ retry_load_later(struct queue_msg *m, const char *why)
 {
 	log_ratelimited(LOG_LEVEL_WARN, "queue", "spool not readable (%s); messages wait for it", why);
 	m->due = util_wallclock() + m->queue->retry_interval;
-	requeue(m);
+	queue_requeue(m);
 }
 
 struct message *
@@ -449,149 +447,6 @@ queue_load(struct queue_msg *m, bool with_data)
 	}
 	buf_deinit(&meta);
 	return msg;
-}
-
-/*
- * Outcomes change the spool without syncing (a crash may repeat a
- * delivery, never lose one), so a shard collects its removals and meta
- * rewrites and writes them together just before its loop waits again: one
- * write per partition per loop iteration instead of one per message.
- * The records of those outcomes go to the kernel first (logrec_commit), so
- * that a message gone from the spool always has its final record.
- */
-struct shard_changes {
-	struct spool_changes *changes;
-	ev_prepare flush;
-	bool ready;
-};
-
-static struct shard_changes shard_changes[SHARD_MAX];
-
-static void
-changes_flush(struct shard_changes *sc)
-{
-	struct tern_err err;
-
-	if (spool_changes_pending(sc->changes) == 0)
-		return;
-	logrec_commit();
-	if (spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
-		log_ratelimited(LOG_LEVEL_ERROR, "queue", "%s", err.msg);
-}
-
-static void
-changes_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	changes_flush(w->data);
-}
-
-static void
-changes_exit(struct shard *shard, void *arg)
-{
-	struct shard_changes *sc = arg;
-
-	changes_flush(sc);
-	ev_prepare_stop(shard->loop, &sc->flush);
-	spool_changes_free(sc->changes);
-	sc->changes = NULL;
-	sc->ready = false;
-}
-
-/* The calling shard's collector (created on first use, on its own thread). */
-static struct spool_changes *
-changes_here(void)
-{
-	struct shard *shard = shard_self();
-	struct shard_changes *sc = &shard_changes[shard->id];
-
-	/* Outcomes settled while the shard exits are written at once. */
-	if (shard->exiting)
-		return NULL;
-	if (!sc->ready) {
-		sc->changes = spool_changes_new();
-		if (sc->changes == NULL)
-			return NULL;
-		ev_prepare_init(&sc->flush, changes_prepare_cb);
-		sc->flush.data = sc;
-		ev_prepare_start(shard->loop, &sc->flush);
-		shard_on_exit(shard, changes_exit, sc);
-		sc->ready = true;
-	}
-	return sc->changes;
-}
-
-static void
-remove_from_spool(struct queue_msg *m)
-{
-	struct spool_changes *c = changes_here();
-	struct tern_err err;
-
-	if (c != NULL && spool_changes_remove(c, queue_spool_handle, &m->id) == 0)
-		return;
-	logrec_commit();
-	if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
-		log_error("queue", "spool remove failed: %s", err.msg);
-}
-
-static void
-rewrite_meta(struct queue_msg *m, const struct buf *meta)
-{
-	struct spool_changes *c = changes_here();
-	struct tern_err err;
-
-	if (c != NULL &&
-	    spool_changes_update_meta(c, queue_spool_handle, &m->id, meta->data, meta->len) == 0)
-		return;
-	if (spool_update_meta(queue_spool_handle, &m->id, meta->data, meta->len, &err) < 0)
-		log_warn("queue", "attempt count not saved: %s", err.msg);
-}
-
-/* An outcome that ends the message's life: record, remove from the spool, free. */
-static void
-final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	      bool attempted)
-{
-	write_record(m, msg, rec, type, attempted);
-	remove_from_spool(m);
-	finish(m, msg);
-}
-
-void
-queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Delivery", true);
-}
-
-void
-queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Bounce", true);
-}
-
-static void
-expire(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Expiration", false);
-}
-
-void
-queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	struct sched_queue *q = m->queue;
-	struct buf meta;
-
-	write_record(m, msg, rec, "TransientFailure", true);
-	m->attempts++;
-	m->due = util_wallclock() + queue_retry_delay(m->attempts, q->retry_interval,
-						       q->max_retry_interval, drand48());
-	msg->attempts = m->attempts;
-	msg->due = m->due;
-	buf_init(&meta);
-	if (message_encode_spool_meta(msg, &meta) == 0)
-		rewrite_meta(m, &meta);
-	buf_deinit(&meta);
-	message_free(msg);
-	requeue(m);
 }
 
 /* An outcome decided on the scheduler's side (DNS, config, expiry): load the message first. */
@@ -656,7 +511,7 @@ routed(void *arg, const struct egress_route *route, int code, const char *enhanc
 	if (code == 0)
 		egress_submit(m, m->queue->cfg.egress_pool, route);
 	else
-		outcome_here(m, code, enhanced, text, code >= 500 ? queue_bounced : queue_transient);
+		outcome_here(m, code, enhanced, text, code >= 500 ? outcome_bounced : outcome_transient);
 }
 
 static void
@@ -667,11 +522,12 @@ dispatch(struct sched_shard *ss, struct queue_msg *m)
 	double wait;
 
 	if (load_config(q, &err) < 0) {
-		outcome_here(m, 451, "4.3.0", err.msg, queue_transient);
+		outcome_here(m, 451, "4.3.0", err.msg, outcome_transient);
 		return;
 	}
 	if (util_wallclock() - (double)m->created > q->cfg.max_age) {
-		outcome_here(m, 551, "5.4.7", "message expired: too old to deliver", expire);
+		outcome_here(m, 551, "5.4.7", "message expired: too old to deliver",
+			     outcome_expired);
 		return;
 	}
 	wait = throttle_take(&q->rate, util_now());

@@ -11,6 +11,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/smtp_proto.h"
 
@@ -163,11 +164,11 @@ settle(struct smtp_client *c, const struct reply *r, const char *command)
 	c->msg = NULL;
 	fill_record(c, &rec, r, command);
 	if (r->code >= 200 && r->code < 300)
-		queue_delivered(qm, msg, &rec);
+		outcome_delivered(qm, msg, &rec);
 	else if (r->code >= 500)
-		queue_bounced(qm, msg, &rec);
+		outcome_bounced(qm, msg, &rec);
 	else
-		queue_transient(qm, msg, &rec);
+		outcome_transient(qm, msg, &rec);
 }
 
 /* A local reason (no server reply): transient with the given text. */

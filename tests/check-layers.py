@@ -32,7 +32,7 @@ LAYERS = {
     "lua_options": BINDING, "lua_queue": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
-    "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "penalty": ENGINE,
+    "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
     "policy_hook": ENGINE, "queue": ENGINE, "reception": ENGINE, "smtp_client": ENGINE,
     "smtp_listener": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE,
     "throttle": ENGINE,

@@ -24,7 +24,6 @@
 
 struct sched_queue;
 struct message;
-struct logrec;
 
 /* A queued message in memory: metadata only. */
 struct queue_msg {
@@ -67,14 +66,10 @@ int queue_insert(const struct spool_id *id, const char *queue_name, double creat
 int queue_recover(struct spool *sp, struct tern_err *err);
 
 const char *queue_msg_name(const struct queue_msg *m);
-/*
- * Outcomes, from any shard. Each writes its record (rec->type is set here;
- * rec->msg must be the loaded message), updates the spool and frees or
- * requeues m. msg is consumed.
- */
-void queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec);
-void queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
-void queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec);
+/* Back to its queue's shard with m->due set (any thread). */
+void queue_requeue(struct queue_msg *m);
+/* When attempt m->attempts + 1 is due: the queue's backoff from now, with jitter. */
+double queue_retry_due(const struct queue_msg *m);
 /* Free m's memory (the message stays in the spool): shutdown paths. */
 void queue_msg_drop(struct queue_msg *m);
 /* True once the shards stopped and the queues were freed. */
