@@ -25,7 +25,7 @@
 #include "tern/coro.h"
 #include "tern/daemon.h"
 #include "tern/log.h"
-#include "tern/policy.h"
+#include "tern/policy_hook.h"
 #include "tern/shard.h"
 #include "tern/smtp_listener.h"
 
