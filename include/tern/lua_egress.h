@@ -39,6 +39,7 @@ struct egress_path_cfg {
 	double connect_timeout, banner_timeout, ehlo_timeout, mail_timeout, rcpt_timeout,
 		data_timeout, idle_timeout;
 	char ehlo[256]; /* "" = the source's */
+	char tls_ca_file[256]; /* "" = the system's trusted roots */
 };
 
 void lua_egress_open(lua_State *L);
