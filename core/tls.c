@@ -278,6 +278,8 @@ tls_verify_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain, const cha
 {
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *param;
+	/* An MX name from DNS ends in the root's dot, which certificates never carry. */
+	size_t hlen = strlen(host) - (host[0] != '\0' && host[strlen(host) - 1] == '.');
 	int rc = -EACCES;
 
 	if (vctx == NULL || X509_STORE_CTX_init(vctx, store, leaf, chain) != 1) {
@@ -287,11 +289,11 @@ tls_verify_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain, const cha
 	param = X509_STORE_CTX_get0_param(vctx);
 	X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
 	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	X509_VERIFY_PARAM_set1_host(param, host, 0);
+	X509_VERIFY_PARAM_set1_host(param, host, hlen);
 	if (X509_verify_cert(vctx) == 1)
 		rc = 0;
 	else
-		snprintf(why, n, "certificate verify failed for %s: %s", host,
+		snprintf(why, n, "certificate verify failed for %.*s: %s", (int)hlen, host,
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
 out:
 	X509_STORE_CTX_free(vctx);
