@@ -6,12 +6,13 @@ is served from the next STARTTLS on while sessions already on the old one
 finish, a pair that does not load keeps the old one (and says why), and a
 certificate within 30 days of expiry is warned about."""
 import os
+import re
 import socket
 import ssl
 import time
 
 import tls
-from conftest import listener_policy
+from conftest import listener_policy, run_tern
 
 
 def reply(f):
@@ -99,3 +100,46 @@ def test_changed_certificate_is_served_next_and_bad_one_is_refused(ternd, ports,
     assert wait_for(lambda: "certificate reload failed, keeping the old one" in t.stderr())
     assert served_der(ports[0]) == new_der
     assert t.stop() == 0
+
+
+def make_cert_days(directory, name, days):
+    import subprocess
+    cert, key = os.path.join(str(directory), "cert.pem"), os.path.join(str(directory), "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", str(days), "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=DNS:" + name], check=True, capture_output=True,
+                   timeout=60)
+    return cert, key
+
+
+def test_tls_check_prints_certificate_and_alarms_under_30_days(ternd, ports, tmp_path):
+    # A 2-day certificate: exit 1, the cron alarm. A 90-day one: exit 0.
+    short = tmp_path / "short"
+    short.mkdir()
+    cert, key = make_cert_days(short, "mx.test", 2)
+    first = ternd(listener_policy(tls.listener_options(cert, key)))
+    r = run_tern("tls", "check", "127.0.0.1:%d" % ports[0], "--starttls")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "CN=mx.test" in r.stdout and "DNS:mx.test" in r.stdout, r.stdout
+    assert re.search(r"days left: [12]\n", r.stdout), r.stdout
+    assert "verified:  no" in r.stdout, r.stdout  # self-signed: said, but not the alarm
+
+    assert first.stop() == 0  # the next one takes over the spool
+
+    long = tmp_path / "long"
+    long.mkdir()
+    cert90, key90 = make_cert_days(long, "mx.test", 90)
+    ternd(listener_policy(tls.listener_options(cert90, key90)).replace("{port}", "{port2}"))
+    r = run_tern("tls", "check", "127.0.0.1:%d" % ports[1], "--starttls", "--ca-file", cert90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"days left: (89|90)\n", r.stdout), r.stdout
+    assert "verified:  no (certificate verify failed for 127.0.0.1: hostname mismatch)" \
+        in r.stdout, r.stdout
+
+
+def test_tls_check_without_starttls_offered_exits_2(ternd, ports):
+    ternd(listener_policy())
+    r = run_tern("tls", "check", "127.0.0.1:%d" % ports[0], "--starttls")
+    assert r.returncode == 2
+    assert "STARTTLS not offered" in r.stderr, r.stderr
