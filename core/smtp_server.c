@@ -1278,6 +1278,13 @@ handle_line(struct session *s, const char *line, size_t len)
 		auth_continue(s, line, len);
 		return;
 	}
+	if (s->l->cfg.proxy_protocol && len >= 6 && memcmp(line, "PROXY ", 6) == 0) {
+		/* Only a trusted peer's header is read; from anyone else it is a forged address. */
+		log_info("smtp_server", "PROXY header from %s, not a trusted peer: closed",
+			 s->conn.peer_address);
+		session_close_with(s, 421, "4.7.0", "Not a trusted PROXY protocol peer");
+		return;
+	}
 	if (smtp_parse_command_utf8(line, len, s->smtputf8, &cmd, &err) < 0) {
 		/* A bad BDAT still announces a chunk we cannot find the end of: give up. */
 		if (cmd.verb == SMTP_VERB_BDAT)

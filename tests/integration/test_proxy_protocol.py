@@ -123,6 +123,14 @@ def test_not_required_serves_untrusted_peer_as_itself(ternd, ports):
     t = ternd(policy("{ trusted = { '10.0.0.0/8' }, required = false }", relay="'127.0.0.1'"))
     assert session(ports[0], b"", "b@remote.example") == 250
     assert [r["peer_address"] for r in receptions(t, 1)] == ["127.0.0.1"]
+    # ... but a header from it is still a forged address: closed.
+    s = socket.create_connection(("127.0.0.1", ports[0]), timeout=10)
+    f = s.makefile("rb")
+    assert reply(f)[0] == 220
+    s.sendall(v1(CLIENT, ports[0]))
+    assert reply(f)[0] == 421
+    assert f.read() == b""
+    s.close()
 
 
 @pytest.mark.parametrize("bad", ["proxy_protocol = true", "proxy_protocol = { trusted = 'x' }",
