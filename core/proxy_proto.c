@@ -92,7 +92,8 @@ v1_fields(char *line, struct proxy_header *out, struct tern_err *err)
 		family = AF_INET6;
 	else
 		return refuse(err, "v1 protocol is not TCP4, TCP6 or UNKNOWN");
-	if (!v1_address(family, f[1], f[3], &out->src) || !v1_address(family, f[2], f[4], &out->dst))
+	if (!v1_address(family, f[1], f[3], &out->src) ||
+	    !v1_address(family, f[2], f[4], &out->dst))
 		return refuse(err, "v1 address or port does not parse");
 	return 0;
 }
@@ -127,7 +128,8 @@ v2_addresses(const uint8_t *a, size_t alen, uint8_t fam, struct proxy_header *ou
 	     struct tern_err *err)
 {
 	if ((fam >> 4) == 1) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&out->src, *d = (struct sockaddr_in *)&out->dst;
+		struct sockaddr_in *s = (struct sockaddr_in *)&out->src,
+				   *d = (struct sockaddr_in *)&out->dst;
 
 		if (alen < 12)
 			return refuse(err, "v2 IPv4 block too short");

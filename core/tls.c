@@ -273,8 +273,8 @@ tls_store_get(const char *ca_file, char *why, size_t n)
 }
 
 static int
-tls_verify_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain, const char *host,
-		 char *why, size_t n)
+tls_verify_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) * chain, const char *host, char *why,
+		 size_t n)
 {
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *param;
@@ -317,7 +317,8 @@ tls_verify_peer(SSL *ssl, const char *host, const char *ca_file, char *why, size
 	return tls_verify_chain(store, leaf, SSL_get_peer_cert_chain(ssl), host, why, n);
 }
 
-/* ---- reloadable server certificates ------------------------------------------------------------ */
+/* ---- reloadable server certificates ------------------------------------------------------------
+ */
 
 /* What identifies a file's content cheaply: a rename, a rewrite or a touch changes it. */
 struct tls_file_id {

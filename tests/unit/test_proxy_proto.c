@@ -13,7 +13,8 @@
 
 #include "tern/proxy_proto.h"
 
-static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+				0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
 static int
 parse(const void *p, size_t n, struct proxy_header *h)
@@ -27,7 +28,8 @@ static const char *
 src_text(const struct proxy_header *h, char *out)
 {
 	if (h->src.ss_family == AF_INET6)
-		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&h->src)->sin6_addr, out, 64);
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&h->src)->sin6_addr, out,
+				 64);
 	return inet_ntop(AF_INET, &((const struct sockaddr_in *)&h->src)->sin_addr, out, 64);
 }
 
@@ -53,11 +55,15 @@ test_v1(void **state)
 static void
 test_v1_incomplete_and_bad(void **state)
 {
-	static const char *const bad[] = {
-		"PROXY TCP4 203.0.113.5 127.0.0.1 40000\r\n", "PROXY TCP4 203.0.113.500 127.0.0.1 1 2\r\n",
-		"PROXY TCP4 203.0.113.5 127.0.0.1 65536 25\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n",
-		"PROXY UDP4 203.0.113.5 127.0.0.1 1 2\r\n", "PROXY TCP4 203.0.113.5 127.0.0.1 01 2\r\n",
-		"PROXY TCP4 203.0.113.5 127.0.0.1 1 2\n", "EHLO client.test\r\n", "proxy TCP4\r\n"};
+	static const char *const bad[] = {"PROXY TCP4 203.0.113.5 127.0.0.1 40000\r\n",
+					  "PROXY TCP4 203.0.113.500 127.0.0.1 1 2\r\n",
+					  "PROXY TCP4 203.0.113.5 127.0.0.1 65536 25\r\n",
+					  "PROXY TCP4 ::1 ::1 1 2\r\n",
+					  "PROXY UDP4 203.0.113.5 127.0.0.1 1 2\r\n",
+					  "PROXY TCP4 203.0.113.5 127.0.0.1 01 2\r\n",
+					  "PROXY TCP4 203.0.113.5 127.0.0.1 1 2\n",
+					  "EHLO client.test\r\n",
+					  "proxy TCP4\r\n"};
 	char longline[200];
 	struct proxy_header h;
 	size_t i;
@@ -124,10 +130,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v1),
-		cmocka_unit_test(test_v1_incomplete_and_bad),
-		cmocka_unit_test(test_v2),
-		cmocka_unit_test(test_v2_bad),
+	    cmocka_unit_test(test_v1),
+	    cmocka_unit_test(test_v1_incomplete_and_bad),
+	    cmocka_unit_test(test_v2),
+	    cmocka_unit_test(test_v2_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

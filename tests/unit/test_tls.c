@@ -254,7 +254,9 @@ test_server_reload(void **state)
 	SSL_CTX_free(after);
 
 	assert_int_equal(sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-			    "-days 90 -subj /CN=new -keyout %s -out %s 2>/dev/null", key, cert), 0);
+			    "-days 90 -subj /CN=new -keyout %s -out %s 2>/dev/null",
+			    key, cert),
+			 0);
 	assert_int_equal(tls_server_check(ts, false, &err), 1);
 	after = tls_server_get(ts);
 	assert_ptr_not_equal(before, after);
@@ -680,7 +682,7 @@ main(void)
 	    cmocka_unit_test(test_ctx_errors),
 	    cmocka_unit_test(test_server_options),
 	    cmocka_unit_test(test_days_left),
-		cmocka_unit_test(test_server_reload),
+	    cmocka_unit_test(test_server_reload),
 	    cmocka_unit_test(test_handshake_exchange),
 	    cmocka_unit_test(test_tls12),
 	    cmocka_unit_test(test_bulk_both_ways),
