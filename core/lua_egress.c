@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -241,7 +242,7 @@ lua_egress_make_path(lua_State *L)
 		"banner_timeout", "ehlo_timeout", "mail_timeout", "rcpt_timeout", "data_timeout",
 		"idle_timeout", "ehlo_domain", "tls_ca_file", NULL};
 	const char *fname = "tern.make_egress_path";
-	const char *tls;
+	const char *tls, *ca;
 	const char *const *t;
 	double port;
 
@@ -259,8 +260,11 @@ lua_egress_make_path(lua_State *L)
 	    strcmp(tls, "required_insecure"))
 		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required', "
 				     "'required_insecure' or 'disabled'", fname);
-	if (strlen(lua_tern_opt_string(L, 1, fname, "tls_ca_file", "")) >= 256)
+	ca = lua_tern_opt_string(L, 1, fname, "tls_ca_file", NULL);
+	if (ca && strlen(ca) >= 256)
 		return luaL_error(L, "%s: tls_ca_file is longer than 255 bytes", fname);
+	if (ca && access(ca, R_OK) < 0)
+		return luaL_error(L, "%s: tls_ca_file %s: %s", fname, ca, strerror(errno));
 	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
 	lua_tern_normalise_rate(L, 1, fname, "max_message_rate");
 	lua_tern_normalise_rate(L, 1, fname, "max_connection_rate");

@@ -74,8 +74,12 @@ def test_required_fails_transiently_saying_why(tmp_path, dns_server, ternd_sink,
     assert sink.receptions() == []
 
 
-def test_bad_enable_tls_names_the_choices(ternd):
-    t = ternd(mta_policy("127.0.0.1:53", "tern.make_egress_path { enable_tls = 'verify' }"),
-              start=False)
-    with pytest.raises(RuntimeError, match="required_insecure"):
+@pytest.mark.parametrize("opts,why", [
+    ("enable_tls = 'verify'", "required_insecure"),
+    ("enable_tls = 'required', tls_ca_file = '/nonexistent/ca.pem'",
+     "tls_ca_file /nonexistent/ca.pem: No such file or directory"),
+], ids=["enable_tls", "tls_ca_file"])
+def test_bad_path_option_is_a_policy_error(ternd, opts, why):
+    t = ternd(mta_policy("127.0.0.1:53", "tern.make_egress_path { %s }" % opts), start=False)
+    with pytest.raises(RuntimeError, match=why):
         t.start()
