@@ -67,13 +67,16 @@ shards_init(int n, const struct policy_options *opts, struct tern_err *err)
 		s->loop = ev_loop_new(EVFLAG_AUTO);
 		if (s->loop == NULL) {
 			tern_err_set(err, 0, "", "cannot create event loop for shard %d", i);
+			n_shards = i; /* shards_free() must not touch the ones never set up */
 			return -ENOMEM;
 		}
 		mailbox_init(&s->mailbox, s->loop);
 		shard_enter(s);
 		s->policy = policy_new(s, opts, err);
-		if (s->policy == NULL)
+		if (s->policy == NULL) {
+			n_shards = i + 1;
 			return -EINVAL;
+		}
 	}
 	current_shard = NULL;
 	log_context()->shard = -1;
