@@ -137,6 +137,8 @@ add_tls(struct buf *b, const struct logrec *r)
 	buf_append_str(b, ",\"tls\":{\"version\":");
 	buf_append_json_string(b, r->tls_version, strlen(r->tls_version));
 	add_str(b, "cipher", r->tls_cipher);
+	if (r->tls_checked)
+		buf_append_str(b, r->tls_verified ? ",\"verified\":true" : ",\"verified\":false");
 	buf_append_char(b, '}');
 }
 

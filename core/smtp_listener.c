@@ -348,17 +348,42 @@ listener_exit_shard(struct shard *shard, void *arg)
 	smtp_sessions_free(arg);
 }
 
+static void
+listener_tls_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct smtp_listener *l = w->data;
+	struct tern_err err;
+
+	tls_server_check(l->tls, false, &err);
+}
+
+static void
+listener_tls_stop(struct shard *shard, void *arg)
+{
+	struct smtp_listener *l = arg;
+
+	ev_timer_stop(shard->loop, &l->tls_check);
+}
+
+/* The certificate files are watched from shard 0: one check per listener, not one per shard. */
 static int
 listener_tls_open(struct smtp_listener *l, struct tern_err *err)
 {
 	const struct tls_server_options opts = {.ciphers = l->cfg.tls_ciphers,
 						.ciphersuites = l->cfg.tls_ciphersuites,
 						.min_version = l->cfg.tls_min_version};
+	double every = l->cfg.tls_reload_interval > 0 ? l->cfg.tls_reload_interval
+						      : TLS_SERVER_CHECK_INTERVAL;
+	struct shard *shard = shard_get(0);
 
-	l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
+	l->tls = tls_server_new(l->cfg.tls_certificate, l->cfg.tls_private_key, &opts, err);
 	if (l->tls == NULL)
 		return -EINVAL;
-	return tls_server_ctx_configure(l->tls, &opts, err);
+	ev_timer_init(&l->tls_check, listener_tls_check_cb, every, every);
+	l->tls_check.data = l;
+	ev_timer_start(shard->loop, &l->tls_check);
+	shard_on_stop(shard, listener_tls_stop, l);
+	return 0;
 }
 
 static int
@@ -414,8 +439,7 @@ listener_close(void *arg)
 	}
 	free(l->shards); l->shards = NULL;
 	l->n_shards = 0;
-	if (l->tls)
-		SSL_CTX_free(l->tls);
+	tls_server_free(l->tls);
 	l->tls = NULL;
 }
 
@@ -426,6 +450,7 @@ smtp_listener_config_free(struct smtp_listener_config *cfg)
 	free(cfg->hostname);
 	free(cfg->banner);
 	free(cfg->relay_hosts);
+	free(cfg->proxy_trusted);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->tls_ciphers);

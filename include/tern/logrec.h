@@ -33,6 +33,9 @@ struct logrec {
 	int num_attempts;
 	const char *tls_version;
 	const char *tls_cipher;
+	/* Outbound only: the peer's certificate was checked, and whether it verified. */
+	bool tls_checked;
+	bool tls_verified;
 };
 
 struct logrec_config {
