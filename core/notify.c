@@ -63,6 +63,11 @@ notify_init(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 
+	/* Called again (tests), it starts afresh. */
+	if (notify_fd >= 0)
+		close(notify_fd);
+	notify_fd = -1;
+	watchdog_usec = 0;
 	notify_watchdog_init();
 	if (path != NULL && notify_address(path) < 0)
 		log_warn("notify", "ignoring NOTIFY_SOCKET '%s': not an absolute path or @name", path);

@@ -72,8 +72,13 @@ privdrop_fail(struct tern_err *err, const char *step)
 int
 privdrop_drop(struct tern_err *err)
 {
-	if (!target.wanted || geteuid() != 0)
-		return 0;
+	if (!target.wanted || (geteuid() != 0 && getuid() == target.uid))
+		return 0; /* already the user, as under systemd's User= */
+	if (geteuid() != 0) {
+		tern_err_set(err, 0, "", "ternd: --user %s needs ternd to be started as root",
+			     target.name);
+		return -EPERM;
+	}
 	if (setgroups(0, NULL) < 0)
 		return privdrop_fail(err, "setgroups");
 	if (setgid(target.gid) < 0)

@@ -16,7 +16,7 @@
 int privdrop_check_root(const char *user, bool allow_root, struct tern_err *err);
 /* Look user up now (before anything is opened) so a typo fails at once. */
 int privdrop_lookup(const char *user, struct tern_err *err);
-/* Become the user privdrop_lookup() found; nothing to do when not root. */
+/* Become the user privdrop_lookup() found; nothing to do when already that user. */
 int privdrop_drop(struct tern_err *err);
 
 #endif
