@@ -41,8 +41,8 @@ notify_address(const char *path)
 	memcpy(notify_addr.sun_path, path, len);
 	if (path[0] == '@')
 		notify_addr.sun_path[0] = '\0';
-	notify_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-				     (path[0] == '@' ? 0 : 1));
+	notify_addrlen =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
 	return 0;
 }
 
@@ -70,7 +70,8 @@ notify_init(void)
 	watchdog_usec = 0;
 	notify_watchdog_init();
 	if (path != NULL && notify_address(path) < 0)
-		log_warn("notify", "ignoring NOTIFY_SOCKET '%s': not an absolute path or @name", path);
+		log_warn("notify", "ignoring NOTIFY_SOCKET '%s': not an absolute path or @name",
+			 path);
 	else if (path != NULL)
 		notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (path != NULL && notify_fd < 0)
@@ -125,7 +126,8 @@ notify_reloading(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_send("RELOADING=1\nSTATUS=reloading the policy\nMONOTONIC_USEC=%llu",
-		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+		    (unsigned long long)ts.tv_sec * 1000000ULL +
+			(unsigned long long)ts.tv_nsec / 1000);
 }
 
 void

@@ -49,7 +49,8 @@ privdrop_lookup(const char *user, struct tern_err *err)
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0) {
-		tern_err_set(err, 0, "", "ternd: --user %s is root: name an unprivileged user", user);
+		tern_err_set(err, 0, "", "ternd: --user %s is root: name an unprivileged user",
+			     user);
 		return -EINVAL;
 	}
 	target.wanted = true;
@@ -85,7 +86,8 @@ privdrop_drop(struct tern_err *err)
 		return privdrop_fail(err, "setgid");
 	if (setuid(target.uid) < 0)
 		return privdrop_fail(err, "setuid");
-	if (setuid(0) == 0 || setgid(0) == 0 || geteuid() != target.uid || getegid() != target.gid) {
+	if (setuid(0) == 0 || setgid(0) == 0 || geteuid() != target.uid ||
+	    getegid() != target.gid) {
 		tern_err_set(err, 0, "", "ternd: root could be regained after becoming %s",
 			     target.name);
 		return -EPERM;

@@ -7,8 +7,8 @@
  */
 #include "tern/daemon.h"
 #include "tern/log.h"
-#include "tern/notify.h"
 #include "tern/logrec.h"
+#include "tern/notify.h"
 #include "tern/policy.h"
 #include "tern/policy_files.h"
 #include "tern/policy_revision.h"

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Read $NOTIFY_SOCKET and $WATCHDOG_USEC/$WATCHDOG_PID; unset them so children do not inherit them. */
+/* Read $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID, then unset them for children. */
 void notify_init(void);
 /* Whether a service manager listens (NOTIFY_SOCKET was set and usable). */
 bool notify_enabled(void);
@@ -34,7 +34,7 @@ void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * each status, so a long but moving recovery never hits TimeoutStartSec.
  */
 void notify_status_extend(uint64_t extend_usec, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* The keep-alive period the manager asked for (half of WATCHDOG_USEC), 0 when none. */
 uint64_t notify_watchdog_period_usec(void);
 void notify_watchdog(void);

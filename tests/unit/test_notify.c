@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The notify protocol: socket addresses (path, @abstract, invalid), messages, the watchdog period. */
+/* The notify protocol: path, @abstract and invalid addresses, messages, the watchdog period. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,8 +29,9 @@ manager_socket(const char *name)
 		a.sun_path[0] = '\0';
 	else
 		len++;
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un,
-									  sun_path) + len)), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)),
+			 0);
 	return fd;
 }
 
