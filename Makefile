@@ -156,3 +156,23 @@ test-durability: deps
 mutants: deps
 	@$(MAKE) --no-print-directory all unit
 	@/usr/bin/python3 tests/mutants/run --build $(BUILD) $(MUTANTS_ARGS)
+
+# Man pages from their scdoc sources in docs/man.
+MAN_SRCS := $(wildcard docs/man/*.scd)
+MAN_PAGES := $(MAN_SRCS:docs/man/%.scd=build/man/%)
+.PHONY: man deb
+man: $(MAN_PAGES)
+
+build/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@
+
+# Debian package build/deb/tern_VERSION_ARCH.deb (debhelper): a copy of the tree, without
+# builds and run-time state, with packaging/debian as its debian/ directory; then lintian.
+deb:
+	@rm -rf build/deb && mkdir -p build/deb/tern-$(shell cat VERSION)
+	tar -c --exclude=./build --exclude=./var --exclude=./.git --exclude=./ternd --exclude=./tern . \
+		| tar -x -C build/deb/tern-$(shell cat VERSION)
+	cp -r packaging/debian build/deb/tern-$(shell cat VERSION)/debian
+	cd build/deb/tern-$(shell cat VERSION) && dpkg-buildpackage -b -us -uc
+	lintian --fail-on error build/deb/tern_$(shell cat VERSION)_*.deb
