@@ -44,7 +44,7 @@ LAYERS = {
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
     "shard": FOUNDATION, "tls": FOUNDATION, "util": FOUNDATION, "util_heap": FOUNDATION,
-    "util_map": FOUNDATION, "watchdog": FOUNDATION,
+    "util_map": FOUNDATION, "watchdog": FOUNDATION, "notify": FOUNDATION, "privdrop": FOUNDATION,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"tern/([A-Za-z0-9_]+)\.h"')
