@@ -70,10 +70,12 @@ test: deps check-layers
 check-layers:
 	@/usr/bin/python3 tests/check-layers.py
 
+# As root (a fresh machine, a container) the quickstart runs as root on purpose: it is a demo in
+# the source tree, not a service; the package's unit drops privileges with --user.
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var/log
-	./ternd --policy policy-examples/quickstart.lua
+	./ternd --policy policy-examples/quickstart.lua $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # libFuzzer targets. The core is compiled once, with coverage hooks but no
 # fuzzer main (fuzzer-no-link), into libtern-fuzz.a; each target links it.

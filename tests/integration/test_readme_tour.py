@@ -46,7 +46,7 @@ def make_run_command():
     """What `make run` starts once it has built: the Makefile's last line of the recipe."""
     text = open(os.path.join(ROOT, "Makefile")).read()
     recipe = text[text.index("\nrun:"):].split("\n\n")[0].splitlines()
-    return recipe[-1].strip()
+    return recipe[-1].strip().replace("$$", "$")
 
 
 class Server:
@@ -127,7 +127,7 @@ def test_readme_tour_works_as_written(tour_dir, tmp_path):
         pytest.skip("the tour's ports %s are in use on this machine" % busy)
     if subprocess.run(["which", "swaks"], capture_output=True).returncode != 0:
         pytest.skip("swaks is not installed (make run installs it)")
-    assert make_run_command() == "./ternd --policy policy-examples/quickstart.lua"
+    assert make_run_command().startswith("./ternd --policy policy-examples/quickstart.lua")
     servers = {}
     try:
         for terminal, cmds in tour_blocks():
