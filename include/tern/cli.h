@@ -27,4 +27,6 @@ int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--
  */
 int cli_review_exec(const char *runner, int argc, char **argv);
 
+int cli_classify_main(int argc, char **argv); /* tern classify [--policy F] [--json] [REPLY...] */
+
 #endif

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bounce: reply -> category, by an ordered list of PCRE2 rules.
+ *
+ * Every failed attempt is classified, and providers repeat the same few
+ * hundred replies millions of times, so the cost that matters is the cached
+ * one: a direct-mapped cache keyed by (site, normalised reply) answers a
+ * repeat with one hash and one memcmp; only a new reply walks the rules.
+ * Patterns are compiled and JIT-compiled once, when policy configures them,
+ * and one match data block serves every match of the set (one thread only).
+ */
+#include "tern/bounce.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Big enough for every distinct reply of a busy shard's hour; a slot is ~40 bytes + the key. */
+#define BOUNCE_CACHE_SLOTS 4096
+
+static const char *const category_names[BOUNCE_N_CATEGORIES] = {
+	"bad-mailbox",	       "bad-domain",	 "inactive-mailbox",  "routing-errors",
+	"no-answer-from-host", "message-expired", "bad-connection",    "bad-configuration",
+	"quota-issues",	       "spam-related",	 "policy-related",    "content-related",
+	"virus-related",       "protocol-errors", "relaying-issues",   "invalid-sender",
+	"other",	       "authentication-failure", "rate-limited",
+};
+
+struct bounce_rule {
+	char *name, *file;
+	int line;
+	enum bounce_category category;
+	pcre2_code *re, *site_re;
+};
+
+struct cache_slot {
+	uint64_t hash;
+	char *key; /* site '\0' normalised reply; NULL when empty */
+	size_t keylen;
+	int rule; /* index, or -1 for no match */
+};
+
+struct bounce_rules {
+	struct bounce_rule *rules;
+	size_t n, cap;
+	pcre2_match_data *md;
+	struct cache_slot cache[BOUNCE_CACHE_SLOTS];
+};
+
+const char *
+bounce_category_name(enum bounce_category c)
+{
+	if ((int)c < 0 || c >= BOUNCE_N_CATEGORIES)
+		return NULL;
+	return category_names[c];
+}
+
+int
+bounce_category_parse(const char *name, enum bounce_category *out)
+{
+	int i;
+
+	for (i = 0; i < BOUNCE_N_CATEGORIES; i++)
+		if (strcmp(name, category_names[i]) == 0) {
+			*out = (enum bounce_category)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* ---- normalisation ---- */
+
+struct norm {
+	char *out;
+	size_t n, cap;
+	bool space; /* a separator is pending before the next word */
+	char code[4], enh[12];
+};
+
+static void
+norm_putc(struct norm *w, char c)
+{
+	if (c == ' ' || c == '\t' || (unsigned char)c < 0x20 || c == 0x7f) {
+		w->space = w->n > 0;
+		return;
+	}
+	if (w->space && w->n + 1 < w->cap)
+		w->out[w->n++] = ' ';
+	w->space = false;
+	if (w->n + 1 < w->cap)
+		w->out[w->n++] = c;
+}
+
+static bool
+is_code(const char *p, size_t len)
+{
+	return len >= 3 && p[0] >= '2' && p[0] <= '5' && isdigit((unsigned char)p[1]) &&
+	       isdigit((unsigned char)p[2]) && (len == 3 || p[3] == ' ' || p[3] == '-' ||
+						p[3] == '\r' || p[3] == '\n');
+}
+
+/* Length of an enhanced status code (class.subject.detail) at p, or 0. */
+static size_t
+enh_len(const char *p, size_t len)
+{
+	size_t i = 0, part, digits;
+
+	if (len < 5 || (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
+		return 0;
+	for (i = 2, part = 0; part < 2; part++) {
+		for (digits = 0; i < len && isdigit((unsigned char)p[i]) && digits < 3; i++)
+			digits++;
+		if (digits == 0 || (part == 0 && (i >= len || p[i] != '.')))
+			return 0;
+		if (part == 0)
+			i++;
+	}
+	if (i < len && !isspace((unsigned char)p[i]))
+		return 0;
+	return i;
+}
+
+/* At a word start: the length of this reply's own `550-` / `550 5.1.1 ` prefix, or 0. */
+static size_t
+own_prefix(const struct norm *w, const char *p, size_t len)
+{
+	size_t i, e = strlen(w->enh);
+
+	if (!w->code[0] || len < 4 || memcmp(p, w->code, 3) != 0 || (p[3] != '-' && p[3] != ' '))
+		return 0;
+	i = 4;
+	if (e && len - i >= e && memcmp(p + i, w->enh, e) == 0 &&
+	    (len - i == e || isspace((unsigned char)p[i + e])))
+		return i + e;
+	return p[3] == '-' ? i : 0;
+}
+
+/* The reply's code and enhanced code, from its first line; returns where the text starts. */
+static size_t
+norm_head(struct norm *w, const char *p, size_t len)
+{
+	size_t i = 0, e;
+
+	if (!is_code(p, len))
+		return 0;
+	memcpy(w->code, p, 3);
+	i = len > 3 ? 4 : 3;
+	e = enh_len(p + i, len - i);
+	if (e > 0 && e < sizeof(w->enh)) {
+		memcpy(w->enh, p + i, e);
+		i += e;
+	}
+	return i;
+}
+
+size_t
+bounce_normalise(const char *reply, size_t len, char *out, size_t outsz)
+{
+	struct norm w = {.out = out, .cap = outsz};
+	size_t i, skip;
+	bool word_start = true;
+
+	if (outsz == 0)
+		return 0;
+	while (len > 0 && isspace((unsigned char)*reply))
+		reply++, len--;
+	i = norm_head(&w, reply, len);
+	for (const char *c = w.code; *c; c++)
+		norm_putc(&w, *c);
+	norm_putc(&w, ' ');
+	for (const char *c = w.enh; *c; c++)
+		norm_putc(&w, *c);
+	norm_putc(&w, ' ');
+	for (; i < len; i++) {
+		if (word_start && (skip = own_prefix(&w, reply + i, len - i)) > 0) {
+			i += skip - 1;
+			norm_putc(&w, ' ');
+			continue;
+		}
+		norm_putc(&w, reply[i]);
+		word_start = isspace((unsigned char)reply[i]) || (unsigned char)reply[i] < 0x20;
+	}
+	out[w.n] = '\0';
+	return w.n;
+}
+
+/* ---- rule sets ---- */
+
+struct bounce_rules *
+bounce_rules_new(void)
+{
+	struct bounce_rules *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->md = pcre2_match_data_create(1, NULL);
+	if (r->md == NULL) {
+		free(r); r = NULL;
+	}
+	return r;
+}
+
+static void
+rule_deinit(struct bounce_rule *rule)
+{
+	pcre2_code_free(rule->re);
+	pcre2_code_free(rule->site_re);
+	free(rule->name); rule->name = NULL;
+	free(rule->file); rule->file = NULL;
+}
+
+void
+bounce_rules_free(struct bounce_rules *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->n; i++)
+		rule_deinit(&r->rules[i]);
+	for (i = 0; i < BOUNCE_CACHE_SLOTS; i++)
+		free(r->cache[i].key);
+	pcre2_match_data_free(r->md);
+	free(r->rules); r->rules = NULL;
+	free(r);
+}
+
+size_t
+bounce_rules_count(const struct bounce_rules *r)
+{
+	return r->n;
+}
+
+static pcre2_code *
+compile(const char *name, const char *what, const char *pattern, struct tern_err *err)
+{
+	int code;
+	PCRE2_SIZE off;
+	PCRE2_UCHAR msg[160];
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
+				       &code, &off, NULL);
+
+	if (re == NULL) {
+		pcre2_get_error_message(code, msg, sizeof(msg));
+		tern_err_set(err, 0, NULL, "bounce rule '%s': bad %s at offset %zu: %s", name, what,
+			     (size_t)off, (char *)msg);
+		return NULL;
+	}
+	/* Without JIT (an unsupported CPU) PCRE2 interprets: slower, still correct. */
+	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	return re;
+}
+
+static int
+grow(struct bounce_rules *r)
+{
+	size_t cap = r->cap ? r->cap * 2 : 64;
+	struct bounce_rule *n;
+
+	if (r->n < r->cap)
+		return 0;
+	n = realloc(r->rules, cap * sizeof(*n));
+	if (n == NULL)
+		return -1;
+	r->rules = n;
+	r->cap = cap;
+	return 0;
+}
+
+int
+bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, struct tern_err *err)
+{
+	struct bounce_rule rule = {.line = def->line, .category = def->category};
+
+	if (grow(r) < 0) {
+		tern_err_set(err, 0, NULL, "bounce rule '%s': out of memory", def->name);
+		return -1;
+	}
+	rule.re = compile(def->name, "pattern", def->pattern, err);
+	if (rule.re == NULL)
+		return -1;
+	if (def->site && (rule.site_re = compile(def->name, "site", def->site, err)) == NULL)
+		goto fail;
+	rule.name = strdup(def->name);
+	rule.file = strdup(def->file ? def->file : "?");
+	if (rule.name == NULL || rule.file == NULL) {
+		tern_err_set(err, 0, NULL, "bounce rule '%s': out of memory", def->name);
+		goto fail;
+	}
+	r->rules[r->n++] = rule;
+	return 0;
+fail:
+	rule_deinit(&rule);
+	return -1;
+}
+
+/* ---- classification ---- */
+
+static bool
+matches(struct bounce_rules *r, pcre2_code *re, const char *s, size_t len)
+{
+	return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, r->md, NULL) >= 0;
+}
+
+static int
+first_match(struct bounce_rules *r, const char *site, const char *text, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		struct bounce_rule *rule = &r->rules[i];
+
+		if (rule->site_re && (!*site || !matches(r, rule->site_re, site, strlen(site))))
+			continue;
+		if (matches(r, rule->re, text, len))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* FNV-1a: a few ns for a reply, and spreads the near-identical replies of one provider. */
+static uint64_t
+hash_bytes(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (n--)
+		h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+	return h;
+}
+
+static struct bounce_result
+result_of(const struct bounce_rules *r, int idx)
+{
+	struct bounce_result res = {.category = BOUNCE_OTHER};
+
+	if (idx >= 0) {
+		res.category = r->rules[idx].category;
+		res.rule = r->rules[idx].name;
+		res.file = r->rules[idx].file;
+		res.line = r->rules[idx].line;
+	}
+	return res;
+}
+
+/* Remember a result; the slot's old entry is dropped (a failed copy only skips caching). */
+static void
+cache_put(struct cache_slot *slot, uint64_t h, const char *key, size_t keylen, int idx)
+{
+	char *copy = malloc(keylen);
+
+	if (copy == NULL)
+		return;
+	memcpy(copy, key, keylen);
+	free(slot->key);
+	slot->key = copy;
+	slot->keylen = keylen;
+	slot->hash = h;
+	slot->rule = idx;
+}
+
+struct bounce_result
+bounce_classify(struct bounce_rules *r, const char *reply, size_t len, const char *site)
+{
+	char key[BOUNCE_REPLY_MAX + 256];
+	size_t sitelen, n, keylen;
+	struct cache_slot *slot;
+	uint64_t h;
+	int idx;
+
+	site = site ? site : "";
+	sitelen = strnlen(site, 255);
+	memcpy(key, site, sitelen);
+	key[sitelen] = '\0';
+	n = bounce_normalise(reply, len, key + sitelen + 1, BOUNCE_REPLY_MAX);
+	keylen = sitelen + 1 + n;
+	h = hash_bytes(key, keylen);
+	slot = &r->cache[h % BOUNCE_CACHE_SLOTS];
+	if (slot->key && slot->hash == h && slot->keylen == keylen && memcmp(slot->key, key, keylen) == 0)
+		return result_of(r, slot->rule);
+	idx = first_match(r, key, key + sitelen + 1, n);
+	cache_put(slot, h, key, keylen, idx);
+	return result_of(r, idx);
+}
