@@ -125,9 +125,14 @@ enh_len(const char *p, size_t len)
 	return i;
 }
 
-/* At a word start: the length of this reply's own `550-` / `550 5.1.1 ` prefix, or 0. */
+/*
+ * At a word start: the length of this reply's own `550-` / `550 5.1.1 ` prefix,
+ * or 0. At a line start `550 ` is one too (the last line of a multi-line
+ * reply); inside a line it is text ("said: 550 ..."), unless the enhanced
+ * code follows.
+ */
 static size_t
-own_prefix(const struct norm *w, const char *p, size_t len)
+own_prefix(const struct norm *w, const char *p, size_t len, bool line_start)
 {
 	size_t i, e = strlen(w->enh);
 
@@ -137,7 +142,7 @@ own_prefix(const struct norm *w, const char *p, size_t len)
 	if (e && len - i >= e && memcmp(p + i, w->enh, e) == 0 &&
 	    (len - i == e || isspace((unsigned char)p[i + e])))
 		return i + e;
-	return p[3] == '-' ? i : 0;
+	return p[3] == '-' || line_start ? i : 0;
 }
 
 /* The reply's code and enhanced code, from its first line; returns where the text starts. */
@@ -163,7 +168,7 @@ bounce_normalise(const char *reply, size_t len, char *out, size_t outsz)
 {
 	struct norm w = {.out = out, .cap = outsz};
 	size_t i, skip;
-	bool word_start = true;
+	bool word_start = true, line_start = false;
 
 	if (outsz == 0)
 		return 0;
@@ -177,13 +182,14 @@ bounce_normalise(const char *reply, size_t len, char *out, size_t outsz)
 		norm_putc(&w, *c);
 	norm_putc(&w, ' ');
 	for (; i < len; i++) {
-		if (word_start && (skip = own_prefix(&w, reply + i, len - i)) > 0) {
+		if (word_start && (skip = own_prefix(&w, reply + i, len - i, line_start)) > 0) {
 			i += skip - 1;
 			norm_putc(&w, ' ');
 			continue;
 		}
 		norm_putc(&w, reply[i]);
 		word_start = isspace((unsigned char)reply[i]) || (unsigned char)reply[i] < 0x20;
+		line_start = reply[i] == '\n' || (line_start && reply[i] == '\r');
 	}
 	out[w.n] = '\0';
 	return w.n;
