@@ -35,10 +35,14 @@ caller_where(lua_State *L, const char **file, int *line)
 
 	*line = 0;
 	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-		/* The standard library's rules are named as in the repository, wherever installed. */
-		const char *lib = strstr(ar.short_src, "/lua/tern/");
+		/*
+		 * The whole file name (short_src cuts long paths); the standard
+		 * library's rules are named as in the repository, wherever installed.
+		 */
+		const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
+		const char *lib = strstr(src, "/lua/tern/");
 
-		lua_pushstring(L, lib ? lib + 1 : ar.short_src);
+		lua_pushstring(L, lib ? lib + 1 : src);
 		*line = ar.currentline;
 	} else {
 		lua_pushliteral(L, "?");

@@ -103,7 +103,7 @@ return {
   -- "Trop de connexions", iCloud "deferred due to excessive volume",
   -- Exchange "4.7.0 Too many connections", Comcast "throttled".
   rule { name = 'throttled', category = 'rate-limited',
-         pattern = [[rate limit|too many (concurrent )?(connections|messages|recipients|sessions)|trop de connexions|max(imum)? (number of )?messages? per (connection|session)|excessive volume|throttl|sending rate]] },
+         pattern = [[rate limit|too many (concurrent )?(SMTP )?(connections|messages|recipients|sessions)|trop de connexions|max(imum)? (number of )?messages? per (connection|session)|excessive volume|throttl|sending rate]] },
 
   -- Gmail 550 5.2.1 "The email account that you tried to reach is disabled"
   -- and "is inactive"; Gmail 552 5.2.2 "out of storage space and inactive";
