@@ -8,6 +8,12 @@
  * repeat with one hash and one memcmp; only a new reply walks the rules.
  * Patterns are compiled and JIT-compiled once, when policy configures them,
  * and one match data block serves every match of the set (one thread only).
+ *
+ * A new reply (Gmail's carry a session id, so many are new) must still be
+ * cheap with hundreds of rules. Most rules do not match a given reply, so
+ * rules are also compiled in groups of BOUNCE_GROUP as one alternation: one
+ * scan that fails rules out the whole group, and only a group that matches
+ * is walked rule by rule, in order, so the first matching rule still wins.
  */
 #include "tern/bounce.h"
 
@@ -19,6 +25,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Rules per alternation; a matching group costs this many single scans more. */
+#define BOUNCE_GROUP 16
 
 /* Big enough for every distinct reply of a busy shard's hour; a slot is ~40 bytes + the key. */
 #define BOUNCE_CACHE_SLOTS 4096
@@ -32,7 +41,7 @@ static const char *const category_names[BOUNCE_N_CATEGORIES] = {
 };
 
 struct bounce_rule {
-	char *name, *file;
+	char *name, *file, *pattern;
 	int line;
 	enum bounce_category category;
 	pcre2_code *re, *site_re;
@@ -45,9 +54,17 @@ struct cache_slot {
 	int rule; /* index, or -1 for no match */
 };
 
+/* Rules [first, first + n) as one alternation; re is NULL when they do not combine. */
+struct bounce_group {
+	pcre2_code *re;
+	size_t first, n;
+};
+
 struct bounce_rules {
 	struct bounce_rule *rules;
 	size_t n, cap;
+	struct bounce_group *groups; /* built at the first classification after a change */
+	size_t ngroups;
 	pcre2_match_data *md;
 	struct cache_slot cache[BOUNCE_CACHE_SLOTS];
 };
@@ -89,9 +106,13 @@ norm_putc(struct norm *w, char c)
 		w->space = w->n > 0;
 		return;
 	}
-	if (w->space && w->n + 1 < w->cap)
+	if (w->space) {
+		/* A separator only with room for the word after it: no trailing space when cut. */
+		if (w->n + 2 >= w->cap)
+			return;
 		w->out[w->n++] = ' ';
-	w->space = false;
+		w->space = false;
+	}
 	if (w->n + 1 < w->cap)
 		w->out[w->n++] = c;
 }
@@ -218,6 +239,18 @@ rule_deinit(struct bounce_rule *rule)
 	pcre2_code_free(rule->site_re);
 	free(rule->name); rule->name = NULL;
 	free(rule->file); rule->file = NULL;
+	free(rule->pattern); rule->pattern = NULL;
+}
+
+static void
+groups_free(struct bounce_rules *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ngroups; i++)
+		pcre2_code_free(r->groups[i].re);
+	free(r->groups); r->groups = NULL;
+	r->ngroups = 0;
 }
 
 void
@@ -231,6 +264,7 @@ bounce_rules_free(struct bounce_rules *r)
 		rule_deinit(&r->rules[i]);
 	for (i = 0; i < BOUNCE_CACHE_SLOTS; i++)
 		free(r->cache[i].key);
+	groups_free(r);
 	pcre2_match_data_free(r->md);
 	free(r->rules); r->rules = NULL;
 	free(r);
@@ -294,11 +328,13 @@ bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, stru
 		goto fail;
 	rule.name = strdup(def->name);
 	rule.file = strdup(def->file ? def->file : "?");
-	if (rule.name == NULL || rule.file == NULL) {
+	rule.pattern = strdup(def->pattern);
+	if (rule.name == NULL || rule.file == NULL || rule.pattern == NULL) {
 		tern_err_set(err, 0, NULL, "bounce rule '%s': out of memory", def->name);
 		goto fail;
 	}
 	r->rules[r->n++] = rule;
+	groups_free(r);
 	return 0;
 fail:
 	rule_deinit(&rule);
@@ -313,12 +349,59 @@ matches(struct bounce_rules *r, pcre2_code *re, const char *s, size_t len)
 	return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, r->md, NULL) >= 0;
 }
 
+/*
+ * `(?:p0)|(?:p1)|...` for a group. NULL when the patterns do not combine
+ * (numbered back references, duplicate group names) or memory is short: the
+ * group is then walked rule by rule, which is slower but the same answer.
+ */
+static pcre2_code *
+group_compile(const struct bounce_rule *rules, size_t n)
+{
+	struct buf b;
+	pcre2_code *re = NULL;
+	PCRE2_SIZE off;
+	size_t i;
+	int code, rc = 0;
+
+	buf_init(&b);
+	for (i = 0; i < n && rc == 0; i++)
+		rc = buf_printf(&b, "%s(?:%s)", i ? "|" : "", rules[i].pattern);
+	if (rc == 0)
+		re = pcre2_compile((PCRE2_SPTR)b.data, b.len, PCRE2_CASELESS, &code, &off, NULL);
+	if (re)
+		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	buf_deinit(&b);
+	return re;
+}
+
 static int
-first_match(struct bounce_rules *r, const char *site, const char *text, size_t len)
+groups_build(struct bounce_rules *r)
+{
+	size_t i, n = (r->n + BOUNCE_GROUP - 1) / BOUNCE_GROUP;
+
+	r->groups = calloc(n ? n : 1, sizeof(*r->groups));
+	if (r->groups == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct bounce_group *g = &r->groups[i];
+
+		g->first = i * BOUNCE_GROUP;
+		g->n = r->n - g->first < BOUNCE_GROUP ? r->n - g->first : BOUNCE_GROUP;
+		g->re = group_compile(&r->rules[g->first], g->n);
+	}
+	r->ngroups = n;
+	return 0;
+}
+
+static int
+group_first_match(struct bounce_rules *r, const struct bounce_group *g, const char *site,
+		  const char *text, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < r->n; i++) {
+	if (g->re && !matches(r, g->re, text, len))
+		return -1;
+	for (i = g->first; i < g->first + g->n; i++) {
 		struct bounce_rule *rule = &r->rules[i];
 
 		if (rule->site_re && (!*site || !matches(r, rule->site_re, site, strlen(site))))
@@ -326,6 +409,23 @@ first_match(struct bounce_rules *r, const char *site, const char *text, size_t l
 		if (matches(r, rule->re, text, len))
 			return (int)i;
 	}
+	return -1;
+}
+
+static int
+first_match(struct bounce_rules *r, const char *site, const char *text, size_t len)
+{
+	size_t i;
+	int idx;
+
+	if (r->groups == NULL && groups_build(r) < 0) {
+		struct bounce_group all = {.first = 0, .n = r->n};
+
+		return group_first_match(r, &all, site, text, len);
+	}
+	for (i = 0; i < r->ngroups; i++)
+		if ((idx = group_first_match(r, &r->groups[i], site, text, len)) >= 0)
+			return idx;
 	return -1;
 }
 
