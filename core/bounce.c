@@ -10,12 +10,16 @@
  * and one match data block serves every match of the set (one thread only).
  *
  * A new reply (Gmail's carry a session id, so many are new) must still be
- * cheap with hundreds of rules. Most rules do not match a given reply, so
- * rules are also compiled in groups of BOUNCE_GROUP as one alternation: one
- * scan that fails rules out the whole group, and only a group that matches
- * is walked rule by rule, in order, so the first matching rule still wins.
+ * cheap with hundreds of rules, and one regex scan costs 0.3-1 us. So each
+ * rule also yields literals that any match must contain (the longest plain
+ * run of each top-level branch: "user unknown|no such user" needs "user
+ * unknown" or "no such user"); one Aho-Corasick pass over the reply finds
+ * which literals occur, and only rules with one of theirs present (or whose
+ * pattern yields no trustworthy literal) run their regex, in order, so the
+ * first matching rule still wins.
  */
 #include "tern/bounce.h"
+#include "tern/util_acmatch.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -26,8 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rules per alternation; a matching group costs this many single scans more. */
-#define BOUNCE_GROUP 16
+/* The longest literal kept per branch; a longer one is cut (a prefix is as necessary). */
+#define BOUNCE_LITERAL_MAX 64
 
 /* Big enough for every distinct reply of a busy shard's hour; a slot is ~40 bytes + the key. */
 #define BOUNCE_CACHE_SLOTS 4096
@@ -43,6 +47,7 @@ static const char *const category_names[BOUNCE_N_CATEGORIES] = {
 struct bounce_rule {
 	char *name, *file, *pattern;
 	int line;
+	bool filtered; /* only run when one of its literals occurs */
 	enum bounce_category category;
 	pcre2_code *re, *site_re;
 };
@@ -54,17 +59,11 @@ struct cache_slot {
 	int rule; /* index, or -1 for no match */
 };
 
-/* Rules [first, first + n) as one alternation; re is NULL when they do not combine. */
-struct bounce_group {
-	pcre2_code *re;
-	size_t first, n;
-};
-
 struct bounce_rules {
 	struct bounce_rule *rules;
 	size_t n, cap;
-	struct bounce_group *groups; /* built at the first classification after a change */
-	size_t ngroups;
+	struct acmatch *literals; /* built at the first classification after a change */
+	uint64_t *candidates;      /* one bit per rule: a literal of it occurs */
 	pcre2_match_data *md;
 	struct cache_slot cache[BOUNCE_CACHE_SLOTS];
 };
@@ -243,14 +242,11 @@ rule_deinit(struct bounce_rule *rule)
 }
 
 static void
-groups_free(struct bounce_rules *r)
+prefilter_free(struct bounce_rules *r)
 {
-	size_t i;
-
-	for (i = 0; i < r->ngroups; i++)
-		pcre2_code_free(r->groups[i].re);
-	free(r->groups); r->groups = NULL;
-	r->ngroups = 0;
+	acmatch_free(r->literals);
+	r->literals = NULL;
+	free(r->candidates); r->candidates = NULL;
 }
 
 void
@@ -264,7 +260,7 @@ bounce_rules_free(struct bounce_rules *r)
 		rule_deinit(&r->rules[i]);
 	for (i = 0; i < BOUNCE_CACHE_SLOTS; i++)
 		free(r->cache[i].key);
-	groups_free(r);
+	prefilter_free(r);
 	pcre2_match_data_free(r->md);
 	free(r->rules); r->rules = NULL;
 	free(r);
@@ -334,7 +330,7 @@ bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, stru
 		goto fail;
 	}
 	r->rules[r->n++] = rule;
-	groups_free(r);
+	prefilter_free(r);
 	return 0;
 fail:
 	rule_deinit(&rule);
@@ -349,83 +345,243 @@ matches(struct bounce_rules *r, pcre2_code *re, const char *s, size_t len)
 	return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, r->md, NULL) >= 0;
 }
 
-/*
- * `(?:p0)|(?:p1)|...` for a group. NULL when the patterns do not combine
- * (numbered back references, duplicate group names) or memory is short: the
- * group is then walked rule by rule, which is slower but the same answer.
- */
-static pcre2_code *
-group_compile(const struct bounce_rule *rules, size_t n)
-{
-	struct buf b;
-	pcre2_code *re = NULL;
-	PCRE2_SIZE off;
-	size_t i;
-	int code, rc = 0;
+/* ---- the literal prefilter ---- */
 
-	buf_init(&b);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = buf_printf(&b, "%s(?:%s)", i ? "|" : "", rules[i].pattern);
-	if (rc == 0)
-		re = pcre2_compile((PCRE2_SPTR)b.data, b.len, PCRE2_CASELESS, &code, &off, NULL);
-	if (re)
-		(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	buf_deinit(&b);
-	return re;
+/*
+ * The literals of one pattern, read with just enough of PCRE2's syntax to be
+ * sure: plain characters and escaped punctuation extend a run; anything else
+ * (classes, groups, ., anchors, \d-like escapes) ends it; a quantifier that
+ * allows zero takes its character back out. Anything not understood (option
+ * settings, backtracking verbs, \x, \Q, back references, POSIX classes)
+ * makes the pattern unfiltered, which costs time, never a wrong answer.
+ */
+struct lit_reader {
+	const char *p;
+	size_t i;
+	char run[BOUNCE_LITERAL_MAX], best[BOUNCE_LITERAL_MAX];
+	size_t rn, bn;
+	bool last_literal; /* the previous atom is the last byte of run */
+};
+
+static void
+lit_end_run(struct lit_reader *l)
+{
+	if (l->rn > l->bn) {
+		memcpy(l->best, l->run, l->rn);
+		l->bn = l->rn;
+	}
+	l->rn = 0;
+	l->last_literal = false;
 }
 
-static int
-groups_build(struct bounce_rules *r)
+static void
+lit_char(struct lit_reader *l, char c)
 {
-	size_t i, n = (r->n + BOUNCE_GROUP - 1) / BOUNCE_GROUP;
+	if (l->rn == BOUNCE_LITERAL_MAX)
+		lit_end_run(l);
+	l->run[l->rn++] = (char)tolower((unsigned char)c);
+	l->last_literal = true;
+}
 
-	r->groups = calloc(n ? n : 1, sizeof(*r->groups));
-	if (r->groups == NULL)
-		return -1;
-	for (i = 0; i < n; i++) {
-		struct bounce_group *g = &r->groups[i];
+/* Skip a [...] class starting at p[i] == '['; false for a form not understood. */
+static bool
+lit_skip_class(struct lit_reader *l)
+{
+	const char *p = l->p;
+	size_t j = l->i + 1;
 
-		g->first = i * BOUNCE_GROUP;
-		g->n = r->n - g->first < BOUNCE_GROUP ? r->n - g->first : BOUNCE_GROUP;
-		g->re = group_compile(&r->rules[g->first], g->n);
+	j += p[j] == '^';
+	j += p[j] == ']';
+	for (; p[j] && p[j] != ']'; j++) {
+		if (p[j] == '[' && p[j + 1] == ':')
+			return false;
+		if (p[j] == '\\' && p[j + 1])
+			j++;
 	}
-	r->ngroups = n;
+	if (!p[j])
+		return false;
+	l->i = j;
+	return true;
+}
+
+/* Skip a (...) group starting at p[i] == '('; false for option settings and verbs. */
+static bool
+lit_skip_group(struct lit_reader *l)
+{
+	const char *p = l->p;
+	int depth = 0;
+
+	if (p[l->i + 1] == '*' || (p[l->i + 1] == '?' && strchr("imnsxJU-^)", p[l->i + 2])))
+		return false;
+	for (; p[l->i]; l->i++) {
+		if (p[l->i] == '\\' && p[l->i + 1])
+			l->i++;
+		else if (p[l->i] == '[' && !lit_skip_class(l))
+			return false;
+		else if (p[l->i] == '(')
+			depth++;
+		else if (p[l->i] == ')' && --depth == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A quantifier at p[i]: take a zero-allowing one's character back; skip a lazy/possessive mark. */
+static bool
+lit_quantifier(struct lit_reader *l)
+{
+	const char *p = l->p;
+	char q = p[l->i];
+	bool zero = q == '?' || q == '*';
+
+	if (q == '{') {
+		/* {n}, {n,} or {n,m}; anything else is a literal '{' to PCRE2 too. */
+		size_t j = l->i + 1, lead = strspn(p + j, "0");
+
+		if (!isdigit((unsigned char)p[j]))
+			return false;
+		zero = !isdigit((unsigned char)p[j + lead]);
+		j += strspn(p + j, "0123456789");
+		if (p[j] == ',')
+			j += 1 + strspn(p + j + 1, "0123456789");
+		if (p[j] != '}')
+			return false;
+		l->i = j;
+	}
+	if (zero && l->last_literal)
+		l->rn--;
+	lit_end_run(l);
+	if (p[l->i + 1] == '?' || p[l->i + 1] == '+')
+		l->i++;
+	return true;
+}
+
+/* One atom at p[i]; -1 when the pattern cannot be filtered. */
+static int
+lit_atom(struct lit_reader *l)
+{
+	const char *p = l->p;
+	char c = p[l->i], e;
+
+	if (c == '?' || c == '*' || c == '+')
+		return lit_quantifier(l) ? 0 : -1;
+	if (c == '{' && lit_quantifier(l))
+		return 0;
+	if (c == '\\') {
+		e = p[++l->i];
+		if (e == '\0')
+			return -1;
+		if (!isalnum((unsigned char)e)) {
+			lit_char(l, e);
+			return 0;
+		}
+		if (!strchr("dDwWsSbBhHvV", e))
+			return -1;
+		lit_end_run(l);
+		return 0;
+	}
+	if (c == '[')
+		return lit_end_run(l), lit_skip_class(l) ? 0 : -1;
+	if (c == '(')
+		return lit_end_run(l), lit_skip_group(l) ? 0 : -1;
+	if (c == ')')
+		return -1;
+	if (c == '.' || c == '^' || c == '$') {
+		lit_end_run(l);
+		return 0;
+	}
+	lit_char(l, c);
 	return 0;
 }
 
+/* Add the pattern's literals to m as id; false when it must always be tried. */
+static bool
+literals_add(struct acmatch *m, const char *pattern, uint32_t id)
+{
+	struct lit_reader l = {.p = pattern};
+
+	for (;; l.i++) {
+		if (l.p[l.i] == '|' || l.p[l.i] == '\0') {
+			lit_end_run(&l);
+			if (l.bn == 0 || acmatch_add(m, l.best, l.bn, id) < 0)
+				return false;
+			if (l.p[l.i] == '\0')
+				return true;
+			l.bn = 0;
+			continue;
+		}
+		if (lit_atom(&l) < 0)
+			return false;
+	}
+}
+
+/* The literal matcher for the current rules; -1 when memory is short (every rule is then tried). */
 static int
-group_first_match(struct bounce_rules *r, const struct bounce_group *g, const char *site,
-		  const char *text, size_t len)
+prefilter_build(struct bounce_rules *r)
 {
 	size_t i;
 
-	if (g->re && !matches(r, g->re, text, len))
-		return -1;
-	for (i = g->first; i < g->first + g->n; i++) {
-		struct bounce_rule *rule = &r->rules[i];
-
-		if (rule->site_re && (!*site || !matches(r, rule->site_re, site, strlen(site))))
-			continue;
-		if (matches(r, rule->re, text, len))
-			return (int)i;
-	}
+	r->literals = acmatch_new();
+	r->candidates = calloc((r->n + 63) / 64 + 1, sizeof(*r->candidates));
+	if (r->literals == NULL || r->candidates == NULL)
+		goto fail;
+	for (i = 0; i < r->n; i++)
+		r->rules[i].filtered = literals_add(r->literals, r->rules[i].pattern, (uint32_t)i);
+	if (acmatch_build(r->literals) < 0)
+		goto fail;
+	return 0;
+fail:
+	prefilter_free(r);
 	return -1;
+}
+
+static void
+candidate_hit(uint32_t id, void *arg)
+{
+	uint64_t *bits = arg;
+
+	bits[id / 64] |= 1ULL << (id % 64);
+}
+
+/* Mark the rules whose literals occur in text (folded to lower case like the literals). */
+static void
+prefilter_scan(struct bounce_rules *r, const char *text, size_t len)
+{
+	char lower[BOUNCE_REPLY_MAX];
+	size_t i;
+
+	for (i = 0; i < len && i < sizeof(lower); i++)
+		lower[i] = (char)tolower((unsigned char)text[i]);
+	memset(r->candidates, 0, ((r->n + 63) / 64 + 1) * sizeof(*r->candidates));
+	acmatch_scan(r->literals, lower, i, candidate_hit, r->candidates);
+}
+
+static bool
+is_candidate(const struct bounce_rules *r, size_t i)
+{
+	return r->literals == NULL || !r->rules[i].filtered ||
+	       (r->candidates[i / 64] >> (i % 64) & 1);
 }
 
 static int
 first_match(struct bounce_rules *r, const char *site, const char *text, size_t len)
 {
 	size_t i;
-	int idx;
 
-	if (r->groups == NULL && groups_build(r) < 0) {
-		struct bounce_group all = {.first = 0, .n = r->n};
+	if (r->literals == NULL)
+		(void)prefilter_build(r);
+	if (r->literals)
+		prefilter_scan(r, text, len);
+	for (i = 0; i < r->n; i++) {
+		struct bounce_rule *rule = &r->rules[i];
 
-		return group_first_match(r, &all, site, text, len);
+		if (!is_candidate(r, i))
+			continue;
+		if (rule->site_re && (!*site || !matches(r, rule->site_re, site, strlen(site))))
+			continue;
+		if (matches(r, rule->re, text, len))
+			return (int)i;
 	}
-	for (i = 0; i < r->ngroups; i++)
-		if ((idx = group_first_match(r, &r->groups[i], site, text, len)) >= 0)
-			return idx;
 	return -1;
 }
 

@@ -2,6 +2,7 @@
 /* The bounce classifier: normalisation, rule order, site scope, cache, bad rules. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -190,6 +191,59 @@ test_bad_pattern_named(void **state)
 	bounce_rules_free(r);
 }
 
+/* The literal prefilter must never hide a rule whose regex matches. */
+static void
+check_rule(const char *pattern, const char *reply, bool want)
+{
+	struct bounce_rule_def def = {"r", BOUNCE_BAD_MAILBOX, pattern, NULL, "t.lua", 1};
+	struct bounce_rules *r = rules_of(&def, 1);
+
+	if ((bounce_classify(r, reply, strlen(reply), "").rule != NULL) != want)
+		fail_msg("pattern %s on %s: want %s", pattern, reply, want ? "match" : "none");
+	bounce_rules_free(r);
+}
+
+static void
+test_prefilter_quantifiers_and_branches(void **state)
+{
+	check_rule("doesn'?t exist", "550 doesnt exist", true);
+	check_rule("doesn'?t exist", "550 DOESN'T EXIST", true);
+	check_rule("colou*r|grey", "550 color", true);
+	check_rule("colou*r|grey", "550 colr", false);
+	check_rule("colou*r|grey", "550 GREY", true);
+	check_rule("ab{0}c", "550 ac", true);
+	check_rule("ab{00,3}c", "550 ac", true);
+	check_rule("ab{2}c", "550 abbc", true);
+	check_rule("ab+c", "550 abbbc", true);
+	check_rule("user (unknown|not found)", "550 user not found", true);
+	check_rule("user (unknown|not found)", "550 user gone", false);
+	check_rule("\\[TSS?\\d\\d\\]", "421 [TS03] deferred", true);
+	check_rule("a[|]b|zz", "550 a|b", true);
+	check_rule("x|", "550 anything", true);
+}
+
+/* Regression: "{0," not closed by digits and "}" is a literal brace, not a quantifier
+ * reaching to a later branch's "}" (found by fuzz_bounce). */
+static void
+test_prefilter_literal_brace(void **state)
+{
+	check_rule("u?r{0,z|a{2}b", "550 r{0,z", true);
+	check_rule("u?r{0,z|a{2}b", "550 aab", true);
+	check_rule("x{,2}", "550 x{,2}", true);
+}
+
+/* Syntax the prefilter does not read leaves the rule always tried. */
+static void
+test_prefilter_unread_syntax(void **state)
+{
+	check_rule("(?-i)ABC", "550 ABC", true);
+	check_rule("(?-i)ABC", "550 abc", false);
+	check_rule("\\x41BC", "550 abc", true);
+	check_rule("\\Qa|b\\E", "550 a|b", true);
+	check_rule("(a)\\1", "550 AA", true);
+	check_rule("[[:digit:]]x", "550 9x", true);
+}
+
 int
 main(void)
 {
@@ -205,6 +259,9 @@ main(void)
 		cmocka_unit_test(test_site_scope_and_cache),
 		cmocka_unit_test(test_cache_bounded),
 		cmocka_unit_test(test_bad_pattern_named),
+		cmocka_unit_test(test_prefilter_quantifiers_and_branches),
+		cmocka_unit_test(test_prefilter_literal_brace),
+		cmocka_unit_test(test_prefilter_unread_syntax),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
