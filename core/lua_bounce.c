@@ -10,10 +10,14 @@
 #include "tern/lua_bounce.h"
 
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tern/bounce.h"
+#include "tern/log.h"
+#include "tern/logrec.h"
 #include "tern/lua_tern.h"
+#include "tern/policy.h"
 #include "tern/util.h"
 
 #define LUA_BOUNCE_RULES_MT "tern.bounce.rules"
@@ -283,6 +287,45 @@ lua_bounce_classify(lua_State *L)
 	lua_pushstring(L, res.rule);
 	lua_pushfstring(L, "%s:%d", res.file, res.line);
 	return 3;
+}
+
+struct record_call {
+	struct logrec *rec;
+	char reply[BOUNCE_REPLY_MAX];
+	size_t len;
+};
+
+/* Under lua_cpcall: loading the default rules may raise. */
+static int
+classify_record(lua_State *L)
+{
+	struct record_call *c = lua_touserdata(L, 1);
+	struct bounce_result res = bounce_classify(lua_bounce_rules(L), c->reply, c->len,
+						   c->rec->site);
+
+	c->rec->bounce_classification = bounce_category_name(res.category);
+	return 0;
+}
+
+void
+lua_bounce_record(struct policy *p, struct logrec *rec)
+{
+	struct record_call c = {.rec = rec};
+	lua_State *L;
+	int n;
+
+	rec->bounce_classification = NULL;
+	if (p == NULL || !logrec_is_failure(rec->type))
+		return;
+	L = policy_lua(p);
+	n = snprintf(c.reply, sizeof(c.reply), "%d %s %s", rec->response_code,
+		     rec->response_enhanced ? rec->response_enhanced : "",
+		     rec->response_content ? rec->response_content : "");
+	c.len = n < 0 ? 0 : (size_t)n < sizeof(c.reply) ? (size_t)n : sizeof(c.reply) - 1;
+	if (lua_cpcall(L, classify_record, &c) != 0) {
+		log_warn("bounce", "bounce rules not loaded: %s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
 }
 
 /* tern.bounce.normalise(reply) -> '550 5.1.1 text' */

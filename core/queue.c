@@ -10,6 +10,7 @@
 #include "tern/egress.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
+#include "tern/lua_bounce.h"
 #include "tern/lua_queue.h"
 #include "tern/message.h"
 #include "tern/policy.h"
@@ -402,6 +403,7 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	rec->msg = msg;
 	rec->queue = m->queue->name;
 	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
+	lua_bounce_record(m->queue->shard->policy, rec);
 	logrec_write(rec);
 }
 

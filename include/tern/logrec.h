@@ -33,6 +33,8 @@ struct logrec {
 	int num_attempts;
 	const char *tls_version;
 	const char *tls_cipher;
+	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
+	const char *bounce_classification;
 };
 
 struct logrec_config {
@@ -52,6 +54,9 @@ void logrec_close(void);
  * pointer: rev must stay valid until it is replaced and logrec_close().
  */
 void logrec_set_policy_revision(const char *rev);
+/* Whether records of this type carry bounce_classification. */
+bool logrec_is_failure(const char *type);
+
 /* Build r's JSON line into out (for tests and the HTTP API). */
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */

@@ -17,10 +17,20 @@
 #include <lua.h>
 
 struct bounce_rules;
+struct logrec;
+struct policy;
 
 /* With the `tern` table on top of the stack: set tern.bounce = {...}. */
 void lua_bounce_open(lua_State *L);
 /* The state's rule set (the defaults until policy configures it), or raise. */
 struct bounce_rules *lua_bounce_rules(lua_State *L);
+
+/*
+ * Set rec->bounce_classification from rec's response and site when rec is a
+ * TransientFailure, Bounce or Expiration, with the rules of policy p (none:
+ * the field stays null). Never raises: when the rules cannot be loaded the
+ * field stays null and a diagnostic is logged.
+ */
+void lua_bounce_record(struct policy *p, struct logrec *rec);
 
 #endif

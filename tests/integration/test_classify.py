@@ -10,6 +10,9 @@ import re
 import pytest
 
 from conftest import ROOT, run_tern
+from sinks import mta_policy, of_type, port_free_on, read_records, send_one, ternd_sink, wait_records
+
+__all__ = ["ternd_sink"]  # a fixture, used by name
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
 RULES_FILE = os.path.join(ROOT, "lua", "tern", "bounce_rules.lua")
@@ -279,3 +282,31 @@ def test_bad_rules_named_by_file_line(tmp_path, rule, message):
     r = run_tern("classify", "--policy", str(policy), "550 x")
     assert r.returncode == 1
     assert re.search(message, r.stderr), r.stderr
+
+
+def test_failure_records_carry_classification(ternd, ports, dns_server, ternd_sink):
+    """A sink answering scripted replies: TransientFailure, Bounce and Expiration records name the
+    reply's category; Reception and Delivery records have no such field."""
+    addr = "127.0.0.21"
+    port = port_free_on([addr])
+    dns = dns_server({"r.test": {"MX": [[10, "mx.r.test."]]}, "mx.r.test": {"A": [addr]}})
+    ternd_sink(addr, port)
+    t = ternd(mta_policy(dns.address, """
+tern.on('get_queue_config', function()
+  return tern.make_queue_config { retry_interval = '1s', max_retry_interval = '1s', max_age = '3s' }
+end)
+tern.on('get_egress_path_config', function() return tern.make_egress_path { smtp_port = %d } end)
+""" % port))
+    send_one(ports[0], "s@origin.test", ["permfail-1@r.test", "code-552-5.2.2@r.test",
+                                         "code-421-4.7.0@r.test", "tempfail-1@r.test", "ok@r.test"],
+             b"Subject: c\r\n\r\nx\r\n")
+    wait_records(t, of_type("Expiration"), 2, timeout=15)
+    recs = read_records(t)
+    got = {(r["type"], r["recipient"]): r.get("bounce_classification", "absent") for r in recs}
+    assert got[("Bounce", "permfail-1@r.test")] == "bad-mailbox"
+    assert got[("Bounce", "code-552-5.2.2@r.test")] == "quota-issues"
+    assert got[("TransientFailure", "code-421-4.7.0@r.test")] == "policy-related"
+    assert got[("TransientFailure", "tempfail-1@r.test")] == "other"
+    assert got[("Expiration", "tempfail-1@r.test")] == "message-expired"
+    assert got[("Delivery", "ok@r.test")] == "absent"
+    assert all("bounce_classification" not in r for r in recs if r["type"] == "Reception")
