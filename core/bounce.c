@@ -249,6 +249,18 @@ prefilter_free(struct bounce_rules *r)
 	free(r->candidates); r->candidates = NULL;
 }
 
+/* Forget every result: they name rules by index, which a change of the rules invalidates. */
+static void
+cache_clear(struct bounce_rules *r)
+{
+	size_t i;
+
+	for (i = 0; i < BOUNCE_CACHE_SLOTS; i++) {
+		free(r->cache[i].key);
+		r->cache[i].key = NULL;
+	}
+}
+
 void
 bounce_rules_free(struct bounce_rules *r)
 {
@@ -258,8 +270,7 @@ bounce_rules_free(struct bounce_rules *r)
 		return;
 	for (i = 0; i < r->n; i++)
 		rule_deinit(&r->rules[i]);
-	for (i = 0; i < BOUNCE_CACHE_SLOTS; i++)
-		free(r->cache[i].key);
+	cache_clear(r);
 	prefilter_free(r);
 	pcre2_match_data_free(r->md);
 	free(r->rules); r->rules = NULL;
@@ -331,6 +342,7 @@ bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, stru
 	}
 	r->rules[r->n++] = rule;
 	prefilter_free(r);
+	cache_clear(r);
 	return 0;
 fail:
 	rule_deinit(&rule);

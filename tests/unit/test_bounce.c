@@ -159,6 +159,19 @@ test_site_scope_and_cache(void **state)
 	bounce_rules_free(r);
 }
 
+/* A rule added after replies were classified is seen by the next classification. */
+static void
+test_rules_added_later(void **state)
+{
+	struct bounce_rules *r = rules_of(&defs[1], 1);
+	struct tern_err err;
+
+	assert_null(bounce_classify(r, "550 5.7.1 no", 12, "").rule);
+	assert_int_equal(bounce_rules_add(r, &defs[3], &err), 0);
+	assert_string_equal(bounce_classify(r, "550 5.7.1 no", 12, "").rule, "code");
+	bounce_rules_free(r);
+}
+
 /* Many distinct replies only ever replace cache slots; results stay right. */
 static void
 test_cache_bounded(void **state)
@@ -258,6 +271,7 @@ main(void)
 		cmocka_unit_test(test_no_match_is_other),
 		cmocka_unit_test(test_site_scope_and_cache),
 		cmocka_unit_test(test_cache_bounded),
+		cmocka_unit_test(test_rules_added_later),
 		cmocka_unit_test(test_bad_pattern_named),
 		cmocka_unit_test(test_prefilter_quantifiers_and_branches),
 		cmocka_unit_test(test_prefilter_literal_brace),
