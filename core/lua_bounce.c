@@ -18,6 +18,7 @@
 #include "tern/logrec.h"
 #include "tern/lua_tern.h"
 #include "tern/policy.h"
+#include "tern/shard.h"
 #include "tern/util.h"
 
 #define LUA_BOUNCE_RULES_MT "tern.bounce.rules"
@@ -246,10 +247,11 @@ lua_bounce_configure(lua_State *L)
 		lua_pop(L, 1);
 		push_defaults(L);
 	}
-	luaL_checktype(L, top + 1, LUA_TTABLE);
+	if (!lua_istable(L, top + 1))
+		luaL_error(L, "tern.bounce.configure: rules must be a list of rules");
 	lua_getfield(L, 1, "extra");
-	if (!lua_isnil(L, -1))
-		luaL_checktype(L, top + 2, LUA_TTABLE);
+	if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+		luaL_error(L, "tern.bounce.configure: extra must be a list of rules");
 	push_merged(L, top + 1, lua_isnil(L, top + 2) ? 0 : top + 2, file, line);
 	install(L, lua_gettop(L), file, line);
 	return 0;
@@ -308,16 +310,17 @@ classify_record(lua_State *L)
 }
 
 void
-lua_bounce_record(struct policy *p, struct logrec *rec)
+lua_bounce_record(struct logrec *rec)
 {
 	struct record_call c = {.rec = rec};
+	struct shard *self = shard_self();
 	lua_State *L;
 	int n;
 
 	rec->bounce_classification = NULL;
-	if (p == NULL || !logrec_is_failure(rec->type))
+	if (self == NULL || self->policy == NULL || !logrec_is_failure(rec->type))
 		return;
-	L = policy_lua(p);
+	L = policy_lua(self->policy);
 	n = snprintf(c.reply, sizeof(c.reply), "%d %s %s", rec->response_code,
 		     rec->response_enhanced ? rec->response_enhanced : "",
 		     rec->response_content ? rec->response_content : "");

@@ -403,7 +403,7 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	rec->msg = msg;
 	rec->queue = m->queue->name;
 	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
-	lua_bounce_record(m->queue->shard->policy, rec);
+	lua_bounce_record(rec);
 	logrec_write(rec);
 }
 

@@ -18,7 +18,6 @@
 
 struct bounce_rules;
 struct logrec;
-struct policy;
 
 /* With the `tern` table on top of the stack: set tern.bounce = {...}. */
 void lua_bounce_open(lua_State *L);
@@ -27,10 +26,11 @@ struct bounce_rules *lua_bounce_rules(lua_State *L);
 
 /*
  * Set rec->bounce_classification from rec's response and site when rec is a
- * TransientFailure, Bounce or Expiration, with the rules of policy p (none:
- * the field stays null). Never raises: when the rules cannot be loaded the
- * field stays null and a diagnostic is logged.
+ * TransientFailure, Bounce or Expiration, with the rules of the calling
+ * shard's policy (each shard's Lua state is its own thread's alone; outside
+ * a shard the field stays null). Never raises: when the rules cannot be
+ * loaded the field stays null and a diagnostic is logged.
  */
-void lua_bounce_record(struct policy *p, struct logrec *rec);
+void lua_bounce_record(struct logrec *rec);
 
 #endif

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, run_tern
+from conftest import ROOT, free_port, listener_policy, run_tern
 from sinks import mta_policy, of_type, port_free_on, read_records, send_one, ternd_sink, wait_records
 
 __all__ = ["ternd_sink"]  # a fixture, used by name
@@ -310,3 +310,28 @@ tern.on('get_egress_path_config', function() return tern.make_egress_path { smtp
     assert got[("Expiration", "tempfail-1@r.test")] == "message-expired"
     assert got[("Delivery", "ok@r.test")] == "absent"
     assert all("bounce_classification" not in r for r in recs if r["type"] == "Reception")
+
+
+def test_configure_needs_lists(tmp_path):
+    policy = tmp_path / "policy.lua"
+    policy.write_text("tern.bounce.configure { extra = 'x' }\n")
+    r = run_tern("classify", "--policy", str(policy), "550 x")
+    assert r.returncode == 1
+    assert "policy.lua:1: tern.bounce.configure: extra must be a list of rules" in r.stderr, r.stderr
+
+
+def test_failures_classified_on_the_shard_that_saw_them(ternd, ports):
+    """Regression: a failure record was classified with the Lua state of the shard owning the
+    message's queue, from the egress shard's thread (two threads in one Lua state: PANIC or
+    SIGSEGV under load). Queues of 40 domains spread over both shards; one closed MX port."""
+    closed = free_port()
+    t = ternd(listener_policy("relay_hosts = { '127.0.0.1' }",
+                              "tern.on('get_queue_config', function()\n"
+                              "  return tern.make_queue_config { retry_interval = '1s',\n"
+                              "    max_retry_interval = '1s', mx_list = { '127.0.0.1:%d' } }\n"
+                              "end)\n" % closed), threads=2)
+    for i in range(40):
+        send_one(ports[0], "s@origin.test", ["a@d%d.test" % i, "b@d%d.test" % i], b"Subject: x\r\n\r\nx\r\n")
+    fails = wait_records(t, of_type("TransientFailure"), 160, timeout=30)
+    assert t.proc.poll() is None, "ternd died"
+    assert {r["bounce_classification"] for r in fails} == {"no-answer-from-host"}, fails[0]
