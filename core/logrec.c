@@ -142,6 +142,13 @@ add_tls(struct buf *b, const struct logrec *r)
 	buf_append_char(b, '}');
 }
 
+bool
+logrec_is_failure(const char *type)
+{
+	return strcmp(type, "TransientFailure") == 0 || strcmp(type, "Bounce") == 0 ||
+	       strcmp(type, "Expiration") == 0;
+}
+
 int
 logrec_format(const struct logrec *r, struct buf *out)
 {
@@ -162,6 +169,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_str(out, "peer_address", r->peer_address);
 	add_str(out, "listener", r->listener);
 	add_response(out, r);
+	if (logrec_is_failure(r->type))
+		add_str(out, "bounce_classification", r->bounce_classification);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

@@ -28,4 +28,6 @@ int cli_tls_main(int argc, char **argv);            /* tern tls check HOST:PORT 
  */
 int cli_review_exec(const char *runner, int argc, char **argv);
 
+int cli_classify_main(int argc, char **argv); /* tern classify [--policy F] [--json] [REPLY...] */
+
 #endif

@@ -36,6 +36,8 @@ struct logrec {
 	/* Outbound only: the peer's certificate was checked, and whether it verified. */
 	bool tls_checked;
 	bool tls_verified;
+	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
+	const char *bounce_classification;
 };
 
 struct logrec_config {
@@ -55,6 +57,9 @@ void logrec_close(void);
  * pointer: rev must stay valid until it is replaced and logrec_close().
  */
 void logrec_set_policy_revision(const char *rev);
+/* Whether records of this type carry bounce_classification. */
+bool logrec_is_failure(const char *type);
+
 /* Build r's JSON line into out (for tests and the HTTP API). */
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */
