@@ -5,10 +5,17 @@
  * validate their options and register a service here; ternd opens them all
  * after init succeeds (in rank order), and never in --check mode, so a
  * checked policy binds nothing. The list is written only at start-up, before
- * the shard threads exist, and read-only afterwards.
+ * the shard threads exist, and by a reload on the main thread afterwards
+ * (shards read the services' configs, never the list).
+ *
+ * On reload, init runs again and registers into a pending list instead;
+ * services of rank STORAGE (the spool) must come out the same, since a
+ * running daemon cannot move its spool.
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
+
+#include <stdbool.h>
 
 #include "tern/util.h"
 
@@ -20,6 +27,8 @@ struct daemon_service {
 	int (*open)(void *cfg, struct tern_err *err);
 	void (*close)(void *cfg); /* after the shards stopped */
 	void (*free)(void *cfg);
+	/* Does cfg describe the same service as other (same name)? For the reload check. */
+	bool (*same)(const void *cfg, const void *other);
 	void *cfg;
 };
 
@@ -30,5 +39,12 @@ void *daemon_find_service(const char *name);
 int daemon_open_services(struct tern_err *err);
 void daemon_close_services(void);
 void daemon_free_config(void);
+
+/* From here on, daemon_add_service registers into the pending list of a reload. */
+void daemon_reload_begin(void);
+/* Refuse a reload whose services cannot change while running: -EINVAL with err. */
+int daemon_reload_check(struct tern_err *err);
+/* Forget the pending list; registrations go to the live list again. */
+void daemon_reload_end(void);
 
 #endif
