@@ -18,6 +18,7 @@ static const struct {
 	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
 	{"policy", cli_policy_main, "policy check|test|explain|diff  validate, test and review a policy"},
 	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
+	{"reload", cli_reload_main, "reload --pid PID|--pidfile F [--log FILE]  reload ternd's policy"},
 };
 
 static int

@@ -24,7 +24,7 @@ LAYER_NAMES = {MAIN: "main", POLICY: "policy", BINDING: "binding", ENGINE: "engi
 LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
-    "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN,
+    "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_reload": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
     "policy_files": POLICY, "policy_revision": POLICY, "policy_reload": POLICY,

@@ -19,6 +19,7 @@ void cli_policy_ternd_path(char *out, size_t n);
 int cli_review_explain_main(int argc, char **argv); /* tern policy explain --policy F --domain D */
 int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
 int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
+int cli_reload_main(int argc, char **argv); /* tern reload --pid PID|--pidfile F [--log FILE] */
 
 /*
  * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
