@@ -16,6 +16,8 @@ struct entry {
 	struct daemon_service svc;
 	char *name;
 	bool opened;
+	bool added;   /* pending: opened by this reload */
+	bool retired; /* live: removed by a reload, what it started finishes */
 };
 
 struct service_list {
@@ -47,7 +49,8 @@ find_entry(const char *name)
 static bool
 is_fixed(const struct daemon_service *svc)
 {
-	return svc->rank == DAEMON_RANK_STORAGE;
+	return svc->rank == DAEMON_RANK_STORAGE ||
+	       (svc->rank == DAEMON_RANK_LISTENERS && svc->retire == NULL);
 }
 
 /* On reload, a fixed service must be the one running: say so where init defines it. */
@@ -58,7 +61,7 @@ check_unchanged(const struct daemon_service *svc, struct tern_err *err)
 
 	if (target != &pending || !is_fixed(svc))
 		return 0;
-	if (cur && cur->svc.same && cur->svc.same(cur->svc.cfg, svc->cfg))
+	if (cur && (cur->svc.same == NULL || cur->svc.same(cur->svc.cfg, svc->cfg)))
 		return 0;
 	tern_err_set(err, 0, "", "the %s cannot change on reload (restart ternd to change it)",
 		     svc->name);
@@ -174,6 +177,79 @@ daemon_reload_check(struct tern_err *err)
 		}
 	}
 	return 0;
+}
+
+static bool
+is_new_listener(const struct entry *e)
+{
+	return e->svc.retire != NULL && find_entry(e->name) == NULL;
+}
+
+static void
+close_added(void)
+{
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		if (pending.e[i].added) {
+			pending.e[i].svc.close(pending.e[i].svc.cfg);
+			pending.e[i].added = false;
+		}
+	}
+}
+
+int
+daemon_reload_open(struct tern_err *err)
+{
+	int i, n_new = 0;
+
+	for (i = 0; i < pending.n; i++)
+		n_new += is_new_listener(&pending.e[i]);
+	if (live.n + n_new > DAEMON_MAX_SERVICES) {
+		tern_err_set(err, 0, "", "too many listeners added over reloads (at most %d services)",
+			     DAEMON_MAX_SERVICES);
+		return -ENOSPC;
+	}
+	for (i = 0; i < pending.n; i++) {
+		struct entry *e = &pending.e[i];
+
+		if (!is_new_listener(e))
+			continue;
+		e->added = true; /* close() undoes a partial open too */
+		if (e->svc.open(e->svc.cfg, err) < 0) {
+			close_added();
+			return -EINVAL;
+		}
+		log_info("ternd", "opened %s", e->name);
+	}
+	return 0;
+}
+
+void
+daemon_reload_retire(void)
+{
+	int i;
+
+	for (i = 0; i < live.n; i++) {
+		struct entry *e = &live.e[i];
+
+		if (e->svc.retire && !e->retired && list_find(&pending, e->name) == NULL) {
+			e->svc.retire(e->svc.cfg);
+			e->retired = true;
+			log_info("ternd", "closed %s (sessions in progress finish)", e->name);
+			/* Its name is free again: a later reload may add the address anew. */
+			e->name[0] = '\0';
+		}
+	}
+	for (i = 0; i < pending.n; i++) {
+		if (pending.e[i].added) {
+			live.e[live.n] = pending.e[i];
+			live.e[live.n].added = false;
+			live.e[live.n++].opened = true;
+			pending.e[i].svc.free = NULL; /* live owns it now */
+			pending.e[i].name = NULL;
+		}
+	}
 }
 
 void

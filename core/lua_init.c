@@ -115,9 +115,12 @@ lua_init_define_spool(lua_State *L)
 					   "min_free_space", "min_free_inodes", NULL};
 	const char *fname = "tern.define_spool";
 	struct spool_service *svc;
-	struct daemon_service ds = {"spool",	       DAEMON_RANK_STORAGE, spool_service_open,
-				    spool_service_close, spool_service_free,  spool_service_same,
-				    NULL};
+	struct daemon_service ds = {.name = "spool",
+				    .rank = DAEMON_RANK_STORAGE,
+				    .open = spool_service_open,
+				    .close = spool_service_close,
+				    .free = spool_service_free,
+				    .same = spool_service_same};
 	struct tern_err err;
 	const char *path;
 	double batch, parts;
@@ -222,8 +225,11 @@ lua_init_configure_local_logs(lua_State *L)
 	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
 					   "compression", "meta", "sync", NULL};
 	const char *fname = "tern.configure_local_logs";
-	struct daemon_service ds = {"local logs", DAEMON_RANK_LOGS, logs_service_open,
-				    logs_service_close, logs_service_free, NULL, NULL};
+	struct daemon_service ds = {.name = "local logs",
+				    .rank = DAEMON_RANK_LOGS,
+				    .open = logs_service_open,
+				    .close = logs_service_close,
+				    .free = logs_service_free};
 	struct logrec_config *cfg;
 	struct tern_err err;
 	const char *dir, *comp;

@@ -236,7 +236,10 @@ free_all(struct policy **next, int n)
 		policy_free(next[i]);
 }
 
-/* One new state per shard, then init: 0 with next[] filled, or -EINVAL with err and none. */
+/*
+ * One new state per shard, then init, then the listeners init added: 0 with
+ * next[] filled and the daemon's reload pending, or -EINVAL with err and none.
+ */
 static int
 build_epoch(const struct policy_options *opts, struct policy **next, struct tern_err *err)
 {
@@ -252,10 +255,13 @@ build_epoch(const struct policy_options *opts, struct policy **next, struct tern
 	daemon_reload_begin();
 	if (rc == 0)
 		rc = run_init(next[0], err);
-	daemon_reload_end();
+	if (rc == 0)
+		rc = daemon_reload_open(err);
 	shard_enter(NULL);
-	if (rc < 0)
+	if (rc < 0) {
+		daemon_reload_end();
 		free_all(next, i);
+	}
 	return rc;
 }
 
@@ -286,6 +292,8 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 	}
 	compute_revision(opts, next[0], rev);
 	swap_all(next);
+	daemon_reload_retire();
+	daemon_reload_end();
 	policy_publish_revision(rev);
 	epoch = __atomic_add_fetch(&epoch_no, 1, __ATOMIC_ACQ_REL);
 	log_info("ternd", "policy reload: epoch %llu loaded in %.1f ms (revision %s)",

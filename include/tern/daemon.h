@@ -10,7 +10,9 @@
  *
  * On reload, init runs again and registers into a pending list instead;
  * services of rank STORAGE (the spool) must come out the same, since a
- * running daemon cannot move its spool.
+ * running daemon cannot move its spool. Listeners with a retire function
+ * are opened when new and retired when gone; other services keep running as
+ * they were started (local logs) or must stay defined (HTTP listeners).
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
@@ -29,6 +31,12 @@ struct daemon_service {
 	void (*free)(void *cfg);
 	/* Does cfg describe the same service as other (same name)? For the reload check. */
 	bool (*same)(const void *cfg, const void *other);
+	/*
+	 * Listeners a reload may add and remove have this: stop taking new work
+	 * (what is in progress finishes; cfg lives until exit). The others are
+	 * fixed while running, like the spool.
+	 */
+	void (*retire)(void *cfg);
 	void *cfg;
 };
 
@@ -44,6 +52,10 @@ void daemon_free_config(void);
 void daemon_reload_begin(void);
 /* Refuse a reload whose services cannot change while running: -EINVAL with err. */
 int daemon_reload_check(struct tern_err *err);
+/* Open the listeners the reload added: -EINVAL with err (and none left open) when one fails. */
+int daemon_reload_open(struct tern_err *err);
+/* After the swap: retire the listeners the reload removed. */
+void daemon_reload_retire(void);
 /* Forget the pending list; registrations go to the live list again. */
 void daemon_reload_end(void);
 

@@ -318,3 +318,46 @@ def test_path_rate_survives_reloads_and_a_lower_rate_applies(ternd, ports, dns_s
     after = [x for x in times if lowered + 1 <= x < lowered + 5]
     assert len(after) <= 4 * 4 + 1, len(after)
     assert len(after) >= 4 * 4 - 3, len(after)
+
+
+def refused(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.settimeout(2)
+            return s.recv(100) == b""
+    except OSError:
+        return True
+
+
+def test_reload_adds_and_removes_a_listener(ternd, ports, dns_server, py_sink):
+    # A listener init adds on reload accepts; one it removes stops accepting while
+    # a session already on it finishes its transaction.
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink)
+    second = ports[1]
+    extra = ("  tern.start_esmtp_listener { listen = '127.0.0.1:%d', hostname = 'mta.test',\n"
+             "                              relay_hosts = { '127.0.0.0/8' } }" % second)
+    assert refused(second)
+    write_policy(t, 1, init_extra=extra)
+    reload(t, 2)
+    wait_listening("127.0.0.1", second)
+    send_one(second, "s@origin.test", ["l1@site.test"], b"Subject: l1\r\n\r\nx\r\n")
+
+    c = smtplib.SMTP("127.0.0.1", second, timeout=30)
+    c.ehlo("injector.test")
+    assert c.mail("s@origin.test")[0] == 250
+    write_policy(t, 2)
+    reload(t, 3)
+    wait_log(t, r"closed esmtp listener 127\.0\.0\.1:%d" % second)
+    time.sleep(0.3)
+    assert refused(second)
+    assert c.rcpt("l2@site.test")[0] == 250
+    assert c.data(b"Subject: l2\r\n\r\nx\r\n")[0] == 250
+    c.quit()
+    send_one(t.smtp_port, "s@origin.test", ["l3@site.test"], b"Subject: l3\r\n\r\nx\r\n")
+    got = sink.wait_messages(3, timeout=20)
+    assert sorted(m["rcpt_tos"][0] for m in got) == ["l1@site.test", "l2@site.test",
+                                                     "l3@site.test"]
+    # Added back later, the address accepts again.
+    write_policy(t, 3, init_extra=extra)
+    reload(t, 4)
+    wait_listening("127.0.0.1", second)
