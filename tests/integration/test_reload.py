@@ -306,9 +306,10 @@ def test_path_rate_survives_reloads_and_a_lower_rate_applies(ternd, ports, dns_s
     times = delivery_times(t)
     in_window = [x for x in times if start <= x < start + 15]
     # GCRA is exact, so a reset throttle would show as a surplus: at most +2%. A loaded
-    # 2-core machine falls a little behind with or without reloads (293 of 300 measured
-    # with none), hence -3% below.
-    assert 291 <= len(in_window) <= 306, len(in_window)
+    # 2-core machine falls behind with or without reloads (each late wake-up is lost:
+    # 289-293 of 300 measured at load 6-10, 293 with no reload at all), hence -5% below,
+    # as in test_throttle.py.
+    assert 285 <= len(in_window) <= 306, len(in_window)
 
     write_policy(t, 11, path_extra=", max_message_rate = '4/s'")
     reload(t, 12)
