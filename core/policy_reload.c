@@ -9,8 +9,11 @@
  * boundary (a mailbox task): all shards or none.
  *
  * Hooks already running finish on the state they started in. The swapped-out
- * state is retired: its coroutine pool's running count is the epoch's
- * reference count, and the state is closed once it has dropped to zero.
+ * state is retired: its coroutine pool's running count plus its pins (the
+ * sessions and messages that hold a handle in it, lua_ctx.h) are the epoch's
+ * reference count, and the state is closed once that has dropped to zero.
+ * A session that outlives the swap moves its handle to the new state at its
+ * next hook.
  * Config answers are memoised per epoch (config.h): config_attach() starts a
  * new one, so queues and paths ask again at their next use.
  */
@@ -19,6 +22,7 @@
 #include "tern/daemon.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
+#include "tern/lua_ctx.h"
 #include "tern/policy_files.h"
 #include "tern/policy_revision.h"
 #include "tern/policy_watch.h"
@@ -76,6 +80,13 @@ policy_publish_revision(const char *rev)
 
 /* ---- retiring an old epoch on its shard ------------------------------------------------------ */
 
+/* Hooks still running on the state, or sessions and messages holding references into it. */
+static bool
+policy_epoch_busy(struct policy *p)
+{
+	return coro_pool_running(policy_coros(p)) > 0 || lua_ctx_pins(policy_lua(p)) > 0;
+}
+
 static void
 retired_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -84,7 +95,7 @@ retired_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	while ((r = *pp) != NULL) {
-		if (coro_pool_running(policy_coros(r->policy)) > 0) {
+		if (policy_epoch_busy(r->policy)) {
 			pp = &r->next;
 			continue;
 		}
@@ -282,7 +293,7 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 {
 	struct policy *next[SHARD_MAX] = {0};
 	char rev[POLICY_REVISION_MAX];
-	double t0 = util_now();
+	double t0 = util_now(), t_built, t_rev;
 	uint64_t epoch;
 
 	if (build_epoch(opts, next, err) < 0) {
@@ -290,12 +301,16 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 			  (unsigned long long)policy_epoch());
 		return -EINVAL;
 	}
+	t_built = util_now();
 	compute_revision(opts, next[0], rev);
+	t_rev = util_now();
 	swap_all(next);
 	daemon_reload_retire();
 	daemon_reload_end();
 	policy_publish_revision(rev);
 	epoch = __atomic_add_fetch(&epoch_no, 1, __ATOMIC_ACQ_REL);
+	log_debug("ternd", "policy reload: states and init %.1f ms, revision %.1f ms, swap %.1f ms",
+		  (t_built - t0) * 1e3, (t_rev - t_built) * 1e3, (util_now() - t_rev) * 1e3);
 	log_info("ternd", "policy reload: epoch %llu loaded in %.1f ms (revision %s)",
 		 (unsigned long long)epoch, (util_now() - t0) * 1e3, rev);
 	return 0;
