@@ -362,3 +362,40 @@ def test_reload_adds_and_removes_a_listener(ternd, ports, dns_server, py_sink):
     write_policy(t, 3, init_extra=extra)
     reload(t, 4)
     wait_listening("127.0.0.1", second)
+
+
+def test_session_spanning_reloads_keeps_its_metadata(ternd, ports, dns_server, py_sink):
+    # Regression: a session begun under one epoch released its connection handle into
+    # that epoch's Lua state after the state had been closed by later reloads (crash
+    # under load with a reload every second). The session moves to the new state at
+    # its next hook, with its scalar metadata.
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink)
+    hooks = ("tern.on('smtp_server_connection_accepted', function(conn)\n"
+             "  conn:set_meta('tag', 'from-epoch-' .. VERSION)\n"
+             "end)\n")
+    text = policy_text(t).replace(
+        "tern.on('smtp_server_message_received', function(msg)\n",
+        hooks + "tern.on('smtp_server_message_received', function(msg, conn)\n"
+        "  msg:set_header('X-Conn-Tag', conn:get_meta('tag'))\n")
+    with open(t.policy_path, "w") as f:
+        f.write(text)
+    reload(t, 2)
+    c = smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30)
+    c.ehlo("injector.test")
+    c.sendmail("s@origin.test", ["a@site.test"], "From: s@origin.test\r\nSubject: a\r\n\r\nx\r\n")
+    for epoch, version in ((3, 1), (4, 2)):
+        with open(t.policy_path, "w") as f:
+            f.write(text.replace("VERSION = '0'", "VERSION = '%d'" % version))
+        reload(t, epoch)
+        time.sleep(0.4)  # past the retired-state check
+    c.sendmail("s@origin.test", ["b@site.test"], "From: s@origin.test\r\nSubject: b\r\n\r\nx\r\n")
+    c.quit()
+    got = sink.wait_messages(2, timeout=20)
+    tags = {m["rcpt_tos"][0]: email.message_from_bytes(m["data"]) for m in got}
+    assert tags["a@site.test"]["X-Conn-Tag"] == "from-epoch-0"
+    assert tags["b@site.test"]["X-Conn-Tag"] == "from-epoch-0"
+    assert tags["b@site.test"]["X-Policy-Version"] == "2"
+    reload(t, 5)
+    time.sleep(0.4)
+    assert_serving(t, 1)
+    assert t.proc.poll() is None
