@@ -337,10 +337,8 @@ ready_refresh(struct ready_queue *rq)
 		log_warn("egress", "%s: path config: %s; keeping the previous one", rq->key, err.msg);
 		return;
 	}
-	if (next.max_message_rate != rq->path.max_message_rate)
-		throttle_init(&rq->msg_rate, next.max_message_rate, 1);
-	if (next.max_connection_rate != rq->path.max_connection_rate)
-		throttle_init(&rq->conn_rate, next.max_connection_rate, 1);
+	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
+	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
 	rq->path = next;
 	if (rq->n_conns == 0)
 		ready_client_config(rq);

@@ -487,16 +487,15 @@ load_config(struct sched_queue *q, struct tern_err *err)
 {
 	int rc;
 
-	double old_rate = q->cfg.max_message_rate;
-
 	if (q->have_config && q->config_epoch == config_epoch(q->shard))
 		return 0;
 	queue_config_deinit(&q->cfg);
 	rc = config_queue(q->shard, q->domain, q->tenant, q->campaign, &q->cfg, err);
 	if (rc < 0)
 		return rc;
-	/* A new epoch with the same rate keeps the throttle's state: no burst after a reload. */
-	if (!q->have_config || q->cfg.max_message_rate != old_rate)
+	if (q->have_config)
+		throttle_retune(&q->rate, q->cfg.max_message_rate, 1);
+	else
 		throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;
