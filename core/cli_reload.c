@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLI_RELOAD_USAGE \
+#define CLI_RELOAD_USAGE                                                                           \
 	"usage: tern reload (--pid PID | --pidfile FILE) [--log FILE [--timeout SECS]]\n"
 #define CLI_RELOAD_OK "policy reload: "
 #define CLI_RELOAD_FAILED "policy reload failed: "

@@ -177,7 +177,8 @@ swap_task(void *arg)
 static void
 swap_all(struct policy **next)
 {
-	struct swap_sync sync = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, shard_count()};
+	struct swap_sync sync = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+				 shard_count()};
 	int i;
 
 	for (i = 0; i < shard_count(); i++) {
