@@ -51,6 +51,7 @@ struct ready_queue {
 	char pool[64];
 	struct egress_source_cfg source;
 	struct egress_path_cfg path;
+	uint64_t path_epoch; /* the config epoch path was asked in */
 	struct egress_route route;
 	struct smtp_client_config ccfg;
 	struct queue_msg *head, *tail;
@@ -67,6 +68,7 @@ struct egress_shard {
 	struct map pools;   /* name -> struct pool */
 	struct map sources; /* name -> struct egress_source_cfg */
 	struct map ready;   /* "source|site" -> struct ready_queue */
+	uint64_t cfg_epoch; /* the config epoch pools and sources were asked in */
 	SSL_CTX *tls;
 	bool ready_state;
 	bool closed;
@@ -204,12 +206,27 @@ egress_pool_cfg_deinit(struct egress_pool_cfg *c)
 
 /* ---- config hooks ---------------------------------------------------------------------------- */
 
+/* Pools and sources are memoised per config epoch: a new epoch asks again. */
+static void
+forget_stale_config(struct egress_shard *es)
+{
+	if (es->cfg_epoch == config_epoch(es->shard))
+		return;
+	map_deinit(&es->pools, pool_free);
+	map_deinit(&es->sources, free);
+	map_init(&es->pools);
+	map_init(&es->sources);
+	es->cfg_epoch = config_epoch(es->shard);
+}
+
 static struct pool *
 get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
 {
-	struct pool *p = map_get(&es->pools, name);
+	struct pool *p;
 	int rc;
 
+	forget_stale_config(es);
+	p = map_get(&es->pools, name);
 	if (p)
 		return p;
 	p = calloc(1, sizeof(*p));
@@ -238,9 +255,11 @@ nomem:
 static struct egress_source_cfg *
 get_source(struct egress_shard *es, const char *name, struct tern_err *err)
 {
-	struct egress_source_cfg *s = map_get(&es->sources, name);
+	struct egress_source_cfg *s;
 	int rc;
 
+	forget_stale_config(es);
+	s = map_get(&es->sources, name);
 	if (s)
 		return s;
 	s = calloc(1, sizeof(*s));
@@ -295,6 +314,36 @@ ready_wake_in(struct ready_queue *rq, double secs)
 	ev_timer_start(rq->es->shard->loop, &rq->wake);
 }
 
+static void ready_client_config(struct ready_queue *rq);
+
+/*
+ * The path's config, asked again in each new config epoch. Unchanged rates
+ * keep their throttles' state, so a reload makes no burst; a changed one
+ * starts afresh at once. Connections already open keep their settings.
+ */
+static void
+ready_refresh(struct ready_queue *rq)
+{
+	struct egress_path_cfg next;
+	struct tern_err err;
+	uint64_t epoch = config_epoch(rq->es->shard);
+
+	if (rq->path_epoch == epoch)
+		return;
+	rq->path_epoch = epoch;
+	memset(&next, 0, sizeof(next));
+	if (config_path(rq->es->shard, rq->route.domain, rq->source.name, rq->route.site, &next,
+			&err) < 0) {
+		log_warn("egress", "%s: path config: %s; keeping the previous one", rq->key, err.msg);
+		return;
+	}
+	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
+	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
+	rq->path = next;
+	if (rq->n_conns == 0)
+		ready_client_config(rq);
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -304,6 +353,7 @@ ready_take(void *arg, struct smtp_client *c)
 
 	if (m == NULL)
 		return NULL;
+	ready_refresh(rq);
 	wait = throttle_take(&rq->msg_rate, util_now());
 	if (wait > 0) {
 		ready_wake_in(rq, wait);
@@ -462,6 +512,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 		free(rq);
 		return NULL;
 	}
+	rq->path_epoch = config_epoch(es->shard);
 	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
@@ -512,6 +563,7 @@ submit_task(void *arg)
 		rq->route = req->route; /* DNS may have moved; adopt it between connections */
 		ready_client_config(rq);
 	}
+	ready_refresh(rq);
 	if (rq->tail)
 		rq->tail->next = req->m;
 	else

@@ -493,7 +493,10 @@ load_config(struct sched_queue *q, struct tern_err *err)
 	rc = config_queue(q->shard, q->domain, q->tenant, q->campaign, &q->cfg, err);
 	if (rc < 0)
 		return rc;
-	throttle_init(&q->rate, q->cfg.max_message_rate, 1);
+	if (q->have_config)
+		throttle_retune(&q->rate, q->cfg.max_message_rate, 1);
+	else
+		throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;
 	q->have_config = true;

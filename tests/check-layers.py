@@ -25,9 +25,11 @@ LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
     "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_tls": MAIN, "cli_classify": MAIN,
+    "cli_reload": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
-    "policy_files": POLICY, "policy_revision": POLICY,
+    "policy_files": POLICY, "policy_revision": POLICY, "policy_reload": POLICY,
+    "policy_watch": POLICY,
     # bindings: Lua tables <-> engine structs
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,

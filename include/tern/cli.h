@@ -20,6 +20,7 @@ int cli_review_explain_main(int argc, char **argv); /* tern policy explain --pol
 int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
 int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
 int cli_tls_main(int argc, char **argv);            /* tern tls check HOST:PORT [--starttls] */
+int cli_reload_main(int argc, char **argv); /* tern reload --pid PID|--pidfile F [--log FILE] */
 
 /*
  * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
