@@ -5,6 +5,7 @@
  * scheduler decides when; egress decides where and how fast.
  */
 #include "tern/queue.h"
+#include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/egress.h"
@@ -29,6 +30,8 @@
 
 /* Messages taken from the heap per timer tick, so one shard never stalls on a backlog. */
 #define QUEUE_DISPATCH_BATCH 512
+/* Seconds between checks whether a suspended queue's messages may go again. */
+#define QUEUE_RELEASE_INTERVAL 1.0
 
 struct sched_queue {
 	char *name;
@@ -40,6 +43,12 @@ struct sched_queue {
 	struct throttle rate;
 	/* Written once on the owning shard before any message leaves it; read elsewhere after. */
 	double retry_interval, max_retry_interval;
+	/* Messages held by an admin suspension (linked by next), off the heap until it ends. */
+	struct queue_msg *parked;
+	size_t n_parked;
+	/* Scratch for queue_summary_shard(). */
+	size_t sum_count;
+	uint32_t sum_oldest;
 };
 
 struct sched_shard {
@@ -47,6 +56,8 @@ struct sched_shard {
 	struct heap heap;
 	struct map queues;
 	ev_timer timer;
+	ev_timer release; /* runs while some queue has parked messages */
+	size_t n_parked;
 	bool ready;
 };
 
@@ -99,12 +110,18 @@ msg_set_index(void *e, size_t i)
 }
 
 static void sched_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void sched_release_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void
 sched_queue_free(void *p)
 {
 	struct sched_queue *q = p;
+	struct queue_msg *m;
 
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		free(m);
+	}
 	queue_config_deinit(&q->cfg);
 	free(q->name);
 	free(q);
@@ -116,6 +133,7 @@ sched_exit(struct shard *shard, void *arg)
 	struct sched_shard *ss = arg;
 
 	ev_timer_stop(shard->loop, &ss->timer);
+	ev_timer_stop(shard->loop, &ss->release);
 }
 
 /* Queues are freed only after every shard stopped: other shards hold pointers to them. */
@@ -158,6 +176,9 @@ sched_self(struct shard *shard)
 		map_init(&ss->queues);
 		ev_timer_init(&ss->timer, sched_timer_cb, 0, 0);
 		ss->timer.data = ss;
+		ev_timer_init(&ss->release, sched_release_cb, QUEUE_RELEASE_INTERVAL,
+			      QUEUE_RELEASE_INTERVAL);
+		ss->release.data = ss;
 		shard_on_exit(shard, sched_exit, ss);
 		ss->ready = true;
 	}
@@ -514,6 +535,174 @@ routed(void *arg, const struct egress_route *route, int code, const char *enhanc
 		outcome_here(m, code, enhanced, text, code >= 500 ? outcome_bounced : outcome_transient);
 }
 
+/* ---- admin rules --------------------------------------------------------------------------- */
+
+static const struct admin_rule *
+queue_rule(const struct sched_queue *q, enum admin_kind kind)
+{
+	return admin_match(kind, q->name, q->domain, q->tenant, q->campaign);
+}
+
+/* An admin bounce settles m now; a suspension parks it in its queue. True when m was taken. */
+static bool
+admin_hold(struct sched_shard *ss, struct queue_msg *m)
+{
+	struct sched_queue *q = m->queue;
+	const struct admin_rule *r = queue_rule(q, ADMIN_BOUNCE);
+	char text[320];
+
+	if (r != NULL) {
+		snprintf(text, sizeof(text), "Administrator bounced with reason: %s", r->reason);
+		outcome_here(m, 551, "5.7.1", text, outcome_admin_bounced);
+		return true;
+	}
+	if (queue_rule(q, ADMIN_SUSPEND) == NULL)
+		return false;
+	m->next = q->parked;
+	q->parked = m;
+	q->n_parked++;
+	ss->n_parked++;
+	if (!ev_is_active(&ss->release))
+		ev_timer_again(ss->shard->loop, &ss->release);
+	return true;
+}
+
+/* Parked messages whose suspension ended (or that an admin bounce now takes) are due now. */
+static void
+release_queue(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct sched_shard *ss = arg;
+	struct queue_msg *m;
+	double now = util_wallclock();
+
+	(void)name;
+	if (q->parked == NULL ||
+	    (queue_rule(q, ADMIN_SUSPEND) != NULL && queue_rule(q, ADMIN_BOUNCE) == NULL))
+		return;
+	ss->n_parked -= q->n_parked;
+	q->n_parked = 0;
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		m->next = NULL;
+		m->due = now;
+		sched_add(ss, m);
+	}
+}
+
+static void
+sched_release_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sched_shard *ss = w->data;
+
+	(void)revents;
+	map_foreach(&ss->queues, release_queue, ss);
+	if (ss->n_parked == 0)
+		ev_timer_stop(loop, w);
+}
+
+/* Take every waiting message an admin bounce matches off the heap and due now. */
+static void
+sweep_task(void *arg)
+{
+	struct sched_shard *ss;
+	struct queue_msg *chain = NULL, *m;
+	size_t i;
+
+	(void)arg;
+	if (queue_is_closed())
+		return;
+	ss = sched_self(shard_self());
+	for (i = 0; i < ss->heap.n; i++) {
+		m = ss->heap.v[i];
+		if (queue_rule(m->queue, ADMIN_BOUNCE) != NULL) {
+			m->next = chain;
+			chain = m;
+		}
+	}
+	while ((m = chain) != NULL) {
+		chain = m->next;
+		m->next = NULL;
+		heap_remove(&ss->heap, m->heap_index);
+		m->due = util_wallclock();
+		sched_add(ss, m);
+	}
+	map_foreach(&ss->queues, release_queue, ss);
+	sched_arm(ss);
+}
+
+int
+queue_admin_sweep(void)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count(); i++)
+		if (shard_post(shard_get(i), sweep_task, NULL) < 0)
+			rc = -EPIPE;
+	return rc;
+}
+
+static void
+summary_count(struct queue_msg *m)
+{
+	struct sched_queue *q = m->queue;
+
+	if (q->sum_count++ == 0 || m->created < q->sum_oldest)
+		q->sum_oldest = m->created;
+}
+
+static void
+summary_parked(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct queue_msg *m;
+
+	(void)name;
+	(void)arg;
+	for (m = q->parked; m != NULL; m = m->next)
+		summary_count(m);
+}
+
+static void
+summary_queue(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct buf *out = arg;
+	double now = util_wallclock();
+
+	if (q->sum_count == 0)
+		return;
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_str(out, "{\"name\":");
+	buf_append_json_string(out, name, strlen(name));
+	buf_append_str(out, ",\"domain\":");
+	buf_append_json_string(out, q->domain, strlen(q->domain));
+	buf_printf(out, ",\"count\":%zu,\"suspended_count\":%zu,\"oldest_age\":%.0f,"
+		   "\"suspended\":%s,\"max_message_rate\":%g}",
+		   q->sum_count, q->n_parked, now > q->sum_oldest ? now - q->sum_oldest : 0.0,
+		   queue_rule(q, ADMIN_SUSPEND) ? "true" : "false", q->cfg.max_message_rate);
+	q->sum_count = 0;
+}
+
+int
+queue_summary_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+	struct sched_shard *ss;
+	size_t i;
+
+	if (self == NULL || sched_shards == NULL || queue_is_closed() ||
+	    !sched_shards[self->id].ready)
+		return 0;
+	ss = &sched_shards[self->id];
+	for (i = 0; i < ss->heap.n; i++)
+		summary_count(ss->heap.v[i]);
+	map_foreach(&ss->queues, summary_parked, NULL);
+	map_foreach(&ss->queues, summary_queue, out);
+	return 0;
+}
+
 static void
 dispatch(struct sched_shard *ss, struct queue_msg *m)
 {
@@ -521,6 +710,8 @@ dispatch(struct sched_shard *ss, struct queue_msg *m)
 	struct tern_err err;
 	double wait;
 
+	if (admin_hold(ss, m))
+		return;
 	if (load_config(q, &err) < 0) {
 		outcome_here(m, 451, "4.3.0", err.msg, outcome_transient);
 		return;
