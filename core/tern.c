@@ -18,6 +18,13 @@ static const struct {
 	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
 	{"policy", cli_policy_main, "policy check|test|explain|diff  validate, test and review a policy"},
 	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
+	{"queue-summary", cli_api_main, "queue-summary      scheduled queues of a running ternd (HTTP API)"},
+	{"suspend", cli_api_main, "suspend --domain D --reason R [--duration 1h]  hold a domain's mail"},
+	{"resume", cli_api_main, "resume ID          end a suspension"},
+	{"bounce", cli_api_main, "bounce --domain D --reason R [--duration 1h]  bounce queued and new mail"},
+	{"inspect", cli_api_main, "inspect ID         a spooled message's metadata"},
+	{"inject", cli_api_main, "inject --from S --to R [FILE|-]  inject a message over HTTP"},
+	{"top", cli_top_main, "top                live view of queues and suspensions"},
 };
 
 static int
