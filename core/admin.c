@@ -32,7 +32,8 @@ static _Atomic(struct admin_table *) admin_current;
 static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *admin_path;
 
-static const char *const kind_names[] = {"suspend", "bounce"};
+static const char *const kind_names[] = {"suspend", "bounce", "suspend-ready-q"};
+#define ADMIN_KINDS 3
 
 /* ---- pure ----------------------------------------------------------------------------- */
 
@@ -152,6 +153,24 @@ parse_selector(const struct json_span *obj, struct admin_rule *r, struct tern_er
 	return 0;
 }
 
+/* KumoMTA names a ready queue "source->site@smtp_client"; the protocol suffix is optional here. */
+static int
+parse_ready_q(const struct json_span *obj, struct admin_rule *r, struct tern_err *err)
+{
+	char *at;
+
+	if (get_string(obj, "name", r->ready_q, sizeof(r->ready_q), err) < 0)
+		return -EINVAL;
+	if ((at = strrchr(r->ready_q, '@')) != NULL && strcmp(at, "@smtp_client") == 0)
+		*at = '\0';
+	if (strstr(r->ready_q, "->") == NULL || strstr(r->ready_q, "->") == r->ready_q ||
+	    strstr(r->ready_q, "->")[2] == '\0') {
+		tern_err_set(err, 422, "", "field 'name' must be a ready queue \"source->site\"");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int
 admin_rule_parse(const char *body, size_t len, enum admin_kind kind, struct admin_rule *r,
 		 struct tern_err *err)
@@ -175,12 +194,14 @@ admin_rule_parse(const char *body, size_t len, enum admin_kind kind, struct admi
 		tern_err_set(err, 422, "", "field 'reason' is required");
 		return -EINVAL;
 	}
+	r->expires = util_wallclock() + duration;
+	if (kind == ADMIN_SUSPEND_READY)
+		return parse_ready_q(&obj, r, err);
 	if (!r->domain[0] && !r->tenant[0] && !r->campaign[0] && r->n_queue_names == 0) {
 		tern_err_set(err, 422, "",
 			     "one of 'domain', 'tenant', 'campaign' or 'queue_names' is required");
 		return -EINVAL;
 	}
-	r->expires = util_wallclock() + duration;
 	return 0;
 }
 
@@ -207,6 +228,27 @@ admin_match(enum admin_kind kind, const char *name, const char *domain, const ch
 	return NULL;
 }
 
+const struct admin_rule *
+admin_match_ready(const char *source, const char *site)
+{
+	const struct admin_table *t = atomic_load_explicit(&admin_current, memory_order_acquire);
+	size_t i, slen = strlen(source);
+	double now;
+
+	if (t == NULL || t->n == 0)
+		return NULL;
+	now = util_wallclock();
+	for (i = 0; i < t->n; i++) {
+		const struct admin_rule *r = &t->rules[i];
+
+		if (r->kind == ADMIN_SUSPEND_READY && r->expires > now &&
+		    strncmp(r->ready_q, source, slen) == 0 && strncmp(r->ready_q + slen, "->", 2) == 0 &&
+		    strcmp(r->ready_q + slen + 2, site) == 0)
+			return r;
+	}
+	return NULL;
+}
+
 static void
 rule_json(const struct admin_rule *r, struct buf *out)
 {
@@ -224,7 +266,9 @@ rule_json(const struct admin_rule *r, struct buf *out)
 			buf_append_char(out, ',');
 		buf_append_json_string(out, r->queue_names[i], strlen(r->queue_names[i]));
 	}
-	buf_append_str(out, "],\"reason\":");
+	buf_append_str(out, "],\"name\":");
+	buf_append_json_string(out, r->ready_q, strlen(r->ready_q));
+	buf_append_str(out, ",\"reason\":");
 	buf_append_json_string(out, r->reason, strlen(r->reason));
 	buf_printf(out, ",\"expires\":%.3f,\"duration\":%.3f}", r->expires,
 		   r->expires - util_wallclock());
@@ -403,11 +447,12 @@ load_rule(void *arg, size_t i, const struct json_span *v)
 	if (v->type != JSON_OBJECT || parse_selector(v, &r, l->err) < 0 ||
 	    get_string(v, "id", r.id, sizeof(r.id), l->err) < 0 ||
 	    get_string(v, "kind", kind, sizeof(kind), l->err) < 0 ||
+	    get_string(v, "name", r.ready_q, sizeof(r.ready_q), l->err) < 0 ||
 	    json_object_get(v, "expires", &e) < 0 || json_number_value(&e, &r.expires) < 0)
 		return -EINVAL;
-	for (k = 0; k < 2 && strcmp(kind, kind_names[k]) != 0; k++)
+	for (k = 0; k < ADMIN_KINDS && strcmp(kind, kind_names[k]) != 0; k++)
 		;
-	if (k == 2 || l->t->n >= l->cap)
+	if (k == ADMIN_KINDS || l->t->n >= l->cap)
 		return -EINVAL;
 	r.kind = (enum admin_kind)k;
 	l->t->rules[l->t->n++] = r;

@@ -122,6 +122,24 @@ api_admin_bounce_remove(struct http_request *req)
 	rule_remove(req, ADMIN_BOUNCE);
 }
 
+void
+api_admin_suspend_ready_add(struct http_request *req)
+{
+	rule_add(req, ADMIN_SUSPEND_READY);
+}
+
+void
+api_admin_suspend_ready_list(struct http_request *req)
+{
+	rule_list(req, ADMIN_SUSPEND_READY);
+}
+
+void
+api_admin_suspend_ready_remove(struct http_request *req)
+{
+	rule_remove(req, ADMIN_SUSPEND_READY);
+}
+
 /* ---- queue summary: one visit per shard ---------------------------------------------------- */
 
 struct gather {

@@ -11,6 +11,7 @@
  * memoised per shard.
  */
 #include "tern/egress.h"
+#include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/log.h"
@@ -34,6 +35,8 @@
 
 /* How long an opportunistic TLS failure sends a path to plain text. */
 #define EGRESS_TLS_BROKEN_SECS 600
+/* Seconds between looks at whether a suspended path may send again. */
+#define EGRESS_SUSPEND_RECHECK_SECS 1.0
 
 struct pool {
 	struct egress_pool_cfg cfg;
@@ -295,6 +298,16 @@ ready_wake_in(struct ready_queue *rq, double secs)
 	ev_timer_start(rq->es->shard->loop, &rq->wake);
 }
 
+/* An operator suspended this path (admin suspend-ready-q): its messages wait; look again each second. */
+static bool
+ready_suspended(struct ready_queue *rq)
+{
+	if (admin_match_ready(rq->source.name, rq->route.site) == NULL)
+		return false;
+	ready_wake_in(rq, EGRESS_SUSPEND_RECHECK_SECS);
+	return true;
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -302,7 +315,7 @@ ready_take(void *arg, struct smtp_client *c)
 	struct queue_msg *m = rq->head;
 	double wait;
 
-	if (m == NULL)
+	if (m == NULL || ready_suspended(rq))
 		return NULL;
 	wait = throttle_take(&rq->msg_rate, util_now());
 	if (wait > 0) {
@@ -382,7 +395,7 @@ ready_pump(struct ready_queue *rq)
 {
 	struct client_link *l, *next;
 
-	if (rq->es->shard->stopping)
+	if (rq->es->shard->stopping || ready_suspended(rq))
 		return;
 	for (l = rq->clients; l && rq->head; l = next) {
 		next = l->next;
@@ -529,6 +542,22 @@ ready_shard_for(const char *source, const char *site)
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 
+/* The pool's next source, skipping those whose path to site an operator suspended while others remain. */
+static int
+pool_pick(struct pool *pool, const char *site)
+{
+	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
+	size_t i, n_skip = 0;
+	int pick;
+
+	for (i = 0; skip && i < pool->cfg.n; i++)
+		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
+			n_skip++;
+	pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	free(skip);
+	return pick;
+}
+
 void
 egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_route *route)
 {
@@ -542,7 +571,7 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		fail_transient(m, route->site, pool_name, NULL, err.msg);
 		return;
 	}
-	pick = wrr_next(&pool->wrr, NULL);
+	pick = pool_pick(pool, route->site);
 	req = malloc(sizeof(*req));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");

@@ -23,7 +23,8 @@
 #define ADMIN_ID_LEN 36	   /* a random UUID, as text */
 #define ADMIN_MAX_NAMES 16 /* queue_names per rule */
 
-enum admin_kind { ADMIN_SUSPEND, ADMIN_BOUNCE };
+/* Suspensions of scheduled queues, admin bounces, suspensions of one egress path (ready queue). */
+enum admin_kind { ADMIN_SUSPEND, ADMIN_BOUNCE, ADMIN_SUSPEND_READY };
 
 struct admin_rule {
 	char id[ADMIN_ID_LEN + 1];
@@ -31,6 +32,7 @@ struct admin_rule {
 	char domain[256], tenant[128], campaign[128];
 	char queue_names[ADMIN_MAX_NAMES][320];
 	size_t n_queue_names;
+	char ready_q[600]; /* ADMIN_SUSPEND_READY: "source->site" */
 	char reason[256];
 	double expires; /* epoch seconds */
 };
@@ -50,10 +52,16 @@ int admin_list_json(enum admin_kind kind, struct buf *out);
 const struct admin_rule *admin_match(enum admin_kind kind, const char *name, const char *domain,
 				     const char *tenant, const char *campaign);
 
+/* The live ready-queue suspension of (source, site), or NULL. Any thread, no lock. */
+const struct admin_rule *admin_match_ready(const char *source, const char *site);
+
 /* Pure: whether r matches the queue (expiry not checked). */
 bool admin_rule_matches(const struct admin_rule *r, const char *name, const char *domain,
 			const char *tenant, const char *campaign);
-/* Pure: read a POST body ({domain, tenant, campaign, queue_names, reason, duration}) into r. */
+/*
+ * Pure: read a POST body into r: {domain, tenant, campaign, queue_names, reason, duration}, or
+ * for ADMIN_SUSPEND_READY {name: "source->site", reason, duration}.
+ */
 int admin_rule_parse(const char *body, size_t len, enum admin_kind kind, struct admin_rule *r,
 		     struct tern_err *err);
 /* Pure: decode a JSON string span into out[size]; -EINVAL when not a string, too long or with NUL. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The admin endpoints (KumoMTA's paths and bodies): suspensions and admin
- * bounces of scheduled queues (POST adds, GET lists, DELETE {id} removes),
+ * bounces of scheduled queues and suspensions of one egress path (POST adds, GET lists, DELETE {id} removes),
  * the queue summary gathered from every shard, message inspection and the
  * liveness check. They parse JSON and call the engine (admin.h, queue.h).
  */
@@ -16,6 +16,9 @@ void api_admin_suspend_remove(struct http_request *req);
 void api_admin_bounce_add(struct http_request *req);
 void api_admin_bounce_list(struct http_request *req);
 void api_admin_bounce_remove(struct http_request *req);
+void api_admin_suspend_ready_add(struct http_request *req);
+void api_admin_suspend_ready_list(struct http_request *req);
+void api_admin_suspend_ready_remove(struct http_request *req);
 void api_admin_queue_summary(struct http_request *req);
 void api_admin_inspect_message(struct http_request *req);
 void api_check_liveness(struct http_request *req);

@@ -138,3 +138,62 @@ def test_inspect_and_liveness(ternd, ports, py_sink):
     assert status == 422
     status, reply = post(ports[0], b"", method="GET", path="/api/check-liveness/v1")
     assert status == 200 and reply == {"alive": True}
+
+
+# Two sources in one pool, both delivering to the sink at 127.0.0.1:{port2}.
+TWO_SOURCES = """
+tern.on('get_egress_source', function(name)
+  local addr = { ['ip-a'] = '127.0.0.2', ['ip-b'] = '127.0.0.3' }
+  return tern.make_egress_source { name = name, source_address = addr[name] }
+end)
+tern.on('get_egress_pool', function(name)
+  return tern.make_egress_pool { name = name, entries = { %s } }
+end)
+"""
+
+
+def pool_policy(entries):
+    policy = http_policy(hooks=TWO_SOURCES % entries)
+    return policy.replace("return tern.make_queue_config {",
+                          "return tern.make_queue_config { egress_pool = 'two',")
+
+
+def site_of(t, port, sink):
+    """Deliver one message and read the site its record names."""
+    inject(port, "probe.example", 1)
+    sink.wait_messages(1, timeout=20)
+    return wait_records(t, of_type("Delivery"), 1)[0]["site"]
+
+
+def test_suspend_ready_q_stops_one_path_while_the_other_delivers(ternd, ports, py_sink):
+    sink = py_sink("127.0.0.1", ports[1])
+    t = ternd(pool_policy("{ name = 'ip-a', weight = 1 }, { name = 'ip-b', weight = 1 }"))
+    site = site_of(t, ports[0], sink)
+    status, reply = post(ports[0], {"name": f"ip-a->{site}@smtp_client", "reason": "blocklisted",
+                                    "duration": "1h"}, path=ADMIN + "/suspend-ready-q/v1")
+    assert status == 200, reply
+    inject(ports[0], "many.example", 10)
+    got = [m for m in sink.wait_messages(11, timeout=30) if "many" in m["rcpt_tos"][0]]
+    assert len(got) == 10
+    assert {m["peer"] for m in got} == {"127.0.0.3"}
+    status, listed = post(ports[0], b"", path=ADMIN + "/suspend-ready-q/v1", method="GET")
+    assert [(r["id"], r["name"]) for r in listed] == [(reply["id"], f"ip-a->{site}")]
+
+
+def test_suspend_ready_q_holds_a_single_source_path(ternd, ports, py_sink):
+    sink = py_sink("127.0.0.1", ports[1])
+    t = ternd(pool_policy("{ name = 'ip-a', weight = 1 }"))
+    site = site_of(t, ports[0], sink)
+    status, reply = post(ports[0], {"name": f"ip-a->{site}", "reason": "r", "duration": 3600},
+                         path=ADMIN + "/suspend-ready-q/v1")
+    assert status == 200, reply
+    inject(ports[0], "held.example", 3)
+    time.sleep(2)
+    assert len(sink.messages) == 1
+    status, _ = post(ports[0], {"id": reply["id"]}, path=ADMIN + "/suspend-ready-q/v1",
+                     method="DELETE")
+    assert status == 200
+    assert len(sink.wait_messages(4, timeout=20)) == 4
+    status, reply = post(ports[0], {"name": "no-arrow", "reason": "r", "duration": 60},
+                         path=ADMIN + "/suspend-ready-q/v1")
+    assert status == 422 and "name" in reply["error"]
