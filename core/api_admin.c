@@ -7,6 +7,7 @@
  */
 #include "tern/api_admin.h"
 #include "tern/admin.h"
+#include "tern/egress.h"
 #include "tern/http_server.h"
 #include "tern/json.h"
 #include "tern/queue.h"
@@ -146,8 +147,8 @@ struct gather {
 	struct http_request *req; /* NULL once the request was dropped */
 	struct shard *origin;
 	atomic_int left;
-	pthread_mutex_t lock; /* covers out */
-	struct buf out;
+	pthread_mutex_t lock; /* covers sched and ready */
+	struct buf sched, ready;
 };
 
 static void
@@ -165,11 +166,13 @@ gather_reply(void *arg)
 	if (g->req != NULL) {
 		http_request_on_abort(g->req, NULL, NULL);
 		buf_init(&b);
-		buf_printf(&b, "{\"scheduled\":[%.*s]}", (int)g->out.len,
-			   g->out.data ? g->out.data : "");
+		buf_printf(&b, "{\"scheduled\":[%.*s],\"ready\":[%.*s]}", (int)g->sched.len,
+			   g->sched.data ? g->sched.data : "", (int)g->ready.len,
+			   g->ready.data ? g->ready.data : "");
 		reply_buf(g->req, 200, &b);
 	}
-	buf_deinit(&g->out);
+	buf_deinit(&g->sched);
+	buf_deinit(&g->ready);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
@@ -181,22 +184,33 @@ gather_done_one(struct gather *g)
 		gather_reply(g);
 }
 
+/* Caller holds g->lock. */
+static void
+gather_join(struct buf *to, const struct buf *part)
+{
+	if (part->len == 0)
+		return;
+	if (to->len > 0)
+		buf_append_char(to, ',');
+	buf_append(to, part->data, part->len);
+}
+
 static void
 gather_visit(void *arg)
 {
 	struct gather *g = arg;
-	struct buf part;
+	struct buf sched, ready;
 
-	buf_init(&part);
-	queue_summary_shard(&part);
-	if (part.len > 0) {
-		pthread_mutex_lock(&g->lock);
-		if (g->out.len > 0)
-			buf_append_char(&g->out, ',');
-		buf_append(&g->out, part.data, part.len);
-		pthread_mutex_unlock(&g->lock);
-	}
-	buf_deinit(&part);
+	buf_init(&sched);
+	buf_init(&ready);
+	queue_summary_shard(&sched);
+	egress_summary_shard(&ready);
+	pthread_mutex_lock(&g->lock);
+	gather_join(&g->sched, &sched);
+	gather_join(&g->ready, &ready);
+	pthread_mutex_unlock(&g->lock);
+	buf_deinit(&sched);
+	buf_deinit(&ready);
 	gather_done_one(g);
 }
 
@@ -214,7 +228,8 @@ api_admin_queue_summary(struct http_request *req)
 	g->origin = http_request_shard(req);
 	atomic_init(&g->left, n);
 	pthread_mutex_init(&g->lock, NULL);
-	buf_init(&g->out);
+	buf_init(&g->sched);
+	buf_init(&g->ready);
 	http_request_on_abort(req, gather_abort, g);
 	for (i = 0; i < n; i++)
 		if (shard_post(shard_get(i), gather_visit, g) < 0)

@@ -586,3 +586,37 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		fail_transient(m, route->site, pool_name, NULL, "shutting down");
 	}
 }
+
+static void
+summary_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_str(out, "{\"name\":");
+	buf_append_json_string(out, name, strlen(name));
+	buf_printf(out, ",\"source\":");
+	buf_append_json_string(out, rq->source.name, strlen(rq->source.name));
+	buf_printf(out, ",\"site\":");
+	buf_append_json_string(out, rq->route.site, strlen(rq->route.site));
+	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
+		   "\"max_message_rate\":%g,\"suspended\":%s}",
+		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
+		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false");
+}
+
+int
+egress_summary_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, summary_ready, out);
+	return 0;
+}

@@ -188,7 +188,13 @@ def test_suspend_ready_q_holds_a_single_source_path(ternd, ports, py_sink):
                          path=ADMIN + "/suspend-ready-q/v1")
     assert status == 200, reply
     inject(ports[0], "held.example", 3)
-    time.sleep(2)
+
+    def ready_q():
+        status, reply = post(ports[0], b"", path=ADMIN + "/queue-summary/v1", method="GET")
+        return {r["name"]: r for r in reply["ready"]}.get(f"ip-a->{site}", {})
+    assert wait_for(lambda: ready_q().get("count") == 3)
+    assert ready_q()["suspended"] is True
+    time.sleep(1.5)
     assert len(sink.messages) == 1
     status, _ = post(ports[0], {"id": reply["id"]}, path=ADMIN + "/suspend-ready-q/v1",
                      method="DELETE")
