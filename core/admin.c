@@ -249,12 +249,13 @@ admin_match_ready(const char *source, const char *site)
 	return NULL;
 }
 
+/* The selector of a queue rule: domain, tenant, campaign, queue_names. */
 static void
-rule_json(const struct admin_rule *r, struct buf *out)
+selector_json(const struct admin_rule *r, struct buf *out)
 {
 	size_t i;
 
-	buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\",\"domain\":", r->id, kind_names[r->kind]);
+	buf_append_str(out, ",\"domain\":");
 	buf_append_json_string(out, r->domain, strlen(r->domain));
 	buf_append_str(out, ",\"tenant\":");
 	buf_append_json_string(out, r->tenant, strlen(r->tenant));
@@ -266,8 +267,19 @@ rule_json(const struct admin_rule *r, struct buf *out)
 			buf_append_char(out, ',');
 		buf_append_json_string(out, r->queue_names[i], strlen(r->queue_names[i]));
 	}
-	buf_append_str(out, "],\"name\":");
-	buf_append_json_string(out, r->ready_q, strlen(r->ready_q));
+	buf_append_char(out, ']');
+}
+
+static void
+rule_json(const struct admin_rule *r, struct buf *out)
+{
+	buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\"", r->id, kind_names[r->kind]);
+	if (r->kind == ADMIN_SUSPEND_READY) {
+		buf_append_str(out, ",\"name\":");
+		buf_append_json_string(out, r->ready_q, strlen(r->ready_q));
+	} else {
+		selector_json(r, out);
+	}
 	buf_append_str(out, ",\"reason\":");
 	buf_append_json_string(out, r->reason, strlen(r->reason));
 	buf_printf(out, ",\"expires\":%.3f,\"duration\":%.3f}", r->expires,
