@@ -114,7 +114,7 @@ cli_api_number(const struct json_span *obj, const char *key)
 struct cli_api_args {
 	const char *endpoint;
 	const char *domain, *tenant, *campaign, *reason, *duration, *sender, *recipient;
-	const char *queue;
+	const char *queue, *name;
 	bool json;
 	int first; /* index of the first positional argument */
 };
@@ -128,6 +128,7 @@ parse_args(int argc, char **argv, struct cli_api_args *a)
 	    {"reason", required_argument, NULL, 'r'},	{"duration", required_argument, NULL, 'D'},
 	    {"queue", required_argument, NULL, 'q'},	{"from", required_argument, NULL, 'f'},
 	    {"to", required_argument, NULL, 'T'},	{"json", no_argument, NULL, 'j'},
+	    {"name", required_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0}};
 	int ch;
 
@@ -147,6 +148,7 @@ parse_args(int argc, char **argv, struct cli_api_args *a)
 		case 'f': a->sender = optarg; break;
 		case 'T': a->recipient = optarg; break;
 		case 'j': a->json = true; break;
+		case 'n': a->name = optarg; break;
 		default: return -EINVAL;
 		}
 	}
@@ -171,6 +173,7 @@ rule_body(const struct cli_api_args *a, struct buf *b)
 	member(b, "domain", a->domain);
 	member(b, "tenant", a->tenant);
 	member(b, "campaign", a->campaign);
+	member(b, "name", a->name);
 	member(b, "reason", a->reason);
 	member(b, "duration", a->duration);
 	if (a->queue != NULL) {
@@ -189,8 +192,9 @@ cmd_rule_add(const struct cli_api_args *a, const char *path)
 	char id[64];
 	int rc;
 
-	if (a->reason == NULL || (!a->domain && !a->tenant && !a->campaign && !a->queue)) {
-		fprintf(stderr, "tern: give --reason and one of --domain, --tenant, --campaign, --queue\n");
+	if (a->reason == NULL || (!a->domain && !a->tenant && !a->campaign && !a->queue && !a->name)) {
+		fprintf(stderr, "tern: give --reason and one of --domain, --tenant, --campaign, --queue"
+				" (suspend, bounce) or --name SOURCE->SITE (suspend-ready-q)\n");
 		return 2;
 	}
 	buf_init(&body);
@@ -205,6 +209,20 @@ cmd_rule_add(const struct cli_api_args *a, const char *path)
 	buf_deinit(&body);
 	buf_deinit(&out);
 	return rc;
+}
+
+/* An id is a suspension's or a ready-queue suspension's: try the first, then the second. */
+static int
+resume_one(const char *endpoint, const char *body, struct buf *out)
+{
+	long status = 0;
+
+	if (cli_api_request(endpoint, "DELETE", "/api/admin/suspend/v1", body, out, &status) < 0)
+		return 1;
+	if (status == 200)
+		return 0;
+	buf_reset(out);
+	return call(endpoint, "DELETE", "/api/admin/suspend-ready-q/v1", body, out);
 }
 
 static int
@@ -224,7 +242,7 @@ cmd_resume(const struct cli_api_args *a, int argc, char **argv)
 		buf_append_json_string(&body, argv[i], strlen(argv[i]));
 		buf_append_str(&body, "}");
 		buf_append_char(&body, '\0');
-		rc = call(a->endpoint, "DELETE", "/api/admin/suspend/v1", body.data, &out);
+		rc = resume_one(a->endpoint, body.data, &out);
 		buf_deinit(&body);
 		buf_deinit(&out);
 	}
@@ -346,6 +364,7 @@ usage(void)
 		"  queue-summary [--json]\n"
 		"  suspend (--domain D | --tenant T | --campaign C | --queue NAME) --reason R [--duration 1h]\n"
 		"  resume ID...\n"
+		"  suspend-ready-q --name SOURCE->SITE --reason R [--duration 1h]\n"
 		"  bounce (--domain D | --tenant T | --campaign C | --queue NAME) --reason R [--duration 1h]\n"
 		"  inspect ID\n"
 		"  inject --from SENDER --to RCPT [FILE|-]\n"
@@ -367,6 +386,8 @@ cli_api_main(int argc, char **argv)
 		rc = cmd_queue_summary(&a);
 	else if (strcmp(cmd, "suspend") == 0)
 		rc = cmd_rule_add(&a, "/api/admin/suspend/v1");
+	else if (strcmp(cmd, "suspend-ready-q") == 0)
+		rc = cmd_rule_add(&a, "/api/admin/suspend-ready-q/v1");
 	else if (strcmp(cmd, "bounce") == 0)
 		rc = cmd_rule_add(&a, "/api/admin/bounce/v1");
 	else if (strcmp(cmd, "resume") == 0)

@@ -74,11 +74,38 @@ top_cmp(const void *a, const void *b)
 					       ((const struct top_queue *)b)->name);
 }
 
+static int
+top_ready_row(void *arg, size_t i, const struct json_span *v)
+{
+	char name[700];
+	struct json_span s;
+
+	(void)arg;
+	(void)i;
+	cli_api_string(v, "name", name, sizeof(name));
+	printf("%-50.50s %8.0f %5.0f/%-5.0f %s\n", name, cli_api_number(v, "count"),
+	       cli_api_number(v, "connections"), cli_api_number(v, "connection_limit"),
+	       json_object_get(v, "suspended", &s) == 0 && s.type == JSON_TRUE ? "SUSPENDED" : "");
+	return 0;
+}
+
+static void
+top_ready(const struct json_span *doc)
+{
+	struct json_span ready;
+
+	printf(TOP_ANSI_BOLD "%-50s %8s %11s %s" TOP_ANSI_RESET "\n", "READY QUEUE (source->site)",
+	       "COUNT", "CONNS/LIMIT", "STATE");
+	if (json_object_get(doc, "ready", &ready) == 0)
+		json_array_foreach(&ready, top_ready_row, NULL);
+	printf("\n");
+}
+
 static void
 top_queues(const char *endpoint)
 {
 	struct top_frame f = {.n = 0};
-	struct json_span doc, sched;
+	struct json_span doc = {JSON_NULL, NULL, 0}, sched;
 	struct buf out;
 	long status = 0;
 	size_t i;
@@ -99,6 +126,7 @@ top_queues(const char *endpoint)
 	if (f.rest_n > 0)
 		printf("%-40s %8.0f\n", "(other queues)", f.rest_count);
 	printf("%-40s %8.0f\n\n", "total", f.total);
+	top_ready(&doc);
 	buf_deinit(&out);
 }
 

@@ -21,6 +21,7 @@ static const struct {
 	{"queue-summary", cli_api_main, "queue-summary      scheduled queues of a running ternd (HTTP API)"},
 	{"suspend", cli_api_main, "suspend --domain D --reason R [--duration 1h]  hold a domain's mail"},
 	{"resume", cli_api_main, "resume ID          end a suspension"},
+	{"suspend-ready-q", cli_api_main, "suspend-ready-q --name SOURCE->SITE --reason R  hold one egress path"},
 	{"bounce", cli_api_main, "bounce --domain D --reason R [--duration 1h]  bounce queued and new mail"},
 	{"inspect", cli_api_main, "inspect ID         a spooled message's metadata"},
 	{"inject", cli_api_main, "inject --from S --to R [FILE|-]  inject a message over HTTP"},

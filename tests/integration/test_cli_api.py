@@ -112,3 +112,19 @@ def test_top_in_tmux(ternd, ports, py_sink, tmp_path):
                         timeout=10)
     finally:
         tmux(sock, "kill-server")
+
+
+def test_suspend_ready_q_and_resume(ternd, ports, py_sink):
+    from test_admin_api import pool_policy, site_of
+    sink = py_sink("127.0.0.1", ports[1])
+    t = ternd(pool_policy("{ name = 'ip-a', weight = 1 }"))
+    site = site_of(t, ports[0], sink)
+    rc, out, err = tern(ports[0], "suspend-ready-q", "--name", f"ip-a->{site}", "--reason", "rbl")
+    assert rc == 0, err
+    rid = out.strip()
+    inject(ports[0], "held.example", 2)
+    time.sleep(1.5)
+    assert len(sink.messages) == 1
+    rc, out, err = tern(ports[0], "resume", rid)
+    assert rc == 0, err
+    assert len(sink.wait_messages(3, timeout=20)) == 3
