@@ -24,7 +24,7 @@
 
 struct top_queue {
 	char name[320];
-	double count, suspended, oldest;
+	double count, suspended, oldest, rate;
 };
 
 struct top_frame {
@@ -47,6 +47,7 @@ top_add_queue(void *arg, size_t i, const struct json_span *v)
 	q.count = cli_api_number(v, "count");
 	q.suspended = cli_api_number(v, "suspended_count");
 	q.oldest = cli_api_number(v, "oldest_age");
+	q.rate = cli_api_number(v, "rate");
 	f->total += q.count;
 	if (f->n < TOP_MAX_QUEUES) {
 		f->q[f->n++] = q;
@@ -83,8 +84,9 @@ top_ready_row(void *arg, size_t i, const struct json_span *v)
 	(void)arg;
 	(void)i;
 	cli_api_string(v, "name", name, sizeof(name));
-	printf("%-50.50s %8.0f %5.0f/%-5.0f %s\n", name, cli_api_number(v, "count"),
+	printf("%-50.50s %8.0f %5.0f/%-5.0f %8.2f %s\n", name, cli_api_number(v, "count"),
 	       cli_api_number(v, "connections"), cli_api_number(v, "connection_limit"),
+	       cli_api_number(v, "rate"),
 	       json_object_get(v, "suspended", &s) == 0 && s.type == JSON_TRUE ? "SUSPENDED" : "");
 	return 0;
 }
@@ -94,8 +96,8 @@ top_ready(const struct json_span *doc)
 {
 	struct json_span ready;
 
-	printf(TOP_ANSI_BOLD "%-50s %8s %11s %s" TOP_ANSI_RESET "\n", "READY QUEUE (source->site)",
-	       "COUNT", "CONNS/LIMIT", "STATE");
+	printf(TOP_ANSI_BOLD "%-50s %8s %11s %8s %s" TOP_ANSI_RESET "\n",
+	       "READY QUEUE (source->site)", "COUNT", "CONNS/LIMIT", "MSG/S", "STATE");
 	if (json_object_get(doc, "ready", &ready) == 0)
 		json_array_foreach(&ready, top_ready_row, NULL);
 	printf("\n");
@@ -111,8 +113,8 @@ top_queues(const char *endpoint)
 	size_t i;
 
 	buf_init(&out);
-	printf(TOP_ANSI_BOLD "%-40s %8s %9s %10s" TOP_ANSI_RESET "\n", "SCHEDULED QUEUE", "COUNT",
-	       "SUSPENDED", "OLDEST(s)");
+	printf(TOP_ANSI_BOLD "%-40s %8s %9s %10s %8s" TOP_ANSI_RESET "\n", "SCHEDULED QUEUE",
+	       "COUNT", "SUSPENDED", "OLDEST(s)", "MSG/S");
 	if (cli_api_request(endpoint, "GET", "/api/admin/queue-summary/v1", NULL, &out, &status) ==
 		0 && status == 200 && json_parse_span(out.data, out.len, &doc, &(struct tern_err){0}) == 0 &&
 	    json_object_get(&doc, "scheduled", &sched) == 0)
@@ -121,8 +123,8 @@ top_queues(const char *endpoint)
 		printf("(queue summary unavailable: HTTP %ld)\n", status);
 	qsort(f.q, f.n, sizeof(f.q[0]), top_cmp);
 	for (i = 0; i < f.n; i++)
-		printf("%-40.40s %8.0f %9.0f %10.0f\n", f.q[i].name, f.q[i].count, f.q[i].suspended,
-		       f.q[i].oldest);
+		printf("%-40.40s %8.0f %9.0f %10.0f %8.2f\n", f.q[i].name, f.q[i].count,
+		       f.q[i].suspended, f.q[i].oldest, f.q[i].rate);
 	if (f.rest_n > 0)
 		printf("%-40s %8.0f\n", "(other queues)", f.rest_count);
 	printf("%-40s %8.0f\n\n", "total", f.total);

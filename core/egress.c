@@ -63,6 +63,7 @@ struct ready_queue {
 	struct client_link *clients;
 	ev_timer wake;
 	double tls_broken_until;
+	struct util_rate sent; /* messages handed to connections */
 };
 
 struct egress_shard {
@@ -327,6 +328,7 @@ ready_take(void *arg, struct smtp_client *c)
 		rq->tail = NULL;
 	m->next = NULL;
 	rq->n_msgs--;
+	util_rate_tick(&rq->sent, util_now());
 	return m;
 }
 
@@ -605,9 +607,10 @@ summary_ready(const char *key, void *value, void *arg)
 	buf_printf(out, ",\"site\":");
 	buf_append_json_string(out, rq->route.site, strlen(rq->route.site));
 	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
-		   "\"max_message_rate\":%g,\"suspended\":%s}",
+		   "\"max_message_rate\":%g,\"suspended\":%s,\"rate\":%.3f}",
 		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
-		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false");
+		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false",
+		   util_rate_get(&rq->sent, util_now()));
 }
 
 int

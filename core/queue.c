@@ -46,6 +46,7 @@ struct sched_queue {
 	/* Messages held by an admin suspension (linked by next), off the heap until it ends. */
 	struct queue_msg *parked;
 	size_t n_parked;
+	struct util_rate dispatched; /* messages routed on to egress */
 	/* Scratch for queue_summary_shard(). */
 	size_t sum_count;
 	uint32_t sum_oldest;
@@ -529,9 +530,10 @@ routed(void *arg, const struct egress_route *route, int code, const char *enhanc
 {
 	struct queue_msg *m = arg;
 
-	if (code == 0)
+	if (code == 0) {
+		util_rate_tick(&m->queue->dispatched, util_now());
 		egress_submit(m, m->queue->cfg.egress_pool, route);
-	else
+	} else
 		outcome_here(m, code, enhanced, text, code >= 500 ? outcome_bounced : outcome_transient);
 }
 
@@ -679,9 +681,10 @@ summary_queue(const char *name, void *value, void *arg)
 	buf_append_str(out, ",\"domain\":");
 	buf_append_json_string(out, q->domain, strlen(q->domain));
 	buf_printf(out, ",\"count\":%zu,\"suspended_count\":%zu,\"oldest_age\":%.0f,"
-		   "\"suspended\":%s,\"max_message_rate\":%g}",
+		   "\"suspended\":%s,\"max_message_rate\":%g,\"rate\":%.3f}",
 		   q->sum_count, q->n_parked, now > q->sum_oldest ? now - q->sum_oldest : 0.0,
-		   queue_rule(q, ADMIN_SUSPEND) ? "true" : "false", q->cfg.max_message_rate);
+		   queue_rule(q, ADMIN_SUSPEND) ? "true" : "false", q->cfg.max_message_rate,
+		   util_rate_get(&q->dispatched, util_now()));
 	q->sum_count = 0;
 }
 

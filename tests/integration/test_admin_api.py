@@ -176,6 +176,10 @@ def test_suspend_ready_q_stops_one_path_while_the_other_delivers(ternd, ports, p
     got = [m for m in sink.wait_messages(11, timeout=30) if "many" in m["rcpt_tos"][0]]
     assert len(got) == 10
     assert {m["peer"] for m in got} == {"127.0.0.3"}
+    status, qs = post(ports[0], b"", path=ADMIN + "/queue-summary/v1", method="GET")
+    ready = {r["name"]: r for r in qs["ready"]}
+    assert ready[f"ip-b->{site}"]["rate"] > 0 and not ready[f"ip-b->{site}"]["suspended"]
+    assert ready[f"ip-a->{site}"]["suspended"] is True
     status, listed = post(ports[0], b"", path=ADMIN + "/suspend-ready-q/v1", method="GET")
     assert [(r["id"], r["name"]) for r in listed] == [(reply["id"], f"ip-a->{site}")]
 
