@@ -205,6 +205,39 @@ admin_rule_parse(const char *body, size_t len, enum admin_kind kind, struct admi
 	return 0;
 }
 
+int
+admin_rebind_parse(const char *body, size_t len, struct admin_rule *sel, struct json_span *data,
+		   struct tern_err *err)
+{
+	struct json_span obj;
+
+	memset(sel, 0, sizeof(*sel));
+	if (json_parse_span(body, len, &obj, err) < 0) {
+		err->code = 400;
+		return -EINVAL;
+	}
+	if (obj.type != JSON_OBJECT) {
+		tern_err_set(err, 400, "", "the body must be a JSON object");
+		return -EINVAL;
+	}
+	if (parse_selector(&obj, sel, err) < 0)
+		return -EINVAL;
+	if (sel->reason[0] == '\0') {
+		tern_err_set(err, 422, "", "field 'reason' is required");
+		return -EINVAL;
+	}
+	if (!sel->domain[0] && !sel->tenant[0] && !sel->campaign[0] && sel->n_queue_names == 0) {
+		tern_err_set(err, 422, "",
+			     "one of 'domain', 'tenant', 'campaign' or 'queue_names' is required");
+		return -EINVAL;
+	}
+	if (json_object_get(&obj, "data", data) < 0 || data->type != JSON_OBJECT) {
+		tern_err_set(err, 422, "", "field 'data' must be an object of meta to set, e.g. {\"queue\": \"q2\"}");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 const struct admin_rule *

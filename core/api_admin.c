@@ -141,6 +141,26 @@ api_admin_suspend_ready_remove(struct http_request *req)
 	rule_remove(req, ADMIN_SUSPEND_READY);
 }
 
+void
+api_admin_rebind(struct http_request *req)
+{
+	struct admin_rule sel;
+	struct json_span data;
+	struct tern_err err = {0};
+	size_t len;
+	const char *body = http_request_body(req, &len);
+
+	if (admin_rebind_parse(body, len, &sel, &data, &err) < 0) {
+		http_request_reply_error(req, err.code ? (unsigned)err.code : 400, "%s", err.msg);
+		return;
+	}
+	if (queue_rebind(&sel, data.p, data.len) < 0) {
+		http_request_reply_error(req, 503, "out of memory or shutting down");
+		return;
+	}
+	http_request_reply_json(req, 200, "{}", 2);
+}
+
 /* ---- queue summary: one visit per shard ---------------------------------------------------- */
 
 struct gather {

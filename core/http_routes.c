@@ -21,6 +21,7 @@ const struct http_route http_routes[] = {
     {"POST", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_add},
     {"GET", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_list},
     {"DELETE", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_remove},
+    {"POST", "/api/admin/rebind/v1", api_admin_rebind},
     {"GET", "/api/admin/queue-summary/v1", api_admin_queue_summary},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},
     {"GET", "/api/check-liveness/v1", api_check_liveness},

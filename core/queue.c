@@ -10,6 +10,7 @@
 #include "tern/coro.h"
 #include "tern/egress.h"
 #include "tern/egress_route.h"
+#include "tern/json.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
@@ -603,33 +604,86 @@ sched_release_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_stop(loop, w);
 }
 
-/* Take every waiting message an admin bounce matches off the heap and due now. */
+typedef bool (*queue_pick_fn)(const struct sched_queue *q, const void *arg);
+
+struct take {
+	queue_pick_fn pick;
+	const void *arg;
+	struct sched_shard *ss;
+	struct queue_msg *chain;
+};
+
+static void
+take_parked(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct take *t = arg;
+	struct queue_msg *m;
+
+	(void)name;
+	if (q->parked == NULL || !t->pick(q, t->arg))
+		return;
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		m->next = t->chain;
+		t->chain = m;
+	}
+	t->ss->n_parked -= q->n_parked;
+	q->n_parked = 0;
+}
+
+/* Take the messages of every queue pick accepts, waiting or parked: a chain linked by next. */
+static struct queue_msg *
+take_matching(struct sched_shard *ss, queue_pick_fn pick, const void *arg)
+{
+	struct take t = {pick, arg, ss, NULL};
+	struct queue_msg *heaped = NULL, *m;
+	size_t i;
+
+	for (i = 0; i < ss->heap.n; i++) {
+		m = ss->heap.v[i];
+		if (pick(m->queue, arg)) {
+			m->next = heaped;
+			heaped = m;
+		}
+	}
+	/* Removed after the walk: a removal moves other elements around the heap. */
+	while ((m = heaped) != NULL) {
+		heaped = m->next;
+		heap_remove(&ss->heap, m->heap_index);
+		m->next = t.chain;
+		t.chain = m;
+	}
+	map_foreach(&ss->queues, take_parked, &t);
+	return t.chain;
+}
+
+static bool
+pick_bounced(const struct sched_queue *q, const void *arg)
+{
+	(void)arg;
+	return queue_rule(q, ADMIN_BOUNCE) != NULL;
+}
+
+/* Every message an admin bounce matches is due now (and is bounced when dispatched). */
 static void
 sweep_task(void *arg)
 {
 	struct sched_shard *ss;
-	struct queue_msg *chain = NULL, *m;
-	size_t i;
+	struct queue_msg *m, *chain;
+	double now = util_wallclock();
 
 	(void)arg;
 	if (queue_is_closed())
 		return;
 	ss = sched_self(shard_self());
-	for (i = 0; i < ss->heap.n; i++) {
-		m = ss->heap.v[i];
-		if (queue_rule(m->queue, ADMIN_BOUNCE) != NULL) {
-			m->next = chain;
-			chain = m;
-		}
-	}
+	chain = take_matching(ss, pick_bounced, NULL);
 	while ((m = chain) != NULL) {
 		chain = m->next;
 		m->next = NULL;
-		heap_remove(&ss->heap, m->heap_index);
-		m->due = util_wallclock();
+		m->due = now;
 		sched_add(ss, m);
 	}
-	map_foreach(&ss->queues, release_queue, ss);
 	sched_arm(ss);
 }
 
@@ -641,6 +695,103 @@ queue_admin_sweep(void)
 	for (i = 0; i < shard_count(); i++)
 		if (shard_post(shard_get(i), sweep_task, NULL) < 0)
 			rc = -EPIPE;
+	return rc;
+}
+
+/* ---- rebind ------------------------------------------------------------------------------- */
+
+struct rebind {
+	struct admin_rule sel;
+	char *data; /* a JSON object: meta to set */
+	size_t data_len;
+};
+
+static bool
+pick_rebind(const struct sched_queue *q, const void *arg)
+{
+	const struct rebind *rb = arg;
+
+	return admin_rule_matches(&rb->sel, q->name, q->domain, q->tenant, q->campaign);
+}
+
+static int
+set_member(void *arg, const char *key, size_t keylen, const struct json_span *val)
+{
+	if (memchr(key, '\0', keylen) != NULL)
+		return 0;
+	return message_set_meta(arg, key, val->p, val->len);
+}
+
+/* Set m's meta from rb, save it, and queue m again under the queue name its meta now gives. */
+static void
+rebind_one(struct queue_msg *m, const struct rebind *rb)
+{
+	struct message *msg = queue_load(m, false);
+	struct json_span data = {JSON_OBJECT, rb->data, rb->data_len};
+	struct tern_err err;
+	struct buf meta, name;
+
+	if (msg == NULL)
+		return;
+	buf_init(&meta);
+	buf_init(&name);
+	if (json_object_foreach(&data, set_member, msg) < 0 ||
+	    message_encode_spool_meta(msg, &meta) < 0 || message_queue_name(msg, &name) < 0 ||
+	    spool_update_meta(queue_spool_handle, &m->id, meta.data, meta.len, &err) < 0 ||
+	    queue_insert(&m->id, name.data ? name.data : "", m->created, m->attempts,
+			 util_wallclock()) < 0) {
+		log_warn("queue", "rebind failed; the message stays in %s", m->queue->name);
+		m->due = util_wallclock();
+		queue_requeue(m);
+	} else {
+		queue_msg_drop(m);
+	}
+	buf_deinit(&meta);
+	buf_deinit(&name);
+	message_free(msg);
+}
+
+static void
+rebind_task(void *arg)
+{
+	struct rebind *rb = arg;
+	struct queue_msg *m, *chain;
+
+	if (!queue_is_closed()) {
+		chain = take_matching(sched_self(shard_self()), pick_rebind, rb);
+		while ((m = chain) != NULL) {
+			chain = m->next;
+			m->next = NULL;
+			rebind_one(m, rb);
+		}
+		sched_arm(sched_self(shard_self()));
+	}
+	free(rb->data);
+	free(rb);
+}
+
+int
+queue_rebind(const struct admin_rule *sel, const char *data, size_t len)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count(); i++) {
+		struct rebind *rb = malloc(sizeof(*rb));
+
+		if (rb == NULL || (rb->data = malloc(len + 1)) == NULL) {
+			free(rb);
+			return -ENOMEM;
+		}
+		rb->sel = *sel;
+		memcpy(rb->data, data, len);
+		rb->data[len] = '\0';
+		rb->data_len = len;
+		if (shard_post(shard_get(i), rebind_task, rb) < 0) {
+			free(rb->data);
+			free(rb);
+			rc = -EPIPE;
+		}
+	}
 	return rc;
 }
 

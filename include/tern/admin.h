@@ -20,6 +20,8 @@
 
 #include "tern/util.h"
 
+struct json_span;
+
 #define ADMIN_ID_LEN 36	   /* a random UUID, as text */
 #define ADMIN_MAX_NAMES 16 /* queue_names per rule */
 
@@ -64,8 +66,13 @@ bool admin_rule_matches(const struct admin_rule *r, const char *name, const char
  */
 int admin_rule_parse(const char *body, size_t len, enum admin_kind kind, struct admin_rule *r,
 		     struct tern_err *err);
+/*
+ * Pure: read a rebind body {domain, tenant, campaign, queue_names, reason, data} into the
+ * selector sel and data, a span of body: the JSON object of meta to set.
+ */
+int admin_rebind_parse(const char *body, size_t len, struct admin_rule *sel,
+		       struct json_span *data, struct tern_err *err);
 /* Pure: decode a JSON string span into out[size]; -EINVAL when not a string, too long or with NUL. */
-struct json_span;
 int admin_json_string(const struct json_span *v, char *out, size_t size);
 
 #endif

@@ -2,7 +2,7 @@
 /*
  * The admin endpoints (KumoMTA's paths and bodies): suspensions and admin
  * bounces of scheduled queues and suspensions of one egress path (POST adds, GET lists, DELETE {id} removes),
- * the queue summary gathered from every shard, message inspection and the
+ * rebinding queued messages to other queues, the queue summary gathered from every shard, message inspection and the
  * liveness check. They parse JSON and call the engine (admin.h, queue.h).
  */
 #ifndef TERN_API_ADMIN_H
@@ -19,6 +19,7 @@ void api_admin_bounce_remove(struct http_request *req);
 void api_admin_suspend_ready_add(struct http_request *req);
 void api_admin_suspend_ready_list(struct http_request *req);
 void api_admin_suspend_ready_remove(struct http_request *req);
+void api_admin_rebind(struct http_request *req);
 void api_admin_queue_summary(struct http_request *req);
 void api_admin_inspect_message(struct http_request *req);
 void api_check_liveness(struct http_request *req);

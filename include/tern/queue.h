@@ -84,6 +84,14 @@ struct message *queue_load(struct queue_msg *m, bool with_data);
  */
 int queue_admin_sweep(void);
 /*
+ * Rebind (admin): every message of the queues sel matches (domain, tenant,
+ * campaign, queue_names) gets the meta in data (a JSON object, e.g.
+ * {"queue": "other"} or {"tenant": "t2"}), saved to the spool, and joins the
+ * queue its meta now names, due now. Asynchronous: one visit per shard.
+ */
+struct admin_rule;
+int queue_rebind(const struct admin_rule *sel, const char *data, size_t len);
+/*
  * On a shard's thread: append its scheduled queues as comma-separated JSON
  * objects {name, domain, count, suspended_count, oldest_age, suspended,
  * max_message_rate} to out.

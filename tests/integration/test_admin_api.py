@@ -207,3 +207,25 @@ def test_suspend_ready_q_holds_a_single_source_path(ternd, ports, py_sink):
     status, reply = post(ports[0], {"name": "no-arrow", "reason": "r", "duration": 60},
                          path=ADMIN + "/suspend-ready-q/v1")
     assert status == 422 and "name" in reply["error"]
+
+
+def test_rebind_moves_held_messages_to_another_queue(ternd, ports, py_sink):
+    sink = py_sink("127.0.0.1", ports[1])
+    t = ternd(http_policy())
+    suspend(ports[0], domain="held.example")
+    inject(ports[0], "held.example", 3)
+    assert wait_for(lambda: summary(ports[0]).get("held.example", {}).get("suspended_count") == 3)
+    status, reply = post(ports[0], {"domain": "held.example", "reason": "move",
+                                    "data": {"queue": "overflow@held.example"}},
+                         path=ADMIN + "/rebind/v1")
+    assert status == 200, reply
+    # The new queue's name holds no campaign and a tenant: the suspension (domain) still matches.
+    assert wait_for(lambda: list(q["name"] for q in summary(ports[0]).values())
+                    == ["overflow@held.example"])
+    status, listed = post(ports[0], b"", path=ADMIN + "/suspend/v1", method="GET")
+    post(ports[0], {"id": listed[0]["id"]}, path=ADMIN + "/suspend/v1", method="DELETE")
+    assert len(sink.wait_messages(3, timeout=20)) == 3
+    recs = wait_records(t, of_type("Delivery"), 3)
+    assert {r["queue"] for r in recs} == {"overflow@held.example"}
+    status, reply = post(ports[0], {"domain": "x", "reason": "r"}, path=ADMIN + "/rebind/v1")
+    assert status == 422 and "data" in reply["error"]
