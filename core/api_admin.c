@@ -165,6 +165,7 @@ api_admin_rebind(struct http_request *req)
 
 struct gather {
 	struct http_request *req; /* NULL once the request was dropped */
+	bool states;		  /* ready-q-states rather than the queue summary */
 	struct shard *origin;
 	atomic_int left;
 	pthread_mutex_t lock; /* covers sched and ready */
@@ -186,9 +187,13 @@ gather_reply(void *arg)
 	if (g->req != NULL) {
 		http_request_on_abort(g->req, NULL, NULL);
 		buf_init(&b);
-		buf_printf(&b, "{\"scheduled\":[%.*s],\"ready\":[%.*s]}", (int)g->sched.len,
-			   g->sched.data ? g->sched.data : "", (int)g->ready.len,
-			   g->ready.data ? g->ready.data : "");
+		if (g->states)
+			buf_printf(&b, "{\"states_by_ready_queue\":{%.*s}}", (int)g->ready.len,
+				   g->ready.data ? g->ready.data : "");
+		else
+			buf_printf(&b, "{\"scheduled\":[%.*s],\"ready\":[%.*s]}", (int)g->sched.len,
+				   g->sched.data ? g->sched.data : "", (int)g->ready.len,
+				   g->ready.data ? g->ready.data : "");
 		reply_buf(g->req, 200, &b);
 	}
 	buf_deinit(&g->sched);
@@ -223,8 +228,12 @@ gather_visit(void *arg)
 
 	buf_init(&sched);
 	buf_init(&ready);
-	queue_summary_shard(&sched);
-	egress_summary_shard(&ready);
+	if (g->states) {
+		egress_states_shard(&ready);
+	} else {
+		queue_summary_shard(&sched);
+		egress_summary_shard(&ready);
+	}
 	pthread_mutex_lock(&g->lock);
 	gather_join(&g->sched, &sched);
 	gather_join(&g->ready, &ready);
@@ -234,8 +243,8 @@ gather_visit(void *arg)
 	gather_done_one(g);
 }
 
-void
-api_admin_queue_summary(struct http_request *req)
+static void
+gather_start(struct http_request *req, bool states)
 {
 	struct gather *g = calloc(1, sizeof(*g));
 	int i, n = shard_count();
@@ -245,6 +254,7 @@ api_admin_queue_summary(struct http_request *req)
 		return;
 	}
 	g->req = req;
+	g->states = states;
 	g->origin = http_request_shard(req);
 	atomic_init(&g->left, n);
 	pthread_mutex_init(&g->lock, NULL);
@@ -254,6 +264,18 @@ api_admin_queue_summary(struct http_request *req)
 	for (i = 0; i < n; i++)
 		if (shard_post(shard_get(i), gather_visit, g) < 0)
 			gather_done_one(g);
+}
+
+void
+api_admin_queue_summary(struct http_request *req)
+{
+	gather_start(req, false);
+}
+
+void
+api_admin_ready_q_states(struct http_request *req)
+{
+	gather_start(req, true);
 }
 
 /* ---- inspect, liveness ---------------------------------------------------------------------- */

@@ -623,3 +623,43 @@ egress_summary_shard(struct buf *out)
 	map_foreach(&egress_shards[self->id].ready, summary_ready, out);
 	return 0;
 }
+
+/* A ready queue's notable states, as KumoMTA's ready-q-states names them. */
+static void
+states_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route.site);
+	bool limited = rq->head != NULL && rq->n_conns >= rq->path.connection_limit;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	if (r == NULL && !limited)
+		return;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_json_string(out, name, strlen(name));
+	buf_append_str(out, ":{");
+	if (r != NULL) {
+		buf_append_str(out, "\"suspended\":{\"context\":");
+		buf_append_json_string(out, r->reason, strlen(r->reason));
+		buf_printf(out, ",\"expires\":%.3f}%s", r->expires, limited ? "," : "");
+	}
+	if (limited)
+		buf_printf(out, "\"connection_limited\":{\"context\":\"%d of %d connections, %zu "
+			   "messages waiting\"}", rq->n_conns, rq->path.connection_limit, rq->n_msgs);
+	buf_append_char(out, '}');
+}
+
+int
+egress_states_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, states_ready, out);
+	return 0;
+}

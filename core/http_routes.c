@@ -23,6 +23,7 @@ const struct http_route http_routes[] = {
     {"DELETE", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_remove},
     {"POST", "/api/admin/rebind/v1", api_admin_rebind},
     {"GET", "/api/admin/queue-summary/v1", api_admin_queue_summary},
+    {"GET", "/api/admin/ready-q-states/v1", api_admin_ready_q_states},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},
     {"GET", "/api/check-liveness/v1", api_check_liveness},
     {NULL, NULL, NULL},

@@ -21,6 +21,7 @@ void api_admin_suspend_ready_list(struct http_request *req);
 void api_admin_suspend_ready_remove(struct http_request *req);
 void api_admin_rebind(struct http_request *req);
 void api_admin_queue_summary(struct http_request *req);
+void api_admin_ready_q_states(struct http_request *req);
 void api_admin_inspect_message(struct http_request *req);
 void api_check_liveness(struct http_request *req);
 

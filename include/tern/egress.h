@@ -75,5 +75,10 @@ void egress_submit(struct queue_msg *m, const char *pool, const struct egress_ro
  * max_message_rate, suspended} to out.
  */
 int egress_summary_shard(struct buf *out);
+/*
+ * On a shard's thread: append "source->site": {"suspended": {context, expires}?,
+ * "connection_limited": {context}?} members for its ready queues in such a state.
+ */
+int egress_states_shard(struct buf *out);
 
 #endif

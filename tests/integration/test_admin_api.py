@@ -198,6 +198,9 @@ def test_suspend_ready_q_holds_a_single_source_path(ternd, ports, py_sink):
         return {r["name"]: r for r in reply["ready"]}.get(f"ip-a->{site}", {})
     assert wait_for(lambda: ready_q().get("count") == 3)
     assert ready_q()["suspended"] is True
+    status, states = post(ports[0], b"", path=ADMIN + "/ready-q-states/v1", method="GET")
+    assert status == 200
+    assert states["states_by_ready_queue"][f"ip-a->{site}"]["suspended"]["context"] == "r"
     time.sleep(1.5)
     assert len(sink.messages) == 1
     status, _ = post(ports[0], {"id": reply["id"]}, path=ADMIN + "/suspend-ready-q/v1",
