@@ -292,13 +292,17 @@ static int
 cmd_inject(const struct cli_api_args *a, int argc, char **argv)
 {
 	const char *file = a->first < argc ? argv[a->first] : "-";
-	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
 	struct buf msg, body, out;
+	FILE *f;
 	int rc;
 
-	if (a->sender == NULL || a->recipient == NULL || f == NULL) {
-		fprintf(stderr, f ? "usage: tern inject --from SENDER --to RCPT [FILE|-]\n"
-				  : "tern: cannot open %s\n", file);
+	if (a->sender == NULL || a->recipient == NULL) {
+		fprintf(stderr, "usage: tern inject --from SENDER --to RCPT [FILE|-]\n");
+		return 2;
+	}
+	f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "tern: cannot open %s: %s\n", file, strerror(errno));
 		return 2;
 	}
 	buf_init(&msg);

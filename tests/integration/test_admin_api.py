@@ -232,3 +232,14 @@ def test_rebind_moves_held_messages_to_another_queue(ternd, ports, py_sink):
     assert {r["queue"] for r in recs} == {"overflow@held.example"}
     status, reply = post(ports[0], {"domain": "x", "reason": "r"}, path=ADMIN + "/rebind/v1")
     assert status == 422 and "data" in reply["error"]
+
+
+def test_liveness_fails_below_the_spool_floor(ternd, ports):
+    policy = http_policy().replace("path = '{dir}/spool' }",
+                                   "path = '{dir}/spool', min_free_space = '99.999%' }")
+    ternd(policy)
+
+    def live():
+        return post(ports[0], b"", method="GET", path="/api/check-liveness/v1")
+    assert wait_for(lambda: live()[0] == 503, timeout=10)
+    assert "free-space floor" in live()[1]["error"]
