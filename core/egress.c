@@ -11,6 +11,7 @@
  * memoised per shard.
  */
 #include "tern/egress.h"
+#include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/log.h"
@@ -34,6 +35,8 @@
 
 /* How long an opportunistic TLS failure sends a path to plain text. */
 #define EGRESS_TLS_BROKEN_SECS 600
+/* Seconds between looks at whether a suspended path may send again. */
+#define EGRESS_SUSPEND_RECHECK_SECS 1.0
 
 struct pool {
 	struct egress_pool_cfg cfg;
@@ -61,6 +64,7 @@ struct ready_queue {
 	struct client_link *clients;
 	ev_timer wake;
 	double tls_broken_until;
+	struct util_rate sent; /* messages handed to connections */
 };
 
 struct egress_shard {
@@ -344,6 +348,16 @@ ready_refresh(struct ready_queue *rq)
 		ready_client_config(rq);
 }
 
+/* An operator suspended this path (admin suspend-ready-q): its messages wait; look again each second. */
+static bool
+ready_suspended(struct ready_queue *rq)
+{
+	if (admin_match_ready(rq->source.name, rq->route.site) == NULL)
+		return false;
+	ready_wake_in(rq, EGRESS_SUSPEND_RECHECK_SECS);
+	return true;
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -351,7 +365,7 @@ ready_take(void *arg, struct smtp_client *c)
 	struct queue_msg *m = rq->head;
 	double wait;
 
-	if (m == NULL)
+	if (m == NULL || ready_suspended(rq))
 		return NULL;
 	ready_refresh(rq);
 	wait = throttle_take(&rq->msg_rate, util_now());
@@ -364,6 +378,7 @@ ready_take(void *arg, struct smtp_client *c)
 		rq->tail = NULL;
 	m->next = NULL;
 	rq->n_msgs--;
+	util_rate_tick(&rq->sent, util_now());
 	return m;
 }
 
@@ -432,7 +447,7 @@ ready_pump(struct ready_queue *rq)
 {
 	struct client_link *l, *next;
 
-	if (rq->es->shard->stopping)
+	if (rq->es->shard->stopping || ready_suspended(rq))
 		return;
 	for (l = rq->clients; l && rq->head; l = next) {
 		next = l->next;
@@ -582,6 +597,22 @@ ready_shard_for(const char *source, const char *site)
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 
+/* The pool's next source, skipping those whose path to site an operator suspended while others remain. */
+static int
+pool_pick(struct pool *pool, const char *site)
+{
+	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
+	size_t i, n_skip = 0;
+	int pick;
+
+	for (i = 0; skip && i < pool->cfg.n; i++)
+		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
+			n_skip++;
+	pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	free(skip);
+	return pick;
+}
+
 void
 egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_route *route)
 {
@@ -595,7 +626,7 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		fail_transient(m, route->site, pool_name, NULL, err.msg);
 		return;
 	}
-	pick = wrr_next(&pool->wrr, NULL);
+	pick = pool_pick(pool, route->site);
 	req = malloc(sizeof(*req));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");
@@ -609,4 +640,79 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		free(req);
 		fail_transient(m, route->site, pool_name, NULL, "shutting down");
 	}
+}
+
+static void
+summary_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_str(out, "{\"name\":");
+	buf_append_json_string(out, name, strlen(name));
+	buf_printf(out, ",\"source\":");
+	buf_append_json_string(out, rq->source.name, strlen(rq->source.name));
+	buf_printf(out, ",\"site\":");
+	buf_append_json_string(out, rq->route.site, strlen(rq->route.site));
+	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
+		   "\"max_message_rate\":%g,\"suspended\":%s,\"rate\":%.3f}",
+		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
+		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false",
+		   util_rate_get(&rq->sent, util_now()));
+}
+
+int
+egress_summary_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, summary_ready, out);
+	return 0;
+}
+
+/* A ready queue's notable states, as KumoMTA's ready-q-states names them. */
+static void
+states_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route.site);
+	bool limited = rq->head != NULL && rq->n_conns >= rq->path.connection_limit;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	if (r == NULL && !limited)
+		return;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_json_string(out, name, strlen(name));
+	buf_append_str(out, ":{");
+	if (r != NULL) {
+		buf_append_str(out, "\"suspended\":{\"context\":");
+		buf_append_json_string(out, r->reason, strlen(r->reason));
+		buf_printf(out, ",\"expires\":%.3f}%s", r->expires, limited ? "," : "");
+	}
+	if (limited)
+		buf_printf(out, "\"connection_limited\":{\"context\":\"%d of %d connections, %zu "
+			   "messages waiting\"}", rq->n_conns, rq->path.connection_limit, rq->n_msgs);
+	buf_append_char(out, '}');
+}
+
+int
+egress_states_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, states_ready, out);
+	return 0;
 }

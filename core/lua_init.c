@@ -5,6 +5,7 @@
  * daemon's service list safe to fill without a lock.
  */
 #include "tern/lua_init.h"
+#include "tern/admin.h"
 #include "tern/daemon.h"
 #include "tern/http_server.h"
 #include "tern/logrec.h"
@@ -52,6 +53,8 @@ spool_service_open(void *arg, struct tern_err *err)
 		return -EIO;
 	reception_set_spool(svc->spool);
 	queue_set_spool(svc->spool);
+	if (admin_open(svc->path, err) < 0)
+		return -EIO;
 	return queue_recover(svc->spool, err) < 0 ? -EIO : 0;
 }
 
@@ -62,6 +65,7 @@ spool_service_close(void *arg)
 
 	reception_set_spool(NULL);
 	queue_set_spool(NULL);
+	admin_close();
 	spool_close(svc->spool);
 	svc->spool = NULL;
 }
