@@ -542,24 +542,11 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 static int
 open_socket(const struct http_listener_config *c, struct tern_err *err)
 {
-	int one = 1;
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = util_listen_reuseport(&c->addr, c->addrlen);
 
 	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto fail;
-	if (c->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 || listen(fd, 1024) < 0)
-		goto fail;
+		tern_err_set(err, 0, "", "http listener %s: %s", c->listen, strerror(-fd));
 	return fd;
-fail:
-	tern_err_set(err, 0, "", "http listener %s: %s", c->listen, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 static struct MHD_Daemon *
@@ -680,6 +667,11 @@ http_listener_open(void *arg, struct tern_err *err)
 		l->tls_key_pem = l->tls_cert_pem ? read_pem(l->cfg.tls_private_key, err) : NULL;
 		if (l->tls_key_pem == NULL)
 			return -EINVAL;
+	}
+	if (util_port_in_use(&l->cfg.addr, l->cfg.addrlen)) {
+		tern_err_set(err, 0, "", "http listener %s: port %u is already in use by another process",
+			     l->cfg.listen, util_sockaddr_port(&l->cfg.addr));
+		return -EADDRINUSE;
 	}
 	l->n_shards = shard_count();
 	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));

@@ -312,61 +312,21 @@ smtp_listener_parse_address(const char *listen, struct sockaddr_storage *ss, soc
 static int
 open_socket(const struct smtp_listener_config *c, struct tern_err *err)
 {
-	int one = 1;
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = util_listen_reuseport(&c->addr, c->addrlen);
 
 	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto fail;
-	if (c->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 || listen(fd, 1024) < 0)
-		goto fail;
+		tern_err_set(err, 0, "", "esmtp listener %s: %s", c->listen, strerror(-fd));
 	return fd;
-fail:
-	tern_err_set(err, 0, "", "esmtp listener %s: %s", c->listen, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
-static unsigned
-listen_port(const struct smtp_listener_config *c)
-{
-	if (c->addr.ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)&c->addr)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)&c->addr)->sin_port);
-}
-
-/*
- * SO_REUSEPORT would let us share a port with whoever else listens there
- * under our uid, another ternd with another spool, say, and the kernel would
- * split the connections between the two without a word. So first bind a probe
- * without it: that fails while anyone listens on the address. SO_REUSEADDR on
- * the probe keeps connections in TIME_WAIT from a previous run out of the way.
- */
 static int
 probe_port_free(const struct smtp_listener_config *c, struct tern_err *err)
 {
-	int one = 1;
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int rc = 0;
-
-	if (fd < 0)
-		return 0; /* open_socket() reports the same failure with its cause */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (c->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 && errno == EADDRINUSE) {
-		tern_err_set(err, 0, "",
-			     "esmtp listener %s: port %u is already in use by another process",
-			     c->listen, listen_port(c));
-		rc = -EADDRINUSE;
-	}
-	close(fd);
-	return rc;
+	if (!util_port_in_use(&c->addr, c->addrlen))
+		return 0;
+	tern_err_set(err, 0, "", "esmtp listener %s: port %u is already in use by another process",
+		     c->listen, util_sockaddr_port(&c->addr));
+	return -EADDRINUSE;
 }
 
 static void

@@ -7,14 +7,16 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <math.h>
 #include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void
 tern_err_set(struct tern_err *err, int code, const char *enhanced, const char *fmt, ...)
@@ -492,4 +494,50 @@ util_rate_tick(struct util_rate *r, double now)
 {
 	r->rate = util_rate_get(r, now) + 1.0 / UTIL_RATE_TAU;
 	r->at = now;
+}
+
+int
+util_listen_reuseport(const struct sockaddr_storage *addr, socklen_t len)
+{
+	int one = 1, rc;
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, 1024) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* A probe bound without SO_REUSEPORT fails while anyone listens; SO_REUSEADDR keeps TIME_WAIT out. */
+bool
+util_port_in_use(const struct sockaddr_storage *addr, socklen_t len)
+{
+	int one = 1;
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool busy;
+
+	if (fd < 0)
+		return false; /* util_listen_reuseport() reports the same failure with its cause */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	busy = bind(fd, (const struct sockaddr *)addr, len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return busy;
+}
+
+unsigned
+util_sockaddr_port(const struct sockaddr_storage *addr)
+{
+	if (addr->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)addr)->sin_port);
 }

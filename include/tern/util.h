@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define TERN_AGAIN (-1000)    /* non-blocking step: call again later */
 #define TERN_DECLINED (-1001) /* the step chose not to act */
@@ -119,8 +120,20 @@ void util_deadline_after(double seconds, struct timespec *ts);
  * An address with its port as records and diagnostics print it: "192.0.2.1:25",
  * "[2001:db8::1]:25" (brackets, or the port could not be told from the address).
  */
-struct sockaddr;
 void util_format_sockaddr(const struct sockaddr *sa, char *out, size_t n);
+/*
+ * A listening TCP socket on addr with SO_REUSEPORT, so that each shard can
+ * have its own: a descriptor, or -errno.
+ */
+int util_listen_reuseport(const struct sockaddr_storage *addr, socklen_t len);
+/*
+ * Whether something already listens on addr. SO_REUSEPORT would let a second
+ * daemon under our uid share the port, the kernel splitting connections
+ * between the two without a word, so listeners ask this first.
+ */
+bool util_port_in_use(const struct sockaddr_storage *addr, socklen_t len);
+/* The port of an IPv4 or IPv6 address, in host order. */
+unsigned util_sockaddr_port(const struct sockaddr_storage *addr);
 
 /*
  * An event rate (per second) decaying exponentially over about a minute: one

@@ -16,6 +16,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import run_tern
 from sinks import py_sink
 
@@ -344,3 +346,15 @@ def test_unknown_path_and_method_with_a_body(ternd, ports):
     status, reply = post(ports[0], SIMPLE, method="DELETE")
     assert status == 405 and reply["error"] == "DELETE is not allowed on /api/inject/v1"
     assert post(ports[0], SIMPLE)[0] == 200
+
+
+def test_http_listener_on_a_busy_port_fails_naming_it(ternd, ports):
+    # SO_REUSEPORT would have let a second daemon share the HTTP port, splitting requests.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", ports[0]))
+        other.listen()
+        t = ternd(http_policy(), start=False)
+        with pytest.raises(RuntimeError, match="http listener 127.0.0.1:%d: port %d is already "
+                                               "in use" % (ports[0], ports[0])):
+            t.start()
