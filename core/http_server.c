@@ -25,9 +25,11 @@
 #include "tern/coro.h"
 #include "tern/daemon.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/policy.h"
 #include "tern/shard.h"
 #include "tern/smtp_listener.h"
+#include "tern/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -191,13 +193,14 @@ http_request_on_abort(struct http_request *req, http_abort_fn fn, void *arg)
 }
 
 static void
-request_set_response(struct http_request *req, unsigned status, struct MHD_Response *resp)
+request_set_response(struct http_request *req, unsigned status, struct MHD_Response *resp,
+		     const char *content_type)
 {
 	if (resp == NULL) {
 		/* Out of memory: MHD closes the connection when nothing is queued. */
 		status = 0;
 	} else {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 		if (status == MHD_HTTP_UNAUTHORIZED)
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 						"Basic realm=\"tern\", Bearer");
@@ -214,14 +217,22 @@ request_set_response(struct http_request *req, unsigned status, struct MHD_Respo
 }
 
 void
-http_request_reply_json(struct http_request *req, unsigned status, const char *json, size_t len)
+http_request_reply(struct http_request *req, unsigned status, const char *content_type,
+		   const char *body, size_t len)
 {
 	struct MHD_Response *resp;
 
 	if (req->state == HTTP_REQ_ANSWERED || req->state == HTTP_REQ_SENT)
 		return;
-	resp = MHD_create_response_from_buffer(len, (void *)json, MHD_RESPMEM_MUST_COPY);
-	request_set_response(req, status, resp);
+	metrics_inc(METRICS_HTTP_REQUESTS);
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	request_set_response(req, status, resp, content_type);
+}
+
+void
+http_request_reply_json(struct http_request *req, unsigned status, const char *json, size_t len)
+{
+	http_request_reply(req, status, "application/json", json, len);
 }
 
 void
@@ -238,7 +249,7 @@ http_request_reply_error(struct http_request *req, unsigned status, const char *
 	if (buf_append_str(&out, "{\"error\":") < 0 ||
 	    buf_append_json_string(&out, msg, strlen(msg)) < 0 || buf_append_str(&out, "}\n") < 0) {
 		buf_deinit(&out);
-		request_set_response(req, status, NULL);
+		request_set_response(req, status, NULL, NULL);
 		return;
 	}
 	http_request_reply_json(req, status, out.data, out.len);
@@ -663,6 +674,18 @@ read_pem(const char *path, struct tern_err *err)
 	return b.data ? b.data : xstrdup("");
 }
 
+static void
+record_tls_expiry(const struct http_listener *l)
+{
+	char name[METRICS_LABEL_MAX];
+	double not_after;
+
+	if (tls_pem_not_after(l->tls_cert_pem, &not_after) < 0)
+		return;
+	snprintf(name, sizeof(name), "http %s", l->cfg.listen);
+	metrics_set_tls_expiry(name, not_after);
+}
+
 static int
 http_listener_open(void *arg, struct tern_err *err)
 {
@@ -674,6 +697,7 @@ http_listener_open(void *arg, struct tern_err *err)
 		l->tls_key_pem = l->tls_cert_pem ? read_pem(l->cfg.tls_private_key, err) : NULL;
 		if (l->tls_key_pem == NULL)
 			return -EINVAL;
+		record_tls_expiry(l);
 	}
 	l->n_shards = shard_count();
 	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));

@@ -14,6 +14,7 @@
 #include "tern/smtp_listener.h"
 #include "tern/daemon.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/shard.h"
 #include "tern/smtp_server.h"
 #include "tern/tls.h"
@@ -355,9 +356,13 @@ listener_tls_open(struct smtp_listener *l, struct tern_err *err)
 						.ciphersuites = l->cfg.tls_ciphersuites,
 						.min_version = l->cfg.tls_min_version};
 
+	double not_after;
+
 	l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
 	if (l->tls == NULL)
 		return -EINVAL;
+	if (tls_cert_not_after(SSL_CTX_get0_certificate(l->tls), &not_after) == 0)
+		metrics_set_tls_expiry(l->cfg.listen, not_after);
 	return tls_server_ctx_configure(l->tls, &opts, err);
 }
 

@@ -18,6 +18,7 @@
 #include "tern/lua_conn.h"
 #include "tern/lua_message.h"
 #include "tern/message.h"
+#include "tern/metrics.h"
 #include "tern/penalty.h"
 #include "tern/policy.h"
 #include "tern/reception.h"
@@ -1518,6 +1519,7 @@ smtp_session_accept(struct listener_shard *ls, int fd, const struct sockaddr_sto
 
 	if (s == NULL)
 		return -ENOMEM;
+	metrics_inc(METRICS_CONNECTIONS_IN);
 	session_start(s);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include "tern/logrec.h"
 #include "tern/policy.h"
 #include "tern/policy_files.h"
+#include "tern/metrics.h"
 #include "tern/policy_revision.h"
 #include "tern/shard.h"
 
@@ -335,6 +336,7 @@ run_daemon(struct args *a)
 		daemon_close_services();
 		return 1;
 	}
+	metrics_start();
 	log_info("ternd", "ready: %d shards, policy %s (revision %s)", shard_count(), a->policy,
 		 policy_revision);
 	wait_for_stop_signal();
@@ -414,6 +416,7 @@ main(int argc, char **argv)
 	else
 		rc = run_daemon(&a);
 	shards_free();
+	metrics_free();
 	daemon_free_config();
 	return rc;
 }

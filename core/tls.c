@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 /*
@@ -198,4 +200,28 @@ tls_cert_days_left(SSL_CTX *ctx, double *days)
 		return -EINVAL;
 	*days = d + s / 86400.0;
 	return 0;
+}
+
+int
+tls_cert_not_after(const X509 *cert, double *t)
+{
+	struct tm tm;
+
+	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return -EINVAL;
+	*t = (double)timegm(&tm);
+	return 0;
+}
+
+int
+tls_pem_not_after(const char *pem, double *t)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	int rc = tls_cert_not_after(cert, t);
+
+	X509_free(cert);
+	BIO_free(bio);
+	ERR_clear_error();
+	return rc;
 }

@@ -6,10 +6,11 @@
 set -eu
 
 # Build and run.
-BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev"
+BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev xxd"
 # Tests, fuzzing and benchmarks.
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd python3-dkim
-python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd"
+python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd
+python3-prometheus-client python3-selenium chromium chromium-driver"
 
 is_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

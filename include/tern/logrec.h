@@ -52,6 +52,8 @@ void logrec_close(void);
  * pointer: rev must stay valid until it is replaced and logrec_close().
  */
 void logrec_set_policy_revision(const char *rev);
+/* The revision set above, or NULL (metrics and the status page show it). */
+const char *logrec_policy_revision(void);
 /* Build r's JSON line into out (for tests and the HTTP API). */
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */

@@ -62,6 +62,11 @@ SSL_CTX *tls_client_ctx_new(struct tern_err *err);
  */
 const char *tls_last_error(void);
 
+/* A certificate's notAfter as Unix time (metrics); -EINVAL when cert is NULL or unreadable. */
+int tls_cert_not_after(const X509 *cert, double *t);
+/* The same for the first certificate of a PEM text (the HTTPS listener keeps PEM). */
+int tls_pem_not_after(const char *pem, double *t);
+
 /* Days until the certificate in ctx expires (for reporting); negative when expired. */
 int tls_cert_days_left(SSL_CTX *ctx, double *days);
 
