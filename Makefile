@@ -69,9 +69,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
 
 unit: $(UNIT_BINS)
 
-test: deps
+test: deps check-layers
 	@$(MAKE) --no-print-directory all unit fuzz-build
 	@/usr/bin/python3 tests/run.py --build $(BUILD)
+
+# Every include between core modules points down the layers (DESIGN.md, "Layers").
+.PHONY: check-layers
+check-layers:
+	@/usr/bin/python3 tests/check-layers.py
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -10,9 +10,8 @@
 #include "tern/http_server.h"
 #include "tern/inject.h"
 #include "tern/log.h"
-#include "tern/lua_message.h"
 #include "tern/message.h"
-#include "tern/policy.h"
+#include "tern/policy_hook.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
@@ -231,7 +230,7 @@ job_generate(struct inject_job *job)
 			job_accept(job, job->next - 1, m);
 			continue;
 		}
-		lua_message_push(co, m);
+		policy_hook_push_message(co, m);
 		job->hooked = m;
 		job->hook_running = job->in_start = true;
 		policy_hook_start(p, &job->hook, INJECT_HOOK, 1, after_hook, job);

@@ -6,16 +6,18 @@
  * throttles: a message leaves only when the message rate allows it and a
  * connection is free, and connections never exceed connection_limit.
  *
- * Config hooks (get_egress_pool, get_egress_source, get_egress_path_config)
- * run without yielding and are memoized per shard state.
+ * Pools, sources and paths (hooks get_egress_pool, get_egress_source,
+ * get_egress_path_config) are asked through config, never Lua, and are
+ * memoised per shard.
  */
 #include "tern/egress.h"
+#include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/logrec.h"
-#include "tern/lua_egress.h"
 #include "tern/message.h"
-#include "tern/policy.h"
+#include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/smtp_client.h"
@@ -25,6 +27,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,9 +157,37 @@ egress_exit(struct shard *shard, void *arg)
 	es->closed = true;
 }
 
+static void
+add_ready_size(const char *key, void *value, void *arg)
+{
+	const struct ready_queue *rq = value;
+
+	metrics_queue_top_add(arg, key, rq->n_msgs);
+}
+
+/* Once a second on each shard: publish its ready queues' sizes. */
+static void
+egress_metrics_tick(struct shard *shard)
+{
+	struct egress_shard *es = &egress_shards[shard->id];
+	struct metrics_queue_top top = {0};
+
+	if (!es->ready_state || es->closed)
+		return;
+	map_foreach(&es->ready, add_ready_size, &top);
+	metrics_queues_publish(METRICS_QUEUE_READY, &top);
+}
+
+static void
+egress_metrics_register(void)
+{
+	metrics_on_tick(egress_metrics_tick);
+}
+
 static struct egress_shard *
 egress_self(struct shard *shard)
 {
+	static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 	struct egress_shard *es;
 	struct tern_err err;
 
@@ -172,44 +203,37 @@ egress_self(struct shard *shard)
 		shard_on_stop(shard, egress_stop, es);
 		shard_on_exit(shard, egress_exit, es);
 		es->ready_state = true;
+		pthread_once(&metrics_once, egress_metrics_register);
 	}
 	return es;
 }
 
+void
+egress_path_defaults(struct egress_path_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->connection_limit = 10;
+	c->max_deliveries_per_connection = 100;
+	c->tls = SMTP_TLS_OPPORTUNISTIC;
+	c->smtp_port = 25;
+	c->connect_timeout = 60;
+	c->banner_timeout = 60;
+	c->ehlo_timeout = 60;
+	c->mail_timeout = 60;
+	c->rcpt_timeout = 60;
+	c->data_timeout = 300;
+	c->idle_timeout = 5;
+}
+
+void
+egress_pool_cfg_deinit(struct egress_pool_cfg *c)
+{
+	free(c->sources); c->sources = NULL;
+	free(c->weights); c->weights = NULL;
+	c->n = 0;
+}
+
 /* ---- config hooks ---------------------------------------------------------------------------- */
-
-static int
-read_pool(lua_State *L, int idx, void *out, struct tern_err *err)
-{
-	return lua_egress_read_pool(L, idx, out, err);
-}
-
-static int
-read_source(lua_State *L, int idx, void *out, struct tern_err *err)
-{
-	return lua_egress_read_source(L, idx, out, err);
-}
-
-static int
-read_path(lua_State *L, int idx, void *out, struct tern_err *err)
-{
-	return lua_egress_read_path(L, idx, out, err);
-}
-
-/* Without a get_egress_pool hook a pool is the single source of the same name. */
-static int
-pool_defaults(struct pool *p, const char *name)
-{
-	snprintf(p->cfg.name, sizeof(p->cfg.name), "%s", name);
-	p->cfg.sources = calloc(1, sizeof(*p->cfg.sources));
-	p->cfg.weights = calloc(1, sizeof(*p->cfg.weights));
-	if (p->cfg.sources == NULL || p->cfg.weights == NULL)
-		return -ENOMEM;
-	snprintf(p->cfg.sources[0], sizeof(p->cfg.sources[0]), "%s", name);
-	p->cfg.weights[0] = 1;
-	p->cfg.n = 1;
-	return 0;
-}
 
 static struct pool *
 get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
@@ -222,13 +246,10 @@ get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		goto nomem;
-	rc = policy_call_config(es->shard->policy, "get_egress_pool", &name, 1, read_pool, &p->cfg, err);
-	if (rc < 0) {
+	if (config_pool(es->shard, name, &p->cfg, err) < 0) {
 		free(p);
 		return NULL;
 	}
-	if (rc == 0 && pool_defaults(p, name) < 0)
-		goto nomem;
 	p->wrr.n = p->cfg.n;
 	p->wrr.weight = p->cfg.weights;
 	p->wrr.current = calloc(p->cfg.n, sizeof(int));
@@ -258,14 +279,9 @@ get_source(struct egress_shard *es, const char *name, struct tern_err *err)
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;
 	}
-	rc = policy_call_config(es->shard->policy, "get_egress_source", &name, 1, read_source, s, err);
-	if (rc < 0) {
+	if (config_source(es->shard, name, s, err) < 0) {
 		free(s);
 		return NULL;
-	}
-	if (rc == 0) {
-		snprintf(s->name, sizeof(s->name), "%s", name);
-		snprintf(s->ehlo, sizeof(s->ehlo), "localhost");
 	}
 	map_put(&es->sources, name, s, &rc);
 	if (rc < 0) {
@@ -288,7 +304,7 @@ fail_transient(struct queue_msg *m, const char *site, const char *pool, const ch
 			     .response_content = text};
 
 	if (msg)
-		queue_transient(m, msg, &rec);
+		outcome_transient(m, msg, &rec);
 }
 
 /* ---- ready queues ------------------------------------------------------------------------------ */
@@ -455,7 +471,6 @@ static struct ready_queue *
 ready_create(struct egress_shard *es, const char *key, const char *source, const char *pool,
 	     const struct egress_route *route, struct tern_err *err)
 {
-	const char *args[3] = {route->domain, source, route->site};
 	struct egress_source_cfg *src = get_source(es, source, err);
 	struct ready_queue *rq;
 	int rc;
@@ -473,13 +488,10 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	rq->source = *src;
 	rq->route = *route;
 	/* One path config per (source, site), asked with the first domain that reaches it. */
-	rc = policy_call_config(es->shard->policy, "get_egress_path_config", args, 3, read_path, &rq->path, err);
-	if (rc < 0) {
+	if (config_path(es->shard, route->domain, source, route->site, &rq->path, err) < 0) {
 		free(rq);
 		return NULL;
 	}
-	if (rc == 0)
-		egress_path_defaults(&rq->path);
 	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);

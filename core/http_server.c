@@ -26,7 +26,7 @@
 #include "tern/daemon.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
-#include "tern/policy.h"
+#include "tern/policy_hook.h"
 #include "tern/shard.h"
 #include "tern/smtp_listener.h"
 #include "tern/tls.h"

@@ -291,24 +291,6 @@ io_free(struct io *io)
 	io_destroy(io);
 }
 
-static void
-io_format_peer(char *out, size_t n, const struct sockaddr *sa)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(out, n, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(out, n, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	} else {
-		snprintf(out, n, "family %d", sa->sa_family);
-	}
-}
-
 static bool
 io_sockaddr_has_port(const struct sockaddr *sa)
 {
@@ -334,7 +316,7 @@ io_bind_source(int fd, const struct sockaddr *src, socklen_t srclen, struct tern
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	if (bind(fd, src, srclen) == 0)
 		return 0;
-	io_format_peer(name, sizeof(name), src);
+	util_format_sockaddr(src, name, sizeof(name));
 	tern_err_set(err, 451, "4.4.0", "bind to %s: %s", name, strerror(errno));
 	return -errno;
 }
@@ -361,7 +343,7 @@ io_connect(struct ev_loop *loop, const struct sockaddr *dst, socklen_t dstlen,
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		goto fail;
 	}
-	io_format_peer(io->peer, sizeof(io->peer), dst);
+	util_format_sockaddr(dst, io->peer, sizeof(io->peer));
 	io->state = IO_ST_CONNECTING;
 	/* An immediate failure is still reported from the loop, like a late one. */
 	if (connect(fd, dst, dstlen) < 0 && errno != EINPROGRESS)

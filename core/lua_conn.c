@@ -8,8 +8,8 @@
  * (tern.testing): hooks get the same object as from a real SMTP session.
  */
 #include "tern/lua_conn.h"
-#include "tern/lua_tern.h"
-#include "tern/policy.h"
+#include "tern/lua_ctx.h"
+#include "tern/lua_options.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -26,16 +26,9 @@ struct conn_owned {
 	char tls_cipher[128];
 };
 
-void
-conn_info_init(struct conn_info *ci)
-{
-	memset(ci, 0, sizeof(*ci));
-	ci->handle_ref = LUA_NOREF;
-	ci->meta_ref = LUA_NOREF;
-}
-
-void
-conn_info_deinit(struct conn_info *ci)
+/* conn_info_deinit() calls this: the handle raises from now on, the metadata table goes. */
+static void
+conn_release(struct conn_info *ci)
 {
 	lua_State *L = ci->lua_state;
 	struct conn_info **handle;
@@ -69,7 +62,8 @@ lua_conn_push(lua_State *L, struct conn_info *ci)
 	ci->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
 	ci->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	ci->lua_state = policy_lua(policy_from_lua(L));
+	ci->lua_state = lua_ctx_main(L);
+	ci->release = conn_release;
 }
 
 static struct conn_info *
@@ -178,7 +172,7 @@ lua_conn_owner_gc(lua_State *L)
 static void
 opt_copy(lua_State *L, const char *key, char *out, size_t n)
 {
-	const char *v = lua_tern_opt_string(L, 1, "tern.conn.new", key, "");
+	const char *v = lua_options_string(L, 1, "tern.conn.new", key, "");
 
 	snprintf(out, n, "%s", v);
 }
@@ -216,7 +210,7 @@ lua_conn_new(lua_State *L)
 	static const char *const opts[] = {"peer", "local", "listener", "ehlo", "auth", "tls", NULL};
 	struct conn_owned *o;
 
-	lua_tern_check_options(L, 1, "tern.conn.new", opts);
+	lua_options_check(L, 1, "tern.conn.new", opts);
 	o = lua_newuserdata(L, sizeof(*o));
 	memset(o, 0, sizeof(*o));
 	conn_info_init(&o->ci);

@@ -10,7 +10,7 @@
 #include <lauxlib.h>
 
 #include "tern/dkim.h"
-#include "tern/lua_tern.h"
+#include "tern/lua_options.h"
 #include "tern/util.h"
 
 #define LUA_DKIM_SIGNER_MT "tern.dkim.signer"
@@ -43,7 +43,7 @@ lua_dkim_check_signer(lua_State *L, int idx)
 static enum dkim_canon
 opt_canon(lua_State *L, const char *fname, const char *key)
 {
-	const char *v = lua_tern_opt_string(L, 1, fname, key, "relaxed");
+	const char *v = lua_options_string(L, 1, fname, key, "relaxed");
 	enum dkim_canon c;
 
 	if (dkim_canon_parse(v, &c) < 0)
@@ -101,18 +101,18 @@ new_signer(lua_State *L, const char *fname, enum dkim_algo algo)
 	struct tern_err err = {0};
 	struct dkim_signer **box;
 
-	lua_tern_check_options(L, 1, fname, signer_options);
+	lua_options_check(L, 1, fname, signer_options);
 	dkim_signer_config_init(&cfg);
 	cfg.algo = algo;
-	cfg.domain = lua_tern_opt_string(L, 1, fname, "domain", NULL);
-	cfg.selector = lua_tern_opt_string(L, 1, fname, "selector", NULL);
-	cfg.key_path = lua_tern_opt_string(L, 1, fname, "key", NULL);
-	cfg.identity = lua_tern_opt_string(L, 1, fname, "identity", NULL);
+	cfg.domain = lua_options_string(L, 1, fname, "domain", NULL);
+	cfg.selector = lua_options_string(L, 1, fname, "selector", NULL);
+	cfg.key_path = lua_options_string(L, 1, fname, "key", NULL);
+	cfg.identity = lua_options_string(L, 1, fname, "identity", NULL);
 	cfg.header_canon = opt_canon(L, fname, "header_canonicalization");
 	cfg.body_canon = opt_canon(L, fname, "body_canonicalization");
-	cfg.over_sign = lua_tern_opt_bool(L, 1, fname, "over_sign", true);
-	cfg.body_length = lua_tern_opt_bool(L, 1, fname, "body_length", false);
-	cfg.expiration = lua_tern_opt_duration(L, 1, fname, "expiration", 0);
+	cfg.over_sign = lua_options_bool(L, 1, fname, "over_sign", true);
+	cfg.body_length = lua_options_bool(L, 1, fname, "body_length", false);
+	cfg.expiration = lua_options_duration(L, 1, fname, "expiration", 0);
 	cfg.n_headers = opt_headers(L, fname, names);
 	cfg.headers = cfg.n_headers ? names : NULL;
 	box = push_box(L);

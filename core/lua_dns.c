@@ -7,8 +7,8 @@
 #include "tern/lua_dns.h"
 #include "tern/coro.h"
 #include "tern/dns.h"
-#include "tern/lua_tern.h"
-#include "tern/policy.h"
+#include "tern/lua_options.h"
+#include "tern/lua_ctx.h"
 #include "tern/shard.h"
 
 #include <arpa/inet.h>
@@ -27,7 +27,7 @@ lua_dns_configure(lua_State *L)
 	struct tern_err err;
 	size_t i;
 
-	lua_tern_check_options(L, 1, fname, allowed);
+	lua_options_check(L, 1, fname, allowed);
 	lua_getfield(L, 1, "servers");
 	if (!lua_isnil(L, -1)) {
 		luaL_argcheck(L, lua_istable(L, -1), 1,
@@ -44,8 +44,8 @@ lua_dns_configure(lua_State *L)
 			lua_pop(L, 1);
 		}
 	}
-	cfg.timeout = lua_tern_opt_duration(L, 1, fname, "timeout", DNS_DEFAULT_TIMEOUT);
-	cfg.attempts = (int)lua_tern_opt_number(L, 1, fname, "attempts", DNS_DEFAULT_ATTEMPTS);
+	cfg.timeout = lua_options_duration(L, 1, fname, "timeout", DNS_DEFAULT_TIMEOUT);
+	cfg.attempts = (int)lua_options_number(L, 1, fname, "attempts", DNS_DEFAULT_ATTEMPTS);
 	if (cfg.timeout <= 0 || cfg.attempts < 1)
 		return luaL_error(L, "%s: timeout and attempts must be positive", fname);
 	if (dns_configure(&cfg, &err) < 0)
@@ -141,7 +141,7 @@ static int
 lua_dns_lookup_mx(lua_State *L)
 {
 	const char *domain = luaL_checkstring(L, 1);
-	struct dns_resolver *r = dns_for_shard(policy_shard(policy_from_lua(L)));
+	struct dns_resolver *r = dns_for_shard(lua_ctx_shard(L));
 	struct mx_lookup *lk;
 	struct coro_wait w;
 	int n;

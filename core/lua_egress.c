@@ -4,8 +4,7 @@
  * metatable, so a hook that returns a hand-made table is caught clearly.
  */
 #include "tern/lua_egress.h"
-#include "tern/lua_tern.h"
-#include "tern/throttle.h"
+#include "tern/lua_options.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,23 +21,6 @@
 static const char *const path_timeouts[] = {"connect_timeout", "banner_timeout", "ehlo_timeout",
 					    "mail_timeout",    "rcpt_timeout",   "data_timeout",
 					    "idle_timeout",    NULL};
-
-void
-egress_path_defaults(struct egress_path_cfg *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->connection_limit = 10;
-	c->max_deliveries_per_connection = 100;
-	c->tls = SMTP_TLS_OPPORTUNISTIC;
-	c->smtp_port = 25;
-	c->connect_timeout = 60;
-	c->banner_timeout = 60;
-	c->ehlo_timeout = 60;
-	c->mail_timeout = 60;
-	c->rcpt_timeout = 60;
-	c->data_timeout = 300;
-	c->idle_timeout = 5;
-}
 
 static int
 parse_source_address(const char *text, struct egress_source_cfg *c)
@@ -89,13 +71,13 @@ lua_egress_make_source(lua_State *L)
 	struct egress_source_cfg c;
 	const char *addr;
 
-	lua_tern_check_options(L, 1, fname, opts);
-	if (lua_tern_opt_string(L, 1, fname, "name", NULL) == NULL)
+	lua_options_check(L, 1, fname, opts);
+	if (lua_options_string(L, 1, fname, "name", NULL) == NULL)
 		return luaL_error(L, "%s: option 'name' is required", fname);
-	addr = lua_tern_opt_string(L, 1, fname, "source_address", NULL);
+	addr = lua_options_string(L, 1, fname, "source_address", NULL);
 	if (addr && parse_source_address(addr, &c) < 0)
 		return luaL_error(L, "%s: source_address '%s' is not an IP address", fname, addr);
-	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
+	lua_options_string(L, 1, fname, "ehlo_domain", NULL);
 	stamp(L, SOURCE_MT);
 	return 1;
 }
@@ -110,10 +92,10 @@ lua_egress_read_source(lua_State *L, int idx, struct egress_source_cfg *out, str
 		tern_err_set(err, 451, "4.3.5", "get_egress_source must return tern.make_egress_source{...}");
 		return -EINVAL;
 	}
-	snprintf(out->name, sizeof(out->name), "%s", lua_tern_field_string(L, idx, "name"));
-	if ((v = lua_tern_field_string(L, idx, "source_address")) != NULL)
+	snprintf(out->name, sizeof(out->name), "%s", lua_options_field_string(L, idx, "name"));
+	if ((v = lua_options_field_string(L, idx, "source_address")) != NULL)
 		parse_source_address(v, out);
-	v = lua_tern_field_string(L, idx, "ehlo_domain");
+	v = lua_options_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", v ? v : "localhost");
 	return 0;
 }
@@ -128,8 +110,8 @@ lua_egress_make_pool(lua_State *L)
 	const char *fname = "tern.make_egress_pool";
 	size_t i, n;
 
-	lua_tern_check_options(L, 1, fname, opts);
-	if (lua_tern_opt_string(L, 1, fname, "name", NULL) == NULL)
+	lua_options_check(L, 1, fname, opts);
+	if (lua_options_string(L, 1, fname, "name", NULL) == NULL)
 		return luaL_error(L, "%s: option 'name' is required", fname);
 	lua_getfield(L, 1, "entries");
 	if (!lua_istable(L, 2) || (n = lua_objlen(L, 2)) == 0)
@@ -139,23 +121,15 @@ lua_egress_make_pool(lua_State *L)
 		if (!lua_istable(L, 3))
 			return luaL_error(L, "%s: entries[%d] must be { name = ..., weight = ... }", fname,
 					  (int)i);
-		lua_tern_check_options(L, 3, "tern.make_egress_pool entry", entry_opts);
-		if (lua_tern_opt_string(L, 3, fname, "name", NULL) == NULL ||
-		    lua_tern_opt_number(L, 3, fname, "weight", 1) < 1)
+		lua_options_check(L, 3, "tern.make_egress_pool entry", entry_opts);
+		if (lua_options_string(L, 3, fname, "name", NULL) == NULL ||
+		    lua_options_number(L, 3, fname, "weight", 1) < 1)
 			return luaL_error(L, "%s: entries[%d] needs a name and a weight >= 1", fname,
 					  (int)i);
 		lua_pop(L, 1);
 	}
 	stamp(L, POOL_MT);
 	return 1;
-}
-
-void
-egress_pool_cfg_deinit(struct egress_pool_cfg *c)
-{
-	free(c->sources); c->sources = NULL;
-	free(c->weights); c->weights = NULL;
-	c->n = 0;
 }
 
 int
@@ -168,7 +142,7 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 		tern_err_set(err, 451, "4.3.5", "get_egress_pool must return tern.make_egress_pool{...}");
 		return -EINVAL;
 	}
-	snprintf(out->name, sizeof(out->name), "%s", lua_tern_field_string(L, idx, "name"));
+	snprintf(out->name, sizeof(out->name), "%s", lua_options_field_string(L, idx, "name"));
 	lua_getfield(L, idx, "entries");
 	n = lua_objlen(L, -1);
 	out->sources = calloc(n, sizeof(*out->sources));
@@ -181,8 +155,8 @@ lua_egress_read_pool(lua_State *L, int idx, struct egress_pool_cfg *out, struct 
 	}
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, -1, (int)i + 1);
-		snprintf(out->sources[i], sizeof(out->sources[i]), "%s", lua_tern_field_string(L, -1, "name"));
-		out->weights[i] = (int)lua_tern_field_number(L, lua_gettop(L), "weight", 1);
+		snprintf(out->sources[i], sizeof(out->sources[i]), "%s", lua_options_field_string(L, -1, "name"));
+		out->weights[i] = (int)lua_options_field_number(L, lua_gettop(L), "weight", 1);
 		lua_pop(L, 1);
 	}
 	out->n = n;
@@ -246,23 +220,23 @@ lua_egress_make_path(lua_State *L)
 	double port;
 
 	path_accept_kumo_spellings(L, fname);
-	lua_tern_check_options(L, 1, fname, opts);
-	if (lua_tern_opt_number(L, 1, fname, "connection_limit", 1) < 1)
+	lua_options_check(L, 1, fname, opts);
+	if (lua_options_number(L, 1, fname, "connection_limit", 1) < 1)
 		return luaL_error(L, "%s: connection_limit must be at least 1", fname);
-	if (lua_tern_opt_number(L, 1, fname, "max_deliveries_per_connection", 1) < 1)
+	if (lua_options_number(L, 1, fname, "max_deliveries_per_connection", 1) < 1)
 		return luaL_error(L, "%s: max_deliveries_per_connection must be at least 1", fname);
-	port = lua_tern_opt_number(L, 1, fname, "smtp_port", 25);
+	port = lua_options_number(L, 1, fname, "smtp_port", 25);
 	if (port < 1 || port > 65535)
 		return luaL_error(L, "%s: smtp_port must be 1..65535", fname);
-	tls = lua_tern_opt_string(L, 1, fname, "enable_tls", "opportunistic");
+	tls = lua_options_string(L, 1, fname, "enable_tls", "opportunistic");
 	if (strcmp(tls, "opportunistic") && strcmp(tls, "required") && strcmp(tls, "disabled"))
 		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required' or 'disabled'",
 				  fname);
-	lua_tern_opt_string(L, 1, fname, "ehlo_domain", NULL);
-	lua_tern_normalise_rate(L, 1, fname, "max_message_rate");
-	lua_tern_normalise_rate(L, 1, fname, "max_connection_rate");
+	lua_options_string(L, 1, fname, "ehlo_domain", NULL);
+	lua_options_normalise_rate(L, 1, fname, "max_message_rate");
+	lua_options_normalise_rate(L, 1, fname, "max_connection_rate");
 	for (t = path_timeouts; *t; t++) {
-		double v = lua_tern_opt_duration(L, 1, fname, *t, -1);
+		double v = lua_options_duration(L, 1, fname, *t, -1);
 
 		if (v == -1)
 			continue;
@@ -289,20 +263,20 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 		tern_err_set(err, 451, "4.3.5", "get_egress_path_config must return tern.make_egress_path{...}");
 		return -EINVAL;
 	}
-	out->connection_limit = (int)lua_tern_field_number(L, idx, "connection_limit", out->connection_limit);
-	out->max_message_rate = lua_tern_field_number(L, idx, "max_message_rate", 0);
-	out->max_connection_rate = lua_tern_field_number(L, idx, "max_connection_rate", 0);
-	out->max_deliveries_per_connection = (int)lua_tern_field_number(
+	out->connection_limit = (int)lua_options_field_number(L, idx, "connection_limit", out->connection_limit);
+	out->max_message_rate = lua_options_field_number(L, idx, "max_message_rate", 0);
+	out->max_connection_rate = lua_options_field_number(L, idx, "max_connection_rate", 0);
+	out->max_deliveries_per_connection = (int)lua_options_field_number(
 		L, idx, "max_deliveries_per_connection", out->max_deliveries_per_connection);
-	out->smtp_port = (int)lua_tern_field_number(L, idx, "smtp_port", out->smtp_port);
+	out->smtp_port = (int)lua_options_field_number(L, idx, "smtp_port", out->smtp_port);
 	for (i = 0; i < TERN_ARRAY_LEN(timeouts); i++)
-		*timeouts[i] = lua_tern_field_number(L, idx, path_timeouts[i], *timeouts[i]);
-	tls = lua_tern_field_string(L, idx, "enable_tls");
+		*timeouts[i] = lua_options_field_number(L, idx, path_timeouts[i], *timeouts[i]);
+	tls = lua_options_field_string(L, idx, "enable_tls");
 	if (tls && strcmp(tls, "required") == 0)
 		out->tls = SMTP_TLS_REQUIRED;
 	else if (tls && strcmp(tls, "disabled") == 0)
 		out->tls = SMTP_TLS_DISABLED;
-	ehlo = lua_tern_field_string(L, idx, "ehlo_domain");
+	ehlo = lua_options_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", ehlo ? ehlo : "");
 	return 0;
 }

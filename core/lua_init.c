@@ -8,7 +8,7 @@
 #include "tern/daemon.h"
 #include "tern/http_server.h"
 #include "tern/logrec.h"
-#include "tern/lua_tern.h"
+#include "tern/lua_options.h"
 #include "tern/queue.h"
 #include "tern/reception.h"
 #include "tern/smtp_listener.h"
@@ -80,7 +80,7 @@ static void
 opt_floor(lua_State *L, const char *fname, const char *key, const char *def,
 	  struct spool_floor *out)
 {
-	const char *v = lua_tern_opt_string(L, 1, fname, key, def);
+	const char *v = lua_options_string(L, 1, fname, key, def);
 
 	if (spool_floor_parse(v, out) < 0)
 		luaL_error(L,
@@ -103,14 +103,14 @@ lua_init_define_spool(lua_State *L)
 	double batch, parts;
 	struct spool_floor space, inodes;
 
-	lua_tern_check_options(L, 1, fname, opts);
-	path = lua_tern_opt_string(L, 1, fname, "path", NULL);
+	lua_options_check(L, 1, fname, opts);
+	path = lua_options_string(L, 1, fname, "path", NULL);
 	if (path == NULL || *path == '\0')
 		return luaL_error(L, "%s: option 'path' is required", fname);
-	batch = lua_tern_opt_number(L, 1, fname, "max_batch", 0);
+	batch = lua_options_number(L, 1, fname, "max_batch", 0);
 	if (batch < 0)
 		return luaL_error(L, "%s: option 'max_batch' must not be negative", fname);
-	parts = lua_tern_opt_number(L, 1, fname, "partitions", 1);
+	parts = lua_options_number(L, 1, fname, "partitions", 1);
 	if (parts < 1 || parts > SPOOL_MAX_PARTITIONS || parts != (int)parts)
 		return luaL_error(L, "%s: option 'partitions' must be a whole number from 1 to %d",
 				  fname, SPOOL_MAX_PARTITIONS);
@@ -212,16 +212,16 @@ lua_init_configure_local_logs(lua_State *L)
 	size_t n_meta;
 	bool sync;
 
-	lua_tern_check_options(L, 1, fname, opts);
-	dir = lua_tern_opt_string(L, 1, fname, "log_dir", NULL);
+	lua_options_check(L, 1, fname, opts);
+	dir = lua_options_string(L, 1, fname, "log_dir", NULL);
 	if (dir == NULL || *dir == '\0')
 		return luaL_error(L, "%s: option 'log_dir' is required", fname);
-	comp = lua_tern_opt_string(L, 1, fname, "compression", "none");
+	comp = lua_options_string(L, 1, fname, "compression", "none");
 	if (strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0)
 		return luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
-	segment = lua_tern_opt_duration(L, 1, fname, "max_segment_duration", 0);
-	max_size = lua_tern_opt_size(L, 1, fname, "max_file_size", 0);
-	sync = lua_tern_opt_bool(L, 1, fname, "sync", false);
+	segment = lua_options_duration(L, 1, fname, "max_segment_duration", 0);
+	max_size = lua_options_size(L, 1, fname, "max_file_size", 0);
+	sync = lua_options_bool(L, 1, fname, "sync", false);
 	n_meta = check_meta_keys(L, fname);
 	/* Everything is valid: nothing below raises, so nothing allocated can leak. */
 	cfg = xcalloc(1, sizeof(*cfg));
@@ -273,7 +273,7 @@ read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c
 static char *
 opt_strdup(lua_State *L, const char *fname, const char *key, const char *def)
 {
-	const char *v = lua_tern_opt_string(L, 1, fname, key, def);
+	const char *v = lua_options_string(L, 1, fname, key, def);
 
 	return v ? xstrdup(v) : NULL;
 }
@@ -281,7 +281,7 @@ opt_strdup(lua_State *L, const char *fname, const char *key, const char *def)
 static int
 opt_count(lua_State *L, const char *fname, const char *key, int def)
 {
-	double v = lua_tern_opt_number(L, 1, fname, key, def);
+	double v = lua_options_number(L, 1, fname, key, def);
 
 	if (v < 0 || v > 1e9)
 		luaL_error(L, "%s: option '%s' must be between 0 and 1e9", fname, key);
@@ -291,7 +291,7 @@ opt_count(lua_State *L, const char *fname, const char *key, int def)
 static enum smtp_long_lines
 opt_long_lines(lua_State *L, const char *fname)
 {
-	const char *v = lua_tern_opt_string(L, 1, fname, "long_lines", "reject");
+	const char *v = lua_options_string(L, 1, fname, "long_lines", "reject");
 
 	if (strcmp(v, "reject") == 0)
 		return SMTP_LONG_LINES_REJECT;
@@ -306,13 +306,13 @@ opt_long_lines(lua_State *L, const char *fname)
 static void
 read_abuse_limits(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
-	c->command_timeout = lua_tern_opt_duration(L, 1, fname, "command_timeout", 60);
+	c->command_timeout = lua_options_duration(L, 1, fname, "command_timeout", 60);
 	c->max_errors = opt_count(L, fname, "max_errors", 20);
 	c->max_auth_failures = opt_count(L, fname, "max_auth_failures", 3);
-	c->auth_failure_delay = lua_tern_opt_duration(L, 1, fname, "auth_failure_delay", 2);
+	c->auth_failure_delay = lua_options_duration(L, 1, fname, "auth_failure_delay", 2);
 	c->auth_failures_per_ip.limit = opt_count(L, fname, "max_auth_failures_per_ip", 10);
 	c->auth_failures_per_ip.window =
-		lua_tern_opt_duration(L, 1, fname, "auth_failure_window", 300);
+		lua_options_duration(L, 1, fname, "auth_failure_window", 300);
 	c->long_lines = opt_long_lines(L, fname);
 }
 
@@ -320,7 +320,7 @@ read_abuse_limits(lua_State *L, const char *fname, struct smtp_listener_config *
 static void
 read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
-	const char *min = lua_tern_opt_string(L, 1, fname, "tls_min_version", NULL);
+	const char *min = lua_options_string(L, 1, fname, "tls_min_version", NULL);
 	struct tls_server_options opts;
 	struct tern_err err;
 
@@ -338,7 +338,7 @@ read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_
 static void
 read_listener_options(lua_State *L, const char *fname, struct smtp_listener_config *c)
 {
-	const char *listen = lua_tern_opt_string(L, 1, fname, "listen", NULL);
+	const char *listen = lua_options_string(L, 1, fname, "listen", NULL);
 	const char *eol;
 
 	if (listen == NULL)
@@ -349,19 +349,19 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->listen = xstrdup(listen);
 	c->hostname = opt_strdup(L, fname, "hostname", "localhost");
 	c->banner = opt_strdup(L, fname, "banner", NULL);
-	c->max_message_size = lua_tern_opt_size(L, 1, fname, "max_message_size", 20u << 20);
+	c->max_message_size = lua_options_size(L, 1, fname, "max_message_size", 20u << 20);
 	c->max_recipients = opt_count(L, fname, "max_recipients_per_message", 1024);
 	c->max_messages_per_connection = opt_count(L, fname, "max_messages_per_connection", 0);
 	c->max_connections = opt_count(L, fname, "max_connections",
 				       smtp_listener_default_max_connections());
 	c->max_connections_per_ip = opt_count(L, fname, "max_connections_per_ip", 20);
-	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 300);
-	c->data_timeout = lua_tern_opt_duration(L, 1, fname, "data_timeout", 600);
+	c->client_timeout = lua_options_duration(L, 1, fname, "client_timeout", 300);
+	c->data_timeout = lua_options_duration(L, 1, fname, "data_timeout", 600);
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
 	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
-	c->require_tls = lua_tern_opt_bool(L, 1, fname, "require_tls", false);
+	c->require_tls = lua_options_bool(L, 1, fname, "require_tls", false);
 	read_listener_tls_options(L, fname, c);
-	eol = lua_tern_opt_string(L, 1, fname, "invalid_line_endings", "reject");
+	eol = lua_options_string(L, 1, fname, "invalid_line_endings", "reject");
 	if (strcmp(eol, "reject") != 0 && strcmp(eol, "fix") != 0)
 		luaL_error(L, "%s: option 'invalid_line_endings' must be 'reject' or 'fix'", fname);
 	c->fix_line_endings = strcmp(eol, "fix") == 0;
@@ -400,7 +400,7 @@ lua_init_start_esmtp_listener(lua_State *L)
 	struct smtp_listener_config *c;
 	struct tern_err err;
 
-	lua_tern_check_options(L, 1, fname, opts);
+	lua_options_check(L, 1, fname, opts);
 	/* Options are read into a userdata whose __gc frees them if a later option raises. */
 	c = lua_newuserdata(L, sizeof(*c));
 	memset(c, 0, sizeof(*c));
@@ -455,7 +455,7 @@ read_trusted_hosts(lua_State *L, const char *fname, struct http_listener_config 
 static void
 read_http_options(lua_State *L, const char *fname, struct http_listener_config *c)
 {
-	const char *listen = lua_tern_opt_string(L, 1, fname, "listen", NULL);
+	const char *listen = lua_options_string(L, 1, fname, "listen", NULL);
 
 	if (listen == NULL)
 		luaL_error(L, "%s: option 'listen' is required", fname);
@@ -467,8 +467,8 @@ read_http_options(lua_State *L, const char *fname, struct http_listener_config *
 	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
 	if (!c->tls_certificate != !c->tls_private_key)
 		luaL_error(L, "%s: tls_certificate and tls_private_key go together", fname);
-	c->request_body_limit = lua_tern_opt_size(L, 1, fname, "request_body_limit", 2u << 20);
-	c->client_timeout = lua_tern_opt_duration(L, 1, fname, "client_timeout", 60);
+	c->request_body_limit = lua_options_size(L, 1, fname, "request_body_limit", 2u << 20);
+	c->client_timeout = lua_options_duration(L, 1, fname, "client_timeout", 60);
 	if (c->client_timeout < 1)
 		luaL_error(L, "%s: option 'client_timeout' must be at least 1s", fname);
 	c->max_connections = opt_count(L, fname, "max_connections", 1024);
@@ -487,7 +487,7 @@ lua_init_start_http_listener(lua_State *L)
 	struct http_listener_config *c;
 	struct tern_err err;
 
-	lua_tern_check_options(L, 1, fname, opts);
+	lua_options_check(L, 1, fname, opts);
 	/* As for ESMTP listeners: a userdata frees the options if a later one raises. */
 	c = lua_newuserdata(L, sizeof(*c));
 	memset(c, 0, sizeof(*c));

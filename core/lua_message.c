@@ -13,7 +13,7 @@
 #include "tern/lua_dkim.h"
 #include "tern/lua_json.h"
 #include "tern/message.h"
-#include "tern/policy.h"
+#include "tern/lua_ctx.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,7 +42,7 @@ lua_message_push(lua_State *L, struct message *m)
 	lua_pushvalue(L, -1);
 	m->lua_handle = luaL_ref(L, LUA_REGISTRYINDEX);
 	/* Not L itself: a coroutine may be collected before the message is freed. */
-	main_state = policy_lua(policy_from_lua(L));
+	main_state = lua_ctx_main(L);
 	m->lua_state = main_state;
 }
 

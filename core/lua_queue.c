@@ -5,8 +5,7 @@
  * queue and policy epoch.
  */
 #include "tern/lua_queue.h"
-#include "tern/lua_tern.h"
-#include "tern/throttle.h"
+#include "tern/lua_options.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,23 +18,6 @@
 
 static const char *const queue_options[] = {"egress_pool", "retry_interval", "max_retry_interval",
 					    "max_age", "max_message_rate", "mx_list", NULL};
-
-void
-queue_config_defaults(struct queue_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->egress_pool, sizeof(c->egress_pool), "default");
-	c->retry_interval = 20 * 60;
-	c->max_retry_interval = 8 * 3600;
-	c->max_age = 5 * 86400;
-}
-
-void
-queue_config_deinit(struct queue_config *c)
-{
-	free(c->mx_list); c->mx_list = NULL;
-	c->n_mx = 0;
-}
 
 static int
 read_mx_list(lua_State *L, int idx, struct queue_config *c, struct tern_err *err)
@@ -75,13 +57,13 @@ lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct te
 		return -EINVAL;
 	}
 	lua_pop(L, 1);
-	pool = lua_tern_field_string(L, idx, "egress_pool");
+	pool = lua_options_field_string(L, idx, "egress_pool");
 	if (pool)
 		snprintf(out->egress_pool, sizeof(out->egress_pool), "%s", pool);
-	out->retry_interval = lua_tern_field_number(L, idx, "retry_interval", out->retry_interval);
-	out->max_retry_interval = lua_tern_field_number(L, idx, "max_retry_interval", out->max_retry_interval);
-	out->max_age = lua_tern_field_number(L, idx, "max_age", out->max_age);
-	out->max_message_rate = lua_tern_field_number(L, idx, "max_message_rate", 0);
+	out->retry_interval = lua_options_field_number(L, idx, "retry_interval", out->retry_interval);
+	out->max_retry_interval = lua_options_field_number(L, idx, "max_retry_interval", out->max_retry_interval);
+	out->max_age = lua_options_field_number(L, idx, "max_age", out->max_age);
+	out->max_message_rate = lua_options_field_number(L, idx, "max_message_rate", 0);
 	return read_mx_list(L, idx, out, err);
 }
 
@@ -89,7 +71,7 @@ lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct te
 static void
 normalise_duration(lua_State *L, const char *fname, const char *key)
 {
-	double v = lua_tern_opt_duration(L, 1, fname, key, -1);
+	double v = lua_options_duration(L, 1, fname, key, -1);
 
 	if (v == -1)
 		return;
@@ -126,9 +108,9 @@ lua_queue_make_config(lua_State *L)
 {
 	const char *fname = "tern.make_queue_config";
 
-	lua_tern_check_options(L, 1, fname, queue_options);
-	lua_tern_opt_string(L, 1, fname, "egress_pool", NULL);
-	lua_tern_normalise_rate(L, 1, fname, "max_message_rate");
+	lua_options_check(L, 1, fname, queue_options);
+	lua_options_string(L, 1, fname, "egress_pool", NULL);
+	lua_options_normalise_rate(L, 1, fname, "max_message_rate");
 	normalise_duration(L, fname, "retry_interval");
 	normalise_duration(L, fname, "max_retry_interval");
 	normalise_duration(L, fname, "max_age");

@@ -48,9 +48,7 @@ struct metrics_histogram_cells {
 
 struct metrics_queue_snapshot {
 	pthread_mutex_t lock;
-	struct metrics_queue_size top[METRICS_TOP_N];
-	size_t n;
-	uint64_t total, count;
+	struct metrics_queue_top q;
 };
 
 struct metrics_slot {
@@ -466,22 +464,37 @@ metrics_tls_expiry_read(struct metrics_tls_expiry *out, size_t max)
 /* ---- queue gauges ------------------------------------------------------------------------ */
 
 void
-metrics_queues_publish(enum metrics_queue_kind k, const struct metrics_queue_size *top, size_t n,
-		       uint64_t total, uint64_t count)
+metrics_queue_top_add(struct metrics_queue_top *t, const char *name, uint64_t size)
+{
+	size_t i, min = 0;
+
+	t->total += size;
+	t->count++;
+	if (size == 0)
+		return;
+	if (t->n < METRICS_TOP_N) {
+		min = t->n++;
+	} else {
+		for (i = 1; i < t->n; i++)
+			if (t->top[i].size < t->top[min].size)
+				min = i;
+		if (t->top[min].size >= size)
+			return;
+	}
+	snprintf(t->top[min].name, METRICS_LABEL_MAX, "%s", name);
+	t->top[min].size = size;
+}
+
+void
+metrics_queues_publish(enum metrics_queue_kind k, const struct metrics_queue_top *t)
 {
 	struct metrics_slot *s = own_slot();
-	struct metrics_queue_snapshot *q;
 
 	if (s == NULL)
 		return;
-	q = &s->queues[k];
-	n = n < METRICS_TOP_N ? n : METRICS_TOP_N;
-	pthread_mutex_lock(&q->lock);
-	memcpy(q->top, top, n * sizeof(*top));
-	q->n = n;
-	q->total = total;
-	q->count = count;
-	pthread_mutex_unlock(&q->lock);
+	pthread_mutex_lock(&s->queues[k].lock);
+	s->queues[k].q = *t;
+	pthread_mutex_unlock(&s->queues[k].lock);
 }
 
 static int
@@ -510,10 +523,10 @@ metrics_queues_read(enum metrics_queue_kind k, struct metrics_queue_size *out, u
 			continue;
 		q = &s->queues[k];
 		pthread_mutex_lock(&q->lock);
-		memcpy(&all[n], q->top, q->n * sizeof(*q->top));
-		n += q->n;
-		*total += q->total;
-		*count += q->count;
+		memcpy(&all[n], q->q.top, q->q.n * sizeof(*q->q.top));
+		n += q->q.n;
+		*total += q->q.total;
+		*count += q->q.count;
 		pthread_mutex_unlock(&q->lock);
 		/* A queue lives on one shard, so names do not repeat: keep the largest so far. */
 		qsort(all, n, sizeof(*all), queue_cmp);
@@ -559,25 +572,34 @@ metrics_history_read(struct metrics_history_point *out)
 
 #define METRICS_TICKS_MAX 8
 
+/* Appended under the lock, published by the release store of the count: ticks read without it. */
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
 static metrics_tick_fn tick_fns[METRICS_TICKS_MAX];
-static size_t n_tick_fns;
+static _Atomic size_t n_tick_fns;
 static ev_timer tick_timers[SHARD_MAX];
 
 void
 metrics_on_tick(metrics_tick_fn fn)
 {
-	if (n_tick_fns < METRICS_TICKS_MAX)
-		tick_fns[n_tick_fns++] = fn;
+	size_t n;
+
+	pthread_mutex_lock(&tick_lock);
+	n = atomic_load_explicit(&n_tick_fns, memory_order_relaxed);
+	if (n < METRICS_TICKS_MAX) {
+		tick_fns[n] = fn;
+		atomic_store_explicit(&n_tick_fns, n + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&tick_lock);
 }
 
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct shard *s = w->data;
-	size_t i;
+	size_t n = atomic_load_explicit(&n_tick_fns, memory_order_acquire), i;
 
 	(void)revents;
-	for (i = 0; i < n_tick_fns; i++)
+	for (i = 0; i < n; i++)
 		tick_fns[i](s);
 	if (s->id == 0)
 		metrics_history_sample(ev_now(loop));

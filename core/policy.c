@@ -6,7 +6,11 @@
  * time.
  */
 #include "tern/policy.h"
+#include "tern/config.h"
 #include "tern/log.h"
+#include "tern/lua_conn.h"
+#include "tern/lua_ctx.h"
+#include "tern/lua_message.h"
 #include "tern/lua_tern.h"
 #include "tern/policy_files.h"
 #include "tern/shard.h"
@@ -157,6 +161,7 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 	luaL_openlibs(p->L);
 	lua_pushlightuserdata(p->L, p);
 	lua_setfield(p->L, LUA_REGISTRYINDEX, POLICY_REGISTRY_KEY);
+	lua_ctx_set(p->L, shard);
 	lua_newtable(p->L);
 	p->handlers_ref = luaL_ref(p->L, LUA_REGISTRYINDEX);
 	lua_tern_open(p->L);
@@ -167,6 +172,8 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 		goto fail;
 	if (o->script_path && load_file(p->L, o->script_path, err) < 0)
 		goto fail;
+	if (shard)
+		config_attach(shard, &policy_config_provider, p);
 	return p;
 fail:
 	policy_free(p);
@@ -178,6 +185,8 @@ policy_free(struct policy *p)
 {
 	if (p == NULL)
 		return;
+	if (p->shard)
+		config_attach(p->shard, NULL, NULL);
 	coro_pool_free(p->coros); /* before lua_close: it unanchors its threads */
 	if (p->L)
 		lua_close(p->L);
@@ -327,4 +336,42 @@ policy_register_handler(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_setfield(L, -2, ev);
 	return 0;
+}
+
+void
+policy_hook_push_conn(lua_State *co, struct conn_info *ci)
+{
+	lua_conn_push(co, ci);
+}
+
+void
+policy_hook_push_message(lua_State *co, struct message *m)
+{
+	lua_message_push(co, m);
+}
+
+static void
+policy_free_with_shard(struct shard *s, void *arg)
+{
+	policy_free(arg);
+	s->policy = NULL;
+}
+
+int
+policy_attach_shards(const struct policy_options *opts, struct tern_err *err)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count() && rc == 0; i++) {
+		struct shard *s = shard_get(i);
+
+		shard_enter(s);
+		s->policy = policy_new(s, opts, err);
+		if (s->policy == NULL)
+			rc = -EINVAL;
+		else
+			shard_on_free(s, policy_free_with_shard, s->policy);
+	}
+	shard_enter(NULL);
+	return rc;
 }

@@ -5,20 +5,20 @@
  * scheduler decides when; egress decides where and how fast.
  */
 #include "tern/queue.h"
+#include "tern/config.h"
 #include "tern/coro.h"
-#include "tern/dns.h"
 #include "tern/egress.h"
+#include "tern/egress_route.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/logrec.h"
-#include "tern/lua_queue.h"
 #include "tern/message.h"
-#include "tern/policy.h"
+#include "tern/outcome.h"
 #include "tern/shard.h"
 #include "tern/throttle.h"
 #include "tern/util_heap.h"
 #include "tern/util_map.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -27,7 +27,6 @@
 #include <string.h>
 
 #include <ev.h>
-#include <lauxlib.h>
 
 /* Messages taken from the heap per timer tick, so one shard never stalls on a backlog. */
 #define QUEUE_DISPATCH_BATCH 512
@@ -37,10 +36,12 @@ struct sched_queue {
 	char campaign[128], tenant[128], domain[256];
 	struct shard *shard;
 	bool have_config;
+	uint64_t config_epoch;
 	struct queue_config cfg;
 	struct throttle rate;
 	/* Written once on the owning shard before any message leaves it; read elsewhere after. */
 	double retry_interval, max_retry_interval;
+	uint64_t size; /* messages in the heap now (metrics) */
 };
 
 struct sched_shard {
@@ -165,6 +166,35 @@ sched_self(struct shard *shard)
 	return ss;
 }
 
+static void
+add_queue_size(const char *name, void *value, void *arg)
+{
+	const struct sched_queue *q = value;
+
+	metrics_queue_top_add(arg, name, q->size);
+}
+
+/* Once a second on each shard: publish its scheduled queues' sizes. */
+static void
+queue_metrics_tick(struct shard *shard)
+{
+	struct metrics_queue_top top = {0};
+	struct sched_shard *ss;
+
+	if (queue_is_closed() || sched_shards == NULL)
+		return;
+	ss = &sched_shards[shard->id];
+	if (ss->ready)
+		map_foreach(&ss->queues, add_queue_size, &top);
+	metrics_queues_publish(METRICS_QUEUE_SCHEDULED, &top);
+}
+
+const char *
+queue_msg_tenant(const struct queue_msg *m)
+{
+	return m->queue->tenant;
+}
+
 void
 queue_set_spool(struct spool *sp)
 {
@@ -175,8 +205,10 @@ queue_set_spool(struct spool *sp)
 		return;
 	}
 	atomic_store(&queue_closed, false);
-	if (sched_shards == NULL)
+	if (sched_shards == NULL) {
 		sched_shards = xcalloc((size_t)shard_count(), sizeof(*sched_shards));
+		metrics_on_tick(queue_metrics_tick);
+	}
 }
 
 bool
@@ -250,6 +282,7 @@ sched_add(struct sched_shard *ss, struct queue_msg *m)
 		free(m);
 		return;
 	}
+	m->queue->size++;
 	if (top == NULL || m->due < top->due)
 		sched_arm(ss);
 }
@@ -331,13 +364,22 @@ requeue_task(void *arg)
 		sched_add(sched_self(shard_self()), m);
 }
 
-static void
-requeue(struct queue_msg *m)
+void
+queue_requeue(struct queue_msg *m)
 {
 	m->next = NULL;
 	if (shard_post(m->queue->shard, requeue_task, m) < 0) {
 		free(m);
 	}
+}
+
+double
+queue_retry_due(const struct queue_msg *m)
+{
+	const struct sched_queue *q = m->queue;
+
+	return util_wallclock() + queue_retry_delay(m->attempts, q->retry_interval,
+						    q->max_retry_interval, drand48());
 }
 
 /* ---- recovery ---------------------------------------------------------------------------- */
@@ -384,25 +426,13 @@ queue_recover(struct spool *sp, struct tern_err *err)
 	return rc;
 }
 
-/* ---- records and outcomes ------------------------------------------------------------------ */
+/* ---- loading ------------------------------------------------------------------------------- */
 
 static void
 finish(struct queue_msg *m, struct message *msg)
 {
 	message_free(msg);
 	free(m);
-}
-
-/* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
-static void
-write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	     bool attempted)
-{
-	rec->type = type;
-	rec->msg = msg;
-	rec->queue = m->queue->name;
-	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
-	logrec_write(rec);
 }
 
 /*
@@ -415,7 +445,7 @@ retry_load_later(struct queue_msg *m, const char *why)
 {
 	log_ratelimited(LOG_LEVEL_WARN, "queue", "spool not readable (%s); messages wait for it", why);
 	m->due = util_wallclock() + m->queue->retry_interval;
-	requeue(m);
+	queue_requeue(m);
 }
 
 struct message *
@@ -453,149 +483,6 @@ queue_load(struct queue_msg *m, bool with_data)
 	return msg;
 }
 
-/*
- * Outcomes change the spool without syncing (a crash may repeat a
- * delivery, never lose one), so a shard collects its removals and meta
- * rewrites and writes them together just before its loop waits again: one
- * write per partition per loop iteration instead of one per message.
- * The records of those outcomes go to the kernel first (logrec_commit), so
- * that a message gone from the spool always has its final record.
- */
-struct shard_changes {
-	struct spool_changes *changes;
-	ev_prepare flush;
-	bool ready;
-};
-
-static struct shard_changes shard_changes[SHARD_MAX];
-
-static void
-changes_flush(struct shard_changes *sc)
-{
-	struct tern_err err;
-
-	if (spool_changes_pending(sc->changes) == 0)
-		return;
-	logrec_commit();
-	if (spool_changes_commit(sc->changes, queue_spool_handle, &err) < 0)
-		log_ratelimited(LOG_LEVEL_ERROR, "queue", "%s", err.msg);
-}
-
-static void
-changes_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	changes_flush(w->data);
-}
-
-static void
-changes_exit(struct shard *shard, void *arg)
-{
-	struct shard_changes *sc = arg;
-
-	changes_flush(sc);
-	ev_prepare_stop(shard->loop, &sc->flush);
-	spool_changes_free(sc->changes);
-	sc->changes = NULL;
-	sc->ready = false;
-}
-
-/* The calling shard's collector (created on first use, on its own thread). */
-static struct spool_changes *
-changes_here(void)
-{
-	struct shard *shard = shard_self();
-	struct shard_changes *sc = &shard_changes[shard->id];
-
-	/* Outcomes settled while the shard exits are written at once. */
-	if (shard->exiting)
-		return NULL;
-	if (!sc->ready) {
-		sc->changes = spool_changes_new();
-		if (sc->changes == NULL)
-			return NULL;
-		ev_prepare_init(&sc->flush, changes_prepare_cb);
-		sc->flush.data = sc;
-		ev_prepare_start(shard->loop, &sc->flush);
-		shard_on_exit(shard, changes_exit, sc);
-		sc->ready = true;
-	}
-	return sc->changes;
-}
-
-static void
-remove_from_spool(struct queue_msg *m)
-{
-	struct spool_changes *c = changes_here();
-	struct tern_err err;
-
-	if (c != NULL && spool_changes_remove(c, queue_spool_handle, &m->id) == 0)
-		return;
-	logrec_commit();
-	if (spool_remove(queue_spool_handle, &m->id, &err) < 0)
-		log_error("queue", "spool remove failed: %s", err.msg);
-}
-
-static void
-rewrite_meta(struct queue_msg *m, const struct buf *meta)
-{
-	struct spool_changes *c = changes_here();
-	struct tern_err err;
-
-	if (c != NULL &&
-	    spool_changes_update_meta(c, queue_spool_handle, &m->id, meta->data, meta->len) == 0)
-		return;
-	if (spool_update_meta(queue_spool_handle, &m->id, meta->data, meta->len, &err) < 0)
-		log_warn("queue", "attempt count not saved: %s", err.msg);
-}
-
-/* An outcome that ends the message's life: record, remove from the spool, free. */
-static void
-final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	      bool attempted)
-{
-	write_record(m, msg, rec, type, attempted);
-	remove_from_spool(m);
-	finish(m, msg);
-}
-
-void
-queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Delivery", true);
-}
-
-void
-queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Bounce", true);
-}
-
-static void
-expire(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	final_outcome(m, msg, rec, "Expiration", false);
-}
-
-void
-queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
-{
-	struct sched_queue *q = m->queue;
-	struct buf meta;
-
-	write_record(m, msg, rec, "TransientFailure", true);
-	m->attempts++;
-	m->due = util_wallclock() + queue_retry_delay(m->attempts, q->retry_interval,
-						       q->max_retry_interval, drand48());
-	msg->attempts = m->attempts;
-	msg->due = m->due;
-	buf_init(&meta);
-	if (message_encode_spool_meta(msg, &meta) == 0)
-		rewrite_meta(m, &meta);
-	buf_deinit(&meta);
-	message_free(msg);
-	requeue(m);
-}
-
 /* An outcome decided on the scheduler's side (DNS, config, expiry): load the message first. */
 static void
 outcome_here(struct queue_msg *m, int code, const char *enhanced, const char *text,
@@ -609,169 +496,72 @@ outcome_here(struct queue_msg *m, int code, const char *enhanced, const char *te
 		outcome(m, msg, &rec);
 }
 
-/* ---- dispatch ----------------------------------------------------------------------------- */
-
-static int
-read_queue_config(lua_State *L, int idx, void *out, struct tern_err *err)
+void
+queue_config_defaults(struct queue_config *c)
 {
-	return lua_queue_read_config(L, idx, out, err);
+	memset(c, 0, sizeof(*c));
+	snprintf(c->egress_pool, sizeof(c->egress_pool), "default");
+	c->retry_interval = 20 * 60;
+	c->max_retry_interval = 8 * 3600;
+	c->max_age = 5 * 86400;
 }
 
-/* get_queue_config(domain, tenant, campaign, routing_domain), memoized per queue. */
+void
+queue_config_deinit(struct queue_config *c)
+{
+	free(c->mx_list); c->mx_list = NULL;
+	c->n_mx = 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+/* The queue's config (get_queue_config), memoised per queue and config epoch. */
 static int
 load_config(struct sched_queue *q, struct tern_err *err)
 {
-	const char *args[4] = {q->domain, q->tenant, q->campaign, q->domain};
 	int rc;
 
-	if (q->have_config)
+	if (q->have_config && q->config_epoch == config_epoch(q->shard))
 		return 0;
 	queue_config_deinit(&q->cfg);
-	rc = policy_call_config(q->shard->policy, "get_queue_config", args, 4, read_queue_config,
-				&q->cfg, err);
-	if (rc < 0) {
-		queue_config_deinit(&q->cfg);
-		queue_config_defaults(&q->cfg);
+	rc = config_queue(q->shard, q->domain, q->tenant, q->campaign, &q->cfg, err);
+	if (rc < 0)
 		return rc;
-	}
-	if (rc == 0)
-		queue_config_defaults(&q->cfg);
 	throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;
 	q->have_config = true;
+	q->config_epoch = config_epoch(q->shard);
 	return 0;
 }
 
-/* "host:port" (host an IP literal or a name resolved like a domain without MX). */
-static int
-parse_host_port(const char *s, char *host, size_t hlen, int *port)
-{
-	const char *colon = strrchr(s, ':');
-	const char *h = s;
-	size_t n;
-
-	*port = 25;
-	if (colon && strchr(colon, ']') == NULL && (s[0] == '[' || strchr(s, ':') == colon)) {
-		*port = atoi(colon + 1);
-		n = (size_t)(colon - s);
-	} else {
-		n = strlen(s);
-	}
-	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	snprintf(host, hlen, "%.*s", (int)n, h);
-	return *port > 0 && *port < 65536 ? 0 : -EINVAL;
-}
-
-static bool
-literal_address(const char *host, int port, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		return true;
-	}
-	return false;
-}
-
-/* Smart hosts from mx_list; literals only (the list names the site). */
-static int
-route_from_mx_list(struct sched_queue *q, struct egress_route *r)
-{
-	size_t i;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->domain, sizeof(r->domain), "%s", q->domain);
-	for (i = 0; i < q->cfg.n_mx && r->n_addrs < EGRESS_MAX_ADDRS; i++) {
-		char host[256];
-		int port;
-
-		if (parse_host_port(q->cfg.mx_list[i], host, sizeof(host), &port) < 0 ||
-		    !literal_address(host, port, &r->addrs[r->n_addrs]))
-			return -EINVAL;
-		snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", host);
-		r->n_addrs++;
-		snprintf(r->site + strlen(r->site), sizeof(r->site) - strlen(r->site), "%s%s",
-			 i ? "," : "", q->cfg.mx_list[i]);
-	}
-	return 0;
-}
-
-/* The site key: the sorted MX host names (already sorted by preference then name). */
+/* Routed (egress_route_resolve): on to egress, or settled with the reply routing gave. */
 static void
-route_from_dns(struct sched_queue *q, const struct dns_mx_result *res, struct egress_route *r)
-{
-	size_t i, j;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->domain, sizeof(r->domain), "%s", q->domain);
-	for (i = 0; i < res->n_hosts; i++) {
-		const struct dns_mx_host *h = &res->hosts[i];
-		size_t used = strlen(r->site);
-
-		snprintf(r->site + used, sizeof(r->site) - used, "%s%s", i ? "," : "", h->name);
-		for (j = 0; j < h->n_addrs && r->n_addrs < EGRESS_MAX_ADDRS; j++) {
-			r->addrs[r->n_addrs] = h->addrs[j];
-			if (r->addrs[r->n_addrs].ss_family == AF_INET)
-				((struct sockaddr_in *)&r->addrs[r->n_addrs])->sin_port = htons(25);
-			else
-				((struct sockaddr_in6 *)&r->addrs[r->n_addrs])->sin6_port = htons(25);
-			snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", h->name);
-			r->n_addrs++;
-		}
-	}
-}
-
-static void
-dns_done(void *arg, struct dns_mx_result *res)
+routed(void *arg, const struct egress_route *route, int code, const char *enhanced,
+       const char *text)
 {
 	struct queue_msg *m = arg;
-	struct sched_queue *q = m->queue;
-	struct egress_route route;
-	char text[200];
 
-	snprintf(text, sizeof(text), "DNS: %s for %s", res->error, q->domain);
-	switch (res->status) {
-	case DNS_OK:
-		route_from_dns(q, res, &route);
-		egress_submit(m, q->cfg.egress_pool, &route);
-		break;
-	case DNS_NXDOMAIN:
-	case DNS_NULL_MX:
-		outcome_here(m, 550, res->status == DNS_NULL_MX ? "5.1.10" : "5.1.2", text,
-			     queue_bounced);
-		break;
-	default:
-		outcome_here(m, 451, "4.4.3", text, queue_transient);
-	}
+	if (code == 0)
+		egress_submit(m, m->queue->cfg.egress_pool, route);
+	else
+		outcome_here(m, code, enhanced, text, code >= 500 ? outcome_bounced : outcome_transient);
 }
 
 static void
 dispatch(struct sched_shard *ss, struct queue_msg *m)
 {
 	struct sched_queue *q = m->queue;
-	struct egress_route route;
 	struct tern_err err;
 	double wait;
 
 	if (load_config(q, &err) < 0) {
-		outcome_here(m, 451, "4.3.0", err.msg, queue_transient);
+		outcome_here(m, 451, "4.3.0", err.msg, outcome_transient);
 		return;
 	}
 	if (util_wallclock() - (double)m->created > q->cfg.max_age) {
-		outcome_here(m, 551, "5.4.7", "message expired: too old to deliver", expire);
+		outcome_here(m, 551, "5.4.7", "message expired: too old to deliver",
+			     outcome_expired);
 		return;
 	}
 	wait = throttle_take(&q->rate, util_now());
@@ -780,14 +570,7 @@ dispatch(struct sched_shard *ss, struct queue_msg *m)
 		sched_add(ss, m);
 		return;
 	}
-	if (q->cfg.n_mx > 0) {
-		if (route_from_mx_list(q, &route) < 0)
-			outcome_here(m, 451, "4.3.5", "mx_list entries must be IP:port", queue_transient);
-		else
-			egress_submit(m, q->cfg.egress_pool, &route);
-		return;
-	}
-	dns_resolve_mx(dns_for_shard(ss->shard), q->domain, dns_done, m);
+	egress_route_resolve(ss->shard, q->domain, q->cfg.mx_list, q->cfg.n_mx, routed, m);
 }
 
 static void
@@ -800,6 +583,7 @@ sched_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	while (n++ < QUEUE_DISPATCH_BATCH && (m = heap_peek(&ss->heap)) != NULL && m->due <= now) {
 		heap_pop(&ss->heap);
+		m->queue->size--;
 		dispatch(ss, m);
 	}
 	sched_arm(ss);

@@ -7,7 +7,6 @@
  */
 #include "tern/shard.h"
 #include "tern/log.h"
-#include "tern/policy.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -45,15 +44,15 @@ static int n_shards;
 static atomic_bool running;
 static __thread struct shard *current_shard;
 
-static void
+void
 shard_enter(struct shard *s)
 {
 	current_shard = s;
-	log_context()->shard = s->id;
+	log_context()->shard = s ? s->id : -1;
 }
 
 int
-shards_init(int n, const struct policy_options *opts, struct tern_err *err)
+shards_init(int n, struct tern_err *err)
 {
 	int i;
 
@@ -70,13 +69,7 @@ shards_init(int n, const struct policy_options *opts, struct tern_err *err)
 			return -ENOMEM;
 		}
 		mailbox_init(&s->mailbox, s->loop);
-		shard_enter(s);
-		s->policy = policy_new(s, opts, err);
-		if (s->policy == NULL)
-			return -EINVAL;
 	}
-	current_shard = NULL;
-	log_context()->shard = -1;
 	return 0;
 }
 
@@ -90,9 +83,10 @@ shards_free(void)
 
 		shard_enter(s);
 		mailbox_deinit(&s->mailbox);
-		policy_free(s->policy);
+		run_hooks(s, s->free_hooks);
 		free_hooks(s->stop_hooks);
 		free_hooks(s->exit_hooks);
+		free_hooks(s->free_hooks);
 		ev_loop_destroy(s->loop);
 	}
 	current_shard = NULL;
@@ -355,6 +349,12 @@ void
 shard_on_exit(struct shard *s, shard_stop_fn fn, void *arg)
 {
 	add_hook(&s->exit_hooks, fn, arg);
+}
+
+void
+shard_on_free(struct shard *s, shard_stop_fn fn, void *arg)
+{
+	add_hook(&s->free_hooks, fn, arg);
 }
 
 void

@@ -13,6 +13,7 @@
 #include "tern/logrec.h"
 #include "tern/message.h"
 #include "tern/metrics.h"
+#include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/smtp_proto.h"
 
@@ -142,11 +143,11 @@ settle(struct smtp_client *c, const struct smtp_reply *r, const char *command)
 	c->msg = NULL;
 	fill_record(c, &rec, r, command);
 	if (r->code >= 200 && r->code < 300)
-		queue_delivered(qm, msg, &rec);
+		outcome_delivered(qm, msg, &rec);
 	else if (r->code >= 500)
-		queue_bounced(qm, msg, &rec);
+		outcome_bounced(qm, msg, &rec);
 	else
-		queue_transient(qm, msg, &rec);
+		outcome_transient(qm, msg, &rec);
 }
 
 /* A local reason (no server reply): transient with the given text. */
@@ -522,22 +523,6 @@ read_replies(struct smtp_client *c)
 static void client_io(struct io *io, enum io_event ev, void *arg);
 static void client_event(struct smtp_client *c, struct io *io, enum io_event ev);
 
-static void
-format_peer(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port;
-
-	if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	} else {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	}
-	snprintf(out, n, "%s:%d", ip, port);
-}
-
 static socklen_t
 sockaddr_len(const struct sockaddr_storage *ss)
 {
@@ -555,7 +540,7 @@ client_connect(struct smtp_client *c)
 	while (c->addr_index < r->n_addrs) {
 		const struct sockaddr_storage *dst = &r->addrs[c->addr_index];
 
-		format_peer(dst, c->peer, sizeof(c->peer));
+		util_format_sockaddr((const struct sockaddr *)dst, c->peer, sizeof(c->peer));
 		c->state = CLIENT_CONNECTING;
 		c->tls_active = false;
 		/* What the previous host left half-said must not start this host's reply. */

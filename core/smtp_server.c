@@ -15,12 +15,11 @@
 #include "tern/daemon.h"
 #include "tern/io.h"
 #include "tern/log.h"
-#include "tern/lua_conn.h"
-#include "tern/lua_message.h"
+#include "tern/conn.h"
 #include "tern/message.h"
 #include "tern/metrics.h"
 #include "tern/penalty.h"
-#include "tern/policy.h"
+#include "tern/policy_hook.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/smtp_proto.h"
@@ -322,7 +321,7 @@ hook_allows(struct session *s, int status, const struct tern_err *err)
 static void
 push_conn(lua_State *co, struct session *s)
 {
-	lua_conn_push(co, &s->conn);
+	policy_hook_push_conn(co, &s->conn);
 }
 
 /* ---- greeting, EHLO ----------------------------------------------------------------------- */
@@ -677,7 +676,7 @@ run_message_hooks(struct session *s)
 
 		if (co == NULL)
 			break;
-		lua_message_push(co, m);
+		policy_hook_push_message(co, m);
 		push_conn(co, s);
 		session_hook_start(s, "smtp_server_message_received", 2, after_message_hook);
 		return;
@@ -792,7 +791,7 @@ end_of_data(struct session *s)
 		after_data_hook(s, NULL, CORO_OK, 0, NULL);
 		return;
 	}
-	lua_message_push(co, s->tx_msg);
+	policy_hook_push_message(co, s->tx_msg);
 	push_conn(co, s);
 	session_hook_start(s, "smtp_server_data", 2, after_data_hook);
 }

@@ -401,7 +401,8 @@ main(int argc, char **argv)
 	 * then nothing is open and no other thread runs, so SIGTERM keeps its
 	 * default action and simply ends the process.
 	 */
-	if (shards_init(a.check ? 1 : a.threads, &popts, &err) < 0) {
+	if (shards_init(a.check ? 1 : a.threads, &err) < 0 ||
+	    policy_attach_shards(&popts, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		shards_free();
 		return 1;

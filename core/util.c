@@ -5,6 +5,7 @@
  */
 #include "tern/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <errno.h>
@@ -454,5 +455,25 @@ util_deadline_after(double seconds, struct timespec *ts)
 	if (ts->tv_nsec >= 1000000000) {
 		ts->tv_sec++;
 		ts->tv_nsec -= 1000000000;
+	}
+}
+
+void
+util_format_sockaddr(const struct sockaddr *sa, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(out, n, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(out, n, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(out, n, "family %d", sa->sa_family);
 	}
 }

@@ -9,23 +9,49 @@
 #ifndef TERN_EGRESS_H
 #define TERN_EGRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "tern/egress_route.h"
+#include "tern/smtp_client.h"
 #include "tern/util.h"
 
 struct queue_msg;
 
-#define EGRESS_MAX_ADDRS 16
-
-/* Where a message goes: the routing domain, its site and the addresses to try in order. */
-struct egress_route {
-	char domain[256];
-	char site[512];
-	size_t n_addrs;
-	struct sockaddr_storage addrs[EGRESS_MAX_ADDRS]; /* ports set */
-	char hosts[EGRESS_MAX_ADDRS][128];               /* the MX name of each address */
+/* A source: one local address and its EHLO name (hook get_egress_source). */
+struct egress_source_cfg {
+	char name[64];
+	bool has_addr;
+	struct sockaddr_storage addr;
+	char addr_text[64];
+	char ehlo[256];
 };
+
+/* A pool: weighted sources (hook get_egress_pool). */
+struct egress_pool_cfg {
+	char name[64];
+	size_t n;
+	char (*sources)[64];
+	int *weights;
+};
+
+/* A path: the limits of one ready queue, (source, site) (hook get_egress_path_config). */
+struct egress_path_cfg {
+	int connection_limit;
+	double max_message_rate;    /* per second; 0 = unlimited */
+	double max_connection_rate; /* per second; 0 = unlimited */
+	int max_deliveries_per_connection;
+	enum smtp_tls_mode tls;
+	int smtp_port;
+	double connect_timeout, banner_timeout, ehlo_timeout, mail_timeout, rcpt_timeout,
+		data_timeout, idle_timeout;
+	char ehlo[256]; /* "" = the source's */
+};
+
+/* The limits a path has when policy does not say. */
+void egress_path_defaults(struct egress_path_cfg *c);
+void egress_pool_cfg_deinit(struct egress_pool_cfg *c);
 
 /* Smooth weighted round-robin (nginx's): deterministic, evenly interleaved. Pure. */
 struct wrr {

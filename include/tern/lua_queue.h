@@ -10,7 +10,5 @@
 void lua_queue_open(lua_State *L);
 /* Read the config table at idx (as made by tern.make_queue_config) into out. */
 int lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct tern_err *err);
-void queue_config_defaults(struct queue_config *c);
-void queue_config_deinit(struct queue_config *c);
 
 #endif

@@ -138,12 +138,15 @@ struct metrics_queue_size {
 	char name[METRICS_LABEL_MAX];
 	uint64_t size;
 };
-/*
- * Replace the calling shard's snapshot of its queues of one kind: its largest
- * (at most METRICS_TOP_N, any order) and the total over all of them.
- */
-void metrics_queues_publish(enum metrics_queue_kind k, const struct metrics_queue_size *top,
-			    size_t n, uint64_t total, uint64_t count);
+/* A shard's queues of one kind, gathered by its tick: the largest, their total and count. */
+struct metrics_queue_top {
+	struct metrics_queue_size top[METRICS_TOP_N];
+	size_t n;
+	uint64_t total, count;
+};
+void metrics_queue_top_add(struct metrics_queue_top *t, const char *name, uint64_t size);
+/* Replace the calling shard's snapshot of its queues of one kind. */
+void metrics_queues_publish(enum metrics_queue_kind k, const struct metrics_queue_top *t);
 /* The largest queues over every shard (sorted, at most METRICS_TOP_N), the total and the count. */
 size_t metrics_queues_read(enum metrics_queue_kind k, struct metrics_queue_size *out,
 			   uint64_t *total, uint64_t *count);
@@ -164,7 +167,7 @@ size_t metrics_history_read(struct metrics_history_point *out);
 /* ---- the once-a-second tick ---------------------------------------------------------------- */
 
 struct shard;
-/* Runs on each shard once a second, e.g. to publish its queue sizes. Register at start-up. */
+/* Runs on each shard once a second, e.g. to publish its queue sizes. Any thread, any time. */
 typedef void (*metrics_tick_fn)(struct shard *s);
 void metrics_on_tick(metrics_tick_fn fn);
 /* Start the tick on every shard (after shards_start); shard 0 also samples the history. */

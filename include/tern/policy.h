@@ -3,6 +3,17 @@
  * Policy: a shard's Lua state with the operator's policy loaded, the `tern`
  * module, the registered event handlers, and the calling of hooks in pooled
  * coroutines. Errors name the policy file and line.
+ *
+ * Layers: an include only points down (tests/check-layers.py lists each
+ * module's layer; `make check-layers` enforces it).
+ *   mains        ternd, tern: what init asked to open, signals, the CLI
+ *   policy       policy, policy_config (the config provider), lua_tern
+ *   bindings     lua_NAME: Lua tables <-> engine structs, nothing more
+ *   engine       smtp_server, reception, spool, queue (when), egress (where),
+ *                smtp_client, dkim, dns, throttle; it asks policy through
+ *                config.h and calls hooks through policy_hook.h, which policy
+ *                implements, and never includes a lua_*.h
+ *   foundation   shard, mailbox, coro, io, tls, log, json, util_*
  */
 #ifndef TERN_POLICY_H
 #define TERN_POLICY_H
@@ -12,8 +23,10 @@
 #include <lua.h>
 
 #include "tern/coro.h"
+#include "tern/policy_hook.h"
 #include "tern/util.h"
 
+struct config_provider;
 struct shard;
 struct policy;
 
@@ -26,6 +39,8 @@ struct policy_options {
 struct policy *policy_new(struct shard *shard, const struct policy_options *opts,
 			  struct tern_err *err);
 void policy_free(struct policy *p);
+/* Load a policy into every shard (shards_init first); shards_free() frees them. */
+int policy_attach_shards(const struct policy_options *opts, struct tern_err *err);
 
 lua_State *policy_lua(struct policy *p);
 struct coro_pool *policy_coros(struct policy *p);
@@ -36,15 +51,6 @@ struct policy *policy_from_lua(lua_State *L);
 
 /* Is ev one of the events tern knows? */
 bool policy_event_known(const char *ev);
-bool policy_has_hook(struct policy *p, const char *event);
-/*
- * Begin a hook call: returns the coroutine state with the handler pushed,
- * for the caller to push arguments on, or NULL when no handler is registered.
- */
-lua_State *policy_hook_begin(struct policy *p, const char *event, struct coro_ref *ref);
-/* Start it with nargs arguments and the policy's hook deadline. */
-int policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event, int nargs,
-		      coro_done_fn done, void *arg);
 /*
  * Config hooks (get_queue_config, get_egress_*): call event(args...)
  * synchronously, where yielding raises, and read its first result with read.
@@ -56,6 +62,9 @@ int policy_call_config(struct policy *p, const char *event, const char *const *a
 		       policy_read_fn read, void *out, struct tern_err *err);
 /* tern.on(event, fn) */
 int policy_register_handler(lua_State *L);
+
+/* The config provider a policy attaches to its shard (core/policy_config.c): the config hooks. */
+extern const struct config_provider policy_config_provider;
 
 void policy_set_hook_timeout(struct policy *p, double seconds);
 

@@ -4,9 +4,10 @@
  * "campaign:tenant@domain" (parts from meta campaign and tenant; meta queue
  * overrides), which lives on shard hash(name). In memory a queued message is
  * a struct queue_msg: id, due time, attempts, a link; never its body. When it
- * is due, the queue's config (hook get_queue_config, memoized) names its
- * egress pool, DNS (or the config's mx_list) names its site, and the message
- * moves to the egress ready queue for (source, site).
+ * is due, the queue's config (asked through config, memoised per epoch)
+ * names its egress pool, routing (egress_route: DNS, or the config's mx_list)
+ * names its site, and the message moves to the egress ready queue for
+ * (source, site).
  *
  * Retries back off exponentially with jitter, from retry_interval up to
  * max_retry_interval; past max_age the message expires.
@@ -23,7 +24,6 @@
 
 struct sched_queue;
 struct message;
-struct logrec;
 
 /* A queued message in memory: metadata only. */
 struct queue_msg {
@@ -46,6 +46,10 @@ struct queue_config {
 	size_t n_mx;
 };
 
+/* The config a queue has when policy does not say. */
+void queue_config_defaults(struct queue_config *c);
+void queue_config_deinit(struct queue_config *c);
+
 /* Split a queue name into campaign, tenant and domain (each may come back empty). */
 void queue_name_parse(const char *name, char *campaign, size_t clen, char *tenant, size_t tlen,
 		      char *domain, size_t dlen);
@@ -62,14 +66,12 @@ int queue_insert(const struct spool_id *id, const char *queue_name, double creat
 int queue_recover(struct spool *sp, struct tern_err *err);
 
 const char *queue_msg_name(const struct queue_msg *m);
-/*
- * Outcomes, from any shard. Each writes its record (rec->type is set here;
- * rec->msg must be the loaded message), updates the spool and frees or
- * requeues m. msg is consumed.
- */
-void queue_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec);
-void queue_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
-void queue_transient(struct queue_msg *m, struct message *msg, struct logrec *rec);
+/* The tenant part of m's queue name ("" when none). */
+const char *queue_msg_tenant(const struct queue_msg *m);
+/* Back to its queue's shard with m->due set (any thread). */
+void queue_requeue(struct queue_msg *m);
+/* When attempt m->attempts + 1 is due: the queue's backoff from now, with jitter. */
+double queue_retry_due(const struct queue_msg *m);
 /* Free m's memory (the message stays in the spool): shutdown paths. */
 void queue_msg_drop(struct queue_msg *m);
 /* True once the shards stopped and the queues were freed. */

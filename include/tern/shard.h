@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shards: one thread per core, each with its own libev loop, its own Lua
- * state (policy) and a mailbox. Work moves between shards only by posting a
+ * state (the policy the daemon attaches) and a mailbox. Work moves between shards only by posting a
  * task to the target's mailbox. threads=1 runs the very same code.
  */
 #ifndef TERN_SHARD_H
@@ -20,7 +20,6 @@
 #define SHARD_MAX 256
 
 struct policy;
-struct policy_options;
 struct shard;
 
 typedef void (*shard_stop_fn)(struct shard *shard, void *arg);
@@ -40,19 +39,22 @@ struct shard {
 	ev_timer stop_timer;
 	struct shard_stop_hook *stop_hooks;
 	struct shard_stop_hook *exit_hooks;
+	struct shard_stop_hook *free_hooks;
 	/* Iteration begins (first check watcher) and ends (last prepare watcher), for the watchdog. */
 	struct watchdog_slot watchdog;
 	ev_check iter_begin;
 	ev_prepare iter_end;
 };
 
-/* Create n shards with loops, mailboxes and a policy loaded in each. */
-int shards_init(int n, const struct policy_options *opts, struct tern_err *err);
+/* Create n shards with loops and mailboxes; the daemon then attaches a policy to each. */
+int shards_init(int n, struct tern_err *err);
 void shards_free(void);
 int shard_count(void);
 struct shard *shard_get(int i);
 /* The shard whose thread is calling, or NULL. */
 struct shard *shard_self(void);
+/* Make s (NULL: none) the calling thread's shard, for start-up work done for it. */
+void shard_enter(struct shard *s);
 
 /* Post fn(arg) to run on shard to's thread. Thread-safe. */
 int shard_post(struct shard *to, mailbox_task_fn fn, void *arg);
@@ -74,6 +76,8 @@ int shards_stop(double deadline);
 void shard_on_stop(struct shard *s, shard_stop_fn fn, void *arg);
 /* Register cleanup to run on the shard's thread after its loop has ended (free what is left). */
 void shard_on_exit(struct shard *s, shard_stop_fn fn, void *arg);
+/* Register what shards_free() frees with the shard (its policy), in its context. */
+void shard_on_free(struct shard *s, shard_stop_fn fn, void *arg);
 /* In-flight work a graceful stop waits for. Shard thread only. */
 void shard_busy_inc(struct shard *s);
 void shard_busy_dec(struct shard *s);

@@ -14,7 +14,7 @@
 
 #include <openssl/ssl.h>
 
-#include "tern/egress.h"
+#include "tern/egress_route.h"
 
 struct ev_loop;
 struct smtp_client;

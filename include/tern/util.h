@@ -115,4 +115,11 @@ bool util_strncaseeq(const char *a, const char *b, size_t n);
 struct timespec;
 void util_deadline_after(double seconds, struct timespec *ts);
 
+/*
+ * An address with its port as records and diagnostics print it: "192.0.2.1:25",
+ * "[2001:db8::1]:25" (brackets, or the port could not be told from the address).
+ */
+struct sockaddr;
+void util_format_sockaddr(const struct sockaddr *sa, char *out, size_t n);
+
 #endif

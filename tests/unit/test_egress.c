@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
-/* Egress, pure part: smooth weighted round-robin (sequence, distribution, skipping). */
+/*
+ * Egress, pure part: smooth weighted round-robin (sequence, distribution,
+ * skipping), and routing through smart hosts (no DNS, no Lua).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
@@ -119,6 +124,61 @@ test_single_entry(void **state)
 		assert_int_equal(wrr_next(&f.w, NULL), 0);
 }
 
+struct routed {
+	int calls, code;
+	char enhanced[16], site[512], host0[128];
+	size_t n_addrs;
+	int port1;
+};
+
+static void
+routed_cb(void *arg, const struct egress_route *route, int code, const char *enhanced,
+	  const char *text)
+{
+	struct routed *r = arg;
+
+	r->calls++;
+	r->code = code;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced ? enhanced : "");
+	if (route == NULL)
+		return;
+	snprintf(r->site, sizeof(r->site), "%s", route->site);
+	snprintf(r->host0, sizeof(r->host0), "%s", route->hosts[0]);
+	r->n_addrs = route->n_addrs;
+	r->port1 = ntohs(((const struct sockaddr_in6 *)&route->addrs[1])->sin6_port);
+}
+
+/* Smart hosts route at once, in order, the list naming the site; a port defaults to 25. */
+static void
+test_route_through_smart_hosts(void **state)
+{
+	char mx[2][272] = {"192.0.2.1", "[2001:db8::1]:2525"};
+	struct routed r = {0};
+
+	(void)state;
+	egress_route_resolve(NULL, "d.test", mx, 2, routed_cb, &r);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.n_addrs, 2);
+	assert_string_equal(r.host0, "192.0.2.1");
+	assert_int_equal(r.port1, 2525);
+	assert_string_equal(r.site, "192.0.2.1,[2001:db8::1]:2525");
+}
+
+/* A host name in mx_list is not resolved: the attempt fails for now, saying why. */
+static void
+test_route_refuses_a_name_in_mx_list(void **state)
+{
+	char mx[1][272] = {"mx.d.test:25"};
+	struct routed r = {0};
+
+	(void)state;
+	egress_route_resolve(NULL, "d.test", mx, 1, routed_cb, &r);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.code, 451);
+	assert_string_equal(r.enhanced, "4.3.5");
+}
+
 int
 main(void)
 {
@@ -128,6 +188,8 @@ main(void)
 	    cmocka_unit_test(test_skip_excludes),
 	    cmocka_unit_test(test_all_skipped_or_empty),
 	    cmocka_unit_test(test_single_entry),
+	    cmocka_unit_test(test_route_through_smart_hosts),
+	    cmocka_unit_test(test_route_refuses_a_name_in_mx_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,8 +69,8 @@ setup(void **state)
 		return -1;
 	close(fd);
 	opts.policy_path = policy_path;
-	if (shards_init(1, &opts, &err) < 0) {
-		fprintf(stderr, "shards_init: %s\n", err.msg);
+	if (shards_init(1, &err) < 0 || policy_attach_shards(&opts, &err) < 0) {
+		fprintf(stderr, "policy: %s\n", err.msg);
 		return -1;
 	}
 	*state = policy_lua(shard_get(0)->policy);

@@ -106,7 +106,7 @@ teardown(void **state)
 	return 0;
 }
 
-/* Load src as the policy of a single shard; 0 or the error from shards_init. */
+/* Load src as the policy of a single shard; 0 or the error from policy_attach_shards. */
 static int
 load(struct fixture *f, const char *src, const char *script, struct tern_err *err)
 {
@@ -121,7 +121,9 @@ load(struct fixture *f, const char *src, const char *script, struct tern_err *er
 		opts.script_path = spath;
 	}
 	tern_err_clear(err);
-	rc = shards_init(1, &opts, err);
+	rc = shards_init(1, err);
+	if (rc == 0)
+		rc = policy_attach_shards(&opts, err);
 	f->p = rc == 0 ? shard_get(0)->policy : NULL;
 	return rc;
 }
@@ -335,7 +337,8 @@ test_syntax_error_and_missing_file(void **state)
 	assert_non_null(strstr(err.msg, "policy.lua:"));
 	shards_free();
 	tern_err_clear(&err);
-	assert_true(shards_init(1, &opts, &err) < 0);
+	assert_int_equal(shards_init(1, &err), 0);
+	assert_true(policy_attach_shards(&opts, &err) < 0);
 	assert_non_null(strstr(err.msg, "/nonexistent/policy.lua"));
 }
 

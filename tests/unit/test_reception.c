@@ -70,7 +70,7 @@ group_setup(void **state)
 	p = fopen(path, "w");
 	if (p == NULL || fputs(policy_src, p) < 0 || fclose(p) != 0)
 		return -1;
-	if (shards_init(1, &opts, &err) < 0) {
+	if (shards_init(1, &err) < 0 || policy_attach_shards(&opts, &err) < 0) {
 		fprintf(stderr, "policy: %s\n", err.msg);
 		return -1;
 	}

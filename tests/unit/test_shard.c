@@ -51,7 +51,8 @@ test_post_runs_on_target_thread(void **state)
 	assert_true(write(fd, "tern.on('init', function() end)\n", 32) == 32);
 	close(fd);
 	opts.policy_path = path;
-	assert_int_equal(shards_init(2, &opts, &err), 0);
+	assert_int_equal(shards_init(2, &err), 0);
+	assert_int_equal(policy_attach_shards(&opts, &err), 0);
 	assert_int_equal(shards_start(&err), 0);
 	assert_int_equal(shard_post(shard_get(1), probe_task, &p), 0);
 	pthread_mutex_lock(&p.mu);
@@ -80,7 +81,8 @@ test_bad_policy_names_file_and_line(void **state)
 	assert_true(write(fd, src, strlen(src)) == (ssize_t)strlen(src));
 	close(fd);
 	opts.policy_path = path;
-	assert_true(shards_init(1, &opts, &err) < 0);
+	assert_int_equal(shards_init(1, &err), 0);
+	assert_true(policy_attach_shards(&opts, &err) < 0);
 	assert_non_null(strstr(err.msg, path));
 	assert_non_null(strstr(err.msg, ":2: unknown event 'bogus'"));
 	shards_free();

@@ -96,7 +96,8 @@ setup(void **state)
 		return -1;
 	fputs("tern.on('init', function() end)\n", p);
 	fclose(p);
-	if (shards_init(1, &opts, &err) < 0 || add_listener("127.0.0.1:0", 1, &err) < 0 ||
+	if (shards_init(1, &err) < 0 || policy_attach_shards(&opts, &err) < 0 ||
+	    add_listener("127.0.0.1:0", 1, &err) < 0 ||
 	    daemon_open_services(&err) < 0) {
 		fprintf(stderr, "setup: %s\n", err.msg);
 		return -1;

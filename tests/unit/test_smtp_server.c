@@ -79,7 +79,8 @@ group_setup(void **state)
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/policy.lua", f->dir);
-	if (write_policy(path) < 0 || shards_init(1, &opts, &err) < 0) {
+	if (write_policy(path) < 0 || shards_init(1, &err) < 0 ||
+	    policy_attach_shards(&opts, &err) < 0) {
 		fprintf(stderr, "policy: %s\n", err.msg);
 		return -1;
 	}

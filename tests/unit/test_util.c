@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Shared helpers: buffers, JSON string escaping, durations, sizes, time format. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -124,6 +125,23 @@ test_err(void **state)
 	assert_int_equal(err.code, 0);
 }
 
+/* Regression: Delivery records printed an IPv6 peer as "::1:25", where the port cannot be told apart. */
+static void
+test_sockaddr_format(void **state)
+{
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(25)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(2525)};
+	char out[64];
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.1", &a4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &a6.sin6_addr);
+	util_format_sockaddr((struct sockaddr *)&a4, out, sizeof(out));
+	assert_string_equal(out, "192.0.2.1:25");
+	util_format_sockaddr((struct sockaddr *)&a6, out, sizeof(out));
+	assert_string_equal(out, "[2001:db8::1]:2525");
+}
+
 int
 main(void)
 {
@@ -132,6 +150,7 @@ main(void)
 		cmocka_unit_test(test_durations),	       cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
+		cmocka_unit_test(test_sockaddr_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Lua state's context, kept in its registry: every coroutine shares its
+ * main state's registry, so any of them finds the same answers without a
+ * lookup table of live states.
+ */
+#include "tern/lua_ctx.h"
+
+#define LUA_CTX_MAIN_KEY "tern.main_state"
+#define LUA_CTX_SHARD_KEY "tern.shard"
+
+void
+lua_ctx_set(lua_State *L, struct shard *shard)
+{
+	lua_pushthread(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, LUA_CTX_MAIN_KEY);
+	lua_pushlightuserdata(L, shard);
+	lua_setfield(L, LUA_REGISTRYINDEX, LUA_CTX_SHARD_KEY);
+}
+
+lua_State *
+lua_ctx_main(lua_State *L)
+{
+	lua_State *main_state;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_CTX_MAIN_KEY);
+	main_state = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	return main_state;
+}
+
+struct shard *
+lua_ctx_shard(lua_State *L)
+{
+	struct shard *shard;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_CTX_SHARD_KEY);
+	shard = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return shard;
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The config provider of a policy: answers the engine's config questions by
+ * calling the config hooks (get_queue_config, get_egress_pool,
+ * get_egress_source, get_egress_path_config) synchronously and reading what
+ * they return with the bindings' readers. It sits above both, so neither the
+ * engine nor the bindings need to know the other.
+ */
+#include "tern/policy.h"
+#include "tern/config.h"
+#include "tern/lua_egress.h"
+#include "tern/lua_queue.h"
+
+static int
+read_queue(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_queue_read_config(L, idx, out, err);
+}
+
+static int
+read_pool(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_pool(L, idx, out, err);
+}
+
+static int
+read_source(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_source(L, idx, out, err);
+}
+
+static int
+read_path(lua_State *L, int idx, void *out, struct tern_err *err)
+{
+	return lua_egress_read_path(L, idx, out, err);
+}
+
+/* get_queue_config(domain, tenant, campaign, routing_domain) */
+static int
+ask_queue(void *ctx, const char *domain, const char *tenant, const char *campaign,
+	  struct queue_config *out, struct tern_err *err)
+{
+	const char *args[4] = {domain, tenant, campaign, domain};
+
+	return policy_call_config(ctx, "get_queue_config", args, 4, read_queue, out, err);
+}
+
+static int
+ask_pool(void *ctx, const char *name, struct egress_pool_cfg *out, struct tern_err *err)
+{
+	return policy_call_config(ctx, "get_egress_pool", &name, 1, read_pool, out, err);
+}
+
+static int
+ask_source(void *ctx, const char *name, struct egress_source_cfg *out, struct tern_err *err)
+{
+	return policy_call_config(ctx, "get_egress_source", &name, 1, read_source, out, err);
+}
+
+/* get_egress_path_config(domain, source, site) */
+static int
+ask_path(void *ctx, const char *domain, const char *source, const char *site,
+	 struct egress_path_cfg *out, struct tern_err *err)
+{
+	const char *args[3] = {domain, source, site};
+
+	return policy_call_config(ctx, "get_egress_path_config", args, 3, read_path, out, err);
+}
+
+const struct config_provider policy_config_provider = {
+    .queue = ask_queue,
+    .pool = ask_pool,
+    .source = ask_source,
+    .path = ask_path,
+};

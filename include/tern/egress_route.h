@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Routing: where a message goes (the routing domain, its site and the
+ * addresses to try), from smart hosts or the domain's MX set. The queue asks
+ * when a message is due, egress submits along the route and the SMTP client
+ * follows it; it has its own header so that the client, which egress drives,
+ * does not need egress's.
+ */
+#ifndef TERN_EGRESS_ROUTE_H
+#define TERN_EGRESS_ROUTE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct shard;
+
+#define EGRESS_MAX_ADDRS 16
+
+/* Where a message goes: the routing domain, its site and the addresses to try in order. */
+struct egress_route {
+	char domain[256];
+	char site[512];
+	size_t n_addrs;
+	struct sockaddr_storage addrs[EGRESS_MAX_ADDRS]; /* ports set */
+	char hosts[EGRESS_MAX_ADDRS][128];		 /* the MX name of each address */
+};
+
+/*
+ * done gets a route (code 0), or the reply that settles the attempt instead:
+ * 550 5.1.2 / 5.1.10 when the domain does not exist or refuses mail (null MX),
+ * 451 when routing failed for now. The route is valid during the call.
+ */
+typedef void (*egress_route_fn)(void *arg, const struct egress_route *route, int code,
+				const char *enhanced, const char *text);
+/*
+ * Route a message for domain: through mx_list ("IP:port" smart hosts) when
+ * n_mx > 0, else by the domain's MX on shard s's resolver. done runs exactly
+ * once, possibly before this returns.
+ */
+void egress_route_resolve(struct shard *s, const char *domain, char (*mx_list)[272], size_t n_mx,
+			  egress_route_fn done, void *arg);
+
+#endif
