@@ -620,6 +620,9 @@ tick_start(void *arg)
 	ev_timer_init(w, tick_cb, 1., 1.);
 	w->data = s;
 	ev_timer_start(s->loop, w);
+	/* A first sample at start, so that the first second's outcomes show as a rate. */
+	if (s->id == 0)
+		metrics_history_sample(ev_now(s->loop));
 	shard_on_stop(s, tick_stop, w);
 }
 
