@@ -18,7 +18,9 @@
 #include "tern/shard.h"
 #include "tern/spool.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 
 struct expo {
 	struct buf *out;
+	int rc; /* -ENOMEM once an append failed: the answer is a 500, not a truncated page */
 	bool json;
 	const char *family; /* open family, or NULL */
 	bool first_family, first_sample;
@@ -47,6 +50,31 @@ static const char *const outcome_names[METRICS_OUTCOME_COUNT] = {
 
 /* ---- the two formats ----------------------------------------------------------------------- */
 
+static void __attribute__((format(printf, 2, 3)))
+expo_printf(struct expo *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (buf_vprintf(e->out, fmt, ap) < 0)
+		e->rc = -ENOMEM;
+	va_end(ap);
+}
+
+static void
+expo_put(struct expo *e, const char *s)
+{
+	if (buf_append_str(e->out, s) < 0)
+		e->rc = -ENOMEM;
+}
+
+static void
+expo_json_string(struct expo *e, const char *s)
+{
+	if (buf_append_json_string(e->out, s, strlen(s)) < 0)
+		e->rc = -ENOMEM;
+}
+
 static void
 format_value(double v, char out[40])
 {
@@ -60,15 +88,15 @@ format_value(double v, char out[40])
 
 /* Prometheus label value: backslash, double quote and newline escaped. */
 static void
-prom_label_value(struct buf *b, const char *v)
+prom_label_value(struct expo *e, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
-			buf_printf(b, "\\%c", *v);
+			expo_printf(e, "\\%c", *v);
 		else if (*v == '\n')
-			buf_append_str(b, "\\n");
+			expo_put(e, "\\n");
 		else
-			buf_append_char(b, *v);
+			expo_printf(e, "%c", *v);
 	}
 }
 
@@ -76,7 +104,7 @@ static void
 expo_close_family(struct expo *e)
 {
 	if (e->json && e->family)
-		buf_append_str(e->out, "]}");
+		expo_put(e, "]}");
 	e->family = NULL;
 }
 
@@ -85,13 +113,13 @@ expo_family(struct expo *e, const char *name, const char *type, const char *help
 {
 	expo_close_family(e);
 	if (e->json) {
-		buf_append_str(e->out, e->first_family ? "\n" : ",\n");
-		buf_append_json_string(e->out, name, strlen(name));
-		buf_printf(e->out, ":{\"type\":\"%s\",\"help\":", type);
-		buf_append_json_string(e->out, help, strlen(help));
-		buf_append_str(e->out, ",\"samples\":[");
+		expo_put(e, e->first_family ? "\n" : ",\n");
+		expo_json_string(e, name);
+		expo_printf(e, ":{\"type\":\"%s\",\"help\":", type);
+		expo_json_string(e, help);
+		expo_put(e, ",\"samples\":[");
 	} else {
-		buf_printf(e->out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+		expo_printf(e, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	}
 	e->family = name;
 	e->first_family = false;
@@ -103,20 +131,20 @@ json_sample(struct expo *e, const char *suffix, const struct label *l, size_t n,
 {
 	size_t i;
 
-	buf_append_str(e->out, e->first_sample ? "{\"name\":\"" : ",{\"name\":\"");
-	buf_printf(e->out, "%s%s\",\"labels\":{", e->family, suffix);
+	expo_put(e, e->first_sample ? "{\"name\":\"" : ",{\"name\":\"");
+	expo_printf(e, "%s%s\",\"labels\":{", e->family, suffix);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			buf_append_char(e->out, ',');
-		buf_append_json_string(e->out, l[i].name, strlen(l[i].name));
-		buf_append_char(e->out, ':');
-		buf_append_json_string(e->out, l[i].value, strlen(l[i].value));
+			expo_put(e, ",");
+		expo_json_string(e, l[i].name);
+		expo_put(e, ":");
+		expo_json_string(e, l[i].value);
 	}
 	/* JSON has no infinity: an out-of-range value is a string, as in the text format. */
 	if (strchr(val, 'I') != NULL)
-		buf_printf(e->out, "},\"value\":\"%s\"}", val);
+		expo_printf(e, "},\"value\":\"%s\"}", val);
 	else
-		buf_printf(e->out, "},\"value\":%s}", val);
+		expo_printf(e, "},\"value\":%s}", val);
 }
 
 static void
@@ -129,13 +157,13 @@ expo_sample(struct expo *e, const char *suffix, const struct label *l, size_t n,
 	if (e->json) {
 		json_sample(e, suffix, l, n, val);
 	} else {
-		buf_printf(e->out, "%s%s", e->family, suffix);
+		expo_printf(e, "%s%s", e->family, suffix);
 		for (i = 0; i < n; i++) {
-			buf_printf(e->out, "%s%s=\"", i ? "," : "{", l[i].name);
-			prom_label_value(e->out, l[i].value);
-			buf_append_char(e->out, '"');
+			expo_printf(e, "%s%s=\"", i ? "," : "{", l[i].name);
+			prom_label_value(e, l[i].value);
+			expo_put(e, "\"");
 		}
-		buf_printf(e->out, "%s %s\n", n ? "}" : "", val);
+		expo_printf(e, "%s %s\n", n ? "}" : "", val);
 	}
 	e->first_sample = false;
 }
@@ -434,7 +462,7 @@ api_metrics_handle(struct http_request *req)
 
 	buf_init(&out);
 	expose_all(&e);
-	if (out.data == NULL)
+	if (e.rc < 0)
 		http_request_reply_error(req, 500, "out of memory");
 	else
 		http_request_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data,
@@ -444,20 +472,22 @@ api_metrics_handle(struct http_request *req)
 
 /* [[t, delivered, transient, bounced, expired], ...]: totals each second, oldest first. */
 static void
-append_history(struct buf *out)
+append_history(struct expo *e)
 {
 	struct metrics_history_point *h = calloc(METRICS_HISTORY_SECONDS, sizeof(*h));
 	size_t n = h ? metrics_history_read(h) : 0, i;
 	int o;
 
-	buf_append_str(out, ",\n\"history\":[");
+	if (h == NULL)
+		e->rc = -ENOMEM;
+	expo_put(e, ",\n\"history\":[");
 	for (i = 0; i < n; i++) {
-		buf_printf(out, "%s[%.3f", i ? "," : "", h[i].t);
+		expo_printf(e, "%s[%.3f", i ? "," : "", h[i].t);
 		for (o = 0; o < METRICS_OUTCOME_COUNT; o++)
-			buf_printf(out, ",%llu", (unsigned long long)h[i].outcomes[o]);
-		buf_append_char(out, ']');
+			expo_printf(e, ",%llu", (unsigned long long)h[i].outcomes[o]);
+		expo_put(e, "]");
 	}
-	buf_append_char(out, ']');
+	expo_put(e, "]");
 	free(h); h = NULL;
 }
 
@@ -469,13 +499,13 @@ api_metrics_json_handle(struct http_request *req)
 	const char *history = http_request_arg(req, "history");
 
 	buf_init(&out);
-	buf_append_str(&out, "{\"metrics\":{");
+	expo_put(&e, "{\"metrics\":{");
 	expose_all(&e);
-	buf_append_char(&out, '}');
+	expo_put(&e, "}");
 	if (history != NULL && strcmp(history, "0") != 0)
-		append_history(&out);
-	buf_append_str(&out, "}\n");
-	if (out.data == NULL)
+		append_history(&e);
+	expo_put(&e, "}\n");
+	if (e.rc < 0)
 		http_request_reply_error(req, 500, "out of memory");
 	else
 		http_request_reply_json(req, 200, out.data, out.len);
