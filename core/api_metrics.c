@@ -50,7 +50,9 @@ static const char *const outcome_names[METRICS_OUTCOME_COUNT] = {
 
 /* ---- the two formats ----------------------------------------------------------------------- */
 
-static void __attribute__((format(printf, 2, 3)))
+static void expo_printf(struct expo *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
 expo_printf(struct expo *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -224,8 +226,7 @@ static const struct {
      "Seconds from reception to delivery, bounce or expiry."},
     {METRICS_HOOK_TIME, "tern_hook_duration_seconds",
      "Seconds a policy hook ran, from its start to its end (waits included)."},
-    {METRICS_SYNC_BATCH, "tern_spool_sync_batch_records",
-     "Records per synced spool group commit."},
+    {METRICS_SYNC_BATCH, "tern_spool_sync_batch_records", "Records per synced spool group commit."},
 };
 
 static void
@@ -290,9 +291,8 @@ expose_paths(struct expo *e)
 		if (tab)
 			*tab = '\0';
 		for (o = 0; o < METRICS_OUTCOME_COUNT; o++) {
-			struct label l[3] = {{"source", v[i].value},
-					     {"site", site},
-					     {"outcome", outcome_names[o]}};
+			struct label l[3] = {
+			    {"source", v[i].value}, {"site", site}, {"outcome", outcome_names[o]}};
 
 			if (v[i].n[o] > 0)
 				expo_sample(e, "", l, 3, (double)v[i].n[o]);

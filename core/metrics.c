@@ -60,8 +60,8 @@ struct metrics_slot {
 };
 
 static const double latency_bounds[] = {1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400, 259200};
-static const double hook_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-				     0.01,   0.025,   0.05,   0.1,   0.5,    1,	5};
+static const double hook_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+				     0.025,  0.05,    0.1,    0.5,   1,	     5};
 static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
 static const struct {

@@ -83,7 +83,8 @@ void metrics_add(enum metrics_counter c, uint64_t n);
 /* n messages accepted (durable) on listener ("127.0.0.1:25", "http 127.0.0.1:8000"). */
 void metrics_received(const char *listener, uint64_t n);
 /* One message's outcome; latency is seconds since reception (< 0: unknown, not observed). */
-void metrics_outcome(enum metrics_outcome o, const struct metrics_outcome_labels *l, double latency);
+void metrics_outcome(enum metrics_outcome o, const struct metrics_outcome_labels *l,
+		     double latency);
 void metrics_observe(enum metrics_histogram h, double v);
 /* A policy reload failed (hot reload calls it). */
 void metrics_policy_reload_failed(void);
@@ -156,7 +157,7 @@ size_t metrics_queues_read(enum metrics_queue_kind k, struct metrics_queue_size 
 #define METRICS_HISTORY_SECONDS 900
 
 struct metrics_history_point {
-	double t;				/* Unix time of the sample */
+	double t;				  /* Unix time of the sample */
 	uint64_t outcomes[METRICS_OUTCOME_COUNT]; /* totals at t */
 };
 /* Take one sample of the outcome totals (a timer calls it each second). */

@@ -101,7 +101,8 @@ test_family_keeps_the_top_n_and_folds_the_rest(void **state)
 	assert_string_equal(v[0].value, "t29");
 	assert_int_equal(v[0].n[METRICS_DELIVERED], 30);
 	assert_string_equal(v[METRICS_TOP_N - 1].value, "t10");
-	/* t00 to t09: 1 + ... + 10 deliveries, plus t00's one more and its bounce, merged over shards. */
+	/* t00 to t09: 1 + ... + 10 deliveries, plus t00's one more and its bounce, merged over
+	 * shards. */
 	assert_string_equal(v[METRICS_TOP_N].value, "other");
 	assert_int_equal(v[METRICS_TOP_N].n[METRICS_DELIVERED], 55 + 1);
 	assert_int_equal(v[METRICS_TOP_N].n[METRICS_BOUNCED], 1);
@@ -135,7 +136,8 @@ test_family_memory_is_bounded(void **state)
 	for (i = 0; i < n; i++)
 		sum += v[i].n[METRICS_TRANSIENT];
 	assert_int_equal(sum, METRICS_LABELS_PER_SHARD + 10);
-	assert_int_equal(v[METRICS_TOP_N].n[METRICS_TRANSIENT], METRICS_LABELS_PER_SHARD + 10 - METRICS_TOP_N);
+	assert_int_equal(v[METRICS_TOP_N].n[METRICS_TRANSIENT],
+			 METRICS_LABELS_PER_SHARD + 10 - METRICS_TOP_N);
 }
 
 static void
@@ -226,12 +228,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counters_are_summed_over_shards),
-		cmocka_unit_test(test_family_keeps_the_top_n_and_folds_the_rest),
-		cmocka_unit_test(test_family_memory_is_bounded),
-		cmocka_unit_test(test_histogram_buckets_and_sum),
-		cmocka_unit_test(test_queue_snapshots_merge_to_the_largest),
-		cmocka_unit_test(test_history_keeps_the_last_15_minutes),
+	    cmocka_unit_test(test_counters_are_summed_over_shards),
+	    cmocka_unit_test(test_family_keeps_the_top_n_and_folds_the_rest),
+	    cmocka_unit_test(test_family_memory_is_bounded),
+	    cmocka_unit_test(test_histogram_buckets_and_sum),
+	    cmocka_unit_test(test_queue_snapshots_merge_to_the_largest),
+	    cmocka_unit_test(test_history_keeps_the_last_15_minutes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
