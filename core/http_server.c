@@ -677,13 +677,10 @@ read_pem(const char *path, struct tern_err *err)
 static void
 record_tls_expiry(const struct http_listener *l)
 {
-	char name[METRICS_LABEL_MAX];
 	double not_after;
 
-	if (tls_pem_not_after(l->tls_cert_pem, &not_after) < 0)
-		return;
-	snprintf(name, sizeof(name), "http %s", l->cfg.listen);
-	metrics_set_tls_expiry(name, not_after);
+	if (tls_pem_not_after(l->tls_cert_pem, &not_after) == 0)
+		metrics_set_tls_expiry(l->cfg.listen, not_after);
 }
 
 static int

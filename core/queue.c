@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,15 @@ queue_metrics_tick(struct shard *shard)
 	metrics_queues_publish(METRICS_QUEUE_SCHEDULED, &top);
 }
 
+/* Once per process: a spool may be set again (tests), the tick must not run twice. */
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void
+queue_metrics_register(void)
+{
+	metrics_on_tick(queue_metrics_tick);
+}
+
 const char *
 queue_msg_tenant(const struct queue_msg *m)
 {
@@ -205,10 +215,9 @@ queue_set_spool(struct spool *sp)
 		return;
 	}
 	atomic_store(&queue_closed, false);
-	if (sched_shards == NULL) {
+	if (sched_shards == NULL)
 		sched_shards = xcalloc((size_t)shard_count(), sizeof(*sched_shards));
-		metrics_on_tick(queue_metrics_tick);
-	}
+	pthread_once(&metrics_once, queue_metrics_register);
 }
 
 bool

@@ -80,7 +80,7 @@ struct metrics_outcome_labels {
 
 void metrics_inc(enum metrics_counter c);
 void metrics_add(enum metrics_counter c, uint64_t n);
-/* n messages accepted (durable) on listener ("127.0.0.1:25", "http 127.0.0.1:8000"). */
+/* n messages accepted (durable) on listener, named by its address ("127.0.0.1:25"). */
 void metrics_received(const char *listener, uint64_t n);
 /* One message's outcome; latency is seconds since reception (< 0: unknown, not observed). */
 void metrics_outcome(enum metrics_outcome o, const struct metrics_outcome_labels *l,

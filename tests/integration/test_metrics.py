@@ -212,3 +212,22 @@ def test_every_family_is_documented(ternd, ports, dns_server, ternd_sink, tmp_pa
     # The parser drops a counter's _total from the family name; the docs name the full metric.
     missing = [f for f in families if f"`{f}`" not in doc and f"`{f}_total`" not in doc]
     assert families and missing == [], missing
+
+
+def test_https_listener_certificate_expiry(ternd, ports, tmp_path):
+    cert, key = tls.make_cert(tmp_path, "api.test")
+    ternd("tern.on('init', function()\n"
+          "  tern.define_spool { path = '{dir}/spool' }\n"
+          "  tern.start_http_listener { listen = '127.0.0.1:{port}' }\n"
+          "  tern.start_http_listener { listen = '127.0.0.1:{port2}', %s }\n"
+          "end)\n" % tls.listener_options(cert, key))
+    c = http.client.HTTPSConnection("127.0.0.1", ports[1], timeout=30,
+                                    context=tls.client_context())
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    assert r.status == 200
+    fams = {f.name: f for f in parser.text_string_to_metric_families(r.read().decode())}
+    c.close()
+    samples = fams["tern_tls_certificate_expiry_timestamp_seconds"].samples
+    assert [(s.labels, s.value) for s in samples] == [
+        ({"listener": f"127.0.0.1:{ports[1]}"}, cert_not_after(cert))]
