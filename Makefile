@@ -4,7 +4,7 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd
+PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 
@@ -78,10 +78,12 @@ test: deps check-layers
 check-layers:
 	@/usr/bin/python3 tests/check-layers.py
 
+# As root (a fresh machine, a container) the quickstart runs as root on purpose: it is a demo in
+# the source tree, not a service; the package's unit drops privileges with --user.
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var/log
-	./ternd --policy policy-examples/quickstart.lua
+	./ternd --policy policy-examples/quickstart.lua $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # libFuzzer targets. The core is compiled once, with coverage hooks but no
 # fuzzer main (fuzzer-no-link), into libtern-fuzz.a; each target links it.
@@ -168,3 +170,23 @@ test-durability: deps
 mutants: deps
 	@$(MAKE) --no-print-directory all unit
 	@/usr/bin/python3 tests/mutants/run --build $(BUILD) $(MUTANTS_ARGS)
+
+# Man pages from their scdoc sources in docs/man.
+MAN_SRCS := $(wildcard docs/man/*.scd)
+MAN_PAGES := $(MAN_SRCS:docs/man/%.scd=build/man/%)
+.PHONY: man deb
+man: $(MAN_PAGES)
+
+build/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@
+
+# Debian package build/deb/tern_VERSION_ARCH.deb (debhelper): a copy of the tree, without
+# builds and run-time state, with packaging/debian as its debian/ directory; then lintian.
+deb:
+	@rm -rf build/deb && mkdir -p build/deb/tern-$(shell cat VERSION)
+	tar -c --exclude=./build --exclude=./var --exclude=./.git --exclude=./ternd --exclude=./tern . \
+		| tar -x -C build/deb/tern-$(shell cat VERSION)
+	cp -r packaging/debian build/deb/tern-$(shell cat VERSION)/debian
+	cd build/deb/tern-$(shell cat VERSION) && dpkg-buildpackage -b -us -uc
+	lintian --fail-on error build/deb/tern_$(shell cat VERSION)_*.deb

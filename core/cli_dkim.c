@@ -111,6 +111,12 @@ genkey_run(const char *domain, const char *selector, const char *algo, const cha
 	struct buf path, pub;
 	int rc;
 
+	/* The key file itself is 0600; the directory is only created, as mkdir -p would. */
+	rc = util_mkdir_p(dir);
+	if (rc < 0) {
+		errno = -rc;
+		return fail("cannot create directory %s: %m", dir);
+	}
 	pkey = genkey_make(algo);
 	if (pkey == NULL)
 		return fail("cannot generate a %s key", algo);

@@ -123,3 +123,13 @@ config_path(struct shard *s, const char *domain, const char *source, const char 
 		egress_path_defaults(out);
 	return 0;
 }
+
+const char *
+config_classify(struct shard *s, const char *reply, size_t len, const char *site)
+{
+	const struct config_slot *slot = slot_of(s);
+
+	if (slot->p == NULL || slot->p->classify == NULL)
+		return NULL;
+	return slot->p->classify(slot->ctx, reply, len, site);
+}

@@ -62,22 +62,31 @@ daemon_find_service(const char *name)
 }
 
 int
+daemon_open_rank(enum daemon_rank rank, struct tern_err *err)
+{
+	int i;
+
+	for (i = 0; i < n_services; i++) {
+		struct entry *e = &services[i];
+
+		if (e->svc.rank != rank || e->opened)
+			continue;
+		if (e->svc.open(e->svc.cfg, err) < 0)
+			return -EINVAL;
+		e->opened = true;
+		log_info("ternd", "opened %s", e->name);
+	}
+	return 0;
+}
+
+int
 daemon_open_services(struct tern_err *err)
 {
-	int rank, i;
+	int rank;
 
-	for (rank = DAEMON_RANK_STORAGE; rank <= DAEMON_RANK_LISTENERS; rank++) {
-		for (i = 0; i < n_services; i++) {
-			struct entry *e = &services[i];
-
-			if ((int)e->svc.rank != rank)
-				continue;
-			if (e->svc.open(e->svc.cfg, err) < 0)
-				return -EINVAL;
-			e->opened = true;
-			log_info("ternd", "opened %s", e->name);
-		}
-	}
+	for (rank = DAEMON_RANK_STORAGE; rank <= DAEMON_RANK_LISTENERS; rank++)
+		if (daemon_open_rank((enum daemon_rank)rank, err) < 0)
+			return -EINVAL;
 	return 0;
 }
 

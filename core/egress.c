@@ -448,6 +448,7 @@ ready_client_config(struct ready_queue *rq)
 	c->route = &rq->route;
 	c->tls = rq->path.tls;
 	c->tls_ctx = rq->es->tls;
+	c->tls_ca_file = rq->path.tls_ca_file[0] ? rq->path.tls_ca_file : NULL;
 	c->max_deliveries = rq->path.max_deliveries_per_connection;
 	c->connect_timeout = rq->path.connect_timeout;
 	c->banner_timeout = rq->path.banner_timeout;

@@ -677,10 +677,10 @@ read_pem(const char *path, struct tern_err *err)
 static void
 record_tls_expiry(const struct http_listener *l)
 {
-	double not_after;
+	time_t not_after = tls_pem_not_after(l->tls_cert_pem);
 
-	if (tls_pem_not_after(l->tls_cert_pem, &not_after) == 0)
-		metrics_set_tls_expiry(l->cfg.listen, not_after);
+	if (not_after != 0)
+		metrics_set_tls_expiry(l->cfg.listen, (double)not_after);
 }
 
 static int

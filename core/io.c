@@ -888,6 +888,12 @@ io_is_tls(const struct io *io)
 	return io->tls_ready;
 }
 
+SSL *
+io_ssl(struct io *io)
+{
+	return io->tls_ready ? io->ssl : NULL;
+}
+
 const char *
 io_tls_version(const struct io *io)
 {

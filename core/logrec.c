@@ -143,7 +143,16 @@ add_tls(struct buf *b, const struct logrec *r)
 	buf_append_str(b, ",\"tls\":{\"version\":");
 	buf_append_json_string(b, r->tls_version, strlen(r->tls_version));
 	add_str(b, "cipher", r->tls_cipher);
+	if (r->tls_checked)
+		buf_append_str(b, r->tls_verified ? ",\"verified\":true" : ",\"verified\":false");
 	buf_append_char(b, '}');
+}
+
+bool
+logrec_is_failure(const char *type)
+{
+	return strcmp(type, "TransientFailure") == 0 || strcmp(type, "Bounce") == 0 ||
+	       strcmp(type, "Expiration") == 0;
 }
 
 int
@@ -166,6 +175,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_str(out, "peer_address", r->peer_address);
 	add_str(out, "listener", r->listener);
 	add_response(out, r);
+	if (logrec_is_failure(r->type))
+		add_str(out, "bounce_classification", r->bounce_classification);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -213,9 +214,9 @@ lua_egress_make_path(lua_State *L)
 		"connection_limit", "max_message_rate", "max_connection_rate",
 		"max_deliveries_per_connection", "enable_tls", "smtp_port", "connect_timeout",
 		"banner_timeout", "ehlo_timeout", "mail_timeout", "rcpt_timeout", "data_timeout",
-		"idle_timeout", "ehlo_domain", NULL};
+		"idle_timeout", "ehlo_domain", "tls_ca_file", NULL};
 	const char *fname = "tern.make_egress_path";
-	const char *tls;
+	const char *tls, *ca;
 	const char *const *t;
 	double port;
 
@@ -229,9 +230,15 @@ lua_egress_make_path(lua_State *L)
 	if (port < 1 || port > 65535)
 		return luaL_error(L, "%s: smtp_port must be 1..65535", fname);
 	tls = lua_options_string(L, 1, fname, "enable_tls", "opportunistic");
-	if (strcmp(tls, "opportunistic") && strcmp(tls, "required") && strcmp(tls, "disabled"))
-		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required' or 'disabled'",
-				  fname);
+	if (strcmp(tls, "opportunistic") && strcmp(tls, "required") && strcmp(tls, "disabled") &&
+	    strcmp(tls, "required_insecure"))
+		return luaL_error(L, "%s: enable_tls must be 'opportunistic', 'required', "
+				     "'required_insecure' or 'disabled'", fname);
+	ca = lua_options_string(L, 1, fname, "tls_ca_file", NULL);
+	if (ca && strlen(ca) >= 256)
+		return luaL_error(L, "%s: tls_ca_file is longer than 255 bytes", fname);
+	if (ca && access(ca, R_OK) < 0)
+		return luaL_error(L, "%s: tls_ca_file %s: %s", fname, ca, strerror(errno));
 	lua_options_string(L, 1, fname, "ehlo_domain", NULL);
 	lua_options_normalise_rate(L, 1, fname, "max_message_rate");
 	lua_options_normalise_rate(L, 1, fname, "max_connection_rate");
@@ -255,7 +262,7 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	double *timeouts[] = {&out->connect_timeout, &out->banner_timeout, &out->ehlo_timeout,
 			      &out->mail_timeout,    &out->rcpt_timeout,   &out->data_timeout,
 			      &out->idle_timeout};
-	const char *tls, *ehlo;
+	const char *tls, *ehlo, *ca;
 	size_t i;
 
 	egress_path_defaults(out);
@@ -276,6 +283,10 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 		out->tls = SMTP_TLS_REQUIRED;
 	else if (tls && strcmp(tls, "disabled") == 0)
 		out->tls = SMTP_TLS_DISABLED;
+	else if (tls && strcmp(tls, "required_insecure") == 0)
+		out->tls = SMTP_TLS_REQUIRED_INSECURE;
+	ca = lua_options_field_string(L, idx, "tls_ca_file");
+	snprintf(out->tls_ca_file, sizeof(out->tls_ca_file), "%s", ca ? ca : "");
 	ehlo = lua_options_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", ehlo ? ehlo : "");
 	return 0;

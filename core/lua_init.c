@@ -241,11 +241,29 @@ lua_init_configure_local_logs(lua_State *L)
 
 /* ---- tern.start_esmtp_listener{...} ---- */
 
+/* The list of CIDR ranges on top of the stack, into a new array; raises naming key[i]. */
 static void
-read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c)
+read_cidr_list(lua_State *L, const char *fname, const char *key, struct cidr **out, size_t *n_out)
 {
 	size_t i, n;
 
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option '%s' must be a list of CIDR ranges", fname, key);
+	n = lua_objlen(L, -1);
+	*out = xcalloc(n ? n : 1, sizeof(**out));
+	for (i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &(*out)[i]) < 0)
+			luaL_error(L, "%s: %s[%d]: '%s' is not an address or CIDR range", fname, key,
+				   (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+		lua_pop(L, 1);
+	}
+	*n_out = n;
+}
+
+static void
+read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
 	lua_getfield(L, 1, "relay_hosts");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
@@ -255,19 +273,41 @@ read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c
 		c->n_relay_hosts = 2;
 		return;
 	}
-	if (!lua_istable(L, -1))
-		luaL_error(L, "%s: option 'relay_hosts' must be a list of CIDR ranges", fname);
-	n = lua_objlen(L, -1);
-	c->relay_hosts = xcalloc(n ? n : 1, sizeof(*c->relay_hosts));
-	for (i = 0; i < n; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &c->relay_hosts[i]) < 0)
-			luaL_error(L, "%s: relay_hosts[%d]: '%s' is not an address or CIDR range", fname,
-				   (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-		lua_pop(L, 1);
-	}
-	c->n_relay_hosts = n;
+	read_cidr_list(L, fname, "relay_hosts", &c->relay_hosts, &c->n_relay_hosts);
 	lua_pop(L, 1);
+}
+
+/* proxy_protocol = { trusted = {CIDRs}, required = true|false (default true) }. */
+static void
+read_proxy_protocol(lua_State *L, const char *fname, struct smtp_listener_config *c)
+{
+	lua_getfield(L, 1, "proxy_protocol");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option 'proxy_protocol' must be a table { trusted = {...}, "
+			      "required = true|false }", fname);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING || (strcmp(lua_tostring(L, -1), "trusted") &&
+						       strcmp(lua_tostring(L, -1), "required")))
+			luaL_error(L, "%s: proxy_protocol: unknown option '%s'", fname,
+				   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+	}
+	lua_getfield(L, -1, "required");
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		luaL_error(L, "%s: proxy_protocol.required must be true or false", fname);
+	c->proxy_required = lua_isnil(L, -1) || lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "trusted");
+	if (lua_isnil(L, -1))
+		luaL_error(L, "%s: proxy_protocol.trusted is required", fname);
+	read_cidr_list(L, fname, "proxy_protocol.trusted", &c->proxy_trusted, &c->n_proxy_trusted);
+	c->proxy_protocol = true;
+	lua_pop(L, 2);
 }
 
 static char *
@@ -328,6 +368,10 @@ read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_
 		luaL_error(L, "%s: option 'tls_min_version' must be '1.2' or '1.3'", fname);
 	c->tls_ciphers = opt_strdup(L, fname, "tls_ciphers", NULL);
 	c->tls_ciphersuites = opt_strdup(L, fname, "tls_ciphersuites", NULL);
+	c->tls_reload_interval = lua_options_duration(L, 1, fname, "tls_reload_interval",
+						       TLS_SERVER_CHECK_INTERVAL);
+	if (c->tls_reload_interval <= 0)
+		luaL_error(L, "%s: option 'tls_reload_interval' must be positive", fname);
 	opts = (struct tls_server_options){.ciphers = c->tls_ciphers,
 					   .ciphersuites = c->tls_ciphersuites,
 					   .min_version = c->tls_min_version};
@@ -373,6 +417,7 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 		luaL_error(L, "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
 			      "tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
+	read_proxy_protocol(L, fname, c);
 	read_abuse_limits(L, fname, c);
 }
 
@@ -395,7 +440,8 @@ lua_init_start_esmtp_listener(lua_State *L)
 		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
 		"invalid_line_endings", "command_timeout", "max_errors", "max_auth_failures",
 		"auth_failure_delay", "max_auth_failures_per_ip", "auth_failure_window", "long_lines",
-		"tls_ciphers", "tls_ciphersuites", "tls_min_version", NULL};
+		"tls_ciphers", "tls_ciphersuites", "tls_min_version", "tls_reload_interval",
+		"proxy_protocol", NULL};
 	const char *fname = "tern.start_esmtp_listener";
 	struct smtp_listener_config *c;
 	struct tern_err err;

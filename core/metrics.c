@@ -294,10 +294,15 @@ metrics_set_policy_epoch(uint64_t epoch)
 void
 metrics_set_tls_expiry(const char *listener, double not_after)
 {
+	size_t i;
+
 	pthread_mutex_lock(&tls_lock);
-	if (n_tls_expiry < METRICS_TLS_MAX) {
-		snprintf(tls_expiry[n_tls_expiry].listener, METRICS_LABEL_MAX, "%s", listener);
-		tls_expiry[n_tls_expiry++].not_after = not_after;
+	for (i = 0; i < n_tls_expiry && strcmp(tls_expiry[i].listener, listener) != 0; i++)
+		;
+	if (i < METRICS_TLS_MAX) {
+		snprintf(tls_expiry[i].listener, METRICS_LABEL_MAX, "%s", listener);
+		tls_expiry[i].not_after = not_after;
+		n_tls_expiry += i == n_tls_expiry;
 	}
 	pthread_mutex_unlock(&tls_lock);
 }

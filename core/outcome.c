@@ -8,6 +8,8 @@
  * suppression and shaping automation see every result.
  */
 #include "tern/outcome.h"
+#include "tern/bounce.h"
+#include "tern/config.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
@@ -15,6 +17,8 @@
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
+
+#include <stdio.h>
 
 #include <ev.h>
 
@@ -33,6 +37,27 @@ count_outcome(struct queue_msg *m, struct message *msg, const struct logrec *rec
 	metrics_outcome(o, &l, msg->created > 0 ? util_wallclock() - msg->created : -1);
 }
 
+/* A failure's reply gets its bounce category from the rules of the shard writing the record. */
+static void
+classify(struct logrec *rec)
+{
+	char reply[BOUNCE_REPLY_MAX];
+	int n;
+
+	rec->bounce_classification = NULL;
+	if (!logrec_is_failure(rec->type))
+		return;
+	n = snprintf(reply, sizeof(reply), "%d %s %s", rec->response_code,
+		     rec->response_enhanced ? rec->response_enhanced : "",
+		     rec->response_content ? rec->response_content : "");
+	if (n < 0)
+		return;
+	rec->bounce_classification = config_classify(shard_self(), reply,
+						     (size_t)n < sizeof(reply) ? (size_t)n
+									: sizeof(reply) - 1,
+						     rec->site);
+}
+
 /* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
 static void
 write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
@@ -43,6 +68,7 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	rec->msg = msg;
 	rec->queue = queue_msg_name(m);
 	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
+	classify(rec);
 	logrec_write(rec);
 }
 

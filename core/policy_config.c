@@ -8,6 +8,7 @@
  */
 #include "tern/policy.h"
 #include "tern/config.h"
+#include "tern/lua_bounce.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 
@@ -67,9 +68,16 @@ ask_path(void *ctx, const char *domain, const char *source, const char *site,
 	return policy_call_config(ctx, "get_egress_path_config", args, 3, read_path, out, err);
 }
 
+static const char *
+ask_classify(void *ctx, const char *reply, size_t len, const char *site)
+{
+	return lua_bounce_category(policy_lua(ctx), reply, len, site);
+}
+
 const struct config_provider policy_config_provider = {
     .queue = ask_queue,
     .pool = ask_pool,
     .source = ask_source,
     .path = ask_path,
+    .classify = ask_classify,
 };

@@ -66,6 +66,7 @@ shards_init(int n, struct tern_err *err)
 		s->loop = ev_loop_new(EVFLAG_AUTO);
 		if (s->loop == NULL) {
 			tern_err_set(err, 0, "", "cannot create event loop for shard %d", i);
+			n_shards = i; /* shards_free() must not touch the ones never set up */
 			return -ENOMEM;
 		}
 		mailbox_init(&s->mailbox, s->loop);

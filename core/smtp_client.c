@@ -16,6 +16,7 @@
 #include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/smtp_proto.h"
+#include "tern/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +51,7 @@ struct smtp_client {
 	size_t addr_index;
 	char peer[64];
 	bool tls_active;
+	bool tls_verified; /* the peer's chain and name verified */
 	bool tls_failed;
 	bool unreachable;
 	char last_error[160];  /* why the last address was left, for the final outcome */
@@ -126,6 +128,8 @@ fill_record(struct smtp_client *c, struct logrec *rec, const struct smtp_reply *
 	if (c->tls_active) {
 		rec->tls_version = io_tls_version(c->io);
 		rec->tls_cipher = io_tls_cipher(c->io);
+		rec->tls_checked = true;
+		rec->tls_verified = c->tls_verified;
 	}
 }
 
@@ -213,11 +217,51 @@ send_ehlo(struct smtp_client *c)
 }
 
 static bool
+tls_required(const struct smtp_client *c)
+{
+	return c->cfg->tls == SMTP_TLS_REQUIRED || c->cfg->tls == SMTP_TLS_REQUIRED_INSECURE;
+}
+
+static bool
 want_tls(struct smtp_client *c)
 {
 	if (c->tls_active || c->cfg->tls == SMTP_TLS_DISABLED || c->cfg->tls_ctx == NULL)
 		return false;
-	return c->cfg->tls == SMTP_TLS_REQUIRED || !c->cfg->skip_tls;
+	return tls_required(c) || !c->cfg->skip_tls;
+}
+
+/* No reply to settle by: the next message fails for a local reason and the session ends. */
+static void
+refuse_session(struct smtp_client *c, const char *enhanced, const char *why)
+{
+	c->qm = c->owner.take(c->owner.arg, c);
+	c->msg = NULL;
+	settle_local(c, 451, enhanced, why, "STARTTLS");
+	client_quit(c);
+}
+
+/*
+ * Every session's certificate is checked so that records tell whether the
+ * peer was verified; only 'required' acts on the answer.
+ */
+static void
+tls_ready(struct smtp_client *c)
+{
+	const char *host = c->cfg->route->hosts[c->addr_index];
+	char why[256];
+
+	c->tls_active = true;
+	c->tls_verified = tls_verify_peer(io_ssl(c->io), host, c->cfg->tls_ca_file, why,
+					  sizeof(why)) == 0;
+	if (!c->tls_verified && c->cfg->tls == SMTP_TLS_REQUIRED) {
+		char text[300];
+
+		log_info("smtp_client", "%s: %s", c->peer, why);
+		snprintf(text, sizeof(text), "TLS required by policy: %s", why);
+		refuse_session(c, "4.7.5", text);
+		return;
+	}
+	send_ehlo(c);
 }
 
 static void
@@ -230,12 +274,8 @@ after_ehlo(struct smtp_client *c)
 		client_timeout(c, c->cfg->ehlo_timeout);
 		return;
 	}
-	if (c->cfg->tls == SMTP_TLS_REQUIRED && !c->tls_active) {
-		c->qm = c->owner.take(c->owner.arg, c);
-		c->msg = NULL;
-		settle_local(c, 451, "4.7.4", "TLS required by policy but not offered by the server",
-			     "STARTTLS");
-		client_quit(c);
+	if (tls_required(c) && !c->tls_active) {
+		refuse_session(c, "4.7.4", "TLS required by policy but not offered by the server");
 		return;
 	}
 	client_take(c);
@@ -380,7 +420,7 @@ static void
 on_starttls(struct smtp_client *c)
 {
 	if (c->reply.code != 220) {
-		if (c->cfg->tls == SMTP_TLS_REQUIRED) {
+		if (tls_required(c)) {
 			client_next_address(c, "STARTTLS refused");
 			return;
 		}
@@ -542,7 +582,7 @@ client_connect(struct smtp_client *c)
 
 		util_format_sockaddr((const struct sockaddr *)dst, c->peer, sizeof(c->peer));
 		c->state = CLIENT_CONNECTING;
-		c->tls_active = false;
+		c->tls_active = c->tls_verified = false;
 		/* What the previous host left half-said must not start this host's reply. */
 		smtp_reply_reset(&c->reply);
 		metrics_inc(METRICS_CONNECTIONS_OUT);
@@ -634,8 +674,7 @@ client_event(struct smtp_client *c, struct io *io, enum io_event ev)
 		client_timeout(c, c->cfg->banner_timeout);
 		break;
 	case IO_TLSREADY:
-		c->tls_active = true;
-		send_ehlo(c);
+		tls_ready(c);
 		break;
 	case IO_DATAIN:
 		read_replies(c);

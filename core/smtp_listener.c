@@ -331,6 +331,43 @@ fail:
 	return -1;
 }
 
+static unsigned
+listen_port(const struct smtp_listener_config *c)
+{
+	if (c->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&c->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&c->addr)->sin_port);
+}
+
+/*
+ * SO_REUSEPORT would let us share a port with whoever else listens there
+ * under our uid, another ternd with another spool, say, and the kernel would
+ * split the connections between the two without a word. So first bind a probe
+ * without it: that fails while anyone listens on the address. SO_REUSEADDR on
+ * the probe keeps connections in TIME_WAIT from a previous run out of the way.
+ */
+static int
+probe_port_free(const struct smtp_listener_config *c, struct tern_err *err)
+{
+	int one = 1;
+	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rc = 0;
+
+	if (fd < 0)
+		return 0; /* open_socket() reports the same failure with its cause */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (c->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&c->addr, c->addrlen) < 0 && errno == EADDRINUSE) {
+		tern_err_set(err, 0, "",
+			     "esmtp listener %s: port %u is already in use by another process",
+			     c->listen, listen_port(c));
+		rc = -EADDRINUSE;
+	}
+	close(fd);
+	return rc;
+}
+
 static void
 listener_stop_shard(struct shard *shard, void *arg)
 {
@@ -349,21 +386,44 @@ listener_exit_shard(struct shard *shard, void *arg)
 	smtp_sessions_free(arg);
 }
 
+static void
+listener_tls_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct smtp_listener *l = w->data;
+	struct tern_err err;
+
+	tls_server_check(l->tls, false, &err);
+	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
+}
+
+static void
+listener_tls_stop(struct shard *shard, void *arg)
+{
+	struct smtp_listener *l = arg;
+
+	ev_timer_stop(shard->loop, &l->tls_check);
+}
+
+/* The certificate files are watched from shard 0: one check per listener, not one per shard. */
 static int
 listener_tls_open(struct smtp_listener *l, struct tern_err *err)
 {
 	const struct tls_server_options opts = {.ciphers = l->cfg.tls_ciphers,
 						.ciphersuites = l->cfg.tls_ciphersuites,
 						.min_version = l->cfg.tls_min_version};
+	double every = l->cfg.tls_reload_interval > 0 ? l->cfg.tls_reload_interval
+						      : TLS_SERVER_CHECK_INTERVAL;
+	struct shard *shard = shard_get(0);
 
-	double not_after;
-
-	l->tls = tls_server_ctx_new(l->cfg.tls_certificate, l->cfg.tls_private_key, err);
+	l->tls = tls_server_new(l->cfg.tls_certificate, l->cfg.tls_private_key, &opts, err);
 	if (l->tls == NULL)
 		return -EINVAL;
-	if (tls_cert_not_after(SSL_CTX_get0_certificate(l->tls), &not_after) == 0)
-		metrics_set_tls_expiry(l->cfg.listen, not_after);
-	return tls_server_ctx_configure(l->tls, &opts, err);
+	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
+	ev_timer_init(&l->tls_check, listener_tls_check_cb, every, every);
+	l->tls_check.data = l;
+	ev_timer_start(shard->loop, &l->tls_check);
+	shard_on_stop(shard, listener_tls_stop, l);
+	return 0;
 }
 
 static int
@@ -374,6 +434,8 @@ listener_open(void *arg, struct tern_err *err)
 
 	if (l->cfg.tls_certificate && listener_tls_open(l, err) < 0)
 		return -EINVAL;
+	if (probe_port_free(&l->cfg, err) < 0)
+		return -EADDRINUSE;
 	l->n_shards = shard_count();
 	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));
 	/* listener_close() after a failure part-way must not close descriptor 0. */
@@ -419,8 +481,7 @@ listener_close(void *arg)
 	}
 	free(l->shards); l->shards = NULL;
 	l->n_shards = 0;
-	if (l->tls)
-		SSL_CTX_free(l->tls);
+	tls_server_free(l->tls);
 	l->tls = NULL;
 }
 
@@ -431,6 +492,7 @@ smtp_listener_config_free(struct smtp_listener_config *cfg)
 	free(cfg->hostname);
 	free(cfg->banner);
 	free(cfg->relay_hosts);
+	free(cfg->proxy_trusted);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->tls_ciphers);

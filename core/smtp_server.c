@@ -20,6 +20,7 @@
 #include "tern/metrics.h"
 #include "tern/penalty.h"
 #include "tern/policy_hook.h"
+#include "tern/proxy_proto.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/smtp_proto.h"
@@ -41,6 +42,7 @@
 
 enum session_state {
 	SESSION_GREETING, /* connection hook running */
+	SESSION_PROXY,	  /* waiting for a trusted balancer's PROXY header */
 	SESSION_CMD,
 	SESSION_HOOK,
 	SESSION_DATA,
@@ -63,7 +65,8 @@ struct session {
 	struct session *prev, *next;
 	enum session_state state;
 	char id[24];
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;	  /* the client: a PROXY header's source replaces it */
+	struct sockaddr_storage accepted; /* the socket's peer, which the listener counted */
 	struct conn_info conn;
 	bool esmtp;
 	bool discard_line; /* dropping the rest of an over-long line */
@@ -106,6 +109,8 @@ struct session {
 	int n_auth_failures;
 	bool holds_stop; /* shutdown's 421 is being flushed: the shard's stop waits for it */
 };
+
+static void read_proxy_header(struct session *s);
 
 /* Per shard: the session id carries the shard number too. */
 static __thread unsigned long session_counter;
@@ -238,7 +243,7 @@ session_free(struct session *s)
 		ls->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	smtp_listener_release(s->l, &s->peer);
+	smtp_listener_release(s->l, &s->accepted);
 	log_debug("smtp_server", "session %s closed", s->id);
 	free(s);
 }
@@ -1011,6 +1016,9 @@ feed_bdat(struct session *s)
 static void
 cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 {
+	SSL_CTX *ctx;
+	int rc;
+
 	if (io_is_tls(s->io)) {
 		session_reply(s, 503, "5.5.1", "TLS already active");
 		return;
@@ -1023,7 +1031,11 @@ cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 	/* RFC 3207: anything the client pipelined after STARTTLS is discarded. */
 	io_consume(s->io, io_input(s->io)->len);
 	s->state = SESSION_TLS;
-	if (io_start_tls_server(s->io, s->l->tls) < 0) {
+	/* The certificate of this moment: a reload later does not touch this session. */
+	ctx = tls_server_get(s->l->tls);
+	rc = io_start_tls_server(s->io, ctx);
+	SSL_CTX_free(ctx);
+	if (rc < 0) {
 		session_close_with(s, 454, "4.7.0", "TLS not available due to temporary reason");
 		return;
 	}
@@ -1266,6 +1278,13 @@ handle_line(struct session *s, const char *line, size_t len)
 		auth_continue(s, line, len);
 		return;
 	}
+	if (s->l->cfg.proxy_protocol && len >= 6 && memcmp(line, "PROXY ", 6) == 0) {
+		/* Only a trusted peer's header is read; from anyone else it is a forged address. */
+		log_info("smtp_server", "PROXY header from %s, not a trusted peer: closed",
+			 s->conn.peer_address);
+		session_close_with(s, 421, "4.7.0", "Not a trusted PROXY protocol peer");
+		return;
+	}
 	if (smtp_parse_command_utf8(line, len, s->smtputf8, &cmd, &err) < 0) {
 		/* A bad BDAT still announces a chunk we cannot find the end of: give up. */
 		if (cmd.verb == SMTP_VERB_BDAT)
@@ -1345,6 +1364,13 @@ session_process(struct session *s)
 		if (too_many_errors(s))
 			return;
 		switch (s->state) {
+		case SESSION_PROXY:
+			if (io_input(s->io)->len == 0)
+				return;
+			read_proxy_header(s);
+			if (s->state == SESSION_PROXY)
+				return;
+			break;
 		case SESSION_CMD:
 		case SESSION_AUTH:
 			if (!next_command(s))
@@ -1472,7 +1498,7 @@ session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *pe
 	}
 	s->ls = ls;
 	s->l = ls->listener;
-	s->peer = *peer;
+	s->peer = s->accepted = *peer;
 	snprintf(s->id, sizeof(s->id), "%d-%lu", ls->shard->id, ++session_counter);
 	conn_info_init(&s->conn);
 	format_address(peer, s->conn.peer_address, sizeof(s->conn.peer_address), &s->conn.peer_port);
@@ -1495,7 +1521,7 @@ session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *pe
 }
 
 static void
-session_start(struct session *s)
+session_greet(struct session *s)
 {
 	lua_State *co = session_hook_begin(s, "smtp_server_connection_accepted");
 
@@ -1509,6 +1535,67 @@ session_start(struct session *s)
 	session_hook_start(s, "smtp_server_connection_accepted", 1, after_connection_hook);
 	if (s->state == SESSION_HOOK)
 		s->state = SESSION_GREETING;
+}
+
+/*
+ * PROXY protocol: a trusted balancer's header comes before anything else, so
+ * the connection hook, relay control and records see the client it names.
+ * A peer that is not trusted is refused on a listener that requires the
+ * header, and served as itself on one that does not.
+ */
+static void
+session_start(struct session *s)
+{
+	const struct smtp_listener_config *c = &s->l->cfg;
+
+	if (!c->proxy_protocol) {
+		session_greet(s);
+	} else if (cidr_match_any(c->proxy_trusted, c->n_proxy_trusted,
+				  (const struct sockaddr *)&s->peer)) {
+		s->state = SESSION_PROXY;
+		deadline_start(s, &s->cmd_deadline, c->command_timeout);
+	} else if (c->proxy_required) {
+		log_info("smtp_server", "connection from %s, not a trusted PROXY peer: closed",
+			 s->conn.peer_address);
+		session_close_with(s, 421, "4.7.0", "Not a trusted PROXY protocol peer");
+	} else {
+		session_greet(s);
+	}
+}
+
+static void
+proxy_header_apply(struct session *s, const struct proxy_header *h)
+{
+	if (h->local)
+		return;
+	s->peer = h->src;
+	format_address(&h->src, s->conn.peer_address, sizeof(s->conn.peer_address),
+		       &s->conn.peer_port);
+	format_address(&h->dst, s->conn.local_address, sizeof(s->conn.local_address),
+		       &s->conn.local_port);
+}
+
+static void
+read_proxy_header(struct session *s)
+{
+	struct buf *in = io_input(s->io);
+	struct proxy_header h;
+	struct tern_err err;
+	int n = proxy_proto_parse((const uint8_t *)in->data, in->len, &h, &err);
+
+	if (n == TERN_AGAIN)
+		return;
+	if (n < 0) {
+		log_info("smtp_server", "closing: %s", err.msg);
+		session_close_with(s, err.code, err.enhanced, err.msg);
+		return;
+	}
+	io_consume(s->io, (size_t)n);
+	deadline_stop(s, &s->cmd_deadline);
+	log_debug("smtp_server", "PROXY v%d header: client %s", h.version,
+		  h.local ? "(local)" : "given");
+	proxy_header_apply(s, &h);
+	session_greet(s);
 }
 
 int

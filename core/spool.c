@@ -21,6 +21,7 @@
 #include "tern/spool.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
+#include "tern/notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -944,6 +945,10 @@ struct spool_scan {
 
 enum { SCAN_META, SCAN_DATA };
 
+/* Progress every half second; each report grants the manager's start timeout this much more. */
+#define SCAN_REPORT_EVERY 0.5
+#define SCAN_EXTEND_USEC 30000000ULL
+
 static const enum spool_cf scan_cf[2] = {SPOOL_CF_META, SPOOL_CF_DATA};
 static const char *const scan_prefix[2] = {"meta:", "data:"};
 
@@ -1057,6 +1062,10 @@ scan_step(struct spool_scan *s)
 	return rc;
 }
 
+/*
+ * A big spool takes a while to scan: say how far it got, on stderr and to the
+ * service manager, which also grants more start-up time while it moves.
+ */
 static void
 scan_progress(struct spool_scan *s)
 {
@@ -1065,7 +1074,9 @@ scan_progress(struct spool_scan *s)
 	if (now < s->next_report)
 		return;
 	log_info("spool", "recovery: %llu messages so far", (unsigned long long)s->seen);
-	s->next_report = now + 1.0;
+	notify_status_extend(SCAN_EXTEND_USEC, "recovering: %llu messages",
+			     (unsigned long long)s->seen);
+	s->next_report = now + SCAN_REPORT_EVERY;
 }
 
 static int
@@ -1112,7 +1123,9 @@ part_scan_entered(struct spool_part *sp, spool_visit_fn visit, void *arg, struct
 	if (rerr != NULL)
 		return spool_write_result(rerr, "scan", err);
 	s.start = util_now();
-	s.next_report = s.start + 1.0;
+	s.next_report = s.start + SCAN_REPORT_EVERY;
+	/* The manager hears at once that recovery began; stderr only once it takes a while. */
+	notify_status_extend(SCAN_EXTEND_USEC, "recovering: 0 messages");
 	rc = scan_run(&s);
 	rocksdb_iter_destroy(s.it[0]);
 	rocksdb_iter_destroy(s.it[1]);

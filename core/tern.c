@@ -18,6 +18,8 @@ static const struct {
 	{"spool", cli_spool_main, "spool list         list spooled messages (offline)"},
 	{"policy", cli_policy_main, "policy check|test|explain|diff  validate, test and review a policy"},
 	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
+	{"tls", cli_tls_main, "tls check HOST:PORT  print a server's certificate and days left"},
+	{"classify", cli_classify_main, "classify [--policy F] [--json] [REPLY...]  bounce category of replies"},
 };
 
 static int

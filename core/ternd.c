@@ -8,10 +8,12 @@
 #include "tern/daemon.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
+#include "tern/notify.h"
 #include "tern/policy.h"
 #include "tern/policy_files.h"
 #include "tern/metrics.h"
 #include "tern/policy_revision.h"
+#include "tern/privdrop.h"
 #include "tern/shard.h"
 
 #include <errno.h>
@@ -31,6 +33,8 @@ struct args {
 	const char *script;
 	int threads;
 	bool check;
+	const char *user;
+	bool allow_root;
 	double stop_timeout;
 	int script_argc;
 	char **script_argv;
@@ -42,6 +46,7 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: ternd --policy FILE [--threads N] [--check] [--log-level LEVEL]\n"
 		"             [--debug MODULE] [--log-file FILE] [--stop-timeout SECS]\n"
+		"             [--user NAME | --allow-root]\n"
 		"       ternd [--policy FILE] --script FILE [-- ARGS...]\n"
 		"       ternd --version\n");
 }
@@ -90,6 +95,10 @@ parse_args(int argc, char **argv, struct args *a)
 			a->script = need_value(argc, argv, i++);
 		} else if (strcmp(o, "--threads") == 0) {
 			a->threads = atoi(need_value(argc, argv, i++));
+		} else if (strcmp(o, "--user") == 0) {
+			a->user = need_value(argc, argv, i++);
+		} else if (strcmp(o, "--allow-root") == 0) {
+			a->allow_root = true;
 		} else if (strcmp(o, "--check") == 0) {
 			a->check = true;
 		} else if (strcmp(o, "--stop-timeout") == 0) {
@@ -297,6 +306,7 @@ wait_for_stop_signal(void)
 		malloc_trim(0);
 	}
 	log_info("ternd", "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify_stopping();
 	return 0;
 }
 
@@ -318,6 +328,20 @@ compute_policy_revision(struct args *a)
 	logrec_set_policy_revision(policy_revision);
 }
 
+/*
+ * With --user, the listeners open while we are root (ports below 1024), then
+ * root goes, and the spool and logs open as the user, so that every file
+ * they create is the user's.
+ */
+static int
+open_services(struct args *a, struct tern_err *err)
+{
+	if (a->user != NULL &&
+	    (daemon_open_rank(DAEMON_RANK_LISTENERS, err) < 0 || privdrop_drop(err) < 0))
+		return -1;
+	return daemon_open_services(err);
+}
+
 static int
 run_daemon(struct args *a)
 {
@@ -329,7 +353,7 @@ run_daemon(struct args *a)
 		return 1;
 	}
 	compute_policy_revision(a);
-	if (daemon_open_services(&err) < 0 || shards_start(&err) < 0) {
+	if (open_services(a, &err) < 0 || shards_start(&err) < 0) {
 		log_error("ternd", "%s", err.msg);
 		/* Shards that did start must stop before their state is freed. */
 		stop_shards(0);
@@ -339,6 +363,7 @@ run_daemon(struct args *a)
 	metrics_start();
 	log_info("ternd", "ready: %d shards, policy %s (revision %s)", shard_count(), a->policy,
 		 policy_revision);
+	notify_ready();
 	wait_for_stop_signal();
 	stop_shards(a->stop_timeout);
 	daemon_close_services();
@@ -379,6 +404,25 @@ raise_nofile_limit(void)
 			 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
+/* Root is refused or dropped before the policy's top level runs; a bad --user fails at once. */
+static void
+check_user(struct args *a)
+{
+	struct tern_err err;
+	const char *env = getenv("TERN_ALLOW_ROOT");
+
+	if (a->check || a->script)
+		return;
+	tern_err_clear(&err);
+	if (env != NULL && strcmp(env, "1") == 0)
+		a->allow_root = true;
+	if (privdrop_check_root(a->user, a->allow_root, &err) < 0 ||
+	    (a->user != NULL && privdrop_lookup(a->user, &err) < 0)) {
+		fprintf(stderr, "%s\n", err.msg);
+		exit(2);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -389,6 +433,8 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &a);
+	check_user(&a);
+	notify_init();
 	raise_nofile_limit();
 	signal(SIGPIPE, SIG_IGN);
 

@@ -15,9 +15,14 @@
  * in a C function such as a slow pattern match, never reaches the hook: then
  * the process exits, since a shard that never comes back would hold its
  * sessions and queues hostage while looking alive.
+ *
+ * The same look feeds the service manager's watchdog (WatchdogSec=): the
+ * keep-alive goes out only while every shard's loop is turning, so a shard
+ * stuck anywhere, even where no interrupt reaches, lets the manager act.
  */
 #include "tern/watchdog.h"
 #include "tern/log.h"
+#include "tern/notify.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -299,10 +304,42 @@ watchdog_check(struct watchdog_slot *w, int64_t now)
 		watchdog_check_busy(w, (double)(now - began) / 1000.0);
 }
 
+/*
+ * A loop is turning when it is idle or its iteration began less than a
+ * keep-alive period ago: one iteration longer than that already delays the
+ * keep-alive as a stuck loop would.
+ */
+static bool
+watchdog_turning(struct watchdog_slot *w, int64_t now, int64_t period_ms)
+{
+	uint64_t iter = atomic_load_explicit(&w->iter, memory_order_acquire);
+	int64_t began = atomic_load_explicit(&w->iter_ms, memory_order_relaxed);
+
+	return !atomic_load(&w->attached) || (iter & 1) == 0 || now - began < period_ms ||
+	       atomic_load(&w->iter) != iter;
+}
+
+/* WATCHDOG=1 every keep-alive period, unless some shard's loop stands still. */
+static void
+watchdog_keepalive(int64_t now, int64_t *next_ms)
+{
+	int64_t period_ms = (int64_t)(notify_watchdog_period_usec() / 1000);
+	int i;
+
+	if (period_ms <= 0 || now < *next_ms)
+		return;
+	for (i = 0; i < n_watched; i++)
+		if (!watchdog_turning(watched[i], now, period_ms))
+			return;
+	notify_watchdog();
+	*next_ms = now + period_ms;
+}
+
 static void *
 watchdog_main(void *arg)
 {
 	struct timespec until;
+	int64_t next_keepalive = 0;
 	sigset_t all;
 	int i;
 
@@ -318,6 +355,7 @@ watchdog_main(void *arg)
 			continue;
 		for (i = 0; i < n_watched; i++)
 			watchdog_check(watched[i], now_ms());
+		watchdog_keepalive(now_ms(), &next_keepalive);
 	}
 	pthread_mutex_unlock(&watchdog_mu);
 	return NULL;

@@ -6,11 +6,13 @@
 set -eu
 
 # Build and run.
-BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev xxd"
+BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev libpcre2-dev xxd"
 # Tests, fuzzing and benchmarks.
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-aiosmtpd python3-dkim
 python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd
 python3-prometheus-client python3-selenium chromium chromium-driver"
+# make deb and the man pages (the unit's systemd-analyze check runs where systemd is installed).
+PACKAGE="debhelper lintian scdoc"
 
 is_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -30,7 +32,7 @@ luajit_pkg() {
 }
 
 missing=""
-for p in $BUILD $TEST; do
+for p in $BUILD $TEST $PACKAGE; do
 	is_installed "$p" || missing="$missing $p"
 done
 if ! is_installed libluajit2-5.1-dev && ! is_installed libluajit-5.1-dev; then

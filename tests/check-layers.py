@@ -24,14 +24,14 @@ LAYER_NAMES = {MAIN: "main", POLICY: "policy", BINDING: "binding", ENGINE: "engi
 LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
-    "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN,
+    "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_tls": MAIN, "cli_classify": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
     "policy_files": POLICY, "policy_revision": POLICY,
     # bindings: Lua tables <-> engine structs
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
-    "lua_options": BINDING, "lua_queue": BINDING,
+    "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -39,11 +39,14 @@ LAYERS = {
     "smtp_listener": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE,
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
+    "proxy_proto": ENGINE, "bounce": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
     "shard": FOUNDATION, "tls": FOUNDATION, "util": FOUNDATION, "util_heap": FOUNDATION,
+    "util_map": FOUNDATION, "watchdog": FOUNDATION, "notify": FOUNDATION, "privdrop": FOUNDATION,
+    "util_acmatch": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION,
     "metrics": FOUNDATION,
 }

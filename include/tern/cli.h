@@ -19,6 +19,7 @@ void cli_policy_ternd_path(char *out, size_t n);
 int cli_review_explain_main(int argc, char **argv); /* tern policy explain --policy F --domain D */
 int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
 int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
+int cli_tls_main(int argc, char **argv);            /* tern tls check HOST:PORT [--starttls] */
 
 /*
  * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
@@ -26,5 +27,7 @@ int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--
  * Returns (2) only when ternd cannot be started.
  */
 int cli_review_exec(const char *runner, int argc, char **argv);
+
+int cli_classify_main(int argc, char **argv); /* tern classify [--policy F] [--json] [REPLY...] */
 
 #endif

@@ -11,6 +11,7 @@
 #ifndef TERN_CONFIG_H
 #define TERN_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tern/egress.h"
@@ -32,6 +33,8 @@ struct config_provider {
 		      struct tern_err *err);
 	int (*path)(void *ctx, const char *domain, const char *source, const char *site,
 		    struct egress_path_cfg *out, struct tern_err *err);
+	/* The bounce category of a normalisable reply seen from site, by policy's rules. */
+	const char *(*classify)(void *ctx, const char *reply, size_t len, const char *site);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -48,5 +51,7 @@ int config_source(struct shard *s, const char *name, struct egress_source_cfg *o
 		  struct tern_err *err);
 int config_path(struct shard *s, const char *domain, const char *source, const char *site,
 		struct egress_path_cfg *out, struct tern_err *err);
+/* The reply's bounce category (a static name), or NULL when no provider classifies. */
+const char *config_classify(struct shard *s, const char *reply, size_t len, const char *site);
 
 #endif

@@ -27,6 +27,9 @@ struct daemon_service {
 int daemon_add_service(const struct daemon_service *svc, struct tern_err *err);
 /* Find a registered service's cfg by name (e.g. the spool, for listeners). */
 void *daemon_find_service(const char *name);
+/* Open the services of one rank not yet open (listeners before a privilege drop). */
+int daemon_open_rank(enum daemon_rank rank, struct tern_err *err);
+/* Open every service not yet open, in rank order. */
 int daemon_open_services(struct tern_err *err);
 void daemon_close_services(void);
 void daemon_free_config(void);

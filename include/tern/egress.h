@@ -47,6 +47,7 @@ struct egress_path_cfg {
 	double connect_timeout, banner_timeout, ehlo_timeout, mail_timeout, rcpt_timeout,
 		data_timeout, idle_timeout;
 	char ehlo[256]; /* "" = the source's */
+	char tls_ca_file[256]; /* "" = the system's trusted roots */
 };
 
 /* The limits a path has when policy does not say. */

@@ -89,6 +89,8 @@ int io_start_tls_client(struct io *io, SSL_CTX *ctx, const char *sni);
 bool io_is_tls(const struct io *io);
 const char *io_tls_version(const struct io *io); /* "TLSv1.3" or NULL */
 const char *io_tls_cipher(const struct io *io);
+/* The connection's SSL once TLS is up (for tls_verify_peer), else NULL. */
+SSL *io_ssl(struct io *io);
 
 /* Text of the last IO_ERROR. */
 const char *io_error(const struct io *io);

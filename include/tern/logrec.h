@@ -33,6 +33,11 @@ struct logrec {
 	int num_attempts;
 	const char *tls_version;
 	const char *tls_cipher;
+	/* Outbound only: the peer's certificate was checked, and whether it verified. */
+	bool tls_checked;
+	bool tls_verified;
+	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
+	const char *bounce_classification;
 };
 
 struct logrec_config {
@@ -54,6 +59,9 @@ void logrec_close(void);
 void logrec_set_policy_revision(const char *rev);
 /* The revision set above, or NULL (metrics and the status page show it). */
 const char *logrec_policy_revision(void);
+/* Whether records of this type carry bounce_classification. */
+bool logrec_is_failure(const char *type);
+
 /* Build r's JSON line into out (for tests and the HTTP API). */
 int logrec_format(const struct logrec *r, struct buf *out);
 /* Build and write r; a no-op when no local logs are configured. */

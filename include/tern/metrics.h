@@ -90,7 +90,7 @@ void metrics_observe(enum metrics_histogram h, double v);
 void metrics_policy_reload_failed(void);
 /* The policy epoch now serving (1 until hot reload exists). */
 void metrics_set_policy_epoch(uint64_t epoch);
-/* A TLS listener's certificate expiry (Unix time); start-up only. */
+/* A TLS listener's certificate expiry (Unix time), set at start and again after a reload. */
 void metrics_set_tls_expiry(const char *listener, double not_after);
 
 /* ---- reading (scrape time, any thread) ---------------------------------------------------- */

@@ -20,7 +20,18 @@ struct ev_loop;
 struct smtp_client;
 struct queue_msg;
 
-enum smtp_tls_mode { SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRED, SMTP_TLS_DISABLED };
+/*
+ * REQUIRED: STARTTLS and a certificate chain that verifies against the trusted
+ * roots and names the MX host, or a transient failure. REQUIRED_INSECURE:
+ * STARTTLS, whatever the certificate. OPPORTUNISTIC: STARTTLS when offered,
+ * never failing over the certificate (RFC 7435).
+ */
+enum smtp_tls_mode {
+	SMTP_TLS_OPPORTUNISTIC,
+	SMTP_TLS_REQUIRED,
+	SMTP_TLS_DISABLED,
+	SMTP_TLS_REQUIRED_INSECURE,
+};
 
 struct smtp_client_config {
 	/* identity */
@@ -35,6 +46,7 @@ struct smtp_client_config {
 	enum smtp_tls_mode tls;
 	bool skip_tls; /* opportunistic TLS failed recently here: go plain */
 	SSL_CTX *tls_ctx;
+	const char *tls_ca_file; /* trusted roots for verification; NULL: the system's */
 	int max_deliveries;
 	double connect_timeout, banner_timeout, ehlo_timeout, mail_timeout, rcpt_timeout,
 		data_timeout, idle_timeout;

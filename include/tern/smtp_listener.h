@@ -19,6 +19,7 @@
 
 #include "tern/cidr.h"
 #include "tern/penalty.h"
+#include "tern/tls.h"
 #include "tern/util.h"
 #include "tern/util_map.h"
 
@@ -52,6 +53,7 @@ struct smtp_listener_config {
 	char *tls_ciphers;	/* NULL: TLS_SERVER_CIPHERS */
 	char *tls_ciphersuites; /* NULL: TLS_SERVER_CIPHERSUITES */
 	int tls_min_version;	/* 0: TLS 1.2 */
+	double tls_reload_interval; /* seconds between checks of the certificate files */
 	bool require_tls;
 	bool fix_line_endings; /* invalid_line_endings = 'fix' */
 	/* Limits against slow, brute-forcing and erring clients (smtp_server). */
@@ -61,6 +63,15 @@ struct smtp_listener_config {
 	double auth_failure_delay;
 	struct penalty_rule auth_failures_per_ip;
 	enum smtp_long_lines long_lines;
+	/*
+	 * PROXY protocol (v1 and v2): peers in proxy_trusted open with a header
+	 * naming the client; others are closed when proxy_required, served as
+	 * themselves otherwise.
+	 */
+	bool proxy_protocol;
+	bool proxy_required;
+	struct cidr *proxy_trusted;
+	size_t n_proxy_trusted;
 };
 
 /* A listener's presence on one shard: its socket and the sessions it accepted. */
@@ -76,7 +87,8 @@ struct listener_shard {
 
 struct smtp_listener {
 	struct smtp_listener_config cfg;
-	SSL_CTX *tls;
+	struct tls_server *tls;
+	ev_timer tls_check; /* on shard 0: the certificate files changed? */
 	struct listener_shard *shards;
 	int n_shards;
 	atomic_int connections;

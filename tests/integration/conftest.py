@@ -22,6 +22,8 @@ TERND = os.path.join(BUILD, "ternd")
 TERN = os.path.join(BUILD, "tern")
 # A policy without tern.dns.configure must never reach the system's resolvers.
 os.environ.setdefault("TERN_DNS_SERVERS", "127.0.0.1:9")
+# Tests run as root in CI containers, which ternd refuses without --user or this.
+os.environ.setdefault("TERN_ALLOW_ROOT", "1")
 
 
 def free_port(host="127.0.0.1"):

@@ -231,3 +231,28 @@ def test_https_listener_certificate_expiry(ternd, ports, tmp_path):
     samples = fams["tern_tls_certificate_expiry_timestamp_seconds"].samples
     assert [(s.labels, s.value) for s in samples] == [
         ({"listener": f"127.0.0.1:{ports[1]}"}, cert_not_after(cert))]
+
+
+def test_tls_expiry_follows_a_certificate_reload(ternd, ports, tmp_path):
+    # The gauge must show the certificate in service, not the one read at start-up.
+    from test_tls_reload import install, make_cert_days
+    live, new = tmp_path / "live", tmp_path / "new"
+    live.mkdir()
+    new.mkdir()
+    cert, key = make_cert_days(live, "mx.test", 2)
+    ternd("tern.on('init', function()\n"
+          "  tern.define_spool { path = '{dir}/spool' }\n"
+          "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mx.test', %s,\n"
+          "                              tls_reload_interval = '1s' }\n"
+          "  tern.start_http_listener { listen = '127.0.0.1:{port2}' }\n"
+          "end)\n" % tls.listener_options(cert, key))
+    listener = f"127.0.0.1:{ports[0]}"
+    before = total(scrape(ports[1]), "tern_tls_certificate_expiry_timestamp_seconds",
+                   listener=listener)
+    assert before == cert_not_after(cert)
+    make_cert_days(new, "mx.test", 90)
+    install(new, cert, key)
+    after = cert_not_after(cert)
+    assert after > before + 80 * 86400
+    assert wait_for(lambda: total(scrape(ports[1]), "tern_tls_certificate_expiry_timestamp_seconds",
+                                  listener=listener) == after)

@@ -134,3 +134,15 @@ def test_tsan_sees_no_race_in_tern_code_under_concurrent_sessions(tmp_path, port
     assert races == []
     # TSan exits 66 when it reported anything, even outside core/.
     assert rc == 0, err_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_policy_error_at_load_exits_1_not_a_crash(tmp_path, threads):
+    # Regression: with more than one shard, a policy that failed to load on the first
+    # shard left the others unset, and freeing them crashed ternd (SIGSEGV, status 139).
+    policy = tmp_path / "broken.lua"
+    policy.write_text("error('broken on purpose')\n")
+    r = subprocess.run([TERND, "--policy", str(policy), "--threads", str(threads)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "broken on purpose" in r.stderr

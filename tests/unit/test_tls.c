@@ -217,6 +217,55 @@ test_days_left(void **state)
 	SSL_CTX_free(plain);
 }
 
+static void
+count_server(const char *cert, time_t not_after, void *arg)
+{
+	++*(int *)arg;
+}
+
+/* Regression: listener certificates were never re-read once loaded. */
+static void
+test_server_reload(void **state)
+{
+	char cert[160], key[160];
+	struct tls_server *ts;
+	struct tern_err err;
+	SSL_CTX *before, *after;
+	int n = 0;
+
+	snprintf(cert, sizeof(cert), "%s/reload.pem", dir);
+	snprintf(key, sizeof(key), "%s/reload.key", dir);
+	assert_int_equal(sh("cp %s %s && cp %s %s", cert_file, cert, key_file, key), 0);
+	ts = tls_server_new(cert, key, NULL, &err);
+	assert_non_null(ts);
+	assert_true(llabs((long long)(tls_server_not_after(ts) - time(NULL) - 2 * 86400)) < 60);
+	assert_int_equal(tls_server_check(ts, false, &err), 0);
+	tls_server_foreach(count_server, &n);
+	assert_int_equal(n, 1);
+	before = tls_server_get(ts);
+
+	/* A corrupt replacement keeps the old context, and is not retried until it changes. */
+	assert_int_equal(sh("cp %s %s", junk_file, cert), 0);
+	assert_true(tls_server_check(ts, false, &err) < 0);
+	assert_non_null(strstr(err.msg, "tls_certificate"));
+	assert_int_equal(tls_server_check(ts, false, &err), 0);
+	after = tls_server_get(ts);
+	assert_ptr_equal(before, after);
+	SSL_CTX_free(after);
+
+	assert_int_equal(sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+			    "-days 90 -subj /CN=new -keyout %s -out %s 2>/dev/null",
+			    key, cert),
+			 0);
+	assert_int_equal(tls_server_check(ts, false, &err), 1);
+	after = tls_server_get(ts);
+	assert_ptr_not_equal(before, after);
+	assert_true(tls_server_not_after(ts) - time(NULL) > 89 * 86400);
+	SSL_CTX_free(after);
+	SSL_CTX_free(before); /* still valid: our reference kept it alive across the swap */
+	tls_server_free(ts);
+}
+
 struct pair {
 	struct ev_loop *loop;
 	struct end s, c;
@@ -633,6 +682,7 @@ main(void)
 	    cmocka_unit_test(test_ctx_errors),
 	    cmocka_unit_test(test_server_options),
 	    cmocka_unit_test(test_days_left),
+	    cmocka_unit_test(test_server_reload),
 	    cmocka_unit_test(test_handshake_exchange),
 	    cmocka_unit_test(test_tls12),
 	    cmocka_unit_test(test_bulk_both_ways),
