@@ -57,7 +57,7 @@ $(BUILD)/ternd: $(BUILD)/core/ternd.o $(BUILD)/libtern.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tern: $(BUILD)/core/tern.o $(BUILD)/libtern.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs libcurl)
 
 # Convenience links at the top: ./ternd and ./tern are the last build.
 ternd tern: %: $(BUILD)/%

@@ -200,7 +200,7 @@ static const struct {
     {METRICS_DELIVERED, "tern_messages_delivered_total", "Messages delivered (Delivery records)."},
     {METRICS_TRANSIENT, "tern_messages_transient_failures_total",
      "Delivery attempts that failed temporarily (TransientFailure records)."},
-    {METRICS_BOUNCED, "tern_messages_bounced_total", "Messages bounced (Bounce records)."},
+    {METRICS_BOUNCED, "tern_messages_bounced_total", "Messages bounced (Bounce and AdminBounce records)."},
     {METRICS_EXPIRED, "tern_messages_expired_total", "Messages expired (Expiration records)."},
 };
 

@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,14 @@ struct coro_pool {
 	size_t running;
 };
 
+/*
+ * Structs of freed pools, kept for the next pool to reuse with their
+ * generation: a session may still hold a ref into a pool an epoch retired,
+ * and that ref must find valid memory and a different generation.
+ */
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct coro *spare;
+
 /* The coroutine being resumed on this thread, for bindings to find. */
 static __thread struct coro *coro_current;
 
@@ -88,7 +97,32 @@ coro_destroy(struct coro *c)
 	ev_timer_stop(c->pool->loop, &c->deadline);
 	ev_timer_stop(c->pool->loop, &c->wait_deadline);
 	luaL_unref(c->pool->L, LUA_REGISTRYINDEX, c->ref);
-	free(c); c = NULL;
+	c->gen++;
+	c->running = false;
+	pthread_mutex_lock(&spare_mu);
+	c->next_free = spare;
+	spare = c;
+	pthread_mutex_unlock(&spare_mu);
+}
+
+/* A struct for a new coroutine: a spare one (its generation kept) or a new one. */
+static struct coro *
+coro_alloc(void)
+{
+	struct coro *c;
+	uint32_t gen;
+
+	pthread_mutex_lock(&spare_mu);
+	c = spare;
+	if (c)
+		spare = c->next_free;
+	pthread_mutex_unlock(&spare_mu);
+	if (c == NULL)
+		return calloc(1, sizeof(*c));
+	gen = c->gen;
+	memset(c, 0, sizeof(*c));
+	c->gen = gen;
+	return c;
 }
 
 /*
@@ -132,7 +166,7 @@ static void coro_wait_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents
 static struct coro *
 coro_create(struct coro_pool *pool)
 {
-	struct coro *c = calloc(1, sizeof(*c));
+	struct coro *c = coro_alloc();
 
 	if (c == NULL)
 		return NULL;

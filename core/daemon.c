@@ -16,20 +16,56 @@ struct entry {
 	struct daemon_service svc;
 	char *name;
 	bool opened;
+	bool added;   /* pending: opened by this reload */
+	bool retired; /* live: removed by a reload, what it started finishes */
 };
 
-static struct entry services[DAEMON_MAX_SERVICES];
-static int n_services;
+struct service_list {
+	struct entry e[DAEMON_MAX_SERVICES];
+	int n;
+};
+
+static struct service_list live, pending;
+/* Where daemon_add_service registers: live, or pending during a reload's init. */
+static struct service_list *target = &live;
+
+static struct entry *
+list_find(struct service_list *l, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->e[i].name, name) == 0)
+			return &l->e[i];
+	return NULL;
+}
 
 static struct entry *
 find_entry(const char *name)
 {
-	int i;
+	return list_find(&live, name);
+}
 
-	for (i = 0; i < n_services; i++)
-		if (strcmp(services[i].name, name) == 0)
-			return &services[i];
-	return NULL;
+static bool
+is_fixed(const struct daemon_service *svc)
+{
+	return svc->rank == DAEMON_RANK_STORAGE ||
+	       (svc->rank == DAEMON_RANK_LISTENERS && svc->retire == NULL);
+}
+
+/* On reload, a fixed service must be the one running: say so where init defines it. */
+static int
+check_unchanged(const struct daemon_service *svc, struct tern_err *err)
+{
+	struct entry *cur = find_entry(svc->name);
+
+	if (target != &pending || !is_fixed(svc))
+		return 0;
+	if (cur && (cur->svc.same == NULL || cur->svc.same(cur->svc.cfg, svc->cfg)))
+		return 0;
+	tern_err_set(err, 0, "", "the %s cannot change on reload (restart ternd to change it)",
+		     svc->name);
+	return -EINVAL;
 }
 
 int
@@ -37,15 +73,17 @@ daemon_add_service(const struct daemon_service *svc, struct tern_err *err)
 {
 	struct entry *e;
 
-	if (find_entry(svc->name) != NULL) {
+	if (list_find(target, svc->name) != NULL) {
 		tern_err_set(err, 0, "", "%s is already defined", svc->name);
 		return -EEXIST;
 	}
-	if (n_services == DAEMON_MAX_SERVICES) {
+	if (target->n == DAEMON_MAX_SERVICES) {
 		tern_err_set(err, 0, "", "too many services (at most %d)", DAEMON_MAX_SERVICES);
 		return -ENOSPC;
 	}
-	e = &services[n_services++];
+	if (check_unchanged(svc, err) < 0)
+		return -EINVAL;
+	e = &target->e[target->n++];
 	e->svc = *svc;
 	e->name = xstrdup(svc->name);
 	e->svc.name = e->name;
@@ -66,8 +104,8 @@ daemon_open_rank(enum daemon_rank rank, struct tern_err *err)
 {
 	int i;
 
-	for (i = 0; i < n_services; i++) {
-		struct entry *e = &services[i];
+	for (i = 0; i < live.n; i++) {
+		struct entry *e = &live.e[i];
 
 		if (e->svc.rank != rank || e->opened)
 			continue;
@@ -96,8 +134,8 @@ daemon_close_services(void)
 	int rank, i;
 
 	for (rank = DAEMON_RANK_LISTENERS; rank >= DAEMON_RANK_STORAGE; rank--) {
-		for (i = n_services - 1; i >= 0; i--) {
-			struct entry *e = &services[i];
+		for (i = live.n - 1; i >= 0; i--) {
+			struct entry *e = &live.e[i];
 
 			if ((int)e->svc.rank == rank && e->opened && e->svc.close)
 				e->svc.close(e->svc.cfg);
@@ -107,15 +145,125 @@ daemon_close_services(void)
 	}
 }
 
-void
-daemon_free_config(void)
+static void
+list_free(struct service_list *l)
 {
 	int i;
 
-	for (i = 0; i < n_services; i++) {
-		if (services[i].svc.free)
-			services[i].svc.free(services[i].svc.cfg);
-		free(services[i].name);
+	for (i = 0; i < l->n; i++) {
+		if (l->e[i].svc.free)
+			l->e[i].svc.free(l->e[i].svc.cfg);
+		free(l->e[i].name);
 	}
-	n_services = 0;
+	l->n = 0;
+}
+
+void
+daemon_free_config(void)
+{
+	list_free(&live);
+}
+
+void
+daemon_reload_begin(void)
+{
+	list_free(&pending);
+	target = &pending;
+}
+
+int
+daemon_reload_check(struct tern_err *err)
+{
+	int i;
+
+	for (i = 0; i < live.n; i++) {
+		if (is_fixed(&live.e[i].svc) && list_find(&pending, live.e[i].name) == NULL) {
+			tern_err_set(err, 0, "",
+				     "init no longer defines the %s, which cannot change on reload "
+				     "(restart ternd to change it)",
+				     live.e[i].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static bool
+is_new_listener(const struct entry *e)
+{
+	return e->svc.retire != NULL && find_entry(e->name) == NULL;
+}
+
+static void
+close_added(void)
+{
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		if (pending.e[i].added) {
+			pending.e[i].svc.close(pending.e[i].svc.cfg);
+			pending.e[i].added = false;
+		}
+	}
+}
+
+int
+daemon_reload_open(struct tern_err *err)
+{
+	int i, n_new = 0;
+
+	for (i = 0; i < pending.n; i++)
+		n_new += is_new_listener(&pending.e[i]);
+	if (live.n + n_new > DAEMON_MAX_SERVICES) {
+		tern_err_set(err, 0, "", "too many listeners added over reloads (at most %d services)",
+			     DAEMON_MAX_SERVICES);
+		return -ENOSPC;
+	}
+	for (i = 0; i < pending.n; i++) {
+		struct entry *e = &pending.e[i];
+
+		if (!is_new_listener(e))
+			continue;
+		e->added = true; /* close() undoes a partial open too */
+		if (e->svc.open(e->svc.cfg, err) < 0) {
+			close_added();
+			return -EINVAL;
+		}
+		log_info("ternd", "opened %s", e->name);
+	}
+	return 0;
+}
+
+void
+daemon_reload_retire(void)
+{
+	int i;
+
+	for (i = 0; i < live.n; i++) {
+		struct entry *e = &live.e[i];
+
+		if (e->svc.retire && !e->retired && list_find(&pending, e->name) == NULL) {
+			e->svc.retire(e->svc.cfg);
+			e->retired = true;
+			log_info("ternd", "closed %s (sessions in progress finish)", e->name);
+			/* Its name is free again: a later reload may add the address anew. */
+			e->name[0] = '\0';
+		}
+	}
+	for (i = 0; i < pending.n; i++) {
+		if (pending.e[i].added) {
+			live.e[live.n] = pending.e[i];
+			live.e[live.n].added = false;
+			live.e[live.n++].opened = true;
+			pending.e[i].svc.free = NULL; /* live owns it now */
+			pending.e[i].name = NULL;
+		}
+	}
+}
+
+void
+daemon_reload_end(void)
+{
+	list_free(&pending);
+	target = &live;
 }

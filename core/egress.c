@@ -11,6 +11,7 @@
  * memoised per shard.
  */
 #include "tern/egress.h"
+#include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/log.h"
@@ -36,6 +37,8 @@
 
 /* How long an opportunistic TLS failure sends a path to plain text. */
 #define EGRESS_TLS_BROKEN_SECS 600
+/* Seconds between looks at whether a suspended path may send again. */
+#define EGRESS_SUSPEND_RECHECK_SECS 1.0
 
 struct pool {
 	struct egress_pool_cfg cfg;
@@ -53,6 +56,7 @@ struct ready_queue {
 	char pool[64];
 	struct egress_source_cfg source;
 	struct egress_path_cfg path;
+	uint64_t path_epoch; /* the config epoch path was asked in */
 	struct egress_route route;
 	struct smtp_client_config ccfg;
 	struct queue_msg *head, *tail;
@@ -62,6 +66,7 @@ struct ready_queue {
 	struct client_link *clients;
 	ev_timer wake;
 	double tls_broken_until;
+	struct util_rate sent; /* messages handed to connections */
 };
 
 struct egress_shard {
@@ -69,6 +74,7 @@ struct egress_shard {
 	struct map pools;   /* name -> struct pool */
 	struct map sources; /* name -> struct egress_source_cfg */
 	struct map ready;   /* "source|site" -> struct ready_queue */
+	uint64_t cfg_epoch; /* the config epoch pools and sources were asked in */
 	SSL_CTX *tls;
 	bool ready_state;
 	bool closed;
@@ -235,12 +241,27 @@ egress_pool_cfg_deinit(struct egress_pool_cfg *c)
 
 /* ---- config hooks ---------------------------------------------------------------------------- */
 
+/* Pools and sources are memoised per config epoch: a new epoch asks again. */
+static void
+forget_stale_config(struct egress_shard *es)
+{
+	if (es->cfg_epoch == config_epoch(es->shard))
+		return;
+	map_deinit(&es->pools, pool_free);
+	map_deinit(&es->sources, free);
+	map_init(&es->pools);
+	map_init(&es->sources);
+	es->cfg_epoch = config_epoch(es->shard);
+}
+
 static struct pool *
 get_pool(struct egress_shard *es, const char *name, struct tern_err *err)
 {
-	struct pool *p = map_get(&es->pools, name);
+	struct pool *p;
 	int rc;
 
+	forget_stale_config(es);
+	p = map_get(&es->pools, name);
 	if (p)
 		return p;
 	p = calloc(1, sizeof(*p));
@@ -269,9 +290,11 @@ nomem:
 static struct egress_source_cfg *
 get_source(struct egress_shard *es, const char *name, struct tern_err *err)
 {
-	struct egress_source_cfg *s = map_get(&es->sources, name);
+	struct egress_source_cfg *s;
 	int rc;
 
+	forget_stale_config(es);
+	s = map_get(&es->sources, name);
 	if (s)
 		return s;
 	s = calloc(1, sizeof(*s));
@@ -326,6 +349,46 @@ ready_wake_in(struct ready_queue *rq, double secs)
 	ev_timer_start(rq->es->shard->loop, &rq->wake);
 }
 
+static void ready_client_config(struct ready_queue *rq);
+
+/*
+ * The path's config, asked again in each new config epoch. Unchanged rates
+ * keep their throttles' state, so a reload makes no burst; a changed one
+ * starts afresh at once. Connections already open keep their settings.
+ */
+static void
+ready_refresh(struct ready_queue *rq)
+{
+	struct egress_path_cfg next;
+	struct tern_err err;
+	uint64_t epoch = config_epoch(rq->es->shard);
+
+	if (rq->path_epoch == epoch)
+		return;
+	rq->path_epoch = epoch;
+	memset(&next, 0, sizeof(next));
+	if (config_path(rq->es->shard, rq->route.domain, rq->source.name, rq->route.site, &next,
+			&err) < 0) {
+		log_warn("egress", "%s: path config: %s; keeping the previous one", rq->key, err.msg);
+		return;
+	}
+	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
+	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
+	rq->path = next;
+	if (rq->n_conns == 0)
+		ready_client_config(rq);
+}
+
+/* An operator suspended this path (admin suspend-ready-q): its messages wait; look again each second. */
+static bool
+ready_suspended(struct ready_queue *rq)
+{
+	if (admin_match_ready(rq->source.name, rq->route.site) == NULL)
+		return false;
+	ready_wake_in(rq, EGRESS_SUSPEND_RECHECK_SECS);
+	return true;
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -333,8 +396,9 @@ ready_take(void *arg, struct smtp_client *c)
 	struct queue_msg *m = rq->head;
 	double wait;
 
-	if (m == NULL)
+	if (m == NULL || ready_suspended(rq))
 		return NULL;
+	ready_refresh(rq);
 	wait = throttle_take(&rq->msg_rate, util_now());
 	if (wait > 0) {
 		ready_wake_in(rq, wait);
@@ -345,6 +409,7 @@ ready_take(void *arg, struct smtp_client *c)
 		rq->tail = NULL;
 	m->next = NULL;
 	rq->n_msgs--;
+	util_rate_tick(&rq->sent, util_now());
 	return m;
 }
 
@@ -413,7 +478,7 @@ ready_pump(struct ready_queue *rq)
 {
 	struct client_link *l, *next;
 
-	if (rq->es->shard->stopping)
+	if (rq->es->shard->stopping || ready_suspended(rq))
 		return;
 	for (l = rq->clients; l && rq->head; l = next) {
 		next = l->next;
@@ -493,6 +558,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 		free(rq);
 		return NULL;
 	}
+	rq->path_epoch = config_epoch(es->shard);
 	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
@@ -543,6 +609,7 @@ submit_task(void *arg)
 		rq->route = req->route; /* DNS may have moved; adopt it between connections */
 		ready_client_config(rq);
 	}
+	ready_refresh(rq);
 	if (rq->tail)
 		rq->tail->next = req->m;
 	else
@@ -561,6 +628,22 @@ ready_shard_for(const char *source, const char *site)
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 
+/* The pool's next source, skipping those whose path to site an operator suspended while others remain. */
+static int
+pool_pick(struct pool *pool, const char *site)
+{
+	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
+	size_t i, n_skip = 0;
+	int pick;
+
+	for (i = 0; skip && i < pool->cfg.n; i++)
+		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
+			n_skip++;
+	pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	free(skip);
+	return pick;
+}
+
 void
 egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_route *route)
 {
@@ -574,7 +657,7 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		fail_transient(m, route->site, pool_name, NULL, err.msg);
 		return;
 	}
-	pick = wrr_next(&pool->wrr, NULL);
+	pick = pool_pick(pool, route->site);
 	req = malloc(sizeof(*req));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");
@@ -588,4 +671,79 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		free(req);
 		fail_transient(m, route->site, pool_name, NULL, "shutting down");
 	}
+}
+
+static void
+summary_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_str(out, "{\"name\":");
+	buf_append_json_string(out, name, strlen(name));
+	buf_printf(out, ",\"source\":");
+	buf_append_json_string(out, rq->source.name, strlen(rq->source.name));
+	buf_printf(out, ",\"site\":");
+	buf_append_json_string(out, rq->route.site, strlen(rq->route.site));
+	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
+		   "\"max_message_rate\":%g,\"suspended\":%s,\"rate\":%.3f}",
+		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
+		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false",
+		   util_rate_get(&rq->sent, util_now()));
+}
+
+int
+egress_summary_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, summary_ready, out);
+	return 0;
+}
+
+/* A ready queue's notable states, as KumoMTA's ready-q-states names them. */
+static void
+states_ready(const char *key, void *value, void *arg)
+{
+	struct ready_queue *rq = value;
+	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route.site);
+	bool limited = rq->head != NULL && rq->n_conns >= rq->path.connection_limit;
+	struct buf *out = arg;
+	char name[700];
+
+	(void)key;
+	if (r == NULL && !limited)
+		return;
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_json_string(out, name, strlen(name));
+	buf_append_str(out, ":{");
+	if (r != NULL) {
+		buf_append_str(out, "\"suspended\":{\"context\":");
+		buf_append_json_string(out, r->reason, strlen(r->reason));
+		buf_printf(out, ",\"expires\":%.3f}%s", r->expires, limited ? "," : "");
+	}
+	if (limited)
+		buf_printf(out, "\"connection_limited\":{\"context\":\"%d of %d connections, %zu "
+			   "messages waiting\"}", rq->n_conns, rq->path.connection_limit, rq->n_msgs);
+	buf_append_char(out, '}');
+}
+
+int
+egress_states_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+
+	if (self == NULL || egress_shards[self->id].closed || !egress_shards[self->id].ready_state)
+		return 0;
+	map_foreach(&egress_shards[self->id].ready, states_ready, out);
+	return 0;
 }

@@ -90,6 +90,7 @@ struct http_request {
 	bool hook_running;
 	http_abort_fn abort_fn;
 	void *abort_arg;
+	bool holds_stop; /* an answer given later is being sent: the shard's stop waits for it */
 	struct http_request *prev, *next;
 };
 
@@ -210,6 +211,9 @@ request_set_response(struct http_request *req, unsigned status, struct MHD_Respo
 	req->state = HTTP_REQ_ANSWERED;
 	req->abort_fn = NULL;
 	if (req->suspended) {
+		/* Without this the loop could end, and MHD close the connection, before it is sent. */
+		req->holds_stop = true;
+		shard_busy_inc(http_request_shard(req));
 		req->suspended = false;
 		MHD_resume_connection(req->conn);
 		http_kick(req->hs);
@@ -317,6 +321,8 @@ request_free(struct http_request *req)
 		coro_cancel(&req->hook);
 	if (req->response)
 		MHD_destroy_response(req->response);
+	if (req->holds_stop)
+		shard_busy_dec(http_request_shard(req));
 	buf_deinit(&req->body);
 	if (req->prev)
 		req->prev->next = req->next;

@@ -11,6 +11,7 @@
 #include "tern/lua_ctx.h"
 #include "tern/lua_options.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,7 +43,56 @@ conn_release(struct conn_info *ci)
 	lua_pop(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, ci->handle_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, ci->meta_ref);
+	lua_ctx_pin(L, -1);
 	ci->lua_state = NULL;
+}
+
+static bool
+is_scalar(lua_State *L, int idx)
+{
+	int t = lua_type(L, idx);
+
+	return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
+}
+
+static void
+xmove_scalar(lua_State *from, int idx, lua_State *to)
+{
+	if (lua_type(from, idx) == LUA_TSTRING) {
+		size_t n;
+		const char *v = lua_tolstring(from, idx, &n);
+
+		lua_pushlstring(to, v, n);
+	} else if (lua_type(from, idx) == LUA_TNUMBER) {
+		lua_pushnumber(to, lua_tonumber(from, idx));
+	} else {
+		lua_pushboolean(to, lua_toboolean(from, idx));
+	}
+}
+
+/*
+ * The session began under an earlier policy epoch (a reload came between
+ * its hooks): its metadata moves into L's state, as far as it is made of
+ * strings, numbers and booleans (tables and functions of the old state
+ * cannot cross), and the old state lets go of it.
+ */
+static void
+move_meta(struct conn_info *ci, lua_State *L)
+{
+	lua_State *old = ci->lua_state;
+
+	lua_rawgeti(old, LUA_REGISTRYINDEX, ci->meta_ref);
+	lua_pushnil(old);
+	while (lua_next(old, -2) != 0) {
+		if (is_scalar(old, -2) && is_scalar(old, -1)) {
+			xmove_scalar(old, -2, L);
+			xmove_scalar(old, -1, L);
+			lua_rawset(L, -3);
+		}
+		lua_pop(old, 1);
+	}
+	lua_pop(old, 1);
+	conn_release(ci);
 }
 
 void
@@ -50,20 +100,24 @@ lua_conn_push(lua_State *L, struct conn_info *ci)
 {
 	struct conn_info **handle;
 
-	if (ci->lua_state) {
+	if (ci->lua_state == lua_ctx_main(L)) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ci->handle_ref);
 		return;
 	}
+	lua_newtable(L);
+	if (ci->lua_state)
+		move_meta(ci, L);
 	handle = lua_newuserdata(L, sizeof(*handle));
 	*handle = ci;
 	luaL_getmetatable(L, CONN_MT);
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, -1);
 	ci->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_newtable(L);
+	lua_insert(L, -2); /* the handle under the metadata table */
 	ci->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	ci->lua_state = lua_ctx_main(L);
 	ci->release = conn_release;
+	lua_ctx_pin(L, 1);
 }
 
 static struct conn_info *

@@ -8,6 +8,7 @@
 
 #define LUA_CTX_MAIN_KEY "tern.main_state"
 #define LUA_CTX_SHARD_KEY "tern.shard"
+#define LUA_CTX_PINS_KEY "tern.pins"
 
 void
 lua_ctx_set(lua_State *L, struct shard *shard)
@@ -38,4 +39,22 @@ lua_ctx_shard(lua_State *L)
 	shard = lua_touserdata(L, -1);
 	lua_pop(L, 1);
 	return shard;
+}
+
+int
+lua_ctx_pins(lua_State *L)
+{
+	int n;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_CTX_PINS_KEY);
+	n = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	return n;
+}
+
+void
+lua_ctx_pin(lua_State *L, int delta)
+{
+	lua_pushinteger(L, lua_ctx_pins(L) + delta);
+	lua_setfield(L, LUA_REGISTRYINDEX, LUA_CTX_PINS_KEY);
 }

@@ -22,6 +22,19 @@
 static const char *const path_timeouts[] = {"connect_timeout", "banner_timeout", "ehlo_timeout",
 					    "mail_timeout",    "rcpt_timeout",   "data_timeout",
 					    "idle_timeout",    NULL};
+#define PATH_N_TIMEOUTS (TERN_ARRAY_LEN(path_timeouts) - 1)
+
+/* The fields of c named by path_timeouts, in that order. */
+static void
+path_timeout_fields(struct egress_path_cfg *c, double *out[PATH_N_TIMEOUTS])
+{
+	double *fields[PATH_N_TIMEOUTS] = {&c->connect_timeout, &c->banner_timeout,
+					   &c->ehlo_timeout,    &c->mail_timeout,
+					   &c->rcpt_timeout,    &c->data_timeout,
+					   &c->idle_timeout};
+
+	memcpy(out, fields, sizeof(fields));
+}
 
 static int
 parse_source_address(const char *text, struct egress_source_cfg *c)
@@ -259,13 +272,12 @@ lua_egress_make_path(lua_State *L)
 int
 lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct tern_err *err)
 {
-	double *timeouts[] = {&out->connect_timeout, &out->banner_timeout, &out->ehlo_timeout,
-			      &out->mail_timeout,    &out->rcpt_timeout,   &out->data_timeout,
-			      &out->idle_timeout};
+	double *timeouts[PATH_N_TIMEOUTS];
 	const char *tls, *ehlo, *ca;
 	size_t i;
 
 	egress_path_defaults(out);
+	path_timeout_fields(out, timeouts);
 	if (!has_mt(L, idx, PATH_MT)) {
 		tern_err_set(err, 451, "4.3.5", "get_egress_path_config must return tern.make_egress_path{...}");
 		return -EINVAL;
@@ -276,7 +288,7 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	out->max_deliveries_per_connection = (int)lua_options_field_number(
 		L, idx, "max_deliveries_per_connection", out->max_deliveries_per_connection);
 	out->smtp_port = (int)lua_options_field_number(L, idx, "smtp_port", out->smtp_port);
-	for (i = 0; i < TERN_ARRAY_LEN(timeouts); i++)
+	for (i = 0; i < PATH_N_TIMEOUTS; i++)
 		*timeouts[i] = lua_options_field_number(L, idx, path_timeouts[i], *timeouts[i]);
 	tls = lua_options_field_string(L, idx, "enable_tls");
 	if (tls && strcmp(tls, "required") == 0)
@@ -292,10 +304,56 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	return 0;
 }
 
+static const char *
+tls_mode_name(enum smtp_tls_mode m)
+{
+	switch (m) {
+	case SMTP_TLS_REQUIRED: return "required";
+	case SMTP_TLS_DISABLED: return "disabled";
+	case SMTP_TLS_REQUIRED_INSECURE: return "required_insecure";
+	default: return "opportunistic";
+	}
+}
+
+/*
+ * tern.egress_path_defaults() -> the values a path has where policy leaves a
+ * field out (rates per second, 0 = unlimited; durations in seconds), so that
+ * tools such as `tern policy explain` show the engine's own defaults.
+ */
+static int
+lua_egress_path_defaults(lua_State *L)
+{
+	struct egress_path_cfg c;
+	double *timeouts[PATH_N_TIMEOUTS];
+	size_t i;
+
+	egress_path_defaults(&c);
+	path_timeout_fields(&c, timeouts);
+	lua_createtable(L, 0, 14);
+	lua_pushinteger(L, c.connection_limit);
+	lua_setfield(L, -2, "connection_limit");
+	lua_pushnumber(L, c.max_message_rate);
+	lua_setfield(L, -2, "max_message_rate");
+	lua_pushnumber(L, c.max_connection_rate);
+	lua_setfield(L, -2, "max_connection_rate");
+	lua_pushinteger(L, c.max_deliveries_per_connection);
+	lua_setfield(L, -2, "max_deliveries_per_connection");
+	lua_pushstring(L, tls_mode_name(c.tls));
+	lua_setfield(L, -2, "enable_tls");
+	lua_pushinteger(L, c.smtp_port);
+	lua_setfield(L, -2, "smtp_port");
+	for (i = 0; i < PATH_N_TIMEOUTS; i++) {
+		lua_pushnumber(L, *timeouts[i]);
+		lua_setfield(L, -2, path_timeouts[i]);
+	}
+	return 1;
+}
+
 void
 lua_egress_open(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
+		{"egress_path_defaults", lua_egress_path_defaults},
 		{"make_egress_source", lua_egress_make_source},
 		{"make_egress_pool", lua_egress_make_pool},
 		{"make_egress_path", lua_egress_make_path},

@@ -5,6 +5,7 @@
  * daemon's service list safe to fill without a lock.
  */
 #include "tern/lua_init.h"
+#include "tern/admin.h"
 #include "tern/daemon.h"
 #include "tern/http_server.h"
 #include "tern/logrec.h"
@@ -52,6 +53,8 @@ spool_service_open(void *arg, struct tern_err *err)
 		return -EIO;
 	reception_set_spool(svc->spool);
 	queue_set_spool(svc->spool);
+	if (admin_open(svc->path, err) < 0)
+		return -EIO;
 	return queue_recover(svc->spool, err) < 0 ? -EIO : 0;
 }
 
@@ -62,6 +65,7 @@ spool_service_close(void *arg)
 
 	reception_set_spool(NULL);
 	queue_set_spool(NULL);
+	admin_close();
 	spool_close(svc->spool);
 	svc->spool = NULL;
 }
@@ -73,6 +77,25 @@ spool_service_free(void *arg)
 
 	free(svc->path);
 	free(svc);
+}
+
+static bool
+floor_same(const struct spool_floor *a, const struct spool_floor *b)
+{
+	return a->percent == b->percent && a->amount == b->amount;
+}
+
+/* A reload must define the very spool that runs (see daemon_reload_begin). */
+static bool
+spool_service_same(const void *a, const void *b)
+{
+	const struct spool_config *x = &((const struct spool_service *)a)->cfg;
+	const struct spool_config *y = &((const struct spool_service *)b)->cfg;
+
+	return strcmp(x->path, y->path) == 0 && x->max_batch == y->max_batch &&
+	       x->partitions == y->partitions &&
+	       floor_same(&x->min_free_space, &y->min_free_space) &&
+	       floor_same(&x->min_free_inodes, &y->min_free_inodes);
 }
 
 /* A free-space floor: "5%" of the filesystem, or an amount ("200M"; inodes: "10000"). */
@@ -96,8 +119,12 @@ lua_init_define_spool(lua_State *L)
 					   "min_free_space", "min_free_inodes", NULL};
 	const char *fname = "tern.define_spool";
 	struct spool_service *svc;
-	struct daemon_service ds = {"spool", DAEMON_RANK_STORAGE, spool_service_open,
-				    spool_service_close, spool_service_free, NULL};
+	struct daemon_service ds = {.name = "spool",
+				    .rank = DAEMON_RANK_STORAGE,
+				    .open = spool_service_open,
+				    .close = spool_service_close,
+				    .free = spool_service_free,
+				    .same = spool_service_same};
 	struct tern_err err;
 	const char *path;
 	double batch, parts;
@@ -202,8 +229,11 @@ lua_init_configure_local_logs(lua_State *L)
 	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
 					   "compression", "meta", "sync", NULL};
 	const char *fname = "tern.configure_local_logs";
-	struct daemon_service ds = {"local logs", DAEMON_RANK_LOGS, logs_service_open,
-				    logs_service_close, logs_service_free, NULL};
+	struct daemon_service ds = {.name = "local logs",
+				    .rank = DAEMON_RANK_LOGS,
+				    .open = logs_service_open,
+				    .close = logs_service_close,
+				    .free = logs_service_free};
 	struct logrec_config *cfg;
 	struct tern_err err;
 	const char *dir, *comp;

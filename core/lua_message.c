@@ -25,16 +25,37 @@
 #define MESSAGE_MT "tern.message"
 #define MESSAGE_OWNER_MT "tern.message.owner"
 
+/* message_free() calls this: the handle raises from now on, and the state lets go of it. */
+static void
+message_release(struct message *m)
+{
+	lua_State *L = m->lua_state;
+	struct message **handle;
+
+	if (m->lua_handle == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, m->lua_handle);
+	handle = lua_touserdata(L, -1);
+	if (handle)
+		*handle = NULL;
+	lua_pop(L, 1);
+	luaL_unref(L, LUA_REGISTRYINDEX, m->lua_handle);
+	lua_ctx_pin(L, -1);
+	m->lua_handle = LUA_NOREF;
+}
+
 void
 lua_message_push(lua_State *L, struct message *m)
 {
 	struct message **handle;
 	lua_State *main_state;
 
-	if (m->lua_handle != LUA_NOREF) {
+	if (m->lua_handle != LUA_NOREF && m->lua_state == lua_ctx_main(L)) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, m->lua_handle);
 		return;
 	}
+	/* Handed to an earlier policy epoch (a reload came in between): that state lets go. */
+	message_release(m);
 	handle = lua_newuserdata(L, sizeof(*handle));
 	*handle = m;
 	luaL_getmetatable(L, MESSAGE_MT);
@@ -44,6 +65,8 @@ lua_message_push(lua_State *L, struct message *m)
 	/* Not L itself: a coroutine may be collected before the message is freed. */
 	main_state = lua_ctx_main(L);
 	m->lua_state = main_state;
+	m->release = message_release;
+	lua_ctx_pin(L, 1);
 }
 
 struct message *

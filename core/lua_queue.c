@@ -121,6 +121,31 @@ lua_queue_make_config(lua_State *L)
 	return 1;
 }
 
+/*
+ * tern.queue_config_defaults() -> the values a queue has where policy leaves
+ * a field out (durations in seconds, rates per second, 0 = unlimited).
+ */
+static int
+lua_queue_config_defaults(lua_State *L)
+{
+	struct queue_config c;
+
+	queue_config_defaults(&c);
+	lua_createtable(L, 0, 5);
+	lua_pushstring(L, c.egress_pool);
+	lua_setfield(L, -2, "egress_pool");
+	lua_pushnumber(L, c.retry_interval);
+	lua_setfield(L, -2, "retry_interval");
+	lua_pushnumber(L, c.max_retry_interval);
+	lua_setfield(L, -2, "max_retry_interval");
+	lua_pushnumber(L, c.max_age);
+	lua_setfield(L, -2, "max_age");
+	lua_pushnumber(L, c.max_message_rate);
+	lua_setfield(L, -2, "max_message_rate");
+	queue_config_deinit(&c);
+	return 1;
+}
+
 void
 lua_queue_open(lua_State *L)
 {
@@ -128,4 +153,6 @@ lua_queue_open(lua_State *L)
 	lua_pop(L, 1);
 	lua_pushcfunction(L, lua_queue_make_config);
 	lua_setfield(L, -2, "make_queue_config");
+	lua_pushcfunction(L, lua_queue_config_defaults);
+	lua_setfield(L, -2, "queue_config_defaults");
 }

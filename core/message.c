@@ -45,23 +45,6 @@ message_size(const struct message *m)
 	return m->data.len ? m->data.len : m->size;
 }
 
-static void
-clear_lua_handle(struct message *m)
-{
-	lua_State *L = m->lua_state;
-	struct message **handle;
-
-	if (m->lua_handle == LUA_NOREF)
-		return;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, m->lua_handle);
-	handle = lua_touserdata(L, -1);
-	if (handle)
-		*handle = NULL;
-	lua_pop(L, 1);
-	luaL_unref(L, LUA_REGISTRYINDEX, m->lua_handle);
-	m->lua_handle = LUA_NOREF;
-}
-
 void
 message_free(struct message *m)
 {
@@ -69,7 +52,8 @@ message_free(struct message *m)
 
 	if (m == NULL)
 		return;
-	clear_lua_handle(m);
+	if (m->release)
+		m->release(m);
 	for (i = 0; i < m->n_meta; i++) {
 		free(m->meta[i].key);
 		free(m->meta[i].json);

@@ -191,6 +191,12 @@ outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 }
 
 void
+outcome_admin_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
+{
+	final_outcome(m, msg, rec, "AdminBounce", false, METRICS_BOUNCED);
+}
+
+void
 outcome_expired(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
 	final_outcome(m, msg, rec, "Expiration", false, METRICS_EXPIRED);

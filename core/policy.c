@@ -13,6 +13,7 @@
 #include "tern/lua_message.h"
 #include "tern/lua_tern.h"
 #include "tern/policy_files.h"
+#include "tern/policy_reload.h"
 #include "tern/shard.h"
 
 #include <errno.h>
@@ -172,8 +173,6 @@ policy_new(struct shard *shard, const struct policy_options *o, struct tern_err 
 		goto fail;
 	if (o->script_path && load_file(p->L, o->script_path, err) < 0)
 		goto fail;
-	if (shard)
-		config_attach(shard, &policy_config_provider, p);
 	return p;
 fail:
 	policy_free(p);
@@ -185,8 +184,6 @@ policy_free(struct policy *p)
 {
 	if (p == NULL)
 		return;
-	if (p->shard)
-		config_attach(p->shard, NULL, NULL);
 	coro_pool_free(p->coros); /* before lua_close: it unanchors its threads */
 	if (p->L)
 		lua_close(p->L);
@@ -350,11 +347,15 @@ policy_hook_push_message(lua_State *co, struct message *m)
 	lua_message_push(co, m);
 }
 
+/* The shard's current policy and those earlier epochs left behind, once its loop has ended. */
 static void
 policy_free_with_shard(struct shard *s, void *arg)
 {
-	policy_free(arg);
+	(void)arg;
+	config_attach(s, NULL, NULL);
+	policy_free(s->policy);
 	s->policy = NULL;
+	policy_epoch_free_retired(s);
 }
 
 int
@@ -367,10 +368,12 @@ policy_attach_shards(const struct policy_options *opts, struct tern_err *err)
 
 		shard_enter(s);
 		s->policy = policy_new(s, opts, err);
-		if (s->policy == NULL)
+		if (s->policy == NULL) {
 			rc = -EINVAL;
-		else
-			shard_on_free(s, policy_free_with_shard, s->policy);
+		} else {
+			config_attach(s, &policy_config_provider, s->policy);
+			shard_on_free(s, policy_free_with_shard, NULL);
+		}
 	}
 	shard_enter(NULL);
 	return rc;

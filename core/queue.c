@@ -5,10 +5,12 @@
  * scheduler decides when; egress decides where and how fast.
  */
 #include "tern/queue.h"
+#include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/egress.h"
 #include "tern/egress_route.h"
+#include "tern/json.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/logrec.h"
@@ -31,6 +33,8 @@
 
 /* Messages taken from the heap per timer tick, so one shard never stalls on a backlog. */
 #define QUEUE_DISPATCH_BATCH 512
+/* Seconds between checks whether a suspended queue's messages may go again. */
+#define QUEUE_RELEASE_INTERVAL 1.0
 
 struct sched_queue {
 	char *name;
@@ -42,6 +46,13 @@ struct sched_queue {
 	struct throttle rate;
 	/* Written once on the owning shard before any message leaves it; read elsewhere after. */
 	double retry_interval, max_retry_interval;
+	/* Messages held by an admin suspension (linked by next), off the heap until it ends. */
+	struct queue_msg *parked;
+	size_t n_parked;
+	struct util_rate dispatched; /* messages routed on to egress */
+	/* Scratch for queue_summary_shard(). */
+	size_t sum_count;
+	uint32_t sum_oldest;
 	uint64_t size; /* messages in the heap now (metrics) */
 };
 
@@ -50,6 +61,8 @@ struct sched_shard {
 	struct heap heap;
 	struct map queues;
 	ev_timer timer;
+	ev_timer release; /* runs while some queue has parked messages */
+	size_t n_parked;
 	bool ready;
 };
 
@@ -102,12 +115,18 @@ msg_set_index(void *e, size_t i)
 }
 
 static void sched_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void sched_release_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void
 sched_queue_free(void *p)
 {
 	struct sched_queue *q = p;
+	struct queue_msg *m;
 
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		free(m);
+	}
 	queue_config_deinit(&q->cfg);
 	free(q->name);
 	free(q);
@@ -119,6 +138,7 @@ sched_exit(struct shard *shard, void *arg)
 	struct sched_shard *ss = arg;
 
 	ev_timer_stop(shard->loop, &ss->timer);
+	ev_timer_stop(shard->loop, &ss->release);
 }
 
 /* Queues are freed only after every shard stopped: other shards hold pointers to them. */
@@ -161,6 +181,9 @@ sched_self(struct shard *shard)
 		map_init(&ss->queues);
 		ev_timer_init(&ss->timer, sched_timer_cb, 0, 0);
 		ss->timer.data = ss;
+		ev_timer_init(&ss->release, sched_release_cb, QUEUE_RELEASE_INTERVAL,
+			      QUEUE_RELEASE_INTERVAL);
+		ss->release.data = ss;
 		shard_on_exit(shard, sched_exit, ss);
 		ss->ready = true;
 	}
@@ -172,7 +195,7 @@ add_queue_size(const char *name, void *value, void *arg)
 {
 	const struct sched_queue *q = value;
 
-	metrics_queue_top_add(arg, name, q->size);
+	metrics_queue_top_add(arg, name, q->size + q->n_parked);
 }
 
 /* Once a second on each shard: publish its scheduled queues' sizes. */
@@ -536,7 +559,10 @@ load_config(struct sched_queue *q, struct tern_err *err)
 	rc = config_queue(q->shard, q->domain, q->tenant, q->campaign, &q->cfg, err);
 	if (rc < 0)
 		return rc;
-	throttle_init(&q->rate, q->cfg.max_message_rate, 1);
+	if (q->have_config)
+		throttle_retune(&q->rate, q->cfg.max_message_rate, 1);
+	else
+		throttle_init(&q->rate, q->cfg.max_message_rate, 1);
 	q->retry_interval = q->cfg.retry_interval;
 	q->max_retry_interval = q->cfg.max_retry_interval;
 	q->have_config = true;
@@ -551,10 +577,330 @@ routed(void *arg, const struct egress_route *route, int code, const char *enhanc
 {
 	struct queue_msg *m = arg;
 
-	if (code == 0)
+	if (code == 0) {
+		util_rate_tick(&m->queue->dispatched, util_now());
 		egress_submit(m, m->queue->cfg.egress_pool, route);
-	else
+	} else
 		outcome_here(m, code, enhanced, text, code >= 500 ? outcome_bounced : outcome_transient);
+}
+
+/* ---- admin rules --------------------------------------------------------------------------- */
+
+static const struct admin_rule *
+queue_rule(const struct sched_queue *q, enum admin_kind kind)
+{
+	return admin_match(kind, q->name, q->domain, q->tenant, q->campaign);
+}
+
+/* An admin bounce settles m now; a suspension parks it in its queue. True when m was taken. */
+static bool
+admin_hold(struct sched_shard *ss, struct queue_msg *m)
+{
+	struct sched_queue *q = m->queue;
+	const struct admin_rule *r = queue_rule(q, ADMIN_BOUNCE);
+	char text[320];
+
+	if (r != NULL) {
+		snprintf(text, sizeof(text), "Administrator bounced with reason: %s", r->reason);
+		outcome_here(m, 551, "5.7.1", text, outcome_admin_bounced);
+		return true;
+	}
+	if (queue_rule(q, ADMIN_SUSPEND) == NULL)
+		return false;
+	m->next = q->parked;
+	q->parked = m;
+	q->n_parked++;
+	ss->n_parked++;
+	if (!ev_is_active(&ss->release))
+		ev_timer_again(ss->shard->loop, &ss->release);
+	return true;
+}
+
+/* Parked messages whose suspension ended (or that an admin bounce now takes) are due now. */
+static void
+release_queue(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct sched_shard *ss = arg;
+	struct queue_msg *m;
+	double now = util_wallclock();
+
+	(void)name;
+	if (q->parked == NULL ||
+	    (queue_rule(q, ADMIN_SUSPEND) != NULL && queue_rule(q, ADMIN_BOUNCE) == NULL))
+		return;
+	ss->n_parked -= q->n_parked;
+	q->n_parked = 0;
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		m->next = NULL;
+		m->due = now;
+		sched_add(ss, m);
+	}
+}
+
+static void
+sched_release_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sched_shard *ss = w->data;
+
+	(void)revents;
+	map_foreach(&ss->queues, release_queue, ss);
+	if (ss->n_parked == 0)
+		ev_timer_stop(loop, w);
+}
+
+typedef bool (*queue_pick_fn)(const struct sched_queue *q, const void *arg);
+
+struct take {
+	queue_pick_fn pick;
+	const void *arg;
+	struct sched_shard *ss;
+	struct queue_msg *chain;
+};
+
+static void
+take_parked(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct take *t = arg;
+	struct queue_msg *m;
+
+	(void)name;
+	if (q->parked == NULL || !t->pick(q, t->arg))
+		return;
+	while ((m = q->parked) != NULL) {
+		q->parked = m->next;
+		m->next = t->chain;
+		t->chain = m;
+	}
+	t->ss->n_parked -= q->n_parked;
+	q->n_parked = 0;
+}
+
+/* Take the messages of every queue pick accepts, waiting or parked: a chain linked by next. */
+static struct queue_msg *
+take_matching(struct sched_shard *ss, queue_pick_fn pick, const void *arg)
+{
+	struct take t = {pick, arg, ss, NULL};
+	struct queue_msg *heaped = NULL, *m;
+	size_t i;
+
+	for (i = 0; i < ss->heap.n; i++) {
+		m = ss->heap.v[i];
+		if (pick(m->queue, arg)) {
+			m->next = heaped;
+			heaped = m;
+		}
+	}
+	/* Removed after the walk: a removal moves other elements around the heap. */
+	while ((m = heaped) != NULL) {
+		heaped = m->next;
+		heap_remove(&ss->heap, m->heap_index);
+		m->next = t.chain;
+		t.chain = m;
+	}
+	map_foreach(&ss->queues, take_parked, &t);
+	return t.chain;
+}
+
+static bool
+pick_bounced(const struct sched_queue *q, const void *arg)
+{
+	(void)arg;
+	return queue_rule(q, ADMIN_BOUNCE) != NULL;
+}
+
+/* Every message an admin bounce matches is due now (and is bounced when dispatched). */
+static void
+sweep_task(void *arg)
+{
+	struct sched_shard *ss;
+	struct queue_msg *m, *chain;
+	double now = util_wallclock();
+
+	(void)arg;
+	if (queue_is_closed())
+		return;
+	ss = sched_self(shard_self());
+	chain = take_matching(ss, pick_bounced, NULL);
+	while ((m = chain) != NULL) {
+		chain = m->next;
+		m->next = NULL;
+		m->due = now;
+		sched_add(ss, m);
+	}
+	sched_arm(ss);
+}
+
+int
+queue_admin_sweep(void)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count(); i++)
+		if (shard_post(shard_get(i), sweep_task, NULL) < 0)
+			rc = -EPIPE;
+	return rc;
+}
+
+/* ---- rebind ------------------------------------------------------------------------------- */
+
+struct rebind {
+	struct admin_rule sel;
+	char *data; /* a JSON object: meta to set */
+	size_t data_len;
+};
+
+static bool
+pick_rebind(const struct sched_queue *q, const void *arg)
+{
+	const struct rebind *rb = arg;
+
+	return admin_rule_matches(&rb->sel, q->name, q->domain, q->tenant, q->campaign);
+}
+
+static int
+set_member(void *arg, const char *key, size_t keylen, const struct json_span *val)
+{
+	if (memchr(key, '\0', keylen) != NULL)
+		return 0;
+	return message_set_meta(arg, key, val->p, val->len);
+}
+
+/* Set m's meta from rb, save it, and queue m again under the queue name its meta now gives. */
+static void
+rebind_one(struct queue_msg *m, const struct rebind *rb)
+{
+	struct message *msg = queue_load(m, false);
+	struct json_span data = {JSON_OBJECT, rb->data, rb->data_len};
+	struct tern_err err;
+	struct buf meta, name;
+
+	if (msg == NULL)
+		return;
+	buf_init(&meta);
+	buf_init(&name);
+	if (json_object_foreach(&data, set_member, msg) < 0 ||
+	    message_encode_spool_meta(msg, &meta) < 0 || message_queue_name(msg, &name) < 0 ||
+	    spool_update_meta(queue_spool_handle, &m->id, meta.data, meta.len, &err) < 0 ||
+	    queue_insert(&m->id, name.data ? name.data : "", m->created, m->attempts,
+			 util_wallclock()) < 0) {
+		log_warn("queue", "rebind failed; the message stays in %s", m->queue->name);
+		m->due = util_wallclock();
+		queue_requeue(m);
+	} else {
+		queue_msg_drop(m);
+	}
+	buf_deinit(&meta);
+	buf_deinit(&name);
+	message_free(msg);
+}
+
+static void
+rebind_task(void *arg)
+{
+	struct rebind *rb = arg;
+	struct queue_msg *m, *chain;
+
+	if (!queue_is_closed()) {
+		chain = take_matching(sched_self(shard_self()), pick_rebind, rb);
+		while ((m = chain) != NULL) {
+			chain = m->next;
+			m->next = NULL;
+			rebind_one(m, rb);
+		}
+		sched_arm(sched_self(shard_self()));
+	}
+	free(rb->data);
+	free(rb);
+}
+
+int
+queue_rebind(const struct admin_rule *sel, const char *data, size_t len)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count(); i++) {
+		struct rebind *rb = malloc(sizeof(*rb));
+
+		if (rb == NULL || (rb->data = malloc(len + 1)) == NULL) {
+			free(rb);
+			return -ENOMEM;
+		}
+		rb->sel = *sel;
+		memcpy(rb->data, data, len);
+		rb->data[len] = '\0';
+		rb->data_len = len;
+		if (shard_post(shard_get(i), rebind_task, rb) < 0) {
+			free(rb->data);
+			free(rb);
+			rc = -EPIPE;
+		}
+	}
+	return rc;
+}
+
+static void
+summary_count(struct queue_msg *m)
+{
+	struct sched_queue *q = m->queue;
+
+	if (q->sum_count++ == 0 || m->created < q->sum_oldest)
+		q->sum_oldest = m->created;
+}
+
+static void
+summary_parked(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct queue_msg *m;
+
+	(void)name;
+	(void)arg;
+	for (m = q->parked; m != NULL; m = m->next)
+		summary_count(m);
+}
+
+static void
+summary_queue(const char *name, void *value, void *arg)
+{
+	struct sched_queue *q = value;
+	struct buf *out = arg;
+	double now = util_wallclock();
+
+	if (q->sum_count == 0)
+		return;
+	if (out->len > 0)
+		buf_append_char(out, ',');
+	buf_append_str(out, "{\"name\":");
+	buf_append_json_string(out, name, strlen(name));
+	buf_append_str(out, ",\"domain\":");
+	buf_append_json_string(out, q->domain, strlen(q->domain));
+	buf_printf(out, ",\"count\":%zu,\"suspended_count\":%zu,\"oldest_age\":%.0f,"
+		   "\"suspended\":%s,\"max_message_rate\":%g,\"rate\":%.3f}",
+		   q->sum_count, q->n_parked, now > q->sum_oldest ? now - q->sum_oldest : 0.0,
+		   queue_rule(q, ADMIN_SUSPEND) ? "true" : "false", q->cfg.max_message_rate,
+		   util_rate_get(&q->dispatched, util_now()));
+	q->sum_count = 0;
+}
+
+int
+queue_summary_shard(struct buf *out)
+{
+	struct shard *self = shard_self();
+	struct sched_shard *ss;
+	size_t i;
+
+	if (self == NULL || sched_shards == NULL || queue_is_closed() ||
+	    !sched_shards[self->id].ready)
+		return 0;
+	ss = &sched_shards[self->id];
+	for (i = 0; i < ss->heap.n; i++)
+		summary_count(ss->heap.v[i]);
+	map_foreach(&ss->queues, summary_parked, NULL);
+	map_foreach(&ss->queues, summary_queue, out);
+	return 0;
 }
 
 static void
@@ -564,6 +910,8 @@ dispatch(struct sched_shard *ss, struct queue_msg *m)
 	struct tern_err err;
 	double wait;
 
+	if (admin_hold(ss, m))
+		return;
 	if (load_config(q, &err) < 0) {
 		outcome_here(m, 451, "4.3.0", err.msg, outcome_transient);
 		return;

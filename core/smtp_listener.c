@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * ESMTP listeners. Each listener has one SO_REUSEPORT socket per shard, so
- * the kernel spreads connections over the shards; the sockets are bound at
- * start-up from the main thread (before the shard loops run), which is what
- * lets a bind failure stop ternd with a clear error.
+ * the kernel spreads connections over the shards; the sockets are bound
+ * from the main thread (at start-up, or by a reload that adds the listener),
+ * which is what lets a bind failure stop ternd, or refuse the reload, with a
+ * clear error. A reload that removes a listener only stops its accepting:
+ * sessions in progress finish, and the listener's memory stays until exit.
  *
  * Out of descriptors, accept() fails while the connection stays in the
  * backlog, so a level-triggered watcher would spin on it forever. Each shard
@@ -426,6 +428,16 @@ listener_tls_open(struct smtp_listener *l, struct tern_err *err)
 	return 0;
 }
 
+static void
+listener_start_shard(void *arg)
+{
+	struct listener_shard *ls = arg;
+
+	ev_io_start(ls->shard->loop, &ls->accept_watcher);
+	shard_on_stop(ls->shard, listener_stop_shard, ls);
+	shard_on_exit(ls->shard, listener_exit_shard, ls);
+}
+
 static int
 listener_open(void *arg, struct tern_err *err)
 {
@@ -459,12 +471,38 @@ listener_open(void *arg, struct tern_err *err)
 		ls->accept_watcher.data = ls;
 		ev_timer_init(&ls->backoff, backoff_cb, LISTENER_BACKOFF, 0.);
 		ls->backoff.data = ls;
-		/* The shard threads have not started yet: their loops are ours to touch. */
-		ev_io_start(ls->shard->loop, &ls->accept_watcher);
-		shard_on_stop(ls->shard, listener_stop_shard, ls);
-		shard_on_exit(ls->shard, listener_exit_shard, ls);
+	}
+	/* Before the shard threads start their loops are ours to touch; after, each starts its own. */
+	for (i = 0; i < l->n_shards; i++) {
+		if (!shards_running())
+			listener_start_shard(&l->shards[i]);
+		else if (shard_post(l->shards[i].shard, listener_start_shard, &l->shards[i]) < 0)
+			log_warn("smtp", "esmtp listener %s: shard %d is stopping", l->cfg.listen, i);
 	}
 	return 0;
+}
+
+/* Stop accepting on this shard; its sessions in progress finish. */
+static void
+listener_retire_shard(void *arg)
+{
+	struct listener_shard *ls = arg;
+
+	ev_io_stop(ls->shard->loop, &ls->accept_watcher);
+	ev_timer_stop(ls->shard->loop, &ls->backoff);
+	if (ls->fd >= 0)
+		close(ls->fd);
+	ls->fd = -1;
+}
+
+static void
+listener_retire(void *arg)
+{
+	struct smtp_listener *l = arg;
+	int i;
+
+	for (i = 0; i < l->n_shards; i++)
+		shard_post(l->shards[i].shard, listener_retire_shard, &l->shards[i]);
 }
 
 static void
@@ -520,6 +558,7 @@ smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err)
 		.open = listener_open,
 		.close = listener_close,
 		.free = listener_free,
+		.retire = listener_retire,
 		.cfg = l,
 	};
 	char name[160];

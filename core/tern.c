@@ -20,6 +20,15 @@ static const struct {
 	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
 	{"tls", cli_tls_main, "tls check HOST:PORT  print a server's certificate and days left"},
 	{"classify", cli_classify_main, "classify [--policy F] [--json] [REPLY...]  bounce category of replies"},
+	{"reload", cli_reload_main, "reload --pid PID|--pidfile F [--log FILE]  reload ternd's policy"},
+	{"queue-summary", cli_api_main, "queue-summary      scheduled queues of a running ternd (HTTP API)"},
+	{"suspend", cli_api_main, "suspend --domain D --reason R [--duration 1h]  hold a domain's mail"},
+	{"resume", cli_api_main, "resume ID          end a suspension"},
+	{"suspend-ready-q", cli_api_main, "suspend-ready-q --name SOURCE->SITE --reason R  hold one egress path"},
+	{"bounce", cli_api_main, "bounce --domain D --reason R [--duration 1h]  bounce queued and new mail"},
+	{"inspect", cli_api_main, "inspect ID         a spooled message's metadata"},
+	{"inject", cli_api_main, "inject --from S --to R [FILE|-]  inject a message over HTTP"},
+	{"top", cli_top_main, "top                live view of queues and suspensions"},
 };
 
 static int

@@ -12,9 +12,12 @@
 #include "tern/policy.h"
 #include "tern/policy_files.h"
 #include "tern/metrics.h"
+#include "tern/policy_reload.h"
 #include "tern/policy_revision.h"
+#include "tern/policy_watch.h"
 #include "tern/privdrop.h"
 #include "tern/shard.h"
+#include "tern/tls.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -31,10 +34,13 @@
 struct args {
 	const char *policy;
 	const char *script;
+	const char *pidfile;
 	int threads;
 	bool check;
 	const char *user;
 	bool allow_root;
+	bool watch;
+	struct policy_options popts;
 	double stop_timeout;
 	int script_argc;
 	char **script_argv;
@@ -46,7 +52,7 @@ usage(FILE *out)
 	fprintf(out,
 		"usage: ternd --policy FILE [--threads N] [--check] [--log-level LEVEL]\n"
 		"             [--debug MODULE] [--log-file FILE] [--stop-timeout SECS]\n"
-		"             [--user NAME | --allow-root]\n"
+		"             [--user NAME | --allow-root] [--pidfile FILE] [--watch]\n"
 		"       ternd [--policy FILE] --script FILE [-- ARGS...]\n"
 		"       ternd --version\n");
 }
@@ -101,6 +107,10 @@ parse_args(int argc, char **argv, struct args *a)
 			a->allow_root = true;
 		} else if (strcmp(o, "--check") == 0) {
 			a->check = true;
+		} else if (strcmp(o, "--pidfile") == 0) {
+			a->pidfile = need_value(argc, argv, i++);
+		} else if (strcmp(o, "--watch") == 0) {
+			a->watch = true;
 		} else if (strcmp(o, "--stop-timeout") == 0) {
 			a->stop_timeout = atof(need_value(argc, argv, i++));
 		} else if (strcmp(o, "--log-level") == 0) {
@@ -214,6 +224,14 @@ stop_signal_set(sigset_t *set)
 	sigaddset(set, SIGINT);
 }
 
+/* What the main thread takes: the stop signals and SIGHUP (reload), blocked everywhere else. */
+static void
+main_signal_set(sigset_t *set)
+{
+	stop_signal_set(set);
+	sigaddset(set, SIGHUP);
+}
+
 /*
  * Run init on shard 0 from the main thread, before the shard threads exist.
  * Nothing is open yet and no other thread runs, so a stop signal meanwhile
@@ -286,28 +304,58 @@ run_script(struct args *a)
 	return r.exit_code;
 }
 
+/* SIGHUP: a new policy epoch and the listeners' certificates read again; systemd hears of both. */
+static void
+reload(const struct args *a)
+{
+	struct tern_err err;
+
+	notify_reloading();
+	policy_reload(&a->popts, &err);
+	tls_server_reload_all();
+	notify_ready();
+}
+
 /*
- * Wait for SIGTERM/SIGINT. Every few seconds meanwhile, hand freed heap
- * pages back to the system: after a burst (a big injection, a site coming
- * back) the allocator would otherwise keep its high-water mark for good,
- * while steady-state memory is only the queues' small entries.
+ * Wait for SIGTERM/SIGINT, reloading the policy on each SIGHUP (sent by
+ * `tern reload` or by the --watch thread). Every few seconds meanwhile, hand
+ * freed heap pages back to the system: after a burst (a big injection, a site
+ * coming back) the allocator would otherwise keep its high-water mark for
+ * good, while steady-state memory is only the queues' small entries.
  */
 static int
-wait_for_stop_signal(void)
+wait_for_stop_signal(const struct args *a)
 {
 	struct timespec every = {5, 0};
 	sigset_t set;
 	int sig;
 
-	stop_signal_set(&set);
-	while ((sig = sigtimedwait(&set, NULL, &every)) < 0) {
-		if (errno != EAGAIN && errno != EINTR)
+	main_signal_set(&set);
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &every);
+		if (sig == SIGHUP) {
+			reload(a);
+		} else if (sig >= 0) {
+			break;
+		} else if (errno != EAGAIN && errno != EINTR) {
 			return -1;
-		malloc_trim(0);
+		} else {
+			malloc_trim(0);
+		}
 	}
 	log_info("ternd", "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	notify_stopping();
 	return 0;
+}
+
+/* --pidfile: written once ready, for `tern reload --pidfile` and init systems. */
+static void
+write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+		log_warn("ternd", "cannot write pid file %s: %s", path, strerror(errno));
 }
 
 /* The revision records name: set once, after init, for it may require more files. */
@@ -324,6 +372,8 @@ compute_policy_revision(struct args *a)
 		return;
 	files = policy_files_list(L, &n);
 	policy_revision_compute(a->policy, files, n, policy_revision);
+	if (a->watch && !a->check)
+		policy_watch_set_files(files, n);
 	policy_files_free(files, n);
 	logrec_set_policy_revision(policy_revision);
 }
@@ -360,11 +410,18 @@ run_daemon(struct args *a)
 		daemon_close_services();
 		return 1;
 	}
+	if (a->watch && policy_watch_start(&err) < 0)
+		log_warn("ternd", "--watch: %s; reload with SIGHUP instead", err.msg);
+	if (a->pidfile)
+		write_pidfile(a->pidfile);
 	metrics_start();
 	log_info("ternd", "ready: %d shards, policy %s (revision %s)", shard_count(), a->policy,
 		 policy_revision);
 	notify_ready();
-	wait_for_stop_signal();
+	wait_for_stop_signal(a);
+	policy_watch_stop();
+	if (a->pidfile)
+		unlink(a->pidfile);
 	stop_shards(a->stop_timeout);
 	daemon_close_services();
 	log_info("ternd", "stopped");
@@ -426,9 +483,9 @@ check_user(struct args *a)
 int
 main(int argc, char **argv)
 {
-	struct policy_options popts = {0};
-	struct tern_err err;
 	struct args a = {0};
+	struct policy_options *popts = &a.popts;
+	struct tern_err err;
 	sigset_t set;
 	int rc;
 
@@ -438,9 +495,9 @@ main(int argc, char **argv)
 	raise_nofile_limit();
 	signal(SIGPIPE, SIG_IGN);
 
-	popts.policy_path = a.policy;
-	popts.script_path = a.script;
-	popts.validating = a.check;
+	popts->policy_path = a.policy;
+	popts->script_path = a.script;
+	popts->validating = a.check;
 	tern_err_clear(&err);
 	/*
 	 * Loading the policy runs its top level, which may never return: until
@@ -448,13 +505,13 @@ main(int argc, char **argv)
 	 * default action and simply ends the process.
 	 */
 	if (shards_init(a.check ? 1 : a.threads, &err) < 0 ||
-	    policy_attach_shards(&popts, &err) < 0) {
+	    policy_attach_shards(popts, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		shards_free();
 		return 1;
 	}
 	/* Threads started from here on inherit the blocked set: only the main thread takes them. */
-	stop_signal_set(&set);
+	main_signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (a.check)
 		rc = run_check(&a);

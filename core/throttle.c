@@ -52,6 +52,18 @@ throttle_init(struct throttle *t, double per_second, double burst)
 	t->tat = 0;
 }
 
+bool
+throttle_retune(struct throttle *t, double per_second, double burst)
+{
+	struct throttle next;
+
+	throttle_init(&next, per_second, burst);
+	if (next.interval == t->interval && next.tolerance == t->tolerance)
+		return false;
+	*t = next;
+	return true;
+}
+
 double
 throttle_take(struct throttle *t, double now)
 {

@@ -477,3 +477,19 @@ util_format_sockaddr(const struct sockaddr *sa, char *out, size_t n)
 		snprintf(out, n, "family %d", sa->sa_family);
 	}
 }
+
+/* Time constant of struct util_rate: a burst counts for about this many seconds. */
+#define UTIL_RATE_TAU 60.0
+
+double
+util_rate_get(const struct util_rate *r, double now)
+{
+	return r->rate * exp(-(now - r->at) / UTIL_RATE_TAU);
+}
+
+void
+util_rate_tick(struct util_rate *r, double now)
+{
+	r->rate = util_rate_get(r, now) + 1.0 / UTIL_RATE_TAU;
+	r->at = now;
+}

@@ -25,9 +25,12 @@ LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
     "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_tls": MAIN, "cli_classify": MAIN,
+    "cli_reload": MAIN,
+    "cli_api": MAIN, "cli_top": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
-    "policy_files": POLICY, "policy_revision": POLICY,
+    "policy_files": POLICY, "policy_revision": POLICY, "policy_reload": POLICY,
+    "policy_watch": POLICY,
     # bindings: Lua tables <-> engine structs
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
@@ -39,7 +42,7 @@ LAYERS = {
     "smtp_listener": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE,
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
-    "proxy_proto": ENGINE, "bounce": ENGINE,
+    "proxy_proto": ENGINE, "bounce": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,

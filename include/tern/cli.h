@@ -20,6 +20,7 @@ int cli_review_explain_main(int argc, char **argv); /* tern policy explain --pol
 int cli_review_diff_main(int argc, char **argv);    /* tern policy diff REV1 [REV2] */
 int cli_import_main(int argc, char **argv);         /* tern import pmta FILE [--out DIR] */
 int cli_tls_main(int argc, char **argv);            /* tern tls check HOST:PORT [--starttls] */
+int cli_reload_main(int argc, char **argv); /* tern reload --pid PID|--pidfile F [--log FILE] */
 
 /*
  * exec `ternd --threads 1 --log-level error --script <lua dir>/tern/review/RUNNER.lua
@@ -29,5 +30,17 @@ int cli_tls_main(int argc, char **argv);            /* tern tls check HOST:PORT 
 int cli_review_exec(const char *runner, int argc, char **argv);
 
 int cli_classify_main(int argc, char **argv); /* tern classify [--policy F] [--json] [REPLY...] */
+/* tern queue-summary|suspend|resume|bounce|inspect|inject (argv[0] names it), over the HTTP API. */
+int cli_api_main(int argc, char **argv);
+int cli_top_main(int argc, char **argv); /* tern top: live view from the HTTP API */
+
+struct buf;
+struct json_span;
+/* One HTTP request to ternd's API (libcurl); the body in out, the status in *status. 0 or -EIO. */
+int cli_api_request(const char *endpoint, const char *method, const char *path, const char *body,
+		    struct buf *out, long *status);
+/* A string member of obj into out[size] (empty when absent); a number member (0 when absent). */
+void cli_api_string(const struct json_span *obj, const char *key, char *out, size_t size);
+double cli_api_number(const struct json_span *obj, const char *key);
 
 #endif

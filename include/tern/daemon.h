@@ -5,10 +5,19 @@
  * validate their options and register a service here; ternd opens them all
  * after init succeeds (in rank order), and never in --check mode, so a
  * checked policy binds nothing. The list is written only at start-up, before
- * the shard threads exist, and read-only afterwards.
+ * the shard threads exist, and by a reload on the main thread afterwards
+ * (shards read the services' configs, never the list).
+ *
+ * On reload, init runs again and registers into a pending list instead;
+ * services of rank STORAGE (the spool) must come out the same, since a
+ * running daemon cannot move its spool. Listeners with a retire function
+ * are opened when new and retired when gone; other services keep running as
+ * they were started (local logs) or must stay defined (HTTP listeners).
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
+
+#include <stdbool.h>
 
 #include "tern/util.h"
 
@@ -20,6 +29,14 @@ struct daemon_service {
 	int (*open)(void *cfg, struct tern_err *err);
 	void (*close)(void *cfg); /* after the shards stopped */
 	void (*free)(void *cfg);
+	/* Does cfg describe the same service as other (same name)? For the reload check. */
+	bool (*same)(const void *cfg, const void *other);
+	/*
+	 * Listeners a reload may add and remove have this: stop taking new work
+	 * (what is in progress finishes; cfg lives until exit). The others are
+	 * fixed while running, like the spool.
+	 */
+	void (*retire)(void *cfg);
 	void *cfg;
 };
 
@@ -33,5 +50,16 @@ int daemon_open_rank(enum daemon_rank rank, struct tern_err *err);
 int daemon_open_services(struct tern_err *err);
 void daemon_close_services(void);
 void daemon_free_config(void);
+
+/* From here on, daemon_add_service registers into the pending list of a reload. */
+void daemon_reload_begin(void);
+/* Refuse a reload whose services cannot change while running: -EINVAL with err. */
+int daemon_reload_check(struct tern_err *err);
+/* Open the listeners the reload added: -EINVAL with err (and none left open) when one fails. */
+int daemon_reload_open(struct tern_err *err);
+/* After the swap: retire the listeners the reload removed. */
+void daemon_reload_retire(void);
+/* Forget the pending list; registrations go to the live list again. */
+void daemon_reload_end(void);
 
 #endif

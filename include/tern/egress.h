@@ -70,4 +70,16 @@ int wrr_next(struct wrr *w, const bool *skip);
  */
 void egress_submit(struct queue_msg *m, const char *pool, const struct egress_route *route);
 
+/*
+ * On a shard's thread: append its ready queues as comma-separated JSON objects
+ * {name: "source->site", source, site, count, connections, connection_limit,
+ * max_message_rate, suspended} to out.
+ */
+int egress_summary_shard(struct buf *out);
+/*
+ * On a shard's thread: append "source->site": {"suspended": {context, expires}?,
+ * "connection_limited": {context}?} members for its ready queues in such a state.
+ */
+int egress_states_shard(struct buf *out);
+
 #endif

@@ -18,5 +18,12 @@ void lua_ctx_set(lua_State *L, struct shard *shard);
 /* The main state of L's state (L itself when L is the main state). */
 lua_State *lua_ctx_main(lua_State *L);
 struct shard *lua_ctx_shard(lua_State *L);
+/*
+ * Pins: engine objects (a session's connection, a message) holding a
+ * reference into L's state. A reloaded policy's old state is closed only
+ * once its pins are gone, so that releasing them never touches a closed one.
+ */
+void lua_ctx_pin(lua_State *L, int delta);
+int lua_ctx_pins(lua_State *L);
 
 #endif

@@ -36,6 +36,8 @@ struct message {
 	size_t n_meta, cap_meta;
 	int lua_handle; /* registry ref of the Lua handle, or LUA_NOREF */
 	void *lua_state;
+	/* Set by the binding that handed the message to Lua; message_free() calls it. */
+	void (*release)(struct message *m);
 };
 
 struct message *message_new(const char *sender, const char *recipient);

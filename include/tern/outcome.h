@@ -14,6 +14,8 @@ struct queue_msg;
 
 void outcome_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec);
 void outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
+/* Bounced by an operator (admin bounce rule): the record does not count an attempt. */
+void outcome_admin_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec);
 /* Past the queue's max_age: the record does not count an attempt. */
 void outcome_expired(struct queue_msg *m, struct message *msg, struct logrec *rec);
 /* Tried again after the queue's backoff. */

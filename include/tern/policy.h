@@ -7,7 +7,8 @@
  * Layers: an include only points down (tests/check-layers.py lists each
  * module's layer; `make check-layers` enforces it).
  *   mains        ternd, tern: what init asked to open, signals, the CLI
- *   policy       policy, policy_config (the config provider), lua_tern
+ *   policy       policy, policy_config (the config provider), lua_tern,
+ *                policy_reload (epochs: hot reload), policy_watch (--watch)
  *   bindings     lua_NAME: Lua tables <-> engine structs, nothing more
  *   engine       smtp_server, reception, spool, queue (when), egress (where),
  *                smtp_client, dkim, dns, throttle; it asks policy through

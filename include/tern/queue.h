@@ -79,4 +79,25 @@ bool queue_is_closed(void);
 /* Load m's message from the spool; NULL when it cannot be (then m is logged and freed). */
 struct message *queue_load(struct queue_msg *m, bool with_data);
 
+/*
+ * Admin rules (admin.h) act at dispatch: a bounced queue's messages get an
+ * AdminBounce outcome, a suspended queue's wait parked until the suspension
+ * ends. After adding a bounce, sweep: waiting messages it matches are due now.
+ */
+int queue_admin_sweep(void);
+/*
+ * Rebind (admin): every message of the queues sel matches (domain, tenant,
+ * campaign, queue_names) gets the meta in data (a JSON object, e.g.
+ * {"queue": "other"} or {"tenant": "t2"}), saved to the spool, and joins the
+ * queue its meta now names, due now. Asynchronous: one visit per shard.
+ */
+struct admin_rule;
+int queue_rebind(const struct admin_rule *sel, const char *data, size_t len);
+/*
+ * On a shard's thread: append its scheduled queues as comma-separated JSON
+ * objects {name, domain, count, suspended_count, oldest_age, suspended,
+ * max_message_rate} to out.
+ */
+int queue_summary_shard(struct buf *out);
+
 #endif

@@ -122,4 +122,14 @@ void util_deadline_after(double seconds, struct timespec *ts);
 struct sockaddr;
 void util_format_sockaddr(const struct sockaddr *sa, char *out, size_t n);
 
+/*
+ * An event rate (per second) decaying exponentially over about a minute: one
+ * multiply per event, no window to keep. Owned by one thread.
+ */
+struct util_rate {
+	double rate, at; /* per second as of at (util_now) */
+};
+void util_rate_tick(struct util_rate *r, double now);
+double util_rate_get(const struct util_rate *r, double now);
+
 #endif

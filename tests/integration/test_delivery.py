@@ -106,23 +106,30 @@ def test_500_messages_to_five_domains_from_three_sources(ternd, ports, dns_serve
         assert r["site"] == f"mx.d{n}.test.", r
         assert r["response"]["code"] == 250
 
+    # The pool's weights hold over all its messages (checked above), not per destination: how
+    # the five domains' messages interleave decides which sources each one meets, so a sink
+    # sees at least two of them, not necessarily all three.
     everyone = {addr for addr, _ in SOURCES.values()}
+
+    def mixed(peers):
+        return len(peers) >= 2 and peers <= everyone
+
     for n in (1, 2, 5):
         recs = sinks[n].wait_receptions(100)
         assert len(recs) == 100, n
         assert sorted(r["recipient"] for r in recs) == sorted(
             f"user{i}@d{n}.test" for i in range(100))
-        assert {host_of(r["peer_address"]) for r in recs} == everyone
+        assert mixed({host_of(r["peer_address"]) for r in recs}), n
 
     got = sinks[3].wait_messages(100)
     assert len(got) == 100
-    assert {m["peer"] for m in got} == everyone
+    assert mixed({m["peer"] for m in got})
     assert all(m["ehlo"] == EHLO_OF[m["peer"]] for m in got), got[:3]
     assert all(s["ehlo"] == EHLO_OF[s["peer"]] for s in sinks[3].sessions)
 
     dumped = sinks[4].wait_transactions(100)
     assert len(dumped) == 100
-    assert {d["client_addr"] for d in dumped} == everyone
+    assert mixed({d["client_addr"] for d in dumped})
     assert all(d["helo"] == EHLO_OF[d["client_addr"]] for d in dumped), dumped[:3]
 
 

@@ -256,3 +256,29 @@ def test_tls_expiry_follows_a_certificate_reload(ternd, ports, tmp_path):
     assert after > before + 80 * 86400
     assert wait_for(lambda: total(scrape(ports[1]), "tern_tls_certificate_expiry_timestamp_seconds",
                                   listener=listener) == after)
+
+
+def test_policy_epoch_and_reload_failures_follow_reloads(ternd, ports, tmp_path):
+    import signal
+    policy = ("tern.on('init', function()\n"
+              "  tern.define_spool { path = '{dir}/spool' }\n"
+              "  tern.start_http_listener { listen = '127.0.0.1:{port}' }\n"
+              "end)\n")
+    t = ternd(policy)
+    m = scrape(ports[0])
+    assert total(m, "tern_policy_epoch") == 1
+    assert total(m, "tern_policy_reload_failures_total") == 0
+    good = open(t.policy_path).read()
+    with open(t.policy_path, "w") as f:
+        f.write(good + "this is not lua\n")
+    t.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: total(scrape(ports[0]), "tern_policy_reload_failures_total") == 1)
+    assert total(scrape(ports[0]), "tern_policy_epoch") == 1
+    with open(t.policy_path, "w") as f:
+        f.write(good + "-- changed\n")
+    t.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: total(scrape(ports[0]), "tern_policy_epoch") == 2)
+    m = scrape(ports[0])
+    assert total(m, "tern_policy_reload_failures_total") == 1
+    rev = [dict(k)["revision"] for k in m["tern_policy_info"]]
+    assert len(rev) == 1 and rev[0] in t.stderr().split("epoch 2 loaded")[1]

@@ -232,6 +232,113 @@ test_capacity(void **state)
 	assert_non_null(strstr(err.msg, "too many services"));
 }
 
+/* ---- reload: init registers into a pending list, compared with what runs ---- */
+
+static bool
+same_name(const void *a, const void *b)
+{
+	return strcmp(((const struct svc_cfg *)a)->name, ((const struct svc_cfg *)b)->name) == 0;
+}
+
+static void
+svc_retire(void *arg)
+{
+	note('x', ((struct svc_cfg *)arg)->name);
+}
+
+static int
+add_full(struct svc_cfg *c, const char *name, enum daemon_rank rank, bool retire,
+	 struct tern_err *err)
+{
+	struct daemon_service svc = {.name = name,
+				     .rank = rank,
+				     .open = svc_open,
+				     .close = svc_close,
+				     .free = svc_free,
+				     .same = same_name,
+				     .retire = retire ? svc_retire : NULL,
+				     .cfg = c};
+
+	return daemon_add_service(&svc, err);
+}
+
+static void
+test_reload_spool_must_not_change(void **state)
+{
+	static struct svc_cfg live = {.name = "/var/spool"}, same = {.name = "/var/spool"},
+			      moved = {.name = "/srv/spool"};
+	struct tern_err err;
+
+	assert_int_equal(add_full(&live, "spool", DAEMON_RANK_STORAGE, false, &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_reload_begin();
+	assert_int_equal(add_full(&same, "spool", DAEMON_RANK_STORAGE, false, &err), 0);
+	assert_int_equal(daemon_reload_check(&err), 0);
+	daemon_reload_end();
+	daemon_reload_begin();
+	assert_int_equal(add_full(&moved, "spool", DAEMON_RANK_STORAGE, false, &err), -EINVAL);
+	assert_string_equal(err.msg, "the spool cannot change on reload (restart ternd to change it)");
+	daemon_reload_end();
+	/* A reload whose init no longer defines it is refused too. */
+	daemon_reload_begin();
+	assert_int_equal(daemon_reload_check(&err), -EINVAL);
+	assert_non_null(strstr(err.msg, "no longer defines the spool"));
+	daemon_reload_end();
+	/* The pending copies were freed, the running one was never touched. */
+	assert_string_equal(trace, "+/var/spool ~/var/spool ");
+	assert_ptr_equal(daemon_find_service("spool"), &live);
+}
+
+static void
+test_reload_adds_and_retires_listeners(void **state)
+{
+	static struct svc_cfg a = {.name = "a"}, a2 = {.name = "a"}, b = {.name = "b"};
+	struct tern_err err;
+
+	assert_int_equal(add_full(&a, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_full(&b, "listener b", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_reload_check(&err), 0);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	/* b opened, a stopped accepting; a's cfg lives on until exit. */
+	assert_string_equal(trace, "+b xa ");
+	assert_ptr_equal(daemon_find_service("listener b"), &b);
+	/* a comes back: a new one opens under the old name. */
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_full(&a2, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(add_full(&b, "listener b", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	assert_string_equal(trace, "+a ~b ");
+}
+
+static void
+test_reload_listener_that_cannot_open_refuses(void **state)
+{
+	static struct svc_cfg a = {.name = "a"}, b = {.name = "b"}, c = {.name = "c", .fail = true};
+	struct tern_err err;
+
+	assert_int_equal(add_full(&a, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_full(&b, "listener b", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(add_full(&c, "listener c", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_reload_open(&err), -EINVAL);
+	assert_string_equal(err.msg, "cannot bind c: Address in use");
+	daemon_reload_end();
+	/* All or none: b, opened first, is closed again; a keeps running. */
+	assert_string_equal(trace, "+b +c -b -c ~b ~c ");
+	assert_ptr_equal(daemon_find_service("listener a"), &a);
+	assert_null(daemon_find_service("listener b"));
+}
+
 int
 main(void)
 {
@@ -243,6 +350,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_failing_open_stops, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_optional_callbacks, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_capacity, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_spool_must_not_change, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_adds_and_retires_listeners, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_listener_that_cannot_open_refuses, reset,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -219,6 +219,35 @@ test_burst_below_one_is_one(void **state)
 	assert_true(throttle_take(&t, 5) > 0);
 }
 
+/* A reload that leaves the rate alone must not reset the throttle (no burst, no stall). */
+static void
+test_retune_same_rate_keeps_state(void **state)
+{
+	struct throttle t;
+	double now = 1000.0;
+
+	(void)state;
+	throttle_init(&t, 10, 1);
+	assert_true(throttle_take(&t, now) == 0);
+	assert_false(throttle_retune(&t, 10, 1));
+	/* Still paced: the next event waits the rest of its interval, as without a reload. */
+	assert_float_equal(throttle_take(&t, now), 0.1, 1e-9);
+}
+
+static void
+test_retune_new_rate_applies_at_once(void **state)
+{
+	struct throttle t;
+	double now = 1000.0;
+
+	(void)state;
+	throttle_init(&t, 10, 1);
+	assert_true(throttle_take(&t, now) == 0);
+	assert_true(throttle_retune(&t, 2, 1));
+	assert_true(throttle_take(&t, now) == 0);
+	assert_float_equal(throttle_take(&t, now), 0.5, 1e-9);
+}
+
 static void
 test_unlimited(void **state)
 {
@@ -235,6 +264,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_rates),
+	    cmocka_unit_test(test_retune_same_rate_keeps_state),
+	    cmocka_unit_test(test_retune_new_rate_applies_at_once),
 	    cmocka_unit_test(test_parse_rejects),
 	    cmocka_unit_test(test_gcra_10_per_second),
 	    cmocka_unit_test(test_gcra_600_per_minute),

@@ -142,6 +142,21 @@ test_sockaddr_format(void **state)
 	assert_string_equal(out, "[2001:db8::1]:2525");
 }
 
+/* A steady 10 events/s reads as about 10/s after a few minutes, and decays once they stop. */
+static void
+test_rate(void **state)
+{
+	struct util_rate r = {0, 0};
+	double t = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 3000; i++)
+		util_rate_tick(&r, t += 0.1);
+	assert_true(util_rate_get(&r, t) > 9.9 && util_rate_get(&r, t) < 10.1);
+	assert_true(util_rate_get(&r, t + 60) < 3.8 && util_rate_get(&r, t + 60) > 3.6);
+}
+
 int
 main(void)
 {
@@ -151,6 +166,7 @@ main(void)
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
 		cmocka_unit_test(test_sockaddr_format),
+		cmocka_unit_test(test_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

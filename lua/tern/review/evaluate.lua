@@ -15,19 +15,45 @@ local srcindex = require 'tern.review.srcindex'
 
 local M = {}
 
--- What the engine uses when a config object leaves a field out
--- (queue_config_defaults and egress_path_defaults in the core).
-M.queue_defaults = { egress_pool = 'default', retry_interval = '20m', max_retry_interval = '8h',
-                     max_age = '5d', max_message_rate = 'none', mx_list = 'none' }
 M.path_fields = { 'connection_limit', 'max_message_rate', 'max_connection_rate',
                   'max_deliveries_per_connection', 'enable_tls', 'smtp_port', 'connect_timeout',
                   'banner_timeout', 'ehlo_timeout', 'mail_timeout', 'rcpt_timeout', 'data_timeout',
                   'idle_timeout', 'ehlo_domain' }
-M.path_defaults = { connection_limit = 10, max_message_rate = 'none', max_connection_rate = 'none',
-                    max_deliveries_per_connection = 100, enable_tls = 'opportunistic', smtp_port = 25,
-                    connect_timeout = '60s', banner_timeout = '60s', ehlo_timeout = '60s',
-                    mail_timeout = '60s', rcpt_timeout = '60s', data_timeout = '5m',
-                    idle_timeout = '5s', ehlo_domain = '(the source)' }
+
+-- A number of seconds as a policy would write it: '5m', not 300.
+local function duration_text(secs)
+  for _, u in ipairs({ { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' } }) do
+    if secs >= u[1] and secs % u[1] == 0 then return (secs / u[1]) .. u[2] end
+  end
+  return secs .. 's'
+end
+
+-- A per-second rate as a policy would write it; 0 is no limit.
+local function rate_text(per_sec)
+  if per_sec == 0 then return 'none' end
+  if per_sec * 60 == math.floor(per_sec * 60) then return (per_sec * 60) .. '/min' end
+  return per_sec .. '/s'
+end
+
+local DURATIONS = { retry_interval = true, max_retry_interval = true, max_age = true,
+                    connect_timeout = true, banner_timeout = true, ehlo_timeout = true,
+                    mail_timeout = true, rcpt_timeout = true, data_timeout = true,
+                    idle_timeout = true }
+local RATES = { max_message_rate = true, max_connection_rate = true }
+
+-- The engine's own defaults (queue_config_defaults, egress_path_defaults), written as text.
+local function as_written(engine)
+  local out = {}
+  for k, v in pairs(engine) do
+    out[k] = DURATIONS[k] and duration_text(v) or RATES[k] and rate_text(v) or v
+  end
+  return out
+end
+
+M.queue_defaults = as_written(tern.queue_config_defaults())
+M.queue_defaults.mx_list = 'none'
+M.path_defaults = as_written(tern.egress_path_defaults())
+M.path_defaults.ehlo_domain = '(the source)'
 
 local function copy(t)
   local out = {}
