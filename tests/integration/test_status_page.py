@@ -6,6 +6,7 @@ chart from ternd's history, log no JavaScript error, and fetch nothing from
 outside ternd; a screenshot is saved in the test's tmp dir for a human look.
 """
 import http.client
+import json
 import shutil
 
 import pytest
@@ -68,6 +69,13 @@ def test_page_shows_the_counts_after_n_messages(ternd, ports, dns_server, ternd_
         assert wait_for(lambda: "acme@r.test" in text(driver, "queues")), text(driver, "queues")
         grid = text(driver, "grid")
         assert "ip-a" in grid and "mx.r.test." in grid and "12 / 2" in grid, grid
+        # A path suspended through the admin API is marked in the grid.
+        c = http.client.HTTPConnection("127.0.0.1", ports[2], timeout=30)
+        c.request("POST", "/api/admin/suspend-ready-q/v1", body=json.dumps(
+            {"name": "ip-a->mx.r.test.", "reason": "blocklisted", "duration": "1h"}).encode())
+        assert c.getresponse().status == 200
+        c.close()
+        assert wait_for(lambda: "suspended 12 / 2" in text(driver, "grid")), text(driver, "grid")
         assert f"127.0.0.1:{ports[1]}" in text(driver, "tls")
         # The chart has one line per series, drawn from ternd's history.
         lines = driver.find_elements("css selector", "#chart polyline")
