@@ -41,7 +41,15 @@ $(BUILD)/core/%.o: core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libtern.a: $(CORE_OBJS)
+# The status page (core/status_page.html) becomes a byte array linked into the core.
+$(BUILD)/gen/status_page_html.c: core/status_page.html
+	@mkdir -p $(dir $@)
+	cd core && xxd -i status_page.html > $(CURDIR)/$@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtern.a: $(CORE_OBJS) $(BUILD)/gen/status_page_html.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -94,7 +102,11 @@ build/fuzz/core/ternd_main.o: core/ternd.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Dmain=ternd_main -c -o $@ $<
 
-build/fuzz/libtern-fuzz.a: $(FUZZ_OBJS)
+build/fuzz/gen/status_page_html.o: $(BUILD)/gen/status_page_html.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+build/fuzz/libtern-fuzz.a: $(FUZZ_OBJS) build/fuzz/gen/status_page_html.o
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -15,6 +15,7 @@
  */
 #include "tern/coro.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/watchdog.h"
 
 #include <ctype.h>
@@ -36,6 +37,7 @@ struct coro {
 	uint32_t gen;
 	bool running;
 	bool waiting;
+	double started; /* util_now() at coro_start: hook time counts its waits too */
 	struct coro_options opts;
 	char what[64];
 	char where[192]; /* "file:line" of the hook's function, for the watchdog */
@@ -229,6 +231,7 @@ coro_end(struct coro *c)
 {
 	ev_timer_stop(c->pool->loop, &c->deadline);
 	ev_timer_stop(c->pool->loop, &c->wait_deadline);
+	metrics_observe(METRICS_HOOK_TIME, util_now() - c->started);
 	c->gen++;
 	c->running = false;
 	c->waiting = false;
@@ -389,6 +392,7 @@ coro_start(struct coro_ref *ref, int nargs, const struct coro_options *opts, cor
 	coro_locate(c, nargs);
 	c->done = done;
 	c->done_arg = arg;
+	c->started = util_now();
 	c->running = true;
 	c->waiting = false;
 	c->pool->running++;

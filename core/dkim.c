@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 
 #include "tern/log.h"
+#include "tern/metrics.h"
 
 #define DKIM_LINE_MAX 78
 
@@ -1163,6 +1164,8 @@ dkim_sign(struct dkim_signer *s, const char *msg, size_t len, double now, struct
 	rc = md && sha256 ? sign_fields(s, md, msg, len, &h, now, &sig) : -ENOMEM;
 	if (rc == 0)
 		rc = buf_append(out, sig.data, sig.len);
+	if (rc == 0)
+		metrics_inc(METRICS_DKIM_SIGNATURES);
 	if (rc < 0) {
 		ERR_clear_error();
 		tern_err_set(err, 451, "4.3.0", "dkim: signing for %s failed (%s)", s->domain,

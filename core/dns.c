@@ -14,6 +14,7 @@
  */
 #include "tern/dns.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/shard.h"
 
 #include <arpa/inet.h>
@@ -960,6 +961,7 @@ dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_fn cb, void *a
 	struct tern_err err;
 
 	r->stats.lookups++;
+	metrics_inc(METRICS_DNS_LOOKUPS);
 	if (!domain_normalize(domain, name))
 		return answer_now(&invalid_result, cb, arg);
 	if ((config_changed(r) || r->channel == NULL) && resolver_apply_config(r, &err) < 0 &&
@@ -972,6 +974,7 @@ dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_fn cb, void *a
 		return answer_now(&oom_result, cb, arg);
 	if (!e->resolving && e->result && e->result->expires > util_now()) {
 		r->stats.cache_hits++;
+		metrics_inc(METRICS_DNS_CACHE_HITS);
 		return answer_now(e->result, cb, arg);
 	}
 	if (e->resolving)

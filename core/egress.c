@@ -15,6 +15,7 @@
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
 #include "tern/outcome.h"
@@ -27,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,9 +163,37 @@ egress_exit(struct shard *shard, void *arg)
 	es->closed = true;
 }
 
+static void
+add_ready_size(const char *key, void *value, void *arg)
+{
+	const struct ready_queue *rq = value;
+
+	metrics_queue_top_add(arg, key, rq->n_msgs);
+}
+
+/* Once a second on each shard: publish its ready queues' sizes. */
+static void
+egress_metrics_tick(struct shard *shard)
+{
+	struct egress_shard *es = &egress_shards[shard->id];
+	struct metrics_queue_top top = {0};
+
+	if (!es->ready_state || es->closed)
+		return;
+	map_foreach(&es->ready, add_ready_size, &top);
+	metrics_queues_publish(METRICS_QUEUE_READY, &top);
+}
+
+static void
+egress_metrics_register(void)
+{
+	metrics_on_tick(egress_metrics_tick);
+}
+
 static struct egress_shard *
 egress_self(struct shard *shard)
 {
+	static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 	struct egress_shard *es;
 	struct tern_err err;
 
@@ -179,6 +209,7 @@ egress_self(struct shard *shard)
 		shard_on_stop(shard, egress_stop, es);
 		shard_on_exit(shard, egress_exit, es);
 		es->ready_state = true;
+		pthread_once(&metrics_once, egress_metrics_register);
 	}
 	return es;
 }

@@ -25,9 +25,11 @@
 #include "tern/coro.h"
 #include "tern/daemon.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/policy_hook.h"
 #include "tern/shard.h"
 #include "tern/smtp_listener.h"
+#include "tern/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -192,13 +194,14 @@ http_request_on_abort(struct http_request *req, http_abort_fn fn, void *arg)
 }
 
 static void
-request_set_response(struct http_request *req, unsigned status, struct MHD_Response *resp)
+request_set_response(struct http_request *req, unsigned status, struct MHD_Response *resp,
+		     const char *content_type)
 {
 	if (resp == NULL) {
 		/* Out of memory: MHD closes the connection when nothing is queued. */
 		status = 0;
 	} else {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 		if (status == MHD_HTTP_UNAUTHORIZED)
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 						"Basic realm=\"tern\", Bearer");
@@ -218,14 +221,22 @@ request_set_response(struct http_request *req, unsigned status, struct MHD_Respo
 }
 
 void
-http_request_reply_json(struct http_request *req, unsigned status, const char *json, size_t len)
+http_request_reply(struct http_request *req, unsigned status, const char *content_type,
+		   const char *body, size_t len)
 {
 	struct MHD_Response *resp;
 
 	if (req->state == HTTP_REQ_ANSWERED || req->state == HTTP_REQ_SENT)
 		return;
-	resp = MHD_create_response_from_buffer(len, (void *)json, MHD_RESPMEM_MUST_COPY);
-	request_set_response(req, status, resp);
+	metrics_inc(METRICS_HTTP_REQUESTS);
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	request_set_response(req, status, resp, content_type);
+}
+
+void
+http_request_reply_json(struct http_request *req, unsigned status, const char *json, size_t len)
+{
+	http_request_reply(req, status, "application/json", json, len);
 }
 
 void
@@ -242,7 +253,7 @@ http_request_reply_error(struct http_request *req, unsigned status, const char *
 	if (buf_append_str(&out, "{\"error\":") < 0 ||
 	    buf_append_json_string(&out, msg, strlen(msg)) < 0 || buf_append_str(&out, "}\n") < 0) {
 		buf_deinit(&out);
-		request_set_response(req, status, NULL);
+		request_set_response(req, status, NULL, NULL);
 		return;
 	}
 	http_request_reply_json(req, status, out.data, out.len);
@@ -656,6 +667,15 @@ read_pem(const char *path, struct tern_err *err)
 	return b.data ? b.data : xstrdup("");
 }
 
+static void
+record_tls_expiry(const struct http_listener *l)
+{
+	time_t not_after = tls_pem_not_after(l->tls_cert_pem);
+
+	if (not_after != 0)
+		metrics_set_tls_expiry(l->cfg.listen, (double)not_after);
+}
+
 static int
 http_listener_open(void *arg, struct tern_err *err)
 {
@@ -667,6 +687,7 @@ http_listener_open(void *arg, struct tern_err *err)
 		l->tls_key_pem = l->tls_cert_pem ? read_pem(l->cfg.tls_private_key, err) : NULL;
 		if (l->tls_key_pem == NULL)
 			return -EINVAL;
+		record_tls_expiry(l);
 	}
 	if (util_port_in_use(&l->cfg.addr, l->cfg.addrlen)) {
 		tern_err_set(err, 0, "", "http listener %s: port %u is already in use by another process",

@@ -61,6 +61,12 @@ logrec_set_policy_revision(const char *rev)
 	__atomic_store_n(&policy_revision, rev, __ATOMIC_RELEASE);
 }
 
+const char *
+logrec_policy_revision(void)
+{
+	return __atomic_load_n(&policy_revision, __ATOMIC_ACQUIRE);
+}
+
 static void
 add_str(struct buf *b, const char *key, const char *v)
 {

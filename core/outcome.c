@@ -13,6 +13,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/metrics.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
@@ -20,6 +21,21 @@
 #include <stdio.h>
 
 #include <ev.h>
+
+/* Counted where its record is written, so that the metrics and the records agree. */
+static void
+count_outcome(struct queue_msg *m, struct message *msg, const struct logrec *rec,
+	      enum metrics_outcome o)
+{
+	const struct metrics_outcome_labels l = {
+	    .site = rec->site,
+	    .source = rec->egress_source,
+	    .pool = rec->egress_pool,
+	    .tenant = queue_msg_tenant(m),
+	};
+
+	metrics_outcome(o, &l, msg->created > 0 ? util_wallclock() - msg->created : -1);
+}
 
 /* A failure's reply gets its bounce category from the rules of the shard writing the record. */
 static void
@@ -45,8 +61,9 @@ classify(struct logrec *rec)
 /* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
 static void
 write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	     bool attempted)
+	     bool attempted, enum metrics_outcome o)
 {
+	count_outcome(m, msg, rec, o);
 	rec->type = type;
 	rec->msg = msg;
 	rec->queue = queue_msg_name(m);
@@ -153,9 +170,9 @@ rewrite_meta(struct queue_msg *m, const struct buf *meta)
 /* An outcome that ends the message's life: record, remove from the spool, free. */
 static void
 final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
-	      bool attempted)
+	      bool attempted, enum metrics_outcome o)
 {
-	write_record(m, msg, rec, type, attempted);
+	write_record(m, msg, rec, type, attempted, o);
 	remove_from_spool(m);
 	message_free(msg);
 	queue_msg_drop(m);
@@ -164,25 +181,25 @@ final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, cons
 void
 outcome_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Delivery", true);
+	final_outcome(m, msg, rec, "Delivery", true, METRICS_DELIVERED);
 }
 
 void
 outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Bounce", true);
+	final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
 }
 
 void
 outcome_admin_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "AdminBounce", false);
+	final_outcome(m, msg, rec, "AdminBounce", false, METRICS_BOUNCED);
 }
 
 void
 outcome_expired(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Expiration", false);
+	final_outcome(m, msg, rec, "Expiration", false, METRICS_EXPIRED);
 }
 
 void
@@ -190,7 +207,7 @@ outcome_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
 	struct buf meta;
 
-	write_record(m, msg, rec, "TransientFailure", true);
+	write_record(m, msg, rec, "TransientFailure", true, METRICS_TRANSIENT);
 	m->attempts++;
 	m->due = queue_retry_due(m);
 	msg->attempts = m->attempts;

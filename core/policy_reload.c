@@ -23,6 +23,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/lua_ctx.h"
+#include "tern/metrics.h"
 #include "tern/policy_files.h"
 #include "tern/policy_revision.h"
 #include "tern/policy_watch.h"
@@ -300,6 +301,7 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 	if (build_epoch(opts, next, err) < 0) {
 		log_error("ternd", "policy reload failed: %s; epoch %llu keeps running", err->msg,
 			  (unsigned long long)policy_epoch());
+		metrics_policy_reload_failed();
 		return -EINVAL;
 	}
 	t_built = util_now();
@@ -310,6 +312,7 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 	daemon_reload_end();
 	policy_publish_revision(rev);
 	epoch = __atomic_add_fetch(&epoch_no, 1, __ATOMIC_ACQ_REL);
+	metrics_set_policy_epoch(epoch);
 	log_debug("ternd", "policy reload: states and init %.1f ms, revision %.1f ms, swap %.1f ms",
 		  (t_built - t0) * 1e3, (t_rev - t_built) * 1e3, (util_now() - t_rev) * 1e3);
 	log_info("ternd", "policy reload: epoch %llu loaded in %.1f ms (revision %s)",

@@ -12,6 +12,7 @@
 #include "tern/egress_route.h"
 #include "tern/json.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
 #include "tern/outcome.h"
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ struct sched_queue {
 	/* Scratch for queue_summary_shard(). */
 	size_t sum_count;
 	uint32_t sum_oldest;
+	uint64_t size; /* messages in the heap now (metrics) */
 };
 
 struct sched_shard {
@@ -187,6 +190,44 @@ sched_self(struct shard *shard)
 	return ss;
 }
 
+static void
+add_queue_size(const char *name, void *value, void *arg)
+{
+	const struct sched_queue *q = value;
+
+	metrics_queue_top_add(arg, name, q->size + q->n_parked);
+}
+
+/* Once a second on each shard: publish its scheduled queues' sizes. */
+static void
+queue_metrics_tick(struct shard *shard)
+{
+	struct metrics_queue_top top = {0};
+	struct sched_shard *ss;
+
+	if (queue_is_closed() || sched_shards == NULL)
+		return;
+	ss = &sched_shards[shard->id];
+	if (ss->ready)
+		map_foreach(&ss->queues, add_queue_size, &top);
+	metrics_queues_publish(METRICS_QUEUE_SCHEDULED, &top);
+}
+
+/* Once per process: a spool may be set again (tests), the tick must not run twice. */
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void
+queue_metrics_register(void)
+{
+	metrics_on_tick(queue_metrics_tick);
+}
+
+const char *
+queue_msg_tenant(const struct queue_msg *m)
+{
+	return m->queue->tenant;
+}
+
 void
 queue_set_spool(struct spool *sp)
 {
@@ -199,6 +240,7 @@ queue_set_spool(struct spool *sp)
 	atomic_store(&queue_closed, false);
 	if (sched_shards == NULL)
 		sched_shards = xcalloc((size_t)shard_count(), sizeof(*sched_shards));
+	pthread_once(&metrics_once, queue_metrics_register);
 }
 
 bool
@@ -272,6 +314,7 @@ sched_add(struct sched_shard *ss, struct queue_msg *m)
 		free(m);
 		return;
 	}
+	m->queue->size++;
 	if (top == NULL || m->due < top->due)
 		sched_arm(ss);
 }
@@ -897,6 +940,7 @@ sched_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	while (n++ < QUEUE_DISPATCH_BATCH && (m = heap_peek(&ss->heap)) != NULL && m->due <= now) {
 		heap_pop(&ss->heap);
+		m->queue->size--;
 		dispatch(ss, m);
 	}
 	sched_arm(ss);

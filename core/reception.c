@@ -14,6 +14,7 @@
 #include "tern/reception.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
+#include "tern/metrics.h"
 #include "tern/message.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
@@ -50,6 +51,12 @@ reception_set_spool(struct spool *sp)
 	reception_spool = sp;
 	if (sp != NULL)
 		spool_set_batch_end(sp, reception_batch_end);
+}
+
+struct spool *
+reception_get_spool(void)
+{
+	return reception_spool;
 }
 
 static void free_messages(struct message **msgs, size_t n);
@@ -135,8 +142,10 @@ reception_complete(void *arg)
 		log_receptions(r);
 		logrec_commit();
 	}
-	if (r->status == 0)
+	if (r->status == 0) {
+		metrics_received(r->origin.listener, r->n);
 		enqueue_all(r);
+	}
 	if (r->done)
 		r->done(r->arg, r->status, &r->err);
 	shard_busy_dec(r->shard);

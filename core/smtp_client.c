@@ -12,6 +12,7 @@
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/metrics.h"
 #include "tern/outcome.h"
 #include "tern/queue.h"
 #include "tern/smtp_proto.h"
@@ -584,6 +585,7 @@ client_connect(struct smtp_client *c)
 		c->tls_active = c->tls_verified = false;
 		/* What the previous host left half-said must not start this host's reply. */
 		smtp_reply_reset(&c->reply);
+		metrics_inc(METRICS_CONNECTIONS_OUT);
 		c->io = io_connect(c->loop, (const struct sockaddr *)dst, sockaddr_len(dst),
 				   (const struct sockaddr *)src, src ? sockaddr_len(src) : 0, client_io,
 				   c, &err);

@@ -16,6 +16,7 @@
 #include "tern/smtp_listener.h"
 #include "tern/daemon.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/shard.h"
 #include "tern/smtp_server.h"
 #include "tern/tls.h"
@@ -354,6 +355,7 @@ listener_tls_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct tern_err err;
 
 	tls_server_check(l->tls, false, &err);
+	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
 }
 
 static void
@@ -378,6 +380,7 @@ listener_tls_open(struct smtp_listener *l, struct tern_err *err)
 	l->tls = tls_server_new(l->cfg.tls_certificate, l->cfg.tls_private_key, &opts, err);
 	if (l->tls == NULL)
 		return -EINVAL;
+	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
 	ev_timer_init(&l->tls_check, listener_tls_check_cb, every, every);
 	l->tls_check.data = l;
 	ev_timer_start(shard->loop, &l->tls_check);

@@ -17,6 +17,7 @@
 #include "tern/log.h"
 #include "tern/conn.h"
 #include "tern/message.h"
+#include "tern/metrics.h"
 #include "tern/penalty.h"
 #include "tern/policy_hook.h"
 #include "tern/proxy_proto.h"
@@ -1604,6 +1605,7 @@ smtp_session_accept(struct listener_shard *ls, int fd, const struct sockaddr_sto
 
 	if (s == NULL)
 		return -ENOMEM;
+	metrics_inc(METRICS_CONNECTIONS_IN);
 	session_start(s);
 	return 0;
 }

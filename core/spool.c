@@ -20,6 +20,7 @@
  */
 #include "tern/spool.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/notify.h"
 
 #include <errno.h>
@@ -723,6 +724,7 @@ spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct t
 	rocksdb_writebatch_destroy(wb);
 	atomic_fetch_add(&sp->batches, 1);
 	atomic_fetch_add(&sp->records, nrecs);
+	metrics_observe(METRICS_SYNC_BATCH, (double)nrecs);
 	if (rerr == NULL)
 		return 0;
 	log_error("spool", "synced write of %llu records failed: %s", (unsigned long long)nrecs,
@@ -781,6 +783,8 @@ spool_writer(void *arg)
 static void
 part_stats(struct spool_part *sp, struct spool_stats *out)
 {
+	struct statvfs st;
+
 	out->batches = atomic_load(&sp->batches);
 	out->records = atomic_load(&sp->records);
 	out->requests = atomic_load(&sp->requests);
@@ -789,6 +793,7 @@ part_stats(struct spool_part *sp, struct spool_stats *out)
 	out->reopens = atomic_load(&sp->reopens);
 	out->low = atomic_load(&sp->low);
 	out->broken = atomic_load(&sp->broken);
+	out->free_bytes = statvfs(sp->path, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : UINT64_MAX;
 	pthread_mutex_lock(&sp->lock);
 	out->pending = sp->pending;
 	pthread_mutex_unlock(&sp->lock);
@@ -1342,6 +1347,7 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 	unsigned i;
 
 	memset(out, 0, sizeof(*out));
+	out->free_bytes = UINT64_MAX;
 	for (i = 0; i < sp->n; i++) {
 		part_stats(sp->parts[i], &one);
 		out->batches += one.batches;
@@ -1353,6 +1359,8 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 		out->reopens += one.reopens;
 		out->low |= one.low;
 		out->broken |= one.broken;
+		if (one.free_bytes < out->free_bytes)
+			out->free_bytes = one.free_bytes;
 	}
 }
 

@@ -11,6 +11,7 @@
 #include "tern/notify.h"
 #include "tern/policy.h"
 #include "tern/policy_files.h"
+#include "tern/metrics.h"
 #include "tern/policy_reload.h"
 #include "tern/policy_revision.h"
 #include "tern/policy_watch.h"
@@ -413,6 +414,7 @@ run_daemon(struct args *a)
 		log_warn("ternd", "--watch: %s; reload with SIGHUP instead", err.msg);
 	if (a->pidfile)
 		write_pidfile(a->pidfile);
+	metrics_start();
 	log_info("ternd", "ready: %d shards, policy %s (revision %s)", shard_count(), a->policy,
 		 policy_revision);
 	notify_ready();
@@ -518,6 +520,7 @@ main(int argc, char **argv)
 	else
 		rc = run_daemon(&a);
 	shards_free();
+	metrics_free();
 	daemon_free_config();
 	return rc;
 }

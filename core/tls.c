@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -207,6 +209,30 @@ tls_cert_days_left(SSL_CTX *ctx, double *days)
 	return 0;
 }
 
+/* A certificate's notAfter as Unix time; 0 when there is none or it cannot be read. */
+static time_t
+cert_not_after(const X509 *cert)
+{
+	struct tm tm;
+
+	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+time_t
+tls_pem_not_after(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	time_t t = cert_not_after(cert);
+
+	X509_free(cert);
+	BIO_free(bio);
+	ERR_clear_error();
+	return t;
+}
+
 /* ---- peer verification (outbound) ------------------------------------------------------------ */
 
 /*
@@ -367,12 +393,7 @@ tls_file_id_eq(const struct tls_file_id *a, const struct tls_file_id *b)
 static time_t
 tls_ctx_not_after(SSL_CTX *ctx)
 {
-	X509 *cert = SSL_CTX_get0_certificate(ctx);
-	struct tm tm;
-
-	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
-		return 0;
-	return timegm(&tm);
+	return cert_not_after(SSL_CTX_get0_certificate(ctx));
 }
 
 static SSL_CTX *

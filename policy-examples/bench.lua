@@ -21,6 +21,7 @@
 --   TERN_BENCH_DKIM      rsa | ed25519 | none (default none)
 --   TERN_BENCH_DKIM_KEY  the key file (`tern dkim genkey`) for d=sender.test, s=bench
 --   TERN_BENCH_PARTITIONS spool partitions (default 4: parallel synced writes)
+--   TERN_BENCH_HTTP      "ip:port" of an HTTP listener (GET /metrics), none by default
 local dkim = require 'tern.dkim'
 
 local listen = os.getenv('TERN_BENCH_LISTEN') or '127.0.0.1:2525'
@@ -47,6 +48,9 @@ tern.on('init', function()
     hostname = 'bench.test',
     relay_hosts = { '127.0.0.0/8', '::1' },
   }
+  if os.getenv('TERN_BENCH_HTTP') then
+    tern.start_http_listener { listen = os.getenv('TERN_BENCH_HTTP') }
+  end
 end)
 
 local signing

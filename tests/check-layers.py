@@ -43,12 +43,15 @@ LAYERS = {
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
     "proxy_proto": ENGINE, "bounce": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
+    "api_metrics": ENGINE, "status_page": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
     "shard": FOUNDATION, "tls": FOUNDATION, "util": FOUNDATION, "util_heap": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION, "notify": FOUNDATION, "privdrop": FOUNDATION,
     "util_acmatch": FOUNDATION,
+    "util_map": FOUNDATION, "watchdog": FOUNDATION,
+    "metrics": FOUNDATION,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"tern/([A-Za-z0-9_]+)\.h"')

@@ -69,6 +69,9 @@ struct shard *http_request_shard(const struct http_request *req);
 /* What to call if the request is dropped before its answer; NULL clears. */
 void http_request_on_abort(struct http_request *req, http_abort_fn fn, void *arg);
 
+/* Answer with a body (copied) of the given Content-Type. */
+void http_request_reply(struct http_request *req, unsigned status, const char *content_type,
+			const char *body, size_t len);
 /* Answer with a JSON body (copied). */
 void http_request_reply_json(struct http_request *req, unsigned status, const char *json,
 			     size_t len);

@@ -57,6 +57,8 @@ void logrec_close(void);
  * pointer: rev must stay valid until it is replaced and logrec_close().
  */
 void logrec_set_policy_revision(const char *rev);
+/* The revision set above, or NULL (metrics and the status page show it). */
+const char *logrec_policy_revision(void);
 /* Whether records of this type carry bounce_classification. */
 bool logrec_is_failure(const char *type);
 

@@ -33,6 +33,8 @@ struct reception_origin {
 
 /* The spool that receives; set once at start-up. */
 void reception_set_spool(struct spool *sp);
+/* The spool set above, or NULL (for metrics). */
+struct spool *reception_get_spool(void);
 
 /*
  * Take ownership of msgs[0..n) (ids must be set) and spool them. done runs

@@ -77,6 +77,9 @@ int tls_verify_peer(SSL *ssl, const char *host, const char *ca_file, char *why, 
  */
 const char *tls_last_error(void);
 
+/* The notAfter (Unix time) of the first certificate of a PEM text, 0 if none (HTTPS listener). */
+time_t tls_pem_not_after(const char *pem);
+
 /* Days until the certificate in ctx expires (for reporting); negative when expired. */
 int tls_cert_days_left(SSL_CTX *ctx, double *days);
 
