@@ -49,24 +49,17 @@ void
 cli_policy_ternd_path(char *out, size_t n)
 {
 	const char *env = getenv("TERND");
-	char exe[PATH_MAX];
-	ssize_t len;
-	char *slash;
+	char exe[PATH_MAX + 8];
 
 	if (env && *env) {
 		snprintf(out, n, "%s", env);
 		return;
 	}
-	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (len > 0) {
-		exe[len] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			snprintf(slash + 1, sizeof(exe) - (size_t)(slash + 1 - exe), "ternd");
-			if (access(exe, X_OK) == 0) {
-				snprintf(out, n, "%s", exe);
-				return;
-			}
+	if (util_exe_dir(exe, PATH_MAX) == 0) {
+		strcat(exe, "/ternd");
+		if (access(exe, X_OK) == 0) {
+			snprintf(out, n, "%s", exe);
+			return;
 		}
 	}
 	snprintf(out, n, "ternd");

@@ -7,51 +7,19 @@
  * the runner and hands over the arguments.
  */
 #include "tern/cli.h"
+#include "tern/policy.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-/* The directory ternd lives in (built or installed), "." when it is found on PATH. */
-static void
-exe_dir_of(const char *ternd, char *out, size_t n)
-{
-	const char *slash = strrchr(ternd, '/');
-
-	if (slash == NULL)
-		snprintf(out, n, ".");
-	else
-		snprintf(out, n, "%.*s", (int)(slash - ternd), ternd);
-}
-
-/*
- * The Lua library ternd will use: the same search as ternd's (TERN_LUA_DIR,
- * then the source tree next to a build, then the installed copy), so the
- * runner and the modules it requires come from one place.
- */
-static void
-lua_dir(const char *exe, char *out, size_t n)
-{
-	const char *env = getenv("TERN_LUA_DIR");
-	struct stat st;
-
-	if (env && *env)
-		snprintf(out, n, "%s", env);
-	else if (snprintf(out, n, "%s/../../lua/tern", exe) > 0 && stat(out, &st) == 0 &&
-		 S_ISDIR(st.st_mode))
-		snprintf(out, n, "%s/../../lua", exe);
-	else
-		snprintf(out, n, "%s", TERN_LUA_DIR);
-}
 
 int
 cli_review_exec(const char *runner, int argc, char **argv)
 {
-	char exe[PATH_MAX], dir[PATH_MAX], ternd[PATH_MAX + 8], script[PATH_MAX + 64];
+	char dir[PATH_MAX], ternd[PATH_MAX + 8], script[PATH_MAX + 64];
 	char **args = calloc((size_t)argc + 9, sizeof(*args));
 	int i, n = 0;
 
@@ -60,8 +28,7 @@ cli_review_exec(const char *runner, int argc, char **argv)
 		return 2;
 	}
 	cli_policy_ternd_path(ternd, sizeof(ternd));
-	exe_dir_of(ternd, exe, sizeof(exe));
-	lua_dir(exe, dir, sizeof(dir));
+	policy_lua_dir(dir, sizeof(dir));
 	snprintf(script, sizeof(script), "%s/tern/review/%s.lua", dir, runner);
 	args[n++] = ternd;
 	args[n++] = "--threads";

@@ -77,25 +77,17 @@ is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Where lua/tern/ lives: $TERN_LUA_DIR, the build tree, or the install prefix. */
-static void
-find_lua_dir(char *out, size_t n)
+void
+policy_lua_dir(char *out, size_t n)
 {
 	const char *env = getenv("TERN_LUA_DIR");
 	char exe[PATH_MAX], probe[PATH_MAX + 32];
-	ssize_t len;
-	char *slash;
 
 	if (env && *env) {
 		snprintf(out, n, "%s", env);
 		return;
 	}
-	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (len > 0) {
-		exe[len] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
+	if (util_exe_dir(exe, sizeof(exe)) == 0) {
 		snprintf(probe, sizeof(probe), "%s/../../lua/tern", exe);
 		if (is_dir(probe)) {
 			snprintf(out, n, "%s/../../lua", exe);
@@ -123,7 +115,7 @@ set_package_path(lua_State *L, const struct policy_options *o)
 	char luadir[PATH_MAX], pdir[PATH_MAX];
 	const char *main_file = o->policy_path ? o->policy_path : o->script_path;
 
-	find_lua_dir(luadir, sizeof(luadir));
+	policy_lua_dir(luadir, sizeof(luadir));
 	dir_of(main_file ? main_file : ".", pdir, sizeof(pdir));
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "path");

@@ -541,3 +541,18 @@ util_sockaddr_port(const struct sockaddr_storage *addr)
 		return ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
 	return ntohs(((const struct sockaddr_in *)addr)->sin_port);
 }
+
+int
+util_exe_dir(char *out, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", out, n - 1);
+	char *slash;
+
+	if (len <= 0)
+		return len < 0 ? -errno : -ENOENT;
+	out[len] = '\0';
+	slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+	return 0;
+}

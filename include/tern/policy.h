@@ -40,6 +40,12 @@ struct policy_options {
 struct policy *policy_new(struct shard *shard, const struct policy_options *opts,
 			  struct tern_err *err);
 void policy_free(struct policy *p);
+/*
+ * Where the Lua half of the library (lua/tern/) lives: $TERN_LUA_DIR, the
+ * source tree beside a build, or the installed copy. The CLI runs its Lua
+ * tools from the same place as ternd.
+ */
+void policy_lua_dir(char *out, size_t n);
 /* Load a policy into every shard (shards_init first); shards_free() frees them. */
 int policy_attach_shards(const struct policy_options *opts, struct tern_err *err);
 

@@ -61,6 +61,9 @@ size_t util_utf8_len(const unsigned char *p, const unsigned char *end);
 /* Whether all of p[0..len) is well-formed UTF-8. */
 bool util_utf8_valid(const char *p, size_t len);
 
+/* The directory of the running binary (from /proc/self/exe): 0, or -errno. */
+int util_exe_dir(char *out, size_t n);
+
 /* Start-up allocators: abort on failure. Never used on a request path. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
