@@ -8,6 +8,7 @@ STARTTLS is broken."""
 import smtplib
 import socket
 import threading
+import time
 
 from conftest import free_port
 from sinks import mta_policy, of_type, postfix_sink, send_one, wait_records
@@ -112,8 +113,12 @@ def test_8bit_and_utf8_bounce_without_the_extensions(ternd, ports, postfix_sink)
     assert greetings and greetings == ["EHLO", "HELO"] * (len(greetings) // 2), greetings
     mails = [c for c in sent if c.startswith("MAIL")]
     assert len(mails) == 1 and "BODY=8BITMIME" not in mails[0].upper(), sent
-    # The refused recipient's transaction was reset, and DATA never sent for it.
-    verbs = [c.split()[0] for c in refusing.commands()]
+    # The refused recipient's transaction was reset, and DATA never sent for it. The Bounce
+    # record is written when the 550 arrives, the RSET goes out just after: wait for it.
+    deadline = time.monotonic() + 10
+    while "RSET" not in (verbs := [c.split()[0] for c in refusing.commands()]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "RSET" in verbs and "DATA" not in verbs, verbs
     assert verbs.index("RSET") > verbs.index("RCPT")
     assert refusing.transactions() == []
