@@ -26,11 +26,24 @@ os.environ.setdefault("TERN_DNS_SERVERS", "127.0.0.1:9")
 os.environ.setdefault("TERN_ALLOW_ROOT", "1")
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
+    """A free port never handed out before in this run.
+
+    Regression: the kernel may give the same ephemeral port to two binds in a row once the
+    first is closed, so a test's listener and its "nothing listens here" port were once the
+    same, and held messages were delivered to ternd itself.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 class Ternd:

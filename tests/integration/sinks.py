@@ -31,7 +31,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from conftest import ROOT, Ternd
+from conftest import ROOT, Ternd, free_port
 
 SINK_POLICY = os.path.join(ROOT, "policy-examples", "sink.lua")
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -42,9 +42,7 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 def port_free_on(hosts):
     """One TCP port that is free on every address in hosts."""
     for _ in range(50):
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
+        port = free_port(hosts[0])
         try:
             for h in hosts[1:]:
                 with socket.socket() as s:
