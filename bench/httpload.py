@@ -25,12 +25,13 @@ import multiprocessing
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from ports import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMTPLOAD_SRC = os.path.join(ROOT, "bench", "smtpload.c")
@@ -48,12 +49,6 @@ tern.on('get_queue_config', function()
   return tern.make_queue_config { retry_interval = '1h', mx_list = { '127.0.0.1:9' } }
 end)
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid):

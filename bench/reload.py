@@ -16,11 +16,12 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
+
+from ports import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,12 +55,6 @@ def shaping_data(domains, sources):
         out.append(f"    ['ip-{i:03d}'] = {{ max_message_rate = '{100 + i}/h' }},")
     out += ["  },", "}"]
     return "\n".join(out) + "\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(path, pattern, count, timeout=30):

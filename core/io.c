@@ -195,19 +195,27 @@ io_events(const struct io *io)
 	return 0;
 }
 
-/* Point the watcher at what the current state waits for. */
+/*
+ * Point the watcher at what the current state waits for. Inside our own
+ * callback this waits for io_leave(): a reply queued and flushed in the same
+ * pass would otherwise arm EV_WRITE and disarm it again, and libev turns that
+ * pair into an epoll_ctl that fails with EEXIST, once per reply.
+ */
 static void
 io_update(struct io *io)
 {
 	int ev = io_events(io);
 
+	if (io->busy > 0)
+		return;
 	if (ev == (io->w.events & (EV_READ | EV_WRITE)) && ev_is_active(&io->w))
 		return;
 	if (ev_is_active(&io->w))
 		ev_io_stop(io->loop, &io->w);
 	if (ev == 0)
 		return;
-	ev_io_set(&io->w, io->fd, ev);
+	/* The fd is the one io_new() set: no need to make libev re-register it. */
+	ev_io_modify(&io->w, ev);
 	ev_io_start(io->loop, &io->w);
 }
 
@@ -389,11 +397,15 @@ io_resume_read(struct io *io)
 		return;
 	io->paused = false;
 	io_update(io);
-	if (io->state == IO_ST_OPEN && !io->dead) {
-		/* Buffered input (or a held-back end) is delivered from the loop. */
-		io->redeliver = io->in.len > 0;
+	if (io->state != IO_ST_OPEN || io->dead)
+		return;
+	/*
+	 * Input buffered here or inside OpenSSL, and a held-back end, are
+	 * delivered from the loop; what waits in the socket, epoll reports.
+	 */
+	io->redeliver = io->in.len > 0;
+	if (io->redeliver || io->pending_end >= 0 || io->tls_ready)
 		io_kick(io, EV_READ);
-	}
 }
 
 struct buf *
@@ -434,15 +446,6 @@ io_output_pending(const struct io *io)
 	return io->out.len - io->out_off;
 }
 
-static void
-io_out_grew(struct io *io)
-{
-	io->had_output = true;
-	if (io_output_pending(io) > IO_OUT_HIWAT)
-		io->backlogged = true;
-	io_update(io);
-}
-
 /* Below the low-water mark again: read on, starting with what waited meanwhile. */
 static void
 io_out_drained(struct io *io)
@@ -452,34 +455,6 @@ io_out_drained(struct io *io)
 	io->backlogged = false;
 	if (io_reading(io) && io->state == IO_ST_OPEN && !io->dead)
 		io_kick(io, EV_READ);
-}
-
-int
-io_write(struct io *io, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (buf_append(&io->out, p, n) < 0)
-		return -ENOMEM;
-	io_out_grew(io);
-	return 0;
-}
-
-int
-io_printf(struct io *io, const char *fmt, ...)
-{
-	size_t before = io->out.len;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = buf_vprintf(&io->out, fmt, ap);
-	va_end(ap);
-	if (rc < 0)
-		return -ENOMEM;
-	if (io->out.len > before)
-		io_out_grew(io);
-	return 0;
 }
 
 static void
@@ -523,6 +498,63 @@ io_write_plain(struct io *io, size_t max, size_t *done)
 		io_progress(io);
 	}
 	return IO_STEP_OK;
+}
+
+/*
+ * Output queued from outside our callbacks (a reply after the spool's
+ * commit) goes to a plain socket at once: arming EV_WRITE for it costs two
+ * epoll_ctl calls and a loop pass. Whatever the socket does not take, an
+ * error, and the IO_LOWAT owed once all has gone are left to the loop, so
+ * the caller is never called back from inside its own write.
+ */
+static void
+io_write_through(struct io *io)
+{
+	size_t done = 0;
+
+	if (io->busy > 0 || io->dead || io->state != IO_ST_OPEN || io->tls_ready)
+		return;
+	if (io_write_plain(io, io_output_pending(io), &done) == IO_STEP_ERROR ||
+	    io_output_pending(io) == 0)
+		io_kick(io, EV_WRITE);
+}
+
+static void
+io_out_grew(struct io *io)
+{
+	io->had_output = true;
+	if (io_output_pending(io) > IO_OUT_HIWAT)
+		io->backlogged = true;
+	io_write_through(io);
+	io_update(io);
+}
+
+int
+io_write(struct io *io, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (buf_append(&io->out, p, n) < 0)
+		return -ENOMEM;
+	io_out_grew(io);
+	return 0;
+}
+
+int
+io_printf(struct io *io, const char *fmt, ...)
+{
+	size_t before = io->out.len;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(&io->out, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -ENOMEM;
+	if (io->out.len > before)
+		io_out_grew(io);
+	return 0;
 }
 
 static enum io_step
@@ -701,8 +733,11 @@ io_step_open(struct io *io, int revents)
 	}
 	if (io_wants_read(io, revents) && io_do_read(io))
 		return;
-	/* Flush here too, so replies queued by IO_DATAIN leave in the same loop pass. */
-	if (io->state == IO_ST_OPEN && io->out.len > io->out_off)
+	/*
+	 * Flush here too, so replies queued by IO_DATAIN leave in the same loop
+	 * pass; and owe IO_LOWAT for output that io_write_through() sent.
+	 */
+	if (io->state == IO_ST_OPEN && (io->out.len > io->out_off || io->had_output))
 		io_flush(io);
 }
 

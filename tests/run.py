@@ -139,6 +139,36 @@ def run_bench_smoke(build, env):
     return [1, 0] if ok else [0, 1]
 
 
+def python_sources():
+    """Every Python file of the tree: *.py and scripts with a python3 shebang."""
+    out = []
+    for top in ("bench", "tests", "packaging", "policy-examples"):
+        for root, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "seeds")]
+            for name in files:
+                path = os.path.join(root, name)
+                if name.endswith(".py"):
+                    out.append(path)
+                    continue
+                with open(path, "rb") as f:
+                    first = f.readline()
+                if first.startswith(b"#!") and b"python3" in first:
+                    out.append(path)
+    return sorted(out)
+
+
+def run_lint(env):
+    """pyflakes over the test and bench scripts: an undefined name in a code path
+    no test takes (a benchmark's summary line) otherwise waits for its next run."""
+    proc = subprocess.run([sys.executable, "-m", "pyflakes", *python_sources()], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    ok = proc.returncode == 0
+    print(f"{'ok' if ok else 'FAILED':6} pyflakes", flush=True)
+    if not ok:
+        print((proc.stdout + proc.stderr)[-4000:], flush=True)
+    return [1, 0] if ok else [0, 1]
+
+
 def run_fuzz_replay(env):
     """Each fuzz target over its seed corpus, one run per file: a seed that once
     found a bug is a regression test. Targets are built by `make fuzz-build`."""
@@ -174,15 +204,16 @@ def run_fuzz_replay(env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/rel")
-    ap.add_argument("--only", choices=["unit", "policy", "policy-examples", "integration", "bench",
-                                       "fuzz"])
+    ap.add_argument("--only", choices=["lint", "unit", "policy", "policy-examples", "integration",
+                                       "bench", "fuzz"])
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
     # TERN_DNS_SERVERS: a policy without tern.dns.configure must not query the
     # system's resolvers; port 9 on loopback answers nothing, so lookups fail fast.
     env = dict(os.environ, TERN_BUILD=os.path.join(ROOT, args.build),
                TERN_ROOT=ROOT, TERN_DNS_SERVERS="127.0.0.1:9")
-    suites = {"unit": lambda: run_unit(args.build, env),
+    suites = {"lint": lambda: run_lint(env),
+              "unit": lambda: run_unit(args.build, env),
               "policy": lambda: run_policy(args.build, env),
               "policy-examples": lambda: run_policy_examples(args.build, env),
               "integration": lambda: run_integration(args.build, env, args.pytest_args),

@@ -6,9 +6,7 @@ import smtplib
 import socket
 import time
 
-import pytest
-
-from conftest import TERND, listener_policy, run_ternd
+from conftest import listener_policy, run_ternd
 
 
 def write(tmp_path, name, text):

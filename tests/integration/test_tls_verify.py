@@ -9,7 +9,7 @@ certificate (RFC 7435). Every record over TLS says whether the peer verified.
 import pytest
 
 import tls
-from sinks import (mta_policy, of_type, port_free_on, read_records, send_one, ternd_sink,
+from sinks import (mta_policy, port_free_on, read_records, send_one, ternd_sink,
                    wait_records)
 
 __all__ = ["ternd_sink"]  # fixture, used by name

@@ -213,7 +213,8 @@ test_large_write_lowat(void **state)
 	/* Two writes: LOWAT must come once, after both have drained. */
 	assert_int_equal(io_write(r.io, data, total / 2), 0);
 	assert_int_equal(io_write(r.io, data + total / 2, total - total / 2), 0);
-	assert_int_equal(io_output_pending(r.io), total);
+	/* The socket took what fits at once; the rest waits for the reader. */
+	assert_true(io_output_pending(r.io) > 0 && io_output_pending(r.io) < total);
 	s.fd = sv[1];
 	ev_timer_init(&s.t, slow_read_cb, 0.001, 0.001);
 	s.t.data = &s;
