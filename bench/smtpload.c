@@ -6,6 +6,12 @@
  * the latency measured is from the end of the body to the end-of-data reply,
  * which for tern is the spool's synced group commit.
  *
+ * --mode chooses the client: `pipelined` (the default) pipelines when the
+ * server offers PIPELINING and reuses its connection; `chatty` waits for each
+ * reply before the next command; `oneconn` is chatty and sends one message
+ * per connection (connect, EHLO, one transaction, QUIT), as many
+ * applications do.
+ *
  * With --rate R, message k is not sent before start + k/R: an open-loop
  * schedule shared by all connections, so latency can be measured at a fixed
  * offered load (e.g. half the rate a full-speed run reached) instead of at
@@ -50,6 +56,8 @@ struct domain {
 	unsigned weight;
 };
 
+enum load_mode { MODE_PIPELINED, MODE_CHATTY, MODE_ONECONN };
+
 struct options {
 	const char *host;
 	int port;
@@ -64,6 +72,7 @@ struct options {
 	double timeout;
 	double progress;
 	double rate; /* messages per second offered; 0: as fast as replies come */
+	enum load_mode mode;
 	struct domain domains[MAX_DOMAINS];
 	int n_domains;
 	unsigned total_weight;
@@ -126,7 +135,7 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void
+static _Noreturn void
 die(const char *fmt, ...)
 {
 	va_list ap;
@@ -173,6 +182,18 @@ parse_domains(const char *spec)
 	free(copy);
 }
 
+static enum load_mode
+parse_mode(const char *name)
+{
+	if (strcmp(name, "pipelined") == 0)
+		return MODE_PIPELINED;
+	if (strcmp(name, "chatty") == 0)
+		return MODE_CHATTY;
+	if (strcmp(name, "oneconn") == 0)
+		return MODE_ONECONN;
+	die("bad --mode '%s' (want pipelined, chatty or oneconn)", name);
+}
+
 static void
 usage(void)
 {
@@ -180,7 +201,8 @@ usage(void)
 		"usage: smtpload [--host H] [--port P] [--connections N] [--messages M]\n"
 		"                [--size BYTES] [--domains d1:w1,d2:w2,...] [--rcpts-per-msg K]\n"
 		"                [--from ADDR] [--helo NAME] [--ids FILE] [--timeout SECS]\n"
-		"                [--progress SECS] [--times FILE] [--rate MSGS_PER_SEC]\n");
+		"                [--progress SECS] [--times FILE] [--rate MSGS_PER_SEC]\n"
+		"                [--mode pipelined|chatty|oneconn]\n");
 	exit(2);
 }
 
@@ -192,7 +214,8 @@ parse_options(int argc, char **argv)
 		{"messages", 1, 0, 'm'}, {"size", 1, 0, 's'},	     {"domains", 1, 0, 'd'},
 		{"from", 1, 0, 'f'},	 {"rcpts-per-msg", 1, 0, 'r'}, {"helo", 1, 0, 'e'},
 		{"ids", 1, 0, 'i'},	 {"timeout", 1, 0, 't'},     {"progress", 1, 0, 'P'},
-		{"times", 1, 0, 'T'},	 {"rate", 1, 0, 'R'},	     {0, 0, 0, 0}};
+		{"times", 1, 0, 'T'},	 {"rate", 1, 0, 'R'},	     {"mode", 1, 0, 'M'},
+		{0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -211,6 +234,7 @@ parse_options(int argc, char **argv)
 		case 't': opt.timeout = atof(optarg); break;
 		case 'P': opt.progress = atof(optarg); break;
 		case 'R': opt.rate = atof(optarg); break;
+		case 'M': opt.mode = parse_mode(optarg); break;
 		default: usage();
 		}
 	}
@@ -468,7 +492,8 @@ session_open(struct worker *w)
 		snprintf(cmd, sizeof(cmd), "EHLO %s\r\n", opt.helo);
 		rc = send_all(w, cmd, strlen(cmd));
 		if (rc == 0)
-			rc = read_reply(w, line, sizeof(line), &w->pipelining);
+			rc = read_reply(w, line, sizeof(line),
+					opt.mode == MODE_PIPELINED ? &w->pipelining : NULL);
 	}
 	if (rc == 250)
 		return NULL;
@@ -762,8 +787,16 @@ worker_main(void *arg)
 			}
 		}
 		switch (transaction(w, seq)) {
-		case TX_DONE: break;
-		case TX_RESET: session_reset(w); break;
+		case TX_DONE:
+			if (opt.mode == MODE_ONECONN)
+				session_quit(w);
+			break;
+		case TX_RESET:
+			if (opt.mode == MODE_ONECONN)
+				session_quit(w);
+			else
+				session_reset(w);
+			break;
 		case TX_RECONNECT:
 			disconnect(w);
 			w->reconnects++;
