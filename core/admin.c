@@ -31,6 +31,8 @@ struct admin_table {
 static _Atomic(struct admin_table *) admin_current;
 static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *admin_path;
+static admin_observer_fn observer;
+static void *observer_arg;
 
 static const char *const kind_names[] = {"suspend", "bounce", "suspend-ready-q"};
 #define ADMIN_KINDS 3
@@ -303,8 +305,8 @@ selector_json(const struct admin_rule *r, struct buf *out)
 	buf_append_char(out, ']');
 }
 
-static void
-rule_json(const struct admin_rule *r, struct buf *out)
+void
+admin_rule_json(const struct admin_rule *r, struct buf *out)
 {
 	buf_printf(out, "{\"id\":\"%s\",\"kind\":\"%s\"", r->id, kind_names[r->kind]);
 	if (r->kind == ADMIN_SUSPEND_READY) {
@@ -334,7 +336,7 @@ table_json(const struct admin_table *t, bool all, enum admin_kind kind, struct b
 		if (!first)
 			buf_append_char(out, ',');
 		first = false;
-		rule_json(&t->rules[i], out);
+		admin_rule_json(&t->rules[i], out);
 	}
 	return buf_append_char(out, ']');
 }
@@ -423,6 +425,15 @@ make_id(char out[ADMIN_ID_LEN + 1])
 		 b[15]);
 }
 
+void
+admin_set_observer(admin_observer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&admin_lock);
+	observer = fn;
+	observer_arg = arg;
+	pthread_mutex_unlock(&admin_lock);
+}
+
 int
 admin_add(struct admin_rule *r, struct tern_err *err)
 {
@@ -438,6 +449,8 @@ admin_add(struct admin_rule *r, struct tern_err *err)
 	} else {
 		tern_err_set(err, 503, "", "out of memory");
 	}
+	if (rc == 0 && observer != NULL)
+		observer(observer_arg, r, NULL);
 	pthread_mutex_unlock(&admin_lock);
 	return rc;
 }
@@ -467,6 +480,49 @@ admin_remove(const char *id, enum admin_kind kind, struct tern_err *err)
 		t->n = kept;
 		rc = table_publish(t, err);
 	}
+	if (rc == 0 && observer != NULL)
+		observer(observer_arg, NULL, id);
+	pthread_mutex_unlock(&admin_lock);
+	return rc;
+}
+
+size_t
+admin_snapshot(struct admin_rule **out)
+{
+	struct admin_table *t;
+	size_t n = 0;
+
+	pthread_mutex_lock(&admin_lock);
+	t = table_copy(0);
+	if (t != NULL && t->n > 0) {
+		*out = malloc(t->n * sizeof(**out));
+		if (*out != NULL) {
+			memcpy(*out, t->rules, t->n * sizeof(**out));
+			n = t->n;
+		}
+	}
+	pthread_mutex_unlock(&admin_lock);
+	free(t);
+	return n;
+}
+
+int
+admin_replace(const struct admin_rule *rules, size_t n, struct tern_err *err)
+{
+	struct admin_table *t = calloc(1, sizeof(*t) + n * sizeof(t->rules[0]));
+	double now = util_wallclock();
+	size_t i;
+	int rc;
+
+	if (t == NULL) {
+		tern_err_set(err, 503, "", "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		if (rules[i].expires > now)
+			t->rules[t->n++] = rules[i];
+	pthread_mutex_lock(&admin_lock);
+	rc = table_publish(t, err);
 	pthread_mutex_unlock(&admin_lock);
 	return rc;
 }
@@ -479,27 +535,51 @@ struct loading {
 	struct tern_err *err;
 };
 
+/* One rule as admin_rule_json() wrote it. */
 static int
-load_rule(void *arg, size_t i, const struct json_span *v)
+rule_from_span(const struct json_span *v, struct admin_rule *r, struct tern_err *err)
 {
-	struct loading *l = arg;
-	struct admin_rule r = {0};
 	char kind[16];
 	struct json_span e;
 	size_t k;
 
-	(void)i;
-	if (v->type != JSON_OBJECT || parse_selector(v, &r, l->err) < 0 ||
-	    get_string(v, "id", r.id, sizeof(r.id), l->err) < 0 ||
-	    get_string(v, "kind", kind, sizeof(kind), l->err) < 0 ||
-	    get_string(v, "name", r.ready_q, sizeof(r.ready_q), l->err) < 0 ||
-	    json_object_get(v, "expires", &e) < 0 || json_number_value(&e, &r.expires) < 0)
+	*r = (struct admin_rule){0};
+	if (v->type != JSON_OBJECT || parse_selector(v, r, err) < 0 ||
+	    get_string(v, "id", r->id, sizeof(r->id), err) < 0 ||
+	    get_string(v, "kind", kind, sizeof(kind), err) < 0 ||
+	    get_string(v, "name", r->ready_q, sizeof(r->ready_q), err) < 0 ||
+	    json_object_get(v, "expires", &e) < 0 || json_number_value(&e, &r->expires) < 0)
 		return -EINVAL;
 	for (k = 0; k < ADMIN_KINDS && strcmp(kind, kind_names[k]) != 0; k++)
 		;
-	if (k == ADMIN_KINDS || l->t->n >= l->cap)
+	if (k == ADMIN_KINDS || r->id[0] == '\0')
 		return -EINVAL;
-	r.kind = (enum admin_kind)k;
+	r->kind = (enum admin_kind)k;
+	return 0;
+}
+
+int
+admin_rule_from_json(const char *text, size_t len, struct admin_rule *r, struct tern_err *err)
+{
+	struct json_span doc;
+
+	if (json_parse_span(text, len, &doc, err) < 0 || rule_from_span(&doc, r, err) < 0) {
+		if (err->msg[0] == '\0')
+			tern_err_set(err, 0, "", "not an admin rule");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+load_rule(void *arg, size_t i, const struct json_span *v)
+{
+	struct loading *l = arg;
+	struct admin_rule r;
+
+	(void)i;
+	if (rule_from_span(v, &r, l->err) < 0 || l->t->n >= l->cap)
+		return -EINVAL;
 	l->t->rules[l->t->n++] = r;
 	return 0;
 }

@@ -11,6 +11,7 @@
  * the message path waits for it.
  */
 #include "tern/api_metrics.h"
+#include "tern/fleet.h"
 #include "tern/http_server.h"
 #include "tern/logrec.h"
 #include "tern/metrics.h"
@@ -434,6 +435,20 @@ expose_process(struct expo *e)
 		    (double)shard_count());
 }
 
+/* Fleet mode only: whether Redis answers, and how many nodes share the fleet's limits. */
+static void
+expose_fleet(struct expo *e)
+{
+	if (!fleet_configured())
+		return;
+	expo_single(e, "tern_redis_up", "gauge",
+		    "Whether this node's Redis connection is up (fleet mode).",
+		    fleet_redis_up() ? 1 : 0);
+	expo_single(e, "tern_fleet_nodes", "gauge",
+		    "Nodes of the fleet alive as last counted (or fallback_nodes when set).",
+		    (double)fleet_nodes());
+}
+
 static void
 expose_all(struct expo *e)
 {
@@ -449,6 +464,7 @@ expose_all(struct expo *e)
 	expose_spool(e);
 	expose_tls(e);
 	expose_process(e);
+	expose_fleet(e);
 	expo_close_family(e);
 }
 

@@ -47,6 +47,24 @@ void admin_close(void);
 int admin_add(struct admin_rule *r, struct tern_err *err);
 /* Remove the rule with this id and kind; -ENOENT when there is none. */
 int admin_remove(const char *id, enum admin_kind kind, struct tern_err *err);
+/*
+ * A fleet shares the rules (fleet.c): it hears of every local change through
+ * the observer (called on the changing thread, under the rules' lock: post
+ * the work elsewhere, never call back into admin_*), and installs the fleet's
+ * copy with admin_replace(), which the observer does not hear of.
+ */
+typedef void (*admin_observer_fn)(void *arg, const struct admin_rule *added,
+				  const char *removed_id);
+void admin_set_observer(admin_observer_fn fn, void *arg);
+/* Replace every rule by rules[n] (expired ones dropped) and save. */
+int admin_replace(const struct admin_rule *rules, size_t n, struct tern_err *err);
+/* A malloc'd copy of the live rules into *out; how many (0: *out untouched). */
+size_t admin_snapshot(struct admin_rule **out);
+/* Pure: one rule as JSON (what admin.json and the fleet store), and back. */
+void admin_rule_json(const struct admin_rule *r, struct buf *out);
+int admin_rule_from_json(const char *text, size_t len, struct admin_rule *r,
+			 struct tern_err *err);
+
 /* The live rules of one kind as a JSON array (KumoMTA's listing fields). */
 int admin_list_json(enum admin_kind kind, struct buf *out);
 

@@ -148,6 +148,68 @@ test_saved_rules_survive_reopen(void **state)
 	support_rm_rf(dir);
 }
 
+static void
+record_change(void *arg, const struct admin_rule *added, const char *removed_id)
+{
+	char *seen = arg;
+
+	snprintf(seen, 64, "%s %s", added ? "added" : "removed", added ? added->id : removed_id);
+}
+
+/* What a fleet shares: each rule as JSON and back, the observer, a replaced table. */
+static void
+test_rules_shared_by_a_fleet(void **state)
+{
+	struct admin_rule r, back, *snap = NULL;
+	struct tern_err err = {0};
+	char seen[64] = "", want[64];
+	struct buf json;
+
+	(void)state;
+	assert_int_equal(admin_open("/nonexistent-dir-of-test-admin", &err), 0);
+	admin_set_observer(record_change, seen);
+	assert_int_equal(parse("{\"domain\":\"b.example\",\"tenant\":\"t\",\"queue_names\":"
+			       "[\"q1\"],\"reason\":\"say \\\"why\\\"\",\"duration\":600}",
+			       ADMIN_SUSPEND, &r, &err), 0);
+	r.expires = util_wallclock() + 600;
+	strcpy(r.id, "local-1");
+	buf_init(&json);
+	admin_rule_json(&r, &json);
+	assert_int_equal(admin_rule_from_json(json.data, json.len, &back, &err), 0);
+	assert_string_equal(back.domain, "b.example");
+	assert_string_equal(back.tenant, "t");
+	assert_string_equal(back.queue_names[0], "q1");
+	assert_string_equal(back.reason, "say \"why\"");
+	assert_int_equal(back.kind, ADMIN_SUSPEND);
+	buf_deinit(&json);
+	assert_int_equal(admin_rule_from_json("{\"id\":\"\"}", 9, &back, &err), -EINVAL);
+	assert_int_equal(admin_rule_from_json("[1", 2, &back, &err), -EINVAL);
+
+	/* admin_open() of a missing dir keeps nothing on disk: the save is a no-op here. */
+	admin_close();
+	assert_int_equal(admin_add(&r, &err), 0);
+	snprintf(want, sizeof(want), "added %s", r.id);
+	assert_string_equal(seen, want);
+	assert_int_equal(admin_snapshot(&snap), 1);
+	assert_string_equal(snap[0].id, r.id);
+	free(snap);
+
+	/* The fleet's copy replaces the table without echoing to the observer. */
+	strcpy(seen, "");
+	back = r;
+	strcpy(back.id, "remote-1");
+	strcpy(back.domain, "c.example");
+	back.n_queue_names = 0;
+	assert_int_equal(admin_replace(&back, 1, &err), 0);
+	assert_string_equal(seen, "");
+	assert_null(admin_match(ADMIN_SUSPEND, "b.example", "b.example", "t", ""));
+	assert_non_null(admin_match(ADMIN_SUSPEND, "c.example", "c.example", "t", ""));
+	assert_int_equal(admin_remove("remote-1", ADMIN_SUSPEND, &err), 0);
+	assert_string_equal(seen, "removed remote-1");
+	admin_set_observer(NULL, NULL);
+	admin_close();
+}
+
 int
 main(void)
 {
@@ -156,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_parse_errors_name_the_field),
 		cmocka_unit_test(test_matches),
 		cmocka_unit_test(test_saved_rules_survive_reopen),
+		cmocka_unit_test(test_rules_shared_by_a_fleet),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

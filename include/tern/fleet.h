@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fleet mode: ternd nodes that share one Redis (tern.configure_redis).
+ *
+ * Shard 0 keeps two Redis connections: one for commands, one subscribed to
+ * the fleet's channel. Each node writes a heartbeat every second into the
+ * sorted set tern:nodes (score: the time), so every node knows how many are
+ * alive (what a shared limit is divided by while Redis is away).
+ *
+ * Admin rules (suspensions, admin bounces) are shared: the hash
+ * tern:admin:rules holds every rule by id. A local change is written there
+ * and announced on the channel tern:admin; every node (the writer too, so
+ * that a resynchronisation racing the change cannot hide it) then reloads
+ * the whole hash into its table. After a reconnect a node first adds the
+ * rules it holds (HSETNX: a rule made while Redis was away reaches the
+ * others), then reloads. Without Redis each node keeps its own rules, saved
+ * in its spool as before; a removal made while Redis was away is not seen by
+ * the others (they still hold the rule, and give it back on the next
+ * reload).
+ */
+#ifndef TERN_FLEET_H
+#define TERN_FLEET_H
+
+#include <stdbool.h>
+
+#include "tern/redis.h"
+
+#define FLEET_HEARTBEAT 1.0	/* seconds between a node's heartbeats */
+#define FLEET_NODE_TTL 5.0	/* a node without a heartbeat for this long is gone */
+
+struct fleet_config {
+	struct redis_config redis;
+	char node_id[128];
+	int fallback_nodes; /* > 0: the node count to assume, instead of the heartbeats' */
+};
+
+/* Start on shard 0's loop (before the shards run); the connection follows asynchronously. */
+int fleet_open(const struct fleet_config *cfg, struct tern_err *err);
+void fleet_close(void);
+
+/* Any thread. */
+bool fleet_configured(void);
+bool fleet_redis_up(void);
+/* Nodes alive as last counted (at least 1: this one), or fallback_nodes when set. */
+int fleet_nodes(void);
+
+#endif

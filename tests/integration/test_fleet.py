@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: MIT
+"""Fleet mode on Redis: three ternd nodes and one redis-server on loopback.
+
+A suspension made through one node's admin API holds on the others within
+two seconds, and so does its removal; each node counts the fleet's nodes from
+their heartbeats; with redis-server stopped the nodes go on alone (a metric
+and one log line say so), a suspension made meanwhile stays on its node, and
+reaches the others once Redis is back.
+"""
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import free_port
+from sinks import py_sink
+from test_http_inject import post
+
+__all__ = ["py_sink"]  # fixture, used by name
+
+ADMIN = "/api/admin"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """redis-server on 127.0.0.1 without persistence, its log in its directory; stopped by PID."""
+
+    def __init__(self, workdir, port):
+        self.workdir, self.port, self.proc = workdir, port, None
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir,
+             "--logfile", os.path.join(self.workdir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli("PING") == "PONG":
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING")
+
+    def cli(self, *args):
+        p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
+                           capture_output=True, text=True, timeout=10)
+        return p.stdout.strip()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    started = []
+
+    def make(port=None):
+        r = RedisServer(str(tmp_path / f"redis{len(started)}"), port or free_port()).start()
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+def node_policy(tmp_path, i, http_port, redis_port, sink_port):
+    d = tmp_path / f"node{i}"
+    d.mkdir()
+    return ("tern.on('init', function()\n"
+            f"  tern.define_spool {{ path = '{d}/spool' }}\n"
+            f"  tern.configure_local_logs {{ log_dir = '{d}/log', max_segment_duration = '1s' }}\n"
+            f"  tern.configure_redis {{ servers = {{ '127.0.0.1:{redis_port}' }},\n"
+            f"                         node_id = 'node{i}', timeout = '2s' }}\n"
+            f"  tern.start_http_listener {{ listen = '127.0.0.1:{http_port}' }}\n"
+            "end)\n"
+            "tern.on('get_queue_config', function()\n"
+            "  return tern.make_queue_config { retry_interval = '1h',\n"
+            f"                                  mx_list = {{ '127.0.0.1:{sink_port}' }} }}\n"
+            "end)\n")
+
+
+def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3):
+    http = [free_port() for _ in range(n)]
+    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port)) for i in range(n)]
+    return nodes, http
+
+
+def suspensions(port):
+    status, listed = post(port, b"", path=ADMIN + "/suspend/v1", method="GET")
+    assert status == 200, listed
+    return {s["id"]: s for s in listed}
+
+
+def metric(port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_for(pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def inject(port, rcpt):
+    body = {"envelope_sender": "news@sender.test", "recipients": [{"email": rcpt}],
+            "content": "Subject: hi\r\n\r\nhello\r\n"}
+    status, reply = post(port, body)
+    assert status == 200 and reply["success_count"] == 1, reply
+
+
+def test_a_suspension_on_one_node_holds_on_every_node(ternd, tmp_path, redis_server, py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port)
+    assert wait_for(lambda: all(metric(p, "tern_fleet_nodes") == 3 for p in http), 10)
+
+    status, reply = post(http[0], {"domain": "held.example", "reason": "provider asked",
+                                   "duration": "1h"}, path=ADMIN + "/suspend/v1")
+    assert status == 200, reply
+    sid, t0 = reply["id"], time.monotonic()
+    assert wait_for(lambda: all(sid in suspensions(p) for p in http[1:]), 2.0), \
+        "the suspension did not reach the other nodes within 2 s"
+    print(f"suspension on every node after {time.monotonic() - t0:.3f} s")
+    assert suspensions(http[2])[sid]["reason"] == "provider asked"
+
+    # It holds there: node 1's message to the domain waits, another domain's is delivered.
+    inject(http[1], "u1@held.example")
+    inject(http[1], "u1@free.example")
+    sink.wait_messages(1, timeout=20)
+    time.sleep(1.0)
+    assert [m["rcpt_tos"] for m in sink.messages] == [["u1@free.example"]]
+
+    status, _ = post(http[2], {"id": sid}, path=ADMIN + "/suspend/v1", method="DELETE")
+    assert status == 200
+    t0 = time.monotonic()
+    assert wait_for(lambda: all(sid not in suspensions(p) for p in http[:2]), 2.0), \
+        "the removal did not reach the other nodes within 2 s"
+    print(f"removal on every node after {time.monotonic() - t0:.3f} s")
+    got = sink.wait_messages(2, timeout=20)
+    assert sorted(m["rcpt_tos"][0] for m in got) == ["u1@free.example", "u1@held.example"]
+
+
+def test_nodes_go_on_alone_while_redis_is_away(ternd, tmp_path, redis_server, py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2)
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    assert wait_for(lambda: all(metric(p, "tern_fleet_nodes") == 2 for p in http), 10)
+
+    redis.stop()
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 0 for p in http), 5)
+    inject(http[0], "u1@free.example")  # delivery goes on without Redis
+    assert sink.wait_messages(1, timeout=20)
+    status, reply = post(http[0], {"domain": "held.example", "reason": "while away",
+                                   "duration": "1h"}, path=ADMIN + "/suspend/v1")
+    assert status == 200, reply  # kept on this node, saved in its spool
+    sid = reply["id"]
+    assert sid in suspensions(http[0]) and sid not in suspensions(http[1])
+    time.sleep(1.5)  # several reconnect attempts fail meanwhile
+    for t in nodes:
+        with open(t.stderr_path) as f:
+            assert f.read().count("Redis is unreachable") == 1, "one warning per outage"
+
+    again = redis_server(redis.port)
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    assert wait_for(lambda: sid in suspensions(http[1]), 5), \
+        "a rule made while Redis was away did not reach the fleet"
+    assert again.cli("HEXISTS", "tern:admin:rules", sid) == "1"
