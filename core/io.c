@@ -74,6 +74,7 @@ struct io {
 	size_t out_off;	   /* bytes of out already written */
 	size_t plain_left; /* plaintext still to flush before the TLS handshake */
 	bool had_output;   /* something was queued since the last IO_LOWAT */
+	bool reads_fixed;  /* input does not restart the timeout (io_set_reads_extend_timeout) */
 
 	bool paused;	   /* the protocol stopped reading (io_pause_read) */
 	bool backlogged;   /* output above IO_OUT_HIWAT, not yet drained below IO_OUT_LOWAT */
@@ -374,6 +375,12 @@ io_set_timeout(struct io *io, double seconds)
 		ev_timer_again(io->loop, &io->timer);
 	else
 		ev_timer_stop(io->loop, &io->timer);
+}
+
+void
+io_set_reads_extend_timeout(struct io *io, bool extend)
+{
+	io->reads_fixed = !extend;
 }
 
 void
@@ -689,7 +696,8 @@ io_do_read(struct io *io)
 			io_set_error(io, "read: out of memory");
 			return io_finish(io, IO_ERROR);
 		}
-		io_progress(io);
+		if (!io->reads_fixed)
+			io_progress(io);
 	}
 	if (got > 0 || io->redeliver) {
 		io->redeliver = false;

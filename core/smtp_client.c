@@ -590,6 +590,8 @@ client_connect(struct smtp_client *c)
 				   (const struct sockaddr *)src, src ? sockaddr_len(src) : 0, client_io,
 				   c, &err);
 		if (c->io != NULL) {
+			/* Each reply has its whole timeout, however slowly a hostile MX trickles it. */
+			io_set_reads_extend_timeout(c->io, false);
 			client_timeout(c, c->cfg->connect_timeout);
 			return;
 		}

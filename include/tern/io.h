@@ -50,6 +50,13 @@ struct io *io_connect(struct ev_loop *loop, const struct sockaddr *dst, socklen_
 
 /* Inactivity timeout in seconds (0 disables); restarted on every read/write progress. */
 void io_set_timeout(struct io *io, double seconds);
+/*
+ * Whether input restarts the timeout (the default). A peer trickling one byte
+ * of a reply just before each timeout would otherwise hold the connection
+ * forever: with reads not counting, a reply has its whole timeout from the
+ * last io_set_timeout() (or write), however slowly it arrives.
+ */
+void io_set_reads_extend_timeout(struct io *io, bool extend);
 void io_set_callback(struct io *io, io_cb_fn cb, void *arg);
 
 /*

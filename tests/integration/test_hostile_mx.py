@@ -169,3 +169,50 @@ def test_next_mx_host_takes_the_message_after_a_hostile_one(ternd, ports, py_sin
         assert "too many reply lines from mx 127.0.0.1:%d" % mx.port in t.stderr()
     finally:
         mx.close()
+
+
+TRICKLE_HOOKS = """
+tern.on('get_queue_config', function(domain)
+  return tern.make_queue_config { mx_list = { '127.0.0.1:%d' }, retry_interval = '1h' }
+end)
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', banner_timeout = '2s' }
+end)
+"""
+
+
+def test_a_reply_trickled_byte_by_byte_still_times_out(ternd, ports):
+    """Regression: the client's timeout restarted on every byte read, so an MX that
+    sent its banner one byte a second never timed out and held the connection (and
+    the message) for as long as it liked."""
+    port = free_port()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = srv.accept()
+        with conn:
+            for b in b"220 slow.test ESMTP " + b"x" * 200:
+                if stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(bytes([b]))
+                except OSError:
+                    return  # ternd hung up: the point of the test
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        t = ternd(mta_policy("127.0.0.1:9", TRICKLE_HOOKS % port))
+        start = time.monotonic()
+        send_one(ports[0], "s@origin.test", ["victim@slow.test"], b"Subject: x\r\n\r\nx\r\n")
+        failed = wait_records(t, of_type("TransientFailure"), 1, timeout=20)
+        took = time.monotonic() - start
+        print(f"banner trickled at 2 bytes/s: TransientFailure after {took:.1f} s")
+        assert took < 10, took  # the 2 s banner timeout, not the trickle's 100 s
+        assert failed[0]["recipient"] == "victim@slow.test"
+    finally:
+        stop.set()
+        srv.close()
