@@ -14,6 +14,8 @@
 #include "tern/admin.h"
 #include "tern/config.h"
 #include "tern/coro.h"
+#include "tern/fleet.h"
+#include "tern/fleet_limit.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/logrec.h"
@@ -62,6 +64,7 @@ struct ready_queue {
 	struct queue_msg *head, *tail;
 	size_t n_msgs;
 	struct throttle msg_rate, conn_rate;
+	struct fleet_rate *fleet_msg_rate; /* fleet mode: the rate shared by every node */
 	int n_conns;
 	struct client_link *clients;
 	ev_timer wake;
@@ -124,6 +127,7 @@ ready_queue_free(void *p)
 	struct queue_msg *m, *next;
 
 	ev_timer_stop(rq->es->shard->loop, &rq->wake);
+	fleet_rate_release(rq->fleet_msg_rate);
 	/* Messages stay in the spool; only their memory goes. */
 	for (m = rq->head; m; m = next) {
 		next = m->next;
@@ -374,6 +378,8 @@ ready_refresh(struct ready_queue *rq)
 	}
 	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
 	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
+	if (rq->fleet_msg_rate)
+		fleet_rate_retune(rq->fleet_msg_rate, next.max_message_rate);
 	rq->path = next;
 	if (rq->n_conns == 0)
 		ready_client_config(rq);
@@ -389,6 +395,15 @@ ready_suspended(struct ready_queue *rq)
 	return true;
 }
 
+/* The path's message rate: the fleet's unless the policy kept it to this node ('local:'). */
+static double
+ready_rate_take(struct ready_queue *rq, double now)
+{
+	if (rq->fleet_msg_rate != NULL && !rq->path.max_message_rate_local)
+		return fleet_rate_take(rq->fleet_msg_rate, now);
+	return throttle_take(&rq->msg_rate, now);
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -399,7 +414,7 @@ ready_take(void *arg, struct smtp_client *c)
 	if (m == NULL || ready_suspended(rq))
 		return NULL;
 	ready_refresh(rq);
-	wait = throttle_take(&rq->msg_rate, util_now());
+	wait = ready_rate_take(rq, util_now());
 	if (wait > 0) {
 		ready_wake_in(rq, wait);
 		return NULL;
@@ -561,11 +576,14 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	rq->path_epoch = config_epoch(es->shard);
 	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
+	if (fleet_configured() && (rq->fleet_msg_rate = fleet_rate_new(key)) != NULL)
+		fleet_rate_retune(rq->fleet_msg_rate, rq->path.max_message_rate);
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
 	rq->wake.data = rq;
 	ready_client_config(rq);
 	map_put(&es->ready, key, rq, &rc);
 	if (rc < 0) {
+		fleet_rate_release(rq->fleet_msg_rate);
 		free(rq);
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;

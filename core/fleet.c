@@ -21,8 +21,11 @@
 
 struct fleet {
 	struct fleet_config cfg;
-	struct shard *home;
-	struct redis_client *cmd, *sub;
+	struct shard *home;	/* shard 0: heartbeats, admin rules, the subscription */
+	struct redis_client *cmd; /* the home shard's command client: clients[0] */
+	struct redis_client *sub;
+	struct redis_client **clients; /* one per shard, on its loop, for its shared limits */
+	int n_clients;
 	ev_timer heartbeat;
 };
 
@@ -221,17 +224,54 @@ sub_state(void *arg, bool up)
 		resync();
 }
 
+/* A shard's clients go on its own thread, at its exit (or at close if it never ran). */
 static void
-fleet_stop_on_home(struct shard *s, void *arg)
+fleet_stop_on_shard(struct shard *s, void *arg)
 {
-	if (fleet == NULL)
+	if (fleet == NULL || fleet->clients[s->id] == NULL)
 		return;
-	admin_set_observer(NULL, NULL);
-	ev_timer_stop(s->loop, &fleet->heartbeat);
-	redis_client_free(fleet->sub);
-	redis_client_free(fleet->cmd);
-	fleet->sub = fleet->cmd = NULL;
-	atomic_store(&redis_up, false);
+	if (s == fleet->home) {
+		admin_set_observer(NULL, NULL);
+		ev_timer_stop(s->loop, &fleet->heartbeat);
+		redis_client_free(fleet->sub);
+		fleet->sub = fleet->cmd = NULL;
+		atomic_store(&redis_up, false);
+	}
+	redis_client_free(fleet->clients[s->id]);
+	fleet->clients[s->id] = NULL;
+}
+
+static void
+fleet_free(void)
+{
+	int i;
+
+	for (i = 0; i < fleet->n_clients; i++)
+		fleet_stop_on_shard(shard_get(i), NULL);
+	free(fleet->clients);
+	free(fleet);
+	fleet = NULL;
+}
+
+static int
+fleet_connect(struct fleet *f)
+{
+	char name[32];
+	int i;
+
+	for (i = 0; i < f->n_clients; i++) {
+		snprintf(name, sizeof(name), "fleet shard %d", i);
+		f->clients[i] = redis_client_new(shard_get(i)->loop, &f->cfg.redis, name,
+						 i == 0 ? cmd_state : NULL, NULL);
+		if (f->clients[i] == NULL)
+			return -ENOMEM;
+		shard_on_exit(shard_get(i), fleet_stop_on_shard, NULL);
+	}
+	f->cmd = f->clients[0];
+	f->sub = redis_client_new(f->home->loop, &f->cfg.redis, "fleet channel", sub_state, NULL);
+	if (f->sub == NULL || redis_client_subscribe(f->sub, CHANNEL_ADMIN, on_admin_message, NULL) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 int
@@ -239,26 +279,22 @@ fleet_open(const struct fleet_config *cfg, struct tern_err *err)
 {
 	struct fleet *f = calloc(1, sizeof(*f));
 
-	if (f == NULL) {
+	if (f == NULL || (f->clients = calloc((size_t)shard_count(), sizeof(*f->clients))) == NULL) {
+		free(f);
 		tern_err_set(err, 0, "", "out of memory");
 		return -ENOMEM;
 	}
 	f->cfg = *cfg;
 	f->home = shard_get(0);
+	f->n_clients = shard_count();
 	fleet = f;
-	f->cmd = redis_client_new(f->home->loop, &cfg->redis, "fleet commands", cmd_state, NULL);
-	f->sub = redis_client_new(f->home->loop, &cfg->redis, "fleet channel", sub_state, NULL);
-	if (f->cmd == NULL || f->sub == NULL ||
-	    redis_client_subscribe(f->sub, CHANNEL_ADMIN, on_admin_message, NULL) < 0) {
-		fleet_stop_on_home(f->home, NULL);
-		free(f);
-		fleet = NULL;
+	if (fleet_connect(f) < 0) {
+		fleet_free();
 		tern_err_set(err, 0, "", "out of memory");
 		return -ENOMEM;
 	}
 	ev_timer_init(&f->heartbeat, on_heartbeat, FLEET_HEARTBEAT, FLEET_HEARTBEAT);
 	ev_timer_start(f->home->loop, &f->heartbeat);
-	shard_on_exit(f->home, fleet_stop_on_home, NULL);
 	admin_set_observer(admin_changed, NULL);
 	return 0;
 }
@@ -266,13 +302,14 @@ fleet_open(const struct fleet_config *cfg, struct tern_err *err)
 void
 fleet_close(void)
 {
-	if (fleet == NULL)
-		return;
-	/* The clients belong to shard 0's loop: freed there at its exit, or here if it never ran. */
-	if (fleet->cmd != NULL)
-		fleet_stop_on_home(fleet->home, NULL);
-	free(fleet);
-	fleet = NULL;
+	if (fleet != NULL)
+		fleet_free();
+}
+
+struct redis_client *
+fleet_client(struct shard *s)
+{
+	return fleet != NULL && s != NULL && s->id < fleet->n_clients ? fleet->clients[s->id] : NULL;
 }
 
 bool

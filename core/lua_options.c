@@ -9,6 +9,7 @@
 #include "tern/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -155,15 +156,24 @@ void
 lua_options_normalise_rate(lua_State *L, int idx, const char *fname, const char *key)
 {
 	const char *v = lua_options_string(L, idx, fname, key, NULL);
+	bool local;
 	double rate;
 
 	if (v == NULL)
 		return;
-	if (throttle_parse_rate(v, &rate) < 0)
+	local = strncmp(v, "local:", 6) == 0;
+	if (throttle_parse_rate(local ? v + 6 : v, &rate) < 0)
 		luaL_error(L, "%s: option '%s': '%s' is not a rate (e.g. '120/min')", fname, key,
 			   v);
 	lua_pushnumber(L, rate);
 	lua_setfield(L, idx, key);
+	if (local) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "%s_local", key);
+		lua_pushboolean(L, 1);
+		lua_setfield(L, idx, flag);
+	}
 }
 
 uint64_t

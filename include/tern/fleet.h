@@ -2,8 +2,9 @@
 /*
  * Fleet mode: ternd nodes that share one Redis (tern.configure_redis).
  *
- * Shard 0 keeps two Redis connections: one for commands, one subscribed to
- * the fleet's channel. Each node writes a heartbeat every second into the
+ * Every shard keeps a Redis connection for its shared limits
+ * (fleet_limit.h); shard 0's also carries the fleet's own commands, and a
+ * second one there is subscribed to the fleet's channel. Each node writes a heartbeat every second into the
  * sorted set tern:nodes (score: the time), so every node knows how many are
  * alive (what a shared limit is divided by while Redis is away).
  *
@@ -37,6 +38,10 @@ struct fleet_config {
 /* Start on shard 0's loop (before the shards run); the connection follows asynchronously. */
 int fleet_open(const struct fleet_config *cfg, struct tern_err *err);
 void fleet_close(void);
+
+struct shard;
+/* The shard's own Redis client (for shared limits), or NULL outside fleet mode. Its thread only. */
+struct redis_client *fleet_client(struct shard *s);
 
 /* Any thread. */
 bool fleet_configured(void);

@@ -24,7 +24,10 @@ double lua_options_duration(lua_State *L, int idx, const char *fname, const char
 /* Read a field of an already validated table (made by a tern.make_* function): def when absent. */
 double lua_options_field_number(lua_State *L, int idx, const char *key, double def);
 const char *lua_options_field_string(lua_State *L, int idx, const char *key);
-/* Replace a rate option ("120/min") by events per second in the table; absent stays absent. */
+/*
+ * Replace a rate option ("120/min") by events per second in the table; absent stays absent.
+ * A 'local:' prefix (fleet mode: this node's own limit) also sets KEY_local = true.
+ */
 void lua_options_normalise_rate(lua_State *L, int idx, const char *fname, const char *key);
 /* A number of bytes or a size string ("20MiB"). */
 uint64_t lua_options_size(lua_State *L, int idx, const char *fname, const char *key, uint64_t def);

@@ -2,7 +2,8 @@
 """Fleet mode on Redis: three ternd nodes and one redis-server on loopback.
 
 A suspension made through one node's admin API holds on the others within
-two seconds, and so does its removal; each node counts the fleet's nodes from
+two seconds, and so does its removal; a path's message rate is the fleet's
+(a 'local:' one stays each node's); each node counts the fleet's nodes from
 their heartbeats; with redis-server stopped the nodes go on alone (a metric
 and one log line say so), a suspension made meanwhile stays on its node, and
 reaches the others once Redis is back.
@@ -71,7 +72,7 @@ def redis_server(tmp_path):
         r.stop()
 
 
-def node_policy(tmp_path, i, http_port, redis_port, sink_port):
+def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks=""):
     d = tmp_path / f"node{i}"
     d.mkdir()
     return ("tern.on('init', function()\n"
@@ -84,12 +85,13 @@ def node_policy(tmp_path, i, http_port, redis_port, sink_port):
             "tern.on('get_queue_config', function()\n"
             "  return tern.make_queue_config { retry_interval = '1h',\n"
             f"                                  mx_list = {{ '127.0.0.1:{sink_port}' }} }}\n"
-            "end)\n")
+            "end)\n" + hooks)
 
 
-def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3):
+def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3, hooks=""):
     http = [free_port() for _ in range(n)]
-    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port)) for i in range(n)]
+    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port, hooks))
+             for i in range(n)]
     return nodes, http
 
 
@@ -115,11 +117,11 @@ def wait_for(pred, timeout):
     return pred()
 
 
-def inject(port, rcpt):
-    body = {"envelope_sender": "news@sender.test", "recipients": [{"email": rcpt}],
+def inject(port, *rcpts):
+    body = {"envelope_sender": "news@sender.test", "recipients": [{"email": r} for r in rcpts],
             "content": "Subject: hi\r\n\r\nhello\r\n"}
     status, reply = post(port, body)
-    assert status == 200 and reply["success_count"] == 1, reply
+    assert status == 200 and reply["success_count"] == len(rcpts), reply
 
 
 def test_a_suspension_on_one_node_holds_on_every_node(ternd, tmp_path, redis_server, py_sink):
@@ -182,3 +184,51 @@ def test_nodes_go_on_alone_while_redis_is_away(ternd, tmp_path, redis_server, py
     assert wait_for(lambda: sid in suspensions(http[1]), 5), \
         "a rule made while Redis was away did not reach the fleet"
     assert again.cli("HEXISTS", "tern:admin:rules", sid) == "1"
+
+
+RATED_PATH = """
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', max_message_rate = '%s' }
+end)
+"""
+
+
+def delivered_rate(sink, skip, window):
+    """Messages per second at the sink over [first + skip, first + skip + window]."""
+    times = sorted(m["time"] for m in sink.messages)
+    start = times[0] + skip
+    return sum(start <= t < start + window for t in times) / window
+
+
+def test_a_path_rate_is_shared_by_the_fleet(ternd, tmp_path, redis_server, py_sink):
+    """Three nodes fed as fast as they accept, one path limited to 1200/min fleet-wide:
+    20 messages a second reach the sink in all (each node alone would send 20)."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port,
+                              hooks=RATED_PATH % "1200/min")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    for i, p in enumerate(http):
+        inject(p, *[f"n{i}-{k}@rated.example" for k in range(150)])
+    sink.wait_messages(400, timeout=60)
+    rate = delivered_rate(sink, 2.0, 15.0)
+    print(f"fleet-wide 1200/min: {rate:.2f} messages/s at the sink over 15 s")
+    assert 20 * 0.97 <= rate <= 20 * 1.03, rate
+    assert redis.cli("KEYS", "tern:rate:*") != "", "the rate was not kept in Redis"
+
+
+def test_a_local_rate_stays_per_node(ternd, tmp_path, redis_server, py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2,
+                              hooks=RATED_PATH % "local:600/min")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    for i, p in enumerate(http):
+        inject(p, *[f"n{i}-{k}@rated.example" for k in range(80)])
+    sink.wait_messages(150, timeout=60)
+    rate = delivered_rate(sink, 2.0, 5.0)
+    print(f"local:600/min on two nodes: {rate:.2f} messages/s at the sink")
+    assert 20 * 0.9 <= rate <= 20 * 1.1, rate  # 10 a second from each node
+    assert redis.cli("KEYS", "tern:rate:*") == ""
