@@ -16,6 +16,7 @@
 #include "tern/path_state.h"
 #include "tern/json.h"
 #include "tern/log.h"
+#include "tern/queue.h"
 
 #include <errno.h>
 #include <math.h>
@@ -360,12 +361,31 @@ key_matches(const char *want, const char *have)
 	return want == NULL || want[0] == '\0' || strcmp(want, have) == 0;
 }
 
+static bool
+clear_matches(const struct path_state *s, const char *source, const char *site,
+	      const char *tenant, const char *campaign)
+{
+	return key_matches(source, s->source) && key_matches(site, s->site) &&
+	       key_matches(tenant, s->tenant) && key_matches(campaign, s->campaign);
+}
+
+/* Messages held by lifted suspensions wait until their ends: wake them now. */
+static void
+wake_held(const double *ends, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		queue_wake_due_at(ends[i]);
+}
+
 int
 path_state_clear(const char *source, const char *site, const char *tenant, const char *campaign,
 		 struct tern_err *err)
 {
 	struct state_table *t;
-	size_t i, kept = 0, removed;
+	double *ends = NULL;
+	size_t i, kept = 0, n_ends = 0, removed;
 	int rc;
 
 	if (!(source && *source) && !(site && *site) && !(tenant && *tenant) &&
@@ -375,22 +395,27 @@ path_state_clear(const char *source, const char *site, const char *tenant, const
 	}
 	pthread_mutex_lock(&lock);
 	t = table_copy(0);
-	if (t == NULL) {
+	if (t == NULL || (ends = calloc(t->n + 1, sizeof(*ends))) == NULL) {
 		pthread_mutex_unlock(&lock);
+		free(t);
 		tern_err_set(err, 503, "", "out of memory");
 		return -ENOMEM;
 	}
 	for (i = 0; i < t->n; i++) {
 		const struct path_state *s = &t->states[i];
 
-		if (!(key_matches(source, s->source) && key_matches(site, s->site) &&
-		      key_matches(tenant, s->tenant) && key_matches(campaign, s->campaign)))
+		if (!clear_matches(s, source, site, tenant, campaign))
 			t->states[kept++] = *s;
+		else if (s->suspend)
+			ends[n_ends++] = s->until;
 	}
 	removed = t->n - kept;
 	t->n = kept;
 	rc = table_publish(t, err);
 	pthread_mutex_unlock(&lock);
+	if (rc == 0)
+		wake_held(ends, n_ends);
+	free(ends);
 	return rc < 0 ? rc : (int)removed;
 }
 
