@@ -45,7 +45,10 @@ def one_run():
         t = Ternd(d, path).start()
         try:
             inject(api, 400, "u")
-            wait_for(lambda: sum(len(m["rcpt_tos"]) for m in sink.messages) >= 400, timeout=120)
+            ok = wait_for(lambda: sum(len(m["rcpt_tos"]) for m in sink.messages) >= 400,
+                          timeout=120)
+            bounced = [r for r in t.records() if r["type"] == "Bounce"]
+            assert ok and not bounced, "not every message delivered, or some bounced"
         finally:
             t.stop()
             sink.stop()
