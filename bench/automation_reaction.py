@@ -31,7 +31,7 @@ def one_run():
     sink = PySink("127.0.0.1", smtp).start()
     count = {"n": 0}
 
-    def provider(peer):
+    def provider(peer, rcpts):
         if peer != ADDRS["ip-a"]:
             return None
         count["n"] += 1

@@ -769,6 +769,7 @@ wake_task(void *arg)
 	while ((m = chain) != NULL) {
 		chain = m->next;
 		heap_remove(&ss->heap, m->heap_index);
+		m->queue->size--;
 		m->next = NULL;
 		m->due = now;
 		sched_add(ss, m);

@@ -47,11 +47,11 @@ def policy(rules, sources=("ip-a", "ip-b", "ip-c"), defaults="connection_limit =
     return POLICY % {"defaults": defaults, "rules": rules, "entries": entries}
 
 
-def inject(port, n, tag):
-    for start in range(0, n, 50):
+def inject(port, n, tag, first=0):
+    for start in range(first, first + n, 50):
         body = {"envelope_sender": "news@sender.test",
                 "recipients": [{"email": f"{tag}{i}@dest.example"}
-                               for i in range(start, min(n, start + 50))],
+                               for i in range(start, min(first + n, start + 50))],
                 "content": "Subject: hi\r\n\r\nhello\r\n"}
         status, reply = post(port, body)
         assert status == 200, reply
@@ -84,7 +84,7 @@ def test_deferred_source_is_suspended_and_its_share_moves(ternd, ports, py_sink)
     sink = py_sink("127.0.0.1", ports[1])
     accepted = {"n": 0}
 
-    def provider(peer):
+    def provider(peer, rcpts):
         if peer != ADDRS["ip-a"]:
             return None
         accepted["n"] += 1
@@ -131,7 +131,7 @@ def test_deferred_source_is_suspended_and_its_share_moves(ternd, ports, py_sink)
 def test_trigger_counts_matches_in_its_window(ternd, ports, py_sink):
     """trigger = '3/5m' does not fire on two matching replies and fires on the third."""
     sink = py_sink("127.0.0.1", ports[1])
-    sink.reply = lambda peer: "451 4.7.28 deferred"
+    sink.reply = lambda peer, rcpts: "451 4.7.28 deferred"
     t = ternd(policy("{ regex = '4\\\\.7\\\\.28', action = 'suspend', duration = '1h', "
                      "trigger = '3/5m' }", sources=("ip-a",))
               .replace("retry_interval = '1s',\n                                  max_retry_interval = '2s'",
@@ -151,7 +151,7 @@ def test_suspension_survives_restart_and_is_lifted_by_the_admin_api(ternd, ports
     """Regression guard for durability: a suspension set before a restart still holds after
     it; DELETE /api/admin/shaping-state/v1 lifts it and the held message goes at once."""
     sink = py_sink("127.0.0.1", ports[1])
-    sink.reply = lambda peer: "421 4.7.28 unusual rate"
+    sink.reply = lambda peer, rcpts: "421 4.7.28 unusual rate"
     text = policy("{ regex = '4\\\\.7\\\\.28', action = 'suspend', duration = '1h' }",
                   sources=("ip-a",))
     t = ternd(text)
@@ -181,7 +181,7 @@ def test_set_action_holds_the_measured_rate_then_returns_it(ternd, ports, py_sin
     sink = py_sink("127.0.0.1", ports[1])
     refused = {"n": 0}
 
-    def once(peer):
+    def once(peer, rcpts):
         refused["n"] += 1
         return "451 4.7.0 TSS04 temporarily deferred" if refused["n"] == 1 else None
     sink.reply = once
@@ -203,3 +203,53 @@ def test_set_action_holds_the_measured_rate_then_returns_it(ternd, ports, py_sin
     assert wait_for(lambda: len(delivered(sink, "s2-")) == 80, timeout=30)
     times = sorted(m["time"] for m in sink.messages if m["rcpt_tos"][0].startswith("s2-"))
     assert (len(times) - 1) / (times[-1] - times[0]) > 15
+
+
+TENANT_FROM_RECIPIENT = """
+tern.on('http_message_generated', function(msg)
+  msg:set_meta('tenant', msg:recipient():match('^(%a+)'))
+end)
+"""
+
+
+def test_bounce_and_suspend_tenant_actions(ternd, ports, py_sink):
+    """A `bounce` rule fails the message at once (Bounce, no retry); a `suspend_tenant` rule
+    holds that tenant's messages for the site while other tenants' go, and lifting it through
+    the admin API sends the held ones at once."""
+    sink = py_sink("127.0.0.1", ports[1])
+    refused = set()
+
+    def provider(peer, rcpts):
+        r = rcpts[0]
+        if r.startswith("bad"):
+            return "451 4.7.0 TSS09 messages from this sender are blocked"
+        if r == "acme0@dest.example" and not refused:
+            refused.add(r)
+            return "451 4.7.1 too many complaints for this tenant"
+        return None
+    sink.reply = provider
+    t = ternd(policy("{ regex = 'TSS09', action = 'bounce' }, "
+                     "{ regex = 'complaints', action = 'suspend_tenant', duration = '1h' }",
+                     sources=("ip-a", "ip-b")) + TENANT_FROM_RECIPIENT)
+    inject(ports[0], 1, "bad")
+    bounce = wait_records(t, of_type("Bounce"), 1)[0]
+    assert bounce["recipient"] == "bad0@dest.example" and bounce["response"]["code"] == 451
+    act = wait_records(t, of_type("ShapingAction"), 1)[0]
+    assert act["shaping"]["action"] == "bounce" and act["shaping"]["scope"] == "message"
+    assert not [r for r in t.records() if r["type"] == "TransientFailure"]
+
+    inject(ports[0], 1, "acme")
+    acts = wait_records(t, of_type("ShapingAction"), 2)
+    held = [a for a in acts if a["shaping"]["action"] == "suspend_tenant"][0]
+    assert held["shaping"]["scope"] == "tenant:acme->" + held["site"]
+    inject(ports[0], 3, "acme", first=1)
+    inject(ports[0], 3, "other")
+    assert wait_for(lambda: len(delivered(sink, "other")) == 3)
+    time.sleep(2)
+    assert not delivered(sink, "acme"), "a held tenant's message went"
+    status, reply = post(ports[0], {"tenant": "acme"}, path=ADMIN + "/shaping-state/v1",
+                         method="DELETE")
+    assert status == 200 and reply == {"cleared": 1}, reply
+    assert wait_for(lambda: len(delivered(sink, "acme")) == 4, timeout=20), delivered(sink, "acme")
+    assert len([r for r in t.records() if r["type"] == "ShapingAction"]) == 2
+    assert [r["recipient"] for r in t.records() if r["type"] == "Bounce"] == ["bad0@dest.example"]
