@@ -191,19 +191,27 @@ function Shape:settings(domain, source, site)
   merge(out, origins, provider and provider.sources and provider.sources[source],
     { 'providers', pname, 'sources', source })
   merge(out, origins, dom and dom.sources and dom.sources[source], { 'domains', dname, 'sources', source })
-  local ids = self:rules(pname, dname)
-  if #ids > 0 then out.automation = ids end
+  local ids, origin = self:rules(pname, dname)
+  if #ids > 0 then out.automation, origins.automation = ids, origin end
   return out, origins
 end
 
--- The automation rule indexes watching a path: the domain's, the provider's, the defaults'.
+-- The automation rule indexes watching a path: the domain's, the provider's, the defaults';
+-- and the table path of the first of those lists (for `tern policy explain`).
 function Shape:rules(pname, dname)
-  local a, ids = self.automation, {}
-  for _, list in ipairs({ a.domains[dname] or {}, pname and a.providers[pname] or {},
-                          a.default or {} }) do
-    for _, id in ipairs(list) do ids[#ids + 1] = id end
+  local a, ids, origin = self.automation, {}, nil
+  local layers = {
+    { a.domains[dname], { 'domains', dname, 'automation' } },
+    { pname and a.providers[pname], { 'providers', pname, 'automation' } },
+    { a.default, { 'defaults', 'automation' } },
+  }
+  for _, layer in ipairs(layers) do
+    for _, id in ipairs(layer[1] or {}) do
+      ids[#ids + 1] = id
+      origin = origin or layer[2]
+    end
   end
-  return ids
+  return ids, origin
 end
 
 -- Set by `tern policy explain` to learn where each setting of an answer came from.
