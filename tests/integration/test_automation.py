@@ -253,3 +253,34 @@ def test_bounce_and_suspend_tenant_actions(ternd, ports, py_sink):
     assert wait_for(lambda: len(delivered(sink, "acme")) == 4, timeout=20), delivered(sink, "acme")
     assert len([r for r in t.records() if r["type"] == "ShapingAction"]) == 2
     assert [r["recipient"] for r in t.records() if r["type"] == "Bounce"] == ["bad0@dest.example"]
+
+
+def test_suspend_source_holds_the_source_for_the_providers_sites(ternd, ports, py_sink):
+    """A provider's `suspend_source` rule takes the source off every site of the provider
+    (a state scoped by the provider's MX suffixes) while the pool's other source delivers."""
+    sink = py_sink("127.0.0.1", ports[1])
+    refused = []
+
+    def provider(peer, rcpts):
+        if peer == ADDRS["ip-a"] and not refused:
+            refused.append(time.time())
+            return "550 5.7.1 S3150 your IP is on our block list"
+        return None
+    sink.reply = provider
+    text = policy("", sources=("ip-a", "ip-b")).replace(
+        "automation = {  }",
+        "providers = { sink = { mx_suffixes = { '0.0.1:{port2}' }, automation = {"
+        " { regex = 'S3150', action = 'suspend_source', duration = '1h' } } } }")
+    t = ternd(text)
+    inject(ports[0], 40, "w")
+    assert wait_for(lambda: len(delivered(sink, "w")) == 39, timeout=30)
+    act = wait_records(t, of_type("ShapingAction"), 1)[0]
+    assert act["shaping"]["action"] == "suspend_source"
+    assert act["shaping"]["scope"] == "ip-a->*0.0.1:%d" % ports[1]
+    assert [r["type"] for r in t.records() if r["type"] == "Bounce"] == ["Bounce"]
+    time.sleep(1)
+    late = [a for a in sink.attempts if a["peer"] == ADDRS["ip-a"] and a["time"] > refused[0] + 1]
+    assert late == []
+    status, listed = post(ports[0], b"", path=ADMIN + "/shaping-state/v1", method="GET")
+    assert [(s["scope"], s["source"], s["site"]) for s in listed] == \
+        [("source", "ip-a", "0.0.1:%d" % ports[1])]
