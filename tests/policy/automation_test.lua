@@ -42,5 +42,9 @@ tern.on('main', function()
     'a set action with a bad rate is refused')
   t.raises(function() tern.shaping_state.clear {} end, 'is required',
     'clearing needs a key')
+  t.raises(function() tern.shaping_state.clear { ip = 'x' } end, "unknown option 'ip'",
+    'clearing refuses an unknown key')
+  t.eq(tern.shaping_state.clear { source = 'ip-1' }, 0, 'clearing what is not there lifts nothing')
+  t.eq(tern.shaping_state.list(), '[]', 'no states: an empty list')
   return t.done()
 end)
