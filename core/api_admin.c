@@ -10,6 +10,7 @@
 #include "tern/egress.h"
 #include "tern/http_server.h"
 #include "tern/json.h"
+#include "tern/path_state.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
@@ -341,4 +342,59 @@ api_check_liveness(struct http_request *req)
 					 ADMIN_MEMORY_FLOOR * 100);
 	else
 		http_request_reply_json(req, 200, "{\"alive\":true}", 14);
+}
+
+void
+api_admin_shaping_list(struct http_request *req)
+{
+	struct buf b;
+
+	buf_init(&b);
+	path_state_list_json(&b);
+	reply_buf(req, 200, &b);
+}
+
+/* An optional string member of the DELETE body: 0, or -EINVAL naming the field. */
+static int
+shaping_key(struct http_request *req, const struct json_span *obj, const char *key, char *out,
+	    size_t size)
+{
+	struct json_span v;
+
+	out[0] = '\0';
+	if (json_object_get(obj, key, &v) == -ENOENT)
+		return 0;
+	if (admin_json_string(&v, out, size) == 0)
+		return 0;
+	http_request_reply_error(req, 422, "field '%s' must be a string of at most %zu bytes", key,
+				 size - 1);
+	return -EINVAL;
+}
+
+void
+api_admin_shaping_clear(struct http_request *req)
+{
+	struct tern_err err = {0};
+	struct json_span obj;
+	char source[64], site[600], tenant[128], campaign[128], out[64];
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	int n;
+
+	if (json_parse_span(body, len, &obj, &err) < 0 || obj.type != JSON_OBJECT) {
+		http_request_reply_error(req, 400, "the body must be a JSON object: %s", err.msg);
+		return;
+	}
+	if (shaping_key(req, &obj, "source", source, sizeof(source)) < 0 ||
+	    shaping_key(req, &obj, "site", site, sizeof(site)) < 0 ||
+	    shaping_key(req, &obj, "tenant", tenant, sizeof(tenant)) < 0 ||
+	    shaping_key(req, &obj, "campaign", campaign, sizeof(campaign)) < 0)
+		return;
+	n = path_state_clear(source, site, tenant, campaign, &err);
+	if (n < 0) {
+		http_request_reply_error(req, (unsigned)err.code, "%s", err.msg);
+		return;
+	}
+	snprintf(out, sizeof(out), "{\"cleared\":%d}", n);
+	http_request_reply_json(req, 200, out, strlen(out));
 }

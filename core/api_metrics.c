@@ -15,6 +15,7 @@
 #include "tern/http_server.h"
 #include "tern/logrec.h"
 #include "tern/metrics.h"
+#include "tern/path_state.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
@@ -192,6 +193,8 @@ static const struct {
      "MX resolutions answered from the resolver's cache."},
     {METRICS_DKIM_SIGNATURES, "tern_dkim_signatures_total", "DKIM signatures made."},
     {METRICS_HTTP_REQUESTS, "tern_http_requests_total", "HTTP requests answered."},
+    {METRICS_SHAPING_ACTIONS, "tern_shaping_actions_total",
+     "Shaping automation rules that fired (ShapingAction records)."},
 };
 
 static const struct {
@@ -465,6 +468,9 @@ expose_all(struct expo *e)
 	expose_tls(e);
 	expose_process(e);
 	expose_fleet(e);
+	expo_single(e, "tern_shaping_states", "gauge",
+		    "Path suspensions and overrides set by shaping automation, not yet recovered.",
+		    (double)path_state_count(util_wallclock()));
 	expo_close_family(e);
 }
 

@@ -133,3 +133,13 @@ config_classify(struct shard *s, const char *reply, size_t len, const char *site
 		return NULL;
 	return slot->p->classify(slot->ctx, reply, len, site);
 }
+
+const struct automation_rule *
+config_automation(struct shard *s, const uint16_t *ids, size_t n, const char *reply, size_t len)
+{
+	const struct config_slot *slot = slot_of(s);
+
+	if (n == 0 || slot->p == NULL || slot->p->automation == NULL)
+		return NULL;
+	return slot->p->automation(slot->ctx, ids, n, reply, len);
+}

@@ -16,11 +16,13 @@
 #include "tern/coro.h"
 #include "tern/fleet.h"
 #include "tern/fleet_limit.h"
+#include "tern/limiter.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
 #include "tern/outcome.h"
+#include "tern/path_state.h"
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/smtp_client.h"
@@ -65,6 +67,7 @@ struct ready_queue {
 	size_t n_msgs;
 	struct throttle msg_rate, conn_rate;
 	struct fleet_rate *fleet_msg_rate; /* fleet mode: the rate shared by every node */
+	int conn_limit; /* the path's connection_limit as the limiter allows it now */
 	int n_conns;
 	struct client_link *clients;
 	ev_timer wake;
@@ -85,6 +88,13 @@ struct egress_shard {
 
 /* Sized statically so that no shard has to allocate it first (they start together). */
 static struct egress_shard egress_shards[SHARD_MAX];
+
+/* Where suspensions and the limits of paths come from: this node's, or a fleet's. */
+static const struct limiter *
+egress_limiter(void)
+{
+	return limiter_local();
+}
 
 /* ---- smooth weighted round-robin ------------------------------------------------------------- */
 
@@ -378,17 +388,44 @@ ready_refresh(struct ready_queue *rq)
 	}
 	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
 	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
-	if (rq->fleet_msg_rate)
-		fleet_rate_retune(rq->fleet_msg_rate, next.max_message_rate);
 	rq->path = next;
 	if (rq->n_conns == 0)
 		ready_client_config(rq);
 }
 
-/* An operator suspended this path (admin suspend-ready-q): its messages wait; look again each second. */
+/*
+ * Shaping automation suspended this path: its waiting messages go back to
+ * their scheduled queues at once, due now, so that source selection sends
+ * them through the pool's other sources (or holds them until the end).
+ */
+static void
+ready_return_all(struct ready_queue *rq)
+{
+	struct queue_msg *m;
+	double now = util_wallclock();
+
+	while ((m = rq->head) != NULL) {
+		rq->head = m->next;
+		rq->n_msgs--;
+		m->due = now;
+		queue_requeue(m);
+	}
+	rq->tail = NULL;
+}
+
+/*
+ * An operator suspended this path (admin suspend-ready-q): its messages wait;
+ * look again each second. Automation suspended it: its messages leave.
+ */
 static bool
 ready_suspended(struct ready_queue *rq)
 {
+	double until;
+
+	if (egress_limiter()->suspended(rq->source.name, rq->route.site, util_wallclock(), &until)) {
+		ready_return_all(rq);
+		return true;
+	}
 	if (admin_match_ready(rq->source.name, rq->route.site) == NULL)
 		return false;
 	ready_wake_in(rq, EGRESS_SUSPEND_RECHECK_SECS);
@@ -404,6 +441,24 @@ ready_rate_take(struct ready_queue *rq, double now)
 	return throttle_take(&rq->msg_rate, now);
 }
 
+/*
+ * The path's limits as the limiter allows them now (an override, or the
+ * climb back after a suspension): retuned only when they change, so a
+ * steady path keeps its throttle's state.
+ */
+static void
+ready_apply_limits(struct ready_queue *rq)
+{
+	const struct limiter_limits base = {rq->path.max_message_rate, rq->path.connection_limit};
+	struct limiter_limits now;
+
+	egress_limiter()->limits(rq->source.name, rq->route.site, &base, util_wallclock(), &now);
+	throttle_retune(&rq->msg_rate, now.max_message_rate, 1);
+	if (rq->fleet_msg_rate)
+		fleet_rate_retune(rq->fleet_msg_rate, now.max_message_rate);
+	rq->conn_limit = now.connection_limit;
+}
+
 static struct queue_msg *
 ready_take(void *arg, struct smtp_client *c)
 {
@@ -414,6 +469,7 @@ ready_take(void *arg, struct smtp_client *c)
 	if (m == NULL || ready_suspended(rq))
 		return NULL;
 	ready_refresh(rq);
+	ready_apply_limits(rq);
 	wait = ready_rate_take(rq, util_now());
 	if (wait > 0) {
 		ready_wake_in(rq, wait);
@@ -495,13 +551,14 @@ ready_pump(struct ready_queue *rq)
 
 	if (rq->es->shard->stopping || ready_suspended(rq))
 		return;
+	ready_apply_limits(rq);
 	for (l = rq->clients; l && rq->head; l = next) {
 		next = l->next;
 		if (l->client && smtp_client_idle(l->client))
 			smtp_client_kick(l->client);
 	}
 	/* More waiting than connections to serve them: open another, within the limits. */
-	while (rq->head && rq->n_conns < rq->path.connection_limit &&
+	while (rq->head && rq->n_conns < rq->conn_limit &&
 	       rq->n_msgs > (size_t)rq->n_conns) {
 		double wait = throttle_take(&rq->conn_rate, util_now());
 
@@ -578,6 +635,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
 	if (fleet_configured() && (rq->fleet_msg_rate = fleet_rate_new(key)) != NULL)
 		fleet_rate_retune(rq->fleet_msg_rate, rq->path.max_message_rate);
+	rq->conn_limit = rq->path.connection_limit;
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
 	rq->wake.data = rq;
 	ready_client_config(rq);
@@ -646,20 +704,65 @@ ready_shard_for(const char *source, const char *site)
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 
-/* The pool's next source, skipping those whose path to site an operator suspended while others remain. */
+/*
+ * Whether source may take a new message for site. Suspended by automation:
+ * no, and *until keeps the earliest end seen. Suspended by an operator: no,
+ * but a message may still wait in its ready queue when every source is.
+ */
+static bool
+source_open(const char *source, const char *site, bool *held, double *until)
+{
+	double end;
+
+	if (egress_limiter()->suspended(source, site, util_wallclock(), &end)) {
+		*until = *held && *until < end ? *until : end;
+		*held = true;
+		return false;
+	}
+	return admin_match_ready(source, site) == NULL;
+}
+
+/*
+ * The pool's next source whose path to site is open. When none is: -1 with
+ * *until set if automation holds one (the message waits for its end), else
+ * the next source regardless (its ready queue holds the message).
+ */
 static int
-pool_pick(struct pool *pool, const char *site)
+pool_pick(struct pool *pool, const char *site, double *until)
 {
 	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
 	size_t i, n_skip = 0;
+	bool held = false;
 	int pick;
 
 	for (i = 0; skip && i < pool->cfg.n; i++)
-		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
+		if ((skip[i] = !source_open(pool->cfg.sources[i], site, &held, until)))
 			n_skip++;
-	pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	if (skip && n_skip == pool->cfg.n && held)
+		pick = -1;
+	else
+		pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
 	free(skip);
 	return pick;
+}
+
+/* Automation holds m (its tenant or campaign for the site, or every source of its pool): it waits for the end. */
+static void
+submit_later(struct queue_msg *m, double until)
+{
+	m->due = until;
+	queue_requeue(m);
+}
+
+/* Whether automation holds the tenant's or campaign's messages for site: true with *until. */
+static bool
+queue_held(struct queue_msg *m, const char *site, double *until)
+{
+	char campaign[128], tenant[128], domain[256];
+
+	queue_name_parse(queue_msg_name(m), campaign, sizeof(campaign), tenant, sizeof(tenant),
+			 domain, sizeof(domain));
+	return egress_limiter()->held(site, tenant, campaign, util_wallclock(), until);
 }
 
 void
@@ -669,13 +772,17 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 	struct submit_req *req;
 	struct tern_err err;
 	struct pool *pool = get_pool(es, pool_name, &err);
+	double until;
 	int pick;
 
 	if (pool == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, err.msg);
 		return;
 	}
-	pick = pool_pick(pool, route->site);
+	if (queue_held(m, route->site, &until) || (pick = pool_pick(pool, route->site, &until)) < 0) {
+		submit_later(m, until);
+		return;
+	}
 	req = malloc(sizeof(*req));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");
@@ -711,7 +818,9 @@ summary_ready(const char *key, void *value, void *arg)
 	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
 		   "\"max_message_rate\":%g,\"suspended\":%s,\"rate\":%.3f}",
 		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
-		   admin_match_ready(rq->source.name, rq->route.site) ? "true" : "false",
+		   admin_match_ready(rq->source.name, rq->route.site) ||
+			   path_state_suspended(rq->source.name, rq->route.site, util_wallclock())
+			   ? "true" : "false",
 		   util_rate_get(&rq->sent, util_now()));
 }
 
@@ -726,18 +835,34 @@ egress_summary_shard(struct buf *out)
 	return 0;
 }
 
+/* An automation state of a path: "shaping": {action, rule, reply, expires, recovered}. */
+static void
+states_shaping(const struct path_state *ps, struct buf *out, bool more)
+{
+	buf_append_str(out, "\"shaping\":{\"action\":");
+	buf_append_json_string(out, ps->action, strlen(ps->action));
+	buf_append_str(out, ",\"rule\":");
+	buf_append_json_string(out, ps->rule, strlen(ps->rule));
+	buf_append_str(out, ",\"context\":");
+	buf_append_json_string(out, ps->reply, strlen(ps->reply));
+	buf_printf(out, ",\"expires\":%.3f,\"recovered\":%.3f}%s", ps->until,
+		   ps->until + ps->recovery, more ? "," : "");
+}
+
 /* A ready queue's notable states, as KumoMTA's ready-q-states names them. */
 static void
 states_ready(const char *key, void *value, void *arg)
 {
 	struct ready_queue *rq = value;
 	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route.site);
-	bool limited = rq->head != NULL && rq->n_conns >= rq->path.connection_limit;
+	const struct path_state *ps = path_state_find(rq->source.name, rq->route.site,
+						      util_wallclock());
+	bool limited = rq->head != NULL && rq->n_conns >= rq->conn_limit;
 	struct buf *out = arg;
 	char name[700];
 
 	(void)key;
-	if (r == NULL && !limited)
+	if (r == NULL && ps == NULL && !limited)
 		return;
 	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
 	if (out->len > 0)
@@ -747,11 +872,13 @@ states_ready(const char *key, void *value, void *arg)
 	if (r != NULL) {
 		buf_append_str(out, "\"suspended\":{\"context\":");
 		buf_append_json_string(out, r->reason, strlen(r->reason));
-		buf_printf(out, ",\"expires\":%.3f}%s", r->expires, limited ? "," : "");
+		buf_printf(out, ",\"expires\":%.3f}%s", r->expires, ps || limited ? "," : "");
 	}
+	if (ps != NULL)
+		states_shaping(ps, out, limited);
 	if (limited)
 		buf_printf(out, "\"connection_limited\":{\"context\":\"%d of %d connections, %zu "
-			   "messages waiting\"}", rq->n_conns, rq->path.connection_limit, rq->n_msgs);
+			   "messages waiting\"}", rq->n_conns, rq->conn_limit, rq->n_msgs);
 	buf_append_char(out, '}');
 }
 
@@ -764,4 +891,25 @@ egress_states_shard(struct buf *out)
 		return 0;
 	map_foreach(&egress_shards[self->id].ready, states_ready, out);
 	return 0;
+}
+
+size_t
+egress_path_automation(const char *source, const char *site, const uint16_t **ids)
+{
+	struct shard *self = shard_self();
+	struct egress_shard *es;
+	struct ready_queue *rq;
+	char key[600];
+
+	*ids = NULL;
+	if (self == NULL || !egress_shards[self->id].ready_state || egress_shards[self->id].closed)
+		return 0;
+	es = &egress_shards[self->id];
+	snprintf(key, sizeof(key), "%s|%s", source, site);
+	rq = map_get(&es->ready, key);
+	if (rq == NULL)
+		return 0;
+	ready_refresh(rq); /* the ids index the rule set of the current epoch */
+	*ids = rq->path.automation;
+	return rq->path.n_automation;
 }

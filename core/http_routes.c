@@ -24,6 +24,8 @@ const struct http_route http_routes[] = {
     {"GET", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_list},
     {"DELETE", "/api/admin/suspend-ready-q/v1", api_admin_suspend_ready_remove},
     {"POST", "/api/admin/rebind/v1", api_admin_rebind},
+    {"GET", "/api/admin/shaping-state/v1", api_admin_shaping_list},
+    {"DELETE", "/api/admin/shaping-state/v1", api_admin_shaping_clear},
     {"GET", "/api/admin/queue-summary/v1", api_admin_queue_summary},
     {"GET", "/api/admin/ready-q-states/v1", api_admin_ready_q_states},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},

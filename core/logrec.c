@@ -148,6 +148,17 @@ add_tls(struct buf *b, const struct logrec *r)
 	buf_append_char(b, '}');
 }
 
+static void
+add_shaping(struct buf *b, const struct logrec_shaping *s)
+{
+	buf_append_str(b, ",\"shaping\":{\"rule\":");
+	buf_append_json_string(b, s->rule, strlen(s->rule));
+	add_str(b, "rule_at", s->where);
+	add_str(b, "action", s->action);
+	add_str(b, "scope", s->scope);
+	buf_printf(b, ",\"duration\":%.3f}", s->duration);
+}
+
 bool
 logrec_is_failure(const char *type)
 {
@@ -177,6 +188,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_response(out, r);
 	if (logrec_is_failure(r->type))
 		add_str(out, "bounce_classification", r->bounce_classification);
+	if (r->shaping)
+		add_shaping(out, r->shaping);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

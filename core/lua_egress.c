@@ -220,6 +220,8 @@ path_accept_kumo_spellings(lua_State *L, const char *fname)
 	lua_pop(L, 1);
 }
 
+static void path_check_automation(lua_State *L, const char *fname);
+
 static int
 lua_egress_make_path(lua_State *L)
 {
@@ -227,7 +229,7 @@ lua_egress_make_path(lua_State *L)
 		"connection_limit", "max_message_rate", "max_connection_rate",
 		"max_deliveries_per_connection", "enable_tls", "smtp_port", "connect_timeout",
 		"banner_timeout", "ehlo_timeout", "mail_timeout", "rcpt_timeout", "data_timeout",
-		"idle_timeout", "ehlo_domain", "tls_ca_file", NULL};
+		"idle_timeout", "ehlo_domain", "tls_ca_file", "automation", NULL};
 	const char *fname = "tern.make_egress_path";
 	const char *tls, *ca;
 	const char *const *t;
@@ -265,8 +267,50 @@ lua_egress_make_path(lua_State *L)
 		lua_pushnumber(L, v);
 		lua_setfield(L, 1, *t);
 	}
+	path_check_automation(L, fname);
 	stamp(L, PATH_MT);
 	return 1;
+}
+
+/* automation: the indexes of tern.shaping_state.rule{} results watching the path. */
+static void
+path_check_automation(lua_State *L, const char *fname)
+{
+	size_t i, n;
+
+	lua_getfield(L, 1, "automation");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+	if (!lua_istable(L, -1) || n > EGRESS_AUTOMATION_MAX)
+		luaL_error(L, "%s: automation must be a list of at most %d rule indexes", fname,
+			   EGRESS_AUTOMATION_MAX);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, (int)i);
+		if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0 ||
+		    lua_tonumber(L, -1) > UINT16_MAX)
+			luaL_error(L, "%s: automation[%d] must be a rule index from "
+				      "tern.shaping_state.rule", fname, (int)i);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+static void
+path_read_automation(lua_State *L, int idx, struct egress_path_cfg *out)
+{
+	size_t i;
+
+	lua_getfield(L, idx, "automation");
+	out->n_automation = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+	for (i = 0; i < out->n_automation; i++) {
+		lua_rawgeti(L, -1, (int)i + 1);
+		out->automation[i] = (uint16_t)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 }
 
 int
@@ -304,6 +348,7 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	snprintf(out->tls_ca_file, sizeof(out->tls_ca_file), "%s", ca ? ca : "");
 	ehlo = lua_options_field_string(L, idx, "ehlo_domain");
 	snprintf(out->ehlo, sizeof(out->ehlo), "%s", ehlo ? ehlo : "");
+	path_read_automation(L, idx, out);
 	return 0;
 }
 

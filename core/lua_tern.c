@@ -9,6 +9,7 @@
 #include "tern/lua_conn.h"
 #include "tern/lua_bounce.h"
 #include "tern/lua_fleet.h"
+#include "tern/lua_shaping.h"
 #include "tern/lua_dkim.h"
 #include "tern/lua_dns.h"
 #include "tern/lua_egress.h"
@@ -539,5 +540,6 @@ lua_tern_open(lua_State *L)
 	lua_conn_open(L);
 	lua_bounce_open(L);
 	lua_fleet_open(L);
+	lua_shaping_open(L);
 	lua_setglobal(L, "tern");
 }

@@ -8,6 +8,7 @@
  * suppression and shaping automation see every result.
  */
 #include "tern/outcome.h"
+#include "tern/automation.h"
 #include "tern/bounce.h"
 #include "tern/config.h"
 #include "tern/log.h"
@@ -37,25 +38,47 @@ count_outcome(struct queue_msg *m, struct message *msg, const struct logrec *rec
 	metrics_outcome(o, &l, msg->created > 0 ? util_wallclock() - msg->created : -1);
 }
 
+/* The record's reply as one line, "code enhanced text", into reply[BOUNCE_REPLY_MAX]: its length. */
+static size_t
+reply_line(const struct logrec *rec, char *reply)
+{
+	int n = snprintf(reply, BOUNCE_REPLY_MAX, "%d %s %s", rec->response_code,
+			 rec->response_enhanced ? rec->response_enhanced : "",
+			 rec->response_content ? rec->response_content : "");
+
+	if (n < 0)
+		return 0;
+	return (size_t)n < BOUNCE_REPLY_MAX ? (size_t)n : BOUNCE_REPLY_MAX - 1;
+}
+
 /* A failure's reply gets its bounce category from the rules of the shard writing the record. */
 static void
 classify(struct logrec *rec)
 {
 	char reply[BOUNCE_REPLY_MAX];
-	int n;
 
 	rec->bounce_classification = NULL;
 	if (!logrec_is_failure(rec->type))
 		return;
-	n = snprintf(reply, sizeof(reply), "%d %s %s", rec->response_code,
-		     rec->response_enhanced ? rec->response_enhanced : "",
-		     rec->response_content ? rec->response_content : "");
-	if (n < 0)
-		return;
-	rec->bounce_classification = config_classify(shard_self(), reply,
-						     (size_t)n < sizeof(reply) ? (size_t)n
-									: sizeof(reply) - 1,
+	rec->bounce_classification = config_classify(shard_self(), reply, reply_line(rec, reply),
 						     rec->site);
+}
+
+/*
+ * Shaping automation sees every failed attempt on a path (the reply, or
+ * egress's words for a connection or TLS failure), on the shard that saw it.
+ * Returns whether a rule that fired says to bounce the message.
+ */
+static bool
+shaping_bounces(struct queue_msg *m, struct message *msg, const struct logrec *rec)
+{
+	const struct automation_rule *rule;
+	char reply[BOUNCE_REPLY_MAX];
+
+	if (rec->egress_source == NULL || rec->site == NULL)
+		return false;
+	rule = automation_observe(m, msg, rec, reply, reply_line(rec, reply));
+	return rule != NULL && rule->def.action == AUTOMATION_BOUNCE;
 }
 
 /* attempted: the outcome ends a delivery attempt, which counts in num_attempts. */
@@ -187,6 +210,7 @@ outcome_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 void
 outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
+	shaping_bounces(m, msg, rec);
 	final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
 }
 
@@ -207,6 +231,10 @@ outcome_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
 	struct buf meta;
 
+	if (shaping_bounces(m, msg, rec)) {
+		final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
+		return;
+	}
 	write_record(m, msg, rec, "TransientFailure", true, METRICS_TRANSIENT);
 	m->attempts++;
 	m->due = queue_retry_due(m);

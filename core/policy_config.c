@@ -11,6 +11,7 @@
 #include "tern/lua_bounce.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
+#include "tern/lua_shaping.h"
 
 static int
 read_queue(lua_State *L, int idx, void *out, struct tern_err *err)
@@ -74,10 +75,17 @@ ask_classify(void *ctx, const char *reply, size_t len, const char *site)
 	return lua_bounce_category(policy_lua(ctx), reply, len, site);
 }
 
+static const struct automation_rule *
+ask_automation(void *ctx, const uint16_t *ids, size_t n, const char *reply, size_t len)
+{
+	return lua_shaping_match(policy_lua(ctx), ids, n, reply, len);
+}
+
 const struct config_provider policy_config_provider = {
     .queue = ask_queue,
     .pool = ask_pool,
     .source = ask_source,
     .path = ask_path,
     .classify = ask_classify,
+    .automation = ask_automation,
 };

@@ -744,6 +744,58 @@ queue_admin_sweep(void)
 	return rc;
 }
 
+static void
+wake_task(void *arg)
+{
+	double *due = arg, now = util_wallclock();
+	struct queue_msg *chain = NULL, *m;
+	struct sched_shard *ss;
+	size_t i;
+
+	if (queue_is_closed()) {
+		free(due);
+		return;
+	}
+	ss = sched_self(shard_self());
+	for (i = 0; i < ss->heap.n; i++) {
+		m = ss->heap.v[i];
+		if (m->due == *due) {
+			m->next = chain;
+			chain = m;
+		}
+	}
+	free(due);
+	/* Removed after the walk: a removal moves other elements around the heap. */
+	while ((m = chain) != NULL) {
+		chain = m->next;
+		heap_remove(&ss->heap, m->heap_index);
+		m->queue->size--;
+		m->next = NULL;
+		m->due = now;
+		sched_add(ss, m);
+	}
+	sched_arm(ss);
+}
+
+int
+queue_wake_due_at(double due)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < shard_count(); i++) {
+		double *arg = malloc(sizeof(*arg));
+
+		if (arg == NULL)
+			return -ENOMEM;
+		*arg = due;
+		if (shard_post(shard_get(i), wake_task, arg) < 0) {
+			free(arg);
+			rc = -EPIPE;
+		}
+	}
+	return rc;
+}
+
 /* ---- rebind ------------------------------------------------------------------------------- */
 
 struct rebind {

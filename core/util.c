@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -555,4 +556,37 @@ util_exe_dir(char *out, size_t n)
 	if (slash)
 		*slash = '\0';
 	return 0;
+}
+
+int
+util_read_file(const char *path, struct buf *out)
+{
+	char chunk[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (buf_append(out, chunk, (size_t)n) < 0)
+			break;
+	close(fd);
+	return n == 0 ? 0 : -EIO;
+}
+
+int
+util_write_file_synced(const char *path, const void *data, size_t len)
+{
+	char tmp[4200];
+	int fd, rc = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 || rename(tmp, path) < 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	return rc;
 }

@@ -24,5 +24,8 @@ void api_admin_queue_summary(struct http_request *req);
 void api_admin_ready_q_states(struct http_request *req);
 void api_admin_inspect_message(struct http_request *req);
 void api_check_liveness(struct http_request *req);
+/* Shaping automation's path states: GET lists them, DELETE {source, site, tenant, campaign} lifts them. */
+void api_admin_shaping_list(struct http_request *req);
+void api_admin_shaping_clear(struct http_request *req);
 
 #endif

@@ -18,6 +18,7 @@
 #include "tern/queue.h"
 #include "tern/util.h"
 
+struct automation_rule;
 struct shard;
 
 /*
@@ -35,6 +36,9 @@ struct config_provider {
 		    struct egress_path_cfg *out, struct tern_err *err);
 	/* The bounce category of a normalisable reply seen from site, by policy's rules. */
 	const char *(*classify)(void *ctx, const char *reply, size_t len, const char *site);
+	/* The first of the shaping automation rules ids (a path's) matching a reply, or NULL. */
+	const struct automation_rule *(*automation)(void *ctx, const uint16_t *ids, size_t n,
+						   const char *reply, size_t len);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -53,5 +57,8 @@ int config_path(struct shard *s, const char *domain, const char *source, const c
 		struct egress_path_cfg *out, struct tern_err *err);
 /* The reply's bounce category (a static name), or NULL when no provider classifies. */
 const char *config_classify(struct shard *s, const char *reply, size_t len, const char *site);
+/* The automation rule (valid until the epoch changes) among ids matching reply, or NULL. */
+const struct automation_rule *config_automation(struct shard *s, const uint16_t *ids, size_t n,
+						const char *reply, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "tern/egress_route.h"
@@ -36,6 +37,9 @@ struct egress_pool_cfg {
 	int *weights;
 };
 
+/* The most automation rules one path is watched by. */
+#define EGRESS_AUTOMATION_MAX 64
+
 /* A path: the limits of one ready queue, (source, site) (hook get_egress_path_config). */
 struct egress_path_cfg {
 	int connection_limit;
@@ -49,6 +53,9 @@ struct egress_path_cfg {
 		data_timeout, idle_timeout;
 	char ehlo[256]; /* "" = the source's */
 	char tls_ca_file[256]; /* "" = the system's trusted roots */
+	/* Shaping automation rules watching this path's replies, by index in the shard's rule set. */
+	uint16_t automation[EGRESS_AUTOMATION_MAX];
+	size_t n_automation;
 };
 
 /* The limits a path has when policy does not say. */
@@ -82,5 +89,10 @@ int egress_summary_shard(struct buf *out);
  * "connection_limited": {context}?} members for its ready queues in such a state.
  */
 int egress_states_shard(struct buf *out);
+/*
+ * On the ready queue's shard: the automation rule ids watching (source,
+ * site)'s path in this config epoch; 0 when the path has none or is not here.
+ */
+size_t egress_path_automation(const char *source, const char *site, const uint16_t **ids);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Outcome records: Reception, Delivery, TransientFailure, Bounce,
- * Expiration, AdminBounce, Feedback, Suppressed. This is the one place that
+ * Expiration, AdminBounce, Feedback, Suppressed, ShapingAction. This is the one place that
  * builds them, so every record type shares one schema and one set of field
  * names; logfile.c writes them. Thread-safe.
  */
@@ -38,6 +38,17 @@ struct logrec {
 	bool tls_verified;
 	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
 	const char *bounce_classification;
+	/* ShapingAction: what fired and what it did (written as "shaping"). */
+	const struct logrec_shaping *shaping;
+};
+
+/* A ShapingAction record's "shaping" object. */
+struct logrec_shaping {
+	const char *rule;   /* the rule's patterns */
+	const char *where;  /* file:line of the rule */
+	const char *action; /* suspend, suspend_source, suspend_tenant, suspend_campaign, bounce, set */
+	const char *scope;  /* what it holds: "source->site", "source->*.suffix", "tenant:T@site" */
+	double duration;    /* seconds */
 };
 
 struct logrec_config {

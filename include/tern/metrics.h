@@ -38,6 +38,7 @@ enum metrics_counter {
 	METRICS_DNS_CACHE_HITS,	 /* of those, answered from the cache */
 	METRICS_DKIM_SIGNATURES, /* DKIM-Signature headers made */
 	METRICS_HTTP_REQUESTS,	 /* HTTP requests answered */
+	METRICS_SHAPING_ACTIONS, /* shaping automation rules that fired (ShapingAction records) */
 	METRICS_COUNTER_COUNT,
 };
 

@@ -86,6 +86,12 @@ struct message *queue_load(struct queue_msg *m, bool with_data);
  */
 int queue_admin_sweep(void);
 /*
+ * Every waiting message due at exactly `due` is due now. Egress holds a
+ * message until the end of the suspension that holds it (its due is that
+ * end), so lifting a suspension early wakes exactly its messages.
+ */
+int queue_wake_due_at(double due);
+/*
  * Rebind (admin): every message of the queues sel matches (domain, tenant,
  * campaign, queue_names) gets the meta in data (a JSON object, e.g.
  * {"queue": "other"} or {"tenant": "t2"}), saved to the spool, and joins the

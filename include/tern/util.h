@@ -148,4 +148,9 @@ struct util_rate {
 void util_rate_tick(struct util_rate *r, double now);
 double util_rate_get(const struct util_rate *r, double now);
 
+/* Append the whole file at path to out: 0, or -errno (-ENOENT when it does not exist). */
+int util_read_file(const char *path, struct buf *out);
+/* Replace path with data, durably: written to path.tmp, synced, renamed. 0, or -errno. */
+int util_write_file_synced(const char *path, const void *data, size_t len);
+
 #endif

@@ -21,6 +21,22 @@
 -- providers match), the routing domain, the source,
 -- and finally `sources[name]` inside the provider or domain entry (a per-IP
 -- limit for one provider). Every setting is an option of tern.make_egress_path.
+--
+-- Automation: `automation = { rule, ... }` in `defaults` (or at the top
+-- level), in a provider or in a domain entry. A rule watches the replies of
+-- the paths it applies to (failures, and connection and TLS failures):
+--
+--   automation = {
+--     { regex = { '4\\.7\\.28', 'unusual rate' }, action = 'suspend', duration = '1h' },
+--     { regex = 'TSS04', action = { set = { max_message_rate = '30/min', connection_limit = 2 } },
+--       duration = '30m', trigger = '3/5m' },
+--     { regex = 'S3150', action = 'suspend_source', duration = '4h', recovery = '10m' },
+--   }
+--
+-- A path is watched by its domain's rules, then its provider's, then the
+-- defaults; the first matching rule is the one that counts. Rules are
+-- compiled once when the shaping object is made (once per policy load).
+-- Wrap a rule in shaping.rule{...} to have its records name its own line.
 local M = {}
 
 local Shape = {}
@@ -61,6 +77,68 @@ local function split_site(site)
   return hosts
 end
 
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local rule_keys = { regex = true, action = true, duration = true, trigger = true,
+                    recovery = true, file = true, line = true }
+
+-- Compile one layer's rules (list at `where`) into the Lua state's rule set: their indexes.
+local function compile_rules(list, where, defined_at, mx_suffixes)
+  local ids = {}
+  if list == nil then return ids end
+  if type(list) ~= 'table' then
+    error(('tern.shaping.new: %s must be a list of rules'):format(where), 4)
+  end
+  for i, rule in ipairs(list) do
+    if type(rule) ~= 'table' then
+      error(('tern.shaping.new: %s[%d] must be a table'):format(where, i), 4)
+    end
+    local def = { scope = ('%s[%d]'):format(where, i), mx_suffixes = mx_suffixes,
+                  file = defined_at.file, line = defined_at.line }
+    for k, v in pairs(rule) do
+      if not rule_keys[k] then
+        error(('tern.shaping.new: %s[%d]: unknown key %s'):format(where, i, tostring(k)), 4)
+      end
+      def[k] = v
+    end
+    ids[#ids + 1] = tern.shaping_state.rule(def)
+  end
+  return ids
+end
+
+-- Every layer's rules, compiled: { default = ids, providers = { name = ids }, domains = { ... } }.
+local function compile_automation(c, defined_at)
+  local auto = { providers = {}, domains = {} }
+  if not (tern and tern.shaping_state) then return auto end
+  auto.default = compile_rules(c.automation, 'automation', defined_at)
+  for _, id in ipairs(compile_rules((c.defaults or {}).automation, 'defaults.automation',
+                                    defined_at)) do
+    auto.default[#auto.default + 1] = id
+  end
+  for _, name in ipairs(sorted_keys(c.providers)) do
+    local p = c.providers[name]
+    auto.providers[name] = compile_rules(p.automation, 'providers.' .. name .. '.automation',
+                                         defined_at, p.mx_suffixes)
+  end
+  for _, name in ipairs(sorted_keys(c.domains)) do
+    auto.domains[name:lower()] = compile_rules(c.domains[name].automation,
+                                               'domains.' .. name .. '.automation', defined_at)
+  end
+  return auto
+end
+
+-- shaping.rule{...}: the rule, marked with the line that wrote it (for its records).
+function M.rule(t)
+  local info = debug.getinfo(2, 'Sl')
+  t.file, t.line = info.source:gsub('^@', ''), info.currentline
+  return t
+end
+
 function M.new(config)
   config = config or {}
   for _, key in ipairs({ 'defaults', 'providers', 'domains', 'sources' }) do
@@ -75,15 +153,16 @@ function M.new(config)
   end
   -- Where the tables were given, for `tern policy explain` when an entry cannot be located.
   local info = debug.getinfo(2, 'Sl')
-  return setmetatable({ config = config,
-                        defined_at = { file = info.source:gsub('^@', ''), line = info.currentline } }, Shape)
+  local defined_at = { file = (info.source:gsub('^@', '')), line = info.currentline }
+  return setmetatable({ config = config, defined_at = defined_at,
+                        automation = compile_automation(config, defined_at) }, Shape)
 end
 
 -- Copies one layer's settings into out, noting in origins the table path
 -- each came from (e.g. { 'providers', 'google', 'connection_limit' }).
 local function merge(out, origins, layer, path)
   for k, v in pairs(layer or {}) do
-    if k ~= 'mx_suffixes' and k ~= 'sources' then
+    if k ~= 'mx_suffixes' and k ~= 'sources' and k ~= 'automation' then
       out[k] = v
       local p = { unpack(path) }
       p[#p + 1] = k
@@ -112,7 +191,27 @@ function Shape:settings(domain, source, site)
   merge(out, origins, provider and provider.sources and provider.sources[source],
     { 'providers', pname, 'sources', source })
   merge(out, origins, dom and dom.sources and dom.sources[source], { 'domains', dname, 'sources', source })
+  local ids, origin = self:rules(pname, dname)
+  if #ids > 0 then out.automation, origins.automation = ids, origin end
   return out, origins
+end
+
+-- The automation rule indexes watching a path: the domain's, the provider's, the defaults';
+-- and the table path of the first of those lists (for `tern policy explain`).
+function Shape:rules(pname, dname)
+  local a, ids, origin = self.automation, {}, nil
+  local layers = {
+    { a.domains[dname], { 'domains', dname, 'automation' } },
+    { pname and a.providers[pname], { 'providers', pname, 'automation' } },
+    { a.default, { 'defaults', 'automation' } },
+  }
+  for _, layer in ipairs(layers) do
+    for _, id in ipairs(layer[1] or {}) do
+      ids[#ids + 1] = id
+      origin = origin or layer[2]
+    end
+  end
+  return ids, origin
 end
 
 -- Set by `tern policy explain` to learn where each setting of an answer came from.

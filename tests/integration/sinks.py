@@ -247,6 +247,10 @@ class PySink:
         self.messages = []          # {"peer", "ehlo", "mail_from", "rcpt_tos", "data", "time"}
         self.current = {}           # peer IP -> open sessions now
         self.max_concurrency = {}   # peer IP -> most open sessions at once
+        # Scripting: reply(peer IP, recipients) -> None to accept, or a reply line ("421 4.7.28 ...")
+        # to refuse the DATA; every transaction lands in attempts, refused ones too.
+        self.reply = None
+        self.attempts = []          # {"peer", "time", "reply"}
         self.controller = _Controller(self, _Handler(self), hostname=host, port=port,
                                       server_hostname=hostname)
 
@@ -335,6 +339,13 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
+        refusal = (self.sink.reply(session.peer[0], list(envelope.rcpt_tos))
+                   if self.sink.reply else None)
+        with self.sink.lock:
+            self.sink.attempts.append({"peer": session.peer[0], "time": time.time(),
+                                       "reply": refusal})
+        if refusal:
+            return refusal
         with self.sink.lock:
             self.sink.messages.append({"peer": session.peer[0], "ehlo": session.host_name,
                                        "mail_from": envelope.mail_from,
