@@ -25,6 +25,7 @@
 #include "tern/throttle.h"
 #include "tern/tls.h"
 #include "tern/util_map.h"
+#include "tern/warmup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -628,7 +629,12 @@ ready_shard_for(const char *source, const char *site)
 	return shard_get((int)(h % (uint64_t)shard_count()));
 }
 
-/* The pool's next source, skipping those whose path to site an operator suspended while others remain. */
+/*
+ * The pool's next source, skipping those whose path to site an operator
+ * suspended while others remain, and warming sources at their cap (a source
+ * is counted against its cap only when picked). -1 when every source left is
+ * at its warm-up cap: the message waits for a refill.
+ */
 static int
 pool_pick(struct pool *pool, const char *site)
 {
@@ -639,9 +645,33 @@ pool_pick(struct pool *pool, const char *site)
 	for (i = 0; skip && i < pool->cfg.n; i++)
 		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
 			n_skip++;
-	pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	while ((pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL)) >= 0 &&
+	       !warmup_take(pool->cfg.sources[pick], site)) {
+		if (skip == NULL || skip[pick] || n_skip == pool->cfg.n) {
+			pick = -1;
+			break;
+		}
+		skip[pick] = true;
+		n_skip++;
+	}
 	free(skip);
 	return pick;
+}
+
+/* Every source of the pool is at its warm-up cap: back to the scheduled queue until one refills. */
+static void
+wait_for_warmup(struct queue_msg *m, struct pool *pool)
+{
+	double wait = 0, w;
+	size_t i;
+
+	for (i = 0; i < pool->cfg.n; i++) {
+		w = warmup_wait(pool->cfg.sources[i]);
+		if (i == 0 || w < wait)
+			wait = w;
+	}
+	m->due = util_wallclock() + (wait > 1 ? wait : 1);
+	queue_requeue(m);
 }
 
 void
@@ -658,6 +688,10 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		return;
 	}
 	pick = pool_pick(pool, route->site);
+	if (pick < 0) {
+		wait_for_warmup(m, pool);
+		return;
+	}
 	req = malloc(sizeof(*req));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Outcome records: Reception, Delivery, TransientFailure, Bounce,
- * Expiration, AdminBounce, Feedback, Suppressed. This is the one place that
+ * Expiration, AdminBounce, Feedback, Suppressed, and WarmupPaused (of a source). This is the one place that
  * builds them, so every record type shares one schema and one set of field
  * names; logfile.c writes them. Thread-safe.
  */
@@ -38,6 +38,12 @@ struct logrec {
 	bool tls_verified;
 	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
 	const char *bounce_classification;
+	/* WarmupPaused, a record of a source rather than a message (msg NULL): why, and the ramp. */
+	const char *reason;
+	struct {
+		int stage;
+		double cap, bounce_rate, complaint_rate, messages;
+	} warmup;
 };
 
 struct logrec_config {
