@@ -293,6 +293,22 @@ save(void)
 	pthread_mutex_unlock(&warmup_save_lock);
 }
 
+/* Counts loaded or kept under provider names move to the indexes the new plan gives those names. */
+static void
+adopt_plan(struct warmup_source *s, const struct warmup_plan *p)
+{
+	double sent[WARMUP_MAX_PROVIDERS] = {0};
+	size_t i, j;
+
+	for (i = 0; i < p->n_providers; i++)
+		for (j = 0; j < s->plan.n_providers; j++)
+			if (strcmp(p->providers[i].name, s->plan.providers[j].name) == 0)
+				sent[i] = s->provider_sent[j];
+	s->plan = *p;
+	memcpy(s->provider_sent, sent, sizeof(sent));
+	s->planned = true;
+}
+
 /* ---- loading ------------------------------------------------------------------------------------- */
 
 static double
@@ -332,18 +348,37 @@ provider_item(void *arg, const char *key, size_t keylen, const struct json_span 
 	return 0;
 }
 
+/*
+ * The saved state of one source. The plans may be there already (init runs
+ * before the spool opens), so the state joins its source's entry; without
+ * one it waits for a plan, its provider counts kept under their names.
+ */
+static void
+adopt_state(const struct warmup_source *loaded)
+{
+	struct warmup_source *s = find(loaded->plan.source);
+	struct warmup_plan plan;
+
+	if (s == NULL) {
+		if (warmup_n < WARMUP_MAX_SOURCES)
+			warmup_sources[warmup_n++] = *loaded;
+		return;
+	}
+	plan = s->plan;
+	*s = *loaded;
+	s->plan = loaded->plan;
+	adopt_plan(s, &plan);
+}
+
 static int
 source_item(void *arg, size_t i, const struct json_span *o)
 {
-	struct warmup_source *s;
+	struct warmup_source *s = arg;
 	struct json_span v;
 
-	if (warmup_n >= WARMUP_MAX_SOURCES || o->type != JSON_OBJECT ||
-	    json_object_get(o, "source", &v) < 0)
-		return 0;
-	s = &warmup_sources[warmup_n];
 	memset(s, 0, sizeof(*s));
-	if (admin_json_string(&v, s->plan.source, sizeof(s->plan.source)) < 0)
+	if (o->type != JSON_OBJECT || json_object_get(o, "source", &v) < 0 ||
+	    admin_json_string(&v, s->plan.source, sizeof(s->plan.source)) < 0)
 		return 0;
 	s->started = true;
 	s->stage = (int)num_member(o, "stage");
@@ -360,13 +395,14 @@ source_item(void *arg, size_t i, const struct json_span *o)
 		json_array_foreach(&v, window_item, s->prev);
 	if (json_object_get(o, "providers", &v) == 0 && v.type == JSON_OBJECT)
 		json_object_foreach(&v, provider_item, s);
-	warmup_n++;
+	adopt_state(s);
 	return 0;
 }
 
 int
 warmup_open(const char *spool_dir, struct tern_err *err)
 {
+	static struct warmup_source loaded; /* a few KB: not on a thread's stack */
 	struct json_span doc, v;
 	struct stat st;
 	char *text = NULL;
@@ -390,7 +426,7 @@ warmup_open(const char *spool_dir, struct tern_err *err)
 	pthread_mutex_lock(&warmup_lock);
 	if (rc == 0 && json_parse_span(text, (size_t)st.st_size, &doc, err) == 0 &&
 	    json_object_get(&doc, "sources", &v) == 0 && v.type == JSON_ARRAY)
-		json_array_foreach(&v, source_item, NULL);
+		json_array_foreach(&v, source_item, &loaded);
 	else
 		rc = -EINVAL;
 	pthread_mutex_unlock(&warmup_lock);
@@ -414,22 +450,6 @@ warmup_close(void)
 }
 
 /* ---- plans ------------------------------------------------------------------------------------- */
-
-/* Counts loaded or kept under provider names move to the indexes the new plan gives those names. */
-static void
-adopt_plan(struct warmup_source *s, const struct warmup_plan *p)
-{
-	double sent[WARMUP_MAX_PROVIDERS] = {0};
-	size_t i, j;
-
-	for (i = 0; i < p->n_providers; i++)
-		for (j = 0; j < s->plan.n_providers; j++)
-			if (strcmp(p->providers[i].name, s->plan.providers[j].name) == 0)
-				sent[i] = s->provider_sent[j];
-	s->plan = *p;
-	memcpy(s->provider_sent, sent, sizeof(sent));
-	s->planned = true;
-}
 
 int
 warmup_configure(const struct warmup_plan *plans, size_t n, const struct warmup_limits *l,
@@ -588,7 +608,8 @@ warmup_outcome(const char *type, const char *source)
 	if (s && cap_now(s, now) >= 0) {
 		window_roll(s, now);
 		s->cur[kind]++;
-		paused = kind != WIN_DELIVERED && judge(s, now, &v);
+		/* Deliveries too: the window may reach min_messages with one. */
+		paused = judge(s, now, &v);
 	}
 	pthread_mutex_unlock(&warmup_lock);
 	if (paused) {
