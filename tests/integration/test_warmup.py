@@ -12,6 +12,7 @@ import json
 import time
 import urllib.request
 
+from conftest import run_tern
 from sinks import (inject, of_type, port_free_on, read_records, record_time, ternd_sink,
                    wait_records)
 
@@ -166,3 +167,31 @@ def test_hard_bounces_pause_the_ramp_and_a_restart_keeps_it(ternd, ports, dns_se
     assert not s["paused"] and s["stage"] == stage and s["reason"] == "", s
     wait_for(lambda: state(ports, "ip-warm")["stage"] == stage + 1, 15, "the ramp moves on")
     assert metric(ports, "tern_warmup_paused", "ip-warm") == 0
+
+
+EXPLAIN_POLICY = """
+local warmup = require 'tern.warmup'
+local plan = warmup.new {
+  sources = { ['ip-a'] = { start = %d, stages = { '200/day', '500/day', '1000/day' } } },
+}
+tern.on('init', function() plan:apply() end)
+tern.on('get_queue_config', function(domain, tenant, campaign)
+  return tern.make_queue_config { egress_pool = 'shared' }
+end)
+tern.on('get_egress_pool', function(name)
+  return tern.make_egress_pool { name = name, entries = { { name = 'ip-a' }, { name = 'ip-b' } } }
+end)
+"""
+
+
+def test_policy_explain_shows_a_warming_sources_stage_and_cap(tmp_path):
+    path = tmp_path / "policy.lua"
+    path.write_text(EXPLAIN_POLICY % (time.time() - 2.5 * 86400))
+    r = run_tern("policy", "explain", "--policy", str(path), "--domain", "gmail.com", "--json")
+    assert r.returncode == 0, r.stderr
+    w = json.loads(r.stdout)["warmup"]
+    assert list(w) == ["ip-a"] and (w["ip-a"]["stage"], w["ip-a"]["cap"]) == (2, 1000), w
+    assert w["ip-a"]["at"] == f"{path}:3", w
+    r = run_tern("policy", "explain", "--policy", str(path), "--domain", "gmail.com")
+    assert r.returncode == 0, r.stderr
+    assert f"warm-up stage 3: cap 1000 per 1d  {path}:3" in r.stdout, r.stdout
