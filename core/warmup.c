@@ -431,9 +431,13 @@ warmup_open(const char *spool_dir, struct tern_err *err)
 		rc = -EINVAL;
 	pthread_mutex_unlock(&warmup_lock);
 	free(text);
-	if (rc < 0)
+	if (rc < 0) {
 		tern_err_set(err, 0, "", "%s is not a warm-up state file; move it away to start afresh",
 			     warmup_path);
+		/* Never overwrite it at close: the operator may want what it held. */
+		free(warmup_path);
+		warmup_path = NULL;
+	}
 	return rc;
 }
 
@@ -596,13 +600,15 @@ warmup_outcome(const char *type, const char *source)
 {
 	struct warmup_source *s;
 	struct warmup_view v;
-	int kind = outcome_kind(type);
-	double now = util_wallclock();
+	double now;
 	bool paused = false;
+	int kind;
 
-	if (kind < 0 || source == NULL ||
-	    atomic_load_explicit(&warmup_planned, memory_order_relaxed) == 0)
+	/* Every record of every shard passes here: with no warming source, one load. */
+	if (atomic_load_explicit(&warmup_planned, memory_order_relaxed) == 0 || source == NULL ||
+	    (kind = outcome_kind(type)) < 0)
 		return;
+	now = util_wallclock();
 	pthread_mutex_lock(&warmup_lock);
 	s = find_planned(source);
 	if (s && cap_now(s, now) >= 0) {
