@@ -630,30 +630,50 @@ ready_shard_for(const char *source, const char *site)
 }
 
 /*
+ * Every source is suspended or skipped for its warm-up cap: the next by weight
+ * that may still take a message (a suspended path's ready queue holds it until
+ * the suspension ends), or -1 when all are at their cap.
+ */
+static int
+pool_pick_any(struct pool *pool, const char *site)
+{
+	int pick = wrr_next(&pool->wrr, NULL);
+	size_t i;
+
+	if (pick >= 0 && warmup_take(pool->cfg.sources[pick], site))
+		return pick;
+	for (i = 0; i < pool->cfg.n; i++)
+		if (warmup_take(pool->cfg.sources[i], site))
+			return (int)i;
+	return -1;
+}
+
+/*
  * The pool's next source, skipping those whose path to site an operator
  * suspended while others remain, and warming sources at their cap (a source
- * is counted against its cap only when picked). -1 when every source left is
- * at its warm-up cap: the message waits for a refill.
+ * is counted against its cap only when picked). -1 when every source is at
+ * its warm-up cap: the message waits for a refill.
  */
 static int
 pool_pick(struct pool *pool, const char *site)
 {
 	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
 	size_t i, n_skip = 0;
-	int pick;
+	int pick = -1;
 
 	for (i = 0; skip && i < pool->cfg.n; i++)
 		if ((skip[i] = admin_match_ready(pool->cfg.sources[i], site) != NULL))
 			n_skip++;
-	while ((pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL)) >= 0 &&
-	       !warmup_take(pool->cfg.sources[pick], site)) {
-		if (skip == NULL || skip[pick] || n_skip == pool->cfg.n) {
-			pick = -1;
+	while (skip && n_skip < pool->cfg.n) {
+		pick = wrr_next(&pool->wrr, skip);
+		if (warmup_take(pool->cfg.sources[pick], site))
 			break;
-		}
 		skip[pick] = true;
 		n_skip++;
+		pick = -1;
 	}
+	if (pick < 0)
+		pick = pool_pick_any(pool, site);
 	free(skip);
 	return pick;
 }
