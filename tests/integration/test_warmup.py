@@ -194,4 +194,4 @@ def test_policy_explain_shows_a_warming_sources_stage_and_cap(tmp_path):
     assert w["ip-a"]["at"] == f"{path}:3", w
     r = run_tern("policy", "explain", "--policy", str(path), "--domain", "gmail.com")
     assert r.returncode == 0, r.stderr
-    assert f"warm-up stage 3: cap 1000 per 1d  {path}:3" in r.stdout, r.stdout
+    assert f"warm-up stage 3 of 3: cap 1000 per 1d  {path}:3" in r.stdout, r.stdout

@@ -36,8 +36,9 @@ local function warmup_of(plans, sources)
       if plan:has(s) then
         plan:apply()
         local st = tern.warmup.state(s)
-        out[s] = { stage = st.stage, cap = st.cap, every = plan.config.sources[s].every or '1d',
-                   at = plan.defined_at }
+        local spec = plan.config.sources[s]
+        out[s] = { stage = st.stage, cap = st.cap, every = spec.every or '1d',
+                   stages = spec.stages and #spec.stages or nil, at = plan.defined_at }
       end
     end
   end
@@ -47,7 +48,9 @@ end
 local function warmup_text(w)
   if w.stage < 0 then return ('warm-up not started: sends nothing yet  %s'):format(w.at) end
   if w.cap < 0 then return ('warm-up done: no cap  %s'):format(w.at) end
-  return ('warm-up stage %d: cap %d per %s  %s'):format(w.stage + 1, w.cap, w.every, w.at)
+  -- Counted from 1 here, for people; the engine, the API and --json count from 0.
+  return ('warm-up stage %d%s: cap %d per %s  %s'):format(w.stage + 1,
+    w.stages and (' of %d'):format(w.stages) or '', w.cap, w.every, w.at)
 end
 
 local function print_text(r)
