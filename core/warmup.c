@@ -247,23 +247,10 @@ source_json(const struct warmup_source *s, struct buf *b)
 	buf_append_str(b, "}}");
 }
 
-static int
-write_file(const char *path, const struct buf *b)
-{
-	char tmp[4200];
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0 || b->data == NULL || write(fd, b->data, b->len) != (ssize_t)b->len ||
-	    fsync(fd) < 0 || rename(tmp, path) < 0)
-		rc = -EIO;
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-/* Snapshot under the lock, write outside it: source selection never waits for an fsync. */
+/*
+ * Snapshot under the lock, write outside it: other shards' source selection
+ * never waits for this fsync (the calling shard does, once per period).
+ */
 static void
 save(void)
 {
@@ -286,9 +273,12 @@ save(void)
 	}
 	buf_append_str(&b, "]}\n");
 	pthread_mutex_unlock(&warmup_lock);
-	if (warmup_path && (rc = write_file(warmup_path, &b)) < 0)
-		log_ratelimited(LOG_LEVEL_ERROR, "warmup", "cannot save %s: %s", warmup_path,
-				strerror(-rc));
+	if (warmup_path) {
+		rc = b.data ? util_write_file_synced(warmup_path, b.data, b.len) : -ENOMEM;
+		if (rc < 0)
+			log_ratelimited(LOG_LEVEL_ERROR, "warmup", "cannot save %s: %s",
+					warmup_path, strerror(-rc));
+	}
 	buf_deinit(&b);
 	pthread_mutex_unlock(&warmup_save_lock);
 }

@@ -148,4 +148,11 @@ struct util_rate {
 void util_rate_tick(struct util_rate *r, double now);
 double util_rate_get(const struct util_rate *r, double now);
 
+/*
+ * Replace path with data[0..len) so that a crash leaves the old content or
+ * the new, never a mix: write path.tmp, fsync it, rename it over path.
+ * 0, or -errno (the temporary file removed).
+ */
+int util_write_file_synced(const char *path, const void *data, size_t len);
+
 #endif

@@ -158,6 +158,9 @@ function M.new(config)
   local scale = tonumber(config.time_scale or 1)
   if not scale or scale <= 0 then fail('time_scale must be a positive number') end
   local engine = { plans = {}, min_messages = config.min_messages }
+  if engine.min_messages ~= nil and (type(engine.min_messages) ~= 'number' or engine.min_messages < 1) then
+    fail('min_messages must be a number of 1 or more')
+  end
   for _, key in ipairs({ 'max_bounce_rate', 'max_complaint_rate' }) do
     if config[key] ~= nil then
       engine[key] = fraction(config[key]) or fail(("%s '%s' is not a percentage"):format(key, tostring(config[key])))

@@ -54,6 +54,8 @@ tern.on('main', function()
   t.raises(function() warmup.new { sources = { x = { start = '2026-12-01', stages = { 1 },
                                                        providers = { nowhere = '1/day' } } } } end,
     "unknown provider 'nowhere'", 'an unknown provider name is refused')
+  t.raises(function() warmup.new { min_messages = 'many' } end, 'min_messages must be a number of 1 or more',
+    'min_messages is checked where the plan is written')
   t.raises(function() tern.warmup.configure { plans = { { source = 'x', period = 0 } } } end,
     "option 'period' must be a positive number", 'the binding checks what it reads')
   tern.warmup.configure { plans = {} }
