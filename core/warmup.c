@@ -70,7 +70,7 @@ warmup_limits_defaults(struct warmup_limits *l)
 	*l = (struct warmup_limits)WARMUP_LIMITS_DEFAULT;
 }
 
-/* ---- pure ---------------------------------------------------------------------------------- */
+/* ---- pure ------------------------------------------------------------------------------------ */
 
 double
 warmup_plan_cap(const struct warmup_plan *p, int stage)
@@ -115,7 +115,7 @@ provider_of(const struct warmup_plan *p, const char *site)
 	return -1;
 }
 
-/* ---- state (caller holds warmup_lock) ---------------------------------------------------------- */
+/* ---- state (caller holds warmup_lock) -------------------------------------------------------- */
 
 static struct warmup_source *
 find(const char *source)
@@ -142,7 +142,7 @@ period_at(const struct warmup_plan *p, double now)
 	return now < p->start ? -1 : (long long)floor((now - p->start) / p->period);
 }
 
-/* Move s to the period of now: a new period empties the counts and, unless paused, advances the stage. */
+/* Move s to now's period: a new period empties the counts and, unless paused, moves the stage. */
 static void
 roll(struct warmup_source *s, double now)
 {
@@ -221,7 +221,7 @@ view_of(struct warmup_source *s, double now, struct warmup_view *v)
 	v->complaint_rate = d > 0 ? c / d : 0;
 }
 
-/* ---- saving -------------------------------------------------------------------------------------- */
+/* ---- saving ---------------------------------------------------------------------------------- */
 
 static void
 source_json(const struct warmup_source *s, struct buf *b)
@@ -299,7 +299,7 @@ adopt_plan(struct warmup_source *s, const struct warmup_plan *p)
 	s->planned = true;
 }
 
-/* ---- loading ------------------------------------------------------------------------------------- */
+/* ---- loading --------------------------------------------------------------------------------- */
 
 static double
 num_member(const struct json_span *obj, const char *key)
@@ -405,10 +405,12 @@ warmup_open(const char *spool_dir, struct tern_err *err)
 		return -ENOMEM;
 	}
 	fd = open(warmup_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : (tern_err_set(err, 0, "", "cannot read %s: %s",
-							   warmup_path, strerror(errno)),
-					      -EIO);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		tern_err_set(err, 0, "", "cannot read %s: %s", warmup_path, strerror(errno));
+		return -EIO;
+	}
 	if (fstat(fd, &st) < 0 || (text = malloc((size_t)st.st_size + 1)) == NULL ||
 	    read(fd, text, (size_t)st.st_size) != st.st_size)
 		rc = -EIO;
@@ -422,7 +424,7 @@ warmup_open(const char *spool_dir, struct tern_err *err)
 	pthread_mutex_unlock(&warmup_lock);
 	free(text);
 	if (rc < 0) {
-		tern_err_set(err, 0, "", "%s is not a warm-up state file; move it away to start afresh",
+		tern_err_set(err, 0, "", "%s is not a warm-up state file; move it away to start",
 			     warmup_path);
 		/* Never overwrite it at close: the operator may want what it held. */
 		free(warmup_path);
@@ -443,7 +445,7 @@ warmup_close(void)
 	warmup_path = NULL;
 }
 
-/* ---- plans ------------------------------------------------------------------------------------- */
+/* ---- plans ----------------------------------------------------------------------------------- */
 
 int
 warmup_configure(const struct warmup_plan *plans, size_t n, const struct warmup_limits *l,
@@ -475,7 +477,7 @@ warmup_configure(const struct warmup_plan *plans, size_t n, const struct warmup_
 	return rc;
 }
 
-/* ---- the questions ------------------------------------------------------------------------------ */
+/* ---- the questions --------------------------------------------------------------------------- */
 
 /* Caller holds the lock: count one message for source to site, or say it is at a cap. */
 static bool
