@@ -9,10 +9,13 @@ the stage and the window's counts; an operator resumes it.
 """
 import collections
 import json
+import os
+import signal
 import time
 import urllib.request
 
 from conftest import run_tern
+from test_reload import wait_log
 from sinks import (inject, of_type, port_free_on, read_records, record_time, ternd_sink,
                    wait_records)
 
@@ -195,3 +198,30 @@ def test_policy_explain_shows_a_warming_sources_stage_and_cap(tmp_path):
     r = run_tern("policy", "explain", "--policy", str(path), "--domain", "gmail.com")
     assert r.returncode == 0, r.stderr
     assert f"warm-up stage 3 of 3: cap 1000 per 1d  {path}:3" in r.stdout, r.stdout
+
+
+def test_a_reload_replaces_the_plan_and_keeps_the_count(ternd, ports, dns_server, ternd_sink):
+    port = port_free_on([SINK])
+    ternd_sink(SINK, port)
+    dns = dns_server(zones("r.test"))
+    start = time.time() - 1
+    warm = ("sources = { ['ip-warm'] = { start = %d, stages = { '%s/day' } } }, "
+            "time_scale = 720")  # a day lasts 120 s
+    t = ternd(policy(dns, port, "['r.test'] = { 'ip-warm', 'ip-b' }", warm % (start, 5)))
+    inject(ports[0], [[f"a{i}@r.test" for i in range(20)]])
+    wait_records(t, of_type("Delivery"), 20, timeout=60)
+
+    # The new epoch raises the cap to 8: the 5 already sent today still count.
+    text = open(t.policy_path).read().replace("'5/day'", "'8/day'")
+    with open(t.policy_path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(t.policy_path + ".tmp", t.policy_path)
+    t.proc.send_signal(signal.SIGHUP)
+    wait_log(t, r"policy reload: epoch 2 loaded")
+    assert state(ports, "ip-warm")["sent"] == 5
+    inject(ports[0], [[f"b{i}@r.test" for i in range(20)]])
+    deliveries = wait_records(t, of_type("Delivery"), 40, timeout=60)
+    by_source = collections.Counter(r["egress_source"] for r in deliveries)
+    assert by_source == {"ip-warm": 8, "ip-b": 32}, by_source
+    s = state(ports, "ip-warm")
+    assert (s["cap"], s["sent"]) == (8, 8), s
