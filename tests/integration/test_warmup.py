@@ -225,3 +225,26 @@ def test_a_reload_replaces_the_plan_and_keeps_the_count(ternd, ports, dns_server
     assert by_source == {"ip-warm": 8, "ip-b": 32}, by_source
     s = state(ports, "ip-warm")
     assert (s["cap"], s["sent"]) == (8, 8), s
+
+
+def test_a_suspended_source_holds_what_a_capped_one_cannot_take(ternd, ports, dns_server,
+                                                                 ternd_sink):
+    """One source suspended by an operator, the other not started yet (cap 0): the messages wait
+    on the suspended path without a record and leave when the operator lifts it."""
+    port = port_free_on([SINK])
+    ternd_sink(SINK, port)
+    dns = dns_server(zones("h.test"))
+    warm = "sources = { ['ip-warm'] = { start = %d, stages = { '10/day' } } }" % (time.time() + 86400)
+    t = ternd(policy(dns, port, "['h.test'] = { 'ip-warm', 'ip-b' }", warm))
+    rule = api(ports, "/api/admin/suspend-ready-q/v1",
+               {"name": "ip-b->mx.sink.test.", "reason": "test", "duration": "1h"})
+    inject(ports[0], [[f"u{i}@h.test" for i in range(3)]])
+    time.sleep(3)
+    assert [r["type"] for r in read_records(t) if r["type"] != "Reception"] == []
+    ready = api(ports, "/api/admin/queue-summary/v1")["ready"]
+    assert [(q["name"], q["count"]) for q in ready] == [("ip-b->mx.sink.test.", 3)], ready
+    req = urllib.request.Request(f"http://127.0.0.1:{ports[1]}/api/admin/suspend-ready-q/v1",
+                                 data=json.dumps({"id": rule["id"]}).encode(), method="DELETE")
+    urllib.request.urlopen(req, timeout=10).read()
+    deliveries = wait_records(t, of_type("Delivery"), 3, timeout=30)
+    assert sorted(r["egress_source"] for r in deliveries) == ["ip-b"] * 3
