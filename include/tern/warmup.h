@@ -13,9 +13,9 @@
  * nothing of Lua. Every shard asks on every source selection, so the state
  * is one table under one mutex held for a few comparisons; sources that are
  * not warming cost one atomic load. Stage, counts and pauses are saved to
- * warmup.json in the spool directory (temporary file, fsync, rename) on each
- * stage change, pause, resume, cap reached and at close, so a restart keeps
- * them.
+ * warmup.json in the spool directory (temporary file, fsync, rename) on a
+ * pause, a resume, a cap reached and at close, so a restart keeps them (a
+ * stage that moved on since is moved on again from the saved period).
  */
 #ifndef TERN_WARMUP_H
 #define TERN_WARMUP_H
