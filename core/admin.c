@@ -352,13 +352,12 @@ admin_list_json(enum admin_kind kind, struct buf *out)
 	return rc;
 }
 
-/* Write the table to path.tmp, sync it, rename it over path: a crash leaves one or the other. */
+/* Save the table: a crash leaves the old file or the new one (util_write_file_synced). */
 static int
 table_save(const struct admin_table *t, struct tern_err *err)
 {
-	char tmp[4200];
 	struct buf b;
-	int fd, rc = 0;
+	int rc;
 
 	if (admin_path == NULL)
 		return 0;
@@ -366,17 +365,13 @@ table_save(const struct admin_table *t, struct tern_err *err)
 	buf_append_str(&b, "{\"rules\":");
 	table_json(t, true, ADMIN_SUSPEND, &b);
 	buf_append_str(&b, "}\n");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", admin_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0 || b.data == NULL || write(fd, b.data, b.len) != (ssize_t)b.len ||
-	    fsync(fd) < 0 || rename(tmp, admin_path) < 0)
-		rc = -EIO;
-	if (fd >= 0)
-		close(fd);
+	rc = b.data ? util_write_file_synced(admin_path, b.data, b.len) : -ENOMEM;
 	buf_deinit(&b);
-	if (rc < 0)
-		tern_err_set(err, 503, "", "cannot save %s: %s", admin_path, strerror(errno));
-	return rc;
+	if (rc < 0) {
+		tern_err_set(err, 503, "", "cannot save %s: %s", admin_path, strerror(-rc));
+		return -EIO;
+	}
+	return 0;
 }
 
 /* Caller holds admin_lock: a copy of the live rules with room for extra more. */

@@ -19,6 +19,7 @@
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
+#include "tern/warmup.h"
 
 #include <errno.h>
 #include <math.h>
@@ -452,6 +453,40 @@ expose_fleet(struct expo *e)
 		    (double)fleet_nodes());
 }
 
+/* One family of the warming sources' state, read from the warm-up table at scrape time. */
+struct warmup_family {
+	struct expo *e;
+	int field; /* 0 stage, 1 cap, 2 sent, 3 paused */
+};
+
+static int
+warmup_sample(void *arg, const struct warmup_view *v)
+{
+	struct warmup_family *f = arg;
+	struct label l = {"source", v->source};
+	const double values[] = {v->stage, v->cap, v->sent, v->paused ? 1 : 0};
+
+	expo_sample(f->e, "", &l, 1, values[f->field]);
+	return 0;
+}
+
+static void
+expose_warmup(struct expo *e)
+{
+	static const char *const names[][2] = {
+	    {"tern_warmup_stage", "A warming source's stage (0-based; -1 before its start)."},
+	    {"tern_warmup_cap", "Messages a warming source may take this period (-1: ramp ended)."},
+	    {"tern_warmup_sent", "Messages a warming source took this period."},
+	    {"tern_warmup_paused", "1 while a warming source's ramp is paused (WarmupPaused)."},
+	};
+	struct warmup_family f = {e, 0};
+
+	for (f.field = 0; f.field < 4; f.field++) {
+		expo_family(e, names[f.field][0], "gauge", names[f.field][1]);
+		warmup_foreach(warmup_sample, &f);
+	}
+}
+
 static void
 expose_all(struct expo *e)
 {
@@ -466,6 +501,7 @@ expose_all(struct expo *e)
 	expose_queues(e, METRICS_QUEUE_READY, "ready");
 	expose_spool(e);
 	expose_tls(e);
+	expose_warmup(e);
 	expose_process(e);
 	expose_fleet(e);
 	expo_single(e, "tern_shaping_states", "gauge",

@@ -29,6 +29,7 @@
 #include "tern/throttle.h"
 #include "tern/tls.h"
 #include "tern/util_map.h"
+#include "tern/warmup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -723,9 +724,31 @@ source_open(const char *source, const char *site, bool *held, double *until)
 }
 
 /*
- * The pool's next source whose path to site is open. When none is: -1 with
- * *until set if automation holds one (the message waits for its end), else
- * the next source regardless (its ready queue holds the message).
+ * Every source is suspended or skipped for its warm-up cap: the next by weight
+ * that may still take a message (a suspended path's ready queue holds it until
+ * the suspension ends), or -1 when all are at their cap.
+ */
+static int
+pool_pick_any(struct pool *pool, const char *site)
+{
+	int pick = wrr_next(&pool->wrr, NULL);
+	size_t i;
+
+	if (pick >= 0 && warmup_take(pool->cfg.sources[pick], site))
+		return pick;
+	for (i = 0; i < pool->cfg.n; i++)
+		if (warmup_take(pool->cfg.sources[i], site))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * The pool's next source for site, skipping those whose path automation or an
+ * operator suspended and warming sources at their cap (a source is counted
+ * against its cap only when picked). When none is left: -1 with *until > 0 if
+ * automation holds a source (the message waits for the earliest end); else
+ * the next source that may still take a message, suspended or not (its ready
+ * queue holds it); -1 with *until = 0 when every source is at its cap.
  */
 static int
 pool_pick(struct pool *pool, const char *site, double *until)
@@ -733,15 +756,22 @@ pool_pick(struct pool *pool, const char *site, double *until)
 	bool *skip = calloc(pool->cfg.n, sizeof(*skip));
 	size_t i, n_skip = 0;
 	bool held = false;
-	int pick;
+	int pick = -1;
 
+	*until = 0;
 	for (i = 0; skip && i < pool->cfg.n; i++)
 		if ((skip[i] = !source_open(pool->cfg.sources[i], site, &held, until)))
 			n_skip++;
-	if (skip && n_skip == pool->cfg.n && held)
+	while (skip && n_skip < pool->cfg.n) {
+		pick = wrr_next(&pool->wrr, skip);
+		if (warmup_take(pool->cfg.sources[pick], site))
+			break;
+		skip[pick] = true;
+		n_skip++;
 		pick = -1;
-	else
-		pick = wrr_next(&pool->wrr, skip && n_skip < pool->cfg.n ? skip : NULL);
+	}
+	if (pick < 0 && !held)
+		pick = pool_pick_any(pool, site);
 	free(skip);
 	return pick;
 }
@@ -765,6 +795,22 @@ queue_held(struct queue_msg *m, const char *site, double *until)
 	return egress_limiter()->held(site, tenant, campaign, util_wallclock(), until);
 }
 
+/* Every source of the pool is at its warm-up cap: back to the scheduled queue until one refills. */
+static void
+wait_for_warmup(struct queue_msg *m, struct pool *pool)
+{
+	double wait = 0, w;
+	size_t i;
+
+	for (i = 0; i < pool->cfg.n; i++) {
+		w = warmup_wait(pool->cfg.sources[i]);
+		if (i == 0 || w < wait)
+			wait = w;
+	}
+	m->due = util_wallclock() + (wait > 1 ? wait : 1);
+	queue_requeue(m);
+}
+
 void
 egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_route *route)
 {
@@ -779,8 +825,17 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		fail_transient(m, route->site, pool_name, NULL, err.msg);
 		return;
 	}
-	if (queue_held(m, route->site, &until) || (pick = pool_pick(pool, route->site, &until)) < 0) {
+	if (queue_held(m, route->site, &until)) {
 		submit_later(m, until);
+		return;
+	}
+	pick = pool_pick(pool, route->site, &until);
+	if (pick < 0 && until > 0) {
+		submit_later(m, until);
+		return;
+	}
+	if (pick < 0) {
+		wait_for_warmup(m, pool);
 		return;
 	}
 	req = malloc(sizeof(*req));

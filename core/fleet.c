@@ -212,7 +212,9 @@ cmd_state(void *arg, bool up)
 	}
 	log_info("fleet", "node %s joined the fleet", fleet->cfg.node_id);
 	on_heartbeat(fleet->home->loop, &fleet->heartbeat, 0);
+	/* Nodes that came back before this one must hear of what it held meanwhile. */
 	push_local_rules();
+	announce();
 	resync();
 }
 

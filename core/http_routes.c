@@ -7,6 +7,7 @@
 #include "tern/api_admin.h"
 #include "tern/api_inject.h"
 #include "tern/api_metrics.h"
+#include "tern/api_warmup.h"
 #include "tern/http_server.h"
 #include "tern/status_page.h"
 
@@ -30,6 +31,8 @@ const struct http_route http_routes[] = {
     {"GET", "/api/admin/ready-q-states/v1", api_admin_ready_q_states},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},
     {"GET", "/api/check-liveness/v1", api_check_liveness},
+    {"GET", "/api/admin/warmup/v1", api_warmup_list},
+    {"POST", "/api/admin/warmup-resume/v1", api_warmup_resume},
     {"GET", "/metrics", api_metrics_handle},
     {"GET", "/metrics.json", api_metrics_json_handle},
     {"GET", "/", status_page_handle},

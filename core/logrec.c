@@ -166,12 +166,32 @@ logrec_is_failure(const char *type)
 	       strcmp(type, "Expiration") == 0;
 }
 
+/* A record of a source, not of a message (WarmupPaused): the ramp's state instead of the envelope. */
+static int
+format_source_event(const struct logrec *r, struct buf *out)
+{
+	buf_append_str(out, "{\"type\":");
+	buf_append_json_string(out, r->type, strlen(r->type));
+	add_str(out, "egress_source", r->egress_source);
+	add_str(out, "reason", r->reason);
+	buf_printf(out, ",\"warmup\":{\"stage\":%d,\"cap\":%.0f,\"bounce_rate\":%.5f,"
+		   "\"complaint_rate\":%.5f,\"messages\":%.0f}",
+		   r->warmup.stage, r->warmup.cap, r->warmup.bounce_rate, r->warmup.complaint_rate,
+		   r->warmup.messages);
+	add_time(out, "timestamp", util_wallclock());
+	add_str(out, "nodeid", nodeid);
+	add_str(out, "policy_revision", __atomic_load_n(&policy_revision, __ATOMIC_ACQUIRE));
+	return buf_append_char(out, '}');
+}
+
 int
 logrec_format(const struct logrec *r, struct buf *out)
 {
 	const struct message *m = r->msg;
 	char id[SPOOL_ID_HEX_LEN + 1];
 
+	if (m == NULL)
+		return format_source_event(r, out);
 	spool_id_to_hex(&m->id, id);
 	buf_append_str(out, "{\"type\":");
 	buf_append_json_string(out, r->type, strlen(r->type));

@@ -16,6 +16,7 @@
 #include "tern/smtp_listener.h"
 #include "tern/spool.h"
 #include "tern/tls.h"
+#include "tern/warmup.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@ spool_service_open(void *arg, struct tern_err *err)
 		return -EIO;
 	reception_set_spool(svc->spool);
 	queue_set_spool(svc->spool);
-	if (admin_open(svc->path, err) < 0 || path_state_open(svc->path, err) < 0)
+	if (admin_open(svc->path, err) < 0 || path_state_open(svc->path, err) < 0 ||
+	    warmup_open(svc->path, err) < 0)
 		return -EIO;
 	return queue_recover(svc->spool, err) < 0 ? -EIO : 0;
 }
@@ -68,6 +70,7 @@ spool_service_close(void *arg)
 	queue_set_spool(NULL);
 	admin_close();
 	path_state_close();
+	warmup_close();
 	spool_close(svc->spool);
 	svc->spool = NULL;
 }

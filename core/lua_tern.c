@@ -18,6 +18,7 @@
 #include "tern/lua_json.h"
 #include "tern/lua_message.h"
 #include "tern/lua_options.h"
+#include "tern/lua_warmup.h"
 #include "tern/policy.h"
 #include "tern/shard.h"
 
@@ -541,5 +542,6 @@ lua_tern_open(lua_State *L)
 	lua_bounce_open(L);
 	lua_fleet_open(L);
 	lua_shaping_open(L);
+	lua_warmup_open(L);
 	lua_setglobal(L, "tern");
 }

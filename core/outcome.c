@@ -18,6 +18,7 @@
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
+#include "tern/warmup.h"
 
 #include <stdio.h>
 
@@ -93,6 +94,7 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
 	classify(rec);
 	logrec_write(rec);
+	warmup_outcome(type, rec->egress_source);
 }
 
 /*

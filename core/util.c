@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 void
@@ -585,8 +586,13 @@ util_write_file_synced(const char *path, const void *data, size_t len)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0 || rename(tmp, path) < 0)
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0)
 		rc = errno ? -errno : -EIO;
-	close(fd);
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
 	return rc;
 }

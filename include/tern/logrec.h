@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Outcome records: Reception, Delivery, TransientFailure, Bounce,
- * Expiration, AdminBounce, Feedback, Suppressed, ShapingAction. This is the one place that
+ * Expiration, AdminBounce, Feedback, Suppressed, ShapingAction, and WarmupPaused (of a
+ * source). This is the one place that
  * builds them, so every record type shares one schema and one set of field
  * names; logfile.c writes them. Thread-safe.
  */
@@ -40,6 +41,12 @@ struct logrec {
 	const char *bounce_classification;
 	/* ShapingAction: what fired and what it did (written as "shaping"). */
 	const struct logrec_shaping *shaping;
+	/* WarmupPaused, a record of a source rather than a message (msg NULL): why, and the ramp. */
+	const char *reason;
+	struct {
+		int stage;
+		double cap, bounce_rate, complaint_rate, messages;
+	} warmup;
 };
 
 /* A ShapingAction record's "shaping" object. */

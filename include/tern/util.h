@@ -150,7 +150,11 @@ double util_rate_get(const struct util_rate *r, double now);
 
 /* Append the whole file at path to out: 0, or -errno (-ENOENT when it does not exist). */
 int util_read_file(const char *path, struct buf *out);
-/* Replace path with data, durably: written to path.tmp, synced, renamed. 0, or -errno. */
+/*
+ * Replace path with data[0..len) so that a crash leaves the old content or
+ * the new, never a mix: write path.tmp, fsync it, rename it over path.
+ * 0, or -errno (the temporary file removed).
+ */
 int util_write_file_synced(const char *path, const void *data, size_t len);
 
 #endif

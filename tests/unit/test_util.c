@@ -6,10 +6,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "support.h"
 #include "tern/util.h"
 
 static void
@@ -157,6 +161,30 @@ test_rate(void **state)
 	assert_true(util_rate_get(&r, t + 60) < 3.8 && util_rate_get(&r, t + 60) > 3.6);
 }
 
+/* A synced replacement leaves the new content and no temporary file; a failure names errno. */
+static void
+test_write_file_synced(void **state)
+{
+	char dir[] = "/tmp/tern-test-util-XXXXXX", path[128], tmp[160], got[16] = {0};
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(util_write_file_synced(path, "old", 3), 0);
+	assert_int_equal(util_write_file_synced(path, "new!", 4), 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(got, 1, sizeof(got) - 1, f), 4);
+	fclose(f);
+	assert_string_equal(got, "new!");
+	assert_int_equal(access(tmp, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/missing/f.json", dir);
+	assert_int_equal(util_write_file_synced(path, "x", 1), -ENOENT);
+	support_rm_rf(dir);
+}
+
 int
 main(void)
 {
@@ -167,6 +195,7 @@ main(void)
 		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_write_file_synced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

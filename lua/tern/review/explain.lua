@@ -4,6 +4,7 @@
 -- effective decisions for one destination and where each value came from.
 local evaluate = require 'tern.review.evaluate'
 local args = require 'tern.review.args'
+local warmup = require 'tern.warmup'
 
 local USAGE = 'usage: tern policy explain --policy FILE --domain D [--tenant T] [--campaign C]\n'
   .. '                           [--source S] [--mx HOST,...] [--json]'
@@ -26,6 +27,32 @@ local function print_fields(values, of, order)
   end
 end
 
+-- Each warming path source's stage and cap today, by the engine's own arithmetic on the plan
+-- (offline, so by the calendar: a pause lives in the daemon, GET /api/admin/warmup/v1).
+local function warmup_of(plans, sources)
+  local out = {}
+  for _, plan in ipairs(plans) do
+    for _, s in ipairs(sources) do
+      if plan:has(s) then
+        plan:apply()
+        local st = tern.warmup.state(s)
+        local spec = plan.config.sources[s]
+        out[s] = { stage = st.stage, cap = st.cap, every = spec.every or '1d',
+                   stages = spec.stages and #spec.stages or nil, at = plan.defined_at }
+      end
+    end
+  end
+  return out
+end
+
+local function warmup_text(w)
+  if w.stage < 0 then return ('warm-up not started: sends nothing yet  %s'):format(w.at) end
+  if w.cap < 0 then return ('warm-up done: no cap  %s'):format(w.at) end
+  -- Counted from 1 here, for people; the engine, the API and --json count from 0.
+  return ('warm-up stage %d%s: cap %d per %s  %s'):format(w.stage + 1,
+    w.stages and (' of %d'):format(w.stages) or '', w.cap, w.every, w.at)
+end
+
 local function print_text(r)
   print(('domain %s'):format(r.domain))
   print(('site   %s%s'):format(r.site ~= '' and r.site or '(unknown: give --mx)',
@@ -40,6 +67,7 @@ local function print_text(r)
     r.egress_pool.at or 'default'))
   for _, s in ipairs(sorted_keys(r.paths)) do
     print(('path %s'):format(s))
+    if r.warmup[s] then print('  ' .. warmup_text(r.warmup[s])) end
     print_fields(r.paths[s], r.sources_of[s], evaluate.path_fields)
   end
 end
@@ -48,7 +76,7 @@ local function json_of(r)
   return tern.json.encode {
     queue = r.queue, queue_config = r.queue_config,
     egress_pool = { name = r.egress_pool.name, entries = r.egress_pool.entries },
-    paths = r.paths, sources_of = r.sources_of,
+    paths = r.paths, sources_of = r.sources_of, warmup = r.warmup,
   }
 end
 
@@ -59,7 +87,10 @@ tern.on('main', function(argv)
     io.stderr:write((err and err .. '\n' or '') .. USAGE .. '\n')
     return 2
   end
+  local plans = {}
+  warmup.observer = function(plan) plans[#plans + 1] = plan end
   local ev, lerr = evaluate.load(o.policy)
+  warmup.observer = nil
   if not ev then
     io.stderr:write(lerr .. '\n')
     return 2
@@ -70,6 +101,9 @@ tern.on('main', function(argv)
     io.stderr:write(tostring(r) .. '\n')
     return 2
   end
+  local sources = {}
+  for s in pairs(r.paths) do sources[#sources + 1] = s end
+  r.warmup = warmup_of(plans, sources)
   if o.json then print(json_of(r)) else print_text(r) end
   return 0
 end)
