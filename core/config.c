@@ -133,3 +133,13 @@ config_classify(struct shard *s, const char *reply, size_t len, const char *site
 		return NULL;
 	return slot->p->classify(slot->ctx, reply, len, site);
 }
+
+size_t
+config_trace_secret(struct shard *s, char *out, size_t cap)
+{
+	const struct config_slot *slot = slot_of(s);
+
+	if (slot->p == NULL || slot->p->trace_secret == NULL)
+		return 0;
+	return slot->p->trace_secret(slot->ctx, out, cap);
+}

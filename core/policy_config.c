@@ -11,6 +11,7 @@
 #include "tern/lua_bounce.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
+#include "tern/lua_trace.h"
 
 static int
 read_queue(lua_State *L, int idx, void *out, struct tern_err *err)
@@ -74,10 +75,17 @@ ask_classify(void *ctx, const char *reply, size_t len, const char *site)
 	return lua_bounce_category(policy_lua(ctx), reply, len, site);
 }
 
+static size_t
+ask_trace_secret(void *ctx, char *out, size_t cap)
+{
+	return lua_trace_secret(policy_lua(ctx), out, cap);
+}
+
 const struct config_provider policy_config_provider = {
     .queue = ask_queue,
     .pool = ask_pool,
     .source = ask_source,
     .path = ask_path,
     .classify = ask_classify,
+    .trace_secret = ask_trace_secret,
 };

@@ -35,6 +35,8 @@ struct config_provider {
 		    struct egress_path_cfg *out, struct tern_err *err);
 	/* The bounce category of a normalisable reply seen from site, by policy's rules. */
 	const char *(*classify)(void *ctx, const char *reply, size_t len, const char *site);
+	/* The trace header's secret copied to out: its length, 0 when policy gives none. */
+	size_t (*trace_secret)(void *ctx, char *out, size_t cap);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -53,5 +55,7 @@ int config_path(struct shard *s, const char *domain, const char *source, const c
 		struct egress_path_cfg *out, struct tern_err *err);
 /* The reply's bounce category (a static name), or NULL when no provider classifies. */
 const char *config_classify(struct shard *s, const char *reply, size_t len, const char *site);
+/* The secret of the X-Tern-Ref header (trace_ref.h) copied to out: its length, 0 when none. */
+size_t config_trace_secret(struct shard *s, char *out, size_t cap);
 
 #endif
