@@ -54,7 +54,7 @@ check_ref(struct shard *shard, const struct message *msg, const char *value, str
 	c->status = "invalid";
 	spool_id_to_hex(&msg->id, hex);
 	log_warn("report", "report %s from <%s>: %s X-Tern-Ref ignored", hex, msg->sender,
-		 rc == -EPERM ? "forged (or foreign) " : "malformed");
+		 rc == -EPERM ? "forged (or foreign)" : "malformed");
 }
 
 static void
