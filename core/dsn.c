@@ -15,6 +15,8 @@
 #include <strings.h>
 #include <time.h>
 
+static bool status_ok(const char *s);
+
 static void
 format_date(double t, char out[64])
 {
@@ -66,6 +68,21 @@ append_headers(struct buf *out, const char *p, size_t len)
 	return rc;
 }
 
+/* The reply as it was: "550 5.1.1 text". */
+static int
+append_reply(struct buf *out, const struct dsn_report *r)
+{
+	int rc = 0;
+
+	if (r->code > 0)
+		rc |= buf_printf(out, "%d ", r->code);
+	if (r->enhanced != NULL && status_ok(r->enhanced)) {
+		rc |= append_line(out, r->enhanced);
+		rc |= buf_append_char(out, ' ');
+	}
+	return rc | append_line(out, r->diagnostic);
+}
+
 static int
 append_header_section(const struct dsn_report *r, struct buf *out)
 {
@@ -102,9 +119,7 @@ append_notification(const struct dsn_report *r, struct buf *out)
 					     : ">:\r\nthe receiving server refused it.\r\n");
 	if (r->diagnostic != NULL) {
 		rc |= buf_append_str(out, "\r\nThe last reply was:\r\n    ");
-		if (r->code > 0)
-			rc |= buf_printf(out, "%d ", r->code);
-		rc |= append_line(out, r->diagnostic);
+		rc |= append_reply(out, r);
 		rc |= buf_append_str(out, "\r\n");
 	}
 	return rc | buf_append_str(out, "\r\n");
@@ -130,9 +145,7 @@ append_status(const struct dsn_report *r, struct buf *out)
 	}
 	if (r->diagnostic != NULL) {
 		rc |= buf_append_str(out, "\r\nDiagnostic-Code: smtp; ");
-		if (r->code > 0)
-			rc |= buf_printf(out, "%d ", r->code);
-		rc |= append_line(out, r->diagnostic);
+		rc |= append_reply(out, r);
 	}
 	return rc | buf_printf(out, "\r\nLast-Attempt-Date: %s\r\n\r\n", now);
 }

@@ -69,6 +69,7 @@ fill_report(struct dsn_report *r, const struct message *msg, const struct logrec
 			  : expired	     ? "5.4.7"
 					     : "5.0.0",
 	    .code = rec->response_code,
+	    .enhanced = rec->response_enhanced,
 	    .diagnostic = rec->response_content,
 	    .remote_mta = expired ? NULL : rec->site,
 	    .expired = expired,

@@ -22,6 +22,7 @@ struct dsn_report {
 	const char *recipient;	   /* the recipient that failed */
 	const char *status;	   /* "5.1.1" */
 	int code;		   /* the reply's code, 0 when there was none */
+	const char *enhanced;	   /* the reply's enhanced code, or NULL */
 	const char *diagnostic;	   /* the reply's text, or NULL */
 	const char *remote_mta;	   /* the site that replied, or NULL */
 	bool expired;		   /* given up after max_age rather than refused */
