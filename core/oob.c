@@ -26,6 +26,7 @@
 
 struct dsn_reader {
 	struct oob_report *out;
+	int seen; /* recipient groups, reported or not */
 	struct oob_recipient cur;
 	int cur_group;
 	bool cur_open;
@@ -50,6 +51,7 @@ recipient_end(struct dsn_reader *r)
 	bool reported = r->cur.action[0] == '\0' || strcasecmp(r->cur.action, "failed") == 0 ||
 			strcasecmp(r->cur.action, "delayed") == 0;
 
+	r->seen += r->cur_open;
 	if (r->cur_open && reported && r->cur.address[0] && o->n_rcpts < OOB_MAX_RCPTS) {
 		o->rcpts[o->n_rcpts] = r->cur;
 		if (r->cur.action[0] == '\0')
@@ -118,28 +120,32 @@ dsn_field(void *arg, int group, const char *name, const char *value)
 	recipient_field(r, name, value);
 }
 
-static void
+/* The recipient groups seen: a report of deliveries only sees some and reports none. */
+static int
 read_status_fields(const char *p, size_t len, struct oob_report *out)
 {
 	struct dsn_reader r = {.out = out};
 
 	mime_parse_fields(p, len, false, dsn_field, &r);
 	recipient_end(&r);
+	return r.seen;
 }
 
-static void
+static int
 read_delivery_status(GMimeObject *part, struct oob_report *out)
 {
 	struct buf text;
+	int seen = 0;
 
 	buf_init(&text);
 	if (mime_parse_content(part, &text) == 0 && text.len > 0)
-		read_status_fields(text.data, text.len, out);
+		seen = read_status_fields(text.data, text.len, out);
 	buf_deinit(&text);
+	return seen;
 }
 
 /* Delivery-status fields written as text, in a report whose structure was lost. */
-static void
+static int
 read_status_text(const char *p, size_t len, struct oob_report *out)
 {
 	const char *end = p + len, *q;
@@ -147,12 +153,11 @@ read_status_text(const char *p, size_t len, struct oob_report *out)
 	for (q = p; q < end; q++) {
 		q = memchr(q, '\n', (size_t)(end - q));
 		if (q == NULL)
-			return;
-		if ((size_t)(end - q) > 17 && util_strncaseeq(q + 1, "Final-Recipient:", 16)) {
-			read_status_fields(p, len, out);
-			return;
-		}
+			return 0;
+		if ((size_t)(end - q) > 17 && util_strncaseeq(q + 1, "Final-Recipient:", 16))
+			return read_status_fields(p, len, out);
 	}
+	return 0;
 }
 
 /* ---- notes for people ------------------------------------------------------------------------- */
@@ -367,11 +372,9 @@ read_text(GMimeMessage *m, const char *data, size_t len, bool is_report, struct 
 		mime_parse_content(text, &body);
 	if (body.len == 0)
 		raw_body(data, len, &body);
-	if (body.len > 0) {
-		read_status_text(body.data, body.len, out);
-		if (out->n_rcpts == 0 && (is_report || looks_like_bounce(m)))
-			read_note(m, body.data, body.len, out);
-	}
+	if (body.len > 0 && read_status_text(body.data, body.len, out) == 0 &&
+	    (is_report || looks_like_bounce(m)))
+		read_note(m, body.data, body.len, out);
 	buf_deinit(&body);
 }
 
@@ -414,6 +417,7 @@ oob_parse(const char *data, size_t len, struct oob_report *out)
 {
 	GMimeMessage *m = mime_parse_message(data, len);
 	GMimeObject *status;
+	int seen = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (m == NULL)
@@ -423,11 +427,15 @@ oob_parse(const char *data, size_t len, struct oob_report *out)
 		status = mime_parse_find(g_mime_message_get_mime_part(m), "message",
 					 "global-delivery-status", false);
 	if (status != NULL)
-		read_delivery_status(status, out);
-	out->standard = out->n_rcpts > 0;
-	if (out->n_rcpts == 0)
+		seen = read_delivery_status(status, out);
+	out->standard = seen > 0;
+	/* A report of deliveries (or relays) only is no bounce: nothing to guess. */
+	if (seen == 0) {
 		read_text(m, data, len, status != NULL, out);
-	read_original(m, status != NULL || looks_like_bounce(m), out);
+		read_original(m, status != NULL || looks_like_bounce(m), out);
+	} else {
+		read_original(m, false, out);
+	}
 	if (out->n_rcpts > 0)
 		mime_parse_find_ref(m, out->ref, sizeof(out->ref));
 	g_object_unref(m);
