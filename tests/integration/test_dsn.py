@@ -1,15 +1,15 @@
 # SPDX-License-Identifier: MIT
 """DSNs: with dsn = true in its queue config (here for one tenant only), a message that
-expires sends its sender an RFC 3464 report that Python's email parses as multipart/report
+expires or bounces sends its sender an RFC 3464 report that Python's email parses as multipart/report
 naming the recipient, the status and the diagnostic code, with the original's headers; none
 for the null sender, none for a tenant that did not ask."""
 import email
 import email.policy
 import time
 
-from sinks import py_sink, read_records, send_one, wait_records
+from sinks import py_sink, read_records, send_one, ternd_sink, wait_records
 
-__all__ = ["py_sink"]  # a fixture, used by name
+__all__ = ["py_sink", "ternd_sink"]  # fixtures, used by name
 
 POLICY = """
 tern.on('init', function()
@@ -23,6 +23,9 @@ end)
 tern.on('get_queue_config', function(domain, tenant, campaign)
   if domain == 'origin.test' then  -- the senders' domain: the sink that collects DSNs
     return tern.make_queue_config { mx_list = { '127.0.0.1:{port2}' } }
+  end
+  if domain == 'hard.test' then  -- sink.lua: permfail...@ is refused with 550 5.1.1
+    return tern.make_queue_config { mx_list = { '127.0.0.1:{port4}' }, dsn = true }
   end
   -- Everyone else is unreachable (nothing listens on {port3}): messages expire quickly.
   return tern.make_queue_config { mx_list = { '127.0.0.1:{port3}' }, retry_interval = '1s',
@@ -74,3 +77,21 @@ def test_expired_message_yields_a_dsn_to_its_sender(ternd, ports, py_sink):
     while time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(sink.messages) == 1
+
+
+def test_bounced_message_yields_a_dsn_with_the_remote_reply(ternd, ports, py_sink, ternd_sink):
+    sink = py_sink("127.0.0.1", ports[1])
+    ternd_sink("127.0.0.1", ports[3])
+    t = ternd(POLICY)
+    send_one(ports[0], "news@origin.test", ["permfail.x@hard.test"], message("any", "refused"))
+    (bounce,) = wait_records(t, lambda r: r["type"] == "Bounce", 1)
+    assert bounce["response"]["code"] == 550
+    (got,) = sink.wait_messages(1, timeout=30)
+    dsn = email.message_from_bytes(got["data"], policy=email.policy.default)
+    assert dsn["Subject"] == "Undelivered Mail Returned to Sender"
+    _, per_rcpt = dsn.get_payload()[1].get_payload()
+    assert per_rcpt["Final-Recipient"] == "rfc822; permfail.x@hard.test"
+    assert per_rcpt["Status"] == "5.1.1"
+    assert per_rcpt["Remote-MTA"] == "dns; " + bounce["site"]
+    assert per_rcpt["Diagnostic-Code"] == \
+        "smtp; 550 5.1.1 " + bounce["response"]["content"]
