@@ -60,7 +60,8 @@ append_headers(struct buf *out, const char *p, size_t len)
 		for (; n > 0; n--, p++) {
 			unsigned char c = (unsigned char)*p;
 
-			rc |= buf_append_char(out, c == '\t' || (c >= ' ' && c <= '~') ? (char)c : '?');
+			rc |= buf_append_char(out,
+					      c == '\t' || (c >= ' ' && c <= '~') ? (char)c : '?');
 		}
 		rc |= buf_append(out, "\r\n", 2);
 		p = nl ? nl + 1 : end;
@@ -97,10 +98,11 @@ append_header_section(const struct dsn_report *r, struct buf *out)
 			 r->expired ? "Delivery Status Notification (Expired)"
 				    : "Undelivered Mail Returned to Sender",
 			 date, r->message_id);
-	rc |= buf_printf(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-			      "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-			      "\tboundary=\"=_tern_dsn_%s\"\r\n\r\n"
-			      "This is a MIME-encapsulated message.\r\n\r\n",
+	rc |= buf_printf(out,
+			 "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+			 "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+			 "\tboundary=\"=_tern_dsn_%s\"\r\n\r\n"
+			 "This is a MIME-encapsulated message.\r\n\r\n",
 			 r->message_id);
 	return rc;
 }
@@ -108,8 +110,9 @@ append_header_section(const struct dsn_report *r, struct buf *out)
 static int
 append_notification(const struct dsn_report *r, struct buf *out)
 {
-	int rc = buf_printf(out, "--=_tern_dsn_%s\r\nContent-Type: text/plain; charset=us-ascii\r\n"
-				 "Content-Description: Notification\r\n\r\n",
+	int rc = buf_printf(out,
+			    "--=_tern_dsn_%s\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+			    "Content-Description: Notification\r\n\r\n",
 			    r->message_id);
 
 	rc |= buf_append_str(out, "Your message could not be delivered to <");
@@ -133,9 +136,11 @@ append_status(const struct dsn_report *r, struct buf *out)
 
 	format_date(r->arrival_date, arrival);
 	format_date(r->date, now);
-	rc = buf_printf(out, "--=_tern_dsn_%s\r\nContent-Type: message/delivery-status\r\n\r\n"
-			     "Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n\r\nFinal-Recipient: rfc822; ",
-			r->message_id, r->reporting_mta, arrival);
+	rc = buf_printf(
+	    out,
+	    "--=_tern_dsn_%s\r\nContent-Type: message/delivery-status\r\n\r\n"
+	    "Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n\r\nFinal-Recipient: rfc822; ",
+	    r->message_id, r->reporting_mta, arrival);
 	rc |= append_line(out, r->recipient);
 	rc |= buf_append_str(out, "\r\nAction: failed\r\nStatus: ");
 	rc |= append_line(out, r->status);
@@ -150,15 +155,29 @@ append_status(const struct dsn_report *r, struct buf *out)
 	return rc | buf_printf(out, "\r\nLast-Attempt-Date: %s\r\n\r\n", now);
 }
 
+/* Up to three digits at *p, moved past them: false when there are none. */
+static bool
+digits(const char **p)
+{
+	int n = 0;
+
+	while (n < 3 && **p >= '0' && **p <= '9') {
+		(*p)++;
+		n++;
+	}
+	return n > 0;
+}
+
 /* RFC 3464 2.3.4: a status is class.subject.detail, the class 2, 4 or 5. */
 static bool
 status_ok(const char *s)
 {
-	int a, b, c, n = 0;
-
-	return s != NULL && sscanf(s, "%d.%d.%d%n", &a, &b, &c, &n) == 3 && s[n] == '\0' &&
-	       (a == 2 || a == 4 || a == 5) && b >= 0 && b < 1000 && c >= 0 && c < 1000 &&
-	       (s[0] >= '0' && s[0] <= '9');
+	if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+		return false;
+	s += 2;
+	if (!digits(&s) || *s++ != '.' || !digits(&s))
+		return false;
+	return *s == '\0';
 }
 
 int
@@ -168,15 +187,17 @@ dsn_build(const struct dsn_report *r, struct buf *out, struct tern_err *err)
 
 	if (r->to == NULL || r->to[0] == '\0' || r->recipient == NULL || !status_ok(r->status) ||
 	    r->message_id == NULL || strpbrk(r->message_id, "<>\" \r\n") != NULL) {
-		tern_err_set(err, 451, "4.3.0", "DSN: a sender, a recipient, a status and a "
-						"Message-ID are needed");
+		tern_err_set(err, 451, "4.3.0",
+			     "DSN: a sender, a recipient, a status and a "
+			     "Message-ID are needed");
 		return -EINVAL;
 	}
 	rc = append_header_section(r, out);
 	rc |= append_notification(r, out);
 	rc |= append_status(r, out);
-	rc |= buf_printf(out, "--=_tern_dsn_%s\r\nContent-Type: text/rfc822-headers\r\n"
-			      "Content-Description: Undelivered Message Headers\r\n\r\n",
+	rc |= buf_printf(out,
+			 "--=_tern_dsn_%s\r\nContent-Type: text/rfc822-headers\r\n"
+			 "Content-Description: Undelivered Message Headers\r\n\r\n",
 			 r->message_id);
 	rc |= append_headers(out, r->headers ? r->headers : "", r->headers_len);
 	rc |= buf_printf(out, "\r\n--=_tern_dsn_%s--\r\n", r->message_id);
@@ -193,5 +214,6 @@ dsn_is_report(const char *p, size_t len)
 	char ct[MIME_FIELD_MAX];
 
 	return mime_parse_header(p, len, "Content-Type", ct, sizeof(ct)) &&
-	       strcasestr(ct, "multipart/report") != NULL && strcasestr(ct, "delivery-status") != NULL;
+	       strcasestr(ct, "multipart/report") != NULL &&
+	       strcasestr(ct, "delivery-status") != NULL;
 }

@@ -66,7 +66,7 @@ fill_report(struct dsn_report *r, const struct message *msg, const struct logrec
 	    .to = msg->sender,
 	    .recipient = msg->recipient ? msg->recipient : "",
 	    .status = rec->response_enhanced ? rec->response_enhanced
-			  : expired	     ? "5.4.7"
+		      : expired		     ? "5.4.7"
 					     : "5.0.0",
 	    .code = rec->response_code,
 	    .enhanced = rec->response_enhanced,
@@ -85,7 +85,8 @@ fill_report(struct dsn_report *r, const struct message *msg, const struct logrec
 static struct message *
 make_dsn(struct message *msg, const struct logrec *rec)
 {
-	char host[256], hex[SPOOL_ID_HEX_LEN + 1], mid[SPOOL_ID_HEX_LEN + 300], of[SPOOL_ID_HEX_LEN + 3];
+	char host[256], hex[SPOOL_ID_HEX_LEN + 1], mid[SPOOL_ID_HEX_LEN + 300],
+	    of[SPOOL_ID_HEX_LEN + 3];
 	const struct meta_entry *tenant = message_get_meta(msg, "tenant");
 	struct message *d = message_new("", msg->sender);
 	static __thread uint16_t lane;

@@ -271,7 +271,7 @@ mime_parse_address(const char *value, char *out, size_t n)
 	out[len] = '\0';
 }
 
-/* ---- the trace header of the original --------------------------------------------------------- */
+/* ---- the trace header of the original -------------------------------------------------------- */
 
 /* A line "X-Tern-Ref: value" in text (bounces that quote the original as text). */
 static bool

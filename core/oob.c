@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- RFC 3464 --------------------------------------------------------------------------------- */
+/* ---- RFC 3464 -------------------------------------------------------------------------------- */
 
 struct dsn_reader {
 	struct oob_report *out;
@@ -100,8 +100,8 @@ static void
 dsn_field(void *arg, int group, const char *name, const char *value)
 {
 	struct dsn_reader *r = arg;
-	bool starts = strcasecmp(name, "Final-Recipient") == 0 ||
-		      strcasecmp(name, "Original-Recipient") == 0;
+	bool starts =
+	    strcasecmp(name, "Final-Recipient") == 0 || strcasecmp(name, "Original-Recipient") == 0;
 
 	if (strcasecmp(name, "Reporting-MTA") == 0) {
 		snprintf(r->out->reporting_mta, sizeof(r->out->reporting_mta), "%s",
@@ -109,8 +109,9 @@ dsn_field(void *arg, int group, const char *name, const char *value)
 		return;
 	}
 	/* A new group, or a recipient field seen twice (groups run together in some DSNs). */
-	if (r->cur_open && (group != r->cur_group ||
-			    (starts && strcasecmp(name, "Final-Recipient") == 0 && r->cur.address[0])))
+	if (r->cur_open &&
+	    (group != r->cur_group ||
+	     (starts && strcasecmp(name, "Final-Recipient") == 0 && r->cur.address[0])))
 		recipient_end(r);
 	if (!r->cur_open && !starts && strcasecmp(name, "Action") != 0 &&
 	    strcasecmp(name, "Status") != 0 && strcasecmp(name, "Diagnostic-Code") != 0)
@@ -160,7 +161,7 @@ read_status_text(const char *p, size_t len, struct oob_report *out)
 	return 0;
 }
 
-/* ---- notes for people ------------------------------------------------------------------------- */
+/* ---- notes for people ------------------------------------------------------------------------ */
 
 static bool
 contains_any(const char *s, const char *const *words)
@@ -173,13 +174,29 @@ contains_any(const char *s, const char *const *words)
 	return false;
 }
 
-static const char *const bouncer_names[] = {"mailer-daemon", "postmaster", "mail delivery",
-					    "mail_daemon", "no-reply@sns.amazonaws.com", NULL};
-static const char *const bounce_subjects[] = {
-    "undeliver", "delivery status", "delivery fail", "failure notice", "returned mail",
-    "returning message", "returning to sender", "delivery notification", "not delivered",
-    "could not be delivered", "nondeliverable", "non-delivery", "mail delivery failed",
-    "delivery problem", "failed delivery", "delivery error", NULL};
+static const char *const bouncer_names[] = {"mailer-daemon",
+					    "postmaster",
+					    "mail delivery",
+					    "mail_daemon",
+					    "no-reply@sns.amazonaws.com",
+					    NULL};
+static const char *const bounce_subjects[] = {"undeliver",
+					      "delivery status",
+					      "delivery fail",
+					      "failure notice",
+					      "returned mail",
+					      "returning message",
+					      "returning to sender",
+					      "delivery notification",
+					      "not delivered",
+					      "could not be delivered",
+					      "nondeliverable",
+					      "non-delivery",
+					      "mail delivery failed",
+					      "delivery problem",
+					      "failed delivery",
+					      "delivery error",
+					      NULL};
 
 static bool
 looks_like_bounce(GMimeMessage *m)
@@ -192,10 +209,11 @@ looks_like_bounce(GMimeMessage *m)
 }
 
 /* Where the note ends and the copy of the original begins. */
-static const char *const original_markers[] = {
-    "original message", "copy of the message", "below this line", "message text follows",
-    "header of the original", "returned message", "original headers", "undelivered message",
-    "message headers follow", NULL};
+static const char *const original_markers[] = {"original message",	 "copy of the message",
+					       "below this line",	 "message text follows",
+					       "header of the original", "returned message",
+					       "original headers",	 "undelivered message",
+					       "message headers follow", NULL};
 
 static size_t
 note_length(const char *p, size_t len)
@@ -206,12 +224,14 @@ note_length(const char *p, size_t len)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *stop = nl ? nl : end;
-		size_t n = (size_t)(stop - p) < sizeof(line) - 1 ? (size_t)(stop - p) : sizeof(line) - 1;
+		size_t n =
+		    (size_t)(stop - p) < sizeof(line) - 1 ? (size_t)(stop - p) : sizeof(line) - 1;
 
 		memcpy(line, p, n);
 		line[n] = '\0';
 		if ((p > start && contains_any(line, original_markers)) ||
-		    strncasecmp(line, "Received: ", 10) == 0 || strncasecmp(line, "Return-Path:", 12) == 0)
+		    strncasecmp(line, "Received: ", 10) == 0 ||
+		    strncasecmp(line, "Return-Path:", 12) == 0)
 			return (size_t)(p - start);
 		p = nl ? nl + 1 : end;
 	}
@@ -252,13 +272,15 @@ note_recipient(const char *p, size_t len, struct oob_recipient *r)
 			return;
 		q = nl ? nl + 1 : end;
 	}
-	/* No line starts with one: the first address anywhere, read from a window around its '@'. */
+	/* No line starts with one: the first address anywhere, read from a window around its '@'.
+	 */
 	at = memchr(p, '@', len);
 	if (at == NULL)
 		return;
 	q = at - p > OOB_ADDR_MAX - 1 ? at - (OOB_ADDR_MAX - 1) : p;
 	snprintf(any, sizeof(any), "%.*s",
-		 (int)((size_t)(end - q) < sizeof(any) - 1 ? (size_t)(end - q) : sizeof(any) - 1), q);
+		 (int)((size_t)(end - q) < sizeof(any) - 1 ? (size_t)(end - q) : sizeof(any) - 1),
+		 q);
 	mime_parse_address(any, r->address, sizeof(r->address));
 }
 
@@ -291,6 +313,16 @@ enhanced_at(const char *p, const char *end)
 	return dots == 2 && digits > 0 ? (size_t)(q - p) : 0;
 }
 
+static size_t
+line_length(const char *p, const char *end)
+{
+	const char *q = p;
+
+	while (q < end && *q != '\r' && *q != '\n')
+		q++;
+	return (size_t)(q - p);
+}
+
 /* The first remote reply in the note: the line from its code on. */
 static void
 note_reply(const char *p, size_t len, struct oob_recipient *r)
@@ -305,10 +337,7 @@ note_reply(const char *p, size_t len, struct oob_recipient *r)
 		el = enhanced_at(q, end);
 		if (el == 0 && !(leading_code(q) && q + 4 < end))
 			continue;
-		snprintf(r->diagnostic, sizeof(r->diagnostic), "%.*s",
-			 (int)strcspn(q, "\r\n") < (int)(end - q) ? (int)strcspn(q, "\r\n")
-								  : (int)(end - q),
-			 q);
+		snprintf(r->diagnostic, sizeof(r->diagnostic), "%.*s", (int)line_length(q, end), q);
 		r->code = leading_code(q);
 		if (el == 0 && r->diagnostic[3] == ' ')
 			el = enhanced_at(r->diagnostic + 4, r->diagnostic + strlen(r->diagnostic));
@@ -364,7 +393,8 @@ raw_body(const char *data, size_t len, struct buf *out)
 static void
 read_text(GMimeMessage *m, const char *data, size_t len, bool is_report, struct oob_report *out)
 {
-	GMimeObject *text = mime_parse_find(g_mime_message_get_mime_part(m), "text", "plain", false);
+	GMimeObject *text =
+	    mime_parse_find(g_mime_message_get_mime_part(m), "text", "plain", false);
 	struct buf body;
 
 	buf_init(&body);
@@ -378,7 +408,7 @@ read_text(GMimeMessage *m, const char *data, size_t len, bool is_report, struct 
 	buf_deinit(&body);
 }
 
-/* ---- the original ----------------------------------------------------------------------------- */
+/* ---- the original ---------------------------------------------------------------------------- */
 
 /*
  * The returned message's Message-ID, and its To when the report named no
@@ -422,7 +452,8 @@ oob_parse(const char *data, size_t len, struct oob_report *out)
 	memset(out, 0, sizeof(*out));
 	if (m == NULL)
 		return 0;
-	status = mime_parse_find(g_mime_message_get_mime_part(m), "message", "delivery-status", false);
+	status =
+	    mime_parse_find(g_mime_message_get_mime_part(m), "message", "delivery-status", false);
 	if (status == NULL)
 		status = mime_parse_find(g_mime_message_get_mime_part(m), "message",
 					 "global-delivery-status", false);

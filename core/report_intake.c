@@ -93,20 +93,22 @@ base_record(struct logrec *rec, const char *type, const struct reception_origin 
 	rec->tls_cipher = origin->tls_cipher;
 }
 
-/* ---- bounces ------------------------------------------------------------------------------------- */
+/* ---- bounces
+ * ------------------------------------------------------------------------------------- */
 
-/* The reply the classifier reads: "code enhanced text", from what the report gives. */
+/*
+ * The reply the classifier reads: "code enhanced text", from what the report
+ * gives; a report without a code gets the one its status class implies.
+ */
 static const char *
 classify(struct shard *shard, const struct oob_recipient *r)
 {
+	int code = r->code ? r->code : r->status[0] == '4' ? 450 : 550;
 	char reply[1400];
-	int n = snprintf(reply, sizeof(reply), "%d %s %s", r->code ? r->code : r->status[0] == '4' ? 450 : 550,
-			 r->status, r->diagnostic);
+	int n = snprintf(reply, sizeof(reply), "%d %s %s", code, r->status, r->diagnostic);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1;
 
-	if (n < 0)
-		return NULL;
-	return config_classify(shard, reply, (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1,
-			       r->remote_mta[0] ? r->remote_mta : NULL);
+	return config_classify(shard, reply, len, r->remote_mta[0] ? r->remote_mta : NULL);
 }
 
 static void
@@ -137,7 +139,8 @@ write_oob(struct shard *shard, const struct message *msg, const struct oob_repor
 	}
 }
 
-/* ---- complaints ---------------------------------------------------------------------------------- */
+/* ---- complaints
+ * ---------------------------------------------------------------------------------- */
 
 static void
 complained_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
@@ -172,8 +175,8 @@ write_feedback(struct shard *shard, const struct message *msg, const struct arf_
 	};
 #undef OR_NULL
 	/* A verified ref names the recipient of the very copy complained about. */
-	const char *rcpt = c->status && strcmp(c->status, "verified") == 0 ? c->ref.recipient
-									  : a->original_rcpt;
+	const char *rcpt =
+	    c->status && strcmp(c->status, "verified") == 0 ? c->ref.recipient : a->original_rcpt;
 	struct message view = record_view(msg, rcpt);
 	struct logrec rec;
 
@@ -203,8 +206,9 @@ report_intake(struct shard *shard, const struct message *msg, unsigned flags,
 		write_oob(shard, msg, &oob, &c, origin);
 	} else {
 		spool_id_to_hex(&msg->id, hex);
-		log_info("report", "message %s from <%s> to <%s> is neither a bounce nor a "
-				   "feedback report; dropped",
+		log_info("report",
+			 "message %s from <%s> to <%s> is neither a bounce nor a "
+			 "feedback report; dropped",
 			 hex, msg->sender, msg->recipient ? msg->recipient : "");
 		return;
 	}

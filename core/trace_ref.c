@@ -91,8 +91,7 @@ mac_of(const char *secret, size_t secret_len, const char *p, size_t n, unsigned 
 }
 
 int
-trace_ref_format(const struct trace_ref *r, const char *secret, size_t secret_len,
-		 struct buf *out)
+trace_ref_format(const struct trace_ref *r, const char *secret, size_t secret_len, struct buf *out)
 {
 	const char *fields[3] = {r->tenant, r->campaign, r->recipient};
 	unsigned char mac[MAC_LEN];
@@ -172,8 +171,7 @@ hex_id(const char *p, size_t n)
 }
 
 int
-trace_ref_verify(const char *value, const char *secret, size_t secret_len,
-		 struct trace_ref *out)
+trace_ref_verify(const char *value, const char *secret, size_t secret_len, struct trace_ref *out)
 {
 	char *outs[3] = {out->tenant, out->campaign, out->recipient};
 	size_t caps[3] = {sizeof(out->tenant), sizeof(out->campaign), sizeof(out->recipient)};

@@ -13,9 +13,9 @@
 #include <stddef.h>
 
 struct arf_report {
-	char feedback_type[32];	      /* "abuse", "auth-failure", "opt-out", ... */
+	char feedback_type[32]; /* "abuse", "auth-failure", "opt-out", ... */
 	char user_agent[128];
-	char original_rcpt[321];      /* the complaining recipient, or "" */
+	char original_rcpt[321]; /* the complaining recipient, or "" */
 	char original_mail_from[321];
 	char original_message_id[256]; /* Message-ID of the reported message, or "" */
 	char source_ip[64];

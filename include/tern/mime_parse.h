@@ -39,7 +39,8 @@ typedef void (*mime_field_fn)(void *arg, int group, const char *name, const char
  */
 #define MIME_FIELD_MAX 1024
 void mime_parse_fields(const char *p, size_t len, bool headers_only, mime_field_fn fn, void *arg);
-/* The value of the first field name in the header section at p, copied to out; false when absent. */
+/* The value of the first field name in the header section at p, copied to out; false when absent.
+ */
 bool mime_parse_header(const char *p, size_t len, const char *name, char *out, size_t n);
 
 /* The address in "rfc822; user@example.org" or "<user@example.org>", copied to out ("" if none). */

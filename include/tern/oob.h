@@ -18,11 +18,11 @@
 #define OOB_MAX_RCPTS 16
 
 struct oob_recipient {
-	char address[OOB_ADDR_MAX];  /* Final-Recipient, or the address the text names */
-	char original[OOB_ADDR_MAX]; /* Original-Recipient, or "" */
-	char action[16];	     /* "failed" or "delayed" */
-	char status[16];	     /* "5.1.1", or "" */
-	int code;		     /* the reply code in the diagnostic, or 0 */
+	char address[OOB_ADDR_MAX];    /* Final-Recipient, or the address the text names */
+	char original[OOB_ADDR_MAX];   /* Original-Recipient, or "" */
+	char action[16];	       /* "failed" or "delayed" */
+	char status[16];	       /* "5.1.1", or "" */
+	int code;		       /* the reply code in the diagnostic, or 0 */
 	char diagnostic[OOB_TEXT_MAX]; /* the remote reply without its "smtp;" type, or "" */
 	char remote_mta[256];
 };

@@ -51,7 +51,8 @@ test_other_forms(void **state)
 {
 	static const char jmrp[] =
 	    "From: staff@hotmail.example\r\nContent-Type: multipart/mixed; boundary=\"j\"\r\n\r\n"
-	    "--j\r\nContent-Type: message/rfc822\r\n\r\nX-HmXmrOriginalRecipient: who@outlook.example\r\n"
+	    "--j\r\nContent-Type: message/rfc822\r\n\r\nX-HmXmrOriginalRecipient: "
+	    "who@outlook.example\r\n"
 	    "To: who@outlook.example\r\nMessage-ID: <m@x.example>\r\n\r\nNyaan\r\n--j--\r\n";
 	static const char apple[] = "From: someone@icloud.example\r\nX-Apple-Unsubscribe: true\r\n"
 				    "Subject: unsubscribe\r\n\r\nApple Mail sent this.\r\n";
@@ -71,10 +72,11 @@ test_not_reports(void **state)
 {
 	static const char dsn[] =
 	    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
-	    "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n--b--\r\n";
-	static const char forwarded[] =
-	    "Content-Type: multipart/mixed; boundary=f\r\n\r\n--f\r\nContent-Type: message/rfc822\r\n"
-	    "\r\nTo: a@b.example\r\n\r\nfyi\r\n--f--\r\n";
+	    "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; "
+	    "x\r\n--b--\r\n";
+	static const char forwarded[] = "Content-Type: multipart/mixed; "
+					"boundary=f\r\n\r\n--f\r\nContent-Type: message/rfc822\r\n"
+					"\r\nTo: a@b.example\r\n\r\nfyi\r\n--f--\r\n";
 	struct arf_report a;
 
 	assert_int_equal(arf_parse(dsn, sizeof(dsn) - 1, &a), 0);

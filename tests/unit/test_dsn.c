@@ -49,8 +49,9 @@ test_parts_and_fields(void **state)
 
 	buf_init(&out);
 	assert_int_equal(dsn_build(&r, &out, &err), 0);
-	assert_non_null(strstr(out.data, "Content-Type: multipart/report; report-type=delivery-status;"
-					 "\r\n\tboundary=\"=_tern_dsn_dsn1@mta.example\"\r\n"));
+	assert_non_null(strstr(out.data,
+			       "Content-Type: multipart/report; report-type=delivery-status;"
+			       "\r\n\tboundary=\"=_tern_dsn_dsn1@mta.example\"\r\n"));
 	assert_non_null(strstr(out.data, "\r\nTo: <sender@example.org>\r\n"));
 	assert_non_null(strstr(out.data, "\r\nMessage-ID: <dsn1@mta.example>\r\n"));
 	ds = strstr(out.data, "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; "
@@ -81,7 +82,8 @@ test_quoted_text_stays_one_line(void **state)
 	assert_int_equal(dsn_build(&r, &out, &err), 0);
 	assert_null(strstr(out.data, "\r\nX-Injected"));
 	assert_null(strstr(out.data, "\r\nX-Other"));
-	assert_non_null(strstr(out.data, "Diagnostic-Code: smtp; 550 5.1.1 bad  X-Injected: yes  ?\r\n"));
+	assert_non_null(
+	    strstr(out.data, "Diagnostic-Code: smtp; 550 5.1.1 bad  X-Injected: yes  ?\r\n"));
 	buf_deinit(&out);
 }
 
@@ -110,7 +112,8 @@ test_is_report(void **state)
 {
 	static const char folded[] = "From: MAILER-DAEMON@x\r\nContent-Type: multipart/report;\r\n"
 				     "\treport-type=delivery-status; boundary=b\r\n\r\n";
-	static const char feedback[] = "Content-Type: multipart/report; report-type=feedback-report\r\n\r\n";
+	static const char feedback[] =
+	    "Content-Type: multipart/report; report-type=feedback-report\r\n\r\n";
 	static const char plain[] = "Subject: x\r\n\r\nContent-Type: multipart/report; "
 				    "report-type=delivery-status\r\n";
 

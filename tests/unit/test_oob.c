@@ -82,14 +82,17 @@ test_notes_for_people(void **state)
 	    "X-Failed-Recipients: who@example.jp\r\nSubject: Mail delivery failed\r\n\r\n"
 	    "A message that you sent could not be delivered.\r\n\r\n  who@example.jp\r\n"
 	    "    SMTP error from remote mail server after RCPT TO:<who@example.jp>:\r\n"
-	    "    host mx.example.jp [192.0.2.20]: 550 5.1.1 <who@example.jp>... User unknown\r\n\r\n"
+	    "    host mx.example.jp [192.0.2.20]: 550 5.1.1 <who@example.jp>... User "
+	    "unknown\r\n\r\n"
 	    "------ This is a copy of the message, including all the headers. ------\r\n"
 	    "X-Tern-Ref: 1.quoted.inline\r\nTo: someone@else.example\r\n";
 	static const char qmail[] =
 	    "From: MAILER-DAEMON@mx.example.com\r\nSubject: failure notice\r\n\r\n"
-	    "Hi. This is the qmail-send program. I'm afraid I wasn't able to deliver your message.\r\n"
+	    "Hi. This is the qmail-send program. I'm afraid I wasn't able to deliver your "
+	    "message.\r\n"
 	    "\r\n<\"a..b\"@example.com>:\r\n192.0.2.1 does not like recipient.\r\n"
-	    "Remote host said: 552 mailbox full\r\n\r\n--- Below this line is a copy of the message.\r\n";
+	    "Remote host said: 552 mailbox full\r\n\r\n--- Below this line is a copy of the "
+	    "message.\r\n";
 	struct oob_report o;
 
 	assert_int_equal(oob_parse(exim, sizeof(exim) - 1, &o), 1);
@@ -114,7 +117,8 @@ test_not_bounces(void **state)
 	static const char delivered[] =
 	    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
 	    "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
-	    "Final-Recipient: rfc822; ok@example.net\r\nAction: relayed\r\nStatus: 2.0.0\r\n--b--\r\n";
+	    "Final-Recipient: rfc822; ok@example.net\r\nAction: relayed\r\nStatus: "
+	    "2.0.0\r\n--b--\r\n";
 	struct oob_report o;
 
 	assert_int_equal(oob_parse(plain, sizeof(plain) - 1, &o), 0);
@@ -134,7 +138,8 @@ field(void *arg, int group, const char *name, const char *value)
 static void
 test_fields(void **state)
 {
-	static const char block[] = "A: one\r\n  two\r\nnot a field\r\nB:three  \r\n\r\n\r\nC: x\r\n";
+	static const char block[] =
+	    "A: one\r\n  two\r\nnot a field\r\nB:three  \r\n\r\n\r\nC: x\r\n";
 	char v[8];
 	struct buf b;
 
@@ -157,7 +162,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_standard_dsn),   cmocka_unit_test(test_lost_structure),
+	    cmocka_unit_test(test_standard_dsn),     cmocka_unit_test(test_lost_structure),
 	    cmocka_unit_test(test_notes_for_people), cmocka_unit_test(test_not_bounces),
 	    cmocka_unit_test(test_fields),
 	};

@@ -88,7 +88,8 @@ test_forgeries_fail(void **state)
 		buf_append(&forged, v.data, (size_t)(dot - v.data) + 1);
 		buf_append_str(&forged, "ZXZpbA");
 		buf_append_str(&forged, strchr(dot + 1, '.'));
-		assert_int_equal(trace_ref_verify(forged.data, secret, strlen(secret), &got), -EPERM);
+		assert_int_equal(trace_ref_verify(forged.data, secret, strlen(secret), &got),
+				 -EPERM);
 		assert_string_equal(got.tenant, "evil");
 		buf_deinit(&forged);
 	}
@@ -102,12 +103,14 @@ static void
 test_malformed_values(void **state)
 {
 	static const char *const bad[] = {
-	    "", "1", "2.000661781300000000000002000000a1.YQ.YQ.YQ.YQ",
-	    "1.0006617813.YQ.YQ.YQ.YQ",			       /* short id */
-	    "1.000661781300000000000002000000a1.YQ.YQ.YQ",      /* no mac */
-	    "1.000661781300000000000002000000a1.Y.YQ.YQ.YQ",    /* impossible base64 length */
-	    "1.000661781300000000000002000000a1.Y!.YQ.YQ.YQ",   /* not base64url */
-	    "1.000661781300000000000002000000a1.AA.YQ.YQ.YQ",   /* a NUL inside a field */
+	    "",
+	    "1",
+	    "2.000661781300000000000002000000a1.YQ.YQ.YQ.YQ",
+	    "1.0006617813.YQ.YQ.YQ.YQ",				 /* short id */
+	    "1.000661781300000000000002000000a1.YQ.YQ.YQ",	 /* no mac */
+	    "1.000661781300000000000002000000a1.Y.YQ.YQ.YQ",	 /* impossible base64 length */
+	    "1.000661781300000000000002000000a1.Y!.YQ.YQ.YQ",	 /* not base64url */
+	    "1.000661781300000000000002000000a1.AA.YQ.YQ.YQ",	 /* a NUL inside a field */
 	    "1.000661781300000000000002000000a1.YQ.YQ.YQ.YQ.YQ", /* one field too many */
 	};
 	struct trace_ref got;
