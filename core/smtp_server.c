@@ -650,15 +650,22 @@ after_spool(void *arg, int status, const struct tern_err *err)
 	session_process(s);
 }
 
-static void
-spool_messages(struct session *s)
+/* Where the session's messages come from, for their records. */
+static struct reception_origin
+session_origin(const struct session *s)
 {
-	struct reception_origin origin = {
+	return (struct reception_origin){
 		.peer_address = s->conn.peer_address,
 		.listener = s->l->cfg.listen,
 		.tls_version = s->conn.tls_version,
 		.tls_cipher = s->conn.tls_cipher,
 	};
+}
+
+static void
+spool_messages(struct session *s)
+{
+	struct reception_origin origin = session_origin(s);
 	struct message **msgs = s->msgs;
 	size_t n = s->n_msgs, i;
 	struct tern_err err;
@@ -750,12 +757,7 @@ split_by_recipient(struct session *s)
 static bool
 take_reports(struct session *s)
 {
-	struct reception_origin origin = {
-		.peer_address = s->conn.peer_address,
-		.listener = s->l->cfg.listen,
-		.tls_version = s->conn.tls_version,
-		.tls_cipher = s->conn.tls_cipher,
-	};
+	struct reception_origin origin = session_origin(s);
 	size_t i, kept = 0;
 
 	for (i = 0; i < s->n_msgs; i++) {
