@@ -25,6 +25,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Empty fields of a parsed report are null in its record. */
+static const char *
+nonempty(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
 /* What a report's ref says about the original, once checked. */
 struct ref_check {
 	struct trace_ref ref;
@@ -108,16 +115,15 @@ classify(struct shard *shard, const struct oob_recipient *r)
 	int n = snprintf(reply, sizeof(reply), "%d %s %s", code, r->status, r->diagnostic);
 	size_t len = n < 0 ? 0 : (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1;
 
-	return config_classify(shard, reply, len, r->remote_mta[0] ? r->remote_mta : NULL);
+	return config_classify(shard, reply, len, nonempty(r->remote_mta));
 }
 
 static void
 write_oob(struct shard *shard, const struct message *msg, const struct oob_report *o,
 	  const struct ref_check *c, const struct reception_origin *origin)
 {
-	struct logrec_report rep = {.reporting_mta = o->reporting_mta[0] ? o->reporting_mta : NULL,
-				    .original_message_id =
-					o->original_message_id[0] ? o->original_message_id : NULL};
+	struct logrec_report rep = {.reporting_mta = nonempty(o->reporting_mta),
+				    .original_message_id = nonempty(o->original_message_id)};
 	struct logrec rec;
 	size_t i;
 
@@ -131,9 +137,9 @@ write_oob(struct shard *shard, const struct message *msg, const struct oob_repor
 		rec.report = &rep;
 		rep.action = r->action;
 		rec.response_code = r->code;
-		rec.response_enhanced = r->status[0] ? r->status : NULL;
+		rec.response_enhanced = nonempty(r->status);
 		rec.response_content = r->diagnostic;
-		rec.site = r->remote_mta[0] ? r->remote_mta : NULL;
+		rec.site = nonempty(r->remote_mta);
 		rec.bounce_classification = classify(shard, r);
 		logrec_write(&rec);
 	}
@@ -165,15 +171,13 @@ static void
 write_feedback(struct shard *shard, const struct message *msg, const struct arf_report *a,
 	       const struct ref_check *c, const struct reception_origin *origin)
 {
-#define OR_NULL(s) ((s)[0] ? (s) : NULL)
 	struct logrec_report rep = {
-	    .feedback_type = OR_NULL(a->feedback_type),
-	    .user_agent = OR_NULL(a->user_agent),
-	    .source_ip = OR_NULL(a->source_ip),
-	    .arrival_date = OR_NULL(a->arrival_date),
-	    .original_message_id = OR_NULL(a->original_message_id),
+	    .feedback_type = nonempty(a->feedback_type),
+	    .user_agent = nonempty(a->user_agent),
+	    .source_ip = nonempty(a->source_ip),
+	    .arrival_date = nonempty(a->arrival_date),
+	    .original_message_id = nonempty(a->original_message_id),
 	};
-#undef OR_NULL
 	/* A verified ref names the recipient of the very copy complained about. */
 	const char *rcpt =
 	    c->status && strcmp(c->status, "verified") == 0 ? c->ref.recipient : a->original_rcpt;
