@@ -125,6 +125,13 @@ read_report(GMimeMessage *m, struct arf_report *out)
 }
 
 int
+arf_read(GMimeMessage *m, struct arf_report *out)
+{
+	memset(out, 0, sizeof(*out));
+	return read_report(m, out);
+}
+
+int
 arf_parse(const char *data, size_t len, struct arf_report *out)
 {
 	GMimeMessage *m = mime_parse_message(data, len);
@@ -133,7 +140,7 @@ arf_parse(const char *data, size_t len, struct arf_report *out)
 	memset(out, 0, sizeof(*out));
 	if (m == NULL)
 		return 0;
-	rc = read_report(m, out);
+	rc = arf_read(m, out);
 	g_object_unref(m);
 	return rc;
 }

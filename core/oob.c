@@ -443,15 +443,12 @@ read_original(GMimeMessage *m, bool is_bounce, struct oob_report *out)
 }
 
 int
-oob_parse(const char *data, size_t len, struct oob_report *out)
+oob_read(GMimeMessage *m, const char *data, size_t len, struct oob_report *out)
 {
-	GMimeMessage *m = mime_parse_message(data, len);
 	GMimeObject *status;
 	int seen = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (m == NULL)
-		return 0;
 	status =
 	    mime_parse_find(g_mime_message_get_mime_part(m), "message", "delivery-status", false);
 	if (status == NULL)
@@ -469,6 +466,19 @@ oob_parse(const char *data, size_t len, struct oob_report *out)
 	}
 	if (out->n_rcpts > 0)
 		mime_parse_find_ref(m, out->ref, sizeof(out->ref));
-	g_object_unref(m);
 	return out->n_rcpts > 0 ? 1 : 0;
+}
+
+int
+oob_parse(const char *data, size_t len, struct oob_report *out)
+{
+	GMimeMessage *m = mime_parse_message(data, len);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (m == NULL)
+		return 0;
+	rc = oob_read(m, data, len, out);
+	g_object_unref(m);
+	return rc;
 }

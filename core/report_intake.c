@@ -13,6 +13,7 @@
 #include "tern/arf.h"
 #include "tern/config.h"
 #include "tern/log.h"
+#include "tern/mime_parse.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
 #include "tern/oob.h"
@@ -192,23 +193,40 @@ write_feedback(struct shard *shard, const struct message *msg, const struct arf_
 	call_complained(shard, &rec);
 }
 
+/* Parsed once (GMime's parse is most of the cost), then read as each kind of report allowed. */
+static bool
+read_report(struct shard *shard, const struct message *msg, unsigned flags,
+	    const struct reception_origin *origin)
+{
+	const char *data = msg->data.data ? msg->data.data : "";
+	GMimeMessage *m = mime_parse_message(data, msg->data.len);
+	struct arf_report arf;
+	struct oob_report oob;
+	struct ref_check c;
+	bool known = true;
+
+	if (m == NULL)
+		return false;
+	if ((flags & REPORT_INTAKE_ARF) && arf_read(m, &arf) == 1) {
+		check_ref(shard, msg, arf.ref, &c);
+		write_feedback(shard, msg, &arf, &c, origin);
+	} else if ((flags & REPORT_INTAKE_OOB) && oob_read(m, data, msg->data.len, &oob) == 1) {
+		check_ref(shard, msg, oob.ref, &c);
+		write_oob(shard, msg, &oob, &c, origin);
+	} else {
+		known = false;
+	}
+	g_object_unref(m);
+	return known;
+}
+
 void
 report_intake(struct shard *shard, const struct message *msg, unsigned flags,
 	      const struct reception_origin *origin)
 {
-	const char *data = msg->data.data ? msg->data.data : "";
-	struct arf_report arf;
-	struct oob_report oob;
-	struct ref_check c;
 	char hex[SPOOL_ID_HEX_LEN + 1];
 
-	if ((flags & REPORT_INTAKE_ARF) && arf_parse(data, msg->data.len, &arf) == 1) {
-		check_ref(shard, msg, arf.ref, &c);
-		write_feedback(shard, msg, &arf, &c, origin);
-	} else if ((flags & REPORT_INTAKE_OOB) && oob_parse(data, msg->data.len, &oob) == 1) {
-		check_ref(shard, msg, oob.ref, &c);
-		write_oob(shard, msg, &oob, &c, origin);
-	} else {
+	if (!read_report(shard, msg, flags, origin)) {
 		spool_id_to_hex(&msg->id, hex);
 		log_info("report",
 			 "message %s from <%s> to <%s> is neither a bounce nor a "

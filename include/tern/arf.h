@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include <gmime/gmime.h>
+
 struct arf_report {
 	char feedback_type[32]; /* "abuse", "auth-failure", "opt-out", ... */
 	char user_agent[128];
@@ -26,5 +28,7 @@ struct arf_report {
 
 /* Read data as a feedback report: 1 with out filled, 0 when it is not one. */
 int arf_parse(const char *data, size_t len, struct arf_report *out);
+/* The same over a message already parsed (mime_parse_message). */
+int arf_read(GMimeMessage *m, struct arf_report *out);
 
 #endif

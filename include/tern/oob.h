@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <gmime/gmime.h>
+
 #define OOB_ADDR_MAX 321
 #define OOB_TEXT_MAX 1024
 #define OOB_MAX_RCPTS 16
@@ -41,5 +43,7 @@ struct oob_report {
  * 0 when it is not a bounce (or reports no failure, e.g. a delay notice).
  */
 int oob_parse(const char *data, size_t len, struct oob_report *out);
+/* The same over m, already parsed from data (mime_parse_message). */
+int oob_read(GMimeMessage *m, const char *data, size_t len, struct oob_report *out);
 
 #endif
