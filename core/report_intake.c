@@ -193,13 +193,21 @@ write_feedback(struct shard *shard, const struct message *msg, const struct arf_
 	call_complained(shard, &rec);
 }
 
+/*
+ * What is read of a report: its own parts come first and are small, and a
+ * report is parsed on the shard's loop, so a huge one (the bounce of a large
+ * message, or one sent to stall us) is read no further than this.
+ */
+#define REPORT_READ_MAX (1024 * 1024)
+
 /* Parsed once (GMime's parse is most of the cost), then read as each kind of report allowed. */
 static bool
 read_report(struct shard *shard, const struct message *msg, unsigned flags,
 	    const struct reception_origin *origin)
 {
 	const char *data = msg->data.data ? msg->data.data : "";
-	GMimeMessage *m = mime_parse_message(data, msg->data.len);
+	size_t len = msg->data.len < REPORT_READ_MAX ? msg->data.len : REPORT_READ_MAX;
+	GMimeMessage *m = mime_parse_message(data, len);
 	struct arf_report arf;
 	struct oob_report oob;
 	struct ref_check c;
@@ -210,7 +218,7 @@ read_report(struct shard *shard, const struct message *msg, unsigned flags,
 	if ((flags & REPORT_INTAKE_ARF) && arf_read(m, &arf) == 1) {
 		check_ref(shard, msg, arf.ref, &c);
 		write_feedback(shard, msg, &arf, &c, origin);
-	} else if ((flags & REPORT_INTAKE_OOB) && oob_read(m, data, msg->data.len, &oob) == 1) {
+	} else if ((flags & REPORT_INTAKE_OOB) && oob_read(m, data, len, &oob) == 1) {
 		check_ref(shard, msg, oob.ref, &c);
 		write_oob(shard, msg, &oob, &c, origin);
 	} else {
