@@ -143,3 +143,13 @@ config_automation(struct shard *s, const uint16_t *ids, size_t n, const char *re
 		return NULL;
 	return slot->p->automation(slot->ctx, ids, n, reply, len);
 }
+
+size_t
+config_trace_secret(struct shard *s, char *out, size_t cap)
+{
+	const struct config_slot *slot = slot_of(s);
+
+	if (slot->p == NULL || slot->p->trace_secret == NULL)
+		return 0;
+	return slot->p->trace_secret(slot->ctx, out, cap);
+}

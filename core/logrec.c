@@ -163,7 +163,38 @@ bool
 logrec_is_failure(const char *type)
 {
 	return strcmp(type, "TransientFailure") == 0 || strcmp(type, "Bounce") == 0 ||
-	       strcmp(type, "Expiration") == 0;
+	       strcmp(type, "Expiration") == 0 || strcmp(type, "OOB") == 0;
+}
+
+static bool
+is_report(const char *type)
+{
+	return strcmp(type, "OOB") == 0 || strcmp(type, "Feedback") == 0;
+}
+
+static void
+add_report(struct buf *b, const struct logrec_report *p)
+{
+	if (p == NULL) {
+		buf_append_str(b, ",\"report\":null");
+		return;
+	}
+	buf_append_str(b, ",\"report\":{\"action\":");
+	if (p->action)
+		buf_append_json_string(b, p->action, strlen(p->action));
+	else
+		buf_append_str(b, "null");
+	add_str(b, "reporting_mta", p->reporting_mta);
+	add_str(b, "feedback_type", p->feedback_type);
+	add_str(b, "user_agent", p->user_agent);
+	add_str(b, "source_ip", p->source_ip);
+	add_str(b, "arrival_date", p->arrival_date);
+	add_str(b, "original_message_id", p->original_message_id);
+	add_str(b, "ref", p->ref);
+	add_str(b, "original_id", p->original_id);
+	add_str(b, "tenant", p->tenant);
+	add_str(b, "campaign", p->campaign);
+	buf_append_char(b, '}');
 }
 
 /* A record of a source, not of a message (WarmupPaused): the ramp's state instead of the envelope. */
@@ -210,6 +241,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 		add_str(out, "bounce_classification", r->bounce_classification);
 	if (r->shaping)
 		add_shaping(out, r->shaping);
+	if (is_report(r->type))
+		add_report(out, r->report);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

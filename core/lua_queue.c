@@ -17,7 +17,7 @@
 #define QUEUE_CONFIG_MT "tern.queue_config"
 
 static const char *const queue_options[] = {"egress_pool", "retry_interval", "max_retry_interval",
-					    "max_age", "max_message_rate", "mx_list", NULL};
+					    "max_age", "max_message_rate", "mx_list", "dsn", NULL};
 
 static int
 read_mx_list(lua_State *L, int idx, struct queue_config *c, struct tern_err *err)
@@ -64,6 +64,9 @@ lua_queue_read_config(lua_State *L, int idx, struct queue_config *out, struct te
 	out->max_retry_interval = lua_options_field_number(L, idx, "max_retry_interval", out->max_retry_interval);
 	out->max_age = lua_options_field_number(L, idx, "max_age", out->max_age);
 	out->max_message_rate = lua_options_field_number(L, idx, "max_message_rate", 0);
+	lua_getfield(L, idx, "dsn");
+	out->dsn = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	return read_mx_list(L, idx, out, err);
 }
 
@@ -110,6 +113,7 @@ lua_queue_make_config(lua_State *L)
 
 	lua_options_check(L, 1, fname, queue_options);
 	lua_options_string(L, 1, fname, "egress_pool", NULL);
+	lua_options_bool(L, 1, fname, "dsn", false);
 	lua_options_normalise_rate(L, 1, fname, "max_message_rate");
 	normalise_duration(L, fname, "retry_interval");
 	normalise_duration(L, fname, "max_retry_interval");

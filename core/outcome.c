@@ -11,6 +11,7 @@
 #include "tern/automation.h"
 #include "tern/bounce.h"
 #include "tern/config.h"
+#include "tern/dsn_send.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
@@ -21,6 +22,7 @@
 #include "tern/warmup.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <ev.h>
 
@@ -198,6 +200,8 @@ final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, cons
 	      bool attempted, enum metrics_outcome o)
 {
 	write_record(m, msg, rec, type, attempted, o);
+	if (strcmp(type, "Bounce") == 0 || strcmp(type, "Expiration") == 0)
+		dsn_send_for(m, msg, rec);
 	remove_from_spool(m);
 	message_free(msg);
 	queue_msg_drop(m);

@@ -9,7 +9,9 @@
 #include "tern/config.h"
 #include "tern/log.h"
 #include "tern/lua_conn.h"
+#include "tern/logrec.h"
 #include "tern/lua_ctx.h"
+#include "tern/lua_json.h"
 #include "tern/lua_message.h"
 #include "tern/lua_tern.h"
 #include "tern/policy_files.h"
@@ -56,6 +58,7 @@ static const char *const known_events[] = {
 	"http_server_validate_auth_basic",
 	"http_server_validate_auth_bearer",
 	"http_message_generated",
+	"message_complained",
 };
 
 bool
@@ -337,6 +340,18 @@ void
 policy_hook_push_message(lua_State *co, struct message *m)
 {
 	lua_message_push(co, m);
+}
+
+void
+policy_hook_push_record(lua_State *co, const struct logrec *rec)
+{
+	struct tern_err err;
+	struct buf json;
+
+	buf_init(&json);
+	if (logrec_format(rec, &json) < 0 || lua_json_decode(co, json.data, json.len, &err) < 0)
+		lua_pushnil(co);
+	buf_deinit(&json);
 }
 
 /* The shard's current policy and those earlier epochs left behind, once its loop has ended. */

@@ -12,6 +12,7 @@
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 #include "tern/lua_shaping.h"
+#include "tern/lua_trace.h"
 
 static int
 read_queue(lua_State *L, int idx, void *out, struct tern_err *err)
@@ -81,6 +82,12 @@ ask_automation(void *ctx, const uint16_t *ids, size_t n, const char *reply, size
 	return lua_shaping_match(policy_lua(ctx), ids, n, reply, len);
 }
 
+static size_t
+ask_trace_secret(void *ctx, char *out, size_t cap)
+{
+	return lua_trace_secret(policy_lua(ctx), out, cap);
+}
+
 const struct config_provider policy_config_provider = {
     .queue = ask_queue,
     .pool = ask_pool,
@@ -88,4 +95,5 @@ const struct config_provider policy_config_provider = {
     .path = ask_path,
     .classify = ask_classify,
     .automation = ask_automation,
+    .trace_secret = ask_trace_secret,
 };

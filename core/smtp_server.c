@@ -22,6 +22,7 @@
 #include "tern/policy_hook.h"
 #include "tern/proxy_proto.h"
 #include "tern/reception.h"
+#include "tern/report_intake.h"
 #include "tern/shard.h"
 #include "tern/smtp_proto.h"
 #include "tern/spool.h"
@@ -76,6 +77,9 @@ struct session {
 	char *sender;
 	char **rcpts;
 	size_t n_rcpts, cap_rcpts;
+	/* Per recipient, what get_listener_domain marked its domain for (REPORT_INTAKE_*). */
+	unsigned char *rcpt_intake;
+	unsigned char pending_intake;
 	bool smtputf8;
 	struct smtp_data_reader reader;
 	struct buf body;
@@ -233,6 +237,7 @@ session_free(struct session *s)
 		shard_busy_dec(ls->shard);
 	tx_reset(s);
 	free(s->rcpts);
+	free(s->rcpt_intake);
 	buf_deinit(&s->body);
 	buf_deinit(&s->queued_ids);
 	conn_info_deinit(&s->conn);
@@ -482,12 +487,18 @@ add_pending_rcpt(struct session *s)
 	if (s->n_rcpts == s->cap_rcpts) {
 		size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
 		char **p = realloc(s->rcpts, cap * sizeof(*p));
+		unsigned char *intake;
 
 		if (p == NULL)
 			goto nomem;
 		s->rcpts = p;
+		intake = realloc(s->rcpt_intake, cap);
+		if (intake == NULL)
+			goto nomem;
+		s->rcpt_intake = intake;
 		s->cap_rcpts = cap;
 	}
+	s->rcpt_intake[s->n_rcpts] = s->pending_intake;
 	s->rcpts[s->n_rcpts] = strdup(s->pending_rcpt);
 	if (s->rcpts[s->n_rcpts] == NULL)
 		goto nomem;
@@ -520,6 +531,22 @@ run_rcpt_hook(struct session *s)
 	session_hook_start(s, "smtp_server_rcpt_to", 2, after_rcpt_hook);
 }
 
+/* A table answer { oob = true, arf = true }: the domain's messages are reports to read. */
+static unsigned char
+intake_flags(lua_State *co, int idx)
+{
+	unsigned char flags = 0;
+
+	if (!lua_istable(co, idx))
+		return 0;
+	lua_getfield(co, idx, "oob");
+	flags |= lua_toboolean(co, -1) ? REPORT_INTAKE_OOB : 0;
+	lua_getfield(co, idx, "arf");
+	flags |= lua_toboolean(co, -1) ? REPORT_INTAKE_ARF : 0;
+	lua_pop(co, 2);
+	return flags;
+}
+
 static void
 after_listener_domain_hook(struct session *s, lua_State *co, int status, int nres,
 			   const struct tern_err *err)
@@ -531,6 +558,7 @@ after_listener_domain_hook(struct session *s, lua_State *co, int status, int nre
 		session_reply(s, 550, "5.7.1", "Relaying denied");
 		return;
 	}
+	s->pending_intake = intake_flags(co, lua_gettop(co) - nres + 1);
 	run_rcpt_hook(s);
 }
 
@@ -575,12 +603,14 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	 * host's postmaster.
 	 */
 	if (strchr(cmd->addr, '@') == NULL) {
+		s->pending_intake = 0;
 		snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "postmaster@%s",
 			 s->l->cfg.hostname);
 		run_rcpt_hook(s);
 		return;
 	}
 	snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "%s", cmd->addr);
+	s->pending_intake = 0;
 	if (relay_allowed(s)) {
 		run_rcpt_hook(s);
 		return;
@@ -620,15 +650,22 @@ after_spool(void *arg, int status, const struct tern_err *err)
 	session_process(s);
 }
 
-static void
-spool_messages(struct session *s)
+/* Where the session's messages come from, for their records. */
+static struct reception_origin
+session_origin(const struct session *s)
 {
-	struct reception_origin origin = {
+	return (struct reception_origin){
 		.peer_address = s->conn.peer_address,
 		.listener = s->l->cfg.listen,
 		.tls_version = s->conn.tls_version,
 		.tls_cipher = s->conn.tls_cipher,
 	};
+}
+
+static void
+spool_messages(struct session *s)
+{
+	struct reception_origin origin = session_origin(s);
 	struct message **msgs = s->msgs;
 	size_t n = s->n_msgs, i;
 	struct tern_err err;
@@ -712,6 +749,34 @@ split_by_recipient(struct session *s)
 	return 0;
 }
 
+/*
+ * Messages for report domains are read here (report_intake.c) and leave the
+ * transaction; the rest go on to be relayed. false when none is left, the
+ * transaction answered.
+ */
+static bool
+take_reports(struct session *s)
+{
+	struct reception_origin origin = session_origin(s);
+	size_t i, kept = 0;
+
+	for (i = 0; i < s->n_msgs; i++) {
+		if (s->rcpt_intake[i] == 0) {
+			s->msgs[kept++] = s->msgs[i];
+			continue;
+		}
+		report_intake(s->ls->shard, s->msgs[i], s->rcpt_intake[i], &origin);
+		message_free(s->msgs[i]);
+	}
+	s->n_msgs = kept;
+	if (kept > 0)
+		return true;
+	s->n_messages++;
+	session_reply(s, 250, "2.0.0", "OK report received");
+	tx_end(s);
+	return false;
+}
+
 static void
 after_data_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
 {
@@ -725,6 +790,8 @@ after_data_hook(struct session *s, lua_State *co, int status, int nres, const st
 		tx_end(s);
 		return;
 	}
+	if (!take_reports(s))
+		return;
 	s->next_hook_msg = 0;
 	run_message_hooks(s);
 }

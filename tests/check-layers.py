@@ -35,7 +35,7 @@ LAYERS = {
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
     "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING, "lua_fleet": BINDING,
-    "lua_shaping": BINDING, "lua_warmup": BINDING,
+    "lua_shaping": BINDING, "lua_warmup": BINDING, "lua_trace": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -48,6 +48,8 @@ LAYERS = {
     "automation": ENGINE, "path_state": ENGINE, "limiter": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
     "warmup": ENGINE, "api_warmup": ENGINE,
+    "mime_parse": ENGINE, "oob": ENGINE, "arf": ENGINE, "trace_ref": ENGINE,
+    "dsn": ENGINE, "dsn_send": ENGINE, "report_intake": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,

@@ -39,6 +39,8 @@ struct config_provider {
 	/* The first of the shaping automation rules ids (a path's) matching a reply, or NULL. */
 	const struct automation_rule *(*automation)(void *ctx, const uint16_t *ids, size_t n,
 						   const char *reply, size_t len);
+	/* The trace header's secret copied to out: its length, 0 when policy gives none. */
+	size_t (*trace_secret)(void *ctx, char *out, size_t cap);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -60,5 +62,7 @@ const char *config_classify(struct shard *s, const char *reply, size_t len, cons
 /* The automation rule (valid until the epoch changes) among ids matching reply, or NULL. */
 const struct automation_rule *config_automation(struct shard *s, const uint16_t *ids, size_t n,
 						const char *reply, size_t len);
+/* The secret of the X-Tern-Ref header (trace_ref.h) copied to out: its length, 0 when none. */
+size_t config_trace_secret(struct shard *s, char *out, size_t cap);
 
 #endif

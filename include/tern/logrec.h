@@ -16,6 +16,27 @@
 
 struct message;
 
+/*
+ * OOB and Feedback records: what a received report says about the message
+ * it reports on (written as "report"; NULL fields as null).
+ */
+struct logrec_report {
+	const char *action;	   /* OOB: "failed" or "delayed" */
+	const char *reporting_mta; /* OOB */
+	const char *feedback_type; /* Feedback: "abuse", "opt-out", ... */
+	const char *user_agent;
+	const char *source_ip;
+	const char *arrival_date;
+	const char *original_message_id; /* the reported message's Message-ID */
+	/* The X-Tern-Ref found: "verified", "invalid" (forged, or another secret), "unchecked"
+	 * (no secret configured), or NULL when the report had none. */
+	const char *ref;
+	/* From a verified ref only: tern's id of the original, its tenant and campaign. */
+	const char *original_id;
+	const char *tenant;
+	const char *campaign;
+};
+
 /* Everything a record can carry beyond the message itself; NULL/0 fields are written as null. */
 struct logrec {
 	const char *type; /* "Reception", "Delivery", ... */
@@ -47,6 +68,8 @@ struct logrec {
 		int stage;
 		double cap, bounce_rate, complaint_rate, messages;
 	} warmup;
+	/* OOB, Feedback: the report (see above). */
+	const struct logrec_report *report;
 };
 
 /* A ShapingAction record's "shaping" object. */
@@ -77,7 +100,7 @@ void logrec_close(void);
 void logrec_set_policy_revision(const char *rev);
 /* The revision set above, or NULL (metrics and the status page show it). */
 const char *logrec_policy_revision(void);
-/* Whether records of this type carry bounce_classification. */
+/* Whether records of this type carry bounce_classification (OOB records do too). */
 bool logrec_is_failure(const char *type);
 
 /* Build r's JSON line into out (for tests and the HTTP API). */

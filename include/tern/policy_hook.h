@@ -16,6 +16,7 @@
 #include "tern/coro.h"
 
 struct conn_info;
+struct logrec;
 struct message;
 struct policy;
 
@@ -31,5 +32,7 @@ int policy_hook_start(struct policy *p, struct coro_ref *ref, const char *event,
 /* Push an engine object as the binding shows it to Lua (conn, msg). */
 void policy_hook_push_conn(lua_State *co, struct conn_info *ci);
 void policy_hook_push_message(lua_State *co, struct message *m);
+/* Push an outcome record as the table its JSON line decodes to (nil when it cannot be built). */
+void policy_hook_push_record(lua_State *co, const struct logrec *rec);
 
 #endif

@@ -44,6 +44,8 @@ struct queue_config {
 	double max_message_rate; /* per second; 0 = unlimited */
 	char (*mx_list)[272]; /* "host:port" entries: smart hosts instead of MX */
 	size_t n_mx;
+	/* Bounces and expiries send a DSN (RFC 3464) to the envelope sender. */
+	bool dsn;
 };
 
 /* The config a queue has when policy does not say. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -400,6 +401,39 @@ test_write_lands_in_file(void **state)
 	buf_deinit(&file);
 }
 
+/* OOB and Feedback records add "report" (nulls where the report said nothing); others do not. */
+static void
+test_report_records(void **state)
+{
+	struct fixture *f = *state;
+	struct logrec_report rep = {.action = "failed", .ref = "verified", .original_id = "00ab",
+				    .tenant = "acme", .campaign = "spring"};
+	struct logrec r = {.type = "OOB", .msg = f->msg, .report = &rep, .response_code = 550,
+			   .bounce_classification = "bad-mailbox"};
+	struct json_span v;
+
+	format(f, &r);
+	has_string(f, NULL, "bounce_classification", "bad-mailbox");
+	v = field(f, NULL, "report");
+	has_string(f, &v, "action", "failed");
+	has_string(f, &v, "ref", "verified");
+	has_string(f, &v, "original_id", "00ab");
+	has_string(f, &v, "tenant", "acme");
+	has_null(f, &v, "feedback_type");
+	has_null(f, &v, "original_message_id");
+	r.type = "Feedback";
+	rep = (struct logrec_report){.feedback_type = "abuse", .source_ip = "192.0.2.1"};
+	format(f, &r);
+	assert_int_equal(json_object_get(&f->rec, "bounce_classification", &v), -ENOENT);
+	v = field(f, NULL, "report");
+	has_null(f, &v, "action");
+	has_string(f, &v, "feedback_type", "abuse");
+	has_string(f, &v, "source_ip", "192.0.2.1");
+	r.type = "Delivery";
+	format(f, &r);
+	assert_int_equal(json_object_get(&f->rec, "report", &v), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -413,6 +447,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_meta_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_meta_filtered_by_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_lands_in_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_report_records, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
