@@ -177,6 +177,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 	add_response(out, r);
 	if (logrec_is_failure(r->type))
 		add_str(out, "bounce_classification", r->bounce_classification);
+	if (r->suppression != NULL)
+		buf_printf(out, ",\"suppression\":%s", r->suppression);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

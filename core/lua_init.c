@@ -12,6 +12,7 @@
 #include "tern/lua_options.h"
 #include "tern/queue.h"
 #include "tern/reception.h"
+#include "tern/suppress.h"
 #include "tern/smtp_listener.h"
 #include "tern/spool.h"
 #include "tern/tls.h"
@@ -53,6 +54,8 @@ spool_service_open(void *arg, struct tern_err *err)
 		return -EIO;
 	reception_set_spool(svc->spool);
 	queue_set_spool(svc->spool);
+	if (suppress_open(svc->spool, true, err) < 0)
+		return -EIO;
 	if (admin_open(svc->path, err) < 0)
 		return -EIO;
 	return queue_recover(svc->spool, err) < 0 ? -EIO : 0;
@@ -65,6 +68,7 @@ spool_service_close(void *arg)
 
 	reception_set_spool(NULL);
 	queue_set_spool(NULL);
+	suppress_close();
 	admin_close();
 	spool_close(svc->spool);
 	svc->spool = NULL;

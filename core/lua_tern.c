@@ -8,6 +8,7 @@
 #include "tern/log.h"
 #include "tern/lua_conn.h"
 #include "tern/lua_bounce.h"
+#include "tern/lua_suppress.h"
 #include "tern/lua_dkim.h"
 #include "tern/lua_dns.h"
 #include "tern/lua_egress.h"
@@ -537,5 +538,6 @@ lua_tern_open(lua_State *L)
 	lua_message_open(L);
 	lua_conn_open(L);
 	lua_bounce_open(L);
+	lua_suppress_open(L);
 	lua_setglobal(L, "tern");
 }

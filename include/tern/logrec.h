@@ -38,6 +38,8 @@ struct logrec {
 	bool tls_verified;
 	/* TransientFailure, Bounce, Expiration: the reply's bounce category (null when unknown). */
 	const char *bounce_classification;
+	/* Suppressed: the suppression entry that matched, as a JSON object (suppress_entry_json). */
+	const char *suppression;
 };
 
 struct logrec_config {
