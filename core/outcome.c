@@ -9,6 +9,7 @@
  */
 #include "tern/outcome.h"
 #include "tern/bounce.h"
+#include "tern/bounce_route.h"
 #include "tern/config.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
@@ -184,10 +185,21 @@ outcome_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 	final_outcome(m, msg, rec, "Delivery", true, METRICS_DELIVERED);
 }
 
+/* A final failure: record, remove, then bounce routing (which frees msg). */
+static void
+final_failure(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
+	      bool attempted, enum metrics_outcome o)
+{
+	write_record(m, msg, rec, type, attempted, o);
+	remove_from_spool(m);
+	bounce_route(msg, rec, queue_msg_tenant(m));
+	queue_msg_drop(m);
+}
+
 void
 outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
+	final_failure(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
 }
 
 void
@@ -199,7 +211,7 @@ outcome_admin_bounced(struct queue_msg *m, struct message *msg, struct logrec *r
 void
 outcome_expired(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Expiration", false, METRICS_EXPIRED);
+	final_failure(m, msg, rec, "Expiration", false, METRICS_EXPIRED);
 }
 
 void
