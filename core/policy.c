@@ -56,6 +56,8 @@ static const char *const known_events[] = {
 	"http_server_validate_auth_basic",
 	"http_server_validate_auth_bearer",
 	"http_message_generated",
+	"message_bounced",
+	"smtp_client_rewrite_delivery_status",
 };
 
 bool
