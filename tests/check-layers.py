@@ -25,7 +25,7 @@ LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
     "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_tls": MAIN, "cli_classify": MAIN,
-    "cli_reload": MAIN,
+    "cli_reload": MAIN, "cli_suppress": MAIN,
     "cli_api": MAIN, "cli_top": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
