@@ -20,6 +20,13 @@
 
 struct shard;
 
+/* A delivery reply as policy rewrote it (smtp_client_rewrite_delivery_status). */
+struct config_reply {
+	int code;	   /* 200..599 */
+	char enhanced[16]; /* "5.2.2", or "" */
+	char text[512];
+};
+
 /*
  * Each function fills out and returns 1, returns 0 when policy has no
  * answer (out untouched), or a negative code with err set when the answer
@@ -35,6 +42,9 @@ struct config_provider {
 		    struct egress_path_cfg *out, struct tern_err *err);
 	/* The bounce category of a normalisable reply seen from site, by policy's rules. */
 	const char *(*classify)(void *ctx, const char *reply, size_t len, const char *site);
+	/* A replacement for a failure reply ("452 4.2.2 text"), or 0 to keep it. */
+	int (*rewrite)(void *ctx, const char *response, const char *domain, const char *tenant,
+		       const char *campaign, struct config_reply *out, struct tern_err *err);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -53,5 +63,11 @@ int config_path(struct shard *s, const char *domain, const char *source, const c
 		struct egress_path_cfg *out, struct tern_err *err);
 /* The reply's bounce category (a static name), or NULL when no provider classifies. */
 const char *config_classify(struct shard *s, const char *reply, size_t len, const char *site);
+/*
+ * 1 with out filled when policy replaces the reply (before it is classified
+ * and settled), 0 when it keeps it; a failing hook is logged and keeps it.
+ */
+int config_rewrite_reply(struct shard *s, const char *response, const char *domain,
+			 const char *tenant, const char *campaign, struct config_reply *out);
 
 #endif

@@ -193,3 +193,34 @@ def test_cli_bad_rows_named_by_line(tmp_path):
     assert "bad.csv:3:" in r.stderr and "not-an-address" in r.stderr, r.stderr
     r = run_tern("suppress", "frobnicate")
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+REWRITE_HOOKS = """
+tern.on('smtp_client_rewrite_delivery_status', function(response, domain, tenant, campaign)
+  if response:find('^452 4%.2%.2') then
+    assert(domain == 'r.test' and tenant == 'acme' and campaign == '', 'arguments')
+    return 552, '5.2.2', 'mailbox full for too long: ' .. response
+  elseif response:find('^451 4%.3%.0') then
+    return 'garbage'
+  end
+end)
+"""
+
+
+def test_rewrite_turns_452_into_bounce(ternd, ports, dns_server, ternd_sink):
+    """A 452 rewritten by policy becomes a Bounce (and, as bad replies go, is classified and
+    suppressed by what it became); a hook answer that is not a reply keeps the original."""
+    t = start(ternd, dns_server, ternd_sink, REWRITE_HOOKS, "127.0.0.34")
+    send_one(ports[0], "acme@origin.test", ["code-452-4.2.2@r.test", "tempfail-1@r.test"],
+             b"Subject: r\r\n\r\nx\r\n")
+    b = wait_records(t, of_type("Bounce"), 1)[0]
+    assert b["recipient"] == "code-452-4.2.2@r.test"
+    assert b["response"]["code"] == 552 and b["response"]["enhanced_code"] == "5.2.2"
+    assert b["response"]["content"].startswith("mailbox full for too long: 452 4.2.2 scripted reply")
+    assert b["bounce_classification"] == "quota-issues"
+    tf = wait_records(t, lambda r: r["type"] == "TransientFailure" and
+                      r["recipient"] == "tempfail-1@r.test", 1)[0]
+    assert tf["response"]["code"] == 451
+    assert "smtp_client_rewrite_delivery_status must return nil or code" in t.stderr()
+    assert not [r for r in read_records(t) if r["type"] == "TransientFailure" and
+                r["recipient"] == "code-452-4.2.2@r.test"]
