@@ -7,6 +7,7 @@
 #include "tern/api_admin.h"
 #include "tern/api_inject.h"
 #include "tern/api_metrics.h"
+#include "tern/api_suppress.h"
 #include "tern/http_server.h"
 #include "tern/status_page.h"
 
@@ -28,6 +29,9 @@ const struct http_route http_routes[] = {
     {"GET", "/api/admin/ready-q-states/v1", api_admin_ready_q_states},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},
     {"GET", "/api/check-liveness/v1", api_check_liveness},
+    {"GET", "/api/admin/suppression/v1", api_suppress_get},
+    {"POST", "/api/admin/suppression/v1", api_suppress_add},
+    {"DELETE", "/api/admin/suppression/v1", api_suppress_remove},
     {"GET", "/metrics", api_metrics_handle},
     {"GET", "/metrics.json", api_metrics_json_handle},
     {"GET", "/", status_page_handle},

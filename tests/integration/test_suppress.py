@@ -9,9 +9,10 @@ import smtplib
 import time
 
 from conftest import run_tern
-from sinks import mta_policy, of_type, port_free_on, read_records, send_one, ternd_sink, wait_records
+from sinks import (mta_policy, of_type, port_free_on, py_sink, read_records, send_one, ternd_sink,
+                   wait_records)
 
-__all__ = ["ternd_sink"]  # a fixture, used by name
+__all__ = ["ternd_sink", "py_sink"]  # fixtures, used by name
 
 # The tenant is the sender's local part, known from MAIL FROM on: on the connection (for RCPT)
 # and on the message (for its queue and records).
@@ -224,3 +225,58 @@ def test_rewrite_turns_452_into_bounce(ternd, ports, dns_server, ternd_sink):
     assert "smtp_client_rewrite_delivery_status must return nil or code" in t.stderr()
     assert not [r for r in read_records(t) if r["type"] == "TransientFailure" and
                 r["recipient"] == "code-452-4.2.2@r.test"]
+
+
+HTTP_TENANT = """
+tern.on('http_message_generated', function(msg)
+  msg:set_meta('tenant', msg:sender():match('^([^@]*)'))
+end)
+"""
+
+
+def test_http_admin_and_injection_refusal(ternd, ports, py_sink):
+    """The admin API adds, looks up, lists and removes entries; an injection's recipient
+    suppressed for the message's tenant is refused in the answer, and delivered once removed."""
+    from test_http_inject import http_policy, post
+    sink = py_sink("127.0.0.1", ports[1])
+    ternd(http_policy(hooks=HTTP_TENANT))
+    path = "/api/admin/suppression/v1"
+    status, reply = post(ports[0], {"address": "Gone@Example.test", "tenant": "acme",
+                                    "reason": "api", "expires_in": "1d"}, path=path)
+    assert (status, reply) == (200, {}), reply
+    status, e = post(ports[0], b"", path=path + "?address=gone@example.test&tenant=acme",
+                     method="GET")
+    assert status == 200 and e["tenant"] == "acme" and e["reason"] == "api", e
+    assert e["expires"] - e["time"] == 86400
+    status, _ = post(ports[0], b"", path=path + "?address=gone@example.test&tenant=beta",
+                     method="GET")
+    assert status == 404
+    status, listed = post(ports[0], b"", path=path + "?tenant=acme&limit=5", method="GET")
+    assert status == 200 and [x["address"] for x in listed["entries"]] == ["gone@example.test"]
+    assert listed["truncated"] is False
+    status, reply = post(ports[0], {"address": "nope"}, path=path)
+    assert status == 422 and "nope" in reply["error"], reply
+    status, reply = post(ports[0], {"address": "a@b.test", "expires_in": -3}, path=path)
+    assert status == 422, reply
+
+    def inject(sender):
+        return post(ports[0], {"envelope_sender": sender,
+                               "recipients": [{"email": "gone@example.test"},
+                                              {"email": "kept@example.test"}],
+                               "content": "Subject: hi\r\n\r\nhello\r\n"})
+
+    status, reply = inject("acme@sender.test")
+    assert status == 200 and reply["success_count"] == 1, reply
+    assert reply["failed_recipients"] == ["gone@example.test"]
+    assert "550 5.7.1 Recipient address is on the suppression list" in reply["errors"][0]
+    status, reply = inject("beta@sender.test")
+    assert status == 200 and reply["success_count"] == 2, reply
+    status, reply = post(ports[0], {"address": "gone@example.test", "tenant": "acme"}, path=path,
+                         method="DELETE")
+    assert (status, reply) == (200, {}), reply
+    status, reply = post(ports[0], {"address": "gone@example.test", "tenant": "acme"}, path=path,
+                         method="DELETE")
+    assert status == 404, reply
+    status, reply = inject("acme@sender.test")
+    assert status == 200 and reply["success_count"] == 2, reply
+    assert len(sink.wait_messages(5, timeout=20)) == 5
