@@ -111,14 +111,22 @@ void
 bounce_route(struct message *msg, const struct logrec *rec, const char *tenant)
 {
 	struct shard *s = shard_self();
-	struct route_call *call = NULL;
+	struct route_call *call;
 	lua_State *co = NULL;
 
-	if (s != NULL && s->policy != NULL && (call = calloc(1, sizeof(*call))) != NULL)
+	if (s == NULL || s->policy == NULL || !policy_has_hook(s->policy, BOUNCE_ROUTE_HOOK)) {
+		suppress_by_default(msg, rec, tenant);
+		message_free(msg);
+		return;
+	}
+	/* A handler started now would be cancelled with the loop, and msg never freed. */
+	call = s->exiting ? NULL : calloc(1, sizeof(*call));
+	if (call != NULL)
 		co = policy_hook_begin(s->policy, BOUNCE_ROUTE_HOOK, &call->ref);
 	if (co == NULL) {
+		log_warn("policy", BOUNCE_ROUTE_HOOK " not run for %s: %s", msg->recipient,
+			 s->exiting ? "shutting down" : "out of memory");
 		free(call);
-		suppress_by_default(msg, rec, tenant);
 		message_free(msg);
 		return;
 	}

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tern/bounce_route.h"
 #include "tern/spool.h"
 #include "tern/suppress.h"
 
@@ -280,6 +281,23 @@ test_action(void **state)
 	assert_string_equal(text, "gone");
 }
 
+/* The default routing suppresses on mailbox and domain failures only, never on reputation. */
+static void
+test_default_routing_categories(void **state)
+{
+	static const char *const yes[] = {"bad-mailbox", "bad-domain", "inactive-mailbox"};
+	static const char *const no[] = {"spam-related", "policy-related", "rate-limited",
+					 "authentication-failure", "quota-issues",
+					 "message-expired", "other", "", "bad-mailboxes"};
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(bounce_route_suppresses(yes[i]));
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(bounce_route_suppresses(no[i]));
+	assert_false(bounce_route_suppresses(NULL));
+}
+
 int
 main(void)
 {
@@ -293,6 +311,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_read_only_and_json, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_closed, setup, teardown),
 	    cmocka_unit_test(test_action),
+	    cmocka_unit_test(test_default_routing_categories),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
