@@ -172,8 +172,9 @@ opt_expiry(struct http_request *req, const struct json_span *obj, struct suppres
 		d = -1;
 	}
 	if (d <= 0) {
-		http_request_reply_error(req, 422, "expires_in must be a positive number of seconds "
-						   "or a duration such as \"30d\"");
+		http_request_reply_error(req, 422,
+					 "expires_in must be a positive number of seconds "
+					 "or a duration such as \"30d\"");
 		return false;
 	}
 	e->expires = e->time + d;

@@ -70,8 +70,7 @@ set_field(lua_State *co, const char *key, const char *v)
 }
 
 static void
-push_record(lua_State *co, const struct message *msg, const struct logrec *rec,
-	    const char *tenant)
+push_record(lua_State *co, const struct message *msg, const struct logrec *rec, const char *tenant)
 {
 	char id[SPOOL_ID_HEX_LEN + 1];
 

@@ -13,8 +13,8 @@
 
 #include <lauxlib.h>
 
-static const char *const add_options[] = {"address",	"tenant", "reason",	"category",
-					  "source",	"expires_in", NULL};
+static const char *const add_options[] = {"address", "tenant", "reason", "category",
+					  "source",  "expires_in", NULL};
 static const char *const configure_options[] = {"action", "text", NULL};
 
 static int
@@ -127,7 +127,8 @@ lua_suppress_configure(lua_State *L)
 	action = lua_options_string(L, 1, "tern.suppress.configure", "action", "reject");
 	text = lua_options_string(L, 1, "tern.suppress.configure", "text", NULL);
 	if (strcmp(action, "reject") != 0 && strcmp(action, "drop") != 0)
-		luaL_error(L, "tern.suppress.configure: action must be 'reject' or 'drop', not '%s'",
+		luaL_error(L,
+			   "tern.suppress.configure: action must be 'reject' or 'drop', not '%s'",
 			   action);
 	if (text != NULL && (text[0] == '\0' || strpbrk(text, "\r\n") != NULL))
 		luaL_error(L, "tern.suppress.configure: text must be one non-empty line");

@@ -77,7 +77,10 @@ key_hash(const char *key, size_t len)
 	return mix64(h);
 }
 
-/* tenant NUL lower(address), NUL-terminated; the length without the last NUL, 0 when either does not fit. */
+/*
+ * tenant NUL lower(address), NUL-terminated: the length without the last
+ * NUL, or 0 when either does not fit.
+ */
 static size_t
 make_key(char key[KEY_MAX], const char *tenant, const char *address)
 {
