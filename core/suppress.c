@@ -10,7 +10,9 @@
  * cost that matters is the miss. RocksDB's own bloom filters still walk the
  * memtables and one filter per level; a blocked bloom filter in memory (one
  * 64-byte block per key, six probes in it, ten bits per key) answers a miss
- * with one cache miss. It cannot forget: a removed address keeps its bits
+ * with one cache miss. The block is chosen by the address alone, so the two
+ * scopes a lookup tries (its tenant, then "*") read the same cache line; the
+ * probes by the whole key. It cannot forget: a removed address keeps its bits
  * and costs a RocksDB read until the next start rebuilds the filter, and a
  * list that grows past twice its size at start gets more false positives,
  * never wrong answers.
@@ -111,18 +113,32 @@ bloom_init(struct bloom *b, uint64_t keys)
 	return b->words ? 0 : -ENOMEM;
 }
 
-/* The key's block, and its probes (9 bits each) in a second hash. */
-static _Atomic uint64_t *
-bloom_block(const struct bloom *b, uint64_t h)
+/* A key's place in the filter: its block (by the address) and its probes (9 bits each). */
+struct bloom_pos {
+	uint64_t block;
+	uint64_t probes;
+};
+
+static struct bloom_pos
+key_pos(const char *key, size_t klen)
 {
-	return b->words + (h & (b->blocks - 1)) * 8;
+	size_t t = strlen(key); /* the tenant, up to its NUL */
+	uint64_t a = key_hash(key + t + 1, klen - t - 1);
+
+	return (struct bloom_pos){a, mix64(a ^ key_hash(key, t) ^ 0x9e3779b97f4a7c15ull)};
+}
+
+static _Atomic uint64_t *
+bloom_block(const struct bloom *b, struct bloom_pos pos)
+{
+	return b->words + (pos.block & (b->blocks - 1)) * 8;
 }
 
 static void
-bloom_set(struct bloom *b, uint64_t h)
+bloom_set(struct bloom *b, struct bloom_pos pos)
 {
-	_Atomic uint64_t *blk = bloom_block(b, h);
-	uint64_t p = mix64(h ^ 0x9e3779b97f4a7c15ull);
+	_Atomic uint64_t *blk = bloom_block(b, pos);
+	uint64_t p = pos.probes;
 	int i;
 
 	for (i = 0; i < BLOOM_PROBES; i++, p >>= 9)
@@ -131,10 +147,10 @@ bloom_set(struct bloom *b, uint64_t h)
 }
 
 static bool
-bloom_maybe(const struct bloom *b, uint64_t h)
+bloom_maybe(const struct bloom *b, struct bloom_pos pos)
 {
-	_Atomic uint64_t *blk = bloom_block(b, h);
-	uint64_t p = mix64(h ^ 0x9e3779b97f4a7c15ull);
+	_Atomic uint64_t *blk = bloom_block(b, pos);
+	uint64_t p = pos.probes;
 	int i;
 
 	for (i = 0; i < BLOOM_PROBES; i++, p >>= 9)
@@ -149,7 +165,7 @@ fill_visit(void *arg, const char *key, size_t klen, const char *val, size_t vlen
 {
 	if (atomic_load(&sup.stopping))
 		return -ECANCELED;
-	bloom_set(&sup.bloom, key_hash(key, klen));
+	bloom_set(&sup.bloom, key_pos(key, klen));
 	return 0;
 }
 
@@ -353,7 +369,7 @@ batch_put(struct spool_kv_batch *b, const struct suppress_entry *e, struct tern_
 	rc = encode_value(e, &val);
 	if (rc == 0) {
 		if (sup.bloom.words)
-			bloom_set(&sup.bloom, key_hash(key, klen));
+			bloom_set(&sup.bloom, key_pos(key, klen));
 		spool_kv_batch_put(b, key, klen, val.data, val.len);
 	} else {
 		tern_err_set(err, 451, "4.3.0", "suppression list: out of memory");
@@ -431,7 +447,7 @@ lookup(const char *tenant, const char *address, struct suppress_entry *out)
 	if (klen == 0)
 		return 0;
 	if (atomic_load_explicit(&sup.bloom_ready, memory_order_acquire) &&
-	    !bloom_maybe(&sup.bloom, key_hash(key, klen)))
+	    !bloom_maybe(&sup.bloom, key_pos(key, klen)))
 		return 0;
 	atomic_fetch_add_explicit(&sup.db_reads, 1, memory_order_relaxed);
 	buf_init(&val);
