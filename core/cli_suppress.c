@@ -16,6 +16,7 @@
 #include "tern/log.h"
 #include "tern/spool.h"
 #include "tern/suppress.h"
+#include "tern/util_csv.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -155,68 +156,17 @@ cmd_change(int argc, char **argv, bool add)
 
 /* CSV */
 
-static bool
-csv_needs_quotes(const char *s)
-{
-	return strpbrk(s, ",\"\r\n") != NULL;
-}
-
+/* One field to out, then a comma or (last) the record's CRLF. */
 static void
 csv_put(FILE *out, const char *s, bool last)
 {
-	if (!csv_needs_quotes(s)) {
-		fputs(s, out);
-	} else {
-		fputc('"', out);
-		for (; *s; s++) {
-			if (*s == '"')
-				fputc('"', out);
-			fputc(*s, out);
-		}
-		fputc('"', out);
-	}
+	struct buf f;
+
+	buf_init(&f);
+	util_csv_field(&f, s);
+	fputs(f.data ? f.data : "", out);
 	fputs(last ? "\r\n" : ",", out);
-}
-
-/*
- * Split line (changed in place) into at most CSV_MAX_FIELDS fields; -1
- * on an unterminated quote or too many fields.
- */
-static int
-csv_split(char *line, char **fields)
-{
-	char *r = line, *w;
-	int n = 0;
-
-	line[strcspn(line, "\r\n")] = '\0';
-	for (;;) {
-		if (n == CSV_MAX_FIELDS)
-			return -1;
-		fields[n++] = w = r;
-		if (*r == '"') {
-			for (r++;; r++) {
-				if (*r == '\0')
-					return -1;
-				if (*r == '"' && r[1] != '"')
-					break;
-				*w++ = *r;
-				if (*r == '"')
-					r++;
-			}
-			r++;
-			if (*r != ',' && *r != '\0')
-				return -1;
-		} else {
-			while (*r != ',' && *r != '\0')
-				*w++ = *r++;
-		}
-		if (*r == '\0') {
-			*w = '\0';
-			return n;
-		}
-		*w = '\0';
-		r++;
-	}
+	buf_deinit(&f);
 }
 
 struct csv_in {
@@ -237,7 +187,8 @@ csv_header(struct csv_in *in)
 	for (c = 0; c < COL_N; c++)
 		in->col[c] = -1;
 	in->lineno = 1;
-	if (getline(&in->line, &in->cap, in->f) < 0 || (n = csv_split(in->line, fields)) < 0) {
+	if (getline(&in->line, &in->cap, in->f) < 0 ||
+	    (n = util_csv_split(in->line, fields, CSV_MAX_FIELDS)) < 0) {
 		fprintf(stderr, "tern suppress: %s:1: a header row is required\n", in->name);
 		return -EINVAL;
 	}
@@ -310,7 +261,7 @@ import_rows(struct csv_in *in, struct suppress_batch *b, unsigned long *rows)
 		in->lineno++;
 		if (in->line[strspn(in->line, "\r\n")] == '\0')
 			continue;
-		n = csv_split(in->line, fields);
+		n = util_csv_split(in->line, fields, CSV_MAX_FIELDS);
 		if (n < 0)
 			tern_err_set(&err, 0, "", "malformed CSV (an unterminated quote?)");
 		if (n < 0 || csv_entry(in, fields, n, &e, &err) < 0 ||

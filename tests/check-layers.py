@@ -49,7 +49,7 @@ LAYERS = {
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
     "shard": FOUNDATION, "tls": FOUNDATION, "util": FOUNDATION, "util_heap": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION, "notify": FOUNDATION, "privdrop": FOUNDATION,
-    "util_acmatch": FOUNDATION,
+    "util_acmatch": FOUNDATION, "util_csv": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION,
     "metrics": FOUNDATION,
 }
