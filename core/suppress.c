@@ -169,6 +169,11 @@ fill_visit(void *arg, const char *key, size_t klen, const char *val, size_t vlen
 	return 0;
 }
 
+/*
+ * The scan holds the first partition's read lock throughout (seconds for
+ * millions of entries): lookups and writes go on, but a reopen after a
+ * failed write waits for it to end.
+ */
 static void *
 bloom_filler(void *arg)
 {
