@@ -15,6 +15,17 @@
  * Addresses are compared in lower case. A tenant is any string; "" is the
  * scope of messages without one, and "*" matches every tenant. All calls are
  * thread-safe once suppress_open has returned.
+ *
+ * Adding one, e.g. for a complaint:
+ *
+ *	struct suppress_entry e;
+ *	struct tern_err err;
+ *
+ *	if (suppress_entry_init(&e, tenant, recipient, &err) == 0) {
+ *		snprintf(e.reason, sizeof(e.reason), "complaint: %s", feedback_type);
+ *		spool_id_to_hex(&original_id, e.source);
+ *		rc = suppress_add(&e, &err);
+ *	}
  */
 #ifndef TERN_SUPPRESS_H
 #define TERN_SUPPRESS_H
