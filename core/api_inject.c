@@ -15,6 +15,7 @@
 #include "tern/reception.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
+#include "tern/suppress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -155,9 +156,38 @@ job_spool(struct inject_job *job)
 	}
 }
 
+/*
+ * Policy chose to refuse suppressed recipients, and after the hook the
+ * message's tenant is known: refuse it in the answer, as RCPT would.
+ */
+static bool
+job_suppressed(struct inject_job *job, size_t i, struct message *m)
+{
+	char text[SUPPRESS_TEXT_MAX], why[SUPPRESS_TEXT_MAX + 16];
+	struct buf tenant;
+	int rc;
+
+	if (suppress_action() != SUPPRESS_REJECT)
+		return false;
+	buf_init(&tenant);
+	if (message_meta_string(m, "tenant", &tenant) < 0)
+		buf_reset(&tenant);
+	rc = suppress_check(tenant.len ? tenant.data : "", m->recipient, NULL);
+	buf_deinit(&tenant);
+	if (rc != 1)
+		return false;
+	suppress_reject_text(text, sizeof(text));
+	snprintf(why, sizeof(why), "550 5.7.1 %s", text);
+	job_fail(job, i, why);
+	message_free(m);
+	return true;
+}
+
 static void
 job_accept(struct inject_job *job, size_t i, struct message *m)
 {
+	if (job_suppressed(job, i, m))
+		return;
 	job->accepted[job->n_msgs] = i;
 	job->msgs[job->n_msgs++] = m;
 }

@@ -6,6 +6,7 @@
  * for it, and the engine never needs to know which.
  */
 #include "tern/config.h"
+#include "tern/log.h"
 #include "tern/shard.h"
 
 #include <errno.h>
@@ -122,6 +123,25 @@ config_path(struct shard *s, const char *domain, const char *source, const char 
 	if (rc == 0)
 		egress_path_defaults(out);
 	return 0;
+}
+
+int
+config_rewrite_reply(struct shard *s, const char *response, const char *domain,
+		     const char *tenant, const char *campaign, struct config_reply *out)
+{
+	const struct config_slot *slot = slot_of(s);
+	struct tern_err err;
+	int rc;
+
+	if (slot->p == NULL || slot->p->rewrite == NULL)
+		return 0;
+	rc = slot->p->rewrite(slot->ctx, response, domain, tenant, campaign, out, &err);
+	if (rc < 0) {
+		log_ratelimited(LOG_LEVEL_WARN, "policy",
+				"smtp_client_rewrite_delivery_status failed, reply kept: %s", err.msg);
+		return 0;
+	}
+	return rc;
 }
 
 const char *

@@ -8,6 +8,7 @@
 #include "tern/api_inject.h"
 #include "tern/api_metrics.h"
 #include "tern/api_warmup.h"
+#include "tern/api_suppress.h"
 #include "tern/http_server.h"
 #include "tern/status_page.h"
 
@@ -33,6 +34,9 @@ const struct http_route http_routes[] = {
     {"GET", "/api/check-liveness/v1", api_check_liveness},
     {"GET", "/api/admin/warmup/v1", api_warmup_list},
     {"POST", "/api/admin/warmup-resume/v1", api_warmup_resume},
+    {"GET", "/api/admin/suppression/v1", api_suppress_get},
+    {"POST", "/api/admin/suppression/v1", api_suppress_add},
+    {"DELETE", "/api/admin/suppression/v1", api_suppress_remove},
     {"GET", "/metrics", api_metrics_handle},
     {"GET", "/metrics.json", api_metrics_json_handle},
     {"GET", "/", status_page_handle},

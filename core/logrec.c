@@ -243,6 +243,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 		add_shaping(out, r->shaping);
 	if (is_report(r->type))
 		add_report(out, r->report);
+	if (r->suppression != NULL)
+		buf_printf(out, ",\"suppression\":%s", r->suppression);
 	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());

@@ -211,6 +211,9 @@ lua_conn_set_meta(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
+	if (strcmp(lua_tostring(L, 2), "tenant") == 0)
+		snprintf(ci->tenant, sizeof(ci->tenant), "%s",
+			 lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : "");
 	return 0;
 }
 

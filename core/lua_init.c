@@ -13,6 +13,7 @@
 #include "tern/lua_options.h"
 #include "tern/queue.h"
 #include "tern/reception.h"
+#include "tern/suppress.h"
 #include "tern/smtp_listener.h"
 #include "tern/spool.h"
 #include "tern/tls.h"
@@ -55,6 +56,8 @@ spool_service_open(void *arg, struct tern_err *err)
 		return -EIO;
 	reception_set_spool(svc->spool);
 	queue_set_spool(svc->spool);
+	if (suppress_open(svc->spool, true, err) < 0)
+		return -EIO;
 	if (admin_open(svc->path, err) < 0 || path_state_open(svc->path, err) < 0 ||
 	    warmup_open(svc->path, err) < 0)
 		return -EIO;
@@ -68,6 +71,7 @@ spool_service_close(void *arg)
 
 	reception_set_spool(NULL);
 	queue_set_spool(NULL);
+	suppress_close();
 	admin_close();
 	path_state_close();
 	warmup_close();

@@ -11,6 +11,7 @@
 #include "tern/lua_fleet.h"
 #include "tern/lua_shaping.h"
 #include "tern/lua_trace.h"
+#include "tern/lua_suppress.h"
 #include "tern/lua_dkim.h"
 #include "tern/lua_dns.h"
 #include "tern/lua_egress.h"
@@ -545,5 +546,6 @@ lua_tern_open(lua_State *L)
 	lua_shaping_open(L);
 	lua_warmup_open(L);
 	lua_trace_open(L);
+	lua_suppress_open(L);
 	lua_setglobal(L, "tern");
 }

@@ -10,6 +10,7 @@
 #include "tern/outcome.h"
 #include "tern/automation.h"
 #include "tern/bounce.h"
+#include "tern/bounce_route.h"
 #include "tern/config.h"
 #include "tern/dsn_send.h"
 #include "tern/log.h"
@@ -200,8 +201,6 @@ final_outcome(struct queue_msg *m, struct message *msg, struct logrec *rec, cons
 	      bool attempted, enum metrics_outcome o)
 {
 	write_record(m, msg, rec, type, attempted, o);
-	if (strcmp(type, "Bounce") == 0 || strcmp(type, "Expiration") == 0)
-		dsn_send_for(m, msg, rec);
 	remove_from_spool(m);
 	message_free(msg);
 	queue_msg_drop(m);
@@ -213,11 +212,23 @@ outcome_delivered(struct queue_msg *m, struct message *msg, struct logrec *rec)
 	final_outcome(m, msg, rec, "Delivery", true, METRICS_DELIVERED);
 }
 
+/* A final failure: record, a DSN when policy asks, remove, then bounce routing (which frees msg). */
+static void
+final_failure(struct queue_msg *m, struct message *msg, struct logrec *rec, const char *type,
+	      bool attempted, enum metrics_outcome o)
+{
+	write_record(m, msg, rec, type, attempted, o);
+	dsn_send_for(m, msg, rec);
+	remove_from_spool(m);
+	bounce_route(msg, rec, queue_msg_tenant(m));
+	queue_msg_drop(m);
+}
+
 void
 outcome_bounced(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
 	shaping_bounces(m, msg, rec);
-	final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
+	final_failure(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
 }
 
 void
@@ -229,7 +240,7 @@ outcome_admin_bounced(struct queue_msg *m, struct message *msg, struct logrec *r
 void
 outcome_expired(struct queue_msg *m, struct message *msg, struct logrec *rec)
 {
-	final_outcome(m, msg, rec, "Expiration", false, METRICS_EXPIRED);
+	final_failure(m, msg, rec, "Expiration", false, METRICS_EXPIRED);
 }
 
 void
@@ -238,7 +249,7 @@ outcome_transient(struct queue_msg *m, struct message *msg, struct logrec *rec)
 	struct buf meta;
 
 	if (shaping_bounces(m, msg, rec)) {
-		final_outcome(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
+		final_failure(m, msg, rec, "Bounce", true, METRICS_BOUNCED);
 		return;
 	}
 	write_record(m, msg, rec, "TransientFailure", true, METRICS_TRANSIENT);

@@ -59,6 +59,8 @@ static const char *const known_events[] = {
 	"http_server_validate_auth_bearer",
 	"http_message_generated",
 	"message_complained",
+	"message_bounced",
+	"smtp_client_rewrite_delivery_status",
 };
 
 bool
@@ -281,9 +283,16 @@ config_done(void *arg, lua_State *co, int status, int nres, const struct tern_er
 	struct config_call *c = arg;
 
 	c->status = status;
-	if (status != CORO_OK)
+	if (status != CORO_OK) {
 		c->err = *err;
-	else if (nres < 1 || c->read(co, lua_gettop(co) - nres + 1, c->out, &c->err) < 0)
+		return;
+	}
+	/* A handler that returns nothing answered nil: the reader says what it wanted. */
+	if (nres < 1) {
+		lua_pushnil(co);
+		nres = 1;
+	}
+	if (c->read(co, lua_gettop(co) - nres + 1, c->out, &c->err) < 0)
 		c->status = CORO_ERROR;
 }
 

@@ -14,6 +14,10 @@
 #include "tern/lua_shaping.h"
 #include "tern/lua_trace.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
 static int
 read_queue(lua_State *L, int idx, void *out, struct tern_err *err)
 {
@@ -70,6 +74,46 @@ ask_path(void *ctx, const char *domain, const char *source, const char *site,
 	return policy_call_config(ctx, "get_egress_path_config", args, 3, read_path, out, err);
 }
 
+/* The replacement reply: code, enhanced code (or nil), text; nil keeps the reply (code 0). */
+static int
+read_rewrite(lua_State *L, int idx, void *arg, struct tern_err *err)
+{
+	struct config_reply *out = arg;
+	const char *enh = lua_tostring(L, idx + 1), *text = lua_tostring(L, idx + 2);
+	int code = (int)lua_tointeger(L, idx);
+	unsigned a, b, c;
+	char tail;
+
+	memset(out, 0, sizeof(*out));
+	if (lua_isnil(L, idx))
+		return 0;
+	if (lua_type(L, idx) != LUA_TNUMBER || code < 200 || code > 599 ||
+	    (enh != NULL && (sscanf(enh, "%u.%u.%u%c", &a, &b, &c, &tail) != 3 ||
+			     a != (unsigned)code / 100 || strlen(enh) >= sizeof(out->enhanced))) ||
+	    text == NULL || text[0] == '\0' || strpbrk(text, "\r\n") != NULL) {
+		tern_err_set(err, 451, "4.3.0",
+			     "smtp_client_rewrite_delivery_status must return nil or code (200-599), "
+			     "enhanced code of the same class (or nil), and one line of text");
+		return -EINVAL;
+	}
+	out->code = code;
+	snprintf(out->enhanced, sizeof(out->enhanced), "%s", enh ? enh : "");
+	snprintf(out->text, sizeof(out->text), "%s", text);
+	return 0;
+}
+
+/* smtp_client_rewrite_delivery_status(response, domain, tenant, campaign) */
+static int
+ask_rewrite(void *ctx, const char *response, const char *domain, const char *tenant,
+	    const char *campaign, struct config_reply *out, struct tern_err *err)
+{
+	const char *args[4] = {response, domain, tenant, campaign};
+	int rc = policy_call_config(ctx, "smtp_client_rewrite_delivery_status", args, 4,
+				    read_rewrite, out, err);
+
+	return rc == 1 && out->code == 0 ? 0 : rc;
+}
+
 static const char *
 ask_classify(void *ctx, const char *reply, size_t len, const char *site)
 {
@@ -96,4 +140,5 @@ const struct config_provider policy_config_provider = {
     .classify = ask_classify,
     .automation = ask_automation,
     .trace_secret = ask_trace_secret,
+    .rewrite = ask_rewrite,
 };

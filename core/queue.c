@@ -228,6 +228,18 @@ queue_msg_tenant(const struct queue_msg *m)
 	return m->queue->tenant;
 }
 
+const char *
+queue_msg_campaign(const struct queue_msg *m)
+{
+	return m->queue->campaign;
+}
+
+const char *
+queue_msg_domain(const struct queue_msg *m)
+{
+	return m->queue->domain;
+}
+
 void
 queue_set_spool(struct spool *sp)
 {

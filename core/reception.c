@@ -19,6 +19,7 @@
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/spool.h"
+#include "tern/suppress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -263,6 +264,68 @@ out:
 	return rc;
 }
 
+/* A suppressed recipient's message: its Suppressed record, in place of a Reception. */
+static void
+log_suppressed(struct reception *r, struct message *m, const struct suppress_entry *e)
+{
+	char text[SUPPRESS_TEXT_MAX];
+	struct logrec rec = {
+		.type = "Suppressed",
+		.msg = m,
+		.peer_address = r->origin.peer_address,
+		.listener = r->origin.listener,
+		.tls_version = r->origin.tls_version,
+		.tls_cipher = r->origin.tls_cipher,
+		.response_code = 550,
+		.response_enhanced = "5.7.1",
+		.response_content = text,
+	};
+	struct buf queue, entry;
+
+	suppress_reject_text(text, sizeof(text));
+	buf_init(&queue);
+	buf_init(&entry);
+	message_queue_name(m, &queue);
+	rec.queue = queue.data ? queue.data : "";
+	if (suppress_entry_json(e, &entry) == 0)
+		rec.suppression = entry.data;
+	logrec_write(&rec);
+	buf_deinit(&entry);
+	buf_deinit(&queue);
+}
+
+/*
+ * Drop the messages whose recipient is suppressed for their tenant (known
+ * only now, after the hooks that set it): each gets a Suppressed record and
+ * is not spooled, while the submitter's answer is a success for it, as the
+ * policy chose "drop" (or the tenant was not known when "reject" could
+ * still refuse the recipient).
+ */
+static void
+drop_suppressed(struct reception *r)
+{
+	struct suppress_entry e;
+	struct buf tenant;
+	size_t i, kept = 0;
+
+	buf_init(&tenant);
+	for (i = 0; i < r->n; i++) {
+		struct message *m = r->msgs[i];
+
+		buf_reset(&tenant);
+		if (message_meta_string(m, "tenant", &tenant) < 0)
+			buf_reset(&tenant);
+		if (suppress_check(tenant.len ? tenant.data : "", m->recipient, &e) == 1) {
+			log_suppressed(r, m, &e);
+			message_free(m);
+			continue;
+		}
+		r->msgs[kept++] = m;
+	}
+	buf_deinit(&tenant);
+	r->n = kept;
+}
+
 static void
 free_messages(struct message **msgs, size_t n)
 {
@@ -298,6 +361,7 @@ reception_submit(struct shard *shard, struct message **msgs, size_t n,
 	r->done = done;
 	r->arg = arg;
 	shard_busy_inc(shard);
+	drop_suppressed(r);
 	if (spool_batch(r, err) < 0) {
 		shard_busy_dec(shard);
 		reception_free(r);

@@ -20,6 +20,7 @@
 #include "tern/policy_hook.h"
 #include "tern/reception.h"
 #include "tern/shard.h"
+#include "tern/suppress.h"
 #include "tern/trace_ref.h"
 
 #include <errno.h>
@@ -168,6 +169,34 @@ call_complained(struct shard *shard, const struct logrec *rec)
 	policy_hook_start(shard->policy, &ref, "message_complained", 1, complained_done, NULL);
 }
 
+/*
+ * A complaint about a copy tern sent (its X-Tern-Ref verified) suppresses
+ * that recipient for that tenant, unless policy decides in
+ * message_complained. An unlinked report names nobody for certain, and a
+ * forged one must not suppress anyone: both are only recorded.
+ */
+static void
+suppress_complainer(struct shard *shard, const struct ref_check *c, const char *feedback_type)
+{
+	struct suppress_entry e;
+	struct tern_err err;
+
+	if (c->status == NULL || strcmp(c->status, "verified") != 0 ||
+	    (shard->policy != NULL && policy_has_hook(shard->policy, "message_complained")))
+		return;
+	if (suppress_entry_init(&e, c->ref.tenant, c->ref.recipient, &err) < 0) {
+		log_warn("report", "complaint not suppressed: %s", err.msg);
+		return;
+	}
+	snprintf(e.reason, sizeof(e.reason), "complaint: %s",
+		 feedback_type && *feedback_type ? feedback_type : "abuse");
+	snprintf(e.category, sizeof(e.category), "complaint");
+	snprintf(e.source, sizeof(e.source), "%s", c->ref.id);
+	if (suppress_add(&e, &err) < 0)
+		log_ratelimited(LOG_LEVEL_ERROR, "report", "%s not suppressed: %s", e.address,
+				err.msg);
+}
+
 static void
 write_feedback(struct shard *shard, const struct message *msg, const struct arf_report *a,
 	       const struct ref_check *c, const struct reception_origin *origin)
@@ -190,6 +219,7 @@ write_feedback(struct shard *shard, const struct message *msg, const struct arf_
 	rec.msg = &view;
 	rec.report = &rep;
 	logrec_write(&rec);
+	suppress_complainer(shard, c, a->feedback_type);
 	call_complained(shard, &rec);
 }
 

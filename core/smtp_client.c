@@ -136,16 +136,48 @@ fill_record(struct smtp_client *c, struct logrec *rec, const struct smtp_reply *
 	}
 }
 
+/*
+ * Policy may turn a failure reply into another (smtp_client_rewrite_delivery_status):
+ * into into, which the caller deinits. The record then shows the rewritten reply.
+ */
+static const struct smtp_reply *
+rewrite_reply(struct smtp_client *c, const struct smtp_reply *r, struct smtp_reply *into)
+{
+	struct config_reply out;
+	struct buf response;
+	int rc;
+
+	if (r->code < 400)
+		return r;
+	buf_init(&response);
+	buf_printf(&response, "%d%s%s %s", r->code, r->enhanced[0] ? " " : "", r->enhanced,
+		   r->text.data ? r->text.data : "");
+	rc = config_rewrite_reply(shard_self(), response.data ? response.data : "",
+				  queue_msg_domain(c->qm), queue_msg_tenant(c->qm),
+				  queue_msg_campaign(c->qm), &out);
+	buf_deinit(&response);
+	if (rc != 1)
+		return r;
+	into->code = out.code;
+	snprintf(into->enhanced, sizeof(into->enhanced), "%s", out.enhanced);
+	buf_append_str(&into->text, out.text);
+	return into;
+}
+
 /* Settle the message in flight by the reply's class. */
 static void
-settle(struct smtp_client *c, const struct smtp_reply *r, const char *command)
+settle(struct smtp_client *c, const struct smtp_reply *orig, const char *command)
 {
+	struct smtp_reply rewritten;
+	const struct smtp_reply *r;
 	struct logrec rec;
 	struct queue_msg *qm = c->qm;
 	struct message *msg = c->msg;
 
 	if (qm == NULL)
 		return;
+	smtp_reply_init(&rewritten);
+	r = rewrite_reply(c, orig, &rewritten);
 	c->qm = NULL;
 	c->msg = NULL;
 	fill_record(c, &rec, r, command);
@@ -155,6 +187,7 @@ settle(struct smtp_client *c, const struct smtp_reply *r, const char *command)
 		outcome_bounced(qm, msg, &rec);
 	else
 		outcome_transient(qm, msg, &rec);
+	smtp_reply_deinit(&rewritten);
 }
 
 /* A local reason (no server reply): transient with the given text. */

@@ -26,6 +26,7 @@
 #include "tern/shard.h"
 #include "tern/smtp_proto.h"
 #include "tern/spool.h"
+#include "tern/suppress.h"
 #include "tern/tls.h"
 
 #include <arpa/inet.h>
@@ -509,11 +510,30 @@ nomem:
 	session_reply(s, 451, "4.3.0", "Out of memory");
 }
 
+/*
+ * Policy chose to refuse suppressed recipients: refuse this one if it is
+ * listed for the tenant the connection has by now (conn:set_meta('tenant')),
+ * or for every tenant. Recipients whose tenant is set later are dropped at
+ * reception instead.
+ */
+static bool
+rcpt_suppressed(struct session *s)
+{
+	char text[SUPPRESS_TEXT_MAX];
+
+	if (suppress_action() != SUPPRESS_REJECT ||
+	    suppress_check(s->conn.tenant, s->pending_rcpt, NULL) != 1)
+		return false;
+	suppress_reject_text(text, sizeof(text));
+	session_reply(s, 550, "5.7.1", "%s", text);
+	return true;
+}
+
 static void
 after_rcpt_hook(struct session *s, lua_State *co, int status, int nres, const struct tern_err *err)
 {
 	s->state = SESSION_CMD;
-	if (hook_allows(s, status, err))
+	if (hook_allows(s, status, err) && !rcpt_suppressed(s))
 		add_pending_rcpt(s);
 }
 

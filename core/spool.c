@@ -55,10 +55,18 @@
 /* Seconds between the writer's checks of free space (and reopen attempts) when idle. */
 #define SPOOL_CHECK_INTERVAL 1.0
 
-enum spool_cf { SPOOL_CF_DEFAULT, SPOOL_CF_DATA, SPOOL_CF_META, SPOOL_CF_QUARANTINE, SPOOL_CF_N };
+enum spool_cf {
+	SPOOL_CF_DEFAULT,
+	SPOOL_CF_DATA,
+	SPOOL_CF_META,
+	SPOOL_CF_QUARANTINE,
+	SPOOL_CF_KV,
+	SPOOL_CF_N
+};
 
 /* RocksDB always has "default"; the spool keeps nothing in it. */
-static const char *const spool_cf_names[SPOOL_CF_N] = {"default", "data", "meta", "quarantine"};
+static const char *const spool_cf_names[SPOOL_CF_N] = {"default", "data", "meta", "quarantine",
+						       "suppression"};
 
 /* One spool_put call: the records and a copy of their bytes, in one allocation. */
 struct spool_req {
@@ -82,6 +90,7 @@ struct spool_part {
 	rocksdb_options_t *db_opts;
 	rocksdb_options_t *cf_opts[SPOOL_CF_N];
 	rocksdb_block_based_table_options_t *table_opts;
+	rocksdb_block_based_table_options_t *kv_table_opts;
 	rocksdb_cache_t *cache;
 	rocksdb_writeoptions_t *wo_sync;
 	rocksdb_writeoptions_t *wo_nosync;
@@ -237,6 +246,14 @@ spool_set_cf_options(struct spool_part *sp, enum spool_cf cf, unsigned parts)
 		/* Cold, and kept until an operator looks at it: zstd. */
 		rocksdb_options_set_compression(o, rocksdb_zstd_compression);
 		break;
+	case SPOOL_CF_KV:
+		/*
+		 * Millions of small keys, nearly every lookup for one that is
+		 * absent: a bloom filter answers those without reading a block.
+		 */
+		rocksdb_options_set_block_based_table_factory(o, sp->kv_table_opts);
+		rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+		break;
 	default:
 		break;
 	}
@@ -253,6 +270,10 @@ spool_set_options(struct spool_part *sp, unsigned parts)
 	sp->cache = rocksdb_cache_create_lru(SPOOL_BLOCK_CACHE_BYTES / parts);
 	sp->table_opts = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(sp->table_opts, sp->cache);
+	sp->kv_table_opts = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(sp->kv_table_opts, sp->cache);
+	rocksdb_block_based_options_set_filter_policy(sp->kv_table_opts,
+						      rocksdb_filterpolicy_create_bloom_full(10));
 	rocksdb_options_set_create_if_missing(o, !sp->read_only);
 	rocksdb_options_set_create_missing_column_families(o, !sp->read_only);
 	rocksdb_options_set_max_background_jobs(o, 2);
@@ -313,11 +334,45 @@ spool_free_handles(struct spool_part *sp)
 		rocksdb_options_destroy(sp->cf_opts[i]);
 	rocksdb_options_destroy(sp->db_opts);
 	rocksdb_block_based_options_destroy(sp->table_opts);
+	rocksdb_block_based_options_destroy(sp->kv_table_opts);
 	rocksdb_cache_destroy(sp->cache);
 	rocksdb_writeoptions_destroy(sp->wo_sync);
 	rocksdb_writeoptions_destroy(sp->wo_nosync);
 	rocksdb_readoptions_destroy(sp->ro_meta);
 	rocksdb_readoptions_destroy(sp->ro_bulk);
+}
+
+/*
+ * A spool written before a column family existed lacks it, and a read-only
+ * open cannot create it: open what is there and leave the rest NULL.
+ */
+static int
+spool_open_read_only(struct spool_part *sp, const char *path, char **rerr)
+{
+	const rocksdb_options_t *opts[SPOOL_CF_N];
+	rocksdb_column_family_handle_t *h[SPOOL_CF_N];
+	const char *names[SPOOL_CF_N];
+	int map[SPOOL_CF_N], n = 0, i;
+	size_t have_n = 0, j;
+	char **have = rocksdb_list_column_families(sp->db_opts, path, &have_n, rerr);
+
+	if (*rerr != NULL)
+		return -EIO;
+	for (i = 0; i < SPOOL_CF_N; i++) {
+		for (j = 0; j < have_n && strcmp(have[j], spool_cf_names[i]) != 0; j++)
+			;
+		if (j == have_n)
+			continue;
+		names[n] = spool_cf_names[i];
+		opts[n] = sp->cf_opts[i];
+		map[n++] = i;
+	}
+	rocksdb_list_column_families_destroy(have, have_n);
+	sp->db = rocksdb_open_for_read_only_column_families(sp->db_opts, path, n, names, opts, h, 0,
+							     rerr);
+	for (i = 0; *rerr == NULL && i < n; i++)
+		sp->cf[map[i]] = h[i];
+	return *rerr == NULL ? 0 : -EIO;
 }
 
 static int
@@ -331,8 +386,7 @@ spool_open_db(struct spool_part *sp, const char *path, struct tern_err *err)
 		cf_opts[i] = sp->cf_opts[i];
 	/* Read-only open takes no lock: it works beside a running ternd. */
 	if (sp->read_only)
-		sp->db = rocksdb_open_for_read_only_column_families(
-		    sp->db_opts, path, SPOOL_CF_N, spool_cf_names, cf_opts, sp->cf, 0, &rerr);
+		spool_open_read_only(sp, path, &rerr);
 	else
 		sp->db = rocksdb_open_column_families(sp->db_opts, path, SPOOL_CF_N, spool_cf_names,
 						      cf_opts, sp->cf, &rerr);
@@ -1516,4 +1570,197 @@ spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err 
 	}
 	c->pending = 0;
 	return rc;
+}
+
+/*
+ * The key-value column family ("suppression"): small records that are not
+ * messages, kept beside them so that one directory holds all of a node's
+ * state. Only the first partition's is used, so a key has one home whatever
+ * the partition count.
+ */
+
+struct spool_kv_batch {
+	rocksdb_writebatch_t *wb;
+	size_t n;
+};
+
+static int
+kv_enter(struct spool *sp, bool write, struct tern_err *err)
+{
+	struct spool_part *p = sp->parts[0];
+	int rc = write ? part_enter_writable(p, err) : part_enter(p, err);
+
+	if (rc < 0)
+		return rc;
+	if (p->cf[SPOOL_CF_KV] != NULL)
+		return 0;
+	part_leave(p);
+	tern_err_set(err, 451, "4.3.0", "spool %s has no suppression column family", p->path);
+	return -ENOENT;
+}
+
+int
+spool_kv_get(struct spool *sp, const void *key, size_t klen, struct buf *out, struct tern_err *err)
+{
+	struct spool_part *p = sp->parts[0];
+	rocksdb_pinnableslice_t *v;
+	char *rerr = NULL;
+	const char *val;
+	size_t len;
+	int rc = kv_enter(sp, false, err);
+
+	if (rc < 0)
+		return rc;
+	v = rocksdb_get_pinned_cf(p->db, p->ro_meta, p->cf[SPOOL_CF_KV], key, klen, &rerr);
+	if (rerr != NULL) {
+		tern_err_set(err, 451, "4.3.0", "spool read failed: %s", rerr);
+		rocksdb_free(rerr);
+		rc = -EIO;
+	} else if (v == NULL) {
+		rc = -ENOENT;
+	} else {
+		val = rocksdb_pinnableslice_value(v, &len);
+		buf_reset(out);
+		rc = buf_append(out, val, len);
+		rocksdb_pinnableslice_destroy(v);
+	}
+	part_leave(p);
+	return rc;
+}
+
+struct spool_kv_batch *
+spool_kv_batch_new(void)
+{
+	struct spool_kv_batch *b = calloc(1, sizeof(*b));
+
+	if (b != NULL)
+		b->wb = rocksdb_writebatch_create();
+	return b;
+}
+
+void
+spool_kv_batch_free(struct spool_kv_batch *b)
+{
+	if (b == NULL)
+		return;
+	rocksdb_writebatch_destroy(b->wb);
+	free(b);
+}
+
+size_t
+spool_kv_batch_count(const struct spool_kv_batch *b)
+{
+	return b->n;
+}
+
+void
+spool_kv_batch_put(struct spool_kv_batch *b, const void *key, size_t klen, const void *val,
+		   size_t vlen)
+{
+	rocksdb_writebatch_put(b->wb, key, klen, val, vlen);
+	b->n++;
+}
+
+void
+spool_kv_batch_delete(struct spool_kv_batch *b, const void *key, size_t klen)
+{
+	rocksdb_writebatch_delete(b->wb, key, klen);
+	b->n++;
+}
+
+/*
+ * A batch is collected without a column family and replayed into the kv
+ * one at write time: the handle changes when a partition is reopened after
+ * a failed write, and a batch may be collected across that.
+ */
+struct kv_replay {
+	rocksdb_writebatch_t *wb;
+	rocksdb_column_family_handle_t *cf;
+};
+
+static void
+kv_replay_put(void *arg, const char *k, size_t klen, const char *v, size_t vlen)
+{
+	struct kv_replay *r = arg;
+
+	rocksdb_writebatch_put_cf(r->wb, r->cf, k, klen, v, vlen);
+}
+
+static void
+kv_replay_delete(void *arg, const char *k, size_t klen)
+{
+	struct kv_replay *r = arg;
+
+	rocksdb_writebatch_delete_cf(r->wb, r->cf, k, klen);
+}
+
+int
+spool_kv_write(struct spool *sp, struct spool_kv_batch *b, bool sync, struct tern_err *err)
+{
+	struct spool_part *p = sp->parts[0];
+	struct kv_replay r;
+	char *rerr = NULL;
+	int rc = kv_enter(sp, true, err);
+
+	if (rc < 0)
+		return rc;
+	r.wb = rocksdb_writebatch_create();
+	r.cf = p->cf[SPOOL_CF_KV];
+	rocksdb_writebatch_iterate(b->wb, &r, kv_replay_put, kv_replay_delete);
+	rocksdb_write(p->db, sync ? p->wo_sync : p->wo_nosync, r.wb, &rerr);
+	part_leave(p);
+	rocksdb_writebatch_destroy(r.wb);
+	rocksdb_writebatch_clear(b->wb);
+	b->n = 0;
+	if (rerr != NULL)
+		part_write_failed(p, "suppression write", rerr);
+	return spool_write_result(rerr, "suppression write", err);
+}
+
+int
+spool_kv_scan(struct spool *sp, const void *prefix, size_t plen, spool_kv_visit_fn visit,
+	      void *arg, struct tern_err *err)
+{
+	struct spool_part *p = sp->parts[0];
+	rocksdb_iterator_t *it;
+	char *rerr = NULL;
+	int rc = kv_enter(sp, false, err);
+
+	if (rc < 0)
+		return rc;
+	it = rocksdb_create_iterator_cf(p->db, p->ro_bulk, p->cf[SPOOL_CF_KV]);
+	for (rocksdb_iter_seek(it, prefix, plen); rc == 0 && rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		rc = visit(arg, k, klen, v, vlen);
+	}
+	rocksdb_iter_get_error(it, &rerr);
+	rocksdb_iter_destroy(it);
+	part_leave(p);
+	if (rerr != NULL) {
+		tern_err_set(err, 451, "4.3.0", "spool read failed: %s", rerr);
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	return rc;
+}
+
+uint64_t
+spool_kv_estimate(struct spool *sp)
+{
+	struct spool_part *p = sp->parts[0];
+	struct tern_err err;
+	uint64_t n = 0;
+
+	if (kv_enter(sp, false, &err) < 0)
+		return 0;
+	if (rocksdb_property_int_cf(p->db, p->cf[SPOOL_CF_KV], "rocksdb.estimate-num-keys", &n) != 0)
+		n = 0;
+	part_leave(p);
+	return n;
 }

@@ -28,6 +28,7 @@ static const struct {
 	{"bounce", cli_api_main, "bounce --domain D --reason R [--duration 1h]  bounce queued and new mail"},
 	{"inspect", cli_api_main, "inspect ID         a spooled message's metadata"},
 	{"inject", cli_api_main, "inject --from S --to R [FILE|-]  inject a message over HTTP"},
+	{"suppress", cli_suppress_main, "suppress list|add|remove|import|export  the suppression list (offline)"},
 	{"top", cli_top_main, "top                live view of queues and suspensions"},
 };
 

@@ -25,7 +25,7 @@ LAYERS = {
     # mains: the daemon and the operator's command line
     "ternd": MAIN, "tern": MAIN, "cli": MAIN, "cli_dkim": MAIN, "cli_spool": MAIN,
     "cli_import": MAIN, "cli_policy": MAIN, "cli_review": MAIN, "cli_tls": MAIN, "cli_classify": MAIN,
-    "cli_reload": MAIN,
+    "cli_reload": MAIN, "cli_suppress": MAIN,
     "cli_api": MAIN, "cli_top": MAIN,
     # policy: Lua states, the `tern` table that opens every binding, hook calls, config provider
     "policy": POLICY, "policy_config": POLICY, "lua_tern": POLICY,
@@ -36,6 +36,7 @@ LAYERS = {
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
     "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING, "lua_fleet": BINDING,
     "lua_shaping": BINDING, "lua_warmup": BINDING, "lua_trace": BINDING,
+    "lua_suppress": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -50,12 +51,13 @@ LAYERS = {
     "warmup": ENGINE, "api_warmup": ENGINE,
     "mime_parse": ENGINE, "oob": ENGINE, "arf": ENGINE, "trace_ref": ENGINE,
     "dsn": ENGINE, "dsn_send": ENGINE, "report_intake": ENGINE,
+    "suppress": ENGINE, "api_suppress": ENGINE, "bounce_route": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
     "shard": FOUNDATION, "tls": FOUNDATION, "util": FOUNDATION, "util_heap": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION, "notify": FOUNDATION, "privdrop": FOUNDATION,
-    "util_acmatch": FOUNDATION,
+    "util_acmatch": FOUNDATION, "util_csv": FOUNDATION,
     "util_map": FOUNDATION, "watchdog": FOUNDATION,
     "metrics": FOUNDATION,
 }

@@ -33,6 +33,8 @@ int cli_classify_main(int argc, char **argv); /* tern classify [--policy F] [--j
 /* tern queue-summary|suspend|resume|bounce|inspect|inject (argv[0] names it), over the HTTP API. */
 int cli_api_main(int argc, char **argv);
 int cli_top_main(int argc, char **argv); /* tern top: live view from the HTTP API */
+/* tern suppress list|add|remove|import|export --spool DIR ... (offline) */
+int cli_suppress_main(int argc, char **argv);
 
 struct buf;
 struct json_span;

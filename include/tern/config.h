@@ -21,6 +21,13 @@
 struct automation_rule;
 struct shard;
 
+/* A delivery reply as policy rewrote it (smtp_client_rewrite_delivery_status). */
+struct config_reply {
+	int code;	   /* 200..599 */
+	char enhanced[16]; /* "5.2.2", or "" */
+	char text[512];
+};
+
 /*
  * Each function fills out and returns 1, returns 0 when policy has no
  * answer (out untouched), or a negative code with err set when the answer
@@ -41,6 +48,9 @@ struct config_provider {
 						   const char *reply, size_t len);
 	/* The trace header's secret copied to out: its length, 0 when policy gives none. */
 	size_t (*trace_secret)(void *ctx, char *out, size_t cap);
+	/* A replacement for a failure reply ("452 4.2.2 text"), or 0 to keep it. */
+	int (*rewrite)(void *ctx, const char *response, const char *domain, const char *tenant,
+		       const char *campaign, struct config_reply *out, struct tern_err *err);
 };
 
 /* Make p (with ctx) the provider of shard s, in a new epoch; p NULL detaches (defaults only). */
@@ -64,5 +74,11 @@ const struct automation_rule *config_automation(struct shard *s, const uint16_t 
 						const char *reply, size_t len);
 /* The secret of the X-Tern-Ref header (trace_ref.h) copied to out: its length, 0 when none. */
 size_t config_trace_secret(struct shard *s, char *out, size_t cap);
+/*
+ * 1 with out filled when policy replaces the reply (before it is classified
+ * and settled), 0 when it keeps it; a failing hook is logged and keeps it.
+ */
+int config_rewrite_reply(struct shard *s, const char *response, const char *domain,
+			 const char *tenant, const char *campaign, struct config_reply *out);
 
 #endif

@@ -18,6 +18,11 @@ struct conn_info {
 	char listener[80];	 /* the listener's listen string */
 	char ehlo[256];		 /* "" before EHLO/HELO */
 	char auth_id[256];	 /* "" unless authenticated */
+	/*
+	 * conn:set_meta('tenant', t) mirrored for the engine: the scope of the
+	 * suppression lookup at RCPT ("" until policy sets it).
+	 */
+	char tenant[128];
 	const char *tls_version; /* NULL without TLS */
 	const char *tls_cipher;
 	/* Set by the binding on the first push to Lua; release undoes it. */

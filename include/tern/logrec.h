@@ -70,6 +70,8 @@ struct logrec {
 	} warmup;
 	/* OOB, Feedback: the report (see above). */
 	const struct logrec_report *report;
+	/* Suppressed: the suppression entry that matched, as a JSON object (suppress_entry_json). */
+	const char *suppression;
 };
 
 /* A ShapingAction record's "shaping" object. */

@@ -70,6 +70,9 @@ int queue_recover(struct spool *sp, struct tern_err *err);
 const char *queue_msg_name(const struct queue_msg *m);
 /* The tenant part of m's queue name ("" when none). */
 const char *queue_msg_tenant(const struct queue_msg *m);
+/* The campaign and domain parts of m's queue name ("" when none). */
+const char *queue_msg_campaign(const struct queue_msg *m);
+const char *queue_msg_domain(const struct queue_msg *m);
 /* Back to its queue's shard with m->due set (any thread). */
 void queue_requeue(struct queue_msg *m);
 /* When attempt m->attempts + 1 is due: the queue's backoff from now, with jitter. */

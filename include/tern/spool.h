@@ -2,7 +2,8 @@
 /*
  * The spool: RocksDB with two column families, "data" (id -> RFC 5322
  * message bytes) and "meta" (id -> the message's metadata, JSON text), plus
- * "quarantine" (id -> the raw entry that failed to load at recovery).
+ * "quarantine" (id -> the raw entry that failed to load at recovery) and
+ * "suppression" (the suppression list, see spool_kv_get below).
  *
  * Durability: spool_put() hands records to a writer thread that group-commits
  * everything waiting into one WriteBatch written with sync=true, so one fsync
@@ -173,5 +174,36 @@ struct spool_stats {
 	uint64_t free_bytes; /* free space of the fullest partition's filesystem (UINT64_MAX: unknown) */
 };
 void spool_stats(struct spool *sp, struct spool_stats *out);
+
+/*
+ * The key-value column family "suppression" of the first partition: small
+ * records that are not messages (core/suppress.c owns their format). Reads
+ * work on a read-only spool; a spool created before the column family
+ * existed gets it on its next writable open, and until then every call
+ * fails with -ENOENT and err set.
+ */
+/* 0 with the value in out, -ENOENT (err untouched) when absent, other negatives with err. */
+int spool_kv_get(struct spool *sp, const void *key, size_t klen, struct buf *out,
+		 struct tern_err *err);
+/* Puts and deletes collected, then written at once (all or none). Not thread-safe. */
+struct spool_kv_batch;
+struct spool_kv_batch *spool_kv_batch_new(void);
+void spool_kv_batch_free(struct spool_kv_batch *b);
+void spool_kv_batch_put(struct spool_kv_batch *b, const void *key, size_t klen, const void *val,
+			size_t vlen);
+void spool_kv_batch_delete(struct spool_kv_batch *b, const void *key, size_t klen);
+size_t spool_kv_batch_count(const struct spool_kv_batch *b);
+/*
+ * Write and empty the batch; sync makes it, and every unsynced write before
+ * it, durable. Thread-safe.
+ */
+int spool_kv_write(struct spool *sp, struct spool_kv_batch *b, bool sync, struct tern_err *err);
+/* Visit the keys starting with prefix, in key order; a negative return stops the scan. */
+typedef int (*spool_kv_visit_fn)(void *arg, const char *key, size_t klen, const char *val,
+				 size_t vlen);
+int spool_kv_scan(struct spool *sp, const void *prefix, size_t plen, spool_kv_visit_fn visit,
+		  void *arg, struct tern_err *err);
+/* RocksDB's estimate of the number of keys (0 when unknown). */
+uint64_t spool_kv_estimate(struct spool *sp);
 
 #endif

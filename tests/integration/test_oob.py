@@ -6,7 +6,6 @@ with the failed recipient and a bounce classification, each feedback report a Fe
 and a message_complained call, the one ordinary message neither. A report on a message tern
 sent is linked to it through the X-Tern-Ref trace header; a forged ref is logged and ignored."""
 import collections
-import copy
 import email
 import email.policy
 import glob
@@ -19,7 +18,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.mime.message import MIMEMessage
 
-from conftest import ROOT
+from conftest import ROOT, run_tern
 from sinks import py_sink, read_records, send_one, wait_records
 
 __all__ = ["py_sink"]  # a fixture, used by name
@@ -227,3 +226,38 @@ def test_complaint_about_a_sent_message_is_linked_and_forgery_ignored(ternd, por
     calls = wait_complaints(t, 2)
     assert calls[0] == {"recipient": "reader@dest.test", "tenant": "acme", "ref": "verified"}
     assert calls[1]["ref"] == "invalid" and calls[1]["tenant"] is None
+
+
+def test_a_verified_complaint_suppresses_the_recipient_for_its_tenant(ternd, ports, py_sink):
+    """With no message_complained handler, a complaint about a copy tern sent suppresses that
+    recipient for that tenant within a minute; a forged one suppresses nobody."""
+    sink = py_sink("127.0.0.1", ports[2])
+    policy = POLICY[:POLICY.index("tern.on('message_complained'")]
+    t = ternd(policy)
+    send_one(ports[0], "news@origin.test", ["victim@dest.test"],
+             b"From: news@origin.test\r\nTo: victim@dest.test\r\nX-Tenant: beta\r\n"
+             b"Subject: news\r\n\r\nhello\r\n")
+    send_one(ports[0], "news@origin.test", ["reader@dest.test"],
+             b"From: news@origin.test\r\nTo: reader@dest.test\r\nX-Tenant: acme\r\n"
+             b"Subject: news\r\n\r\nhello\r\n")
+    got = {m["rcpt_tos"][0]: m for m in sink.wait_messages(2)}
+    forged = got["victim@dest.test"]["data"]
+    ref = re.search(rb"^X-Tern-Ref: (\S+)\r?\n", forged, re.M).group(1).decode().split(".")
+    ref[2] = "ZXZpbA"  # another tenant: the mac no longer matches
+    send_report(ports[1], "", "fbl@bounces.test", arf_for(forged, ".".join(ref)))
+    start = time.monotonic()
+    send_report(ports[1], "", "fbl@bounces.test", arf_for(got["reader@dest.test"]["data"]))
+    wait_records(t, lambda r: r["type"] == "Feedback", 2)
+
+    def listed():
+        r = run_tern("suppress", "list", "--spool", os.path.join(t.workdir, "spool"))
+        assert r.returncode == 0, r.stderr
+        return [line.split("\t") for line in r.stdout.splitlines() if "@" in line]
+
+    entries = []
+    while time.monotonic() - start < 60 and not entries:
+        entries = listed()
+        time.sleep(0.2)
+    print(f"complaint suppressed after {time.monotonic() - start:.2f} s: {entries}")
+    assert len(entries) == 1, entries
+    assert entries[0][:3] == ["acme", "reader@dest.test", "complaint"], entries

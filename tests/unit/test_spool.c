@@ -493,21 +493,21 @@ visit(void *arg, const struct spool_id *id, const char *meta, size_t meta_len, s
 static void
 raw_put(const char *dir, const char *cf_name, const char *key, size_t klen, const char *val)
 {
-	const char *names[4] = {"default", "data", "meta", "quarantine"};
-	rocksdb_column_family_handle_t *cf[4];
+	const char *names[5] = {"default", "data", "meta", "quarantine", "suppression"};
+	rocksdb_column_family_handle_t *cf[5];
 	rocksdb_options_t *o = rocksdb_options_create();
-	const rocksdb_options_t *cfo[4] = {o, o, o, o};
+	const rocksdb_options_t *cfo[5] = {o, o, o, o, o};
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
 	char *rerr = NULL;
-	rocksdb_t *db = rocksdb_open_column_families(o, dir, 4, names, cfo, cf, &rerr);
+	rocksdb_t *db = rocksdb_open_column_families(o, dir, 5, names, cfo, cf, &rerr);
 	int i;
 
 	assert_null(rerr);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (strcmp(names[i], cf_name) == 0)
 			rocksdb_put_cf(db, wo, cf[i], key, klen, val, strlen(val), &rerr);
 	assert_null(rerr);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		rocksdb_column_family_handle_destroy(cf[i]);
 	rocksdb_close(db);
 	rocksdb_writeoptions_destroy(wo);
@@ -518,10 +518,10 @@ raw_put(const char *dir, const char *cf_name, const char *key, size_t klen, cons
 static char *
 raw_quarantine_get(const char *dir, const char *prefix, const struct spool_id *id)
 {
-	const char *names[4] = {"default", "data", "meta", "quarantine"};
-	rocksdb_column_family_handle_t *cf[4];
+	const char *names[5] = {"default", "data", "meta", "quarantine", "suppression"};
+	rocksdb_column_family_handle_t *cf[5];
 	rocksdb_options_t *o = rocksdb_options_create();
-	const rocksdb_options_t *cfo[4] = {o, o, o, o};
+	const rocksdb_options_t *cfo[5] = {o, o, o, o, o};
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	char key[64], *val, *rerr = NULL;
 	size_t plen = strlen(prefix), vlen;
