@@ -191,7 +191,28 @@ daemon_reload_check(struct tern_err *err)
 static bool
 is_new_listener(const struct entry *e)
 {
-	return e->svc.retire != NULL && find_entry(e->name) == NULL;
+	return (e->svc.retire != NULL || e->svc.update != NULL) && find_entry(e->name) == NULL;
+}
+
+/* Running services that follow a reload take their new cfg; the pending entry frees the old. */
+static int
+update_running(struct tern_err *err)
+{
+	struct entry *cur;
+	void *old;
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		cur = find_entry(pending.e[i].name);
+		if (pending.e[i].svc.update == NULL || cur == NULL || !cur->opened)
+			continue;
+		if (pending.e[i].svc.update(cur->svc.cfg, pending.e[i].svc.cfg, err) < 0)
+			return -EINVAL;
+		old = cur->svc.cfg;
+		cur->svc.cfg = pending.e[i].svc.cfg;
+		pending.e[i].svc.cfg = old;
+	}
+	return 0;
 }
 
 static void
@@ -230,6 +251,10 @@ daemon_reload_open(struct tern_err *err)
 			return -EINVAL;
 		}
 		log_info("ternd", "opened %s", e->name);
+	}
+	if (update_running(err) < 0) {
+		close_added();
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -43,7 +43,7 @@ LAYERS = {
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
     "proxy_proto": ENGINE, "bounce": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
-    "api_metrics": ENGINE, "status_page": ENGINE,
+    "api_metrics": ENGINE, "status_page": ENGINE, "acct_csv": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
