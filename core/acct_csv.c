@@ -8,7 +8,8 @@
  *
  * What tern does not know is left empty, as PowerMTA leaves a column it was
  * not configured for: orcpt and envId (ORCPT= and ENVID= are not kept),
- * srcMta and dlvEsmtpAvailable (not recorded).
+ * dlvEsmtpAvailable (not recorded). A record of a listener (Reception) has
+ * its peer as srcMta and no dlv* or dsnMta: its peer sent, not received.
  */
 #include "tern/acct_csv.h"
 #include "tern/logrec.h"
@@ -238,6 +239,8 @@ f_dsn_mta(const struct field_arg *a, struct buf *out)
 {
 	const struct logrec *r = a->r;
 
+	if (r->listener != NULL)
+		return 0;
 	if (r->site == NULL || r->peer_address == NULL)
 		return append_opt(out, r->site ? r->site : r->peer_address);
 	buf_printf(out, "%s (", r->site);
@@ -258,9 +261,15 @@ f_src_type(const struct field_arg *a, struct buf *out)
 }
 
 static int
+f_src_mta(const struct field_arg *a, struct buf *out)
+{
+	return a->r->listener ? append_ip(out, a->r->peer_address) : 0;
+}
+
+static int
 f_dlv_type(const struct field_arg *a, struct buf *out)
 {
-	return a->r->peer_address ? buf_append_str(out, "smtp") : 0;
+	return a->r->peer_address && !a->r->listener ? buf_append_str(out, "smtp") : 0;
 }
 
 static int
@@ -272,7 +281,7 @@ f_source_ip(const struct field_arg *a, struct buf *out)
 static int
 f_destination_ip(const struct field_arg *a, struct buf *out)
 {
-	return append_ip(out, a->r->peer_address);
+	return a->r->listener ? 0 : append_ip(out, a->r->peer_address);
 }
 
 static int
@@ -420,7 +429,7 @@ static const struct {
     {"dsnMta", f_dsn_mta},
     {"bounceCat", f_bounce_cat},
     {"srcType", f_src_type},
-    {"srcMta", f_empty},
+    {"srcMta", f_src_mta},
     {"dlvType", f_dlv_type},
     {"dlvSourceIp", f_source_ip},
     {"dlvDestinationIp", f_destination_ip},
