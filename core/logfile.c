@@ -1120,7 +1120,10 @@ segment_shape_changed(const struct logfile *lf, const struct logfile_config *cfg
 	const char *ext = cfg->ext ? cfg->ext : ".jsonl";
 	size_t hn = cfg->header ? strlen(cfg->header) : 0;
 
-	if (cfg->compression != lf->cfg.compression || cfg->zstd_level != lf->cfg.zstd_level ||
+	int level = cfg->zstd_level ? cfg->zstd_level : LOGFILE_DEFAULT_ZSTD_LEVEL;
+
+	if (cfg->compression != lf->cfg.compression ||
+	    (cfg->compression == LOGFILE_ZSTD && level != lf->cfg.zstd_level) ||
 	    strcmp(ext, lf->base_ext) != 0 || (cfg->header == NULL) != (lf->header == NULL))
 		return true;
 	return cfg->header != NULL &&
