@@ -33,9 +33,12 @@ struct writers {
 /*
  * Shards hold the read side while they write a record, a reload the write
  * side while it swaps `writers`: so once the swap is done no shard still
- * writes to a file the reload is about to finish.
+ * writes to a file the reload is about to finish. Writer-preferring: with
+ * glibc's default, shards writing records back to back keep a read lock
+ * held at every moment and a reload waits for ever. No thread takes the
+ * read side twice, which is what this kind forbids.
  */
-static pthread_rwlock_t writers_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t writers_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static struct writers *writers;
 static char nodeid[256];
 /* Set by the main thread, read by every shard: an atomic pointer, so a new epoch can swap it. */
