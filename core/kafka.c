@@ -8,7 +8,10 @@
  * shards, so the queue is given a pipe instead: librdkafka writes a byte
  * when the queue stops being empty, and the loop serves every report then,
  * with a zero timeout. Each message carries its batch as opaque, so a report
- * counts down its batch and the last one finishes it.
+ * counts down its batch and the last one finishes it. The pipe is written
+ * only when the queue goes from empty to not empty, so should a report ever
+ * be left behind by a poll, a slow timer serves the queue too while batches
+ * wait: a missed wake-up costs KAFKA_POLL_INTERVAL, never a hung batch.
  */
 #include "tern/kafka.h"
 #include "tern/log.h"
@@ -24,6 +27,7 @@
 #include <librdkafka/rdkafka.h>
 
 #define KAFKA_DEFAULT_TIMEOUT 30.0
+#define KAFKA_POLL_INTERVAL 0.1
 
 struct kafka_batch {
 	struct kafka_batch *prev, *next; /* the producer's waiting batches */
@@ -39,6 +43,7 @@ struct kafka_producer {
 	char *topic;
 	struct ev_loop *loop;
 	ev_io io;
+	ev_timer poll; /* active while batches wait */
 	int pipefd[2];
 	struct kafka_batch *batches;
 	bool closing; /* reports met while destroying are not ours to count */
@@ -103,6 +108,15 @@ kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 }
 
 static void
+kafka_serve(struct kafka_producer *p)
+{
+	while (rd_kafka_poll(p->rk, 0) > 0)
+		;
+	if (p->batches == NULL)
+		ev_timer_stop(p->loop, &p->poll);
+}
+
+static void
 kafka_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct kafka_producer *p = w->data;
@@ -110,8 +124,13 @@ kafka_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
 		;
-	while (rd_kafka_poll(p->rk, 0) > 0)
-		;
+	kafka_serve(p);
+}
+
+static void
+kafka_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	kafka_serve(w->data);
 }
 
 static int
@@ -152,6 +171,17 @@ conf_build(struct kafka_producer *p, const struct kafka_config *cfg, struct tern
 	return conf;
 }
 
+int
+kafka_config_check(const struct kafka_config *cfg, struct tern_err *err)
+{
+	rd_kafka_conf_t *conf = conf_build(NULL, cfg, err);
+
+	if (conf == NULL)
+		return -EINVAL;
+	rd_kafka_conf_destroy(conf);
+	return 0;
+}
+
 struct kafka_producer *
 kafka_producer_new(struct ev_loop *loop, const struct kafka_config *cfg, struct tern_err *err)
 {
@@ -190,6 +220,8 @@ kafka_producer_new(struct ev_loop *loop, const struct kafka_config *cfg, struct 
 	ev_io_init(&p->io, kafka_io_cb, p->pipefd[0], EV_READ);
 	p->io.data = p;
 	ev_io_start(loop, &p->io);
+	ev_timer_init(&p->poll, kafka_poll_cb, KAFKA_POLL_INTERVAL, KAFKA_POLL_INTERVAL);
+	p->poll.data = p;
 	return p;
 fail:
 	kafka_producer_free(p);
@@ -238,6 +270,7 @@ kafka_send(struct kafka_producer *p, const struct kafka_msg *msgs, size_t n, kaf
 	if (b->next)
 		b->next->prev = b;
 	p->batches = b;
+	ev_timer_start(p->loop, &p->poll);
 	return b;
 }
 
@@ -255,8 +288,10 @@ kafka_producer_free(struct kafka_producer *p)
 	if (p == NULL)
 		return;
 	if (p->rk != NULL) {
-		if (p->loop != NULL)
+		if (p->loop != NULL) {
 			ev_io_stop(p->loop, &p->io);
+			ev_timer_stop(p->loop, &p->poll);
+		}
 		p->closing = true;
 		/* Nothing left to send means rd_kafka_destroy only joins librdkafka's threads. */
 		rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * tern.kafka (see include/tern/lua_kafka.h). A producer belongs to the shard
- * that made it: its delivery reports are served on that shard's loop, where
- * the coroutine waiting for them runs. Messages are copied into librdkafka
- * before send yields, so the Lua values may go at once.
+ * tern.kafka (see include/tern/lua_kafka.h). tern.kafka.producer only checks
+ * and keeps the settings: a policy's top level runs under --check (no shard)
+ * and, on reload, on the main thread, where no client may start on a shard's
+ * loop. The client starts at the first send, on the sending shard, and
+ * belongs to it from then on: its delivery reports are served on that
+ * shard's loop, where the coroutine waiting for them runs. Messages are
+ * copied into librdkafka before send yields, so the Lua values may go at once.
  */
 #include "tern/lua_kafka.h"
 #include "tern/coro.h"
@@ -23,8 +26,9 @@
 #define LUA_KAFKA_MAX_BATCH 100000
 
 struct lua_kafka_producer {
-	struct kafka_producer *p;
+	struct kafka_producer *p; /* NULL until the first send */
 	int shard;
+	struct kafka_config cfg; /* its strings are owned here */
 };
 
 /* brokers: 'h:p,h:p' or { 'h:p', ... }; pushes the comma-separated form (or nil). */
@@ -86,13 +90,40 @@ read_properties(lua_State *L, const char *fname, const char ***props)
 	return n;
 }
 
+static void
+producer_config_free(struct kafka_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < 2 * cfg->n_props; i++)
+		free((char *)cfg->props[i]);
+	free((char **)cfg->props);
+	free((char *)cfg->brokers);
+	free((char *)cfg->topic);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* The handle keeps copies: the option table may go once producer() returns. */
+static void
+producer_config_copy(struct kafka_config *dst, const struct kafka_config *src)
+{
+	char **props = xcalloc(2 * src->n_props + 1, sizeof(char *));
+	size_t i;
+
+	*dst = *src;
+	dst->brokers = src->brokers ? xstrdup(src->brokers) : NULL;
+	dst->topic = xstrdup(src->topic);
+	for (i = 0; i < 2 * src->n_props; i++)
+		props[i] = xstrdup(src->props[i]);
+	dst->props = (const char *const *)props;
+}
+
 /* tern.kafka.producer{ brokers, topic, timeout = '30s', properties = {...} } */
 static int
 lua_kafka_producer(lua_State *L)
 {
 	static const char *const opts[] = {"brokers", "topic", "timeout", "properties", NULL};
 	const char *fname = "tern.kafka.producer";
-	struct shard *s = lua_ctx_shard(L);
 	struct kafka_config cfg = {0};
 	struct lua_kafka_producer *h;
 	struct tern_err err;
@@ -109,16 +140,14 @@ lua_kafka_producer(lua_State *L)
 	cfg.n_props = read_properties(L, fname, (const char ***)&cfg.props);
 	if (cfg.brokers == NULL && cfg.n_props == 0)
 		return luaL_error(L, "%s: option 'brokers' is required", fname);
-	if (s == NULL)
-		return luaL_error(L, "%s: no shard runs this state (--check)", fname);
+	if (kafka_config_check(&cfg, &err) < 0)
+		return luaL_error(L, "%s: %s", fname, err.msg);
 	h = lua_newuserdata(L, sizeof(*h));
-	h->p = NULL;
-	h->shard = s->id;
+	memset(h, 0, sizeof(*h));
+	h->shard = -1;
+	producer_config_copy(&h->cfg, &cfg);
 	luaL_getmetatable(L, PRODUCER_MT);
 	lua_setmetatable(L, -2);
-	h->p = kafka_producer_new(s->loop, &cfg, &err);
-	if (h->p == NULL)
-		return luaL_error(L, "%s: %s", fname, err.msg);
 	return 1;
 }
 
@@ -129,7 +158,28 @@ producer_gc(lua_State *L)
 
 	kafka_producer_free(h->p);
 	h->p = NULL;
+	producer_config_free(&h->cfg);
 	return 0;
+}
+
+/* The client of the calling shard, started at the first send; raises on another shard. */
+static struct kafka_producer *
+producer_client(lua_State *L, struct lua_kafka_producer *h)
+{
+	struct shard *s = lua_ctx_shard(L);
+	struct tern_err err;
+
+	if (s == NULL)
+		luaL_error(L, "producer:send: no shard runs this state");
+	if (h->p != NULL && s->id != h->shard)
+		luaL_error(L, "a kafka producer is used on the shard that sent first (%d)", h->shard);
+	if (h->p == NULL) {
+		h->p = kafka_producer_new(s->loop, &h->cfg, &err);
+		if (h->p == NULL)
+			luaL_error(L, "producer:send: %s", err.msg);
+		h->shard = s->id;
+	}
+	return h->p;
 }
 
 /* One message from a string (the value), { key =, value = }, or any other table (as JSON). */
@@ -201,7 +251,7 @@ send_cancel(void *arg)
 
 /* Hand the messages to librdkafka: the batch, or NULL with err. */
 static struct kafka_batch *
-send_batch(lua_State *L, struct lua_kafka_producer *h, size_t n, struct send_wait *sw,
+send_batch(lua_State *L, struct kafka_producer *p, size_t n, struct send_wait *sw,
 	   struct tern_err *err)
 {
 	struct kafka_msg *msgs = calloc(n, sizeof(*msgs));
@@ -218,7 +268,7 @@ send_batch(lua_State *L, struct lua_kafka_producer *h, size_t n, struct send_wai
 		lua_pop(L, 1); /* strings stay anchored in the list */
 	}
 	if (rc == 0)
-		b = kafka_send(h->p, msgs, n, send_done, sw, err);
+		b = kafka_send(p, msgs, n, send_done, sw, err);
 	for (i = 0; values && i < n; i++)
 		buf_deinit(&values[i]);
 	free(values);
@@ -231,18 +281,13 @@ static int
 lua_kafka_send(lua_State *L)
 {
 	struct lua_kafka_producer *h = luaL_checkudata(L, 1, PRODUCER_MT);
-	struct shard *s = lua_ctx_shard(L);
+	struct kafka_producer *p;
 	struct send_wait *sw;
 	struct coro_wait w;
 	struct tern_err err;
 	size_t n;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
-	if (h->p == NULL)
-		return luaL_error(L, "kafka producer is no longer valid");
-	if (s == NULL || s->id != h->shard)
-		return luaL_error(L, "a kafka producer is used on the shard that made it (%d)",
-				  h->shard);
 	n = lua_objlen(L, 2);
 	if (n == 0) {
 		lua_pushboolean(L, 1);
@@ -252,11 +297,12 @@ lua_kafka_send(lua_State *L)
 		return luaL_error(L, "producer:send: at most %d messages at once",
 				  LUA_KAFKA_MAX_BATCH);
 	coro_prepare_wait(L, "producer:send", &w); /* raises where yielding is not allowed */
+	p = producer_client(L, h);
 	sw = calloc(1, sizeof(*sw));
 	if (sw == NULL)
 		return luaL_error(L, "producer:send: out of memory");
 	sw->wait = w;
-	sw->b = send_batch(L, h, n, sw, &err);
+	sw->b = send_batch(L, p, n, sw, &err);
 	if (sw->b == NULL) {
 		free(sw);
 		lua_pushnil(L);

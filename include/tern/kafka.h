@@ -41,6 +41,8 @@ struct kafka_msg {
  */
 typedef void (*kafka_done_fn)(void *arg, size_t failed, const char *err);
 
+/* Check cfg's settings without starting a client: -EINVAL with err naming the bad one. */
+int kafka_config_check(const struct kafka_config *cfg, struct tern_err *err);
 /* A producer whose reports are served on loop; NULL with err naming the bad setting. */
 struct kafka_producer *kafka_producer_new(struct ev_loop *loop, const struct kafka_config *cfg,
 					  struct tern_err *err);

@@ -45,12 +45,10 @@ function M.kafka(opts)
   if opts.key ~= nil and type(opts.key) ~= 'string' and type(opts.key) ~= 'function' then
     error('kafka: key must be a record field name or a function', 2)
   end
-  local cfg = { brokers = opts.brokers, topic = opts.topic, timeout = opts.timeout,
-                properties = opts.properties }
   -- Each shard runs its own copy of the policy, so this producer is the calling shard's.
-  local producer
+  local producer = tern.kafka.producer { brokers = opts.brokers, topic = opts.topic,
+                                         timeout = opts.timeout, properties = opts.properties }
   return function(records)
-    producer = producer or tern.kafka.producer(cfg)
     local msgs = {}
     for i, record in ipairs(records) do
       local value = type(record) == 'string' and record or tern.json.encode(record)
