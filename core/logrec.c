@@ -144,24 +144,20 @@ slot_for(struct writers *w, const char *dir)
 	return NULL;
 }
 
-/* The running file writing dir, taken out of old (so that old no longer closes it). */
+/* The running file writing dir in old, or NULL. Shards may be writing to it. */
 static struct logfile *
-take_file(struct writers *old, const char *dir)
+find_file(struct writers *old, const char *dir)
 {
-	struct logfile **slot = slot_for(old, dir), *lf;
+	struct logfile **slot = slot_for(old, dir);
 
-	if (slot == NULL)
-		return NULL;
-	lf = *slot;
-	*slot = NULL;
-	return lf;
+	return slot ? *slot : NULL;
 }
 
 /* Reuse the running file of dir with cfg, or open one. */
 static struct logfile *
 file_attach(struct writers *old, const struct logfile_config *cfg, struct tern_err *err)
 {
-	struct logfile *lf = take_file(old, cfg->dir);
+	struct logfile *lf = find_file(old, cfg->dir);
 
 	if (lf == NULL)
 		return logfile_open(cfg, err);
@@ -170,10 +166,7 @@ file_attach(struct writers *old, const struct logfile_config *cfg, struct tern_e
 	return lf;
 }
 
-/*
- * Give w its files, taking the running ones from old. On failure the files
- * taken go back to old (w's are closed with it), so old runs as before.
- */
+/* Give w its files: the running ones of old (still old's too) or new ones. */
 static int
 writers_attach(struct writers *w, struct writers *old, struct tern_err *err)
 {
@@ -194,26 +187,23 @@ writers_attach(struct writers *w, struct writers *old, struct tern_err *err)
 	return w->json == NULL ? -EINVAL : rc;
 }
 
-/* Move one file of w back to old's slot for it, when it came from there. */
+/* The files both from and to hold are to's alone from now on: from will not close them. */
 static void
-put_back(struct writers *old, const char *dir, struct logfile **lf)
+disown_shared(struct writers *from, struct writers *to)
 {
-	struct logfile **slot = slot_for(old, dir);
-
-	if (*lf != NULL && slot != NULL && *slot == NULL) {
-		*slot = *lf;
-		*lf = NULL;
-	}
-}
-
-static void
-give_back(struct writers *w, struct writers *old)
-{
+	struct logfile **slot;
 	size_t i;
 
-	put_back(old, w->config.file.dir, &w->json);
-	for (i = 0; i < w->n_sinks; i++)
-		put_back(old, w->sinks[i].dir, &w->sinks[i].lf);
+	if (from == NULL || to == NULL)
+		return;
+	slot = slot_for(from, to->config.file.dir);
+	if (slot && *slot == to->json)
+		*slot = NULL;
+	for (i = 0; i < to->n_sinks; i++) {
+		slot = slot_for(from, to->sinks[i].dir);
+		if (slot && *slot == to->sinks[i].lf)
+			*slot = NULL;
+	}
 }
 
 int
@@ -224,15 +214,19 @@ logrec_reconfigure(const struct logrec_config *cfg, struct tern_err *err)
 	pthread_rwlock_rdlock(&writers_lock);
 	old = writers;
 	pthread_rwlock_unlock(&writers_lock);
-	/* Only the main thread reconfigures: old cannot change under us. */
+	/*
+	 * Only the main thread reconfigures, so old stays the running set; shards
+	 * read it until the swap, so it is changed only after (disown_shared).
+	 */
 	if (writers_attach(w, old, err) < 0) {
-		give_back(w, old);
+		disown_shared(w, old);
 		writers_free(w);
 		return -EINVAL;
 	}
 	pthread_rwlock_wrlock(&writers_lock);
 	writers = w;
 	pthread_rwlock_unlock(&writers_lock);
+	disown_shared(old, w);
 	writers_free(old);
 	return 0;
 }

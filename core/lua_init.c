@@ -295,6 +295,14 @@ add_type(lua_State *L, const char *what, size_t i, const char *v, void *arg)
 	f->types[t] = true;
 }
 
+/* PowerMTA's default: deliveries and bounces. */
+static void
+select_default_letters(struct acct_format *f)
+{
+	acct_select_letter(f, "d");
+	acct_select_letter(f, "b");
+}
+
 /* types = { 'd', 'b', ... } (PowerMTA's, default d and b) or { 'Delivery', ... } for templates. */
 static void
 read_types(lua_State *L, int idx, const char *what, struct acct_format *f)
@@ -304,7 +312,7 @@ read_types(lua_State *L, int idx, const char *what, struct acct_format *f)
 		read_string_list(L, lua_gettop(L), what,
 				 f->kind == ACCT_PMTA_CSV ? add_letter : add_type, f);
 	else if (f->kind == ACCT_PMTA_CSV)
-		acct_select_letter(f, "d"), acct_select_letter(f, "b");
+		select_default_letters(f);
 	else
 		memset(f->types, 1, sizeof(f->types));
 	lua_pop(L, 1);

@@ -176,6 +176,7 @@ def sender(port, n, stop, sent, errors):
 def wait_log(t, pattern, timeout=20.0):
     deadline = time.monotonic() + timeout
     while not re.search(pattern, t.stderr()):
+        assert t.proc.poll() is None, f"ternd exited ({t.proc.returncode}):\n{t.stderr()[-3000:]}"
         assert time.monotonic() < deadline, f"{pattern!r} not logged:\n{t.stderr()[-3000:]}"
         time.sleep(0.02)
 
