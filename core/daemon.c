@@ -189,7 +189,7 @@ daemon_reload_check(struct tern_err *err)
 }
 
 static bool
-is_new_listener(const struct entry *e)
+is_added(const struct entry *e)
 {
 	return (e->svc.retire != NULL || e->svc.update != NULL) && find_entry(e->name) == NULL;
 }
@@ -234,7 +234,7 @@ daemon_reload_open(struct tern_err *err)
 	int i, n_new = 0;
 
 	for (i = 0; i < pending.n; i++)
-		n_new += is_new_listener(&pending.e[i]);
+		n_new += is_added(&pending.e[i]);
 	if (live.n + n_new > DAEMON_MAX_SERVICES) {
 		tern_err_set(err, 0, "", "too many listeners added over reloads (at most %d services)",
 			     DAEMON_MAX_SERVICES);
@@ -243,7 +243,7 @@ daemon_reload_open(struct tern_err *err)
 	for (i = 0; i < pending.n; i++) {
 		struct entry *e = &pending.e[i];
 
-		if (!is_new_listener(e))
+		if (!is_added(e))
 			continue;
 		e->added = true; /* close() undoes a partial open too */
 		if (e->svc.open(e->svc.cfg, err) < 0) {
