@@ -189,9 +189,30 @@ daemon_reload_check(struct tern_err *err)
 }
 
 static bool
-is_new_listener(const struct entry *e)
+is_added(const struct entry *e)
 {
-	return e->svc.retire != NULL && find_entry(e->name) == NULL;
+	return (e->svc.retire != NULL || e->svc.update != NULL) && find_entry(e->name) == NULL;
+}
+
+/* Running services that follow a reload take their new cfg; the pending entry frees the old. */
+static int
+update_running(struct tern_err *err)
+{
+	struct entry *cur;
+	void *old;
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		cur = find_entry(pending.e[i].name);
+		if (pending.e[i].svc.update == NULL || cur == NULL || !cur->opened)
+			continue;
+		if (pending.e[i].svc.update(cur->svc.cfg, pending.e[i].svc.cfg, err) < 0)
+			return -EINVAL;
+		old = cur->svc.cfg;
+		cur->svc.cfg = pending.e[i].svc.cfg;
+		pending.e[i].svc.cfg = old;
+	}
+	return 0;
 }
 
 static void
@@ -213,7 +234,7 @@ daemon_reload_open(struct tern_err *err)
 	int i, n_new = 0;
 
 	for (i = 0; i < pending.n; i++)
-		n_new += is_new_listener(&pending.e[i]);
+		n_new += is_added(&pending.e[i]);
 	if (live.n + n_new > DAEMON_MAX_SERVICES) {
 		tern_err_set(err, 0, "", "too many listeners added over reloads (at most %d services)",
 			     DAEMON_MAX_SERVICES);
@@ -222,7 +243,7 @@ daemon_reload_open(struct tern_err *err)
 	for (i = 0; i < pending.n; i++) {
 		struct entry *e = &pending.e[i];
 
-		if (!is_new_listener(e))
+		if (!is_added(e))
 			continue;
 		e->added = true; /* close() undoes a partial open too */
 		if (e->svc.open(e->svc.cfg, err) < 0) {
@@ -230,6 +251,10 @@ daemon_reload_open(struct tern_err *err)
 			return -EINVAL;
 		}
 		log_info("ternd", "opened %s", e->name);
+	}
+	if (update_running(err) < 0) {
+		close_added();
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -12,6 +12,11 @@
  * A segment that fails to write is abandoned and finished the way a crash
  * leftover is, so a full disk costs the records of the failed write and
  * never leaves a torn file behind a final name.
+ *
+ * Retention scans the directory on the flusher thread only (at open, after a
+ * segment is finished, and every LOGFILE_RETENTION_INTERVAL), never on a
+ * shard that calls logfile_flush; it looks only at finished segments, so it
+ * needs neither lock while it deletes.
  */
 #include "tern/logfile.h"
 
@@ -39,6 +44,9 @@
 #define LOGFILE_KEEP_BYTES (4 * LOGFILE_HANDOVER_BYTES)
 #define LOGFILE_NAME_MAX 96
 #define LOGFILE_OPEN_SUFFIX ".open"
+#define LOGFILE_EXT_MAX 16
+/* Segments age without being finished: look at max_age this often anyway. */
+#define LOGFILE_RETENTION_INTERVAL 10.0
 
 struct segment {
 	int fd;                      /* -1 when no segment is open */
@@ -52,7 +60,9 @@ struct logfile {
 	struct logfile_config cfg; /* cfg.dir points at dir */
 	char *dir;
 	int dirfd;
-	const char *ext; /* ".jsonl" or ".jsonl.zst" */
+	char base_ext[LOGFILE_EXT_MAX];  /* cfg.ext points here: ".jsonl", ".csv" */
+	char ext[LOGFILE_EXT_MAX + 4];   /* base_ext, + ".zst" when compressed */
+	char *header;                    /* cfg.header with its '\n', or NULL */
 
 	pthread_mutex_t lock; /* guards the fields up to io_lock */
 	pthread_cond_t wake;
@@ -72,6 +82,8 @@ struct logfile {
 	uint64_t write_errors;
 	uint64_t lost;
 	uint64_t segments;
+	uint64_t removed;
+	bool retention_due; /* a segment was finished since retention last ran */
 
 	pthread_t flusher;
 };
@@ -354,6 +366,17 @@ finish_leftover(struct logfile *lf, const char *base)
 	return empty ? TERN_DECLINED : 0;
 }
 
+/* A segment of this file's extension that a previous process left open. */
+static bool
+is_leftover(const struct logfile *lf, const char *name)
+{
+	char plain[LOGFILE_EXT_MAX + 8], zst[LOGFILE_EXT_MAX + 12];
+
+	snprintf(plain, sizeof(plain), "%s%s", lf->base_ext, LOGFILE_OPEN_SUFFIX);
+	snprintf(zst, sizeof(zst), "%s.zst%s", lf->base_ext, LOGFILE_OPEN_SUFFIX);
+	return has_suffix(name, plain) || has_suffix(name, zst);
+}
+
 /* Finish every ".open" segment a previous process left in the directory. */
 static int
 finish_leftovers(struct logfile *lf, struct tern_err *err)
@@ -375,8 +398,7 @@ finish_leftovers(struct logfile *lf, struct tern_err *err)
 	}
 	while ((de = readdir(d)) != NULL) {
 		n = strlen(de->d_name);
-		if (!has_suffix(de->d_name, ".jsonl" LOGFILE_OPEN_SUFFIX) &&
-		    !has_suffix(de->d_name, ".jsonl.zst" LOGFILE_OPEN_SUFFIX))
+		if (!is_leftover(lf, de->d_name))
 			continue;
 		if (n - strlen(LOGFILE_OPEN_SUFFIX) >= sizeof(base))
 			continue;
@@ -418,6 +440,25 @@ segment_create(struct logfile *lf)
 	return fd < 0 ? -errno : fd;
 }
 
+static int segment_write(struct logfile *lf, const char *p, size_t n);
+static void segment_abandon(struct logfile *lf);
+
+/* The header line opens the segment; it does not count towards max_file_size. */
+static int
+segment_write_header(struct logfile *lf)
+{
+	int rc;
+
+	if (lf->header == NULL)
+		return 0;
+	rc = segment_write(lf, lf->header, strlen(lf->header));
+	if (rc < 0) {
+		io_failed(lf, "write", lf->seg.base, rc);
+		segment_abandon(lf);
+	}
+	return rc;
+}
+
 /*
  * Start a segment named by the current UTC time. Names must be unique even
  * when segments rotate within a microsecond or the clock steps back, so a
@@ -447,7 +488,7 @@ segment_open(struct logfile *lf)
 	lf->seg.opened = util_now();
 	lf->seg.bytes = 0;
 	lf->seg.unflushed = false;
-	return 0;
+	return segment_write_header(lf);
 }
 
 /* After a failure: close the segment and finish what reached the disk. */
@@ -494,6 +535,7 @@ segment_finish(struct logfile *lf)
 	if (lf->cfg.sync && fsync(lf->dirfd) < 0)
 		io_failed(lf, "sync the directory of", lf->seg.base, -errno);
 	lf->segments++;
+	lf->retention_due = true;
 }
 
 static bool
@@ -625,11 +667,146 @@ logfile_drain(struct logfile *lf)
 	pthread_mutex_unlock(&lf->io_lock);
 }
 
+/* ---- retention ---- */
+
+struct finished {
+	char name[LOGFILE_NAME_MAX];
+	uint64_t size;
+	double mtime; /* when it was finished: its last write */
+};
+
+/* A finished segment of this file's kind: "<time><ext>" or "<time><ext>.zst". */
+static bool
+is_finished(const struct logfile *lf, const char *name)
+{
+	char zst[LOGFILE_EXT_MAX + 4];
+
+	snprintf(zst, sizeof(zst), "%s.zst", lf->base_ext);
+	return name[0] >= '0' && name[0] <= '9' && strlen(name) < LOGFILE_NAME_MAX &&
+	       (has_suffix(name, lf->base_ext) || has_suffix(name, zst));
+}
+
+static int
+finished_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct finished *)a)->name, ((const struct finished *)b)->name);
+}
+
+/* The finished segments, oldest first (names are start times); -errno. */
+static int
+finished_list(struct logfile *lf, struct finished **out, size_t *n_out)
+{
+	struct finished *v = NULL, *grown;
+	struct dirent *de;
+	struct stat st;
+	size_t n = 0, cap = 0;
+	int fd = openat(lf->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!is_finished(lf, de->d_name) || fstatat(lf->dirfd, de->d_name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(v, cap * sizeof(*v));
+			if (grown == NULL)
+				break;
+			v = grown;
+		}
+		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
+		v[n].size = (uint64_t)st.st_size;
+		v[n++].mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), finished_cmp);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/* The one question retention asks before deleting a segment. */
+static bool
+retention_may_delete(const struct logfile_retention *r, const char *dir, const char *name)
+{
+	return r->force || r->needed == NULL || !r->needed(r->needed_arg, dir, name);
+}
+
+static bool
+retention_wants(const struct logfile_retention *r, const struct finished *f, uint64_t total,
+		double now)
+{
+	return (r->max_age > 0 && now - f->mtime > r->max_age) ||
+	       (r->max_total_size > 0 && total > r->max_total_size);
+}
+
+static void
+retention_delete(struct logfile *lf, const struct finished *f, double now)
+{
+	if (unlinkat(lf->dirfd, f->name, 0) < 0) {
+		log_error("logrec", "retention: cannot remove %s/%s: %s", lf->dir, f->name,
+			  strerror(errno));
+		return;
+	}
+	log_info("logrec", "retention: removed %s/%s (finished %.0f s ago, %llu bytes)", lf->dir,
+		 f->name, now - f->mtime, (unsigned long long)f->size);
+	pthread_mutex_lock(&lf->io_lock);
+	lf->removed++;
+	pthread_mutex_unlock(&lf->io_lock);
+}
+
+/* Delete the oldest finished segments while they are too old or too many bytes. */
+static void
+retention_run(struct logfile *lf)
+{
+	struct logfile_retention r;
+	struct finished *v = NULL;
+	uint64_t total = 0;
+	double now = util_wallclock();
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&lf->io_lock);
+	r = lf->cfg.retention;
+	lf->retention_due = false;
+	pthread_mutex_unlock(&lf->io_lock);
+	if ((r.max_age <= 0 && r.max_total_size == 0) || finished_list(lf, &v, &n) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		total += v[i].size;
+	for (i = 0; i < n && retention_wants(&r, &v[i], total, now); i++) {
+		if (!retention_may_delete(&r, lf->dir, v[i].name))
+			break;
+		retention_delete(lf, &v[i], now);
+		total -= v[i].size;
+	}
+	free(v); v = NULL;
+}
+
+static bool
+retention_due(struct logfile *lf, double *next)
+{
+	bool due;
+
+	pthread_mutex_lock(&lf->io_lock);
+	due = lf->retention_due || util_now() >= *next;
+	pthread_mutex_unlock(&lf->io_lock);
+	if (due)
+		*next = util_now() + LOGFILE_RETENTION_INTERVAL;
+	return due;
+}
+
 static void *
 logfile_flusher(void *arg)
 {
 	struct logfile *lf = arg;
 	struct timespec deadline;
+	double next_retention = util_now() + LOGFILE_RETENTION_INTERVAL;
 
 	pthread_mutex_lock(&lf->lock);
 	while (!lf->stop) {
@@ -639,6 +816,8 @@ logfile_flusher(void *arg)
 				break;
 		pthread_mutex_unlock(&lf->lock);
 		logfile_drain(lf);
+		if (retention_due(lf, &next_retention))
+			retention_run(lf);
 		pthread_mutex_lock(&lf->lock);
 	}
 	pthread_mutex_unlock(&lf->lock);
@@ -693,6 +872,7 @@ logfile_stats(struct logfile *lf, struct logfile_stats *out)
 	out->write_errors = lf->write_errors;
 	out->lost = lf->lost;
 	out->segments = lf->segments;
+	out->removed = lf->removed;
 	pthread_mutex_unlock(&lf->io_lock);
 }
 
@@ -711,6 +891,22 @@ config_check(const struct logfile_config *cfg, struct tern_err *err)
 	}
 	if (cfg->compression != LOGFILE_NONE && cfg->compression != LOGFILE_ZSTD) {
 		tern_err_set(err, 0, "", "local logs %s: unknown compression", cfg->dir);
+		return -EINVAL;
+	}
+	if (cfg->ext != NULL && (cfg->ext[0] != '.' || strlen(cfg->ext) >= LOGFILE_EXT_MAX ||
+				 strchr(cfg->ext, '/') != NULL)) {
+		tern_err_set(err, 0, "", "local logs %s: extension '%s' must start with '.', "
+			     "hold no '/' and be shorter than %d bytes", cfg->dir, cfg->ext,
+			     LOGFILE_EXT_MAX);
+		return -EINVAL;
+	}
+	if (cfg->header != NULL && strpbrk(cfg->header, "\r\n") != NULL) {
+		tern_err_set(err, 0, "", "local logs %s: the header must be one line", cfg->dir);
+		return -EINVAL;
+	}
+	if (!(cfg->retention.max_age >= 0) || isinf(cfg->retention.max_age)) {
+		tern_err_set(err, 0, "", "local logs %s: max_age must be finite and >= 0",
+			     cfg->dir);
 		return -EINVAL;
 	}
 	if (cfg->zstd_level < ZSTD_minCLevel() || cfg->zstd_level > ZSTD_maxCLevel()) {
@@ -768,6 +964,49 @@ dir_open(const char *dir, struct tern_err *err)
 	return fd;
 }
 
+/* "line" -> "line\n", the form a segment starts with; NULL stays NULL. */
+static char *
+header_line(const char *header)
+{
+	char *line;
+
+	if (header == NULL)
+		return NULL;
+	line = malloc(strlen(header) + 2);
+	if (line != NULL)
+		sprintf(line, "%s\n", header);
+	return line;
+}
+
+/*
+ * Take cfg's settings (defaults filled in) into lf->cfg; dir, ext and
+ * header point at lf's own copies. Caller holds io_lock and lock, or owns lf.
+ */
+static int
+config_take(struct logfile *lf, const struct logfile_config *cfg)
+{
+	char *header = header_line(cfg->header);
+
+	if (cfg->header != NULL && header == NULL)
+		return -ENOMEM;
+	free(lf->header);
+	lf->header = header;
+	lf->cfg = *cfg;
+	lf->cfg.dir = lf->dir;
+	lf->cfg.header = NULL;
+	if (lf->cfg.flush_interval == 0)
+		lf->cfg.flush_interval = 1;
+	if (lf->cfg.max_buffered == 0)
+		lf->cfg.max_buffered = LOGFILE_DEFAULT_MAX_BUFFERED;
+	if (lf->cfg.zstd_level == 0)
+		lf->cfg.zstd_level = LOGFILE_DEFAULT_ZSTD_LEVEL;
+	snprintf(lf->base_ext, sizeof(lf->base_ext), "%s", cfg->ext ? cfg->ext : ".jsonl");
+	lf->cfg.ext = lf->base_ext;
+	snprintf(lf->ext, sizeof(lf->ext), "%s%s", lf->base_ext,
+		 cfg->compression == LOGFILE_ZSTD ? ".zst" : "");
+	return 0;
+}
+
 static struct logfile *
 logfile_new(const struct logfile_config *cfg)
 {
@@ -775,16 +1014,12 @@ logfile_new(const struct logfile_config *cfg)
 
 	if (lf == NULL)
 		return NULL;
-	lf->cfg = *cfg;
 	lf->dir = strdup(cfg->dir);
-	lf->cfg.dir = lf->dir;
-	if (lf->cfg.flush_interval == 0)
-		lf->cfg.flush_interval = 1;
-	if (lf->cfg.max_buffered == 0)
-		lf->cfg.max_buffered = LOGFILE_DEFAULT_MAX_BUFFERED;
-	if (lf->cfg.zstd_level == 0)
-		lf->cfg.zstd_level = LOGFILE_DEFAULT_ZSTD_LEVEL;
-	lf->ext = cfg->compression == LOGFILE_ZSTD ? ".jsonl.zst" : ".jsonl";
+	if (config_take(lf, cfg) < 0) {
+		free(lf->dir);
+		free(lf);
+		return NULL;
+	}
 	lf->dirfd = -1;
 	lf->seg.fd = -1;
 	buf_init(&lf->cur);
@@ -807,6 +1042,7 @@ logfile_free(struct logfile *lf)
 	ZSTD_freeCCtx(lf->zc);
 	free(lf->zbuf); lf->zbuf = NULL;
 	free(lf->dir); lf->dir = NULL;
+	free(lf->header); lf->header = NULL;
 	buf_deinit(&lf->cur);
 	buf_deinit(&lf->out);
 	free(lf);
@@ -863,6 +1099,7 @@ logfile_open(const struct logfile_config *cfg, struct tern_err *err)
 	lf->dirfd = dir_open(lf->dir, err);
 	if (lf->dirfd < 0 || finish_leftovers(lf, err) < 0)
 		goto fail;
+	retention_run(lf);
 	rc = flusher_start(lf);
 	if (rc < 0) {
 		tern_err_set(err, 0, "", "local logs %s: cannot start flusher: %s", cfg->dir,
@@ -874,6 +1111,52 @@ fail:
 	if (lf != NULL)
 		logfile_free(lf);
 	return NULL;
+}
+
+/* Does cfg change how segments are written (so that the open one must end)? */
+static bool
+segment_shape_changed(const struct logfile *lf, const struct logfile_config *cfg)
+{
+	const char *ext = cfg->ext ? cfg->ext : ".jsonl";
+	size_t hn = cfg->header ? strlen(cfg->header) : 0;
+
+	int level = cfg->zstd_level ? cfg->zstd_level : LOGFILE_DEFAULT_ZSTD_LEVEL;
+
+	if (cfg->compression != lf->cfg.compression ||
+	    (cfg->compression == LOGFILE_ZSTD && level != lf->cfg.zstd_level) ||
+	    strcmp(ext, lf->base_ext) != 0 || (cfg->header == NULL) != (lf->header == NULL))
+		return true;
+	return cfg->header != NULL &&
+	       (strlen(lf->header) != hn + 1 || memcmp(cfg->header, lf->header, hn) != 0);
+}
+
+int
+logfile_reconfigure(struct logfile *lf, const struct logfile_config *cfg, struct tern_err *err)
+{
+	bool reshape;
+	int rc;
+
+	if (config_check(cfg, err) < 0)
+		return -EINVAL;
+	if (strcmp(cfg->dir, lf->dir) != 0) {
+		tern_err_set(err, 0, "", "local logs %s: cannot move to %s", lf->dir, cfg->dir);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&lf->io_lock);
+	/* Between frames only: zstd takes no new checksum setting inside one. */
+	reshape = segment_shape_changed(lf, cfg);
+	if (reshape)
+		segment_finish(lf);
+	pthread_mutex_lock(&lf->lock);
+	rc = config_take(lf, cfg);
+	pthread_mutex_unlock(&lf->lock);
+	if (rc == 0 && reshape && zstd_setup(lf) < 0)
+		rc = -EINVAL;
+	lf->retention_due = true;
+	pthread_mutex_unlock(&lf->io_lock);
+	if (rc < 0)
+		tern_err_set(err, 0, "", "local logs %s: out of memory", lf->dir);
+	return rc;
 }
 
 void

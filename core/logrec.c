@@ -5,53 +5,250 @@
  * rather than absent, so that consumers need one schema.
  */
 #include "tern/logrec.h"
+#include "tern/log.h"
 #include "tern/message.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static struct logfile *logfile;
-static struct logrec_config config;
+/* A line format beside the JSON records, and the file it goes to. */
+struct sink {
+	struct logrec_format_config cfg;
+	char *dir;
+	struct logfile *lf;
+};
+
+/* What records are written with: replaced whole by a reload, read by every shard. */
+struct writers {
+	struct logrec_config config;
+	struct logfile *json;
+	struct sink *sinks;
+	size_t n_sinks;
+};
+
+/*
+ * Shards hold the read side while they write a record, a reload the write
+ * side while it swaps `writers`: so once the swap is done no shard still
+ * writes to a file the reload is about to finish. Writer-preferring: with
+ * glibc's default, shards writing records back to back keep a read lock
+ * held at every moment and a reload waits for ever. No thread takes the
+ * read side twice, which is what this kind forbids.
+ */
+static pthread_rwlock_t writers_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static struct writers *writers;
 static char nodeid[256];
 /* Set by the main thread, read by every shard: an atomic pointer, so a new epoch can swap it. */
 static const char *policy_revision;
 
 static void
-copy_config(const struct logrec_config *cfg)
+copy_config(struct logrec_config *dst, const struct logrec_config *cfg)
 {
 	size_t i;
 
-	config = *cfg;
-	config.file.dir = xstrdup(cfg->file.dir);
-	config.meta_keys = cfg->n_meta_keys ? xcalloc(cfg->n_meta_keys, sizeof(char *)) : NULL;
+	*dst = *cfg;
+	dst->file.dir = xstrdup(cfg->file.dir);
+	dst->meta_keys = cfg->n_meta_keys ? xcalloc(cfg->n_meta_keys, sizeof(char *)) : NULL;
 	for (i = 0; i < cfg->n_meta_keys; i++)
-		config.meta_keys[i] = xstrdup(cfg->meta_keys[i]);
+		dst->meta_keys[i] = xstrdup(cfg->meta_keys[i]);
+	dst->formats = cfg->n_formats ? xcalloc(cfg->n_formats, sizeof(*dst->formats)) : NULL;
+	for (i = 0; i < cfg->n_formats; i++) {
+		dst->formats[i].name = xstrdup(cfg->formats[i].name);
+		acct_format_copy(&dst->formats[i].fmt, &cfg->formats[i].fmt);
+	}
+}
+
+void
+logrec_config_deinit(struct logrec_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_meta_keys; i++)
+		free(cfg->meta_keys[i]);
+	free(cfg->meta_keys); cfg->meta_keys = NULL;
+	for (i = 0; i < cfg->n_formats; i++) {
+		free(cfg->formats[i].name);
+		acct_format_deinit(&cfg->formats[i].fmt);
+	}
+	free(cfg->formats); cfg->formats = NULL;
+	free((char *)cfg->file.dir); cfg->file.dir = NULL;
+	cfg->n_meta_keys = cfg->n_formats = 0;
+}
+
+/* A format's file: the JSON one's settings in its own directory, extension and header. */
+static void
+sink_file_config(const struct logrec_config *cfg, const struct sink *s, struct buf *header,
+		 struct logfile_config *out)
+{
+	*out = cfg->file;
+	out->dir = s->dir;
+	out->ext = s->cfg.fmt.kind == ACCT_PMTA_CSV ? ".csv" : ".log";
+	acct_header(&s->cfg.fmt, header);
+	out->header = header->len > 0 ? header->data : NULL;
+	/* Log hooks read the JSON records only. */
+	out->retention.needed = NULL;
+}
+
+static void
+writers_free(struct writers *w)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	if (w->json)
+		logfile_close(w->json);
+	for (i = 0; i < w->n_sinks; i++) {
+		if (w->sinks[i].lf)
+			logfile_close(w->sinks[i].lf);
+		free(w->sinks[i].dir);
+	}
+	free(w->sinks);
+	logrec_config_deinit(&w->config);
+	free(w);
+}
+
+static struct writers *
+writers_new(const struct logrec_config *cfg)
+{
+	struct writers *w = xcalloc(1, sizeof(*w));
+	size_t i;
+
+	copy_config(&w->config, cfg);
+	w->n_sinks = cfg->n_formats;
+	w->sinks = w->n_sinks ? xcalloc(w->n_sinks, sizeof(*w->sinks)) : NULL;
+	for (i = 0; i < w->n_sinks; i++) {
+		w->sinks[i].cfg = w->config.formats[i];
+		w->sinks[i].dir = xmalloc(strlen(cfg->file.dir) + strlen(cfg->formats[i].name) + 2);
+		sprintf(w->sinks[i].dir, "%s/%s", cfg->file.dir, cfg->formats[i].name);
+	}
+	return w;
+}
+
+/* w's slot for the file of dir (the JSON one's or a format's), or NULL. */
+static struct logfile **
+slot_for(struct writers *w, const char *dir)
+{
+	size_t i;
+
+	if (w == NULL)
+		return NULL;
+	if (strcmp(w->config.file.dir, dir) == 0)
+		return &w->json;
+	for (i = 0; i < w->n_sinks; i++)
+		if (strcmp(w->sinks[i].dir, dir) == 0)
+			return &w->sinks[i].lf;
+	return NULL;
+}
+
+/* The running file writing dir in old, or NULL. Shards may be writing to it. */
+static struct logfile *
+find_file(struct writers *old, const char *dir)
+{
+	struct logfile **slot = slot_for(old, dir);
+
+	return slot ? *slot : NULL;
+}
+
+/* Reuse the running file of dir with cfg, or open one. */
+static struct logfile *
+file_attach(struct writers *old, const struct logfile_config *cfg, struct tern_err *err)
+{
+	struct logfile *lf = find_file(old, cfg->dir);
+
+	if (lf == NULL)
+		return logfile_open(cfg, err);
+	if (logfile_reconfigure(lf, cfg, err) < 0)
+		log_error("logrec", "%s; it keeps its settings", err->msg);
+	return lf;
+}
+
+/* Give w its files: the running ones of old (still old's too) or new ones. */
+static int
+writers_attach(struct writers *w, struct writers *old, struct tern_err *err)
+{
+	struct logfile_config fc;
+	struct buf header;
+	size_t i;
+	int rc = 0;
+
+	w->json = file_attach(old, &w->config.file, err);
+	buf_init(&header);
+	for (i = 0; i < w->n_sinks && w->json != NULL && rc == 0; i++) {
+		buf_reset(&header);
+		sink_file_config(&w->config, &w->sinks[i], &header, &fc);
+		w->sinks[i].lf = file_attach(old, &fc, err);
+		rc = w->sinks[i].lf ? 0 : -EINVAL;
+	}
+	buf_deinit(&header);
+	return w->json == NULL ? -EINVAL : rc;
+}
+
+/* The files both from and to hold are to's alone from now on: from will not close them. */
+static void
+disown_shared(struct writers *from, struct writers *to)
+{
+	struct logfile **slot;
+	size_t i;
+
+	if (from == NULL || to == NULL)
+		return;
+	slot = slot_for(from, to->config.file.dir);
+	if (slot && *slot == to->json)
+		*slot = NULL;
+	for (i = 0; i < to->n_sinks; i++) {
+		slot = slot_for(from, to->sinks[i].dir);
+		if (slot && *slot == to->sinks[i].lf)
+			*slot = NULL;
+	}
+}
+
+int
+logrec_reconfigure(const struct logrec_config *cfg, struct tern_err *err)
+{
+	struct writers *w = writers_new(cfg), *old;
+
+	pthread_rwlock_rdlock(&writers_lock);
+	old = writers;
+	pthread_rwlock_unlock(&writers_lock);
+	/*
+	 * Only the main thread reconfigures, so old stays the running set; shards
+	 * read it until the swap, so it is changed only after (disown_shared).
+	 */
+	if (writers_attach(w, old, err) < 0) {
+		disown_shared(w, old);
+		writers_free(w);
+		return -EINVAL;
+	}
+	pthread_rwlock_wrlock(&writers_lock);
+	writers = w;
+	pthread_rwlock_unlock(&writers_lock);
+	disown_shared(old, w);
+	writers_free(old);
+	return 0;
 }
 
 int
 logrec_open(const struct logrec_config *cfg, struct tern_err *err)
 {
-	copy_config(cfg);
 	if (gethostname(nodeid, sizeof(nodeid) - 1) < 0)
 		strcpy(nodeid, "localhost");
-	logfile = logfile_open(&config.file, err);
-	return logfile ? 0 : -1;
+	return logrec_reconfigure(cfg, err);
 }
 
 void
 logrec_close(void)
 {
-	size_t i;
+	struct writers *w;
 
-	if (logfile)
-		logfile_close(logfile);
-	logfile = NULL;
-	for (i = 0; i < config.n_meta_keys; i++)
-		free(config.meta_keys[i]);
-	free(config.meta_keys);
-	free((char *)config.file.dir);
-	memset(&config, 0, sizeof(config));
+	pthread_rwlock_wrlock(&writers_lock);
+	w = writers;
+	writers = NULL;
+	pthread_rwlock_unlock(&writers_lock);
+	writers_free(w);
 	logrec_set_policy_revision(NULL);
 }
 
@@ -89,12 +286,15 @@ add_time(struct buf *b, const char *key, double t)
 static bool
 meta_wanted(const char *key)
 {
+	const struct logrec_config *c = writers ? &writers->config : NULL;
 	size_t i;
 
-	if (config.meta_all)
+	if (c == NULL)
+		return false;
+	if (c->meta_all)
 		return true;
-	for (i = 0; i < config.n_meta_keys; i++)
-		if (strcmp(config.meta_keys[i], key) == 0)
+	for (i = 0; i < c->n_meta_keys; i++)
+		if (strcmp(c->meta_keys[i], key) == 0)
 			return true;
 	return false;
 }
@@ -255,22 +455,46 @@ logrec_format(const struct logrec *r, struct buf *out)
 	return buf_append_char(out, '}');
 }
 
+static void
+write_sinks(const struct writers *w, const struct logrec *r, struct buf *line)
+{
+	struct acct_context ctx = {.now = util_wallclock(), .nodeid = nodeid};
+	size_t i;
+
+	ctx.policy_revision = __atomic_load_n(&policy_revision, __ATOMIC_ACQUIRE);
+	for (i = 0; i < w->n_sinks; i++) {
+		buf_reset(line);
+		if (acct_format_line(&w->sinks[i].cfg.fmt, r, &ctx, line) == 0 && line->len > 0)
+			logfile_append(w->sinks[i].lf, line->data, line->len);
+	}
+}
+
 void
 logrec_write(const struct logrec *r)
 {
 	struct buf line;
 
-	if (logfile == NULL)
-		return;
-	buf_init(&line);
-	if (logrec_format(r, &line) == 0)
-		logfile_append(logfile, line.data, line.len);
-	buf_deinit(&line);
+	pthread_rwlock_rdlock(&writers_lock);
+	if (writers != NULL) {
+		buf_init(&line);
+		if (logrec_format(r, &line) == 0)
+			logfile_append(writers->json, line.data, line.len);
+		write_sinks(writers, r, &line);
+		buf_deinit(&line);
+	}
+	pthread_rwlock_unlock(&writers_lock);
 }
 
 void
 logrec_commit(void)
 {
-	if (logfile != NULL)
-		logfile_flush(logfile);
+	size_t i;
+
+	pthread_rwlock_rdlock(&writers_lock);
+	if (writers != NULL) {
+		logfile_flush(writers->json);
+		for (i = 0; i < writers->n_sinks; i++)
+			logfile_flush(writers->sinks[i].lf);
+	}
+	pthread_rwlock_unlock(&writers_lock);
 }

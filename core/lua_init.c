@@ -5,6 +5,7 @@
  * daemon's service list safe to fill without a lock.
  */
 #include "tern/lua_init.h"
+#include "tern/acct_csv.h"
 #include "tern/admin.h"
 #include "tern/path_state.h"
 #include "tern/daemon.h"
@@ -20,6 +21,7 @@
 #include "tern/warmup.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -168,7 +170,9 @@ lua_init_define_spool(lua_State *L)
 }
 
 /* ---- tern.configure_local_logs{ log_dir, max_segment_duration, max_file_size, compression,
- *      meta, sync } ---- */
+ *      meta, sync, formats, max_age, max_total_size, force } ---- */
+
+#define LOGS_CONFIG_MT "tern.logs_config"
 
 static int
 logs_service_open(void *arg, struct tern_err *err)
@@ -185,92 +189,292 @@ logs_service_close(void *arg)
 static void
 logs_service_free(void *arg)
 {
-	struct logrec_config *cfg = arg;
-	size_t i;
-
-	for (i = 0; i < cfg->n_meta_keys; i++)
-		free(cfg->meta_keys[i]);
-	free(cfg->meta_keys);
-	free((char *)cfg->file.dir);
-	free(cfg);
+	logrec_config_deinit(arg);
+	free(arg);
 }
 
-/* Push the meta list (or nil), checked to hold only strings. */
-static size_t
-check_meta_keys(lua_State *L, const char *fname)
+/* A reload's settings apply to the running logs from the next record on. */
+static int
+logs_service_update(void *cfg, void *next, struct tern_err *err)
+{
+	return logrec_reconfigure(next, err);
+}
+
+/* While options are read, a userdata owns them: its __gc frees them when one raises. */
+static int
+logs_config_gc(lua_State *L)
+{
+	logrec_config_deinit(lua_touserdata(L, 1));
+	return 0;
+}
+
+/* The list at idx (a table of strings), each passed to fn; raises naming key[i]. */
+static void
+read_string_list(lua_State *L, int idx, const char *what,
+		 void (*fn)(lua_State *L, const char *what, size_t i, const char *v, void *arg),
+		 void *arg)
 {
 	size_t i, n;
 
-	lua_getfield(L, 1, "meta");
-	if (lua_isnil(L, -1))
-		return 0;
-	if (!lua_istable(L, -1))
-		luaL_error(L, "%s: option 'meta' must be a list of meta keys", fname);
-	n = lua_objlen(L, -1);
+	if (!lua_istable(L, idx))
+		luaL_error(L, "%s must be a list of strings", what);
+	n = lua_objlen(L, idx);
 	for (i = 0; i < n; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		if (!lua_isstring(L, -1))
-			luaL_error(L, "%s: option 'meta' must be a list of strings", fname);
+		lua_rawgeti(L, idx, (int)i + 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "%s[%d] must be a string", what, (int)i + 1);
+		fn(L, what, i, lua_tostring(L, -1), arg);
 		lua_pop(L, 1);
 	}
-	return n;
 }
 
-/* Copy the list check_meta_keys() pushed; pops it. */
 static void
-copy_meta_keys(lua_State *L, size_t n, struct logrec_config *cfg)
+add_meta_key(lua_State *L, const char *what, size_t i, const char *v, void *arg)
 {
-	size_t i;
+	struct logrec_config *cfg = arg;
 
+	cfg->meta_keys[cfg->n_meta_keys++] = xstrdup(v);
+}
+
+static void
+read_meta_keys(lua_State *L, const char *fname, struct logrec_config *cfg)
+{
+	char what[64];
+
+	lua_getfield(L, 1, "meta");
 	cfg->meta_all = lua_isnil(L, -1);
-	cfg->meta_keys = n ? xcalloc(n, sizeof(char *)) : NULL;
-	for (i = 0; i < n; i++) {
-		lua_rawgeti(L, -1, (int)i + 1);
-		cfg->meta_keys[cfg->n_meta_keys++] = xstrdup(lua_tostring(L, -1));
-		lua_pop(L, 1);
+	if (!cfg->meta_all) {
+		snprintf(what, sizeof(what), "%s: option 'meta'", fname);
+		cfg->meta_keys = xcalloc(lua_istable(L, -1) ? lua_objlen(L, -1) + 1 : 1,
+					 sizeof(char *));
+		read_string_list(L, lua_gettop(L), what, add_meta_key, cfg);
 	}
 	lua_pop(L, 1);
+}
+
+static void
+add_field(lua_State *L, const char *what, size_t i, const char *v, void *arg)
+{
+	struct acct_format *f = arg;
+
+	if (strcmp(v, "type") == 0)
+		luaL_error(L, "%s[%d]: 'type' is always the first column", what, (int)i + 1);
+	if (!acct_field_known(v, strlen(v)))
+		luaL_error(L, "%s[%d]: unknown field '%s'", what, (int)i + 1, v);
+	f->fields[f->n_fields++] = xstrdup(v);
+}
+
+/* fields = { 'timeLogged', ..., 'header_X-Id' }: PowerMTA's default columns without it. */
+static void
+read_csv_fields(lua_State *L, int idx, const char *what, struct acct_format *f)
+{
+	size_t n;
+
+	lua_getfield(L, idx, "fields");
+	if (lua_isnil(L, -1)) {
+		for (n = 0; acct_default_fields[n]; n++)
+			;
+		f->fields = xcalloc(n, sizeof(char *));
+		for (f->n_fields = 0; f->n_fields < n; f->n_fields++)
+			f->fields[f->n_fields] = xstrdup(acct_default_fields[f->n_fields]);
+	} else {
+		f->fields = xcalloc(lua_istable(L, -1) ? lua_objlen(L, -1) + 1 : 1, sizeof(char *));
+		read_string_list(L, lua_gettop(L), what, add_field, f);
+	}
+	lua_pop(L, 1);
+}
+
+static void
+add_letter(lua_State *L, const char *what, size_t i, const char *v, void *arg)
+{
+	if (acct_select_letter(arg, v) < 0)
+		luaL_error(L, "%s[%d]: '%s' is not a record type (d, b, t, rb, f, r)", what,
+			   (int)i + 1, v);
+}
+
+static void
+add_type(lua_State *L, const char *what, size_t i, const char *v, void *arg)
+{
+	struct acct_format *f = arg;
+	int t = acct_type_index(v);
+
+	if (t < 0)
+		luaL_error(L, "%s[%d]: '%s' is not a record type (Delivery, Bounce, ...)", what,
+			   (int)i + 1, v);
+	f->types[t] = true;
+}
+
+/* PowerMTA's default: deliveries and bounces. */
+static void
+select_default_letters(struct acct_format *f)
+{
+	acct_select_letter(f, "d");
+	acct_select_letter(f, "b");
+}
+
+/* types = { 'd', 'b', ... } (PowerMTA's, default d and b) or { 'Delivery', ... } for templates. */
+static void
+read_types(lua_State *L, int idx, const char *what, struct acct_format *f)
+{
+	lua_getfield(L, idx, "types");
+	if (!lua_isnil(L, -1))
+		read_string_list(L, lua_gettop(L), what,
+				 f->kind == ACCT_PMTA_CSV ? add_letter : add_type, f);
+	else if (f->kind == ACCT_PMTA_CSV)
+		select_default_letters(f);
+	else
+		memset(f->types, 1, sizeof(f->types));
+	lua_pop(L, 1);
+}
+
+static void
+set_template(lua_State *L, const char *what, struct acct_format *f, int t, const char *tpl)
+{
+	struct tern_err err;
+
+	if (acct_template_check(tpl, &err) < 0)
+		luaL_error(L, "%s: %s", what, err.msg);
+	f->templates[t] = xstrdup(tpl);
+}
+
+/* template = '...' for every type, or { Delivery = '...', Bounce = '...' }. */
+static void
+read_templates(lua_State *L, int idx, const char *what, struct acct_format *f)
+{
+	int t;
+
+	lua_getfield(L, idx, "template");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		for (t = 0; t < ACCT_N_TYPES; t++)
+			set_template(L, what, f, t, lua_tostring(L, -1));
+	} else if (lua_istable(L, -1)) {
+		for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+			t = lua_type(L, -2) == LUA_TSTRING ? acct_type_index(lua_tostring(L, -2)) : -1;
+			if (t < 0 || lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "%s: template must map record types (Delivery, ...) to "
+					      "strings", what);
+			set_template(L, what, f, t, lua_tostring(L, -1));
+		}
+	} else {
+		luaL_error(L, "%s: kind 'template' needs template = '...' or { Delivery = '...' }",
+			   what);
+	}
+	lua_pop(L, 1);
+}
+
+static bool
+format_name_ok(const char *name)
+{
+	size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+
+	return n > 0 && n < 64 && name[n] == '\0';
+}
+
+/* formats[name] = { kind = 'pmta_csv'|'template', fields, types, template } at idx. */
+static void
+read_format(lua_State *L, int idx, const char *fname, struct logrec_format_config *out)
+{
+	static const char *const opts[] = {"kind", "fields", "types", "template", NULL};
+	char what[128], sub[160];
+	const char *kind;
+
+	snprintf(what, sizeof(what), "%s: formats.%s", fname, out->name);
+	if (!format_name_ok(out->name))
+		luaL_error(L, "%s: a format's name is letters, digits, '_' and '-'", what);
+	lua_options_check(L, idx, what, opts);
+	kind = lua_options_string(L, idx, what, "kind", NULL);
+	if (kind == NULL || (strcmp(kind, "pmta_csv") != 0 && strcmp(kind, "template") != 0))
+		luaL_error(L, "%s: kind must be 'pmta_csv' or 'template'", what);
+	out->fmt.kind = strcmp(kind, "pmta_csv") == 0 ? ACCT_PMTA_CSV : ACCT_TEMPLATE;
+	snprintf(sub, sizeof(sub), "%s.types", what);
+	read_types(L, idx, sub, &out->fmt);
+	snprintf(sub, sizeof(sub), "%s.fields", what);
+	if (out->fmt.kind == ACCT_PMTA_CSV)
+		read_csv_fields(L, idx, sub, &out->fmt);
+	else
+		read_templates(L, idx, what, &out->fmt);
+}
+
+static void
+read_formats(lua_State *L, const char *fname, struct logrec_config *cfg)
+{
+	size_t cap = 0;
+
+	lua_getfield(L, 1, "formats");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "%s: option 'formats' must be a table { name = { kind = ... } }", fname);
+	for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+		cap++;
+	cfg->formats = xcalloc(cap ? cap : 1, sizeof(*cfg->formats));
+	for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+		if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1))
+			luaL_error(L, "%s: formats must map names to tables", fname);
+		cfg->formats[cfg->n_formats].name = xstrdup(lua_tostring(L, -2));
+		read_format(L, lua_gettop(L), fname, &cfg->formats[cfg->n_formats++]);
+	}
+	lua_pop(L, 1);
+}
+
+static void
+read_retention(lua_State *L, const char *fname, struct logfile_retention *r)
+{
+	r->max_age = lua_options_duration(L, 1, fname, "max_age", 0);
+	r->max_total_size = lua_options_size(L, 1, fname, "max_total_size", 0);
+	r->force = lua_options_bool(L, 1, fname, "force", false);
+}
+
+static void
+read_logs_options(lua_State *L, const char *fname, struct logrec_config *cfg)
+{
+	const char *dir, *comp;
+
+	dir = lua_options_string(L, 1, fname, "log_dir", NULL);
+	if (dir == NULL || *dir == '\0')
+		luaL_error(L, "%s: option 'log_dir' is required", fname);
+	comp = lua_options_string(L, 1, fname, "compression", "none");
+	if (strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0)
+		luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
+	cfg->file.compression = strcmp(comp, "zstd") == 0 ? LOGFILE_ZSTD : LOGFILE_NONE;
+	cfg->file.max_segment_duration = lua_options_duration(L, 1, fname, "max_segment_duration", 0);
+	cfg->file.max_file_size = lua_options_size(L, 1, fname, "max_file_size", 0);
+	cfg->file.sync = lua_options_bool(L, 1, fname, "sync", false);
+	read_retention(L, fname, &cfg->file.retention);
+	cfg->file.dir = xstrdup(dir);
+	read_meta_keys(L, fname, cfg);
+	read_formats(L, fname, cfg);
 }
 
 static int
 lua_init_configure_local_logs(lua_State *L)
 {
 	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
-					   "compression", "meta", "sync", NULL};
+					   "compression", "meta", "sync", "formats", "max_age",
+					   "max_total_size", "force", NULL};
 	const char *fname = "tern.configure_local_logs";
 	struct daemon_service ds = {.name = "local logs",
 				    .rank = DAEMON_RANK_LOGS,
 				    .open = logs_service_open,
 				    .close = logs_service_close,
-				    .free = logs_service_free};
-	struct logrec_config *cfg;
+				    .free = logs_service_free,
+				    .update = logs_service_update};
+	struct logrec_config *reading, *cfg;
 	struct tern_err err;
-	const char *dir, *comp;
-	double segment;
-	uint64_t max_size;
-	size_t n_meta;
-	bool sync;
 
 	lua_options_check(L, 1, fname, opts);
-	dir = lua_options_string(L, 1, fname, "log_dir", NULL);
-	if (dir == NULL || *dir == '\0')
-		return luaL_error(L, "%s: option 'log_dir' is required", fname);
-	comp = lua_options_string(L, 1, fname, "compression", "none");
-	if (strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0)
-		return luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
-	segment = lua_options_duration(L, 1, fname, "max_segment_duration", 0);
-	max_size = lua_options_size(L, 1, fname, "max_file_size", 0);
-	sync = lua_options_bool(L, 1, fname, "sync", false);
-	n_meta = check_meta_keys(L, fname);
-	/* Everything is valid: nothing below raises, so nothing allocated can leak. */
+	reading = lua_newuserdata(L, sizeof(*reading));
+	memset(reading, 0, sizeof(*reading));
+	luaL_getmetatable(L, LOGS_CONFIG_MT);
+	lua_setmetatable(L, -2);
+	read_logs_options(L, fname, reading);
+	/* Everything is valid: the service owns the settings now, the userdata nothing. */
 	cfg = xcalloc(1, sizeof(*cfg));
+	*cfg = *reading;
+	memset(reading, 0, sizeof(*reading));
 	ds.cfg = cfg;
-	cfg->file.max_segment_duration = segment;
-	cfg->file.max_file_size = max_size;
-	cfg->file.sync = sync;
-	cfg->file.compression = strcmp(comp, "zstd") == 0 ? LOGFILE_ZSTD : LOGFILE_NONE;
-	copy_meta_keys(L, n_meta, cfg);
-	cfg->file.dir = xstrdup(dir);
 	if (daemon_add_service(&ds, &err) < 0) {
 		logs_service_free(cfg);
 		return raise_err(L, fname, &err);
@@ -602,6 +806,10 @@ lua_init_open(lua_State *L)
 	lua_pop(L, 1);
 	luaL_newmetatable(L, HTTP_CONFIG_MT);
 	lua_pushcfunction(L, http_config_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, LOGS_CONFIG_MT);
+	lua_pushcfunction(L, logs_config_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 1);
 }

@@ -6,7 +6,7 @@
 set -eu
 
 # Build and run.
-BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev libpcre2-dev libcurl4-openssl-dev libhiredis-dev libgmime-3.0-dev xxd"
+BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-dev libzstd-dev openssl libmicrohttpd-dev libpcre2-dev libcurl4-openssl-dev libhiredis-dev libgmime-3.0-dev xxd librdkafka-dev"
 # Tests, fuzzing and benchmarks.
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-pyflakes python3-aiosmtpd python3-dkim
 python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd tmux

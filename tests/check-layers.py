@@ -37,6 +37,7 @@ LAYERS = {
     "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING, "lua_fleet": BINDING,
     "lua_shaping": BINDING, "lua_warmup": BINDING, "lua_trace": BINDING,
     "lua_suppress": BINDING,
+    "lua_kafka": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -52,6 +53,7 @@ LAYERS = {
     "mime_parse": ENGINE, "oob": ENGINE, "arf": ENGINE, "trace_ref": ENGINE,
     "dsn": ENGINE, "dsn_send": ENGINE, "report_intake": ENGINE,
     "suppress": ENGINE, "api_suppress": ENGINE, "bounce_route": ENGINE,
+    "acct_csv": ENGINE, "kafka": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,

@@ -11,8 +11,9 @@
  * On reload, init runs again and registers into a pending list instead;
  * services of rank STORAGE (the spool) must come out the same, since a
  * running daemon cannot move its spool. Listeners with a retire function
- * are opened when new and retired when gone; other services keep running as
- * they were started (local logs) or must stay defined (HTTP listeners).
+ * are opened when new and retired when gone; services with an update
+ * function (local logs) take the new settings; other services must stay
+ * defined (HTTP listeners).
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
@@ -37,6 +38,13 @@ struct daemon_service {
 	 * fixed while running, like the spool.
 	 */
 	void (*retire)(void *cfg);
+	/*
+	 * Services that follow a reload (local logs) have this: apply next's
+	 * settings to the running service, which then runs with next as its
+	 * cfg; -EINVAL with err refuses the reload. A reload that adds such a
+	 * service opens it; one that no longer defines it leaves it running.
+	 */
+	int (*update)(void *cfg, void *next, struct tern_err *err);
 	void *cfg;
 };
 
@@ -55,7 +63,10 @@ void daemon_free_config(void);
 void daemon_reload_begin(void);
 /* Refuse a reload whose services cannot change while running: -EINVAL with err. */
 int daemon_reload_check(struct tern_err *err);
-/* Open the listeners the reload added: -EINVAL with err (and none left open) when one fails. */
+/*
+ * Open the listeners (and services with update) the reload added, then update
+ * the running ones: -EINVAL with err (and none left open) when one fails.
+ */
 int daemon_reload_open(struct tern_err *err);
 /* After the swap: retire the listeners the reload removed. */
 void daemon_reload_retire(void);

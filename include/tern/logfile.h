@@ -17,6 +17,11 @@
  * are removed when no complete record is left), and a warning says how many
  * bytes of torn record were dropped. A segment whose write fails at run time
  * is finished the same way. Only one process may write a directory at a time.
+ *
+ * Other line formats (accounting CSV) use the same segments with their own
+ * extension and a header line opening each segment. Retention deletes the
+ * oldest finished segments past max_age or max_total_size, but never one a
+ * reader (a log hook) still needs, unless forced.
  */
 #ifndef TERN_LOGFILE_H
 #define TERN_LOGFILE_H
@@ -30,6 +35,20 @@ enum logfile_compression { LOGFILE_NONE, LOGFILE_ZSTD };
 
 /* Appenders wake the flusher when this much is buffered. */
 #define LOGFILE_HANDOVER_BYTES (1u << 20)
+
+/*
+ * Does a reader still need the finished segment name (in dir)? Retention
+ * stops at the first segment, oldest first, for which it says true.
+ */
+typedef bool (*logfile_needed_fn)(void *arg, const char *dir, const char *name);
+
+struct logfile_retention {
+	double max_age;          /* seconds since a segment was finished; 0 = no limit */
+	uint64_t max_total_size; /* bytes of finished segments; 0 = no limit */
+	bool force;              /* delete even what `needed` says a reader needs */
+	logfile_needed_fn needed; /* NULL: no reader */
+	void *needed_arg;
+};
 
 struct logfile_config {
 	const char *dir;             /* created (with parents) when missing */
@@ -47,6 +66,11 @@ struct logfile_config {
 	/* fdatasync every write of records (and fsync the directory when a
 	 * segment starts or is renamed), so that records survive power loss. */
 	bool sync;
+	/* Segment extension before ".zst"; NULL = ".jsonl". */
+	const char *ext;
+	/* A line (without '\n') that opens every segment, e.g. a CSV header; NULL = none. */
+	const char *header;
+	struct logfile_retention retention;
 };
 
 struct logfile_stats {
@@ -57,6 +81,7 @@ struct logfile_stats {
 	 * the failure are kept in the finished segment. */
 	uint64_t lost;
 	uint64_t segments;     /* segments finished (renamed) */
+	uint64_t removed;      /* segments deleted by retention */
 };
 
 struct logfile;
@@ -79,6 +104,14 @@ int logfile_append(struct logfile *lf, const char *line, size_t len);
  */
 void logfile_flush(struct logfile *lf);
 void logfile_stats(struct logfile *lf, struct logfile_stats *out);
+/*
+ * Apply cfg (same dir) from now on: durations, sizes, sync and retention at
+ * once; a change of compression, extension or header finishes the segment
+ * so that the next one is written the new way. No record is lost or written
+ * twice. -EINVAL with err when cfg is invalid or names another dir.
+ */
+int logfile_reconfigure(struct logfile *lf, const struct logfile_config *cfg,
+			struct tern_err *err);
 /* Flush, finish the segment (zstd frame end), rename it, free lf. */
 void logfile_close(struct logfile *lf);
 

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "tern/acct_csv.h"
 #include "tern/logfile.h"
 #include "tern/util.h"
 
@@ -83,16 +84,38 @@ struct logrec_shaping {
 	double duration;    /* seconds */
 };
 
+/*
+ * Another line format written beside the JSON records, in <dir>/<name>/
+ * (".csv" segments with a header for pmta_csv, ".log" for a template), with
+ * the JSON segments' rotation, compression, sync and retention.
+ */
+struct logrec_format_config {
+	char *name;
+	struct acct_format fmt;
+};
+
 struct logrec_config {
 	struct logfile_config file;
 	/* Meta keys copied into records; with meta_all every key is copied. */
 	char **meta_keys;
 	size_t n_meta_keys;
 	bool meta_all;
+	struct logrec_format_config *formats;
+	size_t n_formats;
 };
 
-/* Start writing records (daemon start-up); -errno with err. */
+/* Start writing records (daemon start-up); -errno with err. cfg is copied. */
 int logrec_open(const struct logrec_config *cfg, struct tern_err *err);
+/*
+ * Write with cfg from now on (a policy reload): files kept are reconfigured
+ * (logfile_reconfigure), files new are opened first (an error leaves the
+ * running configuration as it was: -EINVAL with err), files gone are finished
+ * once no shard writes to them. Every record goes to the old or the new set,
+ * never both, never neither.
+ */
+int logrec_reconfigure(const struct logrec_config *cfg, struct tern_err *err);
+/* Free what a logrec_config holds (not cfg itself). */
+void logrec_config_deinit(struct logrec_config *cfg);
 void logrec_close(void);
 /*
  * The revision of the policy that decides outcomes from now on, written as

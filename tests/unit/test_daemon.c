@@ -2,7 +2,8 @@
 /*
  * Start-up services: registration, duplicate names, open in rank order,
  * close in reverse, a failing open stops the rest and reports its error,
- * lookup by name, free.
+ * lookup by name, free; on reload, services with update take the new
+ * settings or refuse the reload.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -339,6 +340,76 @@ test_reload_listener_that_cannot_open_refuses(void **state)
 	assert_null(daemon_find_service("listener b"));
 }
 
+static int
+svc_update(void *cfg, void *next, struct tern_err *err)
+{
+	struct svc_cfg *n = next;
+
+	note('=', n->name);
+	if (n->fail) {
+		tern_err_set(err, 0, "", "cannot apply %s", n->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+add_updatable(struct svc_cfg *c)
+{
+	struct daemon_service svc = {.name = "logs",
+				     .rank = DAEMON_RANK_LOGS,
+				     .open = svc_open,
+				     .close = svc_close,
+				     .free = svc_free,
+				     .update = svc_update,
+				     .cfg = c};
+	struct tern_err err;
+
+	assert_int_equal(daemon_add_service(&svc, &err), 0);
+}
+
+/* Services with update (local logs) take a reload's settings; a failing update refuses it. */
+static void
+test_reload_updates_running_services(void **state)
+{
+	static struct svc_cfg v1 = {.name = "v1"}, v2 = {.name = "v2"}, bad = {.name = "bad", .fail = true};
+	struct tern_err err;
+
+	add_updatable(&v1);
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_reload_begin();
+	add_updatable(&v2);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	/* v2 runs now; v1's settings are freed with the reload. */
+	assert_string_equal(trace, "+v1 =v2 ~v1 ");
+	assert_ptr_equal(daemon_find_service("logs"), &v2);
+	daemon_reload_begin();
+	add_updatable(&bad);
+	assert_int_equal(daemon_reload_open(&err), -EINVAL);
+	assert_string_equal(err.msg, "cannot apply bad");
+	daemon_reload_end();
+	assert_ptr_equal(daemon_find_service("logs"), &v2);
+}
+
+/* A reload that adds such a service opens it. */
+static void
+test_reload_opens_an_added_updatable_service(void **state)
+{
+	static struct svc_cfg v1 = {.name = "v1"};
+	struct tern_err err;
+
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_reload_begin();
+	add_updatable(&v1);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	assert_string_equal(trace, "+v1 ");
+	assert_ptr_equal(daemon_find_service("logs"), &v1);
+}
+
 int
 main(void)
 {
@@ -353,6 +424,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reload_spool_must_not_change, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_adds_and_retires_listeners, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_listener_that_cannot_open_refuses, reset,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_updates_running_services, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_opens_an_added_updatable_service, reset,
 					    teardown),
 	};
 

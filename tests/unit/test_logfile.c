@@ -3,7 +3,9 @@
  * Tests for core/logfile.c: records from many threads arrive whole and in
  * order, segments rotate by size and age and get their final names, zstd
  * segments decompress to exactly the records, leftovers of a crash are
- * finished, and a failing disk is counted rather than fatal.
+ * finished, and a failing disk is counted rather than fatal. Other formats
+ * get their extension and header, retention deletes by age and total size but
+ * not what a reader needs, and a reload's settings apply without loss.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -731,6 +735,148 @@ test_write_error_zstd(void **state)
 	buf_deinit(&all);
 }
 
+/* Each segment of another format opens with its header line and has its own extension. */
+static void
+test_header_and_ext(void **state)
+{
+	struct fixture *f = *state;
+	char names[8][128];
+	struct logfile *lf;
+	struct buf got;
+
+	f->cfg.ext = ".csv";
+	f->cfg.header = "type,rcpt";
+	f->cfg.max_file_size = 8;
+	lf = logfile_open(&f->cfg, NULL);
+	assert_non_null(lf);
+	append_str(lf, "d,a@x");
+	append_str(lf, "b,b@x");
+	logfile_close(lf);
+	assert_int_equal(list_files(f->dir, ".csv", names, 8), 2);
+	assert_int_equal(count_files(f->dir, ".jsonl"), 0);
+	buf_init(&got);
+	slurp(f->dir, names[0], &got);
+	slurp(f->dir, names[1], &got);
+	buf_append(&got, "", 1);
+	assert_string_equal(got.data, "type,rcpt\nd,a@x\ntype,rcpt\nb,b@x\n");
+	buf_deinit(&got);
+}
+
+/* A finished segment whose last write was age seconds ago. */
+static void
+old_segment(const char *dir, const char *name, double age, size_t size)
+{
+	char path[256];
+	struct timespec times[2];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	while (size-- > 0)
+		fputc(size % 64 == 0 ? '\n' : 'x', fp);
+	fclose(fp);
+	clock_gettime(CLOCK_REALTIME, &times[0]);
+	times[0].tv_sec -= (time_t)age;
+	times[1] = times[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+static const char *needed_from; /* segments from this name on are still needed */
+
+static bool
+needed(void *arg, const char *dir, const char *name)
+{
+	(*(int *)arg)++;
+	return needed_from != NULL && strcmp(name, needed_from) >= 0;
+}
+
+static void
+test_retention_age(void **state)
+{
+	struct fixture *f = *state;
+	char names[8][128];
+	struct logfile_stats st;
+	struct logfile *lf;
+
+	old_segment(f->dir, "20200101-000000.000000.jsonl", 7200, 10);
+	old_segment(f->dir, "20200101-000001.000000.jsonl.zst", 3700, 10);
+	old_segment(f->dir, "20200101-000002.000000.jsonl", 3500, 10);
+	old_segment(f->dir, "20200101-000003.000000.csv", 9000, 10); /* not this file's kind */
+	f->cfg.retention.max_age = 3600;
+	lf = logfile_open(&f->cfg, NULL);
+	assert_non_null(lf);
+	logfile_stats(lf, &st);
+	assert_int_equal(st.removed, 2);
+	logfile_close(lf);
+	assert_int_equal(list_files(f->dir, "", names, 8), 4); /* ".", "..", two left */
+	assert_string_equal(names[2], "20200101-000002.000000.jsonl");
+	assert_string_equal(names[3], "20200101-000003.000000.csv");
+}
+
+/* Oldest first until the total fits; never past a segment a reader needs, unless forced. */
+static void
+test_retention_size_and_readers(void **state)
+{
+	struct fixture *f = *state;
+	struct logfile *lf;
+	int asked = 0;
+
+	old_segment(f->dir, "20200101-000000.000000.jsonl", 10, 1000);
+	old_segment(f->dir, "20200101-000001.000000.jsonl", 10, 1000);
+	old_segment(f->dir, "20200101-000002.000000.jsonl", 10, 1000);
+	old_segment(f->dir, "20200101-000003.000000.jsonl", 10, 1000);
+	f->cfg.retention.max_total_size = 2500;
+	f->cfg.retention.needed = needed;
+	f->cfg.retention.needed_arg = &asked;
+	needed_from = "20200101-000001.000000.jsonl";
+	lf = logfile_open(&f->cfg, NULL);
+	assert_non_null(lf);
+	logfile_close(lf);
+	assert_int_equal(count_files(f->dir, ".jsonl"), 3);
+	assert_int_equal(asked, 2);
+
+	f->cfg.retention.force = true;
+	lf = logfile_open(&f->cfg, NULL);
+	logfile_close(lf);
+	assert_int_equal(count_files(f->dir, ".jsonl"), 2);
+	needed_from = NULL;
+}
+
+/* A reload's settings: the open segment ends when its shape changes; no record is lost. */
+static void
+test_reconfigure(void **state)
+{
+	struct fixture *f = *state;
+	struct logfile_config next;
+	struct tern_err err;
+	struct logfile *lf;
+	struct buf got;
+
+	lf = logfile_open(&f->cfg, NULL);
+	assert_non_null(lf);
+	append_str(lf, "{\"a\":1}");
+	logfile_flush(lf);
+	next = f->cfg;
+	next.max_segment_duration = 3600;
+	assert_int_equal(logfile_reconfigure(lf, &next, &err), 0);
+	assert_int_equal(count_files(f->dir, ".jsonl"), 0); /* same shape: same segment */
+	next.compression = LOGFILE_ZSTD;
+	assert_int_equal(logfile_reconfigure(lf, &next, &err), 0);
+	assert_int_equal(count_files(f->dir, ".jsonl"), 1);
+	append_str(lf, "{\"b\":2}");
+	next.dir = "/elsewhere";
+	assert_int_equal(logfile_reconfigure(lf, &next, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "cannot move"));
+	logfile_close(lf);
+	assert_int_equal(count_files(f->dir, ".jsonl.zst"), 1);
+	buf_init(&got);
+	read_all(f->dir, &got);
+	buf_append(&got, "", 1);
+	assert_string_equal(got.data, "{\"a\":1}\n{\"b\":2}\n");
+	buf_deinit(&got);
+}
+
 int
 main(void)
 {
@@ -751,6 +897,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_buffer_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_zstd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_and_ext, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_size_and_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconfigure, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
