@@ -207,6 +207,33 @@ close_added(void)
 	}
 }
 
+/* The running service that pending entry e defines again, when it takes updates. */
+static struct entry *
+kept_entry(const struct entry *e)
+{
+	struct entry *cur;
+
+	if (e->svc.update == NULL)
+		return NULL;
+	cur = find_entry(e->name);
+	return cur != NULL && cur->opened && !cur->retired ? cur : NULL;
+}
+
+static int
+prepare_updates(struct tern_err *err)
+{
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		struct entry *e = &pending.e[i], *cur = kept_entry(e);
+
+		if (cur && e->svc.prepare_update &&
+		    e->svc.prepare_update(cur->svc.cfg, e->svc.cfg, err) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int
 daemon_reload_open(struct tern_err *err)
 {
@@ -231,6 +258,10 @@ daemon_reload_open(struct tern_err *err)
 		}
 		log_info("ternd", "opened %s", e->name);
 	}
+	if (prepare_updates(err) < 0) {
+		close_added();
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -238,6 +269,13 @@ void
 daemon_reload_retire(void)
 {
 	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		struct entry *cur = kept_entry(&pending.e[i]);
+
+		if (cur)
+			cur->svc.update(cur->svc.cfg, pending.e[i].svc.cfg);
+	}
 
 	for (i = 0; i < live.n; i++) {
 		struct entry *e = &live.e[i];

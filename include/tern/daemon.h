@@ -13,6 +13,9 @@
  * running daemon cannot move its spool. Listeners with a retire function
  * are opened when new and retired when gone; other services keep running as
  * they were started (local logs) or must stay defined (HTTP listeners).
+ * A running service with an update function that the new init defines again
+ * takes the new options from the pending one, so that new connections get
+ * them, while what it runs (sockets, sessions) stays.
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
@@ -37,6 +40,17 @@ struct daemon_service {
 	 * fixed while running, like the spool.
 	 */
 	void (*retire)(void *cfg);
+	/*
+	 * A reload defines the running service cfg again as next: check and load
+	 * what next needs (certificates) before anything swaps; an error refuses
+	 * the reload and next is freed. Optional.
+	 */
+	int (*prepare_update)(void *cfg, const void *next, struct tern_err *err);
+	/*
+	 * After the swap: cfg takes next's options for the work it starts from now
+	 * on. next is freed afterwards with the reload's pending services.
+	 */
+	void (*update)(void *cfg, void *next);
 	void *cfg;
 };
 
@@ -55,9 +69,12 @@ void daemon_free_config(void);
 void daemon_reload_begin(void);
 /* Refuse a reload whose services cannot change while running: -EINVAL with err. */
 int daemon_reload_check(struct tern_err *err);
-/* Open the listeners the reload added: -EINVAL with err (and none left open) when one fails. */
+/*
+ * Open the listeners the reload added and prepare the updates of those it kept:
+ * -EINVAL with err (and none left open) when one fails.
+ */
 int daemon_reload_open(struct tern_err *err);
-/* After the swap: retire the listeners the reload removed. */
+/* After the swap: update the services the reload kept, retire the listeners it removed. */
 void daemon_reload_retire(void);
 /* Forget the pending list; registrations go to the live list again. */
 void daemon_reload_end(void);

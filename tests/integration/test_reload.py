@@ -4,6 +4,7 @@ on every shard and swaps to it at a loop boundary, under load, with nothing
 lost; a reload that fails leaves the running epoch serving.
 """
 import email
+import http.client
 import os
 import re
 import signal
@@ -53,10 +54,10 @@ def write_policy(t, version, path_extra="", init_extra=""):
     os.rename(t.policy_path + ".tmp", t.policy_path)
 
 
-def start(ternd, ports, dns, sink_port, threads=2, extra_args=(), path_extra=""):
+def start(ternd, ports, dns, sink_port, threads=2, extra_args=(), path_extra="", init_extra=""):
     t = ternd("-- replaced below\n", start=False, threads=threads, extra_args=extra_args)
     t.dns, t.sink_port, t.smtp_port = dns, sink_port, ports[0]
-    write_policy(t, 0, path_extra)
+    write_policy(t, 0, path_extra, init_extra)
     return t.start()
 
 
@@ -405,4 +406,92 @@ def test_session_spanning_reloads_keeps_its_metadata(ternd, ports, dns_server, p
     reload(t, 5)
     time.sleep(0.4)
     assert_serving(t, 1)
+    assert t.proc.poll() is None
+
+
+LISTENER_V0 = "hostname = 'mta.test',\n                              relay_hosts = { '127.0.0.0/8' }"
+LISTENER_V1 = "hostname = 'mta-v1.test', relay_hosts = { '127.0.0.2/32' }"
+
+
+def banner(port, source="127.0.0.1"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as s:
+        s.settimeout(10)
+        return s.recv(200).decode()
+
+
+def http_get(port, path, source="127.0.0.1"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+def knocker(port, stop, banners, errors):
+    """Connect again and again while reloads happen: every connection must be greeted."""
+    while not stop.is_set():
+        try:
+            banners.append(banner(port))
+        except OSError as e:
+            errors.append(repr(e))
+        time.sleep(0.01)
+
+
+def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_server,
+                                                              py_sink):
+    # Regression: an ESMTP listener kept across a reload kept its start-up options
+    # (hostname, relay_hosts, ...) for good, and an HTTP listener its trusted_hosts.
+    # New sessions now get the new epoch's options, a session in progress finishes
+    # under the ones it began with, and the socket stays bound throughout.
+    http_port = ports[1]
+    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    wait_listening("127.0.0.1", http_port)
+    assert banner(t.smtp_port).startswith("220 mta.test ")
+    assert http_get(http_port, "/api/admin/queue-summary/v1") == 200
+
+    old = smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30)
+    old.ehlo("injector.test")
+    assert old.mail("s@origin.test")[0] == 250
+    stop, banners, errors = threading.Event(), [], []
+    knock = threading.Thread(target=knocker, args=(t.smtp_port, stop, banners, errors))
+    knock.start()
+    write_policy(t, 1, init_extra=http.replace(" }", ", trusted_hosts = { '127.0.0.2/32' } }"))
+    rewrite(t, LISTENER_V0, LISTENER_V1)
+    reload(t, 2)
+    deadline = time.monotonic() + 10
+    while not any(b.startswith("220 mta-v1.test ") for b in banners[-3:]):
+        assert time.monotonic() < deadline, banners[-3:]
+        time.sleep(0.02)
+    for epoch in (3, 4, 5):  # and kept across reloads that change nothing
+        reload(t, epoch)
+    stop.set()
+    knock.join(30)
+    assert not errors, errors[:3]
+    assert all(b.startswith("220 ") for b in banners), [b for b in banners if b[:4] != "220 "]
+
+    # A new session: new banner, and 127.0.0.1 is no longer a relay host; 127.0.0.2 is.
+    new = smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30)
+    assert new.ehlo("injector.test")[1].startswith(b"mta-v1.test")
+    new.mail("s@origin.test")
+    code, msg = new.rcpt("n1@site.test")
+    assert (code, msg[:5]) == (550, b"5.7.1"), (code, msg)
+    new.quit()
+    with smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30,
+                      source_address=("127.0.0.2", 0)) as c:
+        c.sendmail("s@origin.test", ["n2@site.test"], b"Subject: n2\r\n\r\nx\r\n")
+    # The session begun before the reload relays under its old options.
+    assert old.rcpt("o1@site.test")[0] == 250
+    assert old.data(b"Subject: o1\r\n\r\nx\r\n")[0] == 250
+    old.quit()
+    got = sink.wait_messages(2, timeout=20)
+    assert sorted(m["rcpt_tos"][0] for m in got) == ["n2@site.test", "o1@site.test"]
+
+    assert http_get(http_port, "/api/admin/queue-summary/v1") == 401
+    assert http_get(http_port, "/api/admin/queue-summary/v1", source="127.0.0.2") == 200
+    # Neither socket was bound again.
+    assert len(re.findall(r"opened esmtp listener", t.stderr())) == 1
+    assert len(re.findall(r"opened http listener", t.stderr())) == 1
     assert t.proc.poll() is None
