@@ -7,8 +7,11 @@
 #include "tern/log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DAEMON_MAX_SERVICES 64
 
@@ -161,7 +164,11 @@ list_free(struct service_list *l)
 void
 daemon_free_config(void)
 {
+	struct daemon_reload_result stopping = {.status = -ECANCELED};
+
 	list_free(&live);
+	tern_err_set(&stopping.err, 0, "", "ternd is stopping");
+	daemon_reload_answer(daemon_reload_take_requests(), &stopping);
 }
 
 void
@@ -304,4 +311,61 @@ daemon_reload_end(void)
 {
 	list_free(&pending);
 	target = &live;
+}
+
+/* ---- reloads asked for from other threads ------------------------------------------------ */
+
+struct daemon_reload_request {
+	struct daemon_reload_request *next;
+	daemon_reload_done_fn done;
+	void *arg;
+};
+
+/* The lock covers the list of requests waiting for the next reload to begin. */
+static pthread_mutex_t requests_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct daemon_reload_request *requests;
+
+int
+daemon_request_reload(daemon_reload_done_fn done, void *arg)
+{
+	struct daemon_reload_request *r = malloc(sizeof(*r));
+
+	if (r == NULL)
+		return -ENOMEM;
+	r->done = done;
+	r->arg = arg;
+	pthread_mutex_lock(&requests_mu);
+	r->next = requests;
+	requests = r;
+	pthread_mutex_unlock(&requests_mu);
+	/*
+	 * After the request is listed: a reload already running took the list
+	 * before it, and this signal, pending meanwhile, starts the one that answers.
+	 */
+	kill(getpid(), SIGHUP);
+	return 0;
+}
+
+struct daemon_reload_request *
+daemon_reload_take_requests(void)
+{
+	struct daemon_reload_request *r;
+
+	pthread_mutex_lock(&requests_mu);
+	r = requests;
+	requests = NULL;
+	pthread_mutex_unlock(&requests_mu);
+	return r;
+}
+
+void
+daemon_reload_answer(struct daemon_reload_request *r, const struct daemon_reload_result *res)
+{
+	struct daemon_reload_request *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		r->done(r->arg, res);
+		free(r);
+	}
 }

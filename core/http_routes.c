@@ -28,6 +28,7 @@ const struct http_route http_routes[] = {
     {"GET", "/api/admin/ready-q-states/v1", api_admin_ready_q_states},
     {"GET", "/api/admin/inspect-message/v1", api_admin_inspect_message},
     {"GET", "/api/check-liveness/v1", api_check_liveness},
+    {"POST", "/api/admin/bump-config-epoch", api_admin_bump_config_epoch},
     {"GET", "/metrics", api_metrics_handle},
     {"GET", "/metrics.json", api_metrics_json_handle},
     {"GET", "/", status_page_handle},

@@ -24,5 +24,7 @@ void api_admin_queue_summary(struct http_request *req);
 void api_admin_ready_q_states(struct http_request *req);
 void api_admin_inspect_message(struct http_request *req);
 void api_check_liveness(struct http_request *req);
+/* POST /api/admin/bump-config-epoch: reload the policy; 200 {epoch, revision}, or 422 {error}. */
+void api_admin_bump_config_epoch(struct http_request *req);
 
 #endif

@@ -21,6 +21,7 @@
 #define TERN_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tern/util.h"
 
@@ -78,5 +79,27 @@ int daemon_reload_open(struct tern_err *err);
 void daemon_reload_retire(void);
 /* Forget the pending list; registrations go to the live list again. */
 void daemon_reload_end(void);
+
+/*
+ * Reloads asked for from any thread (the admin API). The reload itself stays
+ * the main thread's: a request raises SIGHUP, as `tern reload` and --watch do,
+ * and a reload answers the requests that were waiting when it began, so that
+ * each answer is that of a reload which read the policy after it was asked.
+ */
+struct daemon_reload_result {
+	int status;	   /* 0: loaded; -EINVAL: refused, err says why; -ECANCELED: stopping */
+	uint64_t epoch;	   /* the epoch serving afterwards */
+	char revision[64]; /* its policy revision */
+	struct tern_err err;
+};
+typedef void (*daemon_reload_done_fn)(void *arg, const struct daemon_reload_result *res);
+struct daemon_reload_request;
+
+/* Any thread: ask for a reload; done(arg, result) is called on the main thread. -ENOMEM. */
+int daemon_request_reload(daemon_reload_done_fn done, void *arg);
+/* Main thread, as a reload begins: the requests it will answer. */
+struct daemon_reload_request *daemon_reload_take_requests(void);
+/* Main thread, once that reload has ended: call each request's done and free them. */
+void daemon_reload_answer(struct daemon_reload_request *r, const struct daemon_reload_result *res);
 
 #endif

@@ -5,6 +5,7 @@ lost; a reload that fails leaves the running epoch serving.
 """
 import email
 import http.client
+import json
 import os
 import re
 import signal
@@ -495,3 +496,61 @@ def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_
     assert len(re.findall(r"opened esmtp listener", t.stderr())) == 1
     assert len(re.findall(r"opened http listener", t.stderr())) == 1
     assert t.proc.poll() is None
+
+
+def bump(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/api/admin/bump-config-epoch", body=b"")
+    r = c.getresponse()
+    body = json.loads(r.read())
+    c.close()
+    return r.status, body
+
+
+def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_sink):
+    # POST /api/admin/bump-config-epoch reloads as SIGHUP does and answers once the
+    # reload has ended: 200 {epoch, revision}, or 422 naming FILE:LINE while the old
+    # epoch keeps serving; `tern reload --endpoint URL` calls it.
+    http_port = ports[1]
+    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    wait_listening("127.0.0.1", http_port)
+    base = os.path.basename(t.policy_path)
+
+    write_policy(t, 1, init_extra=http)
+    status, body = bump(http_port)
+    assert status == 200, body
+    assert body["epoch"] == 2 and body["revision"].startswith("sha256:"), body
+    assert_serving(t, 1)  # sent after the answer: the new epoch received it
+    assert version_of(sink.wait_messages(1, timeout=20)[0]) == 1
+
+    rewrite(t, "local VERSION", "local local VERSION")
+    status, body = bump(http_port)
+    assert status == 422, body
+    assert re.search(r"%s:\d+: " % re.escape(base), body["error"]), body
+    assert body["epoch"] == 2, body
+    assert_serving(t, 2)
+    res = run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert re.search(r"policy reload failed: [^\n]*%s:\d+: [^\n]*; epoch 2 keeps running"
+                     % re.escape(base), res.stderr), res.stderr
+
+    # Several clients at once, on any shard: each hears of a reload begun after it asked.
+    write_policy(t, 3, init_extra=http)
+    answers = []
+    clients = [threading.Thread(target=lambda: answers.append(bump(http_port)))
+               for _ in range(6)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(60)
+    assert len(answers) == 6 and all(s == 200 and b["epoch"] >= 3 for s, b in answers), answers
+    res = run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port)
+    assert res.returncode == 0, res.stderr
+    # A signal raised by a request already answered may start one more reload meanwhile.
+    m = re.search(r"policy reload: epoch (\d+) loaded \(revision sha256:[0-9a-f]+\)", res.stdout)
+    assert m and int(m.group(1)) > max(b["epoch"] for _, b in answers), res.stdout
+    assert_serving(t, 3)
+    assert max(version_of(m) for m in sink.wait_messages(3, timeout=20)) == 3
+    assert run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port,
+                    "--pid", "1").returncode == 2
