@@ -17,7 +17,7 @@ import time
 
 from conftest import run_tern
 from sinks import (chunks, inject, mta_policy, of_type, port_free_on, py_sink, read_records,
-                   record_time, send_one, wait_listening, wait_records)
+                   send_one, wait_listening, wait_records)
 
 __all__ = ["py_sink"]  # a fixture, used by name
 
@@ -292,42 +292,61 @@ def test_watch_reloads_on_policy_change_only(ternd, ports, dns_server, py_sink, 
     assert version_of(sink.wait_messages(1, timeout=20)[0]) == 3
 
 
-def delivery_times(t):
-    return sorted(record_time(r) for r in read_records(t) if r["type"] == "Delivery")
+def trickle(port, stop, every, errors):
+    """A message every few milliseconds, so that the path is asked for work (and
+    refreshes its config) at any moment of its throttle's wait, not only when its
+    timer fires."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+            c.ehlo("injector.test")
+            i = 0
+            while not stop.wait(every):
+                c.sendmail("s@origin.test", [f"t{i}@site.test"], b"Subject: t\r\n\r\nx\r\n")
+                i += 1
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        errors.append(repr(e))
 
 
 def test_path_rate_survives_reloads_and_a_lower_rate_applies(ternd, ports, dns_server, py_sink):
-    # A path whose max_message_rate (20/s) is unchanged across 10 reloads keeps
-    # its rate (no burst from a reset throttle, no stall); a reload that lowers
-    # it to 4/s takes effect within a second.
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink,
-                                      path_extra=", max_message_rate = '20/s'")
-    inject(t.smtp_port, chunks([f"u{i}@site.test" for i in range(450)], 50))
-    first = wait_records(t, of_type("Delivery"), 1, timeout=20)
-    start = min(record_time(r) for r in first) + 1.0
-    for v in range(1, 11):
-        while time.time() < start + 1.3 * v:
-            time.sleep(0.05)
-        write_policy(t, v, path_extra=", max_message_rate = '20/s'")
+    # A path whose max_message_rate (300/min) is unchanged across 20 reloads, one a
+    # second, keeps its rate within 2%, measured at the sink; a reload that lowers
+    # it to 60/min takes effect within a second.
+    # Regression: at 20/s on a loaded machine the rate fell 3-5% short, with or
+    # without reloads: the throttle lost each wake-up's lateness (test_throttle.c
+    # guards that). A throttle reset by a reload would admit the next message at
+    # once instead of at its slot; the trickle makes that next take come soon
+    # after the swap, at a random point of the wait, so 20 resets would raise the
+    # rate by about 8% (measured: 104-106 messages instead of 100).
+    rate = ", max_message_rate = '300/min'"
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, path_extra=rate)
+    inject(t.smtp_port, chunks([f"u{i}@site.test" for i in range(20)], 20))
+    stop, errors = threading.Event(), []
+    feeder = threading.Thread(target=trickle, args=(t.smtp_port, stop, 0.03, errors))
+    feeder.start()
+    sink.wait_messages(1, timeout=20)
+    start = sink.messages[0]["time"] + 1.0
+    for v in range(1, 21):
+        while time.time() < start + v - 0.5:
+            time.sleep(0.02)
+        write_policy(t, v, path_extra=rate)
         reload(t, v + 1)
-    while time.time() < start + 15.5:
+    while time.time() < start + 20.5:
         time.sleep(0.1)
-    times = delivery_times(t)
-    in_window = [x for x in times if start <= x < start + 15]
-    # GCRA is exact, so a reset throttle would show as a surplus: at most +2%. A loaded
-    # 2-core machine falls behind with or without reloads (each late wake-up is lost:
-    # 289-293 of 300 measured at load 6-10, 293 with no reload at all), hence -5% below,
-    # as in test_throttle.py.
-    assert 285 <= len(in_window) <= 306, len(in_window)
+    times = [m["time"] for m in sink.messages if start <= m["time"] < start + 20]
+    # Counted (edges make +-1) and timed (first to last arrival: jitter of a few ms).
+    assert 98 <= len(times) <= 102, len(times)
+    measured = (len(times) - 1) / (times[-1] - times[0])
+    assert 4.9 <= measured <= 5.1, measured
 
-    write_policy(t, 11, path_extra=", max_message_rate = '4/s'")
-    reload(t, 12)
+    write_policy(t, 21, path_extra=", max_message_rate = '60/min'")
+    reload(t, 22)
     lowered = time.time()
     time.sleep(5.2)
-    times = delivery_times(t)
-    after = [x for x in times if lowered + 1 <= x < lowered + 5]
-    assert len(after) <= 4 * 4 + 1, len(after)
-    assert len(after) >= 4 * 4 - 3, len(after)
+    after = [m for m in sink.messages if lowered + 1 <= m["time"] < lowered + 5]
+    assert 3 <= len(after) <= 5, len(after)
+    stop.set()
+    feeder.join(30)
+    assert not errors, errors
 
 
 def refused(port):
