@@ -86,11 +86,12 @@ daemon_add_service(const struct daemon_service *svc, struct tern_err *err)
 	}
 	if (check_unchanged(svc, err) < 0)
 		return -EINVAL;
+	/* A slot freed by list_free() may be reused: none of its flags carries over. */
 	e = &target->e[target->n++];
+	memset(e, 0, sizeof(*e));
 	e->svc = *svc;
 	e->name = xstrdup(svc->name);
 	e->svc.name = e->name;
-	e->opened = false;
 	return 0;
 }
 
