@@ -135,7 +135,12 @@ daemon_open_services(struct tern_err *err)
 void
 daemon_close_services(void)
 {
+	struct daemon_reload_result stopping = {.status = -ECANCELED};
 	int rank, i;
+
+	/* No reload comes any more; the shards still exist to hear so (daemon.h). */
+	tern_err_set(&stopping.err, 0, "", "ternd is stopping");
+	daemon_reload_answer(daemon_reload_take_requests(), &stopping);
 
 	for (rank = DAEMON_RANK_LISTENERS; rank >= DAEMON_RANK_STORAGE; rank--) {
 		for (i = live.n - 1; i >= 0; i--) {
@@ -165,11 +170,7 @@ list_free(struct service_list *l)
 void
 daemon_free_config(void)
 {
-	struct daemon_reload_result stopping = {.status = -ECANCELED};
-
 	list_free(&live);
-	tern_err_set(&stopping.err, 0, "", "ternd is stopping");
-	daemon_reload_answer(daemon_reload_take_requests(), &stopping);
 }
 
 void

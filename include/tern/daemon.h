@@ -63,6 +63,7 @@ void *daemon_find_service(const char *name);
 int daemon_open_rank(enum daemon_rank rank, struct tern_err *err);
 /* Open every service not yet open, in rank order. */
 int daemon_open_services(struct tern_err *err);
+/* After the shards stopped, before they are freed; answers reload requests still waiting. */
 void daemon_close_services(void);
 void daemon_free_config(void);
 

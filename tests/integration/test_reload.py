@@ -573,3 +573,38 @@ def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_
     assert max(version_of(m) for m in sink.wait_messages(3, timeout=20)) == 3
     assert run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port,
                     "--pid", "1").returncode == 2
+
+
+SLOW_INIT = "  local t0 = os.clock()\n  while os.clock() - t0 < 1.0 do end"
+
+
+def bump_raw(port):
+    """Send the request and return the socket without reading the answer."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /api/admin/bump-config-epoch HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 0\r\n\r\n")
+    return s
+
+
+def test_bump_config_epoch_client_gone_and_stop_while_waiting(ternd, ports, dns_server,
+                                                              py_sink):
+    # A client that hangs up while its reload runs, and a SIGTERM while a request
+    # waits for its reload: ternd answers the others, serves on, and stops cleanly.
+    http_port = ports[1]
+    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    wait_listening("127.0.0.1", http_port)
+    write_policy(t, 1, init_extra=http + "\n" + SLOW_INIT)  # each reload takes a second
+    gone = bump_raw(http_port)
+    time.sleep(0.2)
+    gone.close()
+    status, body = bump(http_port)
+    assert status == 200 and body["epoch"] >= 2, body
+    assert_serving(t, 1)
+
+    waiting = bump_raw(http_port)
+    wait_log(t, r"policy reload: epoch %d loaded" % body["epoch"])
+    time.sleep(0.2)  # the next reload is running
+    assert t.stop() == 0, t.stderr()[-3000:]
+    waiting.close()
+    assert "stopped" in t.stderr()

@@ -505,7 +505,7 @@ test_reload_requests_answered_by_the_next_reload(void **state)
 	assert_string_equal(two.res.revision, "sha256:abc");
 	assert_int_equal(late.calls, 0);
 	/* Stopping answers what is still waiting. */
-	daemon_free_config();
+	daemon_close_services();
 	assert_int_equal(late.calls, 1);
 	assert_int_equal(late.res.status, -ECANCELED);
 	assert_string_equal(late.res.err.msg, "ternd is stopping");
