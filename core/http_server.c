@@ -781,7 +781,7 @@ same_string(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-/* What the running daemons were started with must stay (daemon.h): a reload changing it is refused. */
+/* What the running daemons were started with must stay: a reload changing it is refused. */
 static bool
 http_listener_same(const void *cfg, const void *other)
 {

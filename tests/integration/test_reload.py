@@ -429,7 +429,8 @@ def test_session_spanning_reloads_keeps_its_metadata(ternd, ports, dns_server, p
     assert t.proc.poll() is None
 
 
-LISTENER_V0 = "hostname = 'mta.test',\n                              relay_hosts = { '127.0.0.0/8' }"
+LISTENER_V0 = ("hostname = 'mta.test',\n"
+               "                              relay_hosts = { '127.0.0.0/8' }")
 LISTENER_V1 = "hostname = 'mta-v1.test', relay_hosts = { '127.0.0.2/32' }"
 
 
