@@ -463,12 +463,13 @@ def knocker(port, stop, banners, errors):
 def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_server,
                                                               py_sink):
     # Regression: an ESMTP listener kept across a reload kept its start-up options
-    # (hostname, relay_hosts, ...) for good, and an HTTP listener its trusted_hosts.
+    # (hostname, relay_hosts, ...) for good, and an HTTP listener its trusted_hosts
+    # and request_body_limit.
     # New sessions now get the new epoch's options, a session in progress finishes
     # under the ones it began with, and the socket stays bound throughout.
     http_port = ports[1]
-    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
     wait_listening("127.0.0.1", http_port)
     assert banner(t.smtp_port).startswith("220 mta.test ")
     assert http_get(http_port, "/api/admin/queue-summary/v1") == 200
@@ -479,7 +480,8 @@ def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_
     stop, banners, errors = threading.Event(), [], []
     knock = threading.Thread(target=knocker, args=(t.smtp_port, stop, banners, errors))
     knock.start()
-    write_policy(t, 1, init_extra=http.replace(" }", ", trusted_hosts = { '127.0.0.2/32' } }"))
+    write_policy(t, 1, init_extra=api.replace(
+        " }", ", trusted_hosts = { '127.0.0.2/32' }, request_body_limit = '1K' }"))
     rewrite(t, LISTENER_V0, LISTENER_V1)
     reload(t, 2)
     deadline = time.monotonic() + 10
@@ -512,6 +514,11 @@ def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_
 
     assert http_get(http_port, "/api/admin/queue-summary/v1") == 401
     assert http_get(http_port, "/api/admin/queue-summary/v1", source="127.0.0.2") == 200
+    c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30,
+                                   source_address=("127.0.0.2", 0))
+    c.request("POST", "/api/inject/v1", body=b"{" + b" " * 2048 + b"}")
+    assert c.getresponse().status == 413
+    c.close()
     # Neither socket was bound again.
     assert len(re.findall(r"opened esmtp listener", t.stderr())) == 1
     assert len(re.findall(r"opened http listener", t.stderr())) == 1
@@ -532,12 +539,12 @@ def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_
     # reload has ended: 200 {epoch, revision}, or 422 naming FILE:LINE while the old
     # epoch keeps serving; `tern reload --endpoint URL` calls it.
     http_port = ports[1]
-    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
     wait_listening("127.0.0.1", http_port)
     base = os.path.basename(t.policy_path)
 
-    write_policy(t, 1, init_extra=http)
+    write_policy(t, 1, init_extra=api)
     status, body = bump(http_port)
     assert status == 200, body
     assert body["epoch"] == 2 and body["revision"].startswith("sha256:"), body
@@ -556,7 +563,7 @@ def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_
                      % re.escape(base), res.stderr), res.stderr
 
     # Several clients at once, on any shard: each hears of a reload begun after it asked.
-    write_policy(t, 3, init_extra=http)
+    write_policy(t, 3, init_extra=api)
     answers = []
     clients = [threading.Thread(target=lambda: answers.append(bump(http_port)))
                for _ in range(6)]
@@ -592,10 +599,10 @@ def test_bump_config_epoch_client_gone_and_stop_while_waiting(ternd, ports, dns_
     # A client that hangs up while its reload runs, and a SIGTERM while a request
     # waits for its reload: ternd answers the others, serves on, and stops cleanly.
     http_port = ports[1]
-    http = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=http)
+    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
     wait_listening("127.0.0.1", http_port)
-    write_policy(t, 1, init_extra=http + "\n" + SLOW_INIT)  # each reload takes a second
+    write_policy(t, 1, init_extra=api + "\n" + SLOW_INIT)  # each reload takes a second
     gone = bump_raw(http_port)
     time.sleep(0.2)
     gone.close()
