@@ -460,6 +460,14 @@ def knocker(port, stop, banners, errors):
         time.sleep(0.01)
 
 
+def start_with_api(ternd, ports, dns_server, py_sink):
+    """ternd with an HTTP listener on ports[1] too; api is the line init starts it with."""
+    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % ports[1]
+    t, sink, _, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
+    wait_listening("127.0.0.1", ports[1])
+    return t, sink, api, ports[1]
+
+
 def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_server,
                                                               py_sink):
     # Regression: an ESMTP listener kept across a reload kept its start-up options
@@ -467,10 +475,7 @@ def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_
     # and request_body_limit.
     # New sessions now get the new epoch's options, a session in progress finishes
     # under the ones it began with, and the socket stays bound throughout.
-    http_port = ports[1]
-    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
-    wait_listening("127.0.0.1", http_port)
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
     assert banner(t.smtp_port).startswith("220 mta.test ")
     assert http_get(http_port, "/api/admin/queue-summary/v1") == 200
 
@@ -538,10 +543,7 @@ def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_
     # POST /api/admin/bump-config-epoch reloads as SIGHUP does and answers once the
     # reload has ended: 200 {epoch, revision}, or 422 naming FILE:LINE while the old
     # epoch keeps serving; `tern reload --endpoint URL` calls it.
-    http_port = ports[1]
-    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
-    wait_listening("127.0.0.1", http_port)
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
     base = os.path.basename(t.policy_path)
 
     write_policy(t, 1, init_extra=api)
@@ -598,10 +600,7 @@ def test_bump_config_epoch_client_gone_and_stop_while_waiting(ternd, ports, dns_
                                                               py_sink):
     # A client that hangs up while its reload runs, and a SIGTERM while a request
     # waits for its reload: ternd answers the others, serves on, and stops cleanly.
-    http_port = ports[1]
-    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % http_port
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
-    wait_listening("127.0.0.1", http_port)
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
     write_policy(t, 1, init_extra=api + "\n" + SLOW_INIT)  # each reload takes a second
     gone = bump_raw(http_port)
     time.sleep(0.2)
