@@ -4,9 +4,12 @@
  * shard's scheduler reads, so adding or removing one needs no mailbox; a
  * queue summary does: each queue lives on its shard, so the request visits
  * every shard through its mailbox and the last one posts the answer back.
+ * bump-config-epoch asks the main thread for a reload (daemon.h) and answers
+ * with its result.
  */
 #include "tern/api_admin.h"
 #include "tern/admin.h"
+#include "tern/daemon.h"
 #include "tern/egress.h"
 #include "tern/http_server.h"
 #include "tern/json.h"
@@ -397,4 +400,97 @@ api_admin_shaping_clear(struct http_request *req)
 	}
 	snprintf(out, sizeof(out), "{\"cleared\":%d}", n);
 	http_request_reply_json(req, 200, out, strlen(out));
+}
+
+/* ---- bump-config-epoch: a reload, answered once it has ended ------------------------------- */
+
+/*
+ * Shared by the request (its shard) and the reload request (the main thread),
+ * each holding one reference: the client may go before the reload ends.
+ */
+struct bump {
+	struct http_request *req; /* NULL once the request was dropped; its shard only */
+	struct shard *shard;
+	struct daemon_reload_result res;
+	atomic_int refs;
+};
+
+static void
+bump_unref(struct bump *b)
+{
+	if (atomic_fetch_sub(&b->refs, 1) == 1)
+		free(b);
+}
+
+static void
+bump_abort(void *arg)
+{
+	struct bump *b = arg;
+
+	b->req = NULL;
+	bump_unref(b);
+}
+
+static void
+bump_reply(struct http_request *req, const struct daemon_reload_result *res)
+{
+	struct buf b;
+	unsigned status = res->status == 0 ? 200 : res->status == -EINVAL ? 422 : 503;
+
+	buf_init(&b);
+	buf_printf(&b, "{");
+	if (res->status < 0) {
+		buf_printf(&b, "\"error\":");
+		buf_append_json_string(&b, res->err.msg, strlen(res->err.msg));
+		buf_printf(&b, ",");
+	}
+	buf_printf(&b, "\"epoch\":%llu,\"revision\":", (unsigned long long)res->epoch);
+	buf_append_json_string(&b, res->revision, strlen(res->revision));
+	buf_printf(&b, "}");
+	reply_buf(req, status, &b);
+}
+
+/* On the request's shard. */
+static void
+bump_done_task(void *arg)
+{
+	struct bump *b = arg;
+
+	if (b->req != NULL) {
+		http_request_on_abort(b->req, NULL, NULL);
+		bump_reply(b->req, &b->res);
+		bump_unref(b); /* the request's */
+	}
+	bump_unref(b);
+}
+
+/* On the main thread, after the reload. */
+static void
+bump_done(void *arg, const struct daemon_reload_result *res)
+{
+	struct bump *b = arg;
+
+	b->res = *res;
+	if (shard_post(b->shard, bump_done_task, b) < 0)
+		bump_unref(b); /* a stopping shard: the request is dropped with it */
+}
+
+void
+api_admin_bump_config_epoch(struct http_request *req)
+{
+	struct bump *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		http_request_reply_error(req, 503, "out of memory");
+		return;
+	}
+	b->req = req;
+	b->shard = http_request_shard(req);
+	atomic_init(&b->refs, 2);
+	http_request_on_abort(req, bump_abort, b);
+	if (daemon_request_reload(bump_done, b) < 0) {
+		http_request_on_abort(req, NULL, NULL);
+		free(b);
+		http_request_reply_error(req, 503, "out of memory");
+	}
 }

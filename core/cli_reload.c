@@ -5,8 +5,14 @@
  * learns whether the new policy is live: exit 0 when it loaded, 1 when it
  * was refused (the old epoch keeps running), 2 on a usage error or when no
  * answer came in time.
+ *
+ * With --endpoint URL it asks ternd's HTTP API instead (POST
+ * /api/admin/bump-config-epoch), which answers once the reload has ended:
+ * no log file to read, and it works from another host.
  */
 #include "tern/cli.h"
+#include "tern/json.h"
+#include "tern/util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -19,7 +25,8 @@
 #include <unistd.h>
 
 #define CLI_RELOAD_USAGE                                                                           \
-	"usage: tern reload (--pid PID | --pidfile FILE) [--log FILE [--timeout SECS]]\n"
+	"usage: tern reload (--pid PID | --pidfile FILE) [--log FILE [--timeout SECS]]\n"          \
+	"       tern reload --endpoint URL\n"
 #define CLI_RELOAD_OK "policy reload: "
 #define CLI_RELOAD_FAILED "policy reload failed: "
 
@@ -27,6 +34,7 @@ struct cli_reload {
 	long pid;
 	const char *pidfile;
 	const char *log;
+	const char *endpoint;
 	double timeout;
 };
 
@@ -45,10 +53,16 @@ parse(int argc, char **argv, struct cli_reload *r)
 			r->log = argv[i + 1];
 		else if (strcmp(argv[i], "--timeout") == 0)
 			r->timeout = atof(argv[i + 1]);
+		else if (strcmp(argv[i], "--endpoint") == 0)
+			r->endpoint = argv[i + 1];
 		else
 			return -1;
 	}
-	return i == argc && (r->pid > 0) != (r->pidfile != NULL) ? 0 : -1;
+	if (i != argc)
+		return -1;
+	if (r->endpoint)
+		return r->pid == 0 && r->pidfile == NULL && r->log == NULL ? 0 : -1;
+	return (r->pid > 0) != (r->pidfile != NULL) ? 0 : -1;
 }
 
 static long
@@ -119,6 +133,50 @@ wait_result(const struct cli_reload *r, long offset)
 	return 2;
 }
 
+/* The API's answer, printed like the log line a reload writes: 0 loaded, 1 refused, 2 other. */
+static int
+api_result(long status, const struct buf *out)
+{
+	struct json_span doc;
+	char error[1024] = "", rev[128] = "";
+
+	if (out->data == NULL ||
+	    json_parse_span(out->data, out->len, &doc, &(struct tern_err){0}) < 0 ||
+	    doc.type != JSON_OBJECT) {
+		fprintf(stderr, "tern reload: HTTP %ld with no JSON answer\n", status);
+		return 2;
+	}
+	cli_api_string(&doc, "error", error, sizeof(error));
+	cli_api_string(&doc, "revision", rev, sizeof(rev));
+	if (status == 200) {
+		printf(CLI_RELOAD_OK "epoch %.0f loaded (revision %s)\n",
+		       cli_api_number(&doc, "epoch"), rev);
+		return 0;
+	}
+	if (status == 422) {
+		fprintf(stderr, CLI_RELOAD_FAILED "%s; epoch %.0f keeps running\n", error,
+			cli_api_number(&doc, "epoch"));
+		return 1;
+	}
+	fprintf(stderr, "tern reload: HTTP %ld: %s\n", status, error);
+	return 2;
+}
+
+static int
+api_reload(const struct cli_reload *r)
+{
+	struct buf out;
+	long status = 0;
+	int rc = 2;
+
+	buf_init(&out);
+	if (cli_api_request(r->endpoint, "POST", "/api/admin/bump-config-epoch", "", &out,
+			    &status) == 0)
+		rc = api_result(status, &out);
+	buf_deinit(&out);
+	return rc;
+}
+
 int
 cli_reload_main(int argc, char **argv)
 {
@@ -129,6 +187,8 @@ cli_reload_main(int argc, char **argv)
 		fputs(CLI_RELOAD_USAGE, stderr);
 		return 2;
 	}
+	if (r.endpoint)
+		return api_reload(&r);
 	if (r.pidfile && (r.pid = read_pidfile(r.pidfile)) < 0)
 		return 2;
 	offset = r.log ? log_size(r.log) : 0;

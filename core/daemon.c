@@ -7,8 +7,11 @@
 #include "tern/log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DAEMON_MAX_SERVICES 64
 
@@ -83,11 +86,12 @@ daemon_add_service(const struct daemon_service *svc, struct tern_err *err)
 	}
 	if (check_unchanged(svc, err) < 0)
 		return -EINVAL;
+	/* A slot freed by list_free() may be reused: none of its flags carries over. */
 	e = &target->e[target->n++];
+	memset(e, 0, sizeof(*e));
 	e->svc = *svc;
 	e->name = xstrdup(svc->name);
 	e->svc.name = e->name;
-	e->opened = false;
 	return 0;
 }
 
@@ -131,7 +135,12 @@ daemon_open_services(struct tern_err *err)
 void
 daemon_close_services(void)
 {
+	struct daemon_reload_result stopping = {.status = -ECANCELED};
 	int rank, i;
+
+	/* No reload comes any more; the shards still exist to hear so (daemon.h). */
+	tern_err_set(&stopping.err, 0, "", "ternd is stopping");
+	daemon_reload_answer(daemon_reload_take_requests(), &stopping);
 
 	for (rank = DAEMON_RANK_LISTENERS; rank >= DAEMON_RANK_STORAGE; rank--) {
 		for (i = live.n - 1; i >= 0; i--) {
@@ -191,28 +200,8 @@ daemon_reload_check(struct tern_err *err)
 static bool
 is_added(const struct entry *e)
 {
-	return (e->svc.retire != NULL || e->svc.update != NULL) && find_entry(e->name) == NULL;
-}
-
-/* Running services that follow a reload take their new cfg; the pending entry frees the old. */
-static int
-update_running(struct tern_err *err)
-{
-	struct entry *cur;
-	void *old;
-	int i;
-
-	for (i = 0; i < pending.n; i++) {
-		cur = find_entry(pending.e[i].name);
-		if (pending.e[i].svc.update == NULL || cur == NULL || !cur->opened)
-			continue;
-		if (pending.e[i].svc.update(cur->svc.cfg, pending.e[i].svc.cfg, err) < 0)
-			return -EINVAL;
-		old = cur->svc.cfg;
-		cur->svc.cfg = pending.e[i].svc.cfg;
-		pending.e[i].svc.cfg = old;
-	}
-	return 0;
+	return (e->svc.retire != NULL || e->svc.prepare_update != NULL) &&
+	       find_entry(e->name) == NULL;
 }
 
 static void
@@ -226,6 +215,33 @@ close_added(void)
 			pending.e[i].added = false;
 		}
 	}
+}
+
+/* The running service that pending entry e defines again, when it takes updates. */
+static struct entry *
+kept_entry(const struct entry *e)
+{
+	struct entry *cur;
+
+	if (e->svc.update == NULL && e->svc.prepare_update == NULL)
+		return NULL;
+	cur = find_entry(e->name);
+	return cur != NULL && cur->opened && !cur->retired ? cur : NULL;
+}
+
+static int
+prepare_updates(struct tern_err *err)
+{
+	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		struct entry *e = &pending.e[i], *cur = kept_entry(e);
+
+		if (cur && e->svc.prepare_update &&
+		    e->svc.prepare_update(cur->svc.cfg, e->svc.cfg, err) < 0)
+			return -EINVAL;
+	}
+	return 0;
 }
 
 int
@@ -252,7 +268,7 @@ daemon_reload_open(struct tern_err *err)
 		}
 		log_info("ternd", "opened %s", e->name);
 	}
-	if (update_running(err) < 0) {
+	if (prepare_updates(err) < 0) {
 		close_added();
 		return -EINVAL;
 	}
@@ -263,6 +279,13 @@ void
 daemon_reload_retire(void)
 {
 	int i;
+
+	for (i = 0; i < pending.n; i++) {
+		struct entry *cur = kept_entry(&pending.e[i]);
+
+		if (cur && cur->svc.update)
+			cur->svc.update(cur->svc.cfg, pending.e[i].svc.cfg);
+	}
 
 	for (i = 0; i < live.n; i++) {
 		struct entry *e = &live.e[i];
@@ -291,4 +314,61 @@ daemon_reload_end(void)
 {
 	list_free(&pending);
 	target = &live;
+}
+
+/* ---- reloads asked for from other threads ------------------------------------------------ */
+
+struct daemon_reload_request {
+	struct daemon_reload_request *next;
+	daemon_reload_done_fn done;
+	void *arg;
+};
+
+/* The lock covers the list of requests waiting for the next reload to begin. */
+static pthread_mutex_t requests_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct daemon_reload_request *requests;
+
+int
+daemon_request_reload(daemon_reload_done_fn done, void *arg)
+{
+	struct daemon_reload_request *r = malloc(sizeof(*r));
+
+	if (r == NULL)
+		return -ENOMEM;
+	r->done = done;
+	r->arg = arg;
+	pthread_mutex_lock(&requests_mu);
+	r->next = requests;
+	requests = r;
+	pthread_mutex_unlock(&requests_mu);
+	/*
+	 * After the request is listed: a reload already running took the list
+	 * before it, and this signal, pending meanwhile, starts the one that answers.
+	 */
+	kill(getpid(), SIGHUP);
+	return 0;
+}
+
+struct daemon_reload_request *
+daemon_reload_take_requests(void)
+{
+	struct daemon_reload_request *r;
+
+	pthread_mutex_lock(&requests_mu);
+	r = requests;
+	requests = NULL;
+	pthread_mutex_unlock(&requests_mu);
+	return r;
+}
+
+void
+daemon_reload_answer(struct daemon_reload_request *r, const struct daemon_reload_result *res)
+{
+	struct daemon_reload_request *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		r->done(r->arg, res);
+		free(r);
+	}
 }

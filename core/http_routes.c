@@ -37,6 +37,7 @@ const struct http_route http_routes[] = {
     {"GET", "/api/admin/suppression/v1", api_suppress_get},
     {"POST", "/api/admin/suppression/v1", api_suppress_add},
     {"DELETE", "/api/admin/suppression/v1", api_suppress_remove},
+    {"POST", "/api/admin/bump-config-epoch", api_admin_bump_config_epoch},
     {"GET", "/metrics", api_metrics_handle},
     {"GET", "/metrics.json", api_metrics_json_handle},
     {"GET", "/", status_page_handle},

@@ -20,6 +20,12 @@
  * accepts it; bodies are kept only up to request_body_limit (413 past it).
  * A client that does not read holds one answer and its pool until
  * client_timeout closes it.
+ *
+ * A reload that keeps a listener keeps its daemons and sockets and gives new
+ * requests the new init's access rules (trusted_hosts, request_body_limit):
+ * each shard switches at a loop boundary, and a request keeps the options it
+ * began with. What MHD was started with (address, TLS, timeouts, connection
+ * limit) cannot change while it runs: a reload that changes it is refused.
  */
 #include "tern/http_server.h"
 #include "tern/coro.h"
@@ -35,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +54,19 @@
 
 struct http_listener;
 
+/*
+ * A listener's options as one init defined them, shared by reference: the
+ * listener (the newest), each shard (for its new requests) and each request.
+ */
+struct http_options {
+	struct http_listener_config cfg;
+	atomic_int refs;
+};
+
 /* A listener's daemon on one shard. */
 struct http_shard {
 	struct http_listener *listener;
+	struct http_options *opts; /* what new requests get; shard thread once running */
 	struct shard *shard;
 	int fd;
 	struct MHD_Daemon *mhd;
@@ -59,7 +76,7 @@ struct http_shard {
 };
 
 struct http_listener {
-	struct http_listener_config cfg;
+	struct http_options *current; /* main thread */
 	char *tls_cert_pem;
 	char *tls_key_pem;
 	struct http_shard *shards;
@@ -75,6 +92,7 @@ enum http_req_state {
 
 struct http_request {
 	struct http_shard *hs;
+	struct http_options *opts;
 	struct MHD_Connection *conn;
 	const struct http_route *route;
 	const char *method, *path;
@@ -93,6 +111,23 @@ struct http_request {
 	bool holds_stop; /* an answer given later is being sent: the shard's stop waits for it */
 	struct http_request *prev, *next;
 };
+
+static struct http_options *
+options_ref(struct http_options *o)
+{
+	atomic_fetch_add(&o->refs, 1);
+	return o;
+}
+
+/* The last reference may go on any shard. */
+static void
+options_unref(struct http_options *o)
+{
+	if (o == NULL || atomic_fetch_sub(&o->refs, 1) != 1)
+		return;
+	http_listener_config_free(&o->cfg);
+	free(o);
+}
 
 /* ---- driving MHD from libev --------------------------------------------------------------- */
 
@@ -177,7 +212,7 @@ http_request_peer(const struct http_request *req)
 const char *
 http_request_listener(const struct http_request *req)
 {
-	return req->hs->listener->cfg.listen;
+	return req->opts->cfg.listen;
 }
 
 struct shard *
@@ -296,6 +331,7 @@ request_new(struct http_shard *hs, struct MHD_Connection *conn, const char *url,
 	if (req == NULL)
 		return NULL;
 	req->hs = hs;
+	req->opts = options_ref(hs->opts);
 	req->conn = conn;
 	req->method = method;
 	req->path = url;
@@ -324,6 +360,7 @@ request_free(struct http_request *req)
 	if (req->holds_stop)
 		shard_busy_dec(http_request_shard(req));
 	buf_deinit(&req->body);
+	options_unref(req->opts);
 	if (req->prev)
 		req->prev->next = req->next;
 	else
@@ -338,7 +375,7 @@ request_free(struct http_request *req)
 static bool
 peer_trusted(const struct http_request *req)
 {
-	const struct http_listener_config *c = &req->hs->listener->cfg;
+	const struct http_listener_config *c = &req->opts->cfg;
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
@@ -452,7 +489,7 @@ request_begin(struct http_shard *hs, struct MHD_Connection *conn, const char *ur
 	if (req->route == NULL)
 		return MHD_YES;
 	clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (clen != NULL && strtoull(clen, NULL, 10) > hs->listener->cfg.request_body_limit)
+	if (clen != NULL && strtoull(clen, NULL, 10) > req->opts->cfg.request_body_limit)
 		req->too_large = true;
 	return MHD_YES;
 }
@@ -462,7 +499,7 @@ request_take(struct http_request *req, const char *data, size_t n)
 {
 	if (req->too_large || req->route == NULL || req->state != HTTP_REQ_RECEIVING)
 		return;
-	if (req->body.len + n > req->hs->listener->cfg.request_body_limit) {
+	if (req->body.len + n > req->opts->cfg.request_body_limit) {
 		req->too_large = true;
 		buf_deinit(&req->body);
 		buf_init(&req->body);
@@ -488,7 +525,7 @@ request_complete(struct http_request *req)
 	if (req->too_large) {
 		http_request_reply_error(
 		    req, MHD_HTTP_CONTENT_TOO_LARGE, "request body over the limit of %llu bytes",
-		    (unsigned long long)req->hs->listener->cfg.request_body_limit);
+		    (unsigned long long)req->opts->cfg.request_body_limit);
 		return;
 	}
 	req->state = HTTP_REQ_WAITING;
@@ -579,8 +616,8 @@ start_daemon(struct http_shard *hs)
 				hs->fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, hs,
 				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, hs,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->cfg.client_timeout,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->cfg.max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->current->cfg.client_timeout,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->current->cfg.max_connections,
 				MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
@@ -626,14 +663,15 @@ http_shard_open(struct http_listener *l, struct http_shard *hs, int i, struct te
 	const union MHD_DaemonInfo *di;
 
 	hs->listener = l;
+	hs->opts = options_ref(l->current);
 	hs->shard = shard_get(i);
-	hs->fd = open_socket(&l->cfg, err);
+	hs->fd = open_socket(&l->current->cfg, err);
 	if (hs->fd < 0)
 		return -EINVAL;
 	hs->mhd = start_daemon(hs);
 	if (hs->mhd == NULL) {
 		tern_err_set(err, 0, "", "http listener %s: libmicrohttpd refused to start",
-			     l->cfg.listen);
+			     l->current->cfg.listen);
 		return -EINVAL;
 	}
 	di = MHD_get_daemon_info(hs->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -673,7 +711,7 @@ record_tls_expiry(const struct http_listener *l)
 	time_t not_after = tls_pem_not_after(l->tls_cert_pem);
 
 	if (not_after != 0)
-		metrics_set_tls_expiry(l->cfg.listen, (double)not_after);
+		metrics_set_tls_expiry(l->current->cfg.listen, (double)not_after);
 }
 
 static int
@@ -682,16 +720,16 @@ http_listener_open(void *arg, struct tern_err *err)
 	struct http_listener *l = arg;
 	int i;
 
-	if (l->cfg.tls_certificate) {
-		l->tls_cert_pem = read_pem(l->cfg.tls_certificate, err);
-		l->tls_key_pem = l->tls_cert_pem ? read_pem(l->cfg.tls_private_key, err) : NULL;
+	if (l->current->cfg.tls_certificate) {
+		l->tls_cert_pem = read_pem(l->current->cfg.tls_certificate, err);
+		l->tls_key_pem = l->tls_cert_pem ? read_pem(l->current->cfg.tls_private_key, err) : NULL;
 		if (l->tls_key_pem == NULL)
 			return -EINVAL;
 		record_tls_expiry(l);
 	}
-	if (util_port_in_use(&l->cfg.addr, l->cfg.addrlen)) {
+	if (util_port_in_use(&l->current->cfg.addr, l->current->cfg.addrlen)) {
 		tern_err_set(err, 0, "", "http listener %s: port %u is already in use by another process",
-			     l->cfg.listen, util_sockaddr_port(&l->cfg.addr));
+			     l->current->cfg.listen, util_sockaddr_port(&l->current->cfg.addr));
 		return -EADDRINUSE;
 	}
 	l->n_shards = shard_count();
@@ -716,6 +754,8 @@ http_listener_close(void *arg)
 		else if (l->shards[i].fd >= 0)
 			close(l->shards[i].fd);
 	}
+	for (i = 0; i < l->n_shards; i++)
+		options_unref(l->shards[i].opts);
 	free(l->shards);
 	l->shards = NULL;
 	l->n_shards = 0;
@@ -735,12 +775,71 @@ http_listener_config_free(struct http_listener_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the running daemons were started with must stay: a reload changing it is refused. */
+static bool
+http_listener_same(const void *cfg, const void *other)
+{
+	const struct http_listener_config *a = &((const struct http_listener *)cfg)->current->cfg;
+	const struct http_listener_config *b = &((const struct http_listener *)other)->current->cfg;
+
+	return same_string(a->tls_certificate, b->tls_certificate) &&
+	       same_string(a->tls_private_key, b->tls_private_key) &&
+	       a->client_timeout == b->client_timeout && a->max_connections == b->max_connections;
+}
+
+struct http_switch {
+	struct http_shard *hs;
+	struct http_options *next;
+};
+
+/* On the shard: new requests get the new options; the shard's reference to the old goes. */
+static void
+http_switch_shard(void *arg)
+{
+	struct http_switch *sw = arg;
+	struct http_options *old = sw->hs->opts;
+
+	sw->hs->opts = sw->next;
+	options_unref(old);
+	free(sw);
+}
+
+/* After the swap: l takes next's options (trusted_hosts, request_body_limit) for new requests. */
+static void
+http_listener_update(void *arg, void *next)
+{
+	struct http_listener *l = arg, *nl = next;
+	struct http_options *o = nl->current;
+	int i;
+
+	nl->current = NULL; /* nl goes with the rest of the reload's pending services */
+	options_unref(l->current);
+	l->current = o;
+	for (i = 0; i < l->n_shards; i++) {
+		struct http_switch *sw = xcalloc(1, sizeof(*sw));
+
+		sw->hs = &l->shards[i];
+		sw->next = options_ref(o);
+		if (shard_post(sw->hs->shard, http_switch_shard, sw) < 0) {
+			/* A stopping shard takes no new request: it keeps what it has. */
+			options_unref(o);
+			free(sw);
+		}
+	}
+}
+
 static void
 http_listener_free(void *arg)
 {
 	struct http_listener *l = arg;
 
-	http_listener_config_free(&l->cfg);
+	options_unref(l->current);
 	free(l);
 }
 
@@ -753,13 +852,17 @@ http_listener_add(struct http_listener_config *cfg, struct tern_err *err)
 	    .open = http_listener_open,
 	    .close = http_listener_close,
 	    .free = http_listener_free,
+	    .same = http_listener_same,
+	    .update = http_listener_update,
 	    .cfg = l,
 	};
 	char name[160];
 
-	l->cfg = *cfg;
+	l->current = xcalloc(1, sizeof(*l->current));
+	l->current->cfg = *cfg;
+	atomic_init(&l->current->refs, 1); /* the listener's */
 	memset(cfg, 0, sizeof(*cfg));
-	snprintf(name, sizeof(name), "http listener %s", l->cfg.listen);
+	snprintf(name, sizeof(name), "http listener %s", l->current->cfg.listen);
 	svc.name = name;
 	if (daemon_add_service(&svc, err) < 0) {
 		http_listener_free(l);

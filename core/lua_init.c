@@ -195,7 +195,7 @@ logs_service_free(void *arg)
 
 /* A reload's settings apply to the running logs from the next record on. */
 static int
-logs_service_update(void *cfg, void *next, struct tern_err *err)
+logs_service_update(void *cfg, const void *next, struct tern_err *err)
 {
 	return logrec_reconfigure(next, err);
 }
@@ -460,7 +460,7 @@ lua_init_configure_local_logs(lua_State *L)
 				    .open = logs_service_open,
 				    .close = logs_service_close,
 				    .free = logs_service_free,
-				    .update = logs_service_update};
+				    .prepare_update = logs_service_update};
 	struct logrec_config *reading, *cfg;
 	struct tern_err err;
 

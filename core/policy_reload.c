@@ -16,6 +16,8 @@
  * next hook.
  * Config answers are memoised per epoch (config.h): config_attach() starts a
  * new one, so queues and paths ask again at their next use.
+ * Whoever asked for the reload through the daemon (the admin API) hears its
+ * result once it has ended, either way.
  */
 #include "tern/policy_reload.h"
 #include "tern/config.h"
@@ -290,8 +292,8 @@ compute_revision(const struct policy_options *opts, struct policy *p, char *out)
 	policy_files_free(files, n);
 }
 
-int
-policy_reload(const struct policy_options *opts, struct tern_err *err)
+static int
+reload_epoch(const struct policy_options *opts, struct tern_err *err)
 {
 	struct policy *next[SHARD_MAX] = {0};
 	char rev[POLICY_REVISION_MAX];
@@ -318,4 +320,21 @@ policy_reload(const struct policy_options *opts, struct tern_err *err)
 	log_info("ternd", "policy reload: epoch %llu loaded in %.1f ms (revision %s)",
 		 (unsigned long long)epoch, (util_now() - t0) * 1e3, rev);
 	return 0;
+}
+
+int
+policy_reload(const struct policy_options *opts, struct tern_err *err)
+{
+	struct daemon_reload_request *asked = daemon_reload_take_requests();
+	struct daemon_reload_result res = {0};
+	const char *rev;
+
+	res.status = reload_epoch(opts, err);
+	res.epoch = policy_epoch();
+	rev = logrec_policy_revision();
+	snprintf(res.revision, sizeof(res.revision), "%s", rev ? rev : "");
+	if (res.status < 0)
+		res.err = *err;
+	daemon_reload_answer(asked, &res);
+	return res.status;
 }

@@ -6,6 +6,10 @@
  * which is what lets a bind failure stop ternd, or refuse the reload, with a
  * clear error. A reload that removes a listener only stops its accepting:
  * sessions in progress finish, and the listener's memory stays until exit.
+ * A reload that keeps the address keeps its sockets (no connection is refused
+ * meanwhile) and gives it the new init's options: each shard switches at a
+ * loop boundary, and a session holds the options it was accepted with to its
+ * end, so one that spans the reload finishes as it began.
  *
  * Out of descriptors, accept() fails while the connection stays in the
  * backlog, so a level-triggered watcher would spin on it forever. Each shard
@@ -84,10 +88,10 @@ per_ip_acquire(struct smtp_listener *l, const struct sockaddr_storage *peer)
 	if (!per_ip_counted(l, peer))
 		return true;
 	per_ip_key(peer, key);
-	pthread_mutex_lock(&l->per_ip_mu);
-	count = map_get(&l->per_ip, key);
+	pthread_mutex_lock(&l->port->per_ip_mu);
+	count = map_get(&l->port->per_ip, key);
 	if (count == NULL && (count = calloc(1, sizeof(*count))) != NULL) {
-		map_put(&l->per_ip, key, count, &err);
+		map_put(&l->port->per_ip, key, count, &err);
 		if (err < 0) {
 			free(count); count = NULL;
 		}
@@ -96,7 +100,7 @@ per_ip_acquire(struct smtp_listener *l, const struct sockaddr_storage *peer)
 		ok = false;
 	else
 		(*count)++;
-	pthread_mutex_unlock(&l->per_ip_mu);
+	pthread_mutex_unlock(&l->port->per_ip_mu);
 	return ok;
 }
 
@@ -107,20 +111,42 @@ per_ip_release(struct smtp_listener *l, const struct sockaddr_storage *peer)
 	int *count;
 
 	per_ip_key(peer, key);
-	pthread_mutex_lock(&l->per_ip_mu);
-	count = map_get(&l->per_ip, key);
+	pthread_mutex_lock(&l->port->per_ip_mu);
+	count = map_get(&l->port->per_ip, key);
 	/* The last session of an address takes its entry along: the map holds live peers only. */
 	if (count != NULL && --*count <= 0)
-		free(map_del(&l->per_ip, key));
-	pthread_mutex_unlock(&l->per_ip_mu);
+		free(map_del(&l->port->per_ip, key));
+	pthread_mutex_unlock(&l->port->per_ip_mu);
+}
+
+/* ---- options, shared by reference ---------------------------------------------------------- */
+
+static struct smtp_listener *
+listener_ref(struct smtp_listener *l)
+{
+	atomic_fetch_add(&l->refs, 1);
+	return l;
+}
+
+/* The last reference may go on any thread: the allocator and the TLS list are thread-safe. */
+static void
+listener_unref(struct smtp_listener *l)
+{
+	if (l == NULL || atomic_fetch_sub(&l->refs, 1) != 1)
+		return;
+	smtp_listener_config_free(&l->cfg);
+	tls_server_free(l->tls);
+	free(l);
 }
 
 void
 smtp_listener_release(struct smtp_listener *l, const struct sockaddr_storage *peer)
 {
-	atomic_fetch_sub(&l->connections, 1);
+	atomic_fetch_sub(&l->port->connections, 1);
+	/* The same options counted it at accept: relay_hosts may differ in newer ones. */
 	if (per_ip_counted(l, peer))
 		per_ip_release(l, peer);
+	listener_unref(l);
 }
 
 /* ---- accepting ------------------------------------------------------------------------------ */
@@ -131,14 +157,14 @@ accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *pee
 	struct smtp_listener *l = ls->listener;
 	int one = 1;
 
-	if (atomic_fetch_add(&l->connections, 1) >= l->cfg.max_connections &&
+	if (atomic_fetch_add(&l->port->connections, 1) >= l->cfg.max_connections &&
 	    l->cfg.max_connections > 0) {
-		atomic_fetch_sub(&l->connections, 1);
+		atomic_fetch_sub(&l->port->connections, 1);
 		refuse_connection(fd, too_many);
 		return;
 	}
 	if (!per_ip_acquire(l, peer)) {
-		atomic_fetch_sub(&l->connections, 1);
+		atomic_fetch_sub(&l->port->connections, 1);
 		log_ratelimited(LOG_LEVEL_INFO, "smtp_listener",
 				"refused a connection on %s: over max_connections_per_ip (%d)",
 				l->cfg.listen, l->cfg.max_connections_per_ip);
@@ -146,6 +172,7 @@ accept_one(struct listener_shard *ls, int fd, const struct sockaddr_storage *pee
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	listener_ref(l); /* the session's, dropped by smtp_listener_release() */
 	if (smtp_session_accept(ls, fd, peer) < 0) {
 		smtp_listener_release(l, peer);
 		close(fd);
@@ -330,6 +357,12 @@ probe_port_free(const struct smtp_listener_config *c, struct tern_err *err)
 	return -EADDRINUSE;
 }
 
+static bool
+is_first_shard(const struct listener_shard *ls)
+{
+	return ls == &ls->listener->port->shards[0];
+}
+
 static void
 listener_stop_shard(struct shard *shard, void *arg)
 {
@@ -337,6 +370,8 @@ listener_stop_shard(struct shard *shard, void *arg)
 
 	ev_io_stop(shard->loop, &ls->accept_watcher);
 	ev_timer_stop(shard->loop, &ls->backoff);
+	if (is_first_shard(ls))
+		ev_timer_stop(shard->loop, &ls->listener->port->tls_check);
 	close(ls->fd);
 	ls->fd = -1;
 	smtp_sessions_shutdown(ls);
@@ -348,45 +383,52 @@ listener_exit_shard(struct shard *shard, void *arg)
 	smtp_sessions_free(arg);
 }
 
-static void
-listener_tls_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* ---- TLS: loaded with the options, the files watched from shard 0 ------------------------- */
+
+static int
+listener_tls_load(struct smtp_listener *l, struct tern_err *err)
 {
-	struct smtp_listener *l = w->data;
+	const struct tls_server_options opts = {.ciphers = l->cfg.tls_ciphers,
+						.ciphersuites = l->cfg.tls_ciphersuites,
+						.min_version = l->cfg.tls_min_version};
+
+	if (l->cfg.tls_certificate == NULL)
+		return 0;
+	l->tls = tls_server_new(l->cfg.tls_certificate, l->cfg.tls_private_key, &opts, err);
+	if (l->tls == NULL)
+		return -EINVAL;
+	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
+	return 0;
+}
+
+static void
+port_tls_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listener_port *p = w->data;
+	struct smtp_listener *l = p->shards[0].listener;
 	struct tern_err err;
 
 	tls_server_check(l->tls, false, &err);
 	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
 }
 
+/* On shard 0: one check per listener, not one per shard, of the files its options name. */
 static void
-listener_tls_stop(struct shard *shard, void *arg)
+port_tls_arm(struct listener_shard *ls)
 {
-	struct smtp_listener *l = arg;
-
-	ev_timer_stop(shard->loop, &l->tls_check);
-}
-
-/* The certificate files are watched from shard 0: one check per listener, not one per shard. */
-static int
-listener_tls_open(struct smtp_listener *l, struct tern_err *err)
-{
-	const struct tls_server_options opts = {.ciphers = l->cfg.tls_ciphers,
-						.ciphersuites = l->cfg.tls_ciphersuites,
-						.min_version = l->cfg.tls_min_version};
+	const struct smtp_listener *l = ls->listener;
+	ev_timer *check = &l->port->tls_check;
 	double every = l->cfg.tls_reload_interval > 0 ? l->cfg.tls_reload_interval
 						      : TLS_SERVER_CHECK_INTERVAL;
-	struct shard *shard = shard_get(0);
 
-	l->tls = tls_server_new(l->cfg.tls_certificate, l->cfg.tls_private_key, &opts, err);
+	ev_timer_stop(ls->shard->loop, check);
 	if (l->tls == NULL)
-		return -EINVAL;
-	metrics_set_tls_expiry(l->cfg.listen, (double)tls_server_not_after(l->tls));
-	ev_timer_init(&l->tls_check, listener_tls_check_cb, every, every);
-	l->tls_check.data = l;
-	ev_timer_start(shard->loop, &l->tls_check);
-	shard_on_stop(shard, listener_tls_stop, l);
-	return 0;
+		return;
+	ev_timer_set(check, every, every);
+	ev_timer_start(ls->shard->loop, check);
 }
+
+/* ---- the listener service: open, retire, update, close ------------------------------------- */
 
 static void
 listener_start_shard(void *arg)
@@ -394,50 +436,63 @@ listener_start_shard(void *arg)
 	struct listener_shard *ls = arg;
 
 	ev_io_start(ls->shard->loop, &ls->accept_watcher);
+	if (is_first_shard(ls))
+		port_tls_arm(ls);
 	shard_on_stop(ls->shard, listener_stop_shard, ls);
 	shard_on_exit(ls->shard, listener_exit_shard, ls);
 }
 
 static int
+listener_shard_open(struct listener_port *p, int i, struct tern_err *err)
+{
+	struct listener_shard *ls = &p->shards[i];
+	struct smtp_listener *l = p->current;
+
+	ls->listener = listener_ref(l);
+	ls->shard = shard_get(i);
+	ls->fd = open_socket(&l->cfg, err);
+	if (ls->fd < 0)
+		return -EINVAL;
+	ls->reserve_fd = reserve_open();
+	if (ls->reserve_fd < 0) {
+		tern_err_set(err, 0, "", "esmtp listener %s: reserve descriptor: %s", l->cfg.listen,
+			     strerror(errno));
+		return -EMFILE;
+	}
+	ev_io_init(&ls->accept_watcher, accept_cb, ls->fd, EV_READ);
+	ls->accept_watcher.data = ls;
+	ev_timer_init(&ls->backoff, backoff_cb, LISTENER_BACKOFF, 0.);
+	ls->backoff.data = ls;
+	return 0;
+}
+
+static int
 listener_open(void *arg, struct tern_err *err)
 {
-	struct smtp_listener *l = arg;
+	struct listener_port *p = arg;
 	int i;
 
-	if (l->cfg.tls_certificate && listener_tls_open(l, err) < 0)
+	if (listener_tls_load(p->current, err) < 0)
 		return -EINVAL;
-	if (probe_port_free(&l->cfg, err) < 0)
+	if (probe_port_free(&p->current->cfg, err) < 0)
 		return -EADDRINUSE;
-	l->n_shards = shard_count();
-	l->shards = xcalloc((size_t)l->n_shards, sizeof(*l->shards));
+	ev_timer_init(&p->tls_check, port_tls_check_cb, 0., 0.);
+	p->tls_check.data = p;
+	p->n_shards = shard_count();
+	p->shards = xcalloc((size_t)p->n_shards, sizeof(*p->shards));
 	/* listener_close() after a failure part-way must not close descriptor 0. */
-	for (i = 0; i < l->n_shards; i++)
-		l->shards[i].fd = l->shards[i].reserve_fd = -1;
-	for (i = 0; i < l->n_shards; i++) {
-		struct listener_shard *ls = &l->shards[i];
-
-		ls->listener = l;
-		ls->shard = shard_get(i);
-		ls->fd = open_socket(&l->cfg, err);
-		if (ls->fd < 0)
+	for (i = 0; i < p->n_shards; i++)
+		p->shards[i].fd = p->shards[i].reserve_fd = -1;
+	for (i = 0; i < p->n_shards; i++)
+		if (listener_shard_open(p, i, err) < 0)
 			return -EINVAL;
-		ls->reserve_fd = reserve_open();
-		if (ls->reserve_fd < 0) {
-			tern_err_set(err, 0, "", "esmtp listener %s: reserve descriptor: %s",
-				     l->cfg.listen, strerror(errno));
-			return -EMFILE;
-		}
-		ev_io_init(&ls->accept_watcher, accept_cb, ls->fd, EV_READ);
-		ls->accept_watcher.data = ls;
-		ev_timer_init(&ls->backoff, backoff_cb, LISTENER_BACKOFF, 0.);
-		ls->backoff.data = ls;
-	}
 	/* Before the shard threads start their loops are ours to touch; after, each starts its own. */
-	for (i = 0; i < l->n_shards; i++) {
+	for (i = 0; i < p->n_shards; i++) {
 		if (!shards_running())
-			listener_start_shard(&l->shards[i]);
-		else if (shard_post(l->shards[i].shard, listener_start_shard, &l->shards[i]) < 0)
-			log_warn("smtp", "esmtp listener %s: shard %d is stopping", l->cfg.listen, i);
+			listener_start_shard(&p->shards[i]);
+		else if (shard_post(p->shards[i].shard, listener_start_shard, &p->shards[i]) < 0)
+			log_warn("smtp", "esmtp listener %s: shard %d is stopping",
+				 p->current->cfg.listen, i);
 	}
 	return 0;
 }
@@ -450,6 +505,8 @@ listener_retire_shard(void *arg)
 
 	ev_io_stop(ls->shard->loop, &ls->accept_watcher);
 	ev_timer_stop(ls->shard->loop, &ls->backoff);
+	if (is_first_shard(ls))
+		ev_timer_stop(ls->shard->loop, &ls->listener->port->tls_check);
 	if (ls->fd >= 0)
 		close(ls->fd);
 	ls->fd = -1;
@@ -458,29 +515,84 @@ listener_retire_shard(void *arg)
 static void
 listener_retire(void *arg)
 {
-	struct smtp_listener *l = arg;
+	struct listener_port *p = arg;
 	int i;
 
-	for (i = 0; i < l->n_shards; i++)
-		shard_post(l->shards[i].shard, listener_retire_shard, &l->shards[i]);
+	for (i = 0; i < p->n_shards; i++)
+		shard_post(p->shards[i].shard, listener_retire_shard, &p->shards[i]);
+}
+
+/* A reload keeps this address: load what the new options need before anything swaps. */
+static int
+listener_prepare_update(void *arg, const void *next, struct tern_err *err)
+{
+	const struct listener_port *np = next;
+
+	(void)arg;
+	return listener_tls_load(np->current, err);
+}
+
+struct listener_switch {
+	struct listener_shard *ls;
+	struct smtp_listener *next;
+};
+
+/* On the shard: new sessions get the new options; the shard's reference to the old goes. */
+static void
+listener_switch_shard(void *arg)
+{
+	struct listener_switch *sw = arg;
+	struct listener_shard *ls = sw->ls;
+	struct smtp_listener *old = ls->listener;
+
+	ls->listener = sw->next;
+	if (is_first_shard(ls) && ls->fd >= 0)
+		port_tls_arm(ls);
+	listener_unref(old);
+	free(sw);
+}
+
+/* After the swap: p takes next's options, and each shard switches at its loop boundary. */
+static void
+listener_update(void *arg, void *next)
+{
+	struct listener_port *p = arg, *np = next;
+	struct smtp_listener *l = np->current;
+	int i;
+
+	np->current = NULL; /* np goes with the rest of the reload's pending services */
+	l->port = p;
+	listener_unref(p->current);
+	p->current = l;
+	for (i = 0; i < p->n_shards; i++) {
+		struct listener_switch *sw = xcalloc(1, sizeof(*sw));
+
+		sw->ls = &p->shards[i];
+		sw->next = listener_ref(l);
+		if (shard_post(sw->ls->shard, listener_switch_shard, sw) < 0) {
+			/* A stopping shard accepts nothing more: it keeps what it has. */
+			listener_unref(l);
+			free(sw);
+		}
+	}
 }
 
 static void
 listener_close(void *arg)
 {
-	struct smtp_listener *l = arg;
+	struct listener_port *p = arg;
 	int i;
 
-	for (i = 0; i < l->n_shards; i++) {
-		if (l->shards[i].fd >= 0)
-			close(l->shards[i].fd);
-		if (l->shards[i].reserve_fd >= 0)
-			close(l->shards[i].reserve_fd);
+	for (i = 0; i < p->n_shards; i++) {
+		if (p->shards[i].fd >= 0)
+			close(p->shards[i].fd);
+		if (p->shards[i].reserve_fd >= 0)
+			close(p->shards[i].reserve_fd);
+		listener_unref(p->shards[i].listener);
+		p->shards[i].listener = NULL;
 	}
-	free(l->shards); l->shards = NULL;
-	l->n_shards = 0;
-	tls_server_free(l->tls);
-	l->tls = NULL;
+	free(p->shards); p->shards = NULL;
+	p->n_shards = 0;
 }
 
 void
@@ -501,17 +613,18 @@ smtp_listener_config_free(struct smtp_listener_config *cfg)
 static void
 listener_free(void *arg)
 {
-	struct smtp_listener *l = arg;
+	struct listener_port *p = arg;
 
-	smtp_listener_config_free(&l->cfg);
-	map_deinit(&l->per_ip, free);
-	pthread_mutex_destroy(&l->per_ip_mu);
-	free(l);
+	listener_unref(p->current);
+	map_deinit(&p->per_ip, free);
+	pthread_mutex_destroy(&p->per_ip_mu);
+	free(p);
 }
 
 int
 smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err)
 {
+	struct listener_port *p = xcalloc(1, sizeof(*p));
 	struct smtp_listener *l = xcalloc(1, sizeof(*l));
 	struct daemon_service svc = {
 		.rank = DAEMON_RANK_LISTENERS,
@@ -519,19 +632,24 @@ smtp_listener_add(struct smtp_listener_config *cfg, struct tern_err *err)
 		.close = listener_close,
 		.free = listener_free,
 		.retire = listener_retire,
-		.cfg = l,
+		.prepare_update = listener_prepare_update,
+		.update = listener_update,
+		.cfg = p,
 	};
 	char name[160];
 
 	l->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
-	atomic_init(&l->connections, 0);
-	pthread_mutex_init(&l->per_ip_mu, NULL);
-	map_init(&l->per_ip);
+	atomic_init(&l->refs, 1); /* the port's */
+	l->port = p;
+	p->current = l;
+	atomic_init(&p->connections, 0);
+	pthread_mutex_init(&p->per_ip_mu, NULL);
+	map_init(&p->per_ip);
 	snprintf(name, sizeof(name), "esmtp listener %s", l->cfg.listen);
 	svc.name = name;
 	if (daemon_add_service(&svc, err) < 0) {
-		listener_free(l);
+		listener_free(p);
 		return -EEXIST;
 	}
 	return 0;

@@ -20,7 +20,7 @@ static const struct {
 	{"import", cli_import_main, "import pmta FILE   convert a PowerMTA config into a policy"},
 	{"tls", cli_tls_main, "tls check HOST:PORT  print a server's certificate and days left"},
 	{"classify", cli_classify_main, "classify [--policy F] [--json] [REPLY...]  bounce category of replies"},
-	{"reload", cli_reload_main, "reload --pid PID|--pidfile F [--log FILE]  reload ternd's policy"},
+	{"reload", cli_reload_main, "reload --pid PID|--pidfile F|--endpoint URL  reload ternd's policy"},
 	{"queue-summary", cli_api_main, "queue-summary      scheduled queues of a running ternd (HTTP API)"},
 	{"suspend", cli_api_main, "suspend --domain D --reason R [--duration 1h]  hold a domain's mail"},
 	{"resume", cli_api_main, "resume ID          end a suspension"},

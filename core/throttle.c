@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * GCRA. An event at time now is allowed when now >= tat - tolerance; it then
- * moves tat one interval further (from max(tat, now)). This keeps long-run
- * counts exact: over any window the number admitted is at most
- * window/interval + burst.
+ * moves tat one interval further: from tat itself when now is less than one
+ * interval past it, from now after a longer pause. A caller always comes a
+ * little late (a timer fires after its time, a busy loop or a descheduled
+ * thread adds more); taking max(tat, now) would lose that lateness on every
+ * event, and under load a throttled path would run a few percent below its
+ * rate. Keeping the schedule loses nothing, and a pause of an interval or
+ * more still restarts it from now, so nothing is banked for a burst: over any
+ * window the number admitted is at most window/interval + burst + 1.
  */
 #include "tern/throttle.h"
 #include "tern/util.h"
@@ -71,7 +76,7 @@ throttle_take(struct throttle *t, double now)
 
 	if (t->interval == 0)
 		return 0;
-	tat = t->tat > now ? t->tat : now;
+	tat = t->tat > now - t->interval ? t->tat : now;
 	/* The epsilon absorbs the rounding that repeated additions of interval accumulate. */
 	if (now + 1e-9 < tat - t->tolerance)
 		return tat - t->tolerance - now;

@@ -27,5 +27,7 @@ void api_check_liveness(struct http_request *req);
 /* Shaping automation's path states: GET lists them, DELETE {source, site, tenant, campaign} lifts them. */
 void api_admin_shaping_list(struct http_request *req);
 void api_admin_shaping_clear(struct http_request *req);
+/* POST /api/admin/bump-config-epoch: reload the policy; 200 {epoch, revision}, or 422 {error}. */
+void api_admin_bump_config_epoch(struct http_request *req);
 
 #endif

@@ -11,14 +11,19 @@
  * On reload, init runs again and registers into a pending list instead;
  * services of rank STORAGE (the spool) must come out the same, since a
  * running daemon cannot move its spool. Listeners with a retire function
- * are opened when new and retired when gone; services with an update
- * function (local logs) take the new settings; other services must stay
- * defined (HTTP listeners).
+ * are opened when new and retired when gone; other services must stay
+ * defined (HTTP listeners). A running service with prepare_update/update
+ * that the new init defines again takes the new options from the pending
+ * one, so that new connections (or, for local logs, new records) get them,
+ * while what it runs (sockets, sessions, open segments) stays; such a
+ * service that a reload adds is opened (local logs defined for the first
+ * time), and one it no longer defines keeps running.
  */
 #ifndef TERN_DAEMON_H
 #define TERN_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tern/util.h"
 
@@ -39,12 +44,16 @@ struct daemon_service {
 	 */
 	void (*retire)(void *cfg);
 	/*
-	 * Services that follow a reload (local logs) have this: apply next's
-	 * settings to the running service, which then runs with next as its
-	 * cfg; -EINVAL with err refuses the reload. A reload that adds such a
-	 * service opens it; one that no longer defines it leaves it running.
+	 * A reload defines the running service cfg again as next: check and load
+	 * what next needs (certificates) before anything swaps; an error refuses
+	 * the reload and next is freed. Optional.
 	 */
-	int (*update)(void *cfg, void *next, struct tern_err *err);
+	int (*prepare_update)(void *cfg, const void *next, struct tern_err *err);
+	/*
+	 * After the swap: cfg takes next's options for the work it starts from now
+	 * on. next is freed afterwards with the reload's pending services.
+	 */
+	void (*update)(void *cfg, void *next);
 	void *cfg;
 };
 
@@ -56,6 +65,7 @@ void *daemon_find_service(const char *name);
 int daemon_open_rank(enum daemon_rank rank, struct tern_err *err);
 /* Open every service not yet open, in rank order. */
 int daemon_open_services(struct tern_err *err);
+/* After the shards stopped, before they are freed; answers reload requests still waiting. */
 void daemon_close_services(void);
 void daemon_free_config(void);
 
@@ -64,13 +74,35 @@ void daemon_reload_begin(void);
 /* Refuse a reload whose services cannot change while running: -EINVAL with err. */
 int daemon_reload_check(struct tern_err *err);
 /*
- * Open the listeners (and services with update) the reload added, then update
- * the running ones: -EINVAL with err (and none left open) when one fails.
+ * Open the listeners the reload added and prepare the updates of those it kept:
+ * -EINVAL with err (and none left open) when one fails.
  */
 int daemon_reload_open(struct tern_err *err);
-/* After the swap: retire the listeners the reload removed. */
+/* After the swap: update the services the reload kept, retire the listeners it removed. */
 void daemon_reload_retire(void);
 /* Forget the pending list; registrations go to the live list again. */
 void daemon_reload_end(void);
+
+/*
+ * Reloads asked for from any thread (the admin API). The reload itself stays
+ * the main thread's: a request raises SIGHUP, as `tern reload` and --watch do,
+ * and a reload answers the requests that were waiting when it began, so that
+ * each answer is that of a reload which read the policy after it was asked.
+ */
+struct daemon_reload_result {
+	int status;	   /* 0: loaded; -EINVAL: refused, err says why; -ECANCELED: stopping */
+	uint64_t epoch;	   /* the epoch serving afterwards */
+	char revision[64]; /* its policy revision */
+	struct tern_err err;
+};
+typedef void (*daemon_reload_done_fn)(void *arg, const struct daemon_reload_result *res);
+struct daemon_reload_request;
+
+/* Any thread: ask for a reload; done(arg, result) is called on the main thread. -ENOMEM. */
+int daemon_request_reload(daemon_reload_done_fn done, void *arg);
+/* Main thread, as a reload begins: the requests it will answer. */
+struct daemon_reload_request *daemon_reload_take_requests(void);
+/* Main thread, once that reload has ended: call each request's done and free them. */
+void daemon_reload_answer(struct daemon_reload_request *r, const struct daemon_reload_result *res);
 
 #endif

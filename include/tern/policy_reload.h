@@ -14,6 +14,7 @@
 /*
  * Reload opts' policy into every running shard. Main thread only, with the
  * shards running. Logs one line either way; -EINVAL with err when refused.
+ * Answers the reload requests (daemon.h) that were waiting when it began.
  */
 int policy_reload(const struct policy_options *opts, struct tern_err *err);
 /* The number of the current epoch: 1 at start, one more for each reload that succeeded. */

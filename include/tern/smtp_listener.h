@@ -76,6 +76,7 @@ struct smtp_listener_config {
 
 /* A listener's presence on one shard: its socket and the sessions it accepted. */
 struct listener_shard {
+	/* The options new sessions get here; one reference. Shard thread only once running. */
 	struct smtp_listener *listener;
 	struct shard *shard;
 	int fd;
@@ -85,16 +86,33 @@ struct listener_shard {
 	struct session *sessions;
 };
 
-struct smtp_listener {
-	struct smtp_listener_config cfg;
-	struct tls_server *tls;
-	ev_timer tls_check; /* on shard 0: the certificate files changed? */
+/*
+ * One listening address: what stays as it is across reloads (the sockets, their
+ * sessions, the connection counts) while its options change. This is the service
+ * the daemon keeps; a reload that keeps the address hands it the new init's options.
+ */
+struct listener_port {
+	struct smtp_listener *current; /* the newest options (main thread) */
 	struct listener_shard *shards;
 	int n_shards;
+	ev_timer tls_check; /* on shard 0: the current certificate files changed? */
 	atomic_int connections;
 	/* Live sessions per client address ("192.0.2.1" -> int *), shared by the shards. */
 	pthread_mutex_t per_ip_mu;
 	struct map per_ip;
+};
+
+/*
+ * A listener's options as one init defined them, and the TLS context loaded from
+ * them. Shared by reference: the port (current ones), each shard (the ones it
+ * gives new sessions) and each session (to its end), so a session keeps the
+ * options it began with across reloads.
+ */
+struct smtp_listener {
+	struct smtp_listener_config cfg;
+	struct tls_server *tls;
+	struct listener_port *port;
+	atomic_int refs;
 };
 
 /* Parse "addr:port" / "[v6]:port". */

@@ -4,6 +4,8 @@ on every shard and swaps to it at a loop boundary, under load, with nothing
 lost; a reload that fails leaves the running epoch serving.
 """
 import email
+import http.client
+import json
 import os
 import re
 import signal
@@ -15,7 +17,7 @@ import time
 
 from conftest import run_tern
 from sinks import (chunks, inject, mta_policy, of_type, port_free_on, py_sink, read_records,
-                   record_time, send_one, wait_listening, wait_records)
+                   send_one, wait_listening, wait_records)
 
 __all__ = ["py_sink"]  # a fixture, used by name
 
@@ -53,10 +55,10 @@ def write_policy(t, version, path_extra="", init_extra=""):
     os.rename(t.policy_path + ".tmp", t.policy_path)
 
 
-def start(ternd, ports, dns, sink_port, threads=2, extra_args=(), path_extra=""):
+def start(ternd, ports, dns, sink_port, threads=2, extra_args=(), path_extra="", init_extra=""):
     t = ternd("-- replaced below\n", start=False, threads=threads, extra_args=extra_args)
     t.dns, t.sink_port, t.smtp_port = dns, sink_port, ports[0]
-    write_policy(t, 0, path_extra)
+    write_policy(t, 0, path_extra, init_extra)
     return t.start()
 
 
@@ -290,42 +292,61 @@ def test_watch_reloads_on_policy_change_only(ternd, ports, dns_server, py_sink, 
     assert version_of(sink.wait_messages(1, timeout=20)[0]) == 3
 
 
-def delivery_times(t):
-    return sorted(record_time(r) for r in read_records(t) if r["type"] == "Delivery")
+def trickle(port, stop, every, errors):
+    """A message every few milliseconds, so that the path is asked for work (and
+    refreshes its config) at any moment of its throttle's wait, not only when its
+    timer fires."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+            c.ehlo("injector.test")
+            i = 0
+            while not stop.wait(every):
+                c.sendmail("s@origin.test", [f"t{i}@site.test"], b"Subject: t\r\n\r\nx\r\n")
+                i += 1
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        errors.append(repr(e))
 
 
 def test_path_rate_survives_reloads_and_a_lower_rate_applies(ternd, ports, dns_server, py_sink):
-    # A path whose max_message_rate (20/s) is unchanged across 10 reloads keeps
-    # its rate (no burst from a reset throttle, no stall); a reload that lowers
-    # it to 4/s takes effect within a second.
-    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink,
-                                      path_extra=", max_message_rate = '20/s'")
-    inject(t.smtp_port, chunks([f"u{i}@site.test" for i in range(450)], 50))
-    first = wait_records(t, of_type("Delivery"), 1, timeout=20)
-    start = min(record_time(r) for r in first) + 1.0
-    for v in range(1, 11):
-        while time.time() < start + 1.3 * v:
-            time.sleep(0.05)
-        write_policy(t, v, path_extra=", max_message_rate = '20/s'")
+    # A path whose max_message_rate (300/min) is unchanged across 20 reloads, one a
+    # second, keeps its rate within 2%, measured at the sink; a reload that lowers
+    # it to 60/min takes effect within a second.
+    # Regression: at 20/s on a loaded machine the rate fell 3-5% short, with or
+    # without reloads: the throttle lost each wake-up's lateness (test_throttle.c
+    # guards that). A throttle reset by a reload would admit the next message at
+    # once instead of at its slot; the trickle makes that next take come soon
+    # after the swap, at a random point of the wait, so 20 resets would raise the
+    # rate by about 8% (measured: 104-106 messages instead of 100).
+    rate = ", max_message_rate = '300/min'"
+    t, sink, dns, _ = start_with_sink(ternd, ports, dns_server, py_sink, path_extra=rate)
+    inject(t.smtp_port, chunks([f"u{i}@site.test" for i in range(20)], 20))
+    stop, errors = threading.Event(), []
+    feeder = threading.Thread(target=trickle, args=(t.smtp_port, stop, 0.03, errors))
+    feeder.start()
+    sink.wait_messages(1, timeout=20)
+    start = sink.messages[0]["time"] + 1.0
+    for v in range(1, 21):
+        while time.time() < start + v - 0.5:
+            time.sleep(0.02)
+        write_policy(t, v, path_extra=rate)
         reload(t, v + 1)
-    while time.time() < start + 15.5:
+    while time.time() < start + 20.5:
         time.sleep(0.1)
-    times = delivery_times(t)
-    in_window = [x for x in times if start <= x < start + 15]
-    # GCRA is exact, so a reset throttle would show as a surplus: at most +2%. A loaded
-    # 2-core machine falls behind with or without reloads (each late wake-up is lost:
-    # 289-293 of 300 measured at load 6-10, 293 with no reload at all), hence -5% below,
-    # as in test_throttle.py.
-    assert 285 <= len(in_window) <= 306, len(in_window)
+    times = [m["time"] for m in sink.messages if start <= m["time"] < start + 20]
+    # Counted (edges make +-1) and timed (first to last arrival: jitter of a few ms).
+    assert 98 <= len(times) <= 102, len(times)
+    measured = (len(times) - 1) / (times[-1] - times[0])
+    assert 4.9 <= measured <= 5.1, measured
 
-    write_policy(t, 11, path_extra=", max_message_rate = '4/s'")
-    reload(t, 12)
+    write_policy(t, 21, path_extra=", max_message_rate = '60/min'")
+    reload(t, 22)
     lowered = time.time()
     time.sleep(5.2)
-    times = delivery_times(t)
-    after = [x for x in times if lowered + 1 <= x < lowered + 5]
-    assert len(after) <= 4 * 4 + 1, len(after)
-    assert len(after) >= 4 * 4 - 3, len(after)
+    after = [m for m in sink.messages if lowered + 1 <= m["time"] < lowered + 5]
+    assert 3 <= len(after) <= 5, len(after)
+    stop.set()
+    feeder.join(30)
+    assert not errors, errors
 
 
 def refused(port):
@@ -406,3 +427,191 @@ def test_session_spanning_reloads_keeps_its_metadata(ternd, ports, dns_server, p
     time.sleep(0.4)
     assert_serving(t, 1)
     assert t.proc.poll() is None
+
+
+LISTENER_V0 = ("hostname = 'mta.test',\n"
+               "                              relay_hosts = { '127.0.0.0/8' }")
+LISTENER_V1 = "hostname = 'mta-v1.test', relay_hosts = { '127.0.0.2/32' }"
+
+
+def banner(port, source="127.0.0.1"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as s:
+        s.settimeout(10)
+        return s.recv(200).decode()
+
+
+def http_get(port, path, source="127.0.0.1"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status
+
+
+def knocker(port, stop, banners, errors):
+    """Connect again and again while reloads happen: every connection must be greeted."""
+    while not stop.is_set():
+        try:
+            banners.append(banner(port))
+        except OSError as e:
+            errors.append(repr(e))
+        time.sleep(0.01)
+
+
+def start_with_api(ternd, ports, dns_server, py_sink):
+    """ternd with an HTTP listener on ports[1] too; api is the line init starts it with."""
+    api = "  tern.start_http_listener { listen = '127.0.0.1:%d' }" % ports[1]
+    t, sink, _, _ = start_with_sink(ternd, ports, dns_server, py_sink, init_extra=api)
+    wait_listening("127.0.0.1", ports[1])
+    return t, sink, api, ports[1]
+
+
+def test_kept_listeners_take_the_new_options_for_new_sessions(ternd, ports, dns_server,
+                                                              py_sink):
+    # Regression: an ESMTP listener kept across a reload kept its start-up options
+    # (hostname, relay_hosts, ...) for good, and an HTTP listener its trusted_hosts
+    # and request_body_limit.
+    # New sessions now get the new epoch's options, a session in progress finishes
+    # under the ones it began with, and the socket stays bound throughout.
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
+    assert banner(t.smtp_port).startswith("220 mta.test ")
+    assert http_get(http_port, "/api/admin/queue-summary/v1") == 200
+
+    old = smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30)
+    old.ehlo("injector.test")
+    assert old.mail("s@origin.test")[0] == 250
+    stop, banners, errors = threading.Event(), [], []
+    knock = threading.Thread(target=knocker, args=(t.smtp_port, stop, banners, errors))
+    knock.start()
+    write_policy(t, 1, init_extra=api.replace(
+        " }", ", trusted_hosts = { '127.0.0.2/32' }, request_body_limit = '1K' }"))
+    rewrite(t, LISTENER_V0, LISTENER_V1)
+    reload(t, 2)
+    deadline = time.monotonic() + 10
+    while not any(b.startswith("220 mta-v1.test ") for b in banners[-3:]):
+        assert time.monotonic() < deadline, banners[-3:]
+        time.sleep(0.02)
+    for epoch in (3, 4, 5):  # and kept across reloads that change nothing
+        reload(t, epoch)
+    stop.set()
+    knock.join(30)
+    assert not errors, errors[:3]
+    assert all(b.startswith("220 ") for b in banners), [b for b in banners if b[:4] != "220 "]
+
+    # A new session: new banner, and 127.0.0.1 is no longer a relay host; 127.0.0.2 is.
+    new = smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30)
+    assert new.ehlo("injector.test")[1].startswith(b"mta-v1.test")
+    new.mail("s@origin.test")
+    code, msg = new.rcpt("n1@site.test")
+    assert (code, msg[:5]) == (550, b"5.7.1"), (code, msg)
+    new.quit()
+    with smtplib.SMTP("127.0.0.1", t.smtp_port, timeout=30,
+                      source_address=("127.0.0.2", 0)) as c:
+        c.sendmail("s@origin.test", ["n2@site.test"], b"Subject: n2\r\n\r\nx\r\n")
+    # The session begun before the reload relays under its old options.
+    assert old.rcpt("o1@site.test")[0] == 250
+    assert old.data(b"Subject: o1\r\n\r\nx\r\n")[0] == 250
+    old.quit()
+    got = sink.wait_messages(2, timeout=20)
+    assert sorted(m["rcpt_tos"][0] for m in got) == ["n2@site.test", "o1@site.test"]
+
+    assert http_get(http_port, "/api/admin/queue-summary/v1") == 401
+    assert http_get(http_port, "/api/admin/queue-summary/v1", source="127.0.0.2") == 200
+    c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30,
+                                   source_address=("127.0.0.2", 0))
+    c.request("POST", "/api/inject/v1", body=b"{" + b" " * 2048 + b"}")
+    assert c.getresponse().status == 413
+    c.close()
+    # Neither socket was bound again.
+    assert len(re.findall(r"opened esmtp listener", t.stderr())) == 1
+    assert len(re.findall(r"opened http listener", t.stderr())) == 1
+    assert t.proc.poll() is None
+
+
+def bump(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/api/admin/bump-config-epoch", body=b"")
+    r = c.getresponse()
+    body = json.loads(r.read())
+    c.close()
+    return r.status, body
+
+
+def test_bump_config_epoch_reloads_through_the_api(ternd, ports, dns_server, py_sink):
+    # POST /api/admin/bump-config-epoch reloads as SIGHUP does and answers once the
+    # reload has ended: 200 {epoch, revision}, or 422 naming FILE:LINE while the old
+    # epoch keeps serving; `tern reload --endpoint URL` calls it.
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
+    base = os.path.basename(t.policy_path)
+
+    write_policy(t, 1, init_extra=api)
+    status, body = bump(http_port)
+    assert status == 200, body
+    assert body["epoch"] == 2 and body["revision"].startswith("sha256:"), body
+    assert_serving(t, 1)  # sent after the answer: the new epoch received it
+    assert version_of(sink.wait_messages(1, timeout=20)[0]) == 1
+
+    rewrite(t, "local VERSION", "local local VERSION")
+    status, body = bump(http_port)
+    assert status == 422, body
+    assert re.search(r"%s:\d+: " % re.escape(base), body["error"]), body
+    assert body["epoch"] == 2, body
+    assert_serving(t, 2)
+    res = run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert re.search(r"policy reload failed: [^\n]*%s:\d+: [^\n]*; epoch 2 keeps running"
+                     % re.escape(base), res.stderr), res.stderr
+
+    # Several clients at once, on any shard: each hears of a reload begun after it asked.
+    write_policy(t, 3, init_extra=api)
+    answers = []
+    clients = [threading.Thread(target=lambda: answers.append(bump(http_port)))
+               for _ in range(6)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(60)
+    assert len(answers) == 6 and all(s == 200 and b["epoch"] >= 3 for s, b in answers), answers
+    res = run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port)
+    assert res.returncode == 0, res.stderr
+    # A signal raised by a request already answered may start one more reload meanwhile.
+    m = re.search(r"policy reload: epoch (\d+) loaded \(revision sha256:[0-9a-f]+\)", res.stdout)
+    assert m and int(m.group(1)) > max(b["epoch"] for _, b in answers), res.stdout
+    assert_serving(t, 3)
+    assert max(version_of(m) for m in sink.wait_messages(3, timeout=20)) == 3
+    assert run_tern("reload", "--endpoint", "http://127.0.0.1:%d" % http_port,
+                    "--pid", "1").returncode == 2
+
+
+SLOW_INIT = "  local t0 = os.clock()\n  while os.clock() - t0 < 1.0 do end"
+
+
+def bump_raw(port):
+    """Send the request and return the socket without reading the answer."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /api/admin/bump-config-epoch HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 0\r\n\r\n")
+    return s
+
+
+def test_bump_config_epoch_client_gone_and_stop_while_waiting(ternd, ports, dns_server,
+                                                              py_sink):
+    # A client that hangs up while its reload runs, and a SIGTERM while a request
+    # waits for its reload: ternd answers the others, serves on, and stops cleanly.
+    t, sink, api, http_port = start_with_api(ternd, ports, dns_server, py_sink)
+    write_policy(t, 1, init_extra=api + "\n" + SLOW_INIT)  # each reload takes a second
+    gone = bump_raw(http_port)
+    time.sleep(0.2)
+    gone.close()
+    status, body = bump(http_port)
+    assert status == 200 and body["epoch"] >= 2, body
+    assert_serving(t, 1)
+
+    waiting = bump_raw(http_port)
+    wait_log(t, r"policy reload: epoch %d loaded" % body["epoch"])
+    time.sleep(0.2)  # the next reload is running
+    assert t.stop() == 0, t.stderr()[-3000:]
+    waiting.close()
+    assert "stopped" in t.stderr()

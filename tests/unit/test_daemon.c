@@ -2,11 +2,13 @@
 /*
  * Start-up services: registration, duplicate names, open in rank order,
  * close in reverse, a failing open stops the rest and reports its error,
- * lookup by name, free; on reload, services with update take the new
- * settings or refuse the reload.
+ * lookup by name, free; on reload, services added, retired and updated (local
+ * logs: new settings or a refused reload), and reloads asked for from other
+ * threads answered by the reload that follows.
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -341,59 +343,218 @@ test_reload_listener_that_cannot_open_refuses(void **state)
 }
 
 static int
-svc_update(void *cfg, void *next, struct tern_err *err)
+svc_prepare_update(void *arg, const void *next, struct tern_err *err)
 {
-	struct svc_cfg *n = next;
+	const struct svc_cfg *n = next;
 
-	note('=', n->name);
+	note('p', n->name);
 	if (n->fail) {
-		tern_err_set(err, 0, "", "cannot apply %s", n->name);
+		tern_err_set(err, 0, "", "cannot load %s's certificate", n->name);
 		return -EINVAL;
 	}
 	return 0;
 }
 
 static void
-add_updatable(struct svc_cfg *c)
+svc_update(void *arg, void *next)
+{
+	note('u', ((struct svc_cfg *)next)->name);
+}
+
+static int
+add_updatable(struct svc_cfg *c, const char *name, struct tern_err *err)
+{
+	struct daemon_service svc = {.name = name,
+				     .rank = DAEMON_RANK_LISTENERS,
+				     .open = svc_open,
+				     .close = svc_close,
+				     .free = svc_free,
+				     .retire = svc_retire,
+				     .prepare_update = svc_prepare_update,
+				     .update = svc_update,
+				     .cfg = c};
+
+	return daemon_add_service(&svc, err);
+}
+
+static void
+test_reload_updates_a_kept_listener(void **state)
+{
+	static struct svc_cfg a = {.name = "a"}, a2 = {.name = "a2"}, b = {.name = "b"};
+	struct tern_err err;
+
+	assert_int_equal(add_updatable(&a, "listener a", &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_updatable(&a2, "listener a", &err), 0);
+	assert_int_equal(add_updatable(&b, "listener b", &err), 0);
+	assert_int_equal(daemon_reload_check(&err), 0);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	/* a is neither opened again nor retired: it takes a2's options, and a2 goes. */
+	assert_string_equal(trace, "+b pa2 ua2 ~a2 ");
+	assert_ptr_equal(daemon_find_service("listener a"), &a);
+	assert_ptr_equal(daemon_find_service("listener b"), &b);
+}
+
+static void
+test_reload_update_that_cannot_load_refuses(void **state)
+{
+	static struct svc_cfg a = {.name = "a"}, a2 = {.name = "a2", .fail = true},
+			      b = {.name = "b"};
+	struct tern_err err;
+
+	assert_int_equal(add_updatable(&a, "listener a", &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_updatable(&a2, "listener a", &err), 0);
+	assert_int_equal(add_updatable(&b, "listener b", &err), 0);
+	assert_int_equal(daemon_reload_open(&err), -EINVAL);
+	assert_string_equal(err.msg, "cannot load a2's certificate");
+	daemon_reload_end();
+	/* All or none: b, opened first, is closed again; a keeps its options. */
+	assert_string_equal(trace, "+b pa2 -b ~a2 ~b ");
+	assert_ptr_equal(daemon_find_service("listener a"), &a);
+	assert_null(daemon_find_service("listener b"));
+}
+
+/*
+ * Regression: a pending slot kept its "added" flag after the reload that added
+ * a listener there, so the next reload moved whatever init registered in that
+ * slot into the running list as if it were new: a second entry, closed at exit
+ * although never opened.
+ */
+static void
+test_reload_after_an_add_adds_nothing(void **state)
+{
+	static struct svc_cfg a = {.name = "a"}, a1 = {.name = "a1"}, b1 = {.name = "b1"},
+			      a2 = {.name = "a2"}, b2 = {.name = "b2"};
+	struct tern_err err;
+
+	assert_int_equal(add_full(&a, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_open_services(&err), 0);
+	daemon_reload_begin();
+	assert_int_equal(add_full(&a1, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(add_full(&b1, "listener b", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	trace[0] = '\0';
+	daemon_reload_begin();
+	assert_int_equal(add_full(&a2, "listener a", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(add_full(&b2, "listener b", DAEMON_RANK_LISTENERS, true, &err), 0);
+	assert_int_equal(daemon_reload_open(&err), 0);
+	daemon_reload_retire();
+	daemon_reload_end();
+	daemon_close_services();
+	assert_string_equal(trace, "~a2 ~b2 -b1 -a ");
+}
+
+/* ---- reloads asked for from other threads ---- */
+
+struct asked {
+	int calls;
+	struct daemon_reload_result res;
+};
+
+static void
+asked_done(void *arg, const struct daemon_reload_result *res)
+{
+	struct asked *a = arg;
+
+	a->calls++;
+	a->res = *res;
+}
+
+/* The request's SIGHUP, taken here as the main thread's sigtimedwait takes it. */
+static void
+expect_sighup(void)
+{
+	struct timespec now = {0, 0};
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	assert_int_equal(sigtimedwait(&set, NULL, &now), SIGHUP);
+}
+
+static void
+test_reload_requests_answered_by_the_next_reload(void **state)
+{
+	struct asked one = {0}, two = {0}, late = {0};
+	struct daemon_reload_result res = {.status = 0, .epoch = 7, .revision = "sha256:abc"};
+	struct daemon_reload_request *taken;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	assert_int_equal(daemon_request_reload(asked_done, &one), 0);
+	assert_int_equal(daemon_request_reload(asked_done, &two), 0);
+	expect_sighup(); /* one pending signal for both */
+	taken = daemon_reload_take_requests();
+	/* Asked while that reload runs: left for the next one. */
+	assert_int_equal(daemon_request_reload(asked_done, &late), 0);
+	expect_sighup();
+	daemon_reload_answer(taken, &res);
+	assert_int_equal(one.calls, 1);
+	assert_int_equal(two.calls, 1);
+	assert_int_equal(two.res.epoch, 7);
+	assert_string_equal(two.res.revision, "sha256:abc");
+	assert_int_equal(late.calls, 0);
+	/* Stopping answers what is still waiting. */
+	daemon_close_services();
+	assert_int_equal(late.calls, 1);
+	assert_int_equal(late.res.status, -ECANCELED);
+	assert_string_equal(late.res.err.msg, "ternd is stopping");
+}
+
+/* Like local logs: settings applied before the swap (prepare_update), nothing after. */
+static void
+add_logs_like(struct svc_cfg *c)
 {
 	struct daemon_service svc = {.name = "logs",
 				     .rank = DAEMON_RANK_LOGS,
 				     .open = svc_open,
 				     .close = svc_close,
 				     .free = svc_free,
-				     .update = svc_update,
+				     .prepare_update = svc_prepare_update,
 				     .cfg = c};
 	struct tern_err err;
 
 	assert_int_equal(daemon_add_service(&svc, &err), 0);
 }
 
-/* Services with update (local logs) take a reload's settings; a failing update refuses it. */
+/* Local logs take a reload's settings; a failing one refuses the reload. */
 static void
 test_reload_updates_running_services(void **state)
 {
-	static struct svc_cfg v1 = {.name = "v1"}, v2 = {.name = "v2"}, bad = {.name = "bad", .fail = true};
+	static struct svc_cfg v1 = {.name = "v1"}, v2 = {.name = "v2"},
+			      bad = {.name = "bad", .fail = true};
 	struct tern_err err;
 
-	add_updatable(&v1);
+	add_logs_like(&v1);
 	assert_int_equal(daemon_open_services(&err), 0);
 	daemon_reload_begin();
-	add_updatable(&v2);
+	add_logs_like(&v2);
 	assert_int_equal(daemon_reload_open(&err), 0);
 	daemon_reload_retire();
 	daemon_reload_end();
-	/* v2 runs now; v1's settings are freed with the reload. */
-	assert_string_equal(trace, "+v1 =v2 ~v1 ");
-	assert_ptr_equal(daemon_find_service("logs"), &v2);
+	/* v2's settings were applied; its cfg goes with the reload, v1 stays registered. */
+	assert_string_equal(trace, "+v1 pv2 ~v2 ");
+	assert_ptr_equal(daemon_find_service("logs"), &v1);
 	daemon_reload_begin();
-	add_updatable(&bad);
+	add_logs_like(&bad);
 	assert_int_equal(daemon_reload_open(&err), -EINVAL);
-	assert_string_equal(err.msg, "cannot apply bad");
+	assert_string_equal(err.msg, "cannot load bad's certificate");
 	daemon_reload_end();
-	assert_ptr_equal(daemon_find_service("logs"), &v2);
+	assert_ptr_equal(daemon_find_service("logs"), &v1);
 }
 
-/* A reload that adds such a service opens it. */
+/* A reload that defines local logs for the first time opens them. */
 static void
 test_reload_opens_an_added_updatable_service(void **state)
 {
@@ -402,7 +563,7 @@ test_reload_opens_an_added_updatable_service(void **state)
 
 	assert_int_equal(daemon_open_services(&err), 0);
 	daemon_reload_begin();
-	add_updatable(&v1);
+	add_logs_like(&v1);
 	assert_int_equal(daemon_reload_open(&err), 0);
 	daemon_reload_retire();
 	daemon_reload_end();
@@ -423,6 +584,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_capacity, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_spool_must_not_change, reset, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_adds_and_retires_listeners, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_updates_a_kept_listener, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_after_an_add_adds_nothing, reset, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_update_that_cannot_load_refuses, reset,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_requests_answered_by_the_next_reload, reset,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_listener_that_cannot_open_refuses, reset,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_updates_running_services, reset, teardown),

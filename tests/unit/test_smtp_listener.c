@@ -55,7 +55,7 @@ test_parse_address(void **state)
 
 struct fixture {
 	char policy[64];
-	struct smtp_listener *listener;
+	struct listener_port *listener; /* the service: sockets and current options */
 	int port;
 };
 

@@ -45,6 +45,7 @@ struct fixture {
 	struct spool *spool;
 	struct cidr relay;
 	struct smtp_listener listener;
+	struct listener_port port;
 	struct listener_shard ls;
 	struct ev_loop *loop;
 	int client; /* the test's end of the socketpair */
@@ -103,6 +104,13 @@ group_setup(void **state)
 		.client_timeout = 30,
 		.data_timeout = 30,
 	};
+	f->listener.port = &f->port;
+	/*
+	 * Sessions here are handed over without accept_one(), which takes each
+	 * one's reference; the fixture holds them instead, and its listener is
+	 * never freed.
+	 */
+	atomic_init(&f->listener.refs, 1 << 30);
 	f->ls = (struct listener_shard){.listener = &f->listener, .shard = shard_get(0), .fd = -1};
 	f->loop = shard_get(0)->loop;
 	f->client = -1;

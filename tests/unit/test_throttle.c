@@ -90,10 +90,7 @@ admitted_greedy(struct throttle *t, double window)
 	return n;
 }
 
-/*
- * A client polling every step seconds. With burst 1 GCRA banks no credit, so
- * each admission is late by up to one step: use steps that divide the interval.
- */
+/* A client polling every step seconds: each admission is late by up to one step. */
 static int
 admitted_polling(struct throttle *t, double window, double step)
 {
@@ -248,6 +245,40 @@ test_retune_new_rate_applies_at_once(void **state)
 	assert_float_equal(throttle_take(&t, now), 0.5, 1e-9);
 }
 
+/*
+ * Regression: each take's lateness (a poll, a timer firing late on a loaded
+ * loop) was lost, so a client polling every 7 ms got 10/s as about 9.7/s; a
+ * path under load ran 3% below its max_message_rate.
+ */
+static void
+test_late_takes_keep_the_schedule(void **state)
+{
+	struct throttle t;
+	int n;
+
+	throttle_init(&t, rate("10/s"), 1);
+	n = admitted_polling(&t, 60, 0.007);
+	assert_true(n >= 600 && n <= 601);
+	throttle_init(&t, rate("10/s"), 1);
+	n = admitted_polling(&t, 60, 0.033);
+	assert_true(n >= 600 && n <= 601);
+}
+
+/* Late by less than an interval: the next slot follows the missed one; after a pause, now. */
+static void
+test_lateness_and_pauses(void **state)
+{
+	struct throttle t;
+
+	throttle_init(&t, 10, 1);
+	assert_true(throttle_take(&t, 100) == 0);
+	assert_true(throttle_take(&t, 100.15) == 0);
+	assert_float_equal(throttle_take(&t, 100.15), 0.05, 1e-9);
+	/* A pause of an interval or more banks nothing: one, then the full interval. */
+	assert_true(throttle_take(&t, 105) == 0);
+	assert_float_equal(throttle_take(&t, 105), 0.1, 1e-9);
+}
+
 static void
 test_unlimited(void **state)
 {
@@ -274,6 +305,8 @@ main(void)
 	    cmocka_unit_test(test_burst),
 	    cmocka_unit_test(test_burst_below_one_is_one),
 	    cmocka_unit_test(test_unlimited),
+	    cmocka_unit_test(test_late_takes_keep_the_schedule),
+	    cmocka_unit_test(test_lateness_and_pauses),
 	    cmocka_unit_test(test_parse_rejects_empty_unit_and_non_finite),
 	    cmocka_unit_test(test_burst_full_at_any_time),
 	};
