@@ -4,7 +4,7 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd libpcre2-8
+PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd libpcre2-8 libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 

@@ -10,6 +10,7 @@
 #include "tern/lua_bounce.h"
 #include "tern/lua_dkim.h"
 #include "tern/lua_dns.h"
+#include "tern/lua_http.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 #include "tern/lua_init.h"
@@ -531,6 +532,7 @@ lua_tern_open(lua_State *L)
 	lua_json_open(L);
 	lua_dkim_open(L);
 	lua_dns_open(L);
+	lua_http_open(L);
 	lua_init_open(L);
 	lua_queue_open(L);
 	lua_egress_open(L);

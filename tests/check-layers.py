@@ -35,6 +35,7 @@ LAYERS = {
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
     "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING,
+    "lua_http": BINDING, "lua_loghook": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -44,6 +45,7 @@ LAYERS = {
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
     "proxy_proto": ENGINE, "bounce": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
+    "http_client": ENGINE, "loghook": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,
