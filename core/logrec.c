@@ -206,3 +206,26 @@ logrec_commit(void)
 	if (logfile != NULL)
 		logfile_flush(logfile);
 }
+
+const char *
+logrec_dir(void)
+{
+	return logfile != NULL ? config.file.dir : NULL;
+}
+
+bool
+logrec_compressed(void)
+{
+	return config.file.compression != LOGFILE_NONE;
+}
+
+uint64_t
+logrec_written(void)
+{
+	struct logfile_stats st;
+
+	if (logfile == NULL)
+		return 0;
+	logfile_stats(logfile, &st);
+	return st.records;
+}

@@ -9,8 +9,10 @@
 #include "tern/lua_conn.h"
 #include "tern/lua_bounce.h"
 #include "tern/lua_dkim.h"
+#include "tern/lua_crypto.h"
 #include "tern/lua_dns.h"
 #include "tern/lua_http.h"
+#include "tern/lua_loghook.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 #include "tern/lua_init.h"
@@ -533,6 +535,8 @@ lua_tern_open(lua_State *L)
 	lua_dkim_open(L);
 	lua_dns_open(L);
 	lua_http_open(L);
+	lua_loghook_open(L);
+	lua_crypto_open(L);
 	lua_init_open(L);
 	lua_queue_open(L);
 	lua_egress_open(L);

@@ -35,7 +35,7 @@ LAYERS = {
     "lua_conn": BINDING, "lua_ctx": BINDING, "lua_dkim": BINDING, "lua_dns": BINDING,
     "lua_egress": BINDING, "lua_init": BINDING, "lua_json": BINDING, "lua_message": BINDING,
     "lua_options": BINDING, "lua_queue": BINDING, "lua_bounce": BINDING,
-    "lua_http": BINDING, "lua_loghook": BINDING,
+    "lua_http": BINDING, "lua_loghook": BINDING, "lua_crypto": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,

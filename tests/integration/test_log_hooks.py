@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: MIT
+"""Log hooks with the webhook sender: Delivery and Bounce records of real
+deliveries reach a local HTTP receiver from the local log segments, signed,
+exactly once normally, at least once over a receiver outage and over a
+restart of ternd (the cursor is durable and only moves on a 2xx).
+"""
+import os
+import signal
+import time
+
+import pytest
+
+from sinks import chunks, inject, ternd_sink
+from webhook import WebhookReceiver
+
+__all__ = ["ternd_sink"]  # fixture, used by name
+
+SECRET = "s3cret"
+FINAL = ("Delivery", "Bounce")
+
+
+def policy(sink_port, hook_port, batch_size=200):
+    return ("tern.on('init', function()\n"
+            "  tern.define_spool { path = '{dir}/spool' }\n"
+            "  tern.configure_local_logs { log_dir = '{dir}/log', max_segment_duration = '1s' }\n"
+            "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mta.test',\n"
+            "                              relay_hosts = { '127.0.0.0/8' } }\n"
+            "end)\n"
+            "tern.on('get_queue_config', function()\n"
+            "  return tern.make_queue_config { mx_list = { '127.0.0.1:%d' },"
+            " retry_interval = '1h' }\n"
+            "end)\n"
+            "local log_hooks = require 'tern.log_hooks'\n"
+            "tern.configure_log_hook { name = 'esp', types = { 'Delivery', 'Bounce' },\n"
+            "  batch_size = %d, max_latency = '200ms',\n"
+            "  deliver = log_hooks.webhook { url = 'http://127.0.0.1:%d/hook', secret = '%s',\n"
+            "                                timeout = '5s' } }\n"
+            % (sink_port, batch_size, hook_port, SECRET))
+
+
+def recipients(n, tag):
+    """n recipients, one in five refused by the sink (a Bounce record)."""
+    return [f"{'permfail' if i % 5 == 0 else 'user'}-{tag}-{i}@dest.test" for i in range(n)]
+
+
+def final_records(t):
+    return {(r["id"], r["type"]) for r in t.records() if r["type"] in FINAL}
+
+
+def wait_all(t, receiver, n, timeout):
+    """Wait until the log holds n final records and the receiver has seen each; return both."""
+    deadline = time.monotonic() + timeout
+    while True:
+        want = final_records(t)
+        got = {(r["id"], r["type"]) for r in receiver.seen()}
+        if len(want) == n and want <= got:
+            return want, receiver.seen()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(want)} final records of {n}, receiver has "
+                                 f"{len(want & got)} of them ({receiver.posts} posts)")
+        time.sleep(0.1)
+
+
+def start(ternd, ternd_sink, ports):
+    ternd_sink("127.0.0.1", ports[1])
+    receiver = WebhookReceiver(ports[2], SECRET).start()
+    t = ternd(policy(ports[1], ports[2]))
+    return t, receiver
+
+
+def test_every_record_exactly_once(ternd, ternd_sink, ports):
+    t, receiver = start(ternd, ternd_sink, ports)
+    try:
+        ids = inject(ports[0], chunks(recipients(2000, "a"), 20))
+        want, seen = wait_all(t, receiver, 2000, 120)
+        assert {i for i, _ in want} == set(ids)
+        assert len(seen) == len(want), "a record was delivered twice without any failure"
+        assert {r["type"] for r in seen} == set(FINAL)
+        assert receiver.bad_signatures == 0
+    finally:
+        receiver.stop()
+
+
+def test_receiver_outage_loses_nothing(ternd, ternd_sink, ports):
+    t, receiver = start(ternd, ternd_sink, ports)
+    try:
+        inject(ports[0], chunks(recipients(300, "before"), 20))
+        wait_all(t, receiver, 300, 60)
+        before = len(receiver.seen())
+        receiver.stop()
+        inject(ports[0], chunks(recipients(300, "during"), 20))
+        time.sleep(8)  # the outage itself: ternd retries with a growing delay meanwhile
+        assert len(receiver.seen()) == before
+        receiver.start()
+        inject(ports[0], chunks(recipients(300, "after"), 20))
+        want, seen = wait_all(t, receiver, 900, 120)
+        assert receiver.bad_signatures == 0
+        dups = len(seen) - len({(r["id"], r["type"]) for r in seen})
+        assert dups <= 200, f"{dups} duplicates: more than the batch in flight at the outage"
+        assert "not delivered" in t.stderr()
+    finally:
+        receiver.stop()
+
+
+def test_refused_batches_are_offered_again(ternd, ternd_sink, ports):
+    t, receiver = start(ternd, ternd_sink, ports)
+    try:
+        receiver.status = 503
+        inject(ports[0], chunks(recipients(50, "r"), 10))
+        deadline = time.monotonic() + 30
+        while receiver.posts < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert receiver.posts >= 2 and receiver.seen() == []
+        receiver.status = 200
+        wait_all(t, receiver, 50, 60)
+        assert "answered 503" in t.stderr()
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_restart_of_ternd_loses_nothing(ternd, ternd_sink, ports, tmp_path, sig):
+    ternd_sink("127.0.0.1", ports[1])
+    receiver = WebhookReceiver(ports[2], SECRET).start()
+    receiver.delay = 0.2  # batches of 20 trickle out, so the stop comes in the middle
+    t = ternd(policy(ports[1], ports[2], batch_size=20))
+    try:
+        inject(ports[0], chunks(recipients(400, "one"), 20))
+        deadline = time.monotonic() + 60
+        while len(receiver.seen()) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if sig == signal.SIGKILL:
+            t.kill9()
+        else:
+            assert t.stop(sig) == 0
+        acked = len(receiver.seen())
+        assert 0 < acked < 400, "the stop did not come in the middle of the stream"
+        assert os.path.exists(tmp_path / "log" / ".loghook-esp.cursor")
+        receiver.delay = 0
+        t2 = ternd(policy(ports[1], ports[2]))
+        inject(ports[0], chunks(recipients(400, "two"), 20))
+        want, seen = wait_all(t2, receiver, 800, 120)
+        assert {(r["id"], r["type"]) for r in seen} >= want
+        dups = len(seen) - len({(r["id"], r["type"]) for r in seen})
+        assert dups <= 20, f"{dups} duplicates: more than the batch in flight at the stop"
+        assert receiver.bad_signatures == 0
+    finally:
+        receiver.stop()
