@@ -7,6 +7,7 @@ restart of ternd (the cursor is durable and only moves on a 2xx).
 import os
 import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -21,6 +22,7 @@ FINAL = ("Delivery", "Bounce")
 
 def policy(sink_port, hook_port, batch_size=200):
     return ("tern.on('init', function()\n"
+            "  tern.start_http_listener { listen = '127.0.0.1:{port4}' }\n"
             "  tern.define_spool { path = '{dir}/spool' }\n"
             "  tern.configure_local_logs { log_dir = '{dir}/log', max_segment_duration = '1s' }\n"
             "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mta.test',\n"
@@ -61,6 +63,26 @@ def wait_all(t, receiver, n, timeout):
         time.sleep(0.1)
 
 
+def lag(port):
+    """The hook's (records, seconds) lag from /metrics."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in body.splitlines():
+        for name in ("tern_log_hook_lag_records", "tern_log_hook_lag_seconds"):
+            if line.startswith(name + '{hook="esp"}'):
+                values[name] = float(line.split()[-1])
+    return values.get("tern_log_hook_lag_records"), values.get("tern_log_hook_lag_seconds")
+
+
+def wait_for(cond, timeout):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def start(ternd, ternd_sink, ports):
     ternd_sink("127.0.0.1", ports[1])
     receiver = WebhookReceiver(ports[2], SECRET).start()
@@ -91,6 +113,8 @@ def test_receiver_outage_loses_nothing(ternd, ternd_sink, ports):
         inject(ports[0], chunks(recipients(300, "during"), 20))
         time.sleep(8)  # the outage itself: ternd retries with a growing delay meanwhile
         assert len(receiver.seen()) == before
+        records, seconds = lag(ports[3])
+        assert records >= 300 and seconds >= 5, (records, seconds)
         receiver.start()
         inject(ports[0], chunks(recipients(300, "after"), 20))
         want, seen = wait_all(t, receiver, 900, 120)
@@ -98,6 +122,7 @@ def test_receiver_outage_loses_nothing(ternd, ternd_sink, ports):
         dups = len(seen) - len({(r["id"], r["type"]) for r in seen})
         assert dups <= 200, f"{dups} duplicates: more than the batch in flight at the outage"
         assert "not delivered" in t.stderr()
+        assert wait_for(lambda: lag(ports[3]) == (0, 0), 30), lag(ports[3])
     finally:
         receiver.stop()
 
