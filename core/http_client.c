@@ -21,10 +21,19 @@
 #include <curl/curl.h>
 #include <ev.h>
 
+/*
+ * A shard's client outlives its loop's end while requests remain: their
+ * coroutines are cancelled only when the policy is freed, after the exit
+ * hooks, and cancelling removes them from the multi handle, so the last of
+ * them frees the client (closing).
+ */
 struct http_client {
 	struct shard *shard;
 	CURLM *multi;
 	ev_timer timer;
+	struct http_sock *socks; /* every watched socket, to free those curl never releases */
+	size_t n_requests;
+	bool closing;
 };
 
 /* One socket curl asked us to watch. */
@@ -32,6 +41,7 @@ struct http_sock {
 	struct http_client *hc;
 	curl_socket_t fd;
 	ev_io io;
+	struct http_sock *prev, *next;
 };
 
 struct http_request {
@@ -54,14 +64,41 @@ curl_init_once(void)
 }
 
 static void
+sock_free(struct http_client *hc, struct http_sock *s)
+{
+	ev_io_stop(hc->shard->loop, &s->io);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		hc->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+static void
+client_destroy(struct http_client *hc)
+{
+	ev_timer_stop(hc->shard->loop, &hc->timer);
+	curl_multi_cleanup(hc->multi);
+	while (hc->socks)
+		sock_free(hc, hc->socks);
+	free(hc);
+}
+
+static void
 request_free(struct http_request *r)
 {
-	curl_multi_remove_handle(r->hc->multi, r->easy);
+	struct http_client *hc = r->hc;
+
+	curl_multi_remove_handle(hc->multi, r->easy);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
 	buf_deinit(&r->res.headers);
 	buf_deinit(&r->res.body);
 	free(r);
+	if (--hc->n_requests == 0 && hc->closing)
+		client_destroy(hc);
 }
 
 static void
@@ -131,10 +168,8 @@ sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
 
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			ev_io_stop(hc->shard->loop, &s->io);
-			free(s);
-		}
+		if (s != NULL)
+			sock_free(hc, s);
 		curl_multi_assign(hc->multi, fd, NULL);
 		return 0;
 	}
@@ -145,6 +180,10 @@ sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
 		s->hc = hc;
 		s->fd = fd;
 		s->io.data = s;
+		s->next = hc->socks;
+		if (hc->socks)
+			hc->socks->prev = s;
+		hc->socks = s;
 		curl_multi_assign(hc->multi, fd, s);
 	} else {
 		ev_io_stop(hc->shard->loop, &s->io);
@@ -162,7 +201,7 @@ timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 	(void)multi;
 	ev_timer_stop(hc->shard->loop, &hc->timer);
-	if (timeout_ms >= 0) {
+	if (timeout_ms >= 0 && !hc->closing) {
 		ev_timer_set(&hc->timer, (double)timeout_ms / 1000.0, 0);
 		ev_timer_start(hc->shard->loop, &hc->timer);
 	}
@@ -174,10 +213,12 @@ client_exit(struct shard *s, void *arg)
 {
 	struct http_client *hc = arg;
 
-	ev_timer_stop(s->loop, &hc->timer);
-	curl_multi_cleanup(hc->multi);
 	clients[s->id] = NULL;
-	free(hc);
+	hc->closing = true;
+	if (hc->n_requests == 0)
+		client_destroy(hc);
+	else
+		ev_timer_stop(s->loop, &hc->timer);
 }
 
 static struct http_client *
@@ -288,6 +329,7 @@ http_request_start(struct shard *s, const struct http_request_opts *o, http_done
 	why = "cannot start the request";
 	if (curl_multi_add_handle(hc->multi, r->easy) != CURLM_OK)
 		goto fail;
+	hc->n_requests++;
 	return r;
 fail:
 	if (r != NULL) {

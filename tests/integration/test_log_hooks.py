@@ -20,7 +20,11 @@ SECRET = "s3cret"
 FINAL = ("Delivery", "Bounce")
 
 
-def policy(sink_port, hook_port, batch_size=200):
+def policy(sink_port, hook_port, batch_size=200, hook=None):
+    """ternd relaying to the sink, with a log hook (by default: the webhook, Delivery and Bounce)."""
+    hook = hook or ("tern.configure_log_hook { name = 'esp', types = { 'Delivery', 'Bounce' },\n"
+                    "  batch_size = %d, max_latency = '200ms',\n"
+                    "  deliver = webhook }\n" % batch_size)
     return ("tern.on('init', function()\n"
             "  tern.start_http_listener { listen = '127.0.0.1:{port4}' }\n"
             "  tern.define_spool { path = '{dir}/spool' }\n"
@@ -33,11 +37,9 @@ def policy(sink_port, hook_port, batch_size=200):
             " retry_interval = '1h' }\n"
             "end)\n"
             "local log_hooks = require 'tern.log_hooks'\n"
-            "tern.configure_log_hook { name = 'esp', types = { 'Delivery', 'Bounce' },\n"
-            "  batch_size = %d, max_latency = '200ms',\n"
-            "  deliver = log_hooks.webhook { url = 'http://127.0.0.1:%d/hook', secret = '%s',\n"
-            "                                timeout = '5s' } }\n"
-            % (sink_port, batch_size, hook_port, SECRET))
+            "local webhook = log_hooks.webhook { url = 'http://127.0.0.1:%d/hook', secret = '%s',\n"
+            "                                    timeout = '5s' }\n"
+            % (sink_port, hook_port, SECRET)) + hook
 
 
 def recipients(n, tag):
@@ -169,5 +171,33 @@ def test_restart_of_ternd_loses_nothing(ternd, ternd_sink, ports, tmp_path, sig)
         dups = len(seen) - len({(r["id"], r["type"]) for r in seen})
         assert dups <= 20, f"{dups} duplicates: more than the batch in flight at the stop"
         assert receiver.bad_signatures == 0
+    finally:
+        receiver.stop()
+
+
+def test_filter_and_a_failing_deliver(ternd, ternd_sink, ports):
+    """filter picks the records; a deliver that raises has its batch offered again."""
+    ternd_sink("127.0.0.1", ports[1])
+    receiver = WebhookReceiver(ports[2], SECRET).start()
+    t = ternd(policy(ports[1], ports[2], hook=(
+        "local calls = 0\n"
+        "tern.configure_log_hook { name = 'bounces', max_latency = '100ms',\n"
+        "  filter = function(r) return r.type == 'Bounce' end,\n"
+        "  deliver = function(records, lines)\n"
+        "    calls = calls + 1\n"
+        "    if calls == 1 then error('first call fails') end\n"
+        "    assert(#records == #lines and records[1].type == 'Bounce')\n"
+        "    return webhook(records, lines)\n"
+        "  end }\n")))
+    try:
+        inject(ports[0], chunks(recipients(100, "f"), 10))
+        deadline = time.monotonic() + 60
+        while len(receiver.seen()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen = receiver.seen()
+        assert len(seen) == 20 and {r["type"] for r in seen} == {"Bounce"}
+        assert "first call fails" in t.stderr()
+        bounces = {r["id"] for r in t.records() if r["type"] == "Bounce"}
+        assert {r["id"] for r in seen} == bounces
     finally:
         receiver.stop()
