@@ -313,7 +313,7 @@ take_lines(struct loghook *h, size_t budget)
 	size_t used = 0, n = 0, len;
 	const char *p, *nl;
 
-	while (n < budget && h->n_batch < h->batch_size) {
+	while (n < budget && h->n_batch < h->batch_size && used < h->rbuf.len) {
 		p = h->rbuf.data + used;
 		nl = memchr(p, '\n', h->rbuf.len - used);
 		if (nl == NULL)
