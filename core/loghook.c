@@ -56,7 +56,16 @@ struct loghook {
 	size_t n_types;
 	size_t batch_size;
 	double max_latency;
-	char cursor_seg[LOGHOOK_SEGMENT_MAX]; /* acknowledged position, read by retention */
+	char cursor_seg[LOGHOOK_SEGMENT_MAX]; /* durable cursor's segment, read by retention */
+
+	/* The cursor writer: the last position handed over, written by its thread. */
+	pthread_t writer;
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	char wdir[PATH_MAX];
+	char wseg[LOGHOOK_SEGMENT_MAX];
+	uint64_t woff;
+	bool wpending, wstop;
 
 	/* Everything below belongs to shard 0. */
 	char event[LOGHOOK_NAME_MAX + sizeof(LOGHOOK_EVENT_PREFIX)];
@@ -65,8 +74,9 @@ struct loghook {
 	enum loghook_state state;
 	double retry_at, backoff;
 	struct coro_ref ref;
-	bool started; /* logs open and cursor loaded */
-	uint64_t cursor_off;
+	bool started; /* logs open, cursor loaded, writer running */
+	char saved_seg[LOGHOOK_SEGMENT_MAX]; /* the position last handed to the writer */
+	uint64_t saved_off;
 	char seg[LOGHOOK_SEGMENT_MAX]; /* read position: the end of the last line consumed */
 	uint64_t off;
 	int fd;
@@ -149,16 +159,22 @@ fsync_dir(const char *dir)
 	}
 }
 
-/* Make the read position the durable cursor: write, fsync, rename, fsync the directory. */
+/*
+ * The cursor file is written by a thread of the hook's own: fsync takes
+ * milliseconds, and shard 0 serves mail meanwhile. Only the latest position
+ * matters, so positions handed over while a write is under way replace each
+ * other. Write, fsync, rename, fsync the directory: after a crash the file
+ * holds this position or the previous one, never a torn line.
+ */
 static void
-cursor_save(struct loghook *h, const char *dir)
+cursor_write(struct loghook *h, const char *seg, uint64_t off)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], line[LOGHOOK_SEGMENT_MAX + 32];
-	int len = snprintf(line, sizeof(line), "%s %" PRIu64 "\n", h->seg, h->off);
+	int len = snprintf(line, sizeof(line), "%s %" PRIu64 "\n", seg, off);
 	int rc;
 
-	cursor_path(h, dir, ".tmp", tmp, sizeof(tmp));
-	cursor_path(h, dir, "", path, sizeof(path));
+	cursor_path(h, h->wdir, ".tmp", tmp, sizeof(tmp));
+	cursor_path(h, h->wdir, "", path, sizeof(path));
 	rc = write_synced(tmp, line, (size_t)len);
 	if (rc == 0 && rename(tmp, path) < 0)
 		rc = -errno;
@@ -167,12 +183,71 @@ cursor_save(struct loghook *h, const char *dir)
 			 strerror(-rc));
 		return;
 	}
-	fsync_dir(dir);
-	h->cursor_off = h->off;
-	h->last_save = util_now();
+	fsync_dir(h->wdir);
 	pthread_mutex_lock(&lock);
-	memcpy(h->cursor_seg, h->seg, sizeof(h->cursor_seg));
+	memcpy(h->cursor_seg, seg, sizeof(h->cursor_seg));
 	pthread_mutex_unlock(&lock);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct loghook *h = arg;
+	char seg[LOGHOOK_SEGMENT_MAX];
+	uint64_t off;
+
+	pthread_mutex_lock(&h->wlock);
+	for (;;) {
+		while (!h->wpending && !h->wstop)
+			pthread_cond_wait(&h->wcond, &h->wlock);
+		if (!h->wpending)
+			break; /* stopped, and the last position is written */
+		memcpy(seg, h->wseg, sizeof(seg));
+		off = h->woff;
+		h->wpending = false;
+		pthread_mutex_unlock(&h->wlock);
+		cursor_write(h, seg, off);
+		pthread_mutex_lock(&h->wlock);
+	}
+	pthread_mutex_unlock(&h->wlock);
+	return NULL;
+}
+
+static int
+writer_start(struct loghook *h, const char *dir)
+{
+	snprintf(h->wdir, sizeof(h->wdir), "%s", dir);
+	pthread_mutex_init(&h->wlock, NULL);
+	pthread_cond_init(&h->wcond, NULL);
+	return -pthread_create(&h->writer, NULL, writer_main, h);
+}
+
+/* Write what was handed over last, then end the thread. */
+static void
+writer_stop(struct loghook *h)
+{
+	pthread_mutex_lock(&h->wlock);
+	h->wstop = true;
+	pthread_cond_signal(&h->wcond);
+	pthread_mutex_unlock(&h->wlock);
+	pthread_join(h->writer, NULL);
+	pthread_cond_destroy(&h->wcond);
+	pthread_mutex_destroy(&h->wlock);
+}
+
+/* Make the read position the durable cursor (soon, by the writer). */
+static void
+cursor_save(struct loghook *h)
+{
+	pthread_mutex_lock(&h->wlock);
+	memcpy(h->wseg, h->seg, sizeof(h->wseg));
+	h->woff = h->off;
+	h->wpending = true;
+	pthread_cond_signal(&h->wcond);
+	pthread_mutex_unlock(&h->wlock);
+	memcpy(h->saved_seg, h->seg, sizeof(h->saved_seg));
+	h->saved_off = h->off;
+	h->last_save = util_now();
 }
 
 /* The base name of a segment file ("X.jsonl" for "X.jsonl" and "X.jsonl.open"), or false. */
@@ -455,9 +530,9 @@ retry_later(struct loghook *h, const char *why)
 }
 
 static void
-delivered(struct loghook *h, const char *dir)
+delivered(struct loghook *h)
 {
-	cursor_save(h, dir);
+	cursor_save(h);
 	buf_reset(&h->batch);
 	h->n_batch = 0;
 	h->backoff = 0;
@@ -469,11 +544,10 @@ static void
 deliver_done(void *arg, lua_State *co, int status, int nres, const struct tern_err *err)
 {
 	struct loghook *h = arg;
-	const char *dir = logrec_dir();
 	const char *why = "deliver returned false";
 
 	if (status == CORO_OK && nres >= 1 && lua_toboolean(co, -nres)) {
-		delivered(h, dir);
+		delivered(h);
 		return;
 	}
 	if (status != CORO_OK)
@@ -527,8 +601,14 @@ hook_ready(struct loghook *h, const char *dir)
 		ev_timer_stop(h->shard->loop, &h->timer);
 		return false;
 	}
+	if (writer_start(h, dir) < 0) {
+		log_error("loghook", "log hook %s: cannot start its cursor writer", h->name);
+		ev_timer_stop(h->shard->loop, &h->timer);
+		return false;
+	}
 	cursor_load(h, dir);
-	h->cursor_off = h->off;
+	memcpy(h->saved_seg, h->seg, sizeof(h->seg));
+	h->saved_off = h->off;
 	pthread_mutex_lock(&lock);
 	memcpy(h->cursor_seg, h->seg, sizeof(h->seg));
 	pthread_mutex_unlock(&lock);
@@ -555,9 +635,9 @@ hook_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	publish_lag(h);
 	if (h->n_batch == 0) {
 		h->state = LOGHOOK_IDLE;
-		if ((h->off != h->cursor_off || strcmp(h->seg, h->cursor_seg) != 0) &&
+		if ((h->off != h->saved_off || strcmp(h->seg, h->saved_seg) != 0) &&
 		    now - h->last_save >= LOGHOOK_SAVE_EVERY)
-			cursor_save(h, dir);
+			cursor_save(h);
 		return;
 	}
 	if (h->state == LOGHOOK_BACKOFF || h->n_batch >= h->batch_size ||
@@ -573,6 +653,8 @@ hook_exit(struct shard *s, void *arg)
 	ev_timer_stop(s->loop, &h->timer);
 	if (h->state == LOGHOOK_DELIVERING)
 		coro_cancel(&h->ref); /* not acknowledged: offered again after the restart */
+	if (h->started)
+		writer_stop(h);
 	segment_close(h);
 	buf_deinit(&h->rbuf);
 	buf_deinit(&h->batch);

@@ -133,6 +133,8 @@ read_request(lua_State *L, struct http_request_opts *o, const char **lines)
 	if (o->url == NULL)
 		luaL_error(L, "%s: option 'url' is required", fname);
 	o->method = lua_options_string(L, 1, fname, "method", "GET");
+	if (*o->method == '\0' || o->method[strspn(o->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
+		luaL_error(L, "%s: option 'method' must be an upper-case HTTP method", fname);
 	o->timeout = lua_options_duration(L, 1, fname, "timeout", HTTP_CLIENT_DEFAULT_TIMEOUT);
 	if (o->timeout <= 0)
 		luaL_error(L, "%s: option 'timeout' must be positive", fname);

@@ -113,6 +113,8 @@ def test_request_answer_and_errors(server, ports, tmp_path):
   t.eq(r, nil, 'only http and https')
   t.raises(function() tern.http.request { url = base, verb = 'GET' } end, "unknown option 'verb'",
            'unknown options are refused')
+  t.raises(function() tern.http.request { url = base, method = 'GET /x HTTP/1.0\\r\\n' } end,
+           "'method' must be", 'a method is a word')
   t.raises(function() tern.http.request { method = 'GET' } end, "'url' is required",
            'url is required')
   t.raises(function() tern.http.request { url = base, headers = { ['X'] = 'a\\r\\nB: c' } } end,
