@@ -201,3 +201,26 @@ def test_filter_and_a_failing_deliver(ternd, ternd_sink, ports):
         assert {r["id"] for r in seen} == bounces
     finally:
         receiver.stop()
+
+
+def test_reload_keeps_the_cursor(ternd, ternd_sink, ports, tmp_path):
+    """A reloaded policy configures the hook again: it goes on from its cursor with the
+    new deliver function, no record twice and none lost."""
+    t, receiver = start(ternd, ternd_sink, ports)
+    try:
+        inject(ports[0], chunks(recipients(200, "old"), 20))
+        wait_all(t, receiver, 200, 60)
+        path = t.policy_path
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("batch_size = 200", "batch_size = 7"))
+        t.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "policy reload: epoch 2 loaded" in t.stderr(), 30), t.stderr()
+        posts = receiver.posts
+        inject(ports[0], chunks(recipients(200, "new"), 20))
+        want, seen = wait_all(t, receiver, 400, 60)
+        assert len(seen) == len(want), "a record was delivered twice over the reload"
+        assert receiver.posts - posts >= 200 // 7, "the reloaded batch_size is not in force"
+    finally:
+        receiver.stop()
