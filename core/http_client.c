@@ -247,9 +247,10 @@ client_for(struct shard *s)
 }
 
 static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
+on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct http_request *r = arg;
+	size_t n = size * nmemb;
 
 	if (r->res.body.len + n > HTTP_CLIENT_MAX_BODY) {
 		r->too_large = true;
@@ -260,9 +261,10 @@ on_body(char *p, size_t size, size_t n, void *arg)
 
 /* Keep only the last response's header block (after 100 Continue or a redirect). */
 static size_t
-on_header(char *p, size_t size, size_t n, void *arg)
+on_header(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct http_request *r = arg;
+	size_t n = size * nmemb;
 
 	if (n > 5 && strncmp(p, "HTTP/", 5) == 0)
 		buf_reset(&r->res.headers);
