@@ -137,8 +137,8 @@ sock_ready(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct http_sock *s = w->data;
 	struct http_client *hc = s->hc;
-	int mask = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
-		   (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	int mask =
+	    (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 
 	(void)loop;
@@ -311,8 +311,8 @@ set_options(struct http_request *r, const struct http_request_opts *o)
 }
 
 struct http_request *
-http_request_start(struct shard *s, const struct http_request_opts *o, http_done_fn done,
-		   void *arg, struct tern_err *err)
+http_request_start(struct shard *s, const struct http_request_opts *o, http_done_fn done, void *arg,
+		   struct tern_err *err)
 {
 	struct http_client *hc = client_for(s);
 	struct http_request *r = hc ? calloc(1, sizeof(*r)) : NULL;

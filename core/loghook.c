@@ -74,7 +74,7 @@ struct loghook {
 	enum loghook_state state;
 	double retry_at, backoff;
 	struct coro_ref ref;
-	bool started; /* logs open, cursor loaded, writer running */
+	bool started;			     /* logs open, cursor loaded, writer running */
 	char saved_seg[LOGHOOK_SEGMENT_MAX]; /* the position last handed to the writer */
 	uint64_t saved_off;
 	char seg[LOGHOOK_SEGMENT_MAX]; /* read position: the end of the last line consumed */
@@ -84,7 +84,7 @@ struct loghook {
 	struct buf batch; /* the records offered next, each line NUL-terminated */
 	size_t n_batch;
 	double batch_started; /* util_now() when its first record was read */
-	double oldest;        /* wall-clock time of its first record */
+	double oldest;	      /* wall-clock time of its first record */
 	double last_save, last_warn;
 	/* Lag in records: written since start plus the backlog found at start, minus consumed. */
 	uint64_t written0, backlog_bytes, consumed, consumed_bytes;
@@ -100,7 +100,8 @@ static void hook_tick(struct ev_loop *loop, ev_timer *w, int revents);
 bool
 loghook_name_valid(const char *name)
 {
-	size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+	size_t n =
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
 
 	return n > 0 && name[n] == '\0' && n < LOGHOOK_NAME_MAX && name[0] != '.';
 }
@@ -128,7 +129,8 @@ cursor_load(struct loghook *h, const char *dir)
 		snprintf(h->seg, sizeof(h->seg), "%s", seg);
 		h->off = off;
 	} else {
-		log_warn("loghook", "log hook %s: unreadable cursor %s: starting at the oldest segment",
+		log_warn("loghook",
+			 "log hook %s: unreadable cursor %s: starting at the oldest segment",
 			 h->name, path);
 	}
 	fclose(f);
@@ -313,7 +315,7 @@ segment_open(struct loghook *h, const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, h->seg);
 		h->fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (h->fd < 0) {
-			snprintf(path, sizeof(path), "%s/%s" ".open", dir, h->seg);
+			snprintf(path, sizeof(path), "%s/%s.open", dir, h->seg);
 			h->fd = open(path, O_RDONLY | O_CLOEXEC);
 		}
 	}
@@ -502,8 +504,9 @@ publish_lag(struct loghook *h)
 	metrics_set_log_hook_lag(h->name, (uint64_t)records, seconds);
 	if (seconds >= LOGHOOK_WARN_LAG && now - h->last_warn >= LOGHOOK_WARN_EVERY) {
 		h->last_warn = now;
-		log_warn("loghook", "log hook %s is %.0f s (about %.0f records) behind the local log",
-			 h->name, seconds, records);
+		log_warn("loghook",
+			 "log hook %s is %.0f s (about %.0f records) behind the local log", h->name,
+			 seconds, records);
 	}
 }
 
@@ -567,7 +570,8 @@ deliver(struct loghook *h)
 
 	if (co == NULL) {
 		if (!h->warned_missing)
-			log_warn("loghook", "log hook %s has no deliver function in the current policy",
+			log_warn("loghook",
+				 "log hook %s has no deliver function in the current policy",
 				 h->name);
 		h->warned_missing = true;
 		h->state = LOGHOOK_BACKOFF;
@@ -595,8 +599,9 @@ hook_ready(struct loghook *h, const char *dir)
 	if (dir == NULL)
 		return false; /* the local logs are not open (yet) */
 	if (logrec_compressed()) {
-		log_error("loghook", "log hook %s: the local logs are compressed; log hooks read "
-				     "plain segments only (configure_local_logs{ compression = 'none' })",
+		log_error("loghook",
+			  "log hook %s: the local logs are compressed; log hooks read "
+			  "plain segments only (configure_local_logs{ compression = 'none' })",
 			  h->name);
 		ev_timer_stop(h->shard->loop, &h->timer);
 		return false;
@@ -732,7 +737,8 @@ loghook_configure(const struct loghook_config *c, struct tern_err *err)
 	    shard_post(shard_get(0), hook_start, h) < 0) {
 		pthread_mutex_unlock(&lock);
 		free(h);
-		tern_err_set(err, 0, "", "cannot add log hook '%s' (at most %d)", c->name, LOGHOOK_MAX);
+		tern_err_set(err, 0, "", "cannot add log hook '%s' (at most %d)", c->name,
+			     LOGHOOK_MAX);
 		return -ENOSPC;
 	}
 	set_options(h, c);

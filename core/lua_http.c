@@ -42,7 +42,8 @@ push_headers(lua_State *L, const struct buf *h)
 		colon = memchr(p, ':', (size_t)(eol - p));
 		n = colon ? (size_t)(colon - p) : 0;
 		if (n == 0 || n >= sizeof(name))
-			continue; /* the status line, the blank line, or a name too long to matter */
+			continue; /* the status line, the blank line, or a name too long to matter
+				   */
 		for (i = 0; i < n; i++)
 			name[i] = (char)tolower((unsigned char)p[i]);
 		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
@@ -124,8 +125,8 @@ read_headers(lua_State *L, const char **lines)
 static void
 read_request(lua_State *L, struct http_request_opts *o, const char **lines)
 {
-	static const char *const allowed[] = {"method", "url", "headers", "body", "timeout",
-					      "insecure", NULL};
+	static const char *const allowed[] = {"method",	 "url",	     "headers", "body",
+					      "timeout", "insecure", NULL};
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_options_check(L, 1, fname, allowed);
@@ -133,7 +134,8 @@ read_request(lua_State *L, struct http_request_opts *o, const char **lines)
 	if (o->url == NULL)
 		luaL_error(L, "%s: option 'url' is required", fname);
 	o->method = lua_options_string(L, 1, fname, "method", "GET");
-	if (*o->method == '\0' || o->method[strspn(o->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
+	if (*o->method == '\0' ||
+	    o->method[strspn(o->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
 		luaL_error(L, "%s: option 'method' must be an upper-case HTTP method", fname);
 	o->timeout = lua_options_duration(L, 1, fname, "timeout", HTTP_CLIENT_DEFAULT_TIMEOUT);
 	if (o->timeout <= 0)

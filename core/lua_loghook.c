@@ -18,20 +18,19 @@
 static const char fname[] = "tern.configure_log_hook";
 
 /* (decode, filter, deliver) -> the handler the engine calls with a list of JSON lines. */
-static const char wrapper_src[] =
-	"local decode, filter, deliver = ...\n"
-	"return function(lines)\n"
-	"  local records, kept = {}, {}\n"
-	"  for i = 1, #lines do\n"
-	"    local r = decode(lines[i])\n"
-	"    if filter == nil or filter(r) then\n"
-	"      records[#records + 1] = r\n"
-	"      kept[#kept + 1] = lines[i]\n"
-	"    end\n"
-	"  end\n"
-	"  if #records == 0 then return true end\n"
-	"  return deliver(records, kept)\n"
-	"end\n";
+static const char wrapper_src[] = "local decode, filter, deliver = ...\n"
+				  "return function(lines)\n"
+				  "  local records, kept = {}, {}\n"
+				  "  for i = 1, #lines do\n"
+				  "    local r = decode(lines[i])\n"
+				  "    if filter == nil or filter(r) then\n"
+				  "      records[#records + 1] = r\n"
+				  "      kept[#kept + 1] = lines[i]\n"
+				  "    end\n"
+				  "  end\n"
+				  "  if #records == 0 then return true end\n"
+				  "  return deliver(records, kept)\n"
+				  "end\n";
 
 static void
 read_types(lua_State *L, struct loghook_config *c)
@@ -47,11 +46,13 @@ read_types(lua_State *L, struct loghook_config *c)
 		luaL_error(L, "%s: 'types' must be a list of record types", fname);
 	c->n_types = lua_objlen(L, -1);
 	if (c->n_types == 0 || c->n_types > LOGHOOK_TYPES_MAX)
-		luaL_error(L, "%s: 'types' must list 1 to %d record types", fname, LOGHOOK_TYPES_MAX);
+		luaL_error(L, "%s: 'types' must list 1 to %d record types", fname,
+			   LOGHOOK_TYPES_MAX);
 	for (i = 0; i < c->n_types; i++) {
 		lua_rawgeti(L, -1, (int)i + 1);
 		if (lua_type(L, -1) != LUA_TSTRING || lua_objlen(L, -1) >= 32)
-			luaL_error(L, "%s: types[%d] must be a record type name", fname, (int)i + 1);
+			luaL_error(L, "%s: types[%d] must be a record type name", fname,
+				   (int)i + 1);
 		c->types[i] = lua_tostring(L, -1); /* anchored in the types table */
 		lua_pop(L, 1);
 	}
@@ -70,7 +71,7 @@ check_function(lua_State *L, const char *key, bool required)
 static void
 read_options(lua_State *L, struct loghook_config *c)
 {
-	static const char *const allowed[] = {"name", "types", "filter", "batch_size",
+	static const char *const allowed[] = {"name",	     "types",	"filter", "batch_size",
 					      "max_latency", "deliver", NULL};
 	double batch;
 
@@ -78,8 +79,10 @@ read_options(lua_State *L, struct loghook_config *c)
 	lua_options_check(L, 1, fname, allowed);
 	c->name = lua_options_string(L, 1, fname, "name", NULL);
 	if (c->name == NULL || !loghook_name_valid(c->name))
-		luaL_error(L, "%s: option 'name' is required: letters, digits, '_', '-', '.' "
-			      "(not first), at most %d", fname, LOGHOOK_NAME_MAX - 1);
+		luaL_error(L,
+			   "%s: option 'name' is required: letters, digits, '_', '-', '.' "
+			   "(not first), at most %d",
+			   fname, LOGHOOK_NAME_MAX - 1);
 	read_types(L, c);
 	check_function(L, "filter", false);
 	check_function(L, "deliver", true);
@@ -89,7 +92,8 @@ read_options(lua_State *L, struct loghook_config *c)
 	lua_pop(L, 1);
 	batch = lua_options_number(L, 1, fname, "batch_size", LOGHOOK_DEFAULT_BATCH);
 	if (batch < 1 || batch > 100000 || batch != (double)(size_t)batch)
-		luaL_error(L, "%s: option 'batch_size' must be a whole number from 1 to 100000", fname);
+		luaL_error(L, "%s: option 'batch_size' must be a whole number from 1 to 100000",
+			   fname);
 	c->batch_size = (size_t)batch;
 	c->max_latency = lua_options_duration(L, 1, fname, "max_latency", LOGHOOK_DEFAULT_LATENCY);
 	if (c->max_latency <= 0)

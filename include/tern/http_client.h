@@ -25,19 +25,20 @@ struct http_request;
 #define HTTP_CLIENT_DEFAULT_TIMEOUT 30.0
 
 struct http_request_opts {
-	const char *method;          /* "GET" when NULL */
+	const char *method; /* "GET" when NULL */
 	const char *url;
-	const char *const *headers;  /* "Name: value" lines */
+	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const char *body;            /* sent as is; NULL = none */
+	const char *body; /* sent as is; NULL = none */
 	size_t body_len;
-	double timeout;              /* seconds for the whole exchange; 0 = default */
-	bool insecure;               /* skip TLS peer and host verification */
+	double timeout; /* seconds for the whole exchange; 0 = default */
+	bool insecure;	/* skip TLS peer and host verification */
 };
 
 struct http_response {
 	long status;
-	struct buf headers; /* the final response's header lines, CRLF-separated, status line first */
+	struct buf
+	    headers; /* the final response's header lines, CRLF-separated, status line first */
 	struct buf body;
 };
 

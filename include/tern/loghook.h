@@ -37,11 +37,11 @@
 #define LOGHOOK_SEGMENT_MAX 96
 
 struct loghook_config {
-	const char *name;                      /* [A-Za-z0-9_.-], at most LOGHOOK_NAME_MAX - 1 */
-	const char *types[LOGHOOK_TYPES_MAX];  /* record types wanted; none = every type */
+	const char *name;		      /* [A-Za-z0-9_.-], at most LOGHOOK_NAME_MAX - 1 */
+	const char *types[LOGHOOK_TYPES_MAX]; /* record types wanted; none = every type */
 	size_t n_types;
-	size_t batch_size;                     /* >= 1 */
-	double max_latency;                    /* seconds, > 0 */
+	size_t batch_size;  /* >= 1 */
+	double max_latency; /* seconds, > 0 */
 };
 
 /* Whether name may name a hook (it becomes part of a file name). */

@@ -73,9 +73,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_configure_refuses_bad_options),
-		cmocka_unit_test(test_lag_metrics),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_configure_refuses_bad_options),
+	    cmocka_unit_test(test_lag_metrics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
