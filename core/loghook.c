@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <zstd.h>
 
 #define LOGHOOK_MAX 32
 #define LOGHOOK_READ_CHUNK (64u << 10)
@@ -80,6 +81,9 @@ struct loghook {
 	char seg[LOGHOOK_SEGMENT_MAX]; /* read position: the end of the last line consumed */
 	uint64_t off;
 	int fd;
+	ZSTD_DCtx *zd;	  /* for compressed segments ("X.jsonl.zst"), made on first use */
+	bool zst;	  /* the open segment is compressed: off counts decompressed bytes */
+	uint64_t skip;	  /* decompressed bytes still to drop to reach off after an open */
 	struct buf rbuf;  /* bytes read past off */
 	struct buf batch; /* the records offered next, each line NUL-terminated */
 	size_t n_batch;
@@ -252,15 +256,23 @@ cursor_save(struct loghook *h)
 	h->last_save = util_now();
 }
 
-/* The base name of a segment file ("X.jsonl" for "X.jsonl" and "X.jsonl.open"), or false. */
+static bool
+has_suffix(const char *name, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n > k && memcmp(name + n - k, suffix, k) == 0;
+}
+
+/* The base name of a segment file ("X.jsonl[.zst]" for it and for "X.jsonl[.zst].open"). */
 static bool
 segment_base(const char *name, char *out)
 {
 	size_t n = strlen(name);
 
-	if (n > 11 && strcmp(name + n - 11, ".jsonl.open") == 0)
+	if (has_suffix(name, n, ".open"))
 		n -= 5;
-	else if (!(n > 6 && strcmp(name + n - 6, ".jsonl") == 0))
+	if (!has_suffix(name, n, ".jsonl") && !has_suffix(name, n, ".jsonl.zst"))
 		return false;
 	if (n >= LOGHOOK_SEGMENT_MAX || name[0] == '.')
 		return false;
@@ -321,10 +333,68 @@ segment_open(struct loghook *h, const char *dir)
 	}
 	if (h->fd < 0)
 		return -errno;
-	if (lseek(h->fd, (off_t)h->off, SEEK_SET) < 0)
-		return -errno;
 	buf_reset(&h->rbuf);
+	h->zst = has_suffix(h->seg, strlen(h->seg), ".zst");
+	if (!h->zst)
+		return lseek(h->fd, (off_t)h->off, SEEK_SET) < 0 ? -errno : 0;
+	/* A compressed segment is read from its start; what lies before off is dropped. */
+	if (h->zd == NULL && (h->zd = ZSTD_createDCtx()) == NULL)
+		return -ENOMEM;
+	ZSTD_DCtx_reset(h->zd, ZSTD_reset_session_only);
+	h->skip = h->off;
 	return 0;
+}
+
+/* Decompress n bytes of in onto rbuf, then drop what skip says; -EIO on corrupt data. */
+static int
+decompress(struct loghook *h, const char *in, size_t n)
+{
+	ZSTD_inBuffer zin = {in, n, 0};
+	ZSTD_outBuffer zout;
+	uint64_t drop;
+	size_t rc;
+
+	while (zin.pos < zin.size) {
+		if (buf_reserve(&h->rbuf, ZSTD_DStreamOutSize()) < 0)
+			return -ENOMEM;
+		zout = (ZSTD_outBuffer){h->rbuf.data + h->rbuf.len, ZSTD_DStreamOutSize(), 0};
+		rc = ZSTD_decompressStream(h->zd, &zout, &zin);
+		if (ZSTD_isError(rc))
+			return -EIO;
+		h->rbuf.len += zout.pos;
+		h->rbuf.data[h->rbuf.len] = '\0';
+	}
+	drop = h->skip < h->rbuf.len ? h->skip : h->rbuf.len;
+	buf_consume(&h->rbuf, (size_t)drop);
+	h->skip -= drop;
+	return 0;
+}
+
+/* Append what the segment has beyond what was read: > 0 when something came, 0 at its end. */
+static ssize_t
+segment_read(struct loghook *h)
+{
+	char in[LOGHOOK_READ_CHUNK];
+	ssize_t n;
+
+	if (!h->zst) {
+		if (buf_reserve(&h->rbuf, LOGHOOK_READ_CHUNK) < 0)
+			return -ENOMEM;
+		n = read(h->fd, h->rbuf.data + h->rbuf.len, LOGHOOK_READ_CHUNK);
+		if (n > 0) {
+			h->rbuf.len += (size_t)n;
+			h->rbuf.data[h->rbuf.len] = '\0';
+		}
+		return n;
+	}
+	n = read(h->fd, in, sizeof(in));
+	if (n > 0 && decompress(h, in, (size_t)n) < 0) {
+		log_warn("loghook",
+			 "log hook %s: segment %s does not decompress; going on with the next",
+			 h->name, h->seg);
+		return 0;
+	}
+	return n;
 }
 
 static void
@@ -414,16 +484,10 @@ read_more(struct loghook *h, const char *dir)
 {
 	char next[LOGHOOK_SEGMENT_MAX];
 	bool finished = segment_finished(dir, h->seg);
-	ssize_t n;
+	ssize_t n = segment_read(h);
 
-	if (buf_reserve(&h->rbuf, LOGHOOK_READ_CHUNK) < 0)
-		return false;
-	n = read(h->fd, h->rbuf.data + h->rbuf.len, LOGHOOK_READ_CHUNK);
-	if (n > 0) {
-		h->rbuf.len += (size_t)n;
-		h->rbuf.data[h->rbuf.len] = '\0';
+	if (n > 0)
 		return true;
-	}
 	if (n < 0 || !finished || !segment_next(dir, h->seg, false, next))
 		return false;
 	/* Finished and read to its end: a torn tail (never written whole) is not a record. */
@@ -461,7 +525,8 @@ fill(struct loghook *h, const char *dir)
 
 /* ---- lag --------------------------------------------------------------------------------- */
 
-/* Bytes of segments from the read position on, measured once at start. */
+/* Bytes of segments from the read position on, measured once at start (compressed
+ * segments count their compressed size: the estimate is then low). */
 static uint64_t
 backlog_bytes(const struct loghook *h, const char *dir)
 {
@@ -598,14 +663,6 @@ hook_ready(struct loghook *h, const char *dir)
 		return true;
 	if (dir == NULL)
 		return false; /* the local logs are not open (yet) */
-	if (logrec_compressed()) {
-		log_error("loghook",
-			  "log hook %s: the local logs are compressed; log hooks read "
-			  "plain segments only (configure_local_logs{ compression = 'none' })",
-			  h->name);
-		ev_timer_stop(h->shard->loop, &h->timer);
-		return false;
-	}
 	if (writer_start(h, dir) < 0) {
 		log_error("loghook", "log hook %s: cannot start its cursor writer", h->name);
 		ev_timer_stop(h->shard->loop, &h->timer);
@@ -661,6 +718,7 @@ hook_exit(struct shard *s, void *arg)
 	if (h->started)
 		writer_stop(h);
 	segment_close(h);
+	ZSTD_freeDCtx(h->zd);
 	buf_deinit(&h->rbuf);
 	buf_deinit(&h->batch);
 	pthread_mutex_lock(&lock);

@@ -213,12 +213,6 @@ logrec_dir(void)
 	return logfile != NULL ? config.file.dir : NULL;
 }
 
-bool
-logrec_compressed(void)
-{
-	return config.file.compression != LOGFILE_NONE;
-}
-
 uint64_t
 logrec_written(void)
 {

@@ -76,8 +76,6 @@ void logrec_commit(void);
 
 /* For readers of the segments (log hooks): the log directory, or NULL before logrec_open. */
 const char *logrec_dir(void);
-/* Whether segments are compressed (log hooks read plain segments only). */
-bool logrec_compressed(void);
 /* Records accepted for writing since logrec_open. Thread-safe. */
 uint64_t logrec_written(void);
 
