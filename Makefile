@@ -4,7 +4,7 @@
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd libpcre2-8 hiredis gmime-3.0 rdkafka
+PKGS := luajit libcares openssl rocksdb libzstd libmicrohttpd libpcre2-8 hiredis gmime-3.0 rdkafka libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 

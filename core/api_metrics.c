@@ -406,6 +406,28 @@ expose_tls(struct expo *e)
 	}
 }
 
+static void
+expose_log_hooks(struct expo *e)
+{
+	struct metrics_log_hook_lag h[METRICS_LOG_HOOKS_MAX];
+	size_t n = metrics_log_hook_lag_read(h, METRICS_LOG_HOOKS_MAX), i;
+
+	expo_family(e, "tern_log_hook_lag_records", "gauge",
+		    "Records written to the local log that a log hook has not delivered yet.");
+	for (i = 0; i < n; i++) {
+		struct label l = {"hook", h[i].hook};
+
+		expo_sample(e, "", &l, 1, (double)h[i].records);
+	}
+	expo_family(e, "tern_log_hook_lag_seconds", "gauge",
+		    "Age of the oldest record a log hook has not delivered yet (0 when caught up).");
+	for (i = 0; i < n; i++) {
+		struct label l = {"hook", h[i].hook};
+
+		expo_sample(e, "", &l, 1, h[i].seconds);
+	}
+}
+
 static uint64_t
 rss_bytes(void)
 {
@@ -502,6 +524,7 @@ expose_all(struct expo *e)
 	expose_spool(e);
 	expose_tls(e);
 	expose_warmup(e);
+	expose_log_hooks(e);
 	expose_process(e);
 	expose_fleet(e);
 	expo_single(e, "tern_shaping_states", "gauge",

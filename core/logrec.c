@@ -5,6 +5,7 @@
  * rather than absent, so that consumers need one schema.
  */
 #include "tern/logrec.h"
+#include "tern/loghook.h"
 #include "tern/log.h"
 #include "tern/message.h"
 
@@ -111,6 +112,17 @@ writers_free(struct writers *w)
 	free(w);
 }
 
+/* Retention keeps every JSON segment from the oldest a log hook still reads on (names sort by time). */
+static bool
+needed_by_log_hooks(void *arg, const char *dir, const char *name)
+{
+	char oldest[256];
+
+	if (!loghook_oldest_needed(oldest, sizeof(oldest)))
+		return false;
+	return strcmp(name, oldest) >= 0;
+}
+
 static struct writers *
 writers_new(const struct logrec_config *cfg)
 {
@@ -118,6 +130,7 @@ writers_new(const struct logrec_config *cfg)
 	size_t i;
 
 	copy_config(&w->config, cfg);
+	w->config.file.retention.needed = needed_by_log_hooks;
 	w->n_sinks = cfg->n_formats;
 	w->sinks = w->n_sinks ? xcalloc(w->n_sinks, sizeof(*w->sinks)) : NULL;
 	for (i = 0; i < w->n_sinks; i++) {
@@ -497,4 +510,29 @@ logrec_commit(void)
 			logfile_flush(writers->sinks[i].lf);
 	}
 	pthread_rwlock_unlock(&writers_lock);
+}
+
+bool
+logrec_dir(char *out, size_t n)
+{
+	bool open;
+
+	pthread_rwlock_rdlock(&writers_lock);
+	open = writers != NULL;
+	if (open)
+		snprintf(out, n, "%s", writers->config.file.dir);
+	pthread_rwlock_unlock(&writers_lock);
+	return open;
+}
+
+uint64_t
+logrec_written(void)
+{
+	struct logfile_stats st = {0};
+
+	pthread_rwlock_rdlock(&writers_lock);
+	if (writers != NULL && writers->json != NULL)
+		logfile_stats(writers->json, &st);
+	pthread_rwlock_unlock(&writers_lock);
+	return st.records;
 }

@@ -13,8 +13,11 @@
 #include "tern/lua_trace.h"
 #include "tern/lua_suppress.h"
 #include "tern/lua_dkim.h"
+#include "tern/lua_crypto.h"
 #include "tern/lua_dns.h"
 #include "tern/lua_kafka.h"
+#include "tern/lua_http.h"
+#include "tern/lua_loghook.h"
 #include "tern/lua_egress.h"
 #include "tern/lua_queue.h"
 #include "tern/lua_init.h"
@@ -538,6 +541,9 @@ lua_tern_open(lua_State *L)
 	lua_dkim_open(L);
 	lua_dns_open(L);
 	lua_kafka_open(L);
+	lua_http_open(L);
+	lua_loghook_open(L);
+	lua_crypto_open(L);
 	lua_init_open(L);
 	lua_queue_open(L);
 	lua_egress_open(L);

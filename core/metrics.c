@@ -655,3 +655,38 @@ metrics_free(void)
 		free(s); s = NULL;
 	}
 }
+
+/* ---- log hook lag ------------------------------------------------------------------------ */
+
+static pthread_mutex_t loghook_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_log_hook_lag loghook_lag[METRICS_LOG_HOOKS_MAX];
+static size_t n_loghook_lag;
+
+void
+metrics_set_log_hook_lag(const char *hook, uint64_t records, double seconds)
+{
+	size_t i;
+
+	pthread_mutex_lock(&loghook_lock);
+	for (i = 0; i < n_loghook_lag && strcmp(loghook_lag[i].hook, hook) != 0; i++)
+		;
+	if (i < METRICS_LOG_HOOKS_MAX) {
+		snprintf(loghook_lag[i].hook, METRICS_LABEL_MAX, "%s", hook);
+		loghook_lag[i].records = records;
+		loghook_lag[i].seconds = seconds;
+		n_loghook_lag += i == n_loghook_lag;
+	}
+	pthread_mutex_unlock(&loghook_lock);
+}
+
+size_t
+metrics_log_hook_lag_read(struct metrics_log_hook_lag *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&loghook_lock);
+	n = n_loghook_lag < max ? n_loghook_lag : max;
+	memcpy(out, loghook_lag, n * sizeof(*out));
+	pthread_mutex_unlock(&loghook_lock);
+	return n;
+}

@@ -8,6 +8,7 @@
 #include "tern/policy.h"
 #include "tern/config.h"
 #include "tern/log.h"
+#include "tern/loghook.h"
 #include "tern/lua_conn.h"
 #include "tern/logrec.h"
 #include "tern/lua_ctx.h"
@@ -68,6 +69,9 @@ policy_event_known(const char *ev)
 {
 	size_t i;
 
+	/* A log hook's deliver function (tern.configure_log_hook) is the handler of its own event. */
+	if (strncmp(ev, LOGHOOK_EVENT_PREFIX, strlen(LOGHOOK_EVENT_PREFIX)) == 0)
+		return loghook_name_valid(ev + strlen(LOGHOOK_EVENT_PREFIX));
 	for (i = 0; i < TERN_ARRAY_LEN(known_events); i++)
 		if (strcmp(ev, known_events[i]) == 0)
 			return true;

@@ -22,6 +22,8 @@
 --   TERN_BENCH_DKIM_KEY  the key file (`tern dkim genkey`) for d=sender.test, s=bench
 --   TERN_BENCH_PARTITIONS spool partitions (default 4: parallel synced writes)
 --   TERN_BENCH_HTTP      "ip:port" of an HTTP listener (GET /metrics), none by default
+--   TERN_BENCH_WEBHOOK   a URL: Delivery records go there through a log hook
+--                        (tern.log_hooks.webhook, signed with the secret 'bench')
 local dkim = require 'tern.dkim'
 
 local listen = os.getenv('TERN_BENCH_LISTEN') or '127.0.0.1:2525'
@@ -79,3 +81,11 @@ tern.on('get_egress_path_config', function()
   return tern.make_egress_path { connection_limit = 20, max_deliveries_per_connection = 1000,
                                  enable_tls = 'disabled', smtp_port = smtp_port }
 end)
+
+if os.getenv('TERN_BENCH_WEBHOOK') then
+  local log_hooks = require 'tern.log_hooks'
+  tern.configure_log_hook {
+    name = 'bench', types = { 'Delivery' }, batch_size = 500, max_latency = '1s',
+    deliver = log_hooks.webhook { url = os.getenv('TERN_BENCH_WEBHOOK'), secret = 'bench' },
+  }
+end

@@ -38,6 +38,7 @@ LAYERS = {
     "lua_shaping": BINDING, "lua_warmup": BINDING, "lua_trace": BINDING,
     "lua_suppress": BINDING,
     "lua_kafka": BINDING,
+    "lua_http": BINDING, "lua_loghook": BINDING, "lua_crypto": BINDING,
     # engine: what tern does; it asks policy through config and calls hooks through policy_hook
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
@@ -54,6 +55,7 @@ LAYERS = {
     "dsn": ENGINE, "dsn_send": ENGINE, "report_intake": ENGINE,
     "suppress": ENGINE, "api_suppress": ENGINE, "bounce_route": ENGINE,
     "acct_csv": ENGINE, "kafka": ENGINE,
+    "http_client": ENGINE, "loghook": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers
     "cidr": FOUNDATION, "coro": FOUNDATION, "daemon": FOUNDATION, "io": FOUNDATION,
     "json": FOUNDATION, "log": FOUNDATION, "logfile": FOUNDATION, "mailbox": FOUNDATION,

@@ -140,4 +140,9 @@ void logrec_write(const struct logrec *r);
  */
 void logrec_commit(void);
 
+/* For readers of the segments (log hooks): the log directory into out; false before logrec_open. */
+bool logrec_dir(char *out, size_t n);
+/* Records accepted for writing since logrec_open. Thread-safe. */
+uint64_t logrec_written(void);
+
 #endif

@@ -178,4 +178,17 @@ void metrics_start(void);
 /* Free what the shards allocated (after they stopped). */
 void metrics_free(void);
 
+/* ---- log hooks: how far each is behind the local log (core/loghook.c publishes) ----------- */
+
+#define METRICS_LOG_HOOKS_MAX 32
+
+struct metrics_log_hook_lag {
+	char hook[METRICS_LABEL_MAX];
+	uint64_t records; /* records written and not yet acknowledged by deliver */
+	double seconds;   /* age of the oldest of them; 0 when caught up */
+};
+void metrics_set_log_hook_lag(const char *hook, uint64_t records, double seconds);
+/* The hooks' lag; returns how many (at most max). */
+size_t metrics_log_hook_lag_read(struct metrics_log_hook_lag *out, size_t max);
+
 #endif

@@ -77,3 +77,28 @@ def test_segments_age_out_while_running(ternd, ports, tmp_path):
         time.sleep(0.5)
     assert any(os.path.basename(p) == first and int(age) >= 3 for p, age in removed_lines(t))
     t.stop()
+
+
+STALLED_HOOK = """
+tern.configure_log_hook { name = 'stalled', types = { 'Reception' }, batch_size = 10,
+                          max_latency = '100ms', deliver = function(records) return false end }
+"""
+
+
+def test_segments_a_log_hook_has_not_read_are_kept(ternd, ports, tmp_path):
+    """A hook that never acknowledges holds every segment from where it stopped: retention
+    deletes nothing it still has to read, however old."""
+    log = str(tmp_path / "log")
+    t = ternd(policy("max_segment_duration = '1s', max_age = '2s'") + STALLED_HOOK)
+    send_one(ports[0], "s@o.test", ["a@x.test"], b"Subject: 1\r\n\r\nx\r\n")
+    deadline = time.monotonic() + 10
+    while not [n for n in os.listdir(log) if n.endswith(".jsonl")]:
+        assert time.monotonic() < deadline, os.listdir(log)
+        time.sleep(0.1)
+    first = sorted(n for n in os.listdir(log) if n.endswith(".jsonl"))[0]
+    for i in range(8):  # well past max_age, with segments finishing meanwhile
+        send_one(ports[0], "s@o.test", ["b@x.test"], b"Subject: 2\r\n\r\nx\r\n")
+        time.sleep(0.5)
+    assert first in os.listdir(log), (os.listdir(log), t.stderr()[-2000:])
+    assert not removed_lines(t)
+    t.stop()
