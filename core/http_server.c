@@ -67,8 +67,8 @@ struct http_shard {
 	struct MHD_Daemon *mhd;
 	ev_io epoll_watcher;
 	ev_timer timer;
-	struct http_request *requests; /* live ones, to drop at exit */
-	ev_io accept_watcher;		/* PROXY listeners: we accept, not MHD */
+	struct http_request *requests;	 /* live ones, to drop at exit */
+	ev_io accept_watcher;		 /* PROXY listeners: we accept, not MHD */
 	struct http_proxy_conn *pending; /* accepted, waiting for their PROXY header */
 	int n_pending;
 };
@@ -573,7 +573,7 @@ struct http_proxy_conn {
 	socklen_t peerlen;
 	ev_io io;
 	ev_timer deadline;
-	size_t len;				    /* header bytes consumed into hdr */
+	size_t len;			      /* header bytes consumed into hdr */
 	uint8_t hdr[16 + PROXY_PROTO_V2_MAX]; /* a v2 header's fixed part and its longest block */
 	struct http_proxy_conn *prev, *next;
 };
@@ -618,7 +618,8 @@ proxy_header_done(struct http_proxy_conn *pc, const struct proxy_header *h)
 	int fd = pc->fd;
 
 	pc->fd = -1;
-	log_debug("http", "PROXY v%d header: client %s", h->version, h->local ? "(local)" : "given");
+	log_debug("http", "PROXY v%d header: client %s", h->version,
+		  h->local ? "(local)" : "given");
 	if (h->local)
 		proxy_hand_to_mhd(hs, fd, (const struct sockaddr *)&pc->peer, pc->peerlen);
 	else

@@ -57,7 +57,7 @@ enum metrics_family {
 	METRICS_OUTCOME_BY_SOURCE,
 	METRICS_OUTCOME_BY_POOL,
 	METRICS_OUTCOME_BY_TENANT,
-	METRICS_OUTCOME_BY_PATH, /* "source\tsite": the status page's grid */
+	METRICS_OUTCOME_BY_PATH,	   /* "source\tsite": the status page's grid */
 	METRICS_OUTCOME_BY_CATEGORY,	   /* failures by bounce category */
 	METRICS_BOUNCE_BY_SOURCE_CATEGORY, /* "source\tcategory": Bounce records (alerts) */
 	METRICS_COMPLAINTS_BY_SOURCE,	   /* Feedback records (complaints), first cell */

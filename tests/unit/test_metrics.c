@@ -214,8 +214,8 @@ classify_some(void *arg)
 	metrics_classified(METRICS_BOUNCED, "ip-a", "bad-mailbox");
 	metrics_classified(METRICS_BOUNCED, "ip-a", "bad-mailbox");
 	metrics_classified(METRICS_BOUNCED, NULL, "spam-related"); /* no source: by category only */
-	metrics_classified(METRICS_TRANSIENT, "ip-a", NULL);	    /* not classified */
-	metrics_classified(METRICS_DELIVERED, "ip-a", "other");	    /* not a failure */
+	metrics_classified(METRICS_TRANSIENT, "ip-a", NULL);	   /* not classified */
+	metrics_classified(METRICS_DELIVERED, "ip-a", "other");	   /* not a failure */
 	metrics_complaint("ip-a");
 	metrics_complaint(NULL);
 }
@@ -237,14 +237,19 @@ test_failures_by_category_and_source(void **state)
 {
 	on_shard(0, classify_some, NULL);
 	on_shard(1, classify_some, NULL);
-	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "bad-mailbox", METRICS_BOUNCED), 4);
-	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "spam-related", METRICS_BOUNCED), 2);
-	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "unclassified", METRICS_TRANSIENT), 2);
+	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "bad-mailbox", METRICS_BOUNCED),
+			 4);
+	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "spam-related", METRICS_BOUNCED),
+			 2);
+	assert_int_equal(
+	    family_count(METRICS_OUTCOME_BY_CATEGORY, "unclassified", METRICS_TRANSIENT), 2);
 	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "other", METRICS_DELIVERED), 0);
 	assert_int_equal(
-	    family_count(METRICS_BOUNCE_BY_SOURCE_CATEGORY, "ip-a\tbad-mailbox", METRICS_BOUNCED), 4);
+	    family_count(METRICS_BOUNCE_BY_SOURCE_CATEGORY, "ip-a\tbad-mailbox", METRICS_BOUNCED),
+	    4);
 	assert_int_equal(family_count(METRICS_BOUNCE_BY_SOURCE_CATEGORY, "ip-a\tunclassified",
-				      METRICS_TRANSIENT), 0);
+				      METRICS_TRANSIENT),
+			 0);
 	assert_int_equal(family_count(METRICS_COMPLAINTS_BY_SOURCE, "ip-a", 0), 2);
 	assert_int_equal(family_count(METRICS_COMPLAINTS_BY_SOURCE, "unknown", 0), 2);
 }
