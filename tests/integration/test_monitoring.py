@@ -122,6 +122,18 @@ def test_promtool_unit_tests_of_the_alerts():
     assert "SUCCESS" in r.stdout
 
 
+def test_dashboard_is_importable():
+    # What Grafana needs to import it: unique panel ids, a place on the grid, a data source
+    # variable every query uses.
+    d = json.load(open(DASHBOARD))
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all({"x", "y", "w", "h"} <= set(p["gridPos"]) for p in d["panels"])
+    assert "datasource" in [v["name"] for v in d["templating"]["list"]]
+    targets = [t for p in d["panels"] for t in p.get("targets", [])]
+    assert targets and all(t["datasource"]["uid"] == "${datasource}" for t in targets)
+
+
 @needs_promtool
 def test_dashboard_queries_are_valid_promql(tmp_path):
     exprs = dashboard_exprs()
