@@ -84,11 +84,16 @@ def rss_kib(pid):
 
 
 def deferred(log_dir):
-    n = 0
-    for path in glob.glob(os.path.join(log_dir, "*.jsonl*")):
-        with open(path, "rb") as f:
-            n += f.read().count(b'"type":"TransientFailure"')
-    return n
+    """TransientFailure records so far; a segment renamed while listed makes us count again."""
+    while True:
+        try:
+            n = 0
+            for path in glob.glob(os.path.join(log_dir, "*.jsonl*")):
+                with open(path, "rb") as f:
+                    n += f.read().count(b'"type":"TransientFailure"')
+            return n
+        except FileNotFoundError:
+            continue
 
 
 def wait_deferred(log_dir, n, proc, timeout=600):
