@@ -221,6 +221,8 @@ static const struct {
      "Outcomes by egress pool, top values plus other."},
     {METRICS_OUTCOME_BY_TENANT, "tern_outcomes_by_tenant_total", "tenant",
      "Outcomes by tenant, top values plus other."},
+    {METRICS_OUTCOME_BY_CATEGORY, "tern_outcomes_by_category_total", "category",
+     "Failed outcomes by bounce category (unclassified: no category), top values plus other."},
 };
 
 static const struct {
@@ -280,28 +282,66 @@ expose_family_values(struct expo *e, const struct metrics_label_value *v, size_t
 	}
 }
 
+/*
+ * A family whose values are "a\tb" pairs, as two labels; with_outcome adds
+ * the outcome label, otherwise the family counts one outcome (o).
+ */
+struct pair_family {
+	enum metrics_family f;
+	const char *name, *help, *label_a, *label_b;
+	bool with_outcome;
+	enum metrics_outcome o;
+};
+
+static const struct pair_family pair_defs[] = {
+    {METRICS_OUTCOME_BY_PATH, "tern_outcomes_by_path_total",
+     "Outcomes by path (source and site), top paths plus other.", "source", "site", true, 0},
+    {METRICS_BOUNCE_BY_SOURCE_CATEGORY, "tern_bounces_by_source_total",
+     "Bounce records by egress source and bounce category, top pairs plus other.", "source",
+     "category", false, METRICS_BOUNCED},
+};
+
 static void
-expose_paths(struct expo *e)
+expose_pair(struct expo *e, const struct pair_family *p, struct metrics_label_value *v)
 {
-	struct metrics_label_value v[METRICS_TOP_N + 1];
-	size_t n = metrics_family_read(METRICS_OUTCOME_BY_PATH, v), i;
+	char *tab = strchr(v->value, '\t');
+	const char *b = tab ? tab + 1 : "other";
 	int o;
 
-	expo_family(e, "tern_outcomes_by_path_total", "counter",
-		    "Outcomes by path (source and site), top paths plus other.");
+	if (tab)
+		*tab = '\0';
+	for (o = 0; o < METRICS_OUTCOME_COUNT; o++) {
+		struct label l[3] = {
+		    {p->label_a, v->value}, {p->label_b, b}, {"outcome", outcome_names[o]}};
+
+		if (v->n[o] > 0 && (p->with_outcome || (enum metrics_outcome)o == p->o))
+			expo_sample(e, "", l, p->with_outcome ? 3 : 2, (double)v->n[o]);
+	}
+}
+
+static void
+expose_pairs(struct expo *e, const struct pair_family *p)
+{
+	struct metrics_label_value v[METRICS_TOP_N + 1];
+	size_t n = metrics_family_read(p->f, v), i;
+
+	expo_family(e, p->name, "counter", p->help);
+	for (i = 0; i < n; i++)
+		expose_pair(e, p, &v[i]);
+}
+
+static void
+expose_complaints(struct expo *e)
+{
+	struct metrics_label_value v[METRICS_TOP_N + 1];
+	size_t n = metrics_family_read(METRICS_COMPLAINTS_BY_SOURCE, v), i;
+
+	expo_family(e, "tern_complaints_by_source_total", "counter",
+		    "Complaints (Feedback records) by egress source, top values plus other.");
 	for (i = 0; i < n; i++) {
-		char *tab = strchr(v[i].value, '\t');
-		const char *site = tab ? tab + 1 : "other";
+		struct label l = {"source", v[i].value};
 
-		if (tab)
-			*tab = '\0';
-		for (o = 0; o < METRICS_OUTCOME_COUNT; o++) {
-			struct label l[3] = {
-			    {"source", v[i].value}, {"site", site}, {"outcome", outcome_names[o]}};
-
-			if (v[i].n[o] > 0)
-				expo_sample(e, "", l, 3, (double)v[i].n[o]);
-		}
+		expo_sample(e, "", &l, 1, (double)v[i].n[0]);
 	}
 }
 
@@ -317,7 +357,9 @@ expose_families(struct expo *e)
 		expo_family(e, family_defs[i].name, "counter", family_defs[i].help);
 		expose_family_values(e, v, n, family_defs[i].label);
 	}
-	expose_paths(e);
+	for (i = 0; i < sizeof(pair_defs) / sizeof(pair_defs[0]); i++)
+		expose_pairs(e, &pair_defs[i]);
+	expose_complaints(e);
 }
 
 static void
@@ -367,6 +409,17 @@ expose_queues(struct expo *e, enum metrics_queue_kind k, const char *what)
 }
 
 static void
+expose_oldest(struct expo *e)
+{
+	double oldest = metrics_queues_oldest(METRICS_QUEUE_SCHEDULED);
+	double now = util_wallclock();
+
+	expo_single(e, "tern_scheduled_oldest_message_age_seconds", "gauge",
+		    "Age of the oldest message in the scheduled queues (0: none).",
+		    oldest > 0 && now > oldest ? now - oldest : 0);
+}
+
+static void
 expose_spool(struct expo *e)
 {
 	struct spool *sp = reception_get_spool();
@@ -387,6 +440,10 @@ expose_spool(struct expo *e)
 		expo_single(e, "tern_spool_disk_free_bytes", "gauge",
 			    "Free bytes on the fullest spool partition's filesystem.",
 			    (double)st.free_bytes);
+	if (st.size_bytes != 0)
+		expo_single(e, "tern_spool_disk_size_bytes", "gauge",
+			    "Size of the filesystem of the fullest spool partition.",
+			    (double)st.size_bytes);
 	expo_single(e, "tern_spool_low", "gauge",
 		    "1 while a spool partition is below its free-space floor.", st.low ? 1 : 0);
 }
@@ -521,6 +578,7 @@ expose_all(struct expo *e)
 				 histogram_defs[i].help);
 	expose_queues(e, METRICS_QUEUE_SCHEDULED, "scheduled");
 	expose_queues(e, METRICS_QUEUE_READY, "ready");
+	expose_oldest(e);
 	expose_spool(e);
 	expose_tls(e);
 	expose_warmup(e);

@@ -26,6 +26,11 @@
  * each shard switches at a loop boundary, and a request keeps the options it
  * began with. What MHD was started with (address, TLS, timeouts, connection
  * limit) cannot change while it runs: a reload that changes it is refused.
+ * PROXY protocol: MHD reads its sockets itself and knows nothing of the
+ * header, so a listener with proxy_protocol accepts its connections itself,
+ * reads the header (and not one byte more: what follows is MHD's request)
+ * and hands the socket to MHD with MHD_add_connection() and the address the
+ * header names, which is then what MHD reports as the client's.
  */
 #include "tern/http_server.h"
 #include "tern/coro.h"
@@ -33,6 +38,7 @@
 #include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/policy_hook.h"
+#include "tern/proxy_proto.h"
 #include "tern/shard.h"
 #include "tern/smtp_listener.h"
 #include "tern/tls.h"
@@ -45,14 +51,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
 #include <microhttpd.h>
 
 #define HTTP_CONNECTION_MEMORY (64 * 1024)
+/* Connections accepted per readiness of a PROXY listener's socket, so that one shard's burst
+ * does not starve its loop. */
+#define HTTP_ACCEPT_BATCH 64
 
 struct http_listener;
+struct http_proxy_conn;
 
 /*
  * A listener's options as one init defined them, shared by reference: the
@@ -72,7 +83,10 @@ struct http_shard {
 	struct MHD_Daemon *mhd;
 	ev_io epoll_watcher;
 	ev_timer timer;
-	struct http_request *requests; /* live ones, to drop at exit */
+	struct http_request *requests;	 /* live ones, to drop at exit */
+	ev_io accept_watcher;		 /* PROXY listeners: we accept, not MHD */
+	struct http_proxy_conn *pending; /* accepted, waiting for their PROXY header */
+	int n_pending;
 };
 
 struct http_listener {
@@ -584,6 +598,217 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http", "libmicrohttpd: %s", msg);
 }
 
+/* ---- PROXY protocol in front of MHD ------------------------------------------------------------
+ */
+
+/* An accepted connection whose PROXY header is not complete yet. */
+struct http_proxy_conn {
+	struct http_shard *hs;
+	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	ev_io io;
+	ev_timer deadline;
+	size_t len;			      /* header bytes consumed into hdr */
+	uint8_t hdr[16 + PROXY_PROTO_V2_MAX]; /* a v2 header's fixed part and its longest block */
+	struct http_proxy_conn *prev, *next;
+};
+
+static void
+proxy_conn_free(struct http_proxy_conn *pc)
+{
+	struct http_shard *hs = pc->hs;
+
+	ev_io_stop(hs->shard->loop, &pc->io);
+	ev_timer_stop(hs->shard->loop, &pc->deadline);
+	if (pc->fd >= 0)
+		close(pc->fd);
+	if (pc->prev)
+		pc->prev->next = pc->next;
+	else
+		hs->pending = pc->next;
+	if (pc->next)
+		pc->next->prev = pc->prev;
+	hs->n_pending--;
+	free(pc);
+}
+
+/* MHD owns fd from here (and closes it if it cannot take it). */
+static void
+proxy_hand_to_mhd(struct http_shard *hs, int fd, const struct sockaddr *client, socklen_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	if (MHD_add_connection(hs->mhd, fd, client, len) != MHD_YES) {
+		format_peer(client, addr, sizeof(addr));
+		log_info("http", "connection from %s refused by libmicrohttpd: %s", addr,
+			 strerror(errno));
+	}
+	http_kick(hs);
+}
+
+static void
+proxy_header_done(struct http_proxy_conn *pc, const struct proxy_header *h)
+{
+	struct http_shard *hs = pc->hs;
+	int fd = pc->fd;
+
+	pc->fd = -1;
+	log_debug("http", "PROXY v%d header: client %s", h->version,
+		  h->local ? "(local)" : "given");
+	if (h->local)
+		proxy_hand_to_mhd(hs, fd, (const struct sockaddr *)&pc->peer, pc->peerlen);
+	else
+		proxy_hand_to_mhd(hs, fd, (const struct sockaddr *)&h->src,
+				  h->src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							       : sizeof(struct sockaddr_in));
+	proxy_conn_free(pc);
+}
+
+/* Consume exactly n bytes that a peek has shown are there. */
+static bool
+proxy_consume(struct http_proxy_conn *pc, size_t n)
+{
+	return n == 0 || recv(pc->fd, pc->hdr + pc->len, n, 0) == (ssize_t)n;
+}
+
+/*
+ * Peek at what arrived, parse it after what was consumed, and consume only
+ * header bytes: all of them while the header is incomplete (a valid prefix
+ * is header, so the socket does not stay readable with nothing new), and up
+ * to its end once it is complete.
+ */
+static void
+proxy_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_proxy_conn *pc = w->data;
+	char addr[INET6_ADDRSTRLEN];
+	struct proxy_header h;
+	struct tern_err err;
+	ssize_t n;
+	int rc;
+
+	(void)loop;
+	(void)revents;
+	n = recv(pc->fd, pc->hdr + pc->len, sizeof(pc->hdr) - pc->len, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	format_peer((const struct sockaddr *)&pc->peer, addr, sizeof(addr));
+	if (n <= 0) {
+		log_debug("http", "connection from %s closed before its PROXY header", addr);
+		proxy_conn_free(pc);
+		return;
+	}
+	rc = proxy_proto_parse(pc->hdr, pc->len + (size_t)n, &h, &err);
+	if (rc == TERN_AGAIN && pc->len + (size_t)n < sizeof(pc->hdr) &&
+	    proxy_consume(pc, (size_t)n)) {
+		pc->len += (size_t)n;
+		return;
+	}
+	if (rc > 0 && proxy_consume(pc, (size_t)rc - pc->len)) {
+		proxy_header_done(pc, &h);
+		return;
+	}
+	log_info("http", "connection from %s closed: %s", addr,
+		 rc < 0 && rc != TERN_AGAIN ? err.msg : "bad PROXY header");
+	proxy_conn_free(pc);
+}
+
+static void
+proxy_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct http_proxy_conn *pc = w->data;
+	char addr[INET6_ADDRSTRLEN];
+
+	(void)loop;
+	(void)revents;
+	format_peer((const struct sockaddr *)&pc->peer, addr, sizeof(addr));
+	log_info("http", "connection from %s closed: no PROXY header within %gs", addr,
+		 pc->hs->opts->cfg.client_timeout);
+	proxy_conn_free(pc);
+}
+
+static void
+proxy_conn_start(struct http_shard *hs, int fd, const struct sockaddr_storage *peer,
+		 socklen_t peerlen)
+{
+	struct http_proxy_conn *pc;
+
+	if (hs->n_pending >= hs->opts->cfg.max_connections ||
+	    (pc = calloc(1, sizeof(*pc))) == NULL) {
+		close(fd);
+		return;
+	}
+	pc->hs = hs;
+	pc->fd = fd;
+	pc->peer = *peer;
+	pc->peerlen = peerlen;
+	ev_io_init(&pc->io, proxy_read_cb, fd, EV_READ);
+	pc->io.data = pc;
+	ev_timer_init(&pc->deadline, proxy_deadline_cb, hs->opts->cfg.client_timeout, 0.);
+	pc->deadline.data = pc;
+	ev_io_start(hs->shard->loop, &pc->io);
+	ev_timer_start(hs->shard->loop, &pc->deadline);
+	pc->next = hs->pending;
+	if (hs->pending)
+		hs->pending->prev = pc;
+	hs->pending = pc;
+	hs->n_pending++;
+}
+
+/* A trusted peer must send a header; anyone else is closed, or served as itself when allowed. */
+static void
+proxy_accepted(struct http_shard *hs, int fd, const struct sockaddr_storage *peer, socklen_t len)
+{
+	const struct http_listener_config *c = &hs->opts->cfg;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (cidr_match_any(c->proxy_trusted, c->n_proxy_trusted, (const struct sockaddr *)peer)) {
+		proxy_conn_start(hs, fd, peer, len);
+	} else if (c->proxy_required) {
+		format_peer((const struct sockaddr *)peer, addr, sizeof(addr));
+		log_info("http", "connection from %s, not a trusted PROXY peer: closed", addr);
+		close(fd);
+	} else {
+		proxy_hand_to_mhd(hs, fd, (const struct sockaddr *)peer, len);
+	}
+}
+
+static void
+proxy_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_shard *hs = w->data;
+	struct sockaddr_storage peer;
+	socklen_t len;
+	int i, fd;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < HTTP_ACCEPT_BATCH; i++) {
+		len = sizeof(peer);
+		fd = accept4(hs->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("http", "http listener %s: accept: %s",
+					 hs->opts->cfg.listen, strerror(errno));
+			return;
+		}
+		proxy_accepted(hs, fd, &peer, len);
+	}
+}
+
+/* Stop accepting and drop the connections still owing their header. */
+static void
+proxy_stop(struct http_shard *hs)
+{
+	ev_io_stop(hs->shard->loop, &hs->accept_watcher);
+	while (hs->pending)
+		proxy_conn_free(hs->pending);
+	if (hs->fd >= 0)
+		close(hs->fd);
+	hs->fd = -1;
+}
+
 /* ---- listener service ---------------------------------------------------------------------------
  */
 
@@ -607,13 +832,22 @@ start_daemon(struct http_shard *hs)
 	    {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key_pem},
 	    {MHD_OPTION_END, 0, NULL},
 	};
+	struct MHD_OptionItem listen[] = {
+	    {MHD_OPTION_LISTEN_SOCKET, hs->fd, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	};
 
 	if (l->tls_cert_pem)
 		flags |= MHD_USE_TLS;
 	else
 		tls[0].option = MHD_OPTION_END;
-	return MHD_start_daemon(flags, 0, NULL, NULL, http_access, hs, MHD_OPTION_LISTEN_SOCKET,
-				hs->fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, hs,
+	/* A PROXY listener accepts itself and hands MHD its connections (proxy_accept_cb). */
+	if (l->current->cfg.proxy_protocol) {
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+		listen[0].option = MHD_OPTION_END;
+	}
+	return MHD_start_daemon(flags, 0, NULL, NULL, http_access, hs, MHD_OPTION_ARRAY, listen,
+				MHD_OPTION_NOTIFY_COMPLETED, http_completed, hs,
 				MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, hs,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)l->current->cfg.client_timeout,
@@ -629,6 +863,10 @@ http_stop_shard(struct shard *shard, void *arg)
 	int fd;
 
 	(void)shard;
+	if (hs->opts->cfg.proxy_protocol) {
+		proxy_stop(hs);
+		return;
+	}
 	fd = MHD_quiesce_daemon(hs->mhd);
 	if (fd >= 0)
 		close(fd);
@@ -644,6 +882,8 @@ http_exit_shard(struct shard *shard, void *arg)
 
 	ev_io_stop(shard->loop, &hs->epoll_watcher);
 	ev_timer_stop(shard->loop, &hs->timer);
+	if (hs->opts->cfg.proxy_protocol)
+		proxy_stop(hs);
 	for (req = hs->requests; req; req = req->next) {
 		if (req->abort_fn)
 			req->abort_fn(req->abort_arg);
@@ -681,6 +921,11 @@ http_shard_open(struct http_listener *l, struct http_shard *hs, int i, struct te
 	hs->timer.data = hs;
 	/* The shard threads have not started yet: their loops are ours to touch. */
 	ev_io_start(hs->shard->loop, &hs->epoll_watcher);
+	if (l->current->cfg.proxy_protocol) {
+		ev_io_init(&hs->accept_watcher, proxy_accept_cb, hs->fd, EV_READ);
+		hs->accept_watcher.data = hs;
+		ev_io_start(hs->shard->loop, &hs->accept_watcher);
+	}
 	shard_on_stop(hs->shard, http_stop_shard, hs);
 	shard_on_exit(hs->shard, http_exit_shard, hs);
 	return 0;
@@ -751,7 +996,8 @@ http_listener_close(void *arg)
 	for (i = 0; i < l->n_shards; i++) {
 		if (l->shards[i].mhd)
 			MHD_stop_daemon(l->shards[i].mhd);
-		else if (l->shards[i].fd >= 0)
+		/* MHD closes the socket it listened on; a PROXY listener's is ours. */
+		if ((!l->shards[i].mhd || l->current->cfg.proxy_protocol) && l->shards[i].fd >= 0)
 			close(l->shards[i].fd);
 	}
 	for (i = 0; i < l->n_shards; i++)
@@ -770,6 +1016,7 @@ http_listener_config_free(struct http_listener_config *cfg)
 {
 	free(cfg->listen);
 	free(cfg->trusted_hosts);
+	free(cfg->proxy_trusted);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	memset(cfg, 0, sizeof(*cfg));
@@ -790,7 +1037,8 @@ http_listener_same(const void *cfg, const void *other)
 
 	return same_string(a->tls_certificate, b->tls_certificate) &&
 	       same_string(a->tls_private_key, b->tls_private_key) &&
-	       a->client_timeout == b->client_timeout && a->max_connections == b->max_connections;
+	       a->client_timeout == b->client_timeout && a->max_connections == b->max_connections &&
+	       a->proxy_protocol == b->proxy_protocol;
 }
 
 struct http_switch {

@@ -520,9 +520,13 @@ read_relay_hosts(lua_State *L, const char *fname, struct smtp_listener_config *c
 	lua_pop(L, 1);
 }
 
-/* proxy_protocol = { trusted = {CIDRs}, required = true|false (default true) }. */
+/*
+ * proxy_protocol = { trusted = {CIDRs}, required = true|false (default true) }, the same on
+ * ESMTP and HTTP listeners; *on stays false without it.
+ */
 static void
-read_proxy_protocol(lua_State *L, const char *fname, struct smtp_listener_config *c)
+read_proxy_protocol(lua_State *L, const char *fname, bool *on, bool *required,
+		    struct cidr **trusted, size_t *n_trusted)
 {
 	lua_getfield(L, 1, "proxy_protocol");
 	if (lua_isnil(L, -1)) {
@@ -543,13 +547,13 @@ read_proxy_protocol(lua_State *L, const char *fname, struct smtp_listener_config
 	lua_getfield(L, -1, "required");
 	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
 		luaL_error(L, "%s: proxy_protocol.required must be true or false", fname);
-	c->proxy_required = lua_isnil(L, -1) || lua_toboolean(L, -1);
+	*required = lua_isnil(L, -1) || lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	lua_getfield(L, -1, "trusted");
 	if (lua_isnil(L, -1))
 		luaL_error(L, "%s: proxy_protocol.trusted is required", fname);
-	read_cidr_list(L, fname, "proxy_protocol.trusted", &c->proxy_trusted, &c->n_proxy_trusted);
-	c->proxy_protocol = true;
+	read_cidr_list(L, fname, "proxy_protocol.trusted", trusted, n_trusted);
+	*on = true;
 	lua_pop(L, 2);
 }
 
@@ -660,7 +664,8 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 		luaL_error(L, "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
 			      "tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
-	read_proxy_protocol(L, fname, c);
+	read_proxy_protocol(L, fname, &c->proxy_protocol, &c->proxy_required, &c->proxy_trusted,
+			    &c->n_proxy_trusted);
 	read_abuse_limits(L, fname, c);
 }
 
@@ -764,6 +769,8 @@ read_http_options(lua_State *L, const char *fname, struct http_listener_config *
 	if (c->max_connections < 1)
 		luaL_error(L, "%s: option 'max_connections' must be at least 1", fname);
 	read_trusted_hosts(L, fname, c);
+	read_proxy_protocol(L, fname, &c->proxy_protocol, &c->proxy_required, &c->proxy_trusted,
+			    &c->n_proxy_trusted);
 }
 
 static int
@@ -771,7 +778,7 @@ lua_init_start_http_listener(lua_State *L)
 {
 	static const char *const opts[] = {"listen", "trusted_hosts", "tls_certificate",
 					   "tls_private_key", "request_body_limit",
-					   "client_timeout", "max_connections", NULL};
+					   "client_timeout", "max_connections", "proxy_protocol", NULL};
 	const char *fname = "tern.start_http_listener";
 	struct http_listener_config *c;
 	struct tern_err err;

@@ -253,6 +253,28 @@ metrics_outcome(enum metrics_outcome o, const struct metrics_outcome_labels *l, 
 		metrics_observe(METRICS_DELIVERY_LATENCY, latency);
 }
 
+void
+metrics_classified(enum metrics_outcome o, const char *source, const char *category)
+{
+	char key[METRICS_LABEL_MAX * 2];
+
+	if (o == METRICS_DELIVERED)
+		return;
+	if (category == NULL || *category == '\0')
+		category = "unclassified";
+	family_add(METRICS_OUTCOME_BY_CATEGORY, category, o, 1);
+	if (o != METRICS_BOUNCED || source == NULL || *source == '\0')
+		return;
+	snprintf(key, sizeof(key), "%s\t%s", source, category);
+	family_add(METRICS_BOUNCE_BY_SOURCE_CATEGORY, key, o, 1);
+}
+
+void
+metrics_complaint(const char *source)
+{
+	family_add(METRICS_COMPLAINTS_BY_SOURCE, source && *source ? source : "unknown", 0, 1);
+}
+
 static size_t
 bucket_of(enum metrics_histogram h, double v)
 {
@@ -539,6 +561,26 @@ metrics_queues_read(enum metrics_queue_kind k, struct metrics_queue_size *out, u
 	}
 	memcpy(out, all, n * sizeof(*all));
 	return n;
+}
+
+double
+metrics_queues_oldest(enum metrics_queue_kind k)
+{
+	struct metrics_queue_snapshot *q;
+	struct metrics_slot *s;
+	double oldest = 0;
+	int i;
+
+	for (i = 0; i < SHARD_MAX; i++) {
+		if ((s = read_slot(i)) == NULL)
+			continue;
+		q = &s->queues[k];
+		pthread_mutex_lock(&q->lock);
+		if (q->q.oldest > 0 && (oldest == 0 || q->q.oldest < oldest))
+			oldest = q->q.oldest;
+		pthread_mutex_unlock(&q->lock);
+	}
+	return oldest;
 }
 
 /* ---- history ----------------------------------------------------------------------------- */

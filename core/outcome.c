@@ -96,6 +96,7 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 	rec->queue = queue_msg_name(m);
 	rec->num_attempts = m->attempts + (attempted ? 1 : 0);
 	classify(rec);
+	metrics_classified(o, rec->egress_source, rec->bounce_classification);
 	logrec_write(rec);
 	warmup_outcome(type, rec->egress_source);
 }

@@ -16,6 +16,7 @@
 #include "tern/mime_parse.h"
 #include "tern/logrec.h"
 #include "tern/message.h"
+#include "tern/metrics.h"
 #include "tern/oob.h"
 #include "tern/policy_hook.h"
 #include "tern/reception.h"
@@ -219,6 +220,7 @@ write_feedback(struct shard *shard, const struct message *msg, const struct arf_
 	rec.msg = &view;
 	rec.report = &rep;
 	logrec_write(&rec);
+	metrics_complaint(rec.egress_source);
 	suppress_complainer(shard, c, a->feedback_type);
 	call_complained(shard, &rec);
 }

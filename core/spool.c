@@ -847,7 +847,13 @@ part_stats(struct spool_part *sp, struct spool_stats *out)
 	out->reopens = atomic_load(&sp->reopens);
 	out->low = atomic_load(&sp->low);
 	out->broken = atomic_load(&sp->broken);
-	out->free_bytes = statvfs(sp->path, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : UINT64_MAX;
+	if (statvfs(sp->path, &st) == 0) {
+		out->free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+		out->size_bytes = (uint64_t)st.f_blocks * st.f_frsize;
+	} else {
+		out->free_bytes = UINT64_MAX;
+		out->size_bytes = 0;
+	}
 	pthread_mutex_lock(&sp->lock);
 	out->pending = sp->pending;
 	pthread_mutex_unlock(&sp->lock);
@@ -1413,8 +1419,10 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 		out->reopens += one.reopens;
 		out->low |= one.low;
 		out->broken |= one.broken;
-		if (one.free_bytes < out->free_bytes)
+		if (one.free_bytes < out->free_bytes) {
 			out->free_bytes = one.free_bytes;
+			out->size_bytes = one.size_bytes;
+		}
 	}
 }
 

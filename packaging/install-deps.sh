@@ -10,7 +10,7 @@ BUILD="build-essential pkg-config libev-dev libc-ares-dev libssl-dev librocksdb-
 # Tests, fuzzing and benchmarks.
 TEST="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-pyflakes python3-aiosmtpd python3-dkim
 python3-dnslib swaks libnet-ssleay-perl libio-socket-ssl-perl opendkim opendkim-tools postfix redis-server zstd tmux
-python3-prometheus-client python3-selenium chromium chromium-driver"
+python3-prometheus-client python3-selenium chromium chromium-driver prometheus"
 # make deb and the man pages (the unit's systemd-analyze check runs where systemd is installed).
 PACKAGE="debhelper lintian scdoc"
 

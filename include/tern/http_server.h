@@ -37,6 +37,17 @@ struct http_listener_config {
 	uint64_t request_body_limit; /* bytes; larger bodies get 413 */
 	double client_timeout;	     /* seconds of client silence before the connection is closed */
 	int max_connections;	     /* per shard */
+	/*
+	 * PROXY protocol (v1 and v2), as on ESMTP listeners: peers in
+	 * proxy_trusted open with a header naming the client, who is then the
+	 * peer trusted_hosts and records judge; a trusted peer without a valid
+	 * header within client_timeout is closed, and so is any other peer when
+	 * proxy_required (otherwise it is served as itself).
+	 */
+	bool proxy_protocol;
+	bool proxy_required;
+	struct cidr *proxy_trusted;
+	size_t n_proxy_trusted;
 };
 
 /* Register a listener (taking ownership of cfg) to be opened at start-up. */

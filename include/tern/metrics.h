@@ -58,7 +58,10 @@ enum metrics_family {
 	METRICS_OUTCOME_BY_SOURCE,
 	METRICS_OUTCOME_BY_POOL,
 	METRICS_OUTCOME_BY_TENANT,
-	METRICS_OUTCOME_BY_PATH, /* "source\tsite": the status page's grid */
+	METRICS_OUTCOME_BY_PATH,	   /* "source\tsite": the status page's grid */
+	METRICS_OUTCOME_BY_CATEGORY,	   /* failures by bounce category */
+	METRICS_BOUNCE_BY_SOURCE_CATEGORY, /* "source\tcategory": Bounce records (alerts) */
+	METRICS_COMPLAINTS_BY_SOURCE,	   /* Feedback records (complaints), first cell */
 	METRICS_FAMILY_COUNT,
 };
 
@@ -87,6 +90,14 @@ void metrics_received(const char *listener, uint64_t n);
 void metrics_outcome(enum metrics_outcome o, const struct metrics_outcome_labels *l,
 		     double latency);
 void metrics_observe(enum metrics_histogram h, double v);
+/*
+ * A failure's bounce category (NULL: not classified), counted after its
+ * record was classified: by category, and for bounces by source too, so that
+ * a hard-bounce rate per source can be alerted on. Delivered is ignored.
+ */
+void metrics_classified(enum metrics_outcome o, const char *source, const char *category);
+/* A complaint (Feedback record) about a message sent from source (NULL or "": unknown). */
+void metrics_complaint(const char *source);
 /* A policy reload failed (hot reload calls it). */
 void metrics_policy_reload_failed(void);
 /* The policy epoch now serving (1 until hot reload exists). */
@@ -145,6 +156,7 @@ struct metrics_queue_top {
 	struct metrics_queue_size top[METRICS_TOP_N];
 	size_t n;
 	uint64_t total, count;
+	double oldest; /* creation time (Unix) of the oldest message; 0: none or not known */
 };
 void metrics_queue_top_add(struct metrics_queue_top *t, const char *name, uint64_t size);
 /* Replace the calling shard's snapshot of its queues of one kind. */
@@ -152,6 +164,8 @@ void metrics_queues_publish(enum metrics_queue_kind k, const struct metrics_queu
 /* The largest queues over every shard (sorted, at most METRICS_TOP_N), the total and the count. */
 size_t metrics_queues_read(enum metrics_queue_kind k, struct metrics_queue_size *out,
 			   uint64_t *total, uint64_t *count);
+/* The creation time of the oldest message any shard published for kind k; 0 when none. */
+double metrics_queues_oldest(enum metrics_queue_kind k);
 
 /* ---- rate history for the status page ------------------------------------------------------ */
 

@@ -172,6 +172,7 @@ struct spool_stats {
 	bool low;          /* some partition is below its free-space floor now */
 	bool broken;       /* some partition waits to be reopened after a failed write */
 	uint64_t free_bytes; /* free space of the fullest partition's filesystem (UINT64_MAX: unknown) */
+	uint64_t size_bytes; /* size of that same filesystem (0: unknown) */
 };
 void spool_stats(struct spool *sp, struct spool_stats *out);
 

@@ -208,6 +208,74 @@ test_history_keeps_the_last_15_minutes(void **state)
 		assert_true(h[i].t == h[i - 1].t + 1);
 }
 
+static void
+classify_some(void *arg)
+{
+	metrics_classified(METRICS_BOUNCED, "ip-a", "bad-mailbox");
+	metrics_classified(METRICS_BOUNCED, "ip-a", "bad-mailbox");
+	metrics_classified(METRICS_BOUNCED, NULL, "spam-related"); /* no source: by category only */
+	metrics_classified(METRICS_TRANSIENT, "ip-a", NULL);	   /* not classified */
+	metrics_classified(METRICS_DELIVERED, "ip-a", "other");	   /* not a failure */
+	metrics_complaint("ip-a");
+	metrics_complaint(NULL);
+}
+
+static uint64_t
+family_count(enum metrics_family f, const char *value, enum metrics_outcome o)
+{
+	struct metrics_label_value v[METRICS_TOP_N + 1];
+	size_t n = metrics_family_read(f, v), i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].value, value) == 0)
+			return v[i].n[o];
+	return 0;
+}
+
+static void
+test_failures_by_category_and_source(void **state)
+{
+	on_shard(0, classify_some, NULL);
+	on_shard(1, classify_some, NULL);
+	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "bad-mailbox", METRICS_BOUNCED),
+			 4);
+	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "spam-related", METRICS_BOUNCED),
+			 2);
+	assert_int_equal(
+	    family_count(METRICS_OUTCOME_BY_CATEGORY, "unclassified", METRICS_TRANSIENT), 2);
+	assert_int_equal(family_count(METRICS_OUTCOME_BY_CATEGORY, "other", METRICS_DELIVERED), 0);
+	assert_int_equal(
+	    family_count(METRICS_BOUNCE_BY_SOURCE_CATEGORY, "ip-a\tbad-mailbox", METRICS_BOUNCED),
+	    4);
+	assert_int_equal(family_count(METRICS_BOUNCE_BY_SOURCE_CATEGORY, "ip-a\tunclassified",
+				      METRICS_TRANSIENT),
+			 0);
+	assert_int_equal(family_count(METRICS_COMPLAINTS_BY_SOURCE, "ip-a", 0), 2);
+	assert_int_equal(family_count(METRICS_COMPLAINTS_BY_SOURCE, "unknown", 0), 2);
+}
+
+static void
+publish_oldest(void *arg)
+{
+	struct metrics_queue_top top = {.oldest = *(double *)arg};
+
+	metrics_queues_publish(METRICS_QUEUE_SCHEDULED, &top);
+}
+
+static void
+test_oldest_is_the_minimum_over_shards(void **state)
+{
+	double a = 2000, b = 1500, none = 0;
+
+	on_shard(0, publish_oldest, &a);
+	on_shard(1, publish_oldest, &b);
+	assert_true(metrics_queues_oldest(METRICS_QUEUE_SCHEDULED) == 1500);
+	/* A shard with no messages does not count as the oldest. */
+	on_shard(1, publish_oldest, &none);
+	assert_true(metrics_queues_oldest(METRICS_QUEUE_SCHEDULED) == 2000);
+	assert_true(metrics_queues_oldest(METRICS_QUEUE_READY) == 0);
+}
+
 static int
 setup(void **state)
 {
@@ -234,6 +302,8 @@ main(void)
 	    cmocka_unit_test(test_histogram_buckets_and_sum),
 	    cmocka_unit_test(test_queue_snapshots_merge_to_the_largest),
 	    cmocka_unit_test(test_history_keeps_the_last_15_minutes),
+	    cmocka_unit_test(test_failures_by_category_and_source),
+	    cmocka_unit_test(test_oldest_is_the_minimum_over_shards),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
