@@ -256,7 +256,9 @@ function M:named_domains()
   for _, f in ipairs(self.files) do
     for _, s in ipairs(self:indexed(f).strings) do
       s = s:lower()
-      if s:match('^[%w][%w%-%.]*%.%a%a+$') and not seen[s] then
+      -- A string naming a Lua module ('tern.shaping') is no domain.
+      if s:match('^[%w][%w%-%.]*%.%a%a+$') and not seen[s]
+          and not package.searchpath(s, package.path) then
         seen[s] = true
         out[#out + 1] = s
       end
