@@ -225,14 +225,15 @@ local BACKOFF_USED = { ['backoff-max-msg-rate'] = true, ['backoff-max-msg-per-ho
 local function backoff_rate(b)
   if b['backoff-max-msg-rate'] then return rate(b['backoff-max-msg-rate'].value) end
   local per_hour = b['backoff-max-msg-per-hour']
-  if per_hour then return per_hour.value:lower() ~= 'unlimited' and per_hour.value .. '/h' or nil end
+  if per_hour and per_hour.value:lower() ~= 'unlimited' then return per_hour.value .. '/h' end
 end
 
 -- One layer's rule from its own backoff directives over those of <domain *> (`inherited`):
 -- a reduced rate is a `set` for backoff-to-normal-after (1h when not given, as tern needs
 -- one); without one, backoff mode only retries after backoff-retry-after, so the path is
--- suspended that long.
-local function backoff_rule(st, own, inherited)
+-- suspended that long. `inherited_by` counts the domains whose rules took
+-- their settings from these (for <domain *>: its settings are not lost then).
+local function backoff_rule(st, own, inherited, inherited_by)
   local b = setmetatable({}, { __index = inherited })
   for k, d in pairs(own) do b[k] = d end
   local list_dir = b['smtp-pattern-list']
@@ -244,7 +245,7 @@ local function backoff_rule(st, own, inherited)
   end
   for key, d in pairs(own) do
     local used = BACKOFF_USED[key] or (key == 'backoff-retry-after' and not backoff_rate(b))
-    if used and not list then
+    if used and not list and inherited_by == 0 then
       unmapped(st, d, 'no smtp-pattern-list puts this domain in backoff mode')
     elseif not used and key ~= 'smtp-pattern-list' then
       unmapped(st, d, BACKOFF_UNMAPPED[key])
@@ -263,12 +264,13 @@ end
 
 -- Rules for <domain *> (the defaults) and for each domain with backoff directives of its own.
 local function backoff_rules(st)
-  local rule = backoff_rule(st, st.backoff.defaults, {})
-  if rule then st.shaping.defaults.automation = { rule } end
+  local n = 0
   for _, name in ipairs(sorted_keys(st.backoff.domains)) do
-    rule = backoff_rule(st, st.backoff.domains[name], st.backoff.defaults)
-    if rule then st.shaping.domains[name].automation = { rule } end
+    local rule = backoff_rule(st, st.backoff.domains[name], st.backoff.defaults, 0)
+    if rule then st.shaping.domains[name].automation, n = { rule }, n + 1 end
   end
+  local rule = backoff_rule(st, st.backoff.defaults, {}, n)
+  if rule then st.shaping.defaults.automation = { rule } end
   for _, name in ipairs(sorted_keys(st.pattern_lists)) do
     local list = st.pattern_lists[name]
     if not list.used then

@@ -29,10 +29,13 @@ local function key_path(layer)
   return path
 end
 
--- "file:line" of a compiled rule definition, for the evaluator ev and the shaping object shape.
+-- "file:line" of a compiled rule definition, for the evaluator ev and the shaping object
+-- shape (nil when a hook handed rule indexes to tern.make_egress_path itself).
 local function written_at(ev, shape, def)
-  local at = shape.defined_at
-  if def.file ~= at.file or def.line ~= at.line then return ('%s:%d'):format(def.file, def.line) end
+  local at = shape and shape.defined_at
+  if not at or def.file ~= at.file or def.line ~= at.line then
+    return ('%s:%d'):format(def.file, def.line)
+  end
   for _, f in ipairs(ev.files) do ev:indexed(f) end
   local layer, n = layer_of(def.scope)
   local want = key_path(layer)
@@ -68,7 +71,9 @@ local function action_text(a)
   if type(a) ~= 'table' then return tostring(a) end
   local parts = {}
   for _, k in ipairs({ 'max_message_rate', 'connection_limit' }) do
-    if a.set and a.set[k] ~= nil then parts[#parts + 1] = ('%s=%s'):format(k, tostring(a.set[k])) end
+    if a.set and a.set[k] ~= nil then
+      parts[#parts + 1] = ('%s=%s'):format(k, tostring(a.set[k]))
+    end
   end
   return 'set ' .. table.concat(parts, ' ')
 end

@@ -222,7 +222,9 @@ local function print_text(groups)
   for _, g in ipairs(groups) do
     print(('%s (%d domain%s): %s'):format(g.group, #g.domains, #g.domains == 1 and '' or 's',
       table.concat(g.domains, ', ')))
-    for _, c in ipairs(g.changes) do print(('  %s: %s -> %s%s'):format(c.what, c.old, c.new, affects(g, c))) end
+    for _, c in ipairs(g.changes) do
+      print(('  %s: %s -> %s%s'):format(c.what, c.old, c.new, affects(g, c)))
+    end
   end
 end
 

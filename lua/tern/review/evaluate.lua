@@ -224,6 +224,9 @@ function M:path(domain, source, site)
     if values.automation then values.automation = automation.describe(self, seen[1], values.automation) end
   elseif self.written then
     for k, v in pairs(self.written.values) do values[k], of[k] = v, self.written.at end
+    if type(values.automation) == 'table' then
+      values.automation = automation.describe(self, nil, values.automation)
+    end
   end
   return values, of
 end
