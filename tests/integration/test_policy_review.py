@@ -215,6 +215,17 @@ def test_diff_automation_rules(tmp_path):
     assert ("| automation defaults rule removed (affects 2 paths) | `on /S3150/: suspend_source for 4h,"
             " recovery 5m` | `(none)` |") in r.stdout
     assert "example.org" in r.stdout
+    # ... and is summed up once over all groups.
+    r = diff(repo, "HEAD", "--json")
+    totals = json.loads(r.stdout)["automation"]
+    domains = {d for g in json.loads(r.stdout)["changes"] for d in g["domains"]}
+    assert [(t["what"], t["paths"], t["domains"]) for t in totals] == [
+        ("automation defaults rule removed", 2 * len(domains), len(domains))]
+    r = diff(repo, "HEAD")
+    assert r.stdout.split("\n")[-3:] == [
+        "automation rule changes over all groups:",
+        "  automation defaults rule removed: on /S3150/: suspend_source for 4h, recovery 5m -> (none)"
+        " (affects %d paths in %d domains)" % (2 * len(domains), len(domains)), ""]
 
 
 def git(repo, *args):

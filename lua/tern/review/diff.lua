@@ -218,6 +218,38 @@ local function affects(g, c)
   return (' (affects %d path%s)'):format(n, n == 1 and '' or 's')
 end
 
+-- Each automation rule change over every group: { what, old, new, paths, domains, groups },
+-- since a default rule's change is repeated in every provider's group.
+local function rule_totals(groups)
+  local out, index = {}, {}
+  for _, g in ipairs(groups) do
+    for _, c in ipairs(g.changes) do
+      if c.paths then
+        local id = c.what .. '\0' .. c.old .. '\0' .. c.new
+        if not index[id] then
+          index[id] = { what = c.what, old = c.old, new = c.new, paths = 0, domains = 0, groups = 0 }
+          out[#out + 1] = index[id]
+        end
+        local t = index[id]
+        t.paths, t.domains, t.groups = t.paths + c.paths * #g.domains, t.domains + #g.domains, t.groups + 1
+      end
+    end
+  end
+  return out
+end
+
+local function spread(totals)
+  local out = {}
+  for _, t in ipairs(totals) do
+    if t.groups > 1 then out[#out + 1] = t end
+  end
+  return out
+end
+
+local function total_text(t)
+  return ('%s: %s -> %s (affects %d paths in %d domains)'):format(t.what, t.old, t.new, t.paths, t.domains)
+end
+
 local function print_text(groups)
   for _, g in ipairs(groups) do
     print(('%s (%d domain%s): %s'):format(g.group, #g.domains, #g.domains == 1 and '' or 's',
@@ -226,6 +258,9 @@ local function print_text(groups)
       print(('  %s: %s -> %s%s'):format(c.what, c.old, c.new, affects(g, c)))
     end
   end
+  local over = spread(rule_totals(groups))
+  if #over > 0 then print('automation rule changes over all groups:') end
+  for _, t in ipairs(over) do print('  ' .. total_text(t)) end
 end
 
 local function print_markdown(groups, rev1, rev2)
@@ -241,6 +276,9 @@ local function print_markdown(groups, rev1, rev2)
         (c.new:gsub('|', '\\|'))))
     end
   end
+  local over = spread(rule_totals(groups))
+  if #over > 0 then print('\n#### Automation rule changes over all groups\n') end
+  for _, t in ipairs(over) do print('- ' .. total_text(t)) end
 end
 
 local function diff(o)
@@ -279,7 +317,7 @@ tern.on('main', function(argv)
     return 2
   end
   if o.json then
-    print(tern.json.encode { from = rev1, to = rev2, changes = groups })
+    print(tern.json.encode { from = rev1, to = rev2, changes = groups, automation = rule_totals(groups) })
   elseif o.markdown then
     print_markdown(groups, rev1, rev2)
   else
