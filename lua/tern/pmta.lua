@@ -211,7 +211,6 @@ local function sorted_keys(t)
   return keys
 end
 
-
 -- backoff-* directives tern has no place for, and why.
 local BACKOFF_UNMAPPED = {
   ['backoff-to-normal-after-delivery'] = 'tern ends a backoff after backoff-to-normal-after',
@@ -243,15 +242,16 @@ local function backoff_rule(st, own, inherited, inherited_by)
   elseif list then
     list.used = true
   end
+  local active = list and #list.regex > 0
   for key, d in pairs(own) do
     local used = BACKOFF_USED[key] or (key == 'backoff-retry-after' and not backoff_rate(b))
-    if used and not list and inherited_by == 0 then
+    if used and not active and inherited_by == 0 then
       unmapped(st, d, 'no smtp-pattern-list puts this domain in backoff mode')
     elseif not used and key ~= 'smtp-pattern-list' then
       unmapped(st, d, BACKOFF_UNMAPPED[key])
     end
   end
-  if not list or #list.regex == 0 then return nil end
+  if not active then return nil end
   local max_rate, to_normal = backoff_rate(b), b['backoff-to-normal-after']
   if max_rate then
     return { regex = list.regex, action = { set = { max_message_rate = max_rate } },
