@@ -7,6 +7,11 @@
 -- VirtualMTA is a tern source, so `max-msg-rate 120/min` stays a per-source,
 -- per-site rate of '120/min'. Directives without a tern equivalent are
 -- listed, with their line, at the top of policy.lua and counted.
+--
+-- Backoff mode becomes shaping automation: a <domain>'s smtp-pattern-list
+-- (its `reply /regex/ mode=backoff` lines) is the rule's regex, and the
+-- backoff-* directives its action and duration (see the backoff section
+-- below). A domain inherits both from <domain *>, as in PowerMTA.
 local M = {}
 
 local PATH = {
@@ -26,8 +31,9 @@ local NUMERIC = { connection_limit = true, max_deliveries_per_connection = true 
 
 local function new_state()
   return { shaping = { defaults = {}, domains = {}, sources = {} }, sources = {}, pools = {},
-           queues = { defaults = {}, domains = {} }, backoff = { defaults = {}, domains = {} }, dkim = { sign = false, options = {},
-           keys = {} }, patterns = {}, listen = {}, relay_hosts = {}, unmapped = {} }
+           queues = { defaults = {}, domains = {} }, backoff = { defaults = {}, domains = {} },
+           dkim = { sign = false, options = {}, keys = {} }, pattern_lists = {}, listen = {},
+           relay_hosts = {}, unmapped = {} }
 end
 
 local function unmapped(st, node, why)
@@ -82,8 +88,8 @@ local function domain_block(st, block, path, queue, backoff, top_level_default)
     elseif queue and (key == 'route' or key == 'smtp-hosts') then
       queue.mx_list = {}
       for _, h in ipairs(words(d.value)) do queue.mx_list[#queue.mx_list + 1] = host_port(h) end
-    elseif backoff and key:match('^backoff%-') then
-      backoff[key:gsub('^backoff%-', ''):gsub('%-', '_')] = d.value
+    elseif backoff and (key:match('^backoff%-') or key == 'smtp-pattern-list') then
+      backoff[key] = d
     elseif top_level_default and key == 'dkim-sign' then
       st.dkim.sign = yes(d.value)
     elseif top_level_default and DKIM[key] then
@@ -163,12 +169,22 @@ local function source(st, b)
   end
 end
 
+-- A pattern list's `reply /regex/ mode=backoff` lines, the regexes of the
+-- automation rules of the domains that name it; other lines (routing by
+-- sender or recipient, other modes) have no tern equivalent here.
 local function patterns(st, b)
-  local list = {}
+  local list = { regex = {}, line = b.line, kind = b.name }
   for _, d in ipairs(b.children) do
-    list[#list + 1] = { directive = d.name, value = d.value, line = d.line }
+    local re, opts = d.value:match('^/(.*)/%s*(.-)%s*$')
+    if d.block or d.name:lower() ~= 'reply' or not re then
+      unmapped(st, d, 'only reply /regex/ lines become automation rules')
+    elseif opts:lower() ~= 'mode=backoff' then
+      unmapped(st, d, 'only mode=backoff becomes an automation rule')
+    else
+      list.regex[#list.regex + 1] = re
+    end
   end
-  st.patterns[#st.patterns + 1] = { kind = b.name:lower(), name = b.value, entries = list }
+  st.pattern_lists[b.value] = list
 end
 
 local function top_directive(st, d)
@@ -186,10 +202,7 @@ local function top_directive(st, d)
   end
 end
 
-local BLOCKS = { domain = top_domain, ['virtual-mta'] = vmta, ['virtual-mta-pool'] = pool,
-                 source = source, ['pattern-list'] = patterns, ['smtp-pattern-list'] = patterns }
-
--- ---- writing Lua tables ----
+-- ---- backoff mode -> automation rules ----
 
 local function sorted_keys(t)
   local keys = {}
@@ -197,6 +210,80 @@ local function sorted_keys(t)
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   return keys
 end
+
+-- backoff-* directives tern has no place for, and why.
+local BACKOFF_UNMAPPED = {
+  ['backoff-to-normal-after-delivery'] = 'tern ends a backoff after backoff-to-normal-after',
+  ['backoff-retry-after'] = 'tern keeps its retry schedule during a backoff with a reduced rate',
+}
+
+-- backoff-* directives a rule carries (backoff-retry-after too, when no rate is reduced).
+local BACKOFF_USED = { ['backoff-max-msg-rate'] = true, ['backoff-max-msg-per-hour'] = true,
+                       ['backoff-to-normal-after'] = true }
+
+local function backoff_rate(b)
+  if b['backoff-max-msg-rate'] then return rate(b['backoff-max-msg-rate'].value) end
+  local per_hour = b['backoff-max-msg-per-hour']
+  if per_hour and per_hour.value:lower() ~= 'unlimited' then return per_hour.value .. '/h' end
+end
+
+-- One layer's rule from its own backoff directives over those of <domain *> (`inherited`):
+-- a reduced rate is a `set` for backoff-to-normal-after (1h when not given, as tern needs
+-- one); without one, backoff mode only retries after backoff-retry-after, so the path is
+-- suspended that long. `inherited_by` counts the domains whose rules took
+-- their settings from these (for <domain *>: its settings are not lost then).
+local function backoff_rule(st, own, inherited, inherited_by)
+  local b = setmetatable({}, { __index = inherited })
+  for k, d in pairs(own) do b[k] = d end
+  local list_dir = b['smtp-pattern-list']
+  local list = list_dir and st.pattern_lists[list_dir.value]
+  if list_dir and not list then
+    unmapped(st, list_dir, 'no such <smtp-pattern-list>')
+  elseif list then
+    list.used = true
+  end
+  local active = list and #list.regex > 0
+  for key, d in pairs(own) do
+    local used = BACKOFF_USED[key] or (key == 'backoff-retry-after' and not backoff_rate(b))
+    if used and not active and inherited_by == 0 then
+      unmapped(st, d, 'no smtp-pattern-list puts this domain in backoff mode')
+    elseif not used and key ~= 'smtp-pattern-list' then
+      unmapped(st, d, BACKOFF_UNMAPPED[key])
+    end
+  end
+  if not active then return nil end
+  local max_rate, to_normal = backoff_rate(b), b['backoff-to-normal-after']
+  if max_rate then
+    return { regex = list.regex, action = { set = { max_message_rate = max_rate } },
+             duration = to_normal and to_normal.value or '1h' }
+  end
+  local retry = b['backoff-retry-after']
+  return { regex = list.regex, action = 'suspend',
+           duration = retry and retry.value or to_normal and to_normal.value or '1h' }
+end
+
+-- Rules for <domain *> (the defaults) and for each domain with backoff directives of its own.
+local function backoff_rules(st)
+  local n = 0
+  for _, name in ipairs(sorted_keys(st.backoff.domains)) do
+    local rule = backoff_rule(st, st.backoff.domains[name], st.backoff.defaults, 0)
+    if rule then st.shaping.domains[name].automation, n = { rule }, n + 1 end
+  end
+  local rule = backoff_rule(st, st.backoff.defaults, {}, n)
+  if rule then st.shaping.defaults.automation = { rule } end
+  for _, name in ipairs(sorted_keys(st.pattern_lists)) do
+    local list = st.pattern_lists[name]
+    if not list.used then
+      unmapped(st, { line = list.line, name = '<' .. list.kind .. '>', value = name },
+        'no <domain> names it with smtp-pattern-list')
+    end
+  end
+end
+
+local BLOCKS = { domain = top_domain, ['virtual-mta'] = vmta, ['virtual-mta-pool'] = pool,
+                 source = source, ['pattern-list'] = patterns, ['smtp-pattern-list'] = patterns }
+
+-- ---- writing Lua tables ----
 
 local function lua_key(k)
   if type(k) == 'string' and k:match('^[%a_][%w_]*$') then return k end
@@ -340,18 +427,20 @@ function M.convert(tree, conf)
     else top_directive(st, node) end
   end
   dkim_options(st)
+  backoff_rules(st)
+  table.sort(st.unmapped, function(a, b)
+    return tonumber(a:match('^line (%d+)')) < tonumber(b:match('^line (%d+)'))
+  end)
   st.queues.default_pool = st.default_pool or st.first_pool or st.first_vmta or 'default'
   return { unmapped = st.unmapped, files = {
     ['policy.lua'] = policy_file(st, conf),
-    ['data/shaping.lua'] = data_file('Per-destination limits (<domain> blocks), per VirtualMTA where nested.',
+    ['data/shaping.lua'] = data_file('Per-destination limits (<domain> blocks), per VirtualMTA where nested;\n'
+      .. '-- automation: backoff mode (smtp-pattern-list, backoff-*).',
       st.shaping),
     ['data/sources.lua'] = data_file('VirtualMTAs: source address and EHLO name.', st.sources),
     ['data/pools.lua'] = data_file('VirtualMTA pools.', st.pools),
     ['data/queues.lua'] = data_file('Retry, expiry and routes per destination.', st.queues),
-    ['data/backoff.lua'] = data_file('backoff-* directives, kept for the shaping automation.', st.backoff),
     ['data/dkim.lua'] = data_file('DKIM: whether to sign, signer options, keys by domain.', st.dkim),
-    ['data/patterns.lua'] = data_file('<pattern-list> and <smtp-pattern-list>, kept for the shaping automation.',
-      st.patterns),
   } }
 end
 

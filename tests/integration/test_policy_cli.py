@@ -174,6 +174,21 @@ def test_the_doc_example_test_passes_against_the_policy_repo(tmp_path):
     assert out.stdout.splitlines()[-1] == "2 passed, 0 failed"
 
 
+def test_the_doc_explain_examples_match_the_policy_repo(tmp_path):
+    # Regression: the automation rules shown in docs/policy-review.md must be what explain prints.
+    doc = open(f"{ROOT}/docs/policy-review.md").read()
+    blocks = re.findall(r"```text explain (\S+) (\S+)\n(.*?)```", doc, re.S)
+    assert blocks
+    r = copy_policy_repo(tmp_path)
+    for domain, source, block in blocks:
+        out = run_tern("policy", "explain", "--policy", "policy.lua", "--domain", domain,
+                       "--source", source, cwd=r)
+        assert out.returncode == 0, out.stderr
+        want = block.rstrip("\n").split("\n")
+        got = out.stdout.rstrip("\n").split("\n")
+        assert got[-len(want):] == want, out.stdout
+
+
 def git(repo, *args):
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
                    check=True, capture_output=True)

@@ -117,6 +117,117 @@ end)
 """
 
 
+AUTOMATION = """local shaping = require 'tern.shaping'
+local shape = shaping.new {
+  defaults = { connection_limit = 5,
+    automation = { { regex = 'S3150', action = 'suspend_source', duration = '4h' } } },
+  providers = {
+    google = { mx_suffixes = { '.google.com' }, automation = {
+      { regex = { '4\\\\.7\\\\.28', 'unusual rate' }, action = 'suspend', duration = '1h' },
+      shaping.rule { regex = 'TSS04', action = { set = { max_message_rate = '30/min', connection_limit = 2 } },
+                     duration = '30m', trigger = '3/5m', recovery = '10m' },
+    } },
+  },
+  domains = { ['example.org'] = { automation = { { regex = 'go away', action = 'bounce' } } } },
+}
+tern.on('get_egress_pool', function(name)
+  return tern.make_egress_pool { name = name, entries = { { name = 'ip-1' }, { name = 'ip-2' } } }
+end)
+tern.on('get_egress_path_config', function(domain, source, site)
+  return shape:path(domain, source, site)
+end)
+"""
+
+
+def line_of(text, needle):
+    return next(i for i, l in enumerate(text.split("\n")) if needle in l) + 1
+
+
+def test_explain_shows_automation_rules(tmp_path):
+    # Regression: explain did not show backoff, so a reviewer could not see what a reply does.
+    policy = tmp_path / "policy.lua"
+    policy.write_text(AUTOMATION)
+    r = run_tern("policy", "explain", "--policy", str(policy), "--domain", "gmail.com")
+    assert r.returncode == 0, r.stderr
+    at = lambda needle: "%s:%d" % (policy, line_of(AUTOMATION, needle))  # noqa: E731
+    expected = [
+        "  automation (checked in this order; the first matching rule acts)",
+        "    1. on /4\\.7\\.28/ or /unusual rate/: suspend for 1h, recovery 5m",
+        "       providers.google.automation[1]  " + at("unusual rate"),
+        "    2. on /TSS04/ (trigger 3/5m): set max_message_rate=30/min connection_limit=2 for 30m,"
+        " recovery 10m",
+        "       providers.google.automation[2]  " + at("TSS04"),
+        "    3. on /S3150/: suspend_source for 4h, recovery 5m",
+        "       defaults.automation[1]  " + at("S3150"),
+    ]
+    text = r.stdout.split("\n")
+    for source in ("ip-1", "ip-2"):
+        start = text.index("path " + source)
+        block = text[start:text.index(expected[0], start) + len(expected)]
+        assert block[-len(expected):] == expected, r.stdout
+    out = explain_at(policy, "example.org", "--source", "ip-2")
+    rules = out["paths"]["ip-2"]["automation"]
+    assert [(x["scope"], x["action"], x.get("duration"), x["at"]) for x in rules] == [
+        ("domains.example.org.automation[1]", "bounce", None, at("go away")),
+        ("defaults.automation[1]", "suspend_source", "4h", at("S3150"))]
+    out = explain_at(policy, "gmail.com", "--source", "ip-1")
+    assert out["paths"]["ip-1"]["automation"][1]["action"] == {
+        "set": {"max_message_rate": "30/min", "connection_limit": 2}}
+
+
+def test_diff_automation_rules(tmp_path):
+    # Regression: diff compared path settings only, so a new backoff rule went unreviewed.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "policy.lua").write_text(AUTOMATION)
+    git(repo, "init", "-q", ".")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    # Moving rules down the file (new lines above) changes nothing a reviewer must see.
+    (repo / "policy.lua").write_text("-- Shaping.\n\n" + AUTOMATION)
+    r = diff(repo, "HEAD")
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
+    (repo / "policy.lua").write_text(AUTOMATION.replace(
+        "action = 'suspend', duration = '1h' },",
+        "action = 'suspend', duration = '2h' },\n"
+        "      { regex = '4\\\\.7\\\\.0 .*TLS', action = { set = { connection_limit = 1 } }, duration = '10m' },"))
+    r = diff(repo, "HEAD", "--json")
+    assert r.returncode == 1, r.stderr
+    changes = json.loads(r.stdout)["changes"]
+    assert [g["group"] for g in changes] == ["google"]
+    g = changes[0]
+    assert set(g["domains"]) == provider_domains(tmp_path, "google")
+    assert sorted((c["what"], c["old"], c["new"], c["paths"]) for c in g["changes"]) == [
+        ("automation providers.google rule added", "(none)",
+         "on /4\\.7\\.0 .*TLS/: set connection_limit=1 for 10m, recovery 5m", 2),
+        ("automation providers.google rule changed",
+         "on /4\\.7\\.28/ or /unusual rate/: suspend for 1h, recovery 5m",
+         "on /4\\.7\\.28/ or /unusual rate/: suspend for 2h, recovery 5m", 2)]
+    r = diff(repo, "HEAD")
+    n = 2 * len(g["domains"])
+    assert ("  automation providers.google rule added: (none) -> on /4\\.7\\.0 .*TLS/: set connection_limit=1"
+            " for 10m, recovery 5m (affects %d paths)" % n) in r.stdout.split("\n")
+    # A default rule removed reaches every domain, each named with its paths.
+    (repo / "policy.lua").write_text(AUTOMATION.replace("{ { regex = 'S3150', action = 'suspend_source', "
+                                                        "duration = '4h' } }", "{}"))
+    r = diff(repo, "HEAD", "--markdown")
+    assert r.returncode == 1
+    assert ("| automation defaults rule removed (affects 2 paths) | `on /S3150/: suspend_source for 4h,"
+            " recovery 5m` | `(none)` |") in r.stdout
+    assert "example.org" in r.stdout
+    # ... and is summed up once over all groups.
+    r = diff(repo, "HEAD", "--json")
+    totals = json.loads(r.stdout)["automation"]
+    domains = {d for g in json.loads(r.stdout)["changes"] for d in g["domains"]}
+    assert [(t["what"], t["paths"], t["domains"]) for t in totals] == [
+        ("automation defaults rule removed", 2 * len(domains), len(domains))]
+    r = diff(repo, "HEAD")
+    assert r.stdout.split("\n")[-3:] == [
+        "automation rule changes over all groups:",
+        "  automation defaults rule removed: on /S3150/: suspend_source for 4h, recovery 5m -> (none)"
+        " (affects %d paths in %d domains)" % (2 * len(domains), len(domains)), ""]
+
+
 def git(repo, *args):
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test",
                     *args], check=True, capture_output=True)
@@ -251,7 +362,8 @@ def data_table(path, expr):
 def test_import_pmta_seed(tmp_path):
     out = tmp_path / "policy"
     r = import_pmta("seed.conf", out)
-    assert "warning" not in r.stderr
+    # Its backoff rates have no smtp-pattern-list to put a domain in backoff mode.
+    assert "warning: 3 directive(s) not imported" in r.stderr
     limits = {"gmail.com": ("120/min", 15), "outlook.com": ("300/min", 25), "yahoo.com": ("100/min", 10),
               "example.net": ("200/min", 10)}
     for domain, (rate, conns) in limits.items():
@@ -261,10 +373,10 @@ def test_import_pmta_seed(tmp_path):
             assert path["enable_tls"] == "opportunistic"
             where = d["sources_of"][source]["max_message_rate"]
             assert where.startswith(str(out / "data" / "shaping.lua") + ":"), where
-    backoff = data_table(out / "data" / "backoff.lua", "t")
-    assert backoff["domains"]["gmail.com"]["max_msg_rate"] == "30/min"
-    assert backoff["domains"]["outlook.com"]["max_msg_rate"] == "60/min"
-    assert backoff["defaults"]["policy"] == "aggressive"
+    policy = (out / "policy.lua").read_text()
+    assert "line 14: backoff-max-msg-rate 30/min  (no smtp-pattern-list puts this domain in backoff mode)" \
+        in policy
+    assert "line 9: backoff-policy aggressive\n" in policy
     dkim = data_table(out / "data" / "dkim.lua", "t")
     assert dkim["sign"] is True
     assert dkim["options"]["algo"] == "rsa"
@@ -275,10 +387,12 @@ def test_import_pmta_seed(tmp_path):
 def test_import_pmta_large_fixture(tmp_path):
     out = tmp_path / "policy"
     r = import_pmta("large.conf", out)
-    assert "warning: 5 directive(s) not imported" in r.stderr
+    assert "warning: 14 directive(s) not imported" in r.stderr
     policy = (out / "policy.lua").read_text()
     for unmapped in ("line 4: relay-domain", "line 6: log-file", "line 12: smtp-service",
-                     "max-rcpt-per-message 50", "smtp-greeting-timeout 2m"):
+                     "max-rcpt-per-message 50", "smtp-greeting-timeout 2m",
+                     "line 21: <smtp-pattern-list> blocking  (no <domain> names it with smtp-pattern-list)",
+                     "line 85: backoff-retry-after 30m  (tern keeps its retry schedule"):
         assert unmapped in policy
     assert len(data_table(out / "data" / "sources.lua", "t")) == 8
     assert sorted(data_table(out / "data" / "pools.lua", "t")) == ["marketing", "transactional", "warmup"]
@@ -298,6 +412,45 @@ def test_import_pmta_large_fixture(tmp_path):
     assert all(p["enable_tls"] == "required" for p in d["paths"].values())
     d = explain_at(out / "policy.lua", "unknown.example")
     assert {(p["max_message_rate"], p["connection_limit"]) for p in d["paths"].values()} == {("200/min", 10)}
+
+
+def test_import_pmta_backoff(tmp_path):
+    # Regression: backoff-* directives and smtp-pattern-lists were kept aside, not acted on.
+    out = tmp_path / "policy"
+    r = import_pmta("backoff.conf", out)
+    assert "warning: 6 directive(s) not imported" in r.stderr
+    policy = (out / "policy.lua").read_text()
+    for unmapped in ("line 16: reply /blocked.*spamhaus/ mode=normal  (only mode=backoff",
+                     "line 18: <smtp-pattern-list> unused  (no <domain> names it",
+                     "line 32: backoff-to-normal-after-delivery yes  (tern ends a backoff",
+                     "line 36: backoff-notify postmaster@example.com",
+                     "line 39: smtp-pattern-list nosuch  (no such <smtp-pattern-list>)",
+                     "line 40: backoff-max-msg-rate 60/min  (no smtp-pattern-list"):
+        assert unmapped in policy
+    shaping = str(out / "data" / "shaping.lua")
+    errors = ["421 .*too many errors", "4\\.7\\.28"]
+
+    def rules(domain):
+        d = explain_at(out / "policy.lua", domain)
+        assert set(d["paths"]) == {"mta1", "mta2"}
+        got = [[(x["scope"], x["regex"], x["action"], x["duration"]) for x in p["automation"]]
+               for p in d["paths"].values()]
+        assert got[0] == got[1]
+        for p in d["paths"].values():
+            assert all(x["at"].startswith(shaping + ":") for x in p["automation"])
+        return got[0]
+    default = ("defaults.automation[1]", errors, "suspend", "20m")
+    # A reduced rate: a set override for backoff-to-normal-after, per VirtualMTA (source).
+    assert rules("gmail.com") == [
+        ("domains.gmail.com.automation[1]", errors, {"set": {"max_message_rate": "30/min"}}, "2h"), default]
+    assert rules("yahoo.com") == [
+        ("domains.yahoo.com.automation[1]", errors, {"set": {"max_message_rate": "500/h"}}, "1h"), default]
+    # Without one, backoff mode only waits for backoff-retry-after: the path is suspended that long.
+    assert rules("example.net") == [default]
+    assert rules("outlook.com") == [default]
+    r = run_tern("policy", "explain", "--policy", str(out / "policy.lua"), "--domain", "gmail.com")
+    assert "    1. on /421 .*too many errors/ or /4\\.7\\.28/: set max_message_rate=30/min for 2h," \
+        " recovery 5m" in r.stdout.split("\n")
 
 
 def test_import_pmta_syntax_error(tmp_path):

@@ -9,6 +9,7 @@
 local evaluate = require 'tern.review.evaluate'
 local providers = require 'tern.data.providers'
 local args = require 'tern.review.args'
+local automation = require 'tern.review.automation'
 
 local USAGE = 'usage: tern policy diff [--policy FILE] REV1 [REV2] [--domains FILE] [--json | --markdown]'
 
@@ -126,6 +127,38 @@ local function compare_pool(a, b, out)
   end
 end
 
+-- A path's rules by what identifies them across revisions (layer and regex).
+local function rules_by_key(rules)
+  local out = {}
+  for _, r in ipairs(rules or {}) do out[automation.key(r)] = r end
+  return out
+end
+
+-- Automation rules added, removed or changed (same layer and regex) between
+-- two revisions, counting the paths (sources) of the domain each one watches.
+local function compare_rules(a, b, out)
+  local found, order = {}, {}
+  for _, s in ipairs(sorted_union(a.paths, b.paths)) do
+    if a.paths[s] and b.paths[s] then
+      local ra, rb = rules_by_key(a.paths[s].automation), rules_by_key(b.paths[s].automation)
+      for _, k in ipairs(sorted_union(ra, rb)) do
+        local old = ra[k] and automation.text(ra[k]) or '(none)'
+        local new = rb[k] and automation.text(rb[k]) or '(none)'
+        if old ~= new then
+          local id = k .. '\0' .. old .. '\0' .. new
+          if not found[id] then
+            local what = ('automation %s rule %s'):format((rb[k] or ra[k]).layer,
+              not ra[k] and 'added' or not rb[k] and 'removed' or 'changed')
+            found[id], order[#order + 1] = { what = what, old = old, new = new, paths = 0 }, id
+          end
+          found[id].paths = found[id].paths + 1
+        end
+      end
+    end
+  end
+  for _, id in ipairs(order) do out[#out + 1] = found[id] end
+end
+
 -- The changed settings between two explanations of one domain.
 local function compare(a, b)
   local out = {}
@@ -143,12 +176,15 @@ local function compare(a, b)
       for _, k in ipairs(evaluate.path_fields) do field(s .. ' ' .. k, a.paths[s][k], b.paths[s][k]) end
     end
   end
+  compare_rules(a, b, out)
   return out
 end
 
 local function signature(changes)
   local parts = {}
-  for _, c in ipairs(changes) do parts[#parts + 1] = c.what .. '\0' .. c.old .. '\0' .. c.new end
+  for _, c in ipairs(changes) do
+    parts[#parts + 1] = c.what .. '\0' .. c.old .. '\0' .. c.new .. '\0' .. (c.paths or '')
+  end
   return table.concat(parts, '\1')
 end
 
@@ -175,12 +211,56 @@ local function changes_by_group(ev1, ev2, domains)
   return groups
 end
 
+-- A rule change's reach in a group: its paths in one domain times the domains.
+local function affects(g, c)
+  if not c.paths then return '' end
+  local n = c.paths * #g.domains
+  return (' (affects %d path%s)'):format(n, n == 1 and '' or 's')
+end
+
+-- Each automation rule change over every group: { what, old, new, paths, domains, groups },
+-- since a default rule's change is repeated in every provider's group.
+local function rule_totals(groups)
+  local out, index = {}, {}
+  for _, g in ipairs(groups) do
+    for _, c in ipairs(g.changes) do
+      if c.paths then
+        local id = c.what .. '\0' .. c.old .. '\0' .. c.new
+        if not index[id] then
+          index[id] = { what = c.what, old = c.old, new = c.new, paths = 0, domains = 0, groups = 0 }
+          out[#out + 1] = index[id]
+        end
+        local t = index[id]
+        t.paths, t.domains, t.groups = t.paths + c.paths * #g.domains, t.domains + #g.domains, t.groups + 1
+      end
+    end
+  end
+  return out
+end
+
+local function spread(totals)
+  local out = {}
+  for _, t in ipairs(totals) do
+    if t.groups > 1 then out[#out + 1] = t end
+  end
+  return out
+end
+
+local function total_text(t)
+  return ('%s: %s -> %s (affects %d paths in %d domains)'):format(t.what, t.old, t.new, t.paths, t.domains)
+end
+
 local function print_text(groups)
   for _, g in ipairs(groups) do
     print(('%s (%d domain%s): %s'):format(g.group, #g.domains, #g.domains == 1 and '' or 's',
       table.concat(g.domains, ', ')))
-    for _, c in ipairs(g.changes) do print(('  %s: %s -> %s'):format(c.what, c.old, c.new)) end
+    for _, c in ipairs(g.changes) do
+      print(('  %s: %s -> %s%s'):format(c.what, c.old, c.new, affects(g, c)))
+    end
   end
+  local over = spread(rule_totals(groups))
+  if #over > 0 then print('automation rule changes over all groups:') end
+  for _, t in ipairs(over) do print('  ' .. total_text(t)) end
 end
 
 local function print_markdown(groups, rev1, rev2)
@@ -191,8 +271,14 @@ local function print_markdown(groups, rev1, rev2)
       table.concat(g.domains, ', ')))
     print('| setting | old | new |')
     print('|---|---|---|')
-    for _, c in ipairs(g.changes) do print(('| %s | `%s` | `%s` |'):format(c.what, c.old, c.new)) end
+    for _, c in ipairs(g.changes) do
+      print(('| %s%s | `%s` | `%s` |'):format(c.what, affects(g, c), (c.old:gsub('|', '\\|')),
+        (c.new:gsub('|', '\\|'))))
+    end
   end
+  local over = spread(rule_totals(groups))
+  if #over > 0 then print('\n#### Automation rule changes over all groups\n') end
+  for _, t in ipairs(over) do print('- ' .. total_text(t)) end
 end
 
 local function diff(o)
@@ -231,7 +317,7 @@ tern.on('main', function(argv)
     return 2
   end
   if o.json then
-    print(tern.json.encode { from = rev1, to = rev2, changes = groups })
+    print(tern.json.encode { from = rev1, to = rev2, changes = groups, automation = rule_totals(groups) })
   elseif o.markdown then
     print_markdown(groups, rev1, rev2)
   else

@@ -12,6 +12,7 @@
 local shaping = require 'tern.shaping'
 local providers = require 'tern.data.providers'
 local srcindex = require 'tern.review.srcindex'
+local automation = require 'tern.review.automation'
 
 local M = {}
 
@@ -92,13 +93,28 @@ local function sandbox(ev)
   return env
 end
 
+-- Notes each automation rule tern.shaping compiles while a policy loads, by
+-- its index (the engine keeps no copy a reviewer could read back).
+local function record_rules(ev)
+  local state = tern.shaping_state
+  if not state then return function() end end
+  local real = state.rule
+  state.rule = function(def)
+    local id = real(def)
+    ev.rules[id] = copy(def)
+    return id
+  end
+  return function() state.rule = real end
+end
+
 -- Load a policy file, named `name` in messages and provenance (default:
 -- path). Returns the evaluator or nil and "NAME:LINE: message".
 function M.load(path, name)
   name = name or path
   local ev = setmetatable({ file = name, dir = dir_of(path), handlers = {}, files = { name },
-                            real = { [name] = path }, index = {} }, { __index = M })
+                            real = { [name] = path }, index = {}, rules = {} }, { __index = M })
   local saved_path, before = package.path, {}
+  local restore_rules = record_rules(ev)
   for k in pairs(package.loaded) do before[k] = true end
   package.path = ev.dir .. '/?.lua;' .. ev.dir .. '/?/init.lua;' .. package.path
   local f, err = io.open(path, 'r')
@@ -113,6 +129,7 @@ function M.load(path, name)
     ok, err = pcall(chunk)
   end
   package.path = saved_path
+  restore_rules()
   for k in pairs(package.loaded) do
     if not before[k] then package.loaded[k] = nil end
   end
@@ -204,8 +221,12 @@ function M:path(domain, source, site)
   if seen then
     self.matched_provider = seen[1]:provider(site)
     for k, v in pairs(seen[2]) do values[k], of[k] = v, self:locate(seen[1], seen[3][k]) end
+    if values.automation then values.automation = automation.describe(self, seen[1], values.automation) end
   elseif self.written then
     for k, v in pairs(self.written.values) do values[k], of[k] = v, self.written.at end
+    if type(values.automation) == 'table' then
+      values.automation = automation.describe(self, nil, values.automation)
+    end
   end
   return values, of
 end
@@ -238,7 +259,9 @@ function M:named_domains()
   for _, f in ipairs(self.files) do
     for _, s in ipairs(self:indexed(f).strings) do
       s = s:lower()
-      if s:match('^[%w][%w%-%.]*%.%a%a+$') and not seen[s] then
+      -- A string naming a Lua module ('tern.shaping') is no domain.
+      if s:match('^[%w][%w%-%.]*%.%a%a+$') and not seen[s]
+          and not package.searchpath(s, package.path) then
         seen[s] = true
         out[#out + 1] = s
       end

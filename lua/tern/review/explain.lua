@@ -5,6 +5,7 @@
 local evaluate = require 'tern.review.evaluate'
 local args = require 'tern.review.args'
 local warmup = require 'tern.warmup'
+local automation = require 'tern.review.automation'
 
 local USAGE = 'usage: tern policy explain --policy FILE --domain D [--tenant T] [--campaign C]\n'
   .. '                           [--source S] [--mx HOST,...] [--json]'
@@ -53,6 +54,16 @@ local function warmup_text(w)
     w.stages and (' of %d'):format(w.stages) or '', w.cap, w.every, w.at)
 end
 
+-- The rules watching a path's replies, in the order the engine checks them.
+local function print_automation(rules)
+  if not rules or #rules == 0 then return end
+  print('  automation (checked in this order; the first matching rule acts)')
+  for i, rule in ipairs(rules) do
+    print(('    %d. %s'):format(i, automation.text(rule)))
+    print(('       %s  %s'):format(rule.scope, rule.at))
+  end
+end
+
 local function print_text(r)
   print(('domain %s'):format(r.domain))
   print(('site   %s%s'):format(r.site ~= '' and r.site or '(unknown: give --mx)',
@@ -69,6 +80,7 @@ local function print_text(r)
     print(('path %s'):format(s))
     if r.warmup[s] then print('  ' .. warmup_text(r.warmup[s])) end
     print_fields(r.paths[s], r.sources_of[s], evaluate.path_fields)
+    print_automation(r.paths[s].automation)
   end
 end
 

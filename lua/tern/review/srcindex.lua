@@ -143,6 +143,23 @@ function M.locate(indexes, files, want)
   end
 end
 
+-- The "file:line" of the nth entry (in the files' order) matching the
+-- longest suffix of a key path, of at least `min` keys, that has n entries:
+-- the nth rule of a list, whose entries have no key of their own.
+function M.locate_nth(indexes, files, want, nth, min)
+  for n = #want, min, -1 do
+    local seen = 0
+    for _, file in ipairs(files) do
+      for _, f in ipairs(indexes[file].fields) do
+        if ends_with_path(f.path, want, n) then
+          seen = seen + 1
+          if seen == nth then return ('%s:%d'):format(file, f.line) end
+        end
+      end
+    end
+  end
+end
+
 -- The line of the first call of `name` (e.g. make_queue_config) between two lines.
 function M.call_line(index, name, first, last)
   for _, c in ipairs(index.calls) do
