@@ -207,7 +207,8 @@ cmd_state(void *arg, bool up)
 {
 	atomic_store(&redis_up, up);
 	if (!up) {
-		log_warn("fleet", "Redis is unreachable: shared state waits, each node goes on alone");
+		log_warn("fleet", "Redis is unreachable: shared state waits, each node goes on alone "
+			 "with 1/%d of the shared rates and connection limits", fleet_nodes());
 		return;
 	}
 	log_info("fleet", "node %s joined the fleet", fleet->cfg.node_id);
@@ -332,4 +333,17 @@ fleet_nodes(void)
 	if (fleet != NULL && fleet->cfg.fallback_nodes > 0)
 		return fleet->cfg.fallback_nodes;
 	return atomic_load(&nodes_alive);
+}
+
+const char *
+fleet_node_id(void)
+{
+	return fleet != NULL ? fleet->cfg.node_id : "";
+}
+
+double
+fleet_lease_time(void)
+{
+	return fleet != NULL && fleet->cfg.lease_time > 0 ? fleet->cfg.lease_time
+							   : FLEET_LEASE_TIME;
 }

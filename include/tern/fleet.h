@@ -28,11 +28,13 @@
 
 #define FLEET_HEARTBEAT 1.0	/* seconds between a node's heartbeats */
 #define FLEET_NODE_TTL 5.0	/* a node without a heartbeat for this long is gone */
+#define FLEET_LEASE_TIME 30.0	/* default lease_time */
 
 struct fleet_config {
 	struct redis_config redis;
 	char node_id[128];
 	int fallback_nodes; /* > 0: the node count to assume, instead of the heartbeats' */
+	double lease_time;  /* seconds a connection's lease outlives its node (fleet_lease.h) */
 };
 
 /* Start on shard 0's loop (before the shards run); the connection follows asynchronously. */
@@ -48,5 +50,8 @@ bool fleet_configured(void);
 bool fleet_redis_up(void);
 /* Nodes alive as last counted (at least 1: this one), or fallback_nodes when set. */
 int fleet_nodes(void);
+/* This node's id, and the lease time of its connections (fleet_lease.h). */
+const char *fleet_node_id(void);
+double fleet_lease_time(void);
 
 #endif
