@@ -315,3 +315,60 @@ def test_a_local_connection_limit_stays_per_node(ternd, tmp_path, redis_server, 
     print(f"local:2 on two nodes: {sink.max_concurrency} connections at most")
     assert sink.max_concurrency["127.0.0.1"] == 4, sink.max_concurrency
     assert leases(redis) == {}
+
+
+SHAPED_PATH = """
+local shaping = require 'tern.shaping'
+local shape = shaping.new { defaults = { enable_tls = 'disabled' },
+  automation = { { regex = { '4\\\\.7\\\\.28', 'unusual rate' }, action = 'suspend',
+                   duration = '1h' } } }
+tern.on('get_egress_path_config', function(domain, source, site)
+  return shape:path(domain, source, site)
+end)
+"""
+
+
+def shaping_states(port):
+    status, listed = post(port, b"", path=ADMIN + "/shaping-state/v1", method="GET")
+    assert status == 200, listed
+    return listed
+
+
+def test_a_provider_reply_on_one_node_suspends_the_path_on_every_node(
+        ternd, tmp_path, redis_server, py_sink):
+    """421 4.7.28 to node 0: automation suspends the path there, and node 1 holds the
+    same suspension within 2 s (its message to the site waits); lifting it on node 1
+    lifts it on node 0 within 2 s and the held message goes."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    sink.reply = lambda peer, rcpts: \
+        "421 4.7.28 Our system has detected an unusual rate of unsolicited mail" \
+        if any(r.startswith("trip") for r in rcpts) else None
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2, hooks=SHAPED_PATH)
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+
+    inject(http[0], "trip@dest.example")
+    assert wait_for(lambda: shaping_states(http[0]) != [], 20), "node 0 never suspended"
+    t0 = time.monotonic()
+    assert wait_for(lambda: shaping_states(http[1]) != [], 2.0), \
+        "the suspension did not reach node 1 within 2 s"
+    print(f"suspension on node 1 after {time.monotonic() - t0:.3f} s")
+    st = shaping_states(http[1])[0]
+    assert st["suspend"] is True and "4.7.28" in st["reply"], st
+    assert redis.cli("HLEN", "tern:shaping:states") == "1"
+
+    inject(http[1], "held@dest.example")
+    time.sleep(1.5)
+    assert not [m for m in sink.messages if m["rcpt_tos"] == ["held@dest.example"]], \
+        "node 1 delivered through a path suspended on node 0"
+
+    status, reply = post(http[1], {"source": st["source"]}, path=ADMIN + "/shaping-state/v1",
+                         method="DELETE")
+    assert status == 200 and reply == {"cleared": 1}, reply
+    t0 = time.monotonic()
+    assert wait_for(lambda: shaping_states(http[0]) == [], 2.0), \
+        "lifting it on node 1 did not reach node 0 within 2 s"
+    print(f"lifted on node 0 after {time.monotonic() - t0:.3f} s")
+    assert [m["rcpt_tos"] for m in sink.wait_messages(1, timeout=20)] == [["held@dest.example"]]
+    assert redis.cli("HLEN", "tern:shaping:states") == "0"
