@@ -372,3 +372,32 @@ def test_a_provider_reply_on_one_node_suspends_the_path_on_every_node(
     print(f"lifted on node 0 after {time.monotonic() - t0:.3f} s")
     assert [m["rcpt_tos"] for m in sink.wait_messages(1, timeout=20)] == [["held@dest.example"]]
     assert redis.cli("HLEN", "tern:shaping:states") == "0"
+
+
+def test_a_connection_limit_falls_back_to_a_share_while_redis_is_away(
+        ternd, tmp_path, redis_server, py_sink):
+    """connection_limit = 6 and fallback_nodes = 3: with Redis stopped the node opens 2
+    connections at most (a log line says so), and 6 again once Redis is back."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port, data_delay=0.3)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=1,
+                              hooks=CONN_PATH % "6", redis_opts=", fallback_nodes = 3")
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    redis.stop()
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 0, 5)
+    inject(http[0], *[f"away{k}@conn.example" for k in range(16)])
+    sink.wait_messages(16, timeout=60)
+    assert len(sink.messages) == 16, "delivery stopped without Redis"
+    assert sink.max_concurrency["127.0.0.1"] == 2, sink.max_concurrency
+    with open(nodes[0].stderr_path) as f:
+        assert "1/3 of the shared rates and connection limits" in f.read()
+
+    redis_server(redis.port)
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    with sink.lock:
+        sink.max_concurrency.clear()
+    inject(http[0], *[f"back{k}@conn.example" for k in range(30)])
+    sink.wait_messages(46, timeout=60)
+    print(f"Redis back: {sink.max_concurrency} connections at most")
+    assert 3 <= sink.max_concurrency["127.0.0.1"] <= 6, sink.max_concurrency
