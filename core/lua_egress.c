@@ -7,6 +7,7 @@
 #include "tern/lua_options.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,15 +235,15 @@ path_normalise_connection_limit(lua_State *L, const char *fname)
 	long n;
 
 	lua_getfield(L, 1, "connection_limit");
-	if (lua_type(L, -1) != LUA_TSTRING) {
+	v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (v == NULL || strncmp(v, "local:", 6) != 0) {
 		lua_pop(L, 1);
 		if (lua_options_number(L, 1, fname, "connection_limit", 1) < 1)
 			luaL_error(L, "%s: connection_limit must be at least 1", fname);
 		return;
 	}
-	v = lua_tostring(L, -1);
-	n = strncmp(v, "local:", 6) == 0 ? strtol(v + 6, &end, 10) : 0;
-	if (n < 1 || n > 100000 || end == v + 6 || *end != '\0')
+	n = strtol(v + 6, &end, 10);
+	if (!isdigit((unsigned char)v[6]) || n < 1 || n > 100000 || *end != '\0')
 		luaL_error(L, "%s: connection_limit must be a number of connections, or 'local:N' "
 			      "to keep it per node (got '%s')", fname, v);
 	lua_pop(L, 1);
