@@ -538,8 +538,11 @@ ready_open_connection(struct ready_queue *rq, uint64_t lease)
 	struct client_link *link = calloc(1, sizeof(*link));
 	struct smtp_client *c;
 
-	if (link == NULL)
+	if (link == NULL) {
+		if (rq->fleet_conns)
+			fleet_conns_drop(rq->fleet_conns, lease);
 		return;
+	}
 	rq->ccfg.skip_tls = util_now() < rq->tls_broken_until;
 	rq->n_conns++;
 	link->lease = lease;

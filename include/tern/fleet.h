@@ -3,7 +3,7 @@
  * Fleet mode: ternd nodes that share one Redis (tern.configure_redis).
  *
  * Every shard keeps a Redis connection for its shared limits
- * (fleet_limit.h); shard 0's also carries the fleet's own commands, and a
+ * (fleet_limit.h: rates, fleet_lease.h: connection limits); shard 0's also carries the fleet's own commands, and a
  * second one there is subscribed to the fleet's channel. Each node writes a heartbeat every second into the
  * sorted set tern:nodes (score: the time), so every node knows how many are
  * alive (what a shared limit is divided by while Redis is away).
@@ -17,7 +17,8 @@
  * others), then reloads. Without Redis each node keeps its own rules, saved
  * in its spool as before; a removal made while Redis was away is not seen by
  * the others (they still hold the rule, and give it back on the next
- * reload).
+ * reload). Shaping automation's path states are shared the same way
+ * (fleet_shaping.h).
  */
 #ifndef TERN_FLEET_H
 #define TERN_FLEET_H
