@@ -15,6 +15,7 @@
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/fleet.h"
+#include "tern/fleet_lease.h"
 #include "tern/fleet_limit.h"
 #include "tern/limiter.h"
 #include "tern/log.h"
@@ -53,6 +54,7 @@ struct pool {
 struct client_link {
 	struct client_link *next;
 	struct smtp_client *client;
+	uint64_t lease; /* fleet mode: its lease of the path's shared connection limit */
 };
 
 struct ready_queue {
@@ -68,6 +70,7 @@ struct ready_queue {
 	size_t n_msgs;
 	struct throttle msg_rate, conn_rate;
 	struct fleet_rate *fleet_msg_rate; /* fleet mode: the rate shared by every node */
+	struct fleet_conns *fleet_conns; /* fleet mode: the leases of the shared connection_limit */
 	int conn_limit; /* the path's connection_limit as the limiter allows it now */
 	int n_conns;
 	struct client_link *clients;
@@ -139,6 +142,7 @@ ready_queue_free(void *p)
 
 	ev_timer_stop(rq->es->shard->loop, &rq->wake);
 	fleet_rate_release(rq->fleet_msg_rate);
+	fleet_conns_release(rq->fleet_conns);
 	/* Messages stay in the spool; only their memory goes. */
 	for (m = rq->head; m; m = next) {
 		next = m->next;
@@ -514,6 +518,8 @@ ready_ended(void *arg, struct smtp_client *c, bool tls_failed, bool unreachable)
 	if (*l) {
 		dead = *l;
 		*l = dead->next;
+		if (rq->fleet_conns)
+			fleet_conns_drop(rq->fleet_conns, dead->lease);
 		free(dead);
 	}
 	rq->n_conns--;
@@ -526,22 +532,39 @@ ready_ended(void *arg, struct smtp_client *c, bool tls_failed, bool unreachable)
 }
 
 static void
-ready_open_connection(struct ready_queue *rq)
+ready_open_connection(struct ready_queue *rq, uint64_t lease)
 {
 	struct smtp_client_owner owner = {ready_take, ready_ended, rq};
 	struct client_link *link = calloc(1, sizeof(*link));
 	struct smtp_client *c;
 
-	if (link == NULL)
+	if (link == NULL) {
+		if (rq->fleet_conns)
+			fleet_conns_drop(rq->fleet_conns, lease);
 		return;
+	}
 	rq->ccfg.skip_tls = util_now() < rq->tls_broken_until;
 	rq->n_conns++;
+	link->lease = lease;
 	link->next = rq->clients;
 	rq->clients = link;
 	c = smtp_client_start(rq->es->shard->loop, &rq->ccfg, &owner);
 	/* NULL: it ended already, and ready_ended() unlinked it. */
 	if (c)
 		link->client = c;
+}
+
+/*
+ * A lease for one more connection: the fleet's unless the policy kept the
+ * limit to this node ('local:'); 0, or the seconds to wait.
+ */
+static double
+ready_conn_lease(struct ready_queue *rq, uint64_t *lease)
+{
+	*lease = 0;
+	if (rq->fleet_conns == NULL || rq->path.connection_limit_local)
+		return 0;
+	return fleet_conns_take(rq->fleet_conns, rq->conn_limit, rq->n_conns, lease);
 }
 
 /* Hand waiting messages to idle connections, and open connections while allowed. */
@@ -561,13 +584,17 @@ ready_pump(struct ready_queue *rq)
 	/* More waiting than connections to serve them: open another, within the limits. */
 	while (rq->head && rq->n_conns < rq->conn_limit &&
 	       rq->n_msgs > (size_t)rq->n_conns) {
-		double wait = throttle_take(&rq->conn_rate, util_now());
+		uint64_t lease;
+		double wait = ready_conn_lease(rq, &lease);
 
+		/* A lease granted while the rate says wait stays for the next connection. */
+		if (wait <= 0)
+			wait = throttle_take(&rq->conn_rate, util_now());
 		if (wait > 0) {
 			ready_wake_in(rq, wait);
 			return;
 		}
-		ready_open_connection(rq);
+		ready_open_connection(rq, lease);
 	}
 }
 
@@ -636,6 +663,8 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
 	if (fleet_configured() && (rq->fleet_msg_rate = fleet_rate_new(key)) != NULL)
 		fleet_rate_retune(rq->fleet_msg_rate, rq->path.max_message_rate);
+	if (fleet_configured())
+		rq->fleet_conns = fleet_conns_new(key);
 	rq->conn_limit = rq->path.connection_limit;
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
 	rq->wake.data = rq;
@@ -643,6 +672,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	map_put(&es->ready, key, rq, &rc);
 	if (rc < 0) {
 		fleet_rate_release(rq->fleet_msg_rate);
+		fleet_conns_release(rq->fleet_conns);
 		free(rq);
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;

@@ -6,6 +6,7 @@
  */
 #include "tern/fleet.h"
 #include "tern/admin.h"
+#include "tern/fleet_shaping.h"
 #include "tern/log.h"
 #include "tern/shard.h"
 
@@ -207,7 +208,8 @@ cmd_state(void *arg, bool up)
 {
 	atomic_store(&redis_up, up);
 	if (!up) {
-		log_warn("fleet", "Redis is unreachable: shared state waits, each node goes on alone");
+		log_warn("fleet", "Redis is unreachable: shared state waits, each node goes on alone "
+			 "with 1/%d of the shared rates and connection limits", fleet_nodes());
 		return;
 	}
 	log_info("fleet", "node %s joined the fleet", fleet->cfg.node_id);
@@ -216,14 +218,17 @@ cmd_state(void *arg, bool up)
 	push_local_rules();
 	announce();
 	resync();
+	fleet_shaping_joined();
 }
 
 static void
 sub_state(void *arg, bool up)
 {
 	/* Announcements may have been missed while the subscription was down. */
-	if (up && redis_client_up(fleet->cmd))
+	if (up && redis_client_up(fleet->cmd)) {
 		resync();
+		fleet_shaping_resync();
+	}
 }
 
 /* A shard's clients go on its own thread, at its exit (or at close if it never ran). */
@@ -234,6 +239,7 @@ fleet_stop_on_shard(struct shard *s, void *arg)
 		return;
 	if (s == fleet->home) {
 		admin_set_observer(NULL, NULL);
+		fleet_shaping_stop();
 		ev_timer_stop(s->loop, &fleet->heartbeat);
 		redis_client_free(fleet->sub);
 		fleet->sub = fleet->cmd = NULL;
@@ -271,7 +277,8 @@ fleet_connect(struct fleet *f)
 	}
 	f->cmd = f->clients[0];
 	f->sub = redis_client_new(f->home->loop, &f->cfg.redis, "fleet channel", sub_state, NULL);
-	if (f->sub == NULL || redis_client_subscribe(f->sub, CHANNEL_ADMIN, on_admin_message, NULL) < 0)
+	if (f->sub == NULL || redis_client_subscribe(f->sub, CHANNEL_ADMIN, on_admin_message, NULL) < 0 ||
+	    fleet_shaping_start(f->sub) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -332,4 +339,17 @@ fleet_nodes(void)
 	if (fleet != NULL && fleet->cfg.fallback_nodes > 0)
 		return fleet->cfg.fallback_nodes;
 	return atomic_load(&nodes_alive);
+}
+
+const char *
+fleet_node_id(void)
+{
+	return fleet != NULL ? fleet->cfg.node_id : "";
+}
+
+double
+fleet_lease_time(void)
+{
+	return fleet != NULL && fleet->cfg.lease_time > 0 ? fleet->cfg.lease_time
+							   : FLEET_LEASE_TIME;
 }

@@ -7,6 +7,7 @@
 #include "tern/lua_options.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,36 @@ path_accept_kumo_spellings(lua_State *L, const char *fname)
 
 static void path_check_automation(lua_State *L, const char *fname);
 
+/*
+ * connection_limit: a whole number, or 'local:N' to keep it per node in fleet
+ * mode (stored as N with connection_limit_local = true, as rates are).
+ */
+static void
+path_normalise_connection_limit(lua_State *L, const char *fname)
+{
+	const char *v;
+	char *end;
+	long n;
+
+	lua_getfield(L, 1, "connection_limit");
+	v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (v == NULL || strncmp(v, "local:", 6) != 0) {
+		lua_pop(L, 1);
+		if (lua_options_number(L, 1, fname, "connection_limit", 1) < 1)
+			luaL_error(L, "%s: connection_limit must be at least 1", fname);
+		return;
+	}
+	n = strtol(v + 6, &end, 10);
+	if (!isdigit((unsigned char)v[6]) || n < 1 || n > 100000 || *end != '\0')
+		luaL_error(L, "%s: connection_limit must be a number of connections, or 'local:N' "
+			      "to keep it per node (got '%s')", fname, v);
+	lua_pop(L, 1);
+	lua_pushnumber(L, (double)n);
+	lua_setfield(L, 1, "connection_limit");
+	lua_pushboolean(L, 1);
+	lua_setfield(L, 1, "connection_limit_local");
+}
+
 static int
 lua_egress_make_path(lua_State *L)
 {
@@ -237,8 +268,7 @@ lua_egress_make_path(lua_State *L)
 
 	path_accept_kumo_spellings(L, fname);
 	lua_options_check(L, 1, fname, opts);
-	if (lua_options_number(L, 1, fname, "connection_limit", 1) < 1)
-		return luaL_error(L, "%s: connection_limit must be at least 1", fname);
+	path_normalise_connection_limit(L, fname);
 	if (lua_options_number(L, 1, fname, "max_deliveries_per_connection", 1) < 1)
 		return luaL_error(L, "%s: max_deliveries_per_connection must be at least 1", fname);
 	port = lua_options_number(L, 1, fname, "smtp_port", 25);
@@ -330,6 +360,9 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	out->max_message_rate = lua_options_field_number(L, idx, "max_message_rate", 0);
 	lua_getfield(L, idx, "max_message_rate_local");
 	out->max_message_rate_local = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, idx, "connection_limit_local");
+	out->connection_limit_local = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	out->max_connection_rate = lua_options_field_number(L, idx, "max_connection_rate", 0);
 	out->max_deliveries_per_connection = (int)lua_options_field_number(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * tern.configure_redis{ servers, cluster, timeout, password, tls, node_id, fallback_nodes }
+ * tern.configure_redis{ servers, cluster, timeout, password, tls, node_id, fallback_nodes,
+ * lease_time }
  * in init: reads the options into a fleet_config and registers the fleet as
  * a service of the daemon, opened with the spool and fixed while running.
  */
@@ -83,7 +84,7 @@ static int
 lua_fleet_configure_redis(lua_State *L)
 {
 	static const char *const opts[] = {"servers", "cluster", "timeout", "password", "tls",
-					   "node_id", "fallback_nodes", NULL};
+					   "node_id", "fallback_nodes", "lease_time", NULL};
 	const char *fname = "tern.configure_redis";
 	struct daemon_service ds = {.name = "redis fleet",
 				    .rank = DAEMON_RANK_STORAGE,
@@ -117,6 +118,9 @@ lua_fleet_configure_redis(lua_State *L)
 		return luaL_error(L, "%s: option 'fallback_nodes' must be a whole number of nodes",
 				  fname);
 	cfg.fallback_nodes = (int)fallback;
+	cfg.lease_time = lua_options_duration(L, 1, fname, "lease_time", FLEET_LEASE_TIME);
+	if (cfg.lease_time < 0.3)
+		return luaL_error(L, "%s: option 'lease_time' must be at least 300ms", fname);
 	copy = malloc(sizeof(*copy));
 	if (copy == NULL)
 		return luaL_error(L, "%s: out of memory", fname);

@@ -41,6 +41,9 @@ static _Atomic(struct state_table *) current;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *state_path;
 
+static path_state_observer_fn observer;
+static void *observer_arg;
+
 static const char *const scope_names[] = {"path", "source", "tenant", "campaign"};
 #define SCOPES 4
 
@@ -348,6 +351,8 @@ path_state_apply(const struct path_state *s, struct tern_err *err)
 		t->n = kept;
 		t->states[t->n++] = *s;
 		rc = table_publish(t, err);
+		if (rc == 0 && observer != NULL)
+			observer(observer_arg, s, NULL);
 	} else {
 		tern_err_set(err, 503, "", "out of memory");
 	}
@@ -377,6 +382,18 @@ wake_held(const double *ends, size_t n)
 
 	for (i = 0; i < n; i++)
 		queue_wake_due_at(ends[i]);
+}
+
+/* Caller holds lock: the observer hears of each state old had that a clear removed. */
+static void
+observe_cleared(const struct state_table *old, const char *source, const char *site,
+		const char *tenant, const char *campaign)
+{
+	size_t i;
+
+	for (i = 0; observer != NULL && old != NULL && i < old->n; i++)
+		if (clear_matches(&old->states[i], source, site, tenant, campaign))
+			observer(observer_arg, NULL, &old->states[i]);
 }
 
 int
@@ -412,6 +429,8 @@ path_state_clear(const char *source, const char *site, const char *tenant, const
 	removed = t->n - kept;
 	t->n = kept;
 	rc = table_publish(t, err);
+	if (rc == 0)
+		observe_cleared(t->retired, source, site, tenant, campaign);
 	pthread_mutex_unlock(&lock);
 	if (rc == 0)
 		wake_held(ends, n_ends);
@@ -467,14 +486,12 @@ load_numbers(const struct json_span *v, struct path_state *s)
 }
 
 static int
-load_state(void *arg, size_t i, const struct json_span *v)
+state_from_span(const struct json_span *v, struct path_state *out)
 {
-	struct loading *l = arg;
 	struct path_state s = {0};
 	char scope[16];
 	size_t k;
 
-	(void)i;
 	if (v->type != JSON_OBJECT || get_text(v, "scope", scope, sizeof(scope)) < 0 ||
 	    get_text(v, "source", s.source, sizeof(s.source)) < 0 ||
 	    get_text(v, "site", s.site, sizeof(s.site)) < 0 ||
@@ -486,10 +503,22 @@ load_state(void *arg, size_t i, const struct json_span *v)
 		return -EINVAL;
 	for (k = 0; k < SCOPES && strcmp(scope, scope_names[k]) != 0; k++)
 		;
-	if (k == SCOPES || l->t->n >= l->cap)
+	if (k == SCOPES)
 		return -EINVAL;
 	s.scope = (enum path_state_scope)k;
-	l->t->states[l->t->n++] = s;
+	*out = s;
+	return 0;
+}
+
+static int
+load_state(void *arg, size_t i, const struct json_span *v)
+{
+	struct loading *l = arg;
+
+	(void)i;
+	if (l->t->n >= l->cap || state_from_span(v, &l->t->states[l->t->n]) < 0)
+		return -EINVAL;
+	l->t->n++;
 	return 0;
 }
 
@@ -549,4 +578,103 @@ path_state_close(void)
 		free(t);
 	}
 	free(state_path); state_path = NULL;
+}
+
+/* ---- sharing (fleet mode) ----------------------------------------------------------------- */
+
+void
+path_state_set_observer(path_state_observer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&lock);
+	observer = fn;
+	observer_arg = arg;
+	pthread_mutex_unlock(&lock);
+}
+
+void
+path_state_json(const struct path_state *s, struct buf *out)
+{
+	state_json(s, out);
+}
+
+int
+path_state_from_json(const char *text, size_t len, struct path_state *out, struct tern_err *err)
+{
+	struct json_span doc;
+
+	if (json_parse_span(text, len, &doc, err) < 0)
+		return -EINVAL;
+	if (state_from_span(&doc, out) < 0) {
+		tern_err_set(err, 0, "", "not a path state");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+path_state_key(const struct path_state *s, char *out, size_t size)
+{
+	snprintf(out, size, "%s|%s|%s|%s|%s", scope_names[s->scope], s->source, s->site, s->tenant,
+		 s->campaign);
+}
+
+size_t
+path_state_snapshot(struct path_state **out)
+{
+	struct state_table *t;
+	size_t n = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&lock);
+	t = table_copy(0);
+	if (t != NULL && t->n > 0 && (*out = calloc(t->n, sizeof(**out))) != NULL) {
+		memcpy(*out, t->states, t->n * sizeof(**out));
+		n = t->n;
+	}
+	pthread_mutex_unlock(&lock);
+	free(t);
+	return n;
+}
+
+/* Caller holds lock: the ends of the suspensions in old that next no longer has. */
+static size_t
+lifted_ends(const struct state_table *old, const struct state_table *next, double *ends)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; old != NULL && i < old->n; i++) {
+		for (j = 0; j < next->n && !same_keys(&old->states[i], &next->states[j]); j++)
+			;
+		if (old->states[i].suspend && j == next->n)
+			ends[n++] = old->states[i].until;
+	}
+	return n;
+}
+
+int
+path_state_replace(const struct path_state *states, size_t n, struct tern_err *err)
+{
+	struct state_table *t;
+	double *ends;
+	size_t n_ends = 0;
+	int rc = -ENOMEM;
+
+	pthread_mutex_lock(&lock);
+	t = calloc(1, sizeof(*t) + (n + 1) * sizeof(t->states[0]));
+	ends = calloc((current ? current->n : 0) + 1, sizeof(*ends));
+	if (t != NULL && ends != NULL) {
+		memcpy(t->states, states, n * sizeof(*states));
+		t->n = n;
+		n_ends = lifted_ends(current, t, ends);
+		rc = table_publish(t, err);
+		t = NULL;
+	} else {
+		tern_err_set(err, 503, "", "out of memory");
+	}
+	pthread_mutex_unlock(&lock);
+	free(t);
+	if (rc == 0)
+		wake_held(ends, n_ends);
+	free(ends);
+	return rc;
 }

@@ -24,6 +24,8 @@
 --   TERN_BENCH_HTTP      "ip:port" of an HTTP listener (GET /metrics), none by default
 --   TERN_BENCH_WEBHOOK   a URL: Delivery records go there through a log hook
 --                        (tern.log_hooks.webhook, signed with the secret 'bench')
+--   TERN_BENCH_REDIS     "ip:port" of a Redis: fleet mode, paths' limits shared there
+--   TERN_BENCH_RATE      max_message_rate of every path ('local:...' keeps it per node)
 local dkim = require 'tern.dkim'
 
 local listen = os.getenv('TERN_BENCH_LISTEN') or '127.0.0.1:2525'
@@ -53,6 +55,9 @@ tern.on('init', function()
   if os.getenv('TERN_BENCH_HTTP') then
     tern.start_http_listener { listen = os.getenv('TERN_BENCH_HTTP') }
   end
+  if os.getenv('TERN_BENCH_REDIS') then
+    tern.configure_redis { servers = { os.getenv('TERN_BENCH_REDIS') }, node_id = 'bench' }
+  end
 end)
 
 local signing
@@ -79,7 +84,8 @@ end)
 -- Generous limits, so that tern, not the shaping, is the bottleneck.
 tern.on('get_egress_path_config', function()
   return tern.make_egress_path { connection_limit = 20, max_deliveries_per_connection = 1000,
-                                 enable_tls = 'disabled', smtp_port = smtp_port }
+                                 enable_tls = 'disabled', smtp_port = smtp_port,
+                                 max_message_rate = os.getenv('TERN_BENCH_RATE') }
 end)
 
 if os.getenv('TERN_BENCH_WEBHOOK') then

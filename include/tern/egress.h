@@ -45,6 +45,7 @@ struct egress_path_cfg {
 	int connection_limit;
 	double max_message_rate;    /* per second; 0 = unlimited */
 	bool max_message_rate_local; /* 'local:...': this node's, even in fleet mode */
+	bool connection_limit_local; /* 'local:N': this node's, even in fleet mode */
 	double max_connection_rate; /* per second; 0 = unlimited */
 	int max_deliveries_per_connection;
 	enum smtp_tls_mode tls;

@@ -79,6 +79,26 @@ void path_state_limits(const char *source, const char *site, double now, double 
 size_t path_state_count(double now);
 /* Every state not yet recovered, as a JSON array. */
 int path_state_list_json(struct buf *out);
+/*
+ * Sharing (fleet mode, fleet_shaping.h). The observer hears of every local
+ * change, on the changing thread under the states' lock (post the work
+ * elsewhere): a state added (or replacing one of the same keys), or one a
+ * clear removed. path_state_replace() installs a whole set from elsewhere
+ * (saved, lifted suspensions' messages woken) without telling the observer.
+ */
+typedef void (*path_state_observer_fn)(void *arg, const struct path_state *added,
+				       const struct path_state *removed);
+void path_state_set_observer(path_state_observer_fn fn, void *arg);
+int path_state_replace(const struct path_state *states, size_t n, struct tern_err *err);
+/* The states not yet recovered, in *out (free it); their number. */
+size_t path_state_snapshot(struct path_state **out);
+void path_state_json(const struct path_state *s, struct buf *out);
+int path_state_from_json(const char *text, size_t len, struct path_state *out,
+			 struct tern_err *err);
+/* The state's identity (scope and keys): two states with the same key replace each other. */
+#define PATH_STATE_KEY_LEN 1024
+void path_state_key(const struct path_state *s, char *out, size_t size);
+
 /* Pure: whether a site ("mx1,mx2") has a host ending in one of suffixes (comma-separated). */
 bool path_state_site_in(const char *site, const char *suffixes);
 

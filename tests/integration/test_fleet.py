@@ -72,14 +72,14 @@ def redis_server(tmp_path):
         r.stop()
 
 
-def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks=""):
+def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks="", redis_opts=""):
     d = tmp_path / f"node{i}"
     d.mkdir()
     return ("tern.on('init', function()\n"
             f"  tern.define_spool {{ path = '{d}/spool' }}\n"
             f"  tern.configure_local_logs {{ log_dir = '{d}/log', max_segment_duration = '1s' }}\n"
             f"  tern.configure_redis {{ servers = {{ '127.0.0.1:{redis_port}' }},\n"
-            f"                         node_id = 'node{i}', timeout = '2s' }}\n"
+            f"                         node_id = 'node{i}', timeout = '2s'{redis_opts} }}\n"
             f"  tern.start_http_listener {{ listen = '127.0.0.1:{http_port}' }}\n"
             "end)\n"
             "tern.on('get_queue_config', function()\n"
@@ -88,9 +88,9 @@ def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks=""):
             "end)\n" + hooks)
 
 
-def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3, hooks=""):
+def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3, hooks="", redis_opts=""):
     http = [free_port() for _ in range(n)]
-    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port, hooks))
+    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port, hooks, redis_opts))
              for i in range(n)]
     return nodes, http
 
@@ -232,3 +232,172 @@ def test_a_local_rate_stays_per_node(ternd, tmp_path, redis_server, py_sink):
     print(f"local:600/min on two nodes: {rate:.2f} messages/s at the sink")
     assert 20 * 0.9 <= rate <= 20 * 1.1, rate  # 10 a second from each node
     assert redis.cli("KEYS", "tern:rate:*") == ""
+
+
+CONN_PATH = """
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', connection_limit = %s,
+                                 max_deliveries_per_connection = 2 }
+end)
+"""
+
+
+def leases(redis):
+    """Members of every connection-lease set in Redis, by key."""
+    keys = [k for k in redis.cli("KEYS", "tern:conn:*").split("\n") if k]
+    return {k: [m for m in redis.cli("ZRANGE", k, "0", "-1").split("\n") if m] for k in keys}
+
+
+def test_a_connection_limit_is_shared_by_the_fleet(ternd, tmp_path, redis_server, py_sink):
+    """Three nodes, a path with connection_limit = 6: the sink (all nodes connect from
+    127.0.0.1) never sees more than 6 connections at once, though each node alone would
+    open 6; the leases are in Redis while the connections are open, and gone after."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port, data_delay=0.2)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, hooks=CONN_PATH % "6")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    for i, p in enumerate(http):
+        inject(p, *[f"n{i}-{k}@conn.example" for k in range(40)])
+    held = []
+    assert wait_for(lambda: held.append(sum(map(len, leases(redis).values()))) or held[-1] > 0, 10)
+    sink.wait_messages(120, timeout=90)
+    print(f"most concurrent connections at the sink: {sink.max_concurrency}, "
+          f"most leases seen: {max(held)}")
+    assert len(sink.messages) == 120
+    assert sink.max_concurrency["127.0.0.1"] <= 6, sink.max_concurrency
+    assert sink.max_concurrency["127.0.0.1"] >= 4, "the fleet did not use its connections"
+    assert wait_for(lambda: sum(map(len, leases(redis).values())) == 0, 20), \
+        f"closed connections kept their leases: {leases(redis)}"
+
+
+def test_a_dead_nodes_leases_lapse(ternd, tmp_path, redis_server, py_sink):
+    """Regression guard for leases that outlive their node: node 0 holds every lease of a
+    path limited to 2 connections and is killed with kill -9; node 1's message waits until
+    the 3 s lease time has passed, then goes."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port, data_delay=30)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2,
+                              hooks=CONN_PATH % "2", redis_opts=", lease_time = '3s'")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    inject(http[0], "a@conn.example", "b@conn.example")
+    inject(http[0], "c@conn.example")
+    assert wait_for(lambda: sink.current.get("127.0.0.1", 0) == 2, 10)
+    assert [m.split(":")[0] for v in leases(redis).values() for m in v] == ["node0", "node0"]
+    time.sleep(3.5)  # renewals keep them past the first lease time
+    assert sum(map(len, leases(redis).values())) == 2, "held leases were not renewed"
+
+    nodes[0].kill9()
+    killed = time.monotonic()
+    assert wait_for(lambda: sink.current.get("127.0.0.1", 0) == 0, 10)
+    sink.data_delay = 0
+    inject(http[1], "d@conn.example")
+    assert wait_for(lambda: any(m.startswith("node1:") for v in leases(redis).values()
+                                for m in v), 15), "the dead node's leases never lapsed"
+    waited = time.monotonic() - killed
+    print(f"node 1 got a lease {waited:.2f} s after node 0 was killed (lease time 3 s)")
+    assert waited >= 1.0, "a lease was granted over the dead node's"
+    got = sink.wait_messages(1, timeout=20)
+    assert ["d@conn.example"] in [m["rcpt_tos"] for m in got]
+
+
+def test_a_local_connection_limit_stays_per_node(ternd, tmp_path, redis_server, py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port, data_delay=0.3)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2,
+                              hooks=CONN_PATH % "'local:2'")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    for i, p in enumerate(http):
+        inject(p, *[f"n{i}-{k}@conn.example" for k in range(12)])
+    sink.wait_messages(24, timeout=60)
+    print(f"local:2 on two nodes: {sink.max_concurrency} connections at most")
+    assert sink.max_concurrency["127.0.0.1"] == 4, sink.max_concurrency
+    assert leases(redis) == {}
+
+
+SHAPED_PATH = """
+local shaping = require 'tern.shaping'
+local shape = shaping.new { defaults = { enable_tls = 'disabled' },
+  automation = { { regex = { '4\\\\.7\\\\.28', 'unusual rate' }, action = 'suspend',
+                   duration = '1h' } } }
+tern.on('get_egress_path_config', function(domain, source, site)
+  return shape:path(domain, source, site)
+end)
+"""
+
+
+def shaping_states(port):
+    status, listed = post(port, b"", path=ADMIN + "/shaping-state/v1", method="GET")
+    assert status == 200, listed
+    return listed
+
+
+def test_a_provider_reply_on_one_node_suspends_the_path_on_every_node(
+        ternd, tmp_path, redis_server, py_sink):
+    """421 4.7.28 to node 0: automation suspends the path there, and node 1 holds the
+    same suspension within 2 s (its message to the site waits); lifting it on node 1
+    lifts it on node 0 within 2 s and the held message goes."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    sink.reply = lambda peer, rcpts: \
+        "421 4.7.28 Our system has detected an unusual rate of unsolicited mail" \
+        if any(r.startswith("trip") for r in rcpts) else None
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2, hooks=SHAPED_PATH)
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+
+    inject(http[0], "trip@dest.example")
+    assert wait_for(lambda: shaping_states(http[0]) != [], 20), "node 0 never suspended"
+    t0 = time.monotonic()
+    assert wait_for(lambda: shaping_states(http[1]) != [], 2.0), \
+        "the suspension did not reach node 1 within 2 s"
+    print(f"suspension on node 1 after {time.monotonic() - t0:.3f} s")
+    st = shaping_states(http[1])[0]
+    assert st["suspend"] is True and "4.7.28" in st["reply"], st
+    assert redis.cli("HLEN", "tern:shaping:states") == "1"
+
+    inject(http[1], "held@dest.example")
+    time.sleep(1.5)
+    assert not [m for m in sink.messages if m["rcpt_tos"] == ["held@dest.example"]], \
+        "node 1 delivered through a path suspended on node 0"
+
+    status, reply = post(http[1], {"source": st["source"]}, path=ADMIN + "/shaping-state/v1",
+                         method="DELETE")
+    assert status == 200 and reply == {"cleared": 1}, reply
+    t0 = time.monotonic()
+    assert wait_for(lambda: shaping_states(http[0]) == [], 2.0), \
+        "lifting it on node 1 did not reach node 0 within 2 s"
+    print(f"lifted on node 0 after {time.monotonic() - t0:.3f} s")
+    assert [m["rcpt_tos"] for m in sink.wait_messages(1, timeout=20)] == [["held@dest.example"]]
+    assert redis.cli("HLEN", "tern:shaping:states") == "0"
+
+
+def test_a_connection_limit_falls_back_to_a_share_while_redis_is_away(
+        ternd, tmp_path, redis_server, py_sink):
+    """connection_limit = 6 and fallback_nodes = 3: with Redis stopped the node opens 2
+    connections at most (a log line says so), and 6 again once Redis is back."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port, data_delay=0.3)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=1,
+                              hooks=CONN_PATH % "6", redis_opts=", fallback_nodes = 3")
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    redis.stop()
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 0, 5)
+    inject(http[0], *[f"away{k}@conn.example" for k in range(16)])
+    sink.wait_messages(16, timeout=60)
+    assert len(sink.messages) == 16, "delivery stopped without Redis"
+    assert sink.max_concurrency["127.0.0.1"] == 2, sink.max_concurrency
+    with open(nodes[0].stderr_path) as f:
+        assert "1/3 of the shared rates and connection limits" in f.read()
+
+    redis_server(redis.port)
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    with sink.lock:
+        sink.max_concurrency.clear()
+    inject(http[0], *[f"back{k}@conn.example" for k in range(30)])
+    sink.wait_messages(46, timeout=60)
+    print(f"Redis back: {sink.max_concurrency} connections at most")
+    assert 3 <= sink.max_concurrency["127.0.0.1"] <= 6, sink.max_concurrency

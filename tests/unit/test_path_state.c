@@ -4,7 +4,9 @@
  * provider's sites, a tenant or campaign for a site), the limits an
  * override sets and the climb from half back to full after it, lifting,
  * and the state file surviving a reopen (as across a restart), with a
- * corrupt file refused rather than read as no states.
+ * corrupt file refused rather than read as no states; sharing (fleet
+ * mode): local changes heard by the observer, a state's JSON round trip,
+ * and a set from elsewhere replacing the table unheard.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -155,6 +157,65 @@ test_states_survive_reopen(void **st)
 	support_rm_rf(dir);
 }
 
+static int heard_added, heard_removed;
+static char heard_key[PATH_STATE_KEY_LEN];
+
+static void
+hear(void *arg, const struct path_state *added, const struct path_state *removed)
+{
+	(void)arg;
+	heard_added += added != NULL;
+	heard_removed += removed != NULL;
+	path_state_key(added ? added : removed, heard_key, sizeof(heard_key));
+}
+
+static void
+test_sharing(void **st)
+{
+	struct tern_err err;
+	double now = util_wallclock();
+	struct path_state a = state(PATH_STATE_PATH, "ip-a", "mx1", now, 60);
+	struct path_state b = state(PATH_STATE_SOURCE, "ip-b", "google.com", now, 60), back;
+	struct path_state *snap;
+	char key[PATH_STATE_KEY_LEN];
+	struct buf json;
+
+	(void)st;
+	path_state_set_observer(hear, NULL);
+	assert_int_equal(path_state_apply(&a, &err), 0);
+	path_state_key(&a, key, sizeof(key));
+	assert_int_equal(heard_added, 1);
+	assert_string_equal(heard_key, key);
+	assert_string_equal(key, "path|ip-a|mx1||");
+
+	buf_init(&json);
+	path_state_json(&a, &json);
+	assert_int_equal(path_state_from_json(json.data, json.len, &back, &err), 0);
+	assert_int_equal(memcmp(back.source, a.source, sizeof(a.source)), 0);
+	assert_string_equal(back.reply, a.reply);
+	assert_true(back.suspend && back.scope == PATH_STATE_PATH);
+	assert_true(back.until > a.until - 0.01 && back.until < a.until + 0.01);
+	buf_deinit(&json);
+	assert_int_equal(path_state_from_json("{\"scope\":\"path\"}", 16, &back, &err), -EINVAL);
+	assert_int_equal(path_state_from_json("[1", 2, &back, &err), -EINVAL);
+
+	/* Another node's set: a goes, b comes, and the observer hears nothing of it. */
+	assert_int_equal(path_state_replace(&b, 1, &err), 0);
+	assert_int_equal(heard_added + heard_removed, 1);
+	assert_null(path_state_suspended("ip-a", "mx1", now));
+	assert_non_null(path_state_suspended("ip-b", "aspmx.l.google.com", now));
+	assert_int_equal(path_state_snapshot(&snap), 1);
+	assert_string_equal(snap[0].source, "ip-b");
+	free(snap);
+
+	assert_int_equal(path_state_clear("ip-b", NULL, NULL, NULL, &err), 1);
+	assert_int_equal(heard_removed, 1);
+	path_state_key(&b, key, sizeof(key));
+	assert_string_equal(heard_key, key);
+	path_state_set_observer(NULL, NULL);
+	path_state_close();
+}
+
 int
 main(void)
 {
@@ -163,6 +224,7 @@ main(void)
 		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_override_and_recovery),
 		cmocka_unit_test(test_states_survive_reopen),
+		cmocka_unit_test(test_sharing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
