@@ -432,10 +432,13 @@ function M.convert(tree, conf)
     return tonumber(a:match('^line (%d+)')) < tonumber(b:match('^line (%d+)'))
   end)
   st.queues.default_pool = st.default_pool or st.first_pool or st.first_vmta or 'default'
+  -- The import does what pmta.conf did: tern's own provider rules stay out until asked for.
+  st.shaping.automation_defaults = false
   return { unmapped = st.unmapped, files = {
     ['policy.lua'] = policy_file(st, conf),
     ['data/shaping.lua'] = data_file('Per-destination limits (<domain> blocks), per VirtualMTA where nested;\n'
-      .. '-- automation: backoff mode (smtp-pattern-list, backoff-*).',
+      .. '-- automation: backoff mode (smtp-pattern-list, backoff-*); automation_defaults = false\n'
+      .. '-- keeps out the rules tern ships for the large providers (remove it to add them).',
       st.shaping),
     ['data/sources.lua'] = data_file('VirtualMTAs: source address and EHLO name.', st.sources),
     ['data/pools.lua'] = data_file('VirtualMTA pools.', st.pools),

@@ -34,7 +34,10 @@
 --   }
 --
 -- A path is watched by its domain's rules, then its provider's, then the
--- defaults; the first matching rule is the one that counts. Rules are
+-- rules tern ships for the provider its site belongs to
+-- (lua/tern/data/automation.lua: Gmail, Microsoft, Yahoo/AOL, Apple,
+-- GMX/WEB.DE, Orange; `automation_defaults = false` leaves them out), then
+-- the defaults; the first matching rule is the one that counts. Rules are
 -- compiled once when the shaping object is made (once per policy load).
 -- Wrap a rule in shaping.rule{...} to have its records name its own line.
 local M = {}
@@ -111,10 +114,50 @@ local function compile_rules(list, where, defined_at, mx_suffixes)
   return ids
 end
 
--- Every layer's rules, compiled: { default = ids, providers = { name = ids }, domains = { ... } }.
+local SHIPPED = 'tern/data/automation.lua'
+
+-- The line of each shipped rule, by provider ({ google = { 38, 42, ... } }): the data file
+-- starts each provider's entry as `  name = {` and each rule as `{ regex =`.
+local function shipped_lines()
+  local path = package.searchpath and package.searchpath('tern.data.automation', package.path)
+  local lines, provider, n = {}, nil, 0
+  local f = path and io.open(path)
+  if not f then return lines end
+  for line in f:lines() do
+    n = n + 1
+    provider = line:match('^  ([%w_]+) = {') or provider
+    if provider and line:find('{ regex =', 1, true) then
+      lines[provider] = lines[provider] or {}
+      table.insert(lines[provider], n)
+    end
+  end
+  f:close()
+  return lines
+end
+
+-- The rules tern ships, by provider: { name = { mx_suffixes, ids } }; each names its line.
+local function compile_shipped()
+  local shipped, out, lines = require 'tern.data.automation', {}, shipped_lines()
+  for _, name in ipairs(sorted_keys(shipped)) do
+    local p, rules = shipped[name], {}
+    for i, rule in ipairs(p.automation or {}) do
+      local r = { file = SHIPPED, line = (lines[name] or {})[i] or 0 }
+      for k, v in pairs(rule) do r[k] = v end
+      rules[i] = r
+    end
+    out[name] = { mx_suffixes = p.mx_suffixes,
+                  ids = compile_rules(rules, 'automation_defaults.' .. name,
+                                      { file = SHIPPED, line = 0 }, p.mx_suffixes) }
+  end
+  return out
+end
+
+-- Every layer's rules, compiled: { default = ids, providers = { name = ids }, domains = { ... },
+-- shipped = { name = { mx_suffixes, ids } } }.
 local function compile_automation(c, defined_at)
-  local auto = { providers = {}, domains = {} }
+  local auto = { providers = {}, domains = {}, shipped = {} }
   if not (tern and tern.shaping_state) then return auto end
+  if c.automation_defaults ~= false then auto.shipped = compile_shipped() end
   auto.default = compile_rules(c.automation, 'automation', defined_at)
   for _, id in ipairs(compile_rules((c.defaults or {}).automation, 'defaults.automation',
                                     defined_at)) do
@@ -145,6 +188,9 @@ function M.new(config)
     if config[key] ~= nil and type(config[key]) ~= 'table' then
       error(('tern.shaping.new: %s must be a table'):format(key), 2)
     end
+  end
+  if config.automation_defaults ~= nil and type(config.automation_defaults) ~= 'boolean' then
+    error('tern.shaping.new: automation_defaults must be true or false', 2)
   end
   for name, p in pairs(config.providers or {}) do
     if type(p.mx_suffixes) ~= 'table' or #p.mx_suffixes == 0 then
@@ -191,18 +237,21 @@ function Shape:settings(domain, source, site)
   merge(out, origins, provider and provider.sources and provider.sources[source],
     { 'providers', pname, 'sources', source })
   merge(out, origins, dom and dom.sources and dom.sources[source], { 'domains', dname, 'sources', source })
-  local ids, origin = self:rules(pname, dname)
+  local ids, origin = self:rules(pname, dname, site)
   if #ids > 0 then out.automation, origins.automation = ids, origin end
   return out, origins
 end
 
--- The automation rule indexes watching a path: the domain's, the provider's, the defaults';
--- and the table path of the first of those lists (for `tern policy explain`).
-function Shape:rules(pname, dname)
+-- The automation rule indexes watching a path: the domain's, the provider's, the ones tern
+-- ships for the site's provider, the defaults'; and the table path of the first of those
+-- lists (for `tern policy explain`).
+function Shape:rules(pname, dname, site)
   local a, ids, origin = self.automation, {}, nil
+  local sname, shipped = provider_for(a.shipped, split_site(site))
   local layers = {
     { a.domains[dname], { 'domains', dname, 'automation' } },
     { pname and a.providers[pname], { 'providers', pname, 'automation' } },
+    { shipped and shipped.ids, { 'automation_defaults', sname } },
     { a.default, { 'defaults', 'automation' } },
   }
   for _, layer in ipairs(layers) do

@@ -119,6 +119,7 @@ end)
 
 AUTOMATION = """local shaping = require 'tern.shaping'
 local shape = shaping.new {
+  automation_defaults = false,
   defaults = { connection_limit = 5,
     automation = { { regex = 'S3150', action = 'suspend_source', duration = '4h' } } },
   providers = {

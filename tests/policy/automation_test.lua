@@ -1,11 +1,13 @@
 -- SPDX-License-Identifier: MIT
 -- tern.shaping automation rules: compiled once when the shaping object is made, listed per
--- path in domain, provider, default order, and refused with the rule's place when malformed.
+-- path in domain, provider, shipped, default order, and refused with the rule's place when
+-- malformed; the rules tern ships watch their providers' sites unless turned off.
 local t = require 'tern.testing'
 local shaping = require 'tern.shaping'
 
 tern.on('main', function()
   local shape = shaping.new {
+    automation_defaults = false,
     automation = { { regex = 'S3150', action = 'suspend_source', duration = '4h' } },
     providers = { google = { mx_suffixes = { '.google.com' }, automation = {
       { regex = { '4\\.7\\.28', 'unusual rate' }, action = 'suspend', duration = '1h' },
@@ -22,6 +24,17 @@ tern.on('main', function()
   local other = shape:settings('example.net', 'ip-1', 'mx.example.net.')
   t.eq(#other.automation, 1, 'another site has the default rule only')
   t.eq(shaping.new {}:settings('a', 'b', 'c').automation, nil, 'no rules: no automation key')
+  local shipped = #require('tern.data.automation').google.automation
+  local mine = { regex = 'mine', action = 'bounce' }
+  local with = shaping.new { providers = { g = { mx_suffixes = { '.google.com' },
+                                                 automation = { mine } } } }
+  local ids = with:settings('gmail.com', 'ip-1', 'gmail-smtp-in.l.google.com.').automation
+  t.eq(#ids, 1 + shipped, "a gmail site is watched by tern's Google rules after the operator's")
+  t.ok(ids[1] > ids[2], "the operator's own rule comes first (it was compiled last)")
+  t.eq(with:settings('x.net', 'ip-1', 'mx.x.net.').automation, nil,
+    "another provider's site gets none of them")
+  t.raises(function() shaping.new { automation_defaults = 'no' } end,
+    'automation_defaults must be true or false', 'automation_defaults is a boolean')
   t.eq(type(shape:path('gmail.com', 'ip-1', 'gmail-smtp-in.l.google.com.')), 'table',
     'make_egress_path takes the rule list')
 
