@@ -11,14 +11,12 @@
 #include "tern/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #define ADMIN_FILE "admin.json"
 
@@ -599,22 +597,6 @@ table_load(const char *text, size_t len, struct tern_err *err)
 	return 0;
 }
 
-static int
-read_file(const char *path, struct buf *out)
-{
-	char chunk[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_append(out, chunk, (size_t)n) < 0)
-			break;
-	close(fd);
-	return n == 0 ? 0 : -EIO;
-}
-
 int
 admin_open(const char *spool_dir, struct tern_err *err)
 {
@@ -628,7 +610,7 @@ admin_open(const char *spool_dir, struct tern_err *err)
 		return -ENOMEM;
 	}
 	buf_init(&b);
-	rc = read_file(admin_path, &b);
+	rc = util_read_file(admin_path, &b);
 	if (rc == -ENOENT)
 		rc = 0;
 	else if (rc == 0 && table_load(b.data ? b.data : "", b.len, &why) < 0)

@@ -29,16 +29,6 @@
 #define ADMIN_MEMORY_FLOOR 0.02
 
 static void
-reply_buf(struct http_request *req, unsigned status, struct buf *b)
-{
-	if (b->data == NULL)
-		http_request_reply_error(req, 503, "out of memory");
-	else
-		http_request_reply_json(req, status, b->data, b->len);
-	buf_deinit(b);
-}
-
-static void
 rule_add(struct http_request *req, enum admin_kind kind)
 {
 	struct admin_rule r;
@@ -64,7 +54,7 @@ rule_list(struct http_request *req, enum admin_kind kind)
 
 	buf_init(&b);
 	admin_list_json(kind, &b);
-	reply_buf(req, 200, &b);
+	http_request_reply_buf(req, 200, &b);
 }
 
 static void
@@ -198,7 +188,7 @@ gather_reply(void *arg)
 			buf_printf(&b, "{\"scheduled\":[%.*s],\"ready\":[%.*s]}", (int)g->sched.len,
 				   g->sched.data ? g->sched.data : "", (int)g->ready.len,
 				   g->ready.data ? g->ready.data : "");
-		reply_buf(g->req, 200, &b);
+		http_request_reply_buf(g->req, 200, &b);
 	}
 	buf_deinit(&g->sched);
 	buf_deinit(&g->ready);
@@ -306,7 +296,7 @@ api_admin_inspect_message(struct http_request *req)
 	buf_init(&b);
 	buf_printf(&b, "{\"id\":\"%s\",\"message\":%.*s}", hex, (int)meta.len, meta.data);
 	buf_deinit(&meta);
-	reply_buf(req, 200, &b);
+	http_request_reply_buf(req, 200, &b);
 }
 
 /* Share of memory available (MemAvailable / MemTotal), or 1 when it cannot be read. */
@@ -354,7 +344,7 @@ api_admin_shaping_list(struct http_request *req)
 
 	buf_init(&b);
 	path_state_list_json(&b);
-	reply_buf(req, 200, &b);
+	http_request_reply_buf(req, 200, &b);
 }
 
 /* An optional string member of the DELETE body: 0, or -EINVAL naming the field. */
@@ -447,7 +437,7 @@ bump_reply(struct http_request *req, const struct daemon_reload_result *res)
 	buf_printf(&b, "\"epoch\":%llu,\"revision\":", (unsigned long long)res->epoch);
 	buf_append_json_string(&b, res->revision, strlen(res->revision));
 	buf_printf(&b, "}");
-	reply_buf(req, status, &b);
+	http_request_reply_buf(req, status, &b);
 }
 
 /* On the request's shard. */

@@ -20,16 +20,6 @@
 #define API_SUPPRESS_LIMIT_MAX 100000
 
 static void
-reply_buf(struct http_request *req, unsigned status, struct buf *b)
-{
-	if (b->data == NULL)
-		http_request_reply_error(req, 503, "out of memory");
-	else
-		http_request_reply_json(req, status, b->data, b->len);
-	buf_deinit(b);
-}
-
-static void
 reply_err(struct http_request *req, int rc, const struct tern_err *err)
 {
 	unsigned status = rc == -ENOENT && err->code == 550 ? 404 : rc == -EINVAL ? 422 : 503;
@@ -50,7 +40,7 @@ get_one(struct http_request *req, const char *address, const char *tenant)
 	}
 	buf_init(&b);
 	suppress_entry_json(&e, &b);
-	reply_buf(req, 200, &b);
+	http_request_reply_buf(req, 200, &b);
 }
 
 struct listing {
@@ -100,7 +90,7 @@ get_list(struct http_request *req, const char *tenant, const char *limit)
 		return;
 	}
 	buf_printf(&l.out, "],\"truncated\":%s}", l.truncated ? "true" : "false");
-	reply_buf(req, 200, &l.out);
+	http_request_reply_buf(req, 200, &l.out);
 }
 
 void

@@ -289,6 +289,16 @@ http_request_reply_json(struct http_request *req, unsigned status, const char *j
 }
 
 void
+http_request_reply_buf(struct http_request *req, unsigned status, struct buf *b)
+{
+	if (b->data == NULL)
+		http_request_reply_error(req, 503, "out of memory");
+	else
+		http_request_reply_json(req, status, b->data, b->len);
+	buf_deinit(b);
+}
+
+void
 http_request_reply_error(struct http_request *req, unsigned status, const char *fmt, ...)
 {
 	char msg[512];

@@ -86,6 +86,8 @@ void http_request_reply(struct http_request *req, unsigned status, const char *c
 /* Answer with a JSON body (copied). */
 void http_request_reply_json(struct http_request *req, unsigned status, const char *json,
 			     size_t len);
+/* Answer with the JSON in b and free it (503 when building b ran out of memory). */
+void http_request_reply_buf(struct http_request *req, unsigned status, struct buf *b);
 /* Answer {"error": msg}. */
 void http_request_reply_error(struct http_request *req, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
