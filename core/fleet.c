@@ -7,6 +7,7 @@
 #include "tern/fleet.h"
 #include "tern/admin.h"
 #include "tern/fleet_shaping.h"
+#include "tern/fleet_table.h"
 #include "tern/log.h"
 #include "tern/shard.h"
 
@@ -17,8 +18,6 @@
 #include <string.h>
 
 #define KEY_NODES "tern:nodes"
-#define KEY_ADMIN "tern:admin:rules"
-#define CHANNEL_ADMIN "tern:admin"
 
 struct fleet {
 	struct fleet_config cfg;
@@ -33,12 +32,6 @@ struct fleet {
 static struct fleet *fleet;
 static atomic_bool redis_up;
 static atomic_int nodes_alive = 1;
-
-/* A local admin change on its way to shard 0: a rule's JSON to store, or an id to delete. */
-struct admin_change {
-	char id[ADMIN_ID_LEN + 1];
-	struct buf json; /* empty: removed */
-};
 
 static void
 ignore_reply(void *arg, const redisReply *reply)
@@ -58,120 +51,63 @@ command(redis_reply_fn cb, void *arg, int argc, const char **argv)
 
 /* ---- shared admin rules --------------------------------------------------------------------- */
 
-/* HGETALL's flat [id, json, id, json, ...] into the table; expired rules leave the hash. */
 static void
-resync_done(void *arg, const redisReply *r)
+admin_key(const void *item, char *out, size_t size)
 {
-	struct admin_rule *rules;
-	struct tern_err err = {0};
-	double now = util_wallclock();
-	size_t i, n = 0;
-
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-		return;
-	rules = calloc(r->elements / 2 + 1, sizeof(*rules));
-	if (rules == NULL)
-		return;
-	for (i = 0; i + 1 < r->elements; i += 2) {
-		const redisReply *v = r->element[i + 1];
-		const char *del[] = {"HDEL", KEY_ADMIN, r->element[i]->str};
-
-		if (v->type != REDIS_REPLY_STRING ||
-		    admin_rule_from_json(v->str, v->len, &rules[n], &err) < 0) {
-			log_warn("fleet", "ignoring a malformed admin rule in %s: %s", KEY_ADMIN,
-				 err.msg);
-			continue;
-		}
-		if (rules[n].expires <= now)
-			command(ignore_reply, NULL, 3, del);
-		else
-			n++;
-	}
-	if (admin_replace(rules, n, &err) < 0)
-		log_warn("fleet", "cannot install the fleet's admin rules: %s", err.msg);
-	free(rules);
+	snprintf(out, size, "%s", ((const struct admin_rule *)item)->id);
 }
 
 static void
-resync(void)
+admin_to_json(const void *item, struct buf *out)
 {
-	const char *argv[] = {"HGETALL", KEY_ADMIN};
-
-	command(resync_done, NULL, 2, argv);
+	admin_rule_json(item, out);
 }
 
-static void
-announce(void)
+static int
+admin_from_json(const char *text, size_t len, void *item, struct tern_err *err)
 {
-	const char *argv[] = {"PUBLISH", CHANNEL_ADMIN, fleet->cfg.node_id};
-
-	command(ignore_reply, NULL, 3, argv);
+	return admin_rule_from_json(text, len, item, err);
 }
 
-static void
-admin_change_run(void *arg)
+static bool
+admin_over(const void *item, double now)
 {
-	struct admin_change *ch = arg;
-
-	if (fleet != NULL && redis_client_up(fleet->cmd)) {
-		if (ch->json.len > 0) {
-			const char *argv[] = {"HSET", KEY_ADMIN, ch->id, ch->json.data};
-
-			command(ignore_reply, NULL, 4, argv);
-		} else {
-			const char *argv[] = {"HDEL", KEY_ADMIN, ch->id};
-
-			command(ignore_reply, NULL, 3, argv);
-		}
-		announce();
-	}
-	buf_deinit(&ch->json);
-	free(ch);
+	return ((const struct admin_rule *)item)->expires <= now;
 }
+
+static int
+admin_install(const void *items, size_t n, struct tern_err *err)
+{
+	return admin_replace(items, n, err);
+}
+
+static size_t
+admin_items(void **out)
+{
+	struct admin_rule *rules = NULL;
+	size_t n = admin_snapshot(&rules);
+
+	*out = rules;
+	return n;
+}
+
+static const struct fleet_table admin_table = {
+	.hash = "tern:admin:rules",
+	.channel = "tern:admin",
+	.what = "admin rule",
+	.item_size = sizeof(struct admin_rule),
+	.key = admin_key,
+	.to_json = admin_to_json,
+	.from_json = admin_from_json,
+	.over = admin_over,
+	.install = admin_install,
+	.snapshot = admin_items,
+};
 
 static void
 admin_changed(void *arg, const struct admin_rule *added, const char *removed_id)
 {
-	struct admin_change *ch = calloc(1, sizeof(*ch));
-
-	if (ch == NULL)
-		return;
-	buf_init(&ch->json);
-	snprintf(ch->id, sizeof(ch->id), "%s", added ? added->id : removed_id);
-	if (added != NULL)
-		admin_rule_json(added, &ch->json);
-	if (shard_post(fleet->home, admin_change_run, ch) < 0) {
-		buf_deinit(&ch->json);
-		free(ch);
-	}
-}
-
-/* After a reconnect: what this node holds joins the fleet's rules, then the fleet's come back. */
-static void
-push_local_rules(void)
-{
-	struct admin_rule *rules = NULL;
-	size_t i, n = admin_snapshot(&rules);
-	struct buf json;
-
-	buf_init(&json);
-	for (i = 0; i < n; i++) {
-		const char *argv[4] = {"HSETNX", KEY_ADMIN, rules[i].id, NULL};
-
-		buf_reset(&json);
-		admin_rule_json(&rules[i], &json);
-		argv[3] = json.data;
-		command(ignore_reply, NULL, 4, argv);
-	}
-	buf_deinit(&json);
-	free(rules);
-}
-
-static void
-on_admin_message(void *arg, const char *channel, const char *payload, size_t len)
-{
-	if (redis_client_up(fleet->cmd))
-		resync();
+	fleet_table_changed(&admin_table, added, removed_id);
 }
 
 /* ---- heartbeats ----------------------------------------------------------------------------- */
@@ -214,20 +150,17 @@ cmd_state(void *arg, bool up)
 	}
 	log_info("fleet", "node %s joined the fleet", fleet->cfg.node_id);
 	on_heartbeat(fleet->home->loop, &fleet->heartbeat, 0);
-	/* Nodes that came back before this one must hear of what it held meanwhile. */
-	push_local_rules();
-	announce();
-	resync();
-	fleet_shaping_joined();
+	fleet_table_joined(&admin_table);
+	fleet_table_joined(&fleet_shaping_table);
 }
 
 static void
 sub_state(void *arg, bool up)
 {
 	/* Announcements may have been missed while the subscription was down. */
-	if (up && redis_client_up(fleet->cmd)) {
-		resync();
-		fleet_shaping_resync();
+	if (up) {
+		fleet_table_resync(&admin_table);
+		fleet_table_resync(&fleet_shaping_table);
 	}
 }
 
@@ -277,8 +210,8 @@ fleet_connect(struct fleet *f)
 	}
 	f->cmd = f->clients[0];
 	f->sub = redis_client_new(f->home->loop, &f->cfg.redis, "fleet channel", sub_state, NULL);
-	if (f->sub == NULL || redis_client_subscribe(f->sub, CHANNEL_ADMIN, on_admin_message, NULL) < 0 ||
-	    fleet_shaping_start(f->sub) < 0)
+	if (f->sub == NULL || fleet_table_subscribe(&admin_table, f->sub) < 0 ||
+	    fleet_table_subscribe(&fleet_shaping_table, f->sub) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -305,6 +238,7 @@ fleet_open(const struct fleet_config *cfg, struct tern_err *err)
 	ev_timer_init(&f->heartbeat, on_heartbeat, FLEET_HEARTBEAT, FLEET_HEARTBEAT);
 	ev_timer_start(f->home->loop, &f->heartbeat);
 	admin_set_observer(admin_changed, NULL);
+	fleet_shaping_start();
 	return 0;
 }
 

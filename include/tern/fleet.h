@@ -2,23 +2,17 @@
 /*
  * Fleet mode: ternd nodes that share one Redis (tern.configure_redis).
  *
- * Every shard keeps a Redis connection for its shared limits
- * (fleet_limit.h: rates, fleet_lease.h: connection limits); shard 0's also carries the fleet's own commands, and a
- * second one there is subscribed to the fleet's channel. Each node writes a heartbeat every second into the
- * sorted set tern:nodes (score: the time), so every node knows how many are
- * alive (what a shared limit is divided by while Redis is away).
+ * Every shard keeps a Redis connection for its shared limits (fleet_limit.h:
+ * rates, fleet_lease.h: connection limits); shard 0's also carries the
+ * fleet's own commands, and a second one there is subscribed to the fleet's
+ * channels. Each node writes a heartbeat every second into the sorted set
+ * tern:nodes (score: the time), so every node knows how many are alive (what
+ * a shared limit is divided by while Redis is away).
  *
- * Admin rules (suspensions, admin bounces) are shared: the hash
- * tern:admin:rules holds every rule by id. A local change is written there
- * and announced on the channel tern:admin; every node (the writer too, so
- * that a resynchronisation racing the change cannot hide it) then reloads
- * the whole hash into its table. After a reconnect a node first adds the
- * rules it holds (HSETNX: a rule made while Redis was away reaches the
- * others), then reloads. Without Redis each node keeps its own rules, saved
- * in its spool as before; a removal made while Redis was away is not seen by
- * the others (they still hold the rule, and give it back on the next
- * reload). Shaping automation's path states are shared the same way
- * (fleet_shaping.h).
+ * Admin rules (suspensions, admin bounces) and shaping states are tables the
+ * fleet shares (fleet_table.h): a hash each, changes announced on a channel,
+ * every node reloading the hash; each node also keeps them in its spool, so
+ * that a node restarted while Redis is away still holds them.
  */
 #ifndef TERN_FLEET_H
 #define TERN_FLEET_H
