@@ -52,16 +52,11 @@ read_fields(GMimeObject *part, struct arf_report *out)
 static void
 read_reported(GMimeObject *root, struct arf_report *out)
 {
-	GMimeObject *orig = mime_parse_find(root, "message", "rfc822", false);
 	char to[512];
 	struct buf text;
 
-	if (orig == NULL)
-		orig = mime_parse_find(root, "text", "rfc822-headers", false);
-	if (orig == NULL)
-		return;
 	buf_init(&text);
-	if (mime_parse_content(orig, &text) == 0 && text.len > 0) {
+	if (mime_parse_returned_headers(root, &text)) {
 		mime_parse_header(text.data, text.len, "Message-ID", out->original_message_id,
 				  sizeof(out->original_message_id));
 		if (out->original_rcpt[0] == '\0' &&

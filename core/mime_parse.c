@@ -100,6 +100,16 @@ mime_parse_content(GMimeObject *part, struct buf *out)
 	return rc;
 }
 
+bool
+mime_parse_returned_headers(GMimeObject *root, struct buf *out)
+{
+	GMimeObject *orig = mime_parse_find(root, "message", "rfc822", false);
+
+	if (orig == NULL)
+		orig = mime_parse_find(root, "text", "rfc822-headers", false);
+	return orig != NULL && mime_parse_content(orig, out) == 0 && out->len > 0;
+}
+
 /* ---- "Name: value" blocks -------------------------------------------------------------------- */
 
 struct field_reader {

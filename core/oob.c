@@ -417,18 +417,12 @@ read_text(GMimeMessage *m, const char *data, size_t len, bool is_report, struct 
 static void
 read_original(GMimeMessage *m, bool is_bounce, struct oob_report *out)
 {
-	GMimeObject *root = g_mime_message_get_mime_part(m);
-	GMimeObject *orig = mime_parse_find(root, "message", "rfc822", false);
 	struct oob_recipient *r = &out->rcpts[0];
 	char to[OOB_TEXT_MAX];
 	struct buf text;
 
-	if (orig == NULL)
-		orig = mime_parse_find(root, "text", "rfc822-headers", false);
-	if (orig == NULL)
-		return;
 	buf_init(&text);
-	if (mime_parse_content(orig, &text) == 0 && text.len > 0) {
+	if (mime_parse_returned_headers(g_mime_message_get_mime_part(m), &text)) {
 		mime_parse_header(text.data, text.len, "Message-ID", out->original_message_id,
 				  sizeof(out->original_message_id));
 		if (out->n_rcpts == 0 && is_bounce &&

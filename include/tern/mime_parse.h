@@ -28,6 +28,11 @@ GMimeObject *mime_parse_find(GMimeObject *root, const char *type, const char *su
 			     bool enter_messages);
 /* The decoded content of a leaf part (or an enclosed message's text), appended to out. */
 int mime_parse_content(GMimeObject *part, struct buf *out);
+/*
+ * The headers of the message a report returns (its message/rfc822 part, else
+ * its text/rfc822-headers part) into out: true when there are any.
+ */
+bool mime_parse_returned_headers(GMimeObject *root, struct buf *out);
 
 /* One field of a block: group counts the blank-line-separated groups from 0. */
 typedef void (*mime_field_fn)(void *arg, int group, const char *name, const char *value);
