@@ -22,20 +22,27 @@
 #define BATCH_MAX 100
 #define PERMIT_LIFE 1.0	    /* unspent permits lapse after this long */
 #define ASK_POLL 0.005	    /* while a batch is on its way, look again this soon */
+/*
+ * Timers fire late on a busy node and Redis answers late on a busy host: a
+ * fleet whose askers all come this late still gets the permits it missed,
+ * in batches; a longer pause starts afresh, so nothing builds into a burst.
+ */
+#define CATCH_UP_SECONDS 0.25
 
-/* KEYS[1]: the rate; ARGV: interval ms, burst tolerance ms, permits wanted. -> {granted, wait ms} */
+/* KEYS[1]: the rate; ARGV: interval ms, burst tolerance ms, permits wanted, catch-up ms. -> {granted, wait ms} */
 static const char gcra_script[] =
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"local interval, tol, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+	"local late = tonumber(ARGV[4])\n"
 	"local tat = tonumber(redis.call('GET', KEYS[1]) or now)\n"
-	"if tat < now then tat = now end\n"
+	"if tat < now - late then tat = now - late end\n"
 	"local room = math.floor((now + tol - tat) / interval) + 1\n"
 	"if room < 0 then room = 0 end\n"
 	"local n = math.min(want, room)\n"
 	"if n > 0 then\n"
 	"  tat = tat + n * interval\n"
-	"  redis.call('SET', KEYS[1], tat, 'PX', math.ceil(tat - now + tol) + 1000)\n"
+	"  redis.call('SET', KEYS[1], tat, 'PX', math.max(1, math.ceil(tat - now + tol)) + 1000)\n"
 	"end\n"
 	"local wait = 0\n"
 	"if n < want then wait = math.max(0, math.ceil(tat - tol - now)) end\n"
@@ -119,17 +126,18 @@ granted(void *arg, const redisReply *reply)
 static void
 ask(struct fleet_rate *r, struct redis_client *c)
 {
-	char interval[32], tol[32], want[16];
-	const char *argv[] = {"EVAL", gcra_script, "1", r->key, interval, tol, want};
-	size_t lens[7];
+	char interval[32], tol[32], want[16], late[32];
+	const char *argv[] = {"EVAL", gcra_script, "1", r->key, interval, tol, want, late};
+	size_t lens[8];
 	int batch = fleet_rate_batch(r->per_second), i;
 
 	snprintf(interval, sizeof(interval), "%.3f", 1000 / r->per_second);
 	snprintf(tol, sizeof(tol), "%.3f", (batch - 1) * 1000 / r->per_second);
 	snprintf(want, sizeof(want), "%d", batch);
-	for (i = 0; i < 7; i++)
+	snprintf(late, sizeof(late), "%.3f", CATCH_UP_SECONDS * 1000);
+	for (i = 0; i < 8; i++)
 		lens[i] = strlen(argv[i]);
-	if (redis_client_command(c, granted, r, 7, argv, lens) == 0)
+	if (redis_client_command(c, granted, r, 8, argv, lens) == 0)
 		r->asking = true;
 }
 

@@ -7,7 +7,8 @@
  * Redis stays off the per-message path: a node takes permits in small
  * batches (about a tenth of a second's worth, at least one) with one script
  * call and spends them locally; unspent permits lapse after a second, so the
- * fleet never exceeds the limit by more than one batch per node. While
+ * fleet never exceeds the limit by more than one batch per node (plus, after
+ * a stall of the whole fleet, the quarter second of permits it missed). While
  * Redis is away (or before the node's shard has a connection) each node
  * limits itself to the rate divided by the fleet's node count (fleet.h).
  *
