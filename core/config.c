@@ -164,12 +164,13 @@ config_automation(struct shard *s, const uint16_t *ids, size_t n, const char *re
 	return slot->p->automation(slot->ctx, ids, n, reply, len);
 }
 
-size_t
-config_trace_secret(struct shard *s, char *out, size_t cap)
+void
+config_trace(struct shard *s, struct trace_config *out)
 {
 	const struct config_slot *slot = slot_of(s);
 
-	if (slot->p == NULL || slot->p->trace_secret == NULL)
-		return 0;
-	return slot->p->trace_secret(slot->ctx, out, cap);
+	out->secret_len = 0;
+	out->verp = false;
+	if (slot->p != NULL && slot->p->trace != NULL)
+		slot->p->trace(slot->ctx, out);
 }

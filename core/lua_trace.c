@@ -12,10 +12,10 @@
 #include <lauxlib.h>
 
 #define TRACE_SECRET_KEY "tern.trace_secret"
+#define TRACE_VERP_KEY "tern.trace_verp"
 #define TRACE_SECRET_MIN 16
-#define TRACE_SECRET_MAX 256
 
-static const char *const trace_options[] = {"secret", NULL};
+static const char *const trace_options[] = {"secret", "verp", NULL};
 
 static int
 lua_trace_configure(lua_State *L)
@@ -33,23 +33,27 @@ lua_trace_configure(lua_State *L)
 				  TRACE_SECRET_MIN, TRACE_SECRET_MAX);
 	lua_pushlstring(L, secret, len);
 	lua_setfield(L, LUA_REGISTRYINDEX, TRACE_SECRET_KEY);
+	lua_pushboolean(L, lua_options_bool(L, 1, fname, "verp", false));
+	lua_setfield(L, LUA_REGISTRYINDEX, TRACE_VERP_KEY);
 	return 0;
 }
 
-size_t
-lua_trace_secret(lua_State *L, char *out, size_t cap)
+void
+lua_trace_config(lua_State *L, struct trace_config *out)
 {
 	const char *s;
 	size_t len = 0;
 
 	lua_getfield(L, LUA_REGISTRYINDEX, TRACE_SECRET_KEY);
 	s = lua_tolstring(L, -1, &len);
-	if (s == NULL || len > cap)
+	if (s == NULL || len > sizeof(out->secret))
 		len = 0;
 	else
-		memcpy(out, s, len);
-	lua_pop(L, 1);
-	return len;
+		memcpy(out->secret, s, len);
+	out->secret_len = len;
+	lua_getfield(L, LUA_REGISTRYINDEX, TRACE_VERP_KEY);
+	out->verp = len > 0 && lua_toboolean(L, -1);
+	lua_pop(L, 2);
 }
 
 void

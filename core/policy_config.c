@@ -126,10 +126,10 @@ ask_automation(void *ctx, const uint16_t *ids, size_t n, const char *reply, size
 	return lua_shaping_match(policy_lua(ctx), ids, n, reply, len);
 }
 
-static size_t
-ask_trace_secret(void *ctx, char *out, size_t cap)
+static void
+ask_trace(void *ctx, struct trace_config *out)
 {
-	return lua_trace_secret(policy_lua(ctx), out, cap);
+	lua_trace_config(policy_lua(ctx), out);
 }
 
 const struct config_provider policy_config_provider = {
@@ -139,6 +139,6 @@ const struct config_provider policy_config_provider = {
     .path = ask_path,
     .classify = ask_classify,
     .automation = ask_automation,
-    .trace_secret = ask_trace_secret,
+    .trace = ask_trace,
     .rewrite = ask_rewrite,
 };

@@ -42,21 +42,20 @@ struct ref_check {
 };
 
 static void
-check_ref(struct shard *shard, const struct message *msg, const char *value, struct ref_check *c)
+check_ref(const struct trace_config *t, const struct message *msg, const char *value,
+	  struct ref_check *c)
 {
-	char secret[256], hex[SPOOL_ID_HEX_LEN + 1];
-	size_t slen;
+	char hex[SPOOL_ID_HEX_LEN + 1];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	if (value[0] == '\0')
 		return;
-	slen = config_trace_secret(shard, secret, sizeof(secret));
-	if (slen == 0) {
+	if (t->secret_len == 0) {
 		c->status = "unchecked";
 		return;
 	}
-	rc = trace_ref_verify(value, secret, slen, &c->ref);
+	rc = trace_ref_verify(value, t->secret, t->secret_len, &c->ref);
 	if (rc == 0) {
 		c->status = "verified";
 		return;
@@ -67,6 +66,42 @@ check_ref(struct shard *shard, const struct message *msg, const char *value, str
 		 rc == -EPERM ? "forged (or foreign)" : "malformed");
 }
 
+/*
+ * A bounce without a verified X-Tern-Ref, sent to a VERP return path: the
+ * token names the original and must authenticate one of the recipients the
+ * bounce reports (tenant and campaign are not in a token: they stay null).
+ */
+static void
+check_verp(const struct trace_config *t, const struct message *msg, const struct oob_report *o,
+	   struct ref_check *c)
+{
+	char id[SPOOL_ID_HEX_LEN + 1];
+	int rc = -EINVAL;
+	size_t i;
+
+	if (t->secret_len == 0 || msg->recipient == NULL ||
+	    (c->status != NULL && strcmp(c->status, "verified") == 0))
+		return;
+	for (i = 0; i < o->n_rcpts; i++) {
+		rc = trace_verp_verify(msg->recipient, o->rcpts[i].address, t->secret,
+				       t->secret_len, id);
+		if (rc != -EPERM)
+			break;
+	}
+	if (rc == -EINVAL)
+		return;
+	memset(c, 0, sizeof(*c));
+	if (rc < 0) {
+		c->status = "invalid";
+		log_warn("report", "bounce to <%s>: forged (or foreign) VERP token ignored",
+			 msg->recipient);
+		return;
+	}
+	c->status = "verified";
+	memcpy(c->ref.id, id, sizeof(c->ref.id));
+	snprintf(c->ref.recipient, sizeof(c->ref.recipient), "%s", o->rcpts[i].address);
+}
+
 static void
 link_original(struct logrec_report *rep, const struct ref_check *c)
 {
@@ -74,8 +109,8 @@ link_original(struct logrec_report *rep, const struct ref_check *c)
 	if (c->status == NULL || strcmp(c->status, "verified") != 0)
 		return;
 	rep->original_id = c->ref.id;
-	rep->tenant = c->ref.tenant;
-	rep->campaign = c->ref.campaign;
+	rep->tenant = nonempty(c->ref.tenant);
+	rep->campaign = nonempty(c->ref.campaign);
 }
 
 /*
@@ -242,16 +277,19 @@ read_report(struct shard *shard, const struct message *msg, unsigned flags,
 	GMimeMessage *m = mime_parse_message(data, len);
 	struct arf_report arf;
 	struct oob_report oob;
+	struct trace_config t;
 	struct ref_check c;
 	bool known = true;
 
 	if (m == NULL)
 		return false;
+	config_trace(shard, &t);
 	if ((flags & REPORT_INTAKE_ARF) && arf_read(m, &arf) == 1) {
-		check_ref(shard, msg, arf.ref, &c);
+		check_ref(&t, msg, arf.ref, &c);
 		write_feedback(shard, msg, &arf, &c, origin);
 	} else if ((flags & REPORT_INTAKE_OOB) && oob_read(m, data, len, &oob) == 1) {
-		check_ref(shard, msg, oob.ref, &c);
+		check_ref(&t, msg, oob.ref, &c);
+		check_verp(&t, msg, &oob, &c);
 		write_oob(shard, msg, &oob, &c, origin);
 	} else {
 		known = false;

@@ -355,10 +355,33 @@ transportable(struct smtp_client *c, bool eightbit)
 	return true;
 }
 
+/*
+ * The copy's return path: the message's sender, or with VERP (trace_ref.h)
+ * the sender carrying a token for this copy's recipient, so that a bounce
+ * that keeps nothing of the original still names it. A null sender, or one
+ * whose local part cannot take the token, leaves as it is.
+ */
+static const char *
+return_path(struct smtp_client *c, struct buf *verp)
+{
+	char id[SPOOL_ID_HEX_LEN + 1];
+	struct trace_config t;
+
+	config_trace(shard_self(), &t);
+	if (!t.verp || c->msg->sender[0] == '\0' || c->msg->recipient == NULL)
+		return c->msg->sender;
+	spool_id_to_hex(&c->msg->id, id);
+	if (trace_verp_sender(c->msg->sender, id, c->msg->recipient, t.secret, t.secret_len,
+			      verp) < 0)
+		return c->msg->sender;
+	return verp->data;
+}
+
 static void
 send_envelope(struct smtp_client *c)
 {
 	bool eightbit = has_8bit(&c->msg->data);
+	struct buf verp;
 
 	if (!transportable(c, eightbit)) {
 		client_take(c);
@@ -366,8 +389,10 @@ send_envelope(struct smtp_client *c)
 	}
 	c->tx_failed = false;
 	smtp_reply_reset(&c->failure);
-	client_send(c, "MAIL FROM:<%s>%s%s", c->msg->sender, eightbit ? " BODY=8BITMIME" : "",
+	buf_init(&verp);
+	client_send(c, "MAIL FROM:<%s>%s%s", return_path(c, &verp), eightbit ? " BODY=8BITMIME" : "",
 		    !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
+	buf_deinit(&verp);
 	c->state = CLIENT_MAIL;
 	client_timeout(c, c->cfg->mail_timeout);
 	if (c->caps.pipelining) {
@@ -409,11 +434,11 @@ static void
 add_trace_ref(struct smtp_client *c, struct buf *out)
 {
 	struct trace_ref ref = {.id = ""};
-	char secret[256];
-	size_t slen = config_trace_secret(shard_self(), secret, sizeof(secret));
+	struct trace_config t;
 	struct buf v;
 
-	if (slen == 0)
+	config_trace(shard_self(), &t);
+	if (t.secret_len == 0)
 		return;
 	spool_id_to_hex(&c->msg->id, ref.id);
 	snprintf(ref.recipient, sizeof(ref.recipient), "%s", c->msg->recipient ? c->msg->recipient : "");
@@ -424,7 +449,7 @@ add_trace_ref(struct smtp_client *c, struct buf *out)
 	if (message_meta_string(c->msg, "campaign", &v) == 0)
 		snprintf(ref.campaign, sizeof(ref.campaign), "%s", v.data);
 	buf_reset(&v);
-	if (trace_ref_format(&ref, secret, slen, &v) == 0)
+	if (trace_ref_format(&ref, t.secret, t.secret_len, &v) == 0)
 		buf_printf(out, TRACE_REF_HEADER ": %s\r\n", v.data);
 	buf_deinit(&v);
 }

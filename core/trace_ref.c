@@ -8,6 +8,8 @@
 #include "tern/trace_ref.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -192,4 +194,110 @@ trace_ref_verify(const char *value, const char *secret, size_t secret_len, struc
 		return -EINVAL;
 	mac_of(secret, secret_len, v, dots[4], mac);
 	return CRYPTO_memcmp(mac, got, MAC_LEN) == 0 ? 0 : -EPERM;
+}
+
+/* ---- VERP ---------------------------------------------------------------------------------- */
+
+#define VERP_MAC_LEN 9
+#define VERP_RAW_LEN (SPOOL_ID_LEN + VERP_MAC_LEN)
+#define LOCAL_PART_MAX 64
+
+static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+/* The token's mac bytes for (id, recipient). */
+static void
+verp_mac(const char *secret, size_t secret_len, const char *id_hex, const char *recipient,
+	 unsigned char mac[MAC_LEN])
+{
+	char in[5 + SPOOL_ID_HEX_LEN + 1 + 330];
+	size_t n = (size_t)snprintf(in, sizeof(in), "verp.%s.", id_hex), i;
+
+	for (i = 0; recipient[i] && n + 1 < sizeof(in); i++)
+		in[n++] = (recipient[i] >= 'A' && recipient[i] <= 'Z') ? (char)(recipient[i] + 32)
+								      : recipient[i];
+	mac_of(secret, secret_len, in, n, mac);
+}
+
+/* 25 bytes as 40 base32 characters (5 bytes make 8). */
+static void
+b32_encode(const unsigned char raw[VERP_RAW_LEN], char out[TRACE_VERP_TOKEN_LEN])
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < VERP_RAW_LEN; i += 5) {
+		uint64_t v = 0;
+
+		for (j = 0; j < 5; j++)
+			v = v << 8 | raw[i + j];
+		for (j = 0; j < 8; j++)
+			out[k++] = b32[(v >> (35 - 5 * j)) & 31];
+	}
+}
+
+static int
+b32_decode(const char *s, unsigned char raw[VERP_RAW_LEN])
+{
+	size_t i, j;
+
+	for (i = 0; i < TRACE_VERP_TOKEN_LEN; i += 8) {
+		uint64_t v = 0;
+
+		for (j = 0; j < 8; j++) {
+			char c = s[i + j] >= 'A' && s[i + j] <= 'Z' ? (char)(s[i + j] + 32) : s[i + j];
+			const char *p = c ? strchr(b32, c) : NULL;
+
+			if (p == NULL)
+				return -EINVAL;
+			v = v << 5 | (uint64_t)(p - b32);
+		}
+		for (j = 0; j < 5; j++)
+			raw[i / 8 * 5 + j] = (unsigned char)(v >> (32 - 8 * j));
+	}
+	return 0;
+}
+
+int
+trace_verp_sender(const char *sender, const char *id_hex, const char *recipient,
+		  const char *secret, size_t secret_len, struct buf *out)
+{
+	const char *at = strrchr(sender, '@');
+	unsigned char raw[VERP_RAW_LEN], mac[MAC_LEN];
+	char token[TRACE_VERP_TOKEN_LEN];
+	size_t i;
+
+	if (at == NULL || at == sender ||
+	    (size_t)(at - sender) + 1 + TRACE_VERP_TOKEN_LEN > LOCAL_PART_MAX ||
+	    !hex_id(id_hex, strlen(id_hex)))
+		return -EINVAL;
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		raw[i] = (unsigned char)(util_hex_value(id_hex[2 * i]) << 4 |
+					 util_hex_value(id_hex[2 * i + 1]));
+	verp_mac(secret, secret_len, id_hex, recipient, mac);
+	memcpy(raw + SPOOL_ID_LEN, mac, VERP_MAC_LEN);
+	b32_encode(raw, token);
+	if (buf_append(out, sender, (size_t)(at - sender)) < 0 || buf_append_char(out, '+') < 0 ||
+	    buf_append(out, token, sizeof(token)) < 0 || buf_append(out, at, strlen(at)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int
+trace_verp_verify(const char *address, const char *recipient, const char *secret,
+		  size_t secret_len, char id[SPOOL_ID_HEX_LEN + 1])
+{
+	const char *at = strrchr(address, '@');
+	unsigned char raw[VERP_RAW_LEN], mac[MAC_LEN];
+	const char *token;
+	size_t i;
+
+	id[0] = '\0';
+	if (at == NULL || at - address < TRACE_VERP_TOKEN_LEN + 2)
+		return -EINVAL;
+	token = at - TRACE_VERP_TOKEN_LEN;
+	if (token[-1] != '+' || b32_decode(token, raw) < 0)
+		return -EINVAL;
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		snprintf(id + 2 * i, 3, "%02x", raw[i]);
+	verp_mac(secret, secret_len, id, recipient, mac);
+	return CRYPTO_memcmp(mac, raw + SPOOL_ID_LEN, VERP_MAC_LEN) == 0 ? 0 : -EPERM;
 }

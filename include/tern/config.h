@@ -16,6 +16,7 @@
 
 #include "tern/egress.h"
 #include "tern/queue.h"
+#include "tern/trace_ref.h"
 #include "tern/util.h"
 
 struct automation_rule;
@@ -46,8 +47,8 @@ struct config_provider {
 	/* The first of the shaping automation rules ids (a path's) matching a reply, or NULL. */
 	const struct automation_rule *(*automation)(void *ctx, const uint16_t *ids, size_t n,
 						   const char *reply, size_t len);
-	/* The trace header's secret copied to out: its length, 0 when policy gives none. */
-	size_t (*trace_secret)(void *ctx, char *out, size_t cap);
+	/* The trace header's secret and VERP choice (secret_len 0: none). */
+	void (*trace)(void *ctx, struct trace_config *out);
 	/* A replacement for a failure reply ("452 4.2.2 text"), or 0 to keep it. */
 	int (*rewrite)(void *ctx, const char *response, const char *domain, const char *tenant,
 		       const char *campaign, struct config_reply *out, struct tern_err *err);
@@ -72,8 +73,8 @@ const char *config_classify(struct shard *s, const char *reply, size_t len, cons
 /* The automation rule (valid until the epoch changes) among ids matching reply, or NULL. */
 const struct automation_rule *config_automation(struct shard *s, const uint16_t *ids, size_t n,
 						const char *reply, size_t len);
-/* The secret of the X-Tern-Ref header (trace_ref.h) copied to out: its length, 0 when none. */
-size_t config_trace_secret(struct shard *s, char *out, size_t cap);
+/* How copies are traced (trace_ref.h): out->secret_len 0 when policy configures nothing. */
+void config_trace(struct shard *s, struct trace_config *out);
 /*
  * 1 with out filled when policy replaces the reply (before it is classified
  * and settled), 0 when it keeps it; a failing hook is logged and keeps it.

@@ -7,7 +7,10 @@
  * with an address and an action, every string NUL-terminated within its
  * field; a 0 leaves no recipient. The first recipient then goes through
  * dsn_build (as if tern were the one reporting it), whose output must hold
- * only 7-bit CRLF lines, whatever the reply and the headers held.
+ * only 7-bit CRLF lines, whatever the reply and the headers held. Each
+ * recipient's address is also read as a VERP return path (trace_ref.h): a
+ * token that verifies names a 32-digit hex id, and one made for that id
+ * verifies again.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include "tern/dsn.h"
 #include "tern/oob.h"
+#include "tern/trace_ref.h"
 
 #define TERMINATED(f) (memchr((f), '\0', sizeof(f)) != NULL)
 
@@ -28,6 +32,26 @@ check_recipient(const struct oob_recipient *r)
 		abort();
 	if (r->code != 0 && (r->code < 400 || r->code > 599))
 		abort();
+}
+
+static const char secret[] = "fuzz-secret-0123456789";
+
+static void
+check_verp(const char *address, const char *recipient)
+{
+	char id[SPOOL_ID_HEX_LEN + 1], again[SPOOL_ID_HEX_LEN + 1];
+	struct buf rp;
+
+	if (trace_verp_verify(address, recipient, secret, sizeof(secret) - 1, id) != 0)
+		return;
+	if (strlen(id) != SPOOL_ID_HEX_LEN || strspn(id, "0123456789abcdef") != SPOOL_ID_HEX_LEN)
+		abort();
+	buf_init(&rp);
+	if (trace_verp_sender("b@fuzz", id, recipient, secret, sizeof(secret) - 1, &rp) != 0 ||
+	    trace_verp_verify(rp.data, recipient, secret, sizeof(secret) - 1, again) != 0 ||
+	    strcmp(id, again) != 0)
+		abort();
+	buf_deinit(&rp);
 }
 
 static void
@@ -82,8 +106,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 1 || o.n_rcpts == 0 || o.n_rcpts > OOB_MAX_RCPTS || !TERMINATED(o.ref) ||
 	    !TERMINATED(o.reporting_mta) || !TERMINATED(o.original_message_id))
 		abort();
-	for (i = 0; i < o.n_rcpts; i++)
+	for (i = 0; i < o.n_rcpts; i++) {
 		check_recipient(&o.rcpts[i]);
+		check_verp(o.rcpts[i].address, o.rcpts[0].address);
+	}
 	build_dsn(&o.rcpts[0], data, size);
 	return 0;
 }

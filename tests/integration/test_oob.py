@@ -261,3 +261,54 @@ def test_a_verified_complaint_suppresses_the_recipient_for_its_tenant(ternd, por
     print(f"complaint suppressed after {time.monotonic() - start:.2f} s: {entries}")
     assert len(entries) == 1, entries
     assert entries[0][:3] == ["acme", "reader@dest.test", "complaint"], entries
+
+
+def verp_dsn(return_path, recipient):
+    """A bare DSN, as many MTAs send them: no copy of the original, so no X-Tern-Ref."""
+    return (f"From: MAILER-DAEMON@mx.dest.test\r\nTo: {return_path}\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.dest.test\r\n\r\n"
+            f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n--B--\r\n").encode()
+
+
+def test_a_bounce_to_a_verp_return_path_names_the_original(ternd, ports, py_sink):
+    """With verp = true each copy leaves with a return path carrying a token for its recipient;
+    a bare DSN sent back to it is linked to the message, and a changed token or a DSN about
+    another recipient is logged and linked to nothing."""
+    sink = py_sink("127.0.0.1", ports[2])
+    t = ternd(POLICY.replace("secret = '%s' }" % SECRET, "secret = '%s', verp = true }" % SECRET))
+    (mid,) = send_one(ports[0], "news@bounces.test", ["Reader@dest.test"],
+                      b"From: news@bounces.test\r\nTo: reader@dest.test\r\nSubject: news\r\n\r\nhi\r\n")
+    (got,) = sink.wait_messages(1)
+    rp = got["mail_from"]
+    local, _, domain = rp.partition("@")
+    assert domain == "bounces.test" and local.startswith("news+") and len(local) == 45, rp
+    assert len(local) <= 64
+
+    send_report(ports[1], "", rp, verp_dsn(rp, "reader@dest.test"))
+    (rec,) = wait_records(t, lambda r: r["type"] == "OOB", 1)
+    assert rec["recipient"] == "reader@dest.test"
+    assert (rec["report"]["ref"], rec["report"]["original_id"]) == ("verified", mid)
+    assert rec["report"]["tenant"] is None  # a token carries no tenant
+    assert rec["bounce_classification"] == "bad-mailbox"
+
+    # The same token, read by a mailer that upper-cased it, still holds.
+    send_report(ports[1], "", rp.upper(), verp_dsn(rp.upper(), "reader@dest.test"))
+    recs = wait_records(t, lambda r: r["type"] == "OOB", 2)
+    assert (recs[-1]["report"]["ref"], recs[-1]["report"]["original_id"]) == ("verified", mid)
+
+    # A DSN about someone else, and a token with one character changed: neither links.
+    send_report(ports[1], "", rp, verp_dsn(rp, "victim@dest.test"))
+    flipped = local[:10] + ("a" if local[10] != "a" else "b") + local[11:] + "@" + domain
+    send_report(ports[1], "", flipped, verp_dsn(flipped, "reader@dest.test"))
+    recs = wait_records(t, lambda r: r["type"] == "OOB", 4)
+    for r in recs[2:]:
+        assert (r["report"]["ref"], r["report"]["original_id"]) == ("invalid", None), r
+    deadline = time.monotonic() + 10
+    while t.stderr().count("VERP token ignored") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert t.stderr().count("forged (or foreign) VERP token ignored") == 2

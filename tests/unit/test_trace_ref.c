@@ -120,6 +120,85 @@ test_malformed_values(void **state)
 		assert_int_equal(trace_ref_verify(bad[i], secret, strlen(secret), &got), -EINVAL);
 }
 
+static const char id_hex[] = "000661781300000000000002000000a1";
+
+static void
+test_verp_round_trip(void **state)
+{
+	char id[SPOOL_ID_HEX_LEN + 1];
+	struct buf rp;
+	char upper[128];
+	size_t i;
+
+	buf_init(&rp);
+	assert_int_equal(trace_verp_sender("bounces@mail.example", id_hex, "Ann@Example.org", secret,
+					   strlen(secret), &rp),
+			 0);
+	assert_int_equal(strncmp(rp.data, "bounces+", 8), 0);
+	assert_string_equal(rp.data + 8 + TRACE_VERP_TOKEN_LEN, "@mail.example");
+	assert_true(strlen(rp.data) - strlen("@mail.example") <= 64);
+	/* The recipient a bounce reports is compared without regard to case. */
+	assert_int_equal(trace_verp_verify(rp.data, "ann@example.org", secret, strlen(secret), id), 0);
+	assert_string_equal(id, id_hex);
+	/* A mailer that upper-cases the local part does not break the token. */
+	for (i = 0; rp.data[i] && i + 1 < sizeof(upper); i++)
+		upper[i] = (char)(rp.data[i] >= 'a' && rp.data[i] <= 'z' ? rp.data[i] - 32 : rp.data[i]);
+	upper[i] = '\0';
+	assert_int_equal(trace_verp_verify(upper, "ann@example.org", secret, strlen(secret), id), 0);
+	buf_deinit(&rp);
+}
+
+static void
+test_verp_forgeries_and_strangers(void **state)
+{
+	char id[SPOOL_ID_HEX_LEN + 1], tampered[128];
+	struct buf rp;
+
+	buf_init(&rp);
+	assert_int_equal(trace_verp_sender("b@m.example", id_hex, "ann@example.org", secret,
+					   strlen(secret), &rp),
+			 0);
+	/* Another recipient, another secret, a changed id: all forged. */
+	assert_int_equal(trace_verp_verify(rp.data, "bob@example.org", secret, strlen(secret), id),
+			 -EPERM);
+	assert_int_equal(trace_verp_verify(rp.data, "ann@example.org", "another-secret-xyz", 18, id),
+			 -EPERM);
+	snprintf(tampered, sizeof(tampered), "%s", rp.data);
+	tampered[3] = tampered[3] == 'a' ? 'b' : 'a';
+	assert_int_equal(trace_verp_verify(tampered, "ann@example.org", secret, strlen(secret), id),
+			 -EPERM);
+	/* Addresses that carry no token. */
+	assert_int_equal(trace_verp_verify("bounces@m.example", "ann@example.org", secret,
+					   strlen(secret), id),
+			 -EINVAL);
+	assert_int_equal(trace_verp_verify("", "a@b", secret, strlen(secret), id), -EINVAL);
+	tampered[1] = '!';
+	tampered[2] = '1'; /* not base32 */
+	assert_int_equal(trace_verp_verify(tampered + 1, "ann@example.org", secret, strlen(secret), id),
+			 -EINVAL);
+	buf_deinit(&rp);
+}
+
+static void
+test_verp_senders_that_cannot_carry_a_token(void **state)
+{
+	char local[64];
+	struct buf rp;
+
+	buf_init(&rp);
+	assert_int_equal(trace_verp_sender("", id_hex, "a@b", secret, strlen(secret), &rp), -EINVAL);
+	assert_int_equal(trace_verp_sender("no-at-sign", id_hex, "a@b", secret, strlen(secret), &rp),
+			 -EINVAL);
+	assert_int_equal(trace_verp_sender("b@m", "not-hex", "a@b", secret, strlen(secret), &rp),
+			 -EINVAL);
+	/* 64 - 1 - 40 = 23 octets of local part fit; 24 do not. */
+	memset(local, 'x', 24);
+	snprintf(local + 24, sizeof(local) - 24, "@m.example");
+	assert_int_equal(trace_verp_sender(local, id_hex, "a@b", secret, strlen(secret), &rp), -EINVAL);
+	assert_int_equal(trace_verp_sender(local + 1, id_hex, "a@b", secret, strlen(secret), &rp), 0);
+	buf_deinit(&rp);
+}
+
 int
 main(void)
 {
@@ -128,6 +207,9 @@ main(void)
 	    cmocka_unit_test(test_folding_is_ignored),
 	    cmocka_unit_test(test_forgeries_fail),
 	    cmocka_unit_test(test_malformed_values),
+	    cmocka_unit_test(test_verp_round_trip),
+	    cmocka_unit_test(test_verp_forgeries_and_strangers),
+	    cmocka_unit_test(test_verp_senders_that_cannot_carry_a_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
