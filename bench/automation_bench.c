@@ -6,14 +6,14 @@
  * the providers' deferral texts ("4\.7\.28", "TSS0[1-9]", ...), none of
  * which matches, so every reply walks them all: the worst case, since a
  * failure that matches stops at its rule. Replies are the provider replies
- * of a TSV file (column 2), e.g. ../shared/data/provider-responses.tsv.
+ * of a TSV file (column 2), e.g. tests/data/provider-responses.tsv.
  * Median of 200 batches, for 10, 30 and 100 rules.
  *
  * Build and run (after `make`):
  *   cc -std=gnu11 -O2 -Iinclude -o build/rel/automation_bench bench/automation_bench.c \
  *      build/rel/libtern.a $(pkg-config --libs luajit libcares openssl rocksdb libzstd \
  *      libpcre2-8) -lev -lpthread -lm
- *   build/rel/automation_bench ../shared/data/provider-responses.tsv
+ *   build/rel/automation_bench tests/data/provider-responses.tsv
  */
 #include <stdint.h>
 #include <stdio.h>

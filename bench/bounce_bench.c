@@ -4,7 +4,7 @@
  * default rules (lua/tern/bounce_rules.lua) behind 464 operator rules that
  * never match, so every new reply walks at least 464 expressions first.
  * Replies are the provider replies of a TSV file (column 2), e.g.
- * ../shared/data/provider-responses.tsv. Two figures, medians of 200 batches:
+ * tests/data/provider-responses.tsv. Two figures, medians of 200 batches:
  *   cached   - the same replies again (what a provider's repeated replies cost)
  *   uncached - every reply made new by a counter (as Gmail's session ids do)
  *
@@ -12,7 +12,7 @@
  *   cc -std=gnu11 -O2 -Iinclude $(pkg-config --cflags luajit) -o build/rel/bounce_bench \
  *      bench/bounce_bench.c build/rel/libtern.a $(pkg-config --libs luajit libcares openssl \
  *      rocksdb libzstd libpcre2-8) -lev -lpthread -lm
- *   build/rel/bounce_bench ../shared/data/provider-responses.tsv
+ *   build/rel/bounce_bench tests/data/provider-responses.tsv
  */
 #include <lauxlib.h>
 #include <lualib.h>

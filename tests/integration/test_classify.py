@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """`tern classify` and the default bounce rules: every category on replies of its own, the
-agreement with the shared provider data, operators' overrides from policy, and rule errors
+agreement with real providers' replies (tests/data), operators' overrides from policy, and rule errors
 named by file:line."""
 import collections
 import json
@@ -14,7 +14,7 @@ from sinks import mta_policy, of_type, port_free_on, read_records, send_one, ter
 
 __all__ = ["ternd_sink"]  # a fixture, used by name
 
-DATA = os.path.join(ROOT, "..", "shared", "data")
+DATA = os.path.join(ROOT, "tests", "data")
 RULES_FILE = os.path.join(ROOT, "lua", "tern", "bounce_rules.lua")
 
 # At least three replies for every category (checked by test_every_category_has_three_cases).
@@ -129,11 +129,6 @@ def classify(replies, *args):
     return r.stdout.splitlines()
 
 
-def need_data():
-    if not os.path.isdir(DATA):
-        pytest.skip("shared data directory %s is absent" % os.path.normpath(DATA))
-
-
 def read_tsv(path):
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
@@ -166,7 +161,6 @@ def test_arguments_and_multi_line_reply():
 
 
 def test_provider_responses_agreement():
-    need_data()
     rows = read_tsv(os.path.join(DATA, "provider-responses.tsv"))[1:]
     got = classify([row[1] for row in rows])
     raw = sum(g == row[2] for row, g in zip(rows, got))
@@ -187,7 +181,6 @@ def test_provider_responses_agreement():
 
 
 def test_bounce_mail_expected_agreement():
-    need_data()
     rows = read_tsv(os.path.join(DATA, "bounce-mail", "expected.tsv"))
     got = classify([row[0] for row in rows])
     agree, report = 0, []
