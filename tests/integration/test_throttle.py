@@ -72,10 +72,14 @@ def test_max_message_rate_600_per_minute(ternd, ports, dns_server, py_sink):
     # The cap is exact (GCRA); a loaded 2-core machine may fall a little behind it, never ahead.
     assert 570 <= len(in_window) <= 606, len(in_window)
     assert not [r for r in recs if r["type"] in ("TransientFailure", "Bounce")]
-    # Paced, not bursty (GCRA without burst): a second of the window holds its 10, and one
-    # more when a record is written late, as a slow delivery's can be.
+    # Paced, not bursty (GCRA without burst): any three seconds of the window hold their 30,
+    # and a few more when records are written late. Record times, not admissions, are what
+    # the log shows: a loaded machine that stalls a delivery for a second writes its record
+    # in the next one (seen: 8, 5, then 15 in single seconds at an exact 600 a minute), so a
+    # single second is too short a window; a burst allowance of even 4 would pass 33.
     per_second = collections.Counter(int(x - start) for x in in_window)
-    assert max(per_second.values()) <= 11, per_second.most_common(3)
+    three = [sum(per_second[s + k] for k in range(3)) for s in range(58)]
+    assert max(three) <= 33, (max(three), per_second.most_common(3))
     assert len(sink.messages) >= len(in_window)
 
 
