@@ -46,7 +46,7 @@ LAYERS = {
     "smtp_listener": ENGINE, "smtp_limits": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE, "spool_health": ENGINE,
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
-    "proxy_proto": ENGINE, "bounce": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
+    "proxy_proto": ENGINE, "bounce": ENGINE, "regex_rules": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
     "fleet": ENGINE, "fleet_limit": ENGINE, "fleet_table": ENGINE, "fleet_lease": ENGINE, "fleet_shaping": ENGINE, "redis": ENGINE,
     "automation": ENGINE, "path_state": ENGINE, "limiter": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
