@@ -9,6 +9,9 @@
  *
  * The 250 after DATA is sent only from the reception completion, i.e. after
  * the spool's synced group commit.
+ *
+ * Deadlines, the error count and the AUTH tarpit are smtp_limits.c's: the
+ * session asks it and answers the client.
  */
 #include "tern/smtp_server.h"
 #include "tern/coro.h"
