@@ -53,7 +53,8 @@ void
 smtp_limits_deadline_start(struct smtp_limits *lim, enum smtp_limits_timer which)
 {
 	ev_timer *w = &lim->timers[which];
-	double secs = which == SMTP_LIMITS_DATA ? lim->cfg->data_timeout : lim->cfg->command_timeout;
+	double secs =
+	    which == SMTP_LIMITS_DATA ? lim->cfg->data_timeout : lim->cfg->command_timeout;
 
 	if (secs <= 0 || ev_is_active(w))
 		return;
@@ -85,8 +86,7 @@ smtp_limits_errors_exceeded(const struct smtp_limits *lim)
  * give it 2^64 fresh starts).
  */
 static void
-auth_penalty_key(const struct sockaddr_storage *peer, const char *peer_address, char *out,
-		 size_t n)
+auth_penalty_key(const struct sockaddr_storage *peer, const char *peer_address, char *out, size_t n)
 {
 	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
 	struct in6_addr net;
