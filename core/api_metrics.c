@@ -249,16 +249,17 @@ expose_counters(struct expo *e)
 			    (double)metrics_outcome_total(outcome_defs[i].o));
 }
 
+/* A family that counts one thing per value (n[0]), summed over the shards, as one label. */
 static void
-expose_received(struct expo *e)
+expose_counts(struct expo *e, enum metrics_family f, const char *name, const char *label,
+	      const char *help)
 {
 	struct metrics_label_value v[METRICS_TOP_N + 1];
-	size_t n = metrics_family_read(METRICS_RECEIVED_BY_LISTENER, v), i;
+	size_t n = metrics_family_read(f, v), i;
 
-	expo_family(e, "tern_messages_received_total", "counter",
-		    "Messages accepted (durable in the spool), by listener.");
+	expo_family(e, name, "counter", help);
 	for (i = 0; i < n; i++) {
-		struct label l = {"listener", v[i].value};
+		struct label l = {label, v[i].value};
 
 		expo_sample(e, "", &l, 1, (double)v[i].n[0]);
 	}
@@ -331,27 +332,13 @@ expose_pairs(struct expo *e, const struct pair_family *p)
 }
 
 static void
-expose_complaints(struct expo *e)
-{
-	struct metrics_label_value v[METRICS_TOP_N + 1];
-	size_t n = metrics_family_read(METRICS_COMPLAINTS_BY_SOURCE, v), i;
-
-	expo_family(e, "tern_complaints_by_source_total", "counter",
-		    "Complaints (Feedback records) by egress source, top values plus other.");
-	for (i = 0; i < n; i++) {
-		struct label l = {"source", v[i].value};
-
-		expo_sample(e, "", &l, 1, (double)v[i].n[0]);
-	}
-}
-
-static void
 expose_families(struct expo *e)
 {
 	struct metrics_label_value v[METRICS_TOP_N + 1];
 	size_t i, n;
 
-	expose_received(e);
+	expose_counts(e, METRICS_RECEIVED_BY_LISTENER, "tern_messages_received_total", "listener",
+		      "Messages accepted (durable in the spool), by listener.");
 	for (i = 0; i < sizeof(family_defs) / sizeof(family_defs[0]); i++) {
 		n = metrics_family_read(family_defs[i].f, v);
 		expo_family(e, family_defs[i].name, "counter", family_defs[i].help);
@@ -359,7 +346,8 @@ expose_families(struct expo *e)
 	}
 	for (i = 0; i < sizeof(pair_defs) / sizeof(pair_defs[0]); i++)
 		expose_pairs(e, &pair_defs[i]);
-	expose_complaints(e);
+	expose_counts(e, METRICS_COMPLAINTS_BY_SOURCE, "tern_complaints_by_source_total", "source",
+		      "Complaints (Feedback records) by egress source, top values plus other.");
 }
 
 static void

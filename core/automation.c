@@ -20,21 +20,17 @@
 #include "tern/metrics.h"
 #include "tern/path_state.h"
 #include "tern/queue.h"
+#include "tern/regex_rules.h"
 #include "tern/shard.h"
 #include "tern/util_map.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <pcre2.h>
-
 struct automation_rules {
-	struct automation_rule *rules;
-	size_t n, cap;
-	pcre2_match_data *md;
+	struct regex_rules set; /* of struct automation_rule */
 };
 
 static const char *const action_names[] = {"suspend", "suspend_source", "suspend_tenant",
@@ -89,16 +85,16 @@ automation_rules_new(void)
 
 	if (r == NULL)
 		return NULL;
-	r->md = pcre2_match_data_create(1, NULL);
-	if (r->md == NULL) {
+	if (regex_rules_init(&r->set, sizeof(struct automation_rule)) < 0) {
 		free(r); r = NULL;
 	}
 	return r;
 }
 
 static void
-rule_deinit(struct automation_rule *rule)
+rule_deinit(void *p)
 {
+	struct automation_rule *rule = p;
 	size_t i;
 
 	for (i = 0; i < rule->def.n_patterns; i++) {
@@ -114,41 +110,16 @@ rule_deinit(struct automation_rule *rule)
 void
 automation_rules_free(struct automation_rules *r)
 {
-	size_t i;
-
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->n; i++)
-		rule_deinit(&r->rules[i]);
-	free(r->rules);
-	pcre2_match_data_free(r->md);
+	regex_rules_deinit(&r->set, rule_deinit);
 	free(r);
 }
 
 size_t
 automation_rules_count(const struct automation_rules *r)
 {
-	return r->n;
-}
-
-/* Compiled as the bounce classifier compiles its rules: caseless, JIT where the CPU has it. */
-static pcre2_code *
-compile(const struct automation_rule_def *def, const char *pattern, struct tern_err *err)
-{
-	int code;
-	PCRE2_SIZE off;
-	PCRE2_UCHAR msg[160];
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
-				       &code, &off, NULL);
-
-	if (re == NULL) {
-		pcre2_get_error_message(code, msg, sizeof(msg));
-		tern_err_set(err, 0, NULL, "%s:%d: automation rule: bad regex '%s' at offset %zu: %s",
-			     def->file ? def->file : "?", def->line, pattern, (size_t)off, (char *)msg);
-		return NULL;
-	}
-	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	return re;
+	return r->set.n;
 }
 
 static char *
@@ -173,7 +144,9 @@ rule_init(struct automation_rule *rule, const struct automation_rule_def *def, s
 		rule->def.patterns[i] = strdup(def->patterns[i]);
 		if (rule->def.patterns[i] == NULL)
 			goto nomem;
-		rule->re[i] = compile(def, def->patterns[i], err);
+		rule->re[i] = regex_rules_compile(def->patterns[i], err,
+						  "%s:%d: automation rule: bad regex '%s'",
+						  def->file ? def->file : "?", def->line, def->patterns[i]);
 		rule->def.n_patterns = i + 1;
 		if (rule->re[i] == NULL)
 			return -1;
@@ -191,27 +164,23 @@ int
 automation_rules_add(struct automation_rules *r, const struct automation_rule_def *def,
 		     struct tern_err *err)
 {
-	struct automation_rule *grown;
+	struct automation_rule *rule;
 
 	if (def->n_patterns == 0 || def->n_patterns > AUTOMATION_MAX_PATTERNS) {
 		tern_err_set(err, 0, NULL, "%s:%d: automation rule needs 1 to %d regexes",
 			     def->file ? def->file : "?", def->line, AUTOMATION_MAX_PATTERNS);
 		return -1;
 	}
-	if (r->n == r->cap) {
-		grown = realloc(r->rules, (r->cap ? r->cap * 2 : 16) * sizeof(*grown));
-		if (grown == NULL) {
-			tern_err_set(err, 0, NULL, "out of memory");
-			return -1;
-		}
-		r->rules = grown;
-		r->cap = r->cap ? r->cap * 2 : 16;
-	}
-	if (rule_init(&r->rules[r->n], def, err) < 0) {
-		rule_deinit(&r->rules[r->n]);
+	rule = regex_rules_reserve(&r->set);
+	if (rule == NULL) {
+		tern_err_set(err, 0, NULL, "out of memory");
 		return -1;
 	}
-	return (int)r->n++;
+	if (rule_init(rule, def, err) < 0) {
+		rule_deinit(rule);
+		return -1;
+	}
+	return (int)regex_rules_push(&r->set);
 }
 
 static bool
@@ -221,7 +190,7 @@ rule_matches(struct automation_rules *r, const struct automation_rule *rule, con
 	size_t i;
 
 	for (i = 0; i < rule->def.n_patterns; i++)
-		if (pcre2_match(rule->re[i], (PCRE2_SPTR)s, len, 0, 0, r->md, NULL) >= 0)
+		if (regex_rules_match(&r->set, rule->re[i], s, len))
 			return true;
 	return false;
 }
@@ -236,9 +205,15 @@ automation_match(struct automation_rules *r, const uint16_t *ids, size_t n, cons
 	if (r == NULL || n == 0)
 		return NULL;
 	linelen = bounce_normalise(reply, len, line, sizeof(line));
-	for (i = 0; i < n; i++)
-		if (ids[i] < r->n && rule_matches(r, &r->rules[ids[i]], line, linelen))
-			return &r->rules[ids[i]];
+	for (i = 0; i < n; i++) {
+		const struct automation_rule *rule;
+
+		if (ids[i] >= r->set.n)
+			continue;
+		rule = regex_rules_at(&r->set, ids[i]);
+		if (rule_matches(r, rule, line, linelen))
+			return rule;
+	}
 	return NULL;
 }
 

@@ -19,10 +19,8 @@
  * first matching rule still wins.
  */
 #include "tern/bounce.h"
+#include "tern/regex_rules.h"
 #include "tern/util_acmatch.h"
-
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -60,11 +58,9 @@ struct cache_slot {
 };
 
 struct bounce_rules {
-	struct bounce_rule *rules;
-	size_t n, cap;
+	struct regex_rules set; /* of struct bounce_rule */
 	struct acmatch *literals; /* built at the first classification after a change */
 	uint64_t *candidates;      /* one bit per rule: a literal of it occurs */
-	pcre2_match_data *md;
 	struct cache_slot cache[BOUNCE_CACHE_SLOTS];
 };
 
@@ -224,16 +220,23 @@ bounce_rules_new(void)
 
 	if (r == NULL)
 		return NULL;
-	r->md = pcre2_match_data_create(1, NULL);
-	if (r->md == NULL) {
+	if (regex_rules_init(&r->set, sizeof(struct bounce_rule)) < 0) {
 		free(r); r = NULL;
 	}
 	return r;
 }
 
-static void
-rule_deinit(struct bounce_rule *rule)
+static struct bounce_rule *
+rule_at(const struct bounce_rules *r, size_t i)
 {
+	return regex_rules_at(&r->set, i);
+}
+
+static void
+rule_deinit(void *p)
+{
+	struct bounce_rule *rule = p;
+
 	pcre2_code_free(rule->re);
 	pcre2_code_free(rule->site_re);
 	free(rule->name); rule->name = NULL;
@@ -264,75 +267,39 @@ cache_clear(struct bounce_rules *r)
 void
 bounce_rules_free(struct bounce_rules *r)
 {
-	size_t i;
-
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->n; i++)
-		rule_deinit(&r->rules[i]);
+	regex_rules_deinit(&r->set, rule_deinit);
 	cache_clear(r);
 	prefilter_free(r);
-	pcre2_match_data_free(r->md);
-	free(r->rules); r->rules = NULL;
 	free(r);
 }
 
 size_t
 bounce_rules_count(const struct bounce_rules *r)
 {
-	return r->n;
-}
-
-static pcre2_code *
-compile(const char *name, const char *what, const char *pattern, struct tern_err *err)
-{
-	int code;
-	PCRE2_SIZE off;
-	PCRE2_UCHAR msg[160];
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
-				       &code, &off, NULL);
-
-	if (re == NULL) {
-		pcre2_get_error_message(code, msg, sizeof(msg));
-		tern_err_set(err, 0, NULL, "bounce rule '%s': bad %s at offset %zu: %s", name, what,
-			     (size_t)off, (char *)msg);
-		return NULL;
-	}
-	/* Without JIT (an unsupported CPU) PCRE2 interprets: slower, still correct. */
-	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	return re;
-}
-
-static int
-grow(struct bounce_rules *r)
-{
-	size_t cap = r->cap ? r->cap * 2 : 64;
-	struct bounce_rule *n;
-
-	if (r->n < r->cap)
-		return 0;
-	n = realloc(r->rules, cap * sizeof(*n));
-	if (n == NULL)
-		return -1;
-	r->rules = n;
-	r->cap = cap;
-	return 0;
+	return r->set.n;
 }
 
 int
 bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, struct tern_err *err)
 {
 	struct bounce_rule rule = {.line = def->line, .category = def->category};
+	struct bounce_rule *slot = regex_rules_reserve(&r->set);
 
-	if (grow(r) < 0) {
+	if (slot == NULL) {
 		tern_err_set(err, 0, NULL, "bounce rule '%s': out of memory", def->name);
 		return -1;
 	}
-	rule.re = compile(def->name, "pattern", def->pattern, err);
+	rule.re = regex_rules_compile(def->pattern, err, "bounce rule '%s': bad pattern", def->name);
 	if (rule.re == NULL)
 		return -1;
-	if (def->site && (rule.site_re = compile(def->name, "site", def->site, err)) == NULL)
-		goto fail;
+	if (def->site) {
+		rule.site_re = regex_rules_compile(def->site, err, "bounce rule '%s': bad site",
+						   def->name);
+		if (rule.site_re == NULL)
+			goto fail;
+	}
 	rule.name = strdup(def->name);
 	rule.file = strdup(def->file ? def->file : "?");
 	rule.pattern = strdup(def->pattern);
@@ -340,21 +307,14 @@ bounce_rules_add(struct bounce_rules *r, const struct bounce_rule_def *def, stru
 		tern_err_set(err, 0, NULL, "bounce rule '%s': out of memory", def->name);
 		goto fail;
 	}
-	r->rules[r->n++] = rule;
+	*slot = rule;
+	regex_rules_push(&r->set);
 	prefilter_free(r);
 	cache_clear(r);
 	return 0;
 fail:
 	rule_deinit(&rule);
 	return -1;
-}
-
-/* ---- classification ---- */
-
-static bool
-matches(struct bounce_rules *r, pcre2_code *re, const char *s, size_t len)
-{
-	return pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, r->md, NULL) >= 0;
 }
 
 /* ---- the literal prefilter ---- */
@@ -534,11 +494,11 @@ prefilter_build(struct bounce_rules *r)
 	size_t i;
 
 	r->literals = acmatch_new();
-	r->candidates = calloc((r->n + 63) / 64 + 1, sizeof(*r->candidates));
+	r->candidates = calloc((r->set.n + 63) / 64 + 1, sizeof(*r->candidates));
 	if (r->literals == NULL || r->candidates == NULL)
 		goto fail;
-	for (i = 0; i < r->n; i++)
-		r->rules[i].filtered = literals_add(r->literals, r->rules[i].pattern, (uint32_t)i);
+	for (i = 0; i < r->set.n; i++)
+		rule_at(r, i)->filtered = literals_add(r->literals, rule_at(r, i)->pattern, (uint32_t)i);
 	if (acmatch_build(r->literals) < 0)
 		goto fail;
 	return 0;
@@ -564,14 +524,14 @@ prefilter_scan(struct bounce_rules *r, const char *text, size_t len)
 
 	for (i = 0; i < len && i < sizeof(lower); i++)
 		lower[i] = (char)tolower((unsigned char)text[i]);
-	memset(r->candidates, 0, ((r->n + 63) / 64 + 1) * sizeof(*r->candidates));
+	memset(r->candidates, 0, ((r->set.n + 63) / 64 + 1) * sizeof(*r->candidates));
 	acmatch_scan(r->literals, lower, i, candidate_hit, r->candidates);
 }
 
 static bool
 is_candidate(const struct bounce_rules *r, size_t i)
 {
-	return r->literals == NULL || !r->rules[i].filtered ||
+	return r->literals == NULL || !rule_at(r, i)->filtered ||
 	       (r->candidates[i / 64] >> (i % 64) & 1);
 }
 
@@ -584,14 +544,14 @@ first_match(struct bounce_rules *r, const char *site, const char *text, size_t l
 		(void)prefilter_build(r);
 	if (r->literals)
 		prefilter_scan(r, text, len);
-	for (i = 0; i < r->n; i++) {
-		struct bounce_rule *rule = &r->rules[i];
+	for (i = 0; i < r->set.n; i++) {
+		const struct bounce_rule *rule = rule_at(r, i);
 
 		if (!is_candidate(r, i))
 			continue;
-		if (rule->site_re && (!*site || !matches(r, rule->site_re, site, strlen(site))))
+		if (rule->site_re && (!*site || !regex_rules_match(&r->set, rule->site_re, site, strlen(site))))
 			continue;
-		if (matches(r, rule->re, text, len))
+		if (regex_rules_match(&r->set, rule->re, text, len))
 			return (int)i;
 	}
 	return -1;
@@ -614,10 +574,12 @@ result_of(const struct bounce_rules *r, int idx)
 	struct bounce_result res = {.category = BOUNCE_OTHER};
 
 	if (idx >= 0) {
-		res.category = r->rules[idx].category;
-		res.rule = r->rules[idx].name;
-		res.file = r->rules[idx].file;
-		res.line = r->rules[idx].line;
+		const struct bounce_rule *rule = rule_at(r, (size_t)idx);
+
+		res.category = rule->category;
+		res.rule = rule->name;
+		res.file = rule->file;
+		res.line = rule->line;
 	}
 	return res;
 }

@@ -9,6 +9,9 @@
  *
  * The 250 after DATA is sent only from the reception completion, i.e. after
  * the spool's synced group commit.
+ *
+ * Deadlines, the error count and the AUTH tarpit are smtp_limits.c's: the
+ * session asks it and answers the client.
  */
 #include "tern/smtp_server.h"
 #include "tern/coro.h"
@@ -18,12 +21,12 @@
 #include "tern/conn.h"
 #include "tern/message.h"
 #include "tern/metrics.h"
-#include "tern/penalty.h"
 #include "tern/policy_hook.h"
 #include "tern/proxy_proto.h"
 #include "tern/reception.h"
 #include "tern/report_intake.h"
 #include "tern/shard.h"
+#include "tern/smtp_limits.h"
 #include "tern/smtp_proto.h"
 #include "tern/spool.h"
 #include "tern/suppress.h"
@@ -106,12 +109,7 @@ struct session {
 	/* AUTH LOGIN */
 	char auth_user[256];
 	int auth_step;
-	/* limits against slow, brute-forcing and erring clients */
-	ev_timer cmd_deadline;	/* command_timeout: one command line, from its first byte */
-	ev_timer data_deadline; /* data_timeout: a whole DATA or BDAT payload */
-	ev_timer tarpit;	/* auth_failure_delay before the 421 */
-	int n_errors;		/* consecutive 4xx/5xx replies */
-	int n_auth_failures;
+	struct smtp_limits limits; /* against slow, brute-forcing and erring clients */
 	bool holds_stop; /* shutdown's 421 is being flushed: the shard's stop waits for it */
 };
 
@@ -142,7 +140,7 @@ session_reply(struct session *s, int code, const char *enhanced, const char *fmt
 	buf_deinit(&text);
 	buf_deinit(&out);
 	/* Counted here, acted on between commands: see too_many_errors(). */
-	s->n_errors = code >= 400 ? s->n_errors + 1 : 0;
+	smtp_limits_count_reply(&s->limits, code);
 }
 
 static void
@@ -151,22 +149,12 @@ session_reply_err(struct session *s, const struct tern_err *err)
 	session_reply(s, err->code, err->enhanced, "%s", err->msg);
 }
 
-static void
-session_stop_timers(struct session *s)
-{
-	struct ev_loop *loop = s->ls->shard->loop;
-
-	ev_timer_stop(loop, &s->cmd_deadline);
-	ev_timer_stop(loop, &s->data_deadline);
-	ev_timer_stop(loop, &s->tarpit);
-}
-
 /* Reply and close once the reply is flushed. */
 static void
 session_close_with(struct session *s, int code, const char *enhanced, const char *text)
 {
 	s->state = SESSION_CLOSING;
-	session_stop_timers(s);
+	smtp_limits_stop(&s->limits);
 	session_reply(s, code, enhanced, "%s", text);
 	io_pause_read(s->io);
 }
@@ -177,22 +165,6 @@ session_resume_read(struct session *s)
 {
 	if (s->state != SESSION_CLOSING && s->state != SESSION_TARPIT)
 		io_resume_read(s->io);
-}
-
-/* A deadline (seconds; 0: none) that a timer of the session enforces. */
-static void
-deadline_start(struct session *s, ev_timer *w, double secs)
-{
-	if (secs <= 0 || ev_is_active(w))
-		return;
-	ev_timer_set(w, secs, 0);
-	ev_timer_start(s->ls->shard->loop, w);
-}
-
-static void
-deadline_stop(struct session *s, ev_timer *w)
-{
-	ev_timer_stop(s->ls->shard->loop, w);
 }
 
 /* ---- session lifecycle ------------------------------------------------------------------ */
@@ -227,7 +199,7 @@ session_free(struct session *s)
 
 	if (s->hook_running)
 		coro_cancel(&s->hook);
-	session_stop_timers(s);
+	smtp_limits_stop(&s->limits);
 	if (s->reception) {
 		reception_detach(s->reception);
 		shard_busy_dec(ls->shard);
@@ -264,7 +236,7 @@ tx_begin(struct session *s)
 static void
 tx_end(struct session *s)
 {
-	deadline_stop(s, &s->data_deadline);
+	smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_DATA);
 	if (s->in_tx)
 		shard_busy_dec(s->ls->shard);
 	tx_reset(s);
@@ -916,7 +888,7 @@ cmd_data(struct session *s, const struct smtp_cmd *cmd)
 	smtp_data_reader_init(&s->reader, s->l->cfg.max_message_size, s->l->cfg.fix_line_endings);
 	buf_reset(&s->body);
 	s->state = SESSION_DATA;
-	deadline_start(s, &s->data_deadline, s->l->cfg.data_timeout);
+	smtp_limits_deadline_start(&s->limits, SMTP_LIMITS_DATA);
 	session_reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
 }
 
@@ -965,7 +937,7 @@ static void
 finish_data(struct session *s)
 {
 	s->state = SESSION_CMD;
-	deadline_stop(s, &s->data_deadline);
+	smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_DATA);
 	if (smtp_data_bad_line_ending(&s->reader)) {
 		session_reply(s, 550, "5.6.11", "Bare CR or LF in message data is not allowed");
 		tx_end(s);
@@ -1010,7 +982,7 @@ cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 	s->bdat_last = cmd->last;
 	s->bdat_seen = s->in_tx;
 	/* From the first chunk to the last: a client dribbling many small chunks gains nothing. */
-	deadline_start(s, &s->data_deadline, s->l->cfg.data_timeout);
+	smtp_limits_deadline_start(&s->limits, SMTP_LIMITS_DATA);
 	if (!s->bdat_failed && !data_allowed(s))
 		s->bdat_failed = true;
 	else if (!s->bdat_failed && bdat_too_big(s, cmd->chunk_size)) {
@@ -1060,7 +1032,7 @@ finish_bdat_chunk(struct session *s)
 {
 	s->state = SESSION_CMD;
 	if (s->bdat_last)
-		deadline_stop(s, &s->data_deadline);
+		smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_DATA);
 	if (s->bdat_failed) {
 		/* Outside a transaction there is nothing for the failure to spoil. */
 		if (s->bdat_last || !s->in_tx)
@@ -1127,14 +1099,14 @@ cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	/* A handshake dribbled a byte at a time is a slow command line too. */
-	deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
+	smtp_limits_deadline_start(&s->limits, SMTP_LIMITS_COMMAND);
 }
 
 static void
 tls_ready(struct session *s)
 {
 	/* RFC 3207: the session starts over, as if newly connected. */
-	deadline_stop(s, &s->cmd_deadline);
+	smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_COMMAND);
 	tx_end(s);
 	s->conn.ehlo[0] = '\0';
 	s->esmtp = false;
@@ -1143,54 +1115,16 @@ tls_ready(struct session *s)
 	s->state = SESSION_CMD;
 }
 
-/*
- * Whom AUTH failures count against: the address, or for IPv6 its /64, which
- * a single host usually has whole (counting its addresses one by one would
- * give it 2^64 fresh starts).
- */
-static void
-auth_penalty_key(const struct session *s, char *out, size_t n)
-{
-	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->peer;
-	struct in6_addr net;
-	char text[INET6_ADDRSTRLEN];
-
-	if (s->peer.ss_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-		snprintf(out, n, "%s", s->conn.peer_address);
-		return;
-	}
-	net = a->sin6_addr;
-	memset(net.s6_addr + 8, 0, 8);
-	inet_ntop(AF_INET6, &net, text, sizeof(text));
-	snprintf(out, n, "%s/64", text);
-}
-
-/*
- * Brute force: every failure counts against the client's address across
- * connections and shards; the max_auth_failures-th on one connection is
- * answered only after auth_failure_delay, with 421, so that guessing costs
- * a connection and the delay.
- */
+/* Past max_auth_failures: wait out the tarpit, then 421 (session_limit_expired). */
 static void
 auth_failed(struct session *s)
 {
-	const struct smtp_listener_config *c = &s->l->cfg;
-	char key[INET6_ADDRSTRLEN + 4];
-
-	s->n_auth_failures++;
-	auth_penalty_key(s, key, sizeof(key));
-	penalty_add(&c->auth_failures_per_ip, key, util_now());
-	log_info("smtp_server", "AUTH failed (%d on this connection)", s->n_auth_failures);
-	if (c->max_auth_failures == 0 || s->n_auth_failures < c->max_auth_failures) {
+	if (!smtp_limits_auth_failed(&s->limits, &s->peer, s->conn.peer_address)) {
 		session_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 		return;
 	}
-	log_warn("smtp_server", "%d failed AUTHs: closing the connection after %gs",
-		 s->n_auth_failures, c->auth_failure_delay);
 	s->state = SESSION_TARPIT;
 	io_pause_read(s->io);
-	ev_timer_set(&s->tarpit, c->auth_failure_delay, 0);
-	ev_timer_start(s->ls->shard->loop, &s->tarpit);
 }
 
 static void
@@ -1281,15 +1215,6 @@ auth_continue(struct session *s, const char *line, size_t len)
 		auth_login_response(s, line, len);
 }
 
-static bool
-auth_penalised(const struct session *s)
-{
-	char key[INET6_ADDRSTRLEN + 4];
-
-	auth_penalty_key(s, key, sizeof(key));
-	return penalty_over(&s->l->cfg.auth_failures_per_ip, key, util_now());
-}
-
 static void
 cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -1299,7 +1224,7 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, 502, "5.5.1", "AUTH not available");
 	} else if (s->conn.auth_id[0] || s->in_tx) {
 		session_reply(s, 503, "5.5.1", "AUTH not allowed now");
-	} else if (auth_penalised(s)) {
+	} else if (smtp_limits_auth_penalised(&s->limits, &s->peer, s->conn.peer_address)) {
 		log_warn("smtp_server", "AUTH refused: too many failures from this address");
 		session_close_with(s, 421, "4.7.0",
 				   "Too many failed authentications from your address, try later");
@@ -1403,7 +1328,7 @@ next_command(struct session *s)
 	if (line == NULL) {
 		/* A line's deadline runs from its first byte: idle waits are client_timeout's. */
 		if (in->len > 0 || s->discard_line)
-			deadline_start(s, &s->cmd_deadline, s->l->cfg.command_timeout);
+			smtp_limits_deadline_start(&s->limits, SMTP_LIMITS_COMMAND);
 		if (in->len > line_limit(s, in->data, in->len) && !s->discard_line) {
 			session_reply(s, 500, "5.5.2", "Line too long");
 			s->discard_line = true;
@@ -1412,7 +1337,7 @@ next_command(struct session *s)
 			io_consume(s->io, in->len);
 		return false;
 	}
-	deadline_stop(s, &s->cmd_deadline);
+	smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_COMMAND);
 	if (s->discard_line) {
 		s->discard_line = false;
 		io_consume(s->io, used);
@@ -1428,18 +1353,17 @@ next_command(struct session *s)
 	return true;
 }
 
-/* max_errors consecutive error replies end the session (Postfix's hard error limit). */
+/* Only where a client's next command is read: a reply already on its way out stands. */
 static bool
 too_many_errors(struct session *s)
 {
-	int max = s->l->cfg.max_errors;
-
-	if (max <= 0 || s->n_errors < max)
+	if (!smtp_limits_errors_exceeded(&s->limits))
 		return false;
 	if (s->state != SESSION_CMD && s->state != SESSION_AUTH && s->state != SESSION_DATA &&
 	    s->state != SESSION_BDAT)
 		return false;
-	log_warn("smtp_server", "%d consecutive error replies: closing the session", s->n_errors);
+	log_warn("smtp_server", "%d consecutive error replies: closing the session",
+		 s->limits.n_errors);
 	session_close_with(s, 421, "4.7.0", "Too many errors, closing connection");
 	return true;
 }
@@ -1494,19 +1418,19 @@ session_expire(struct session *s, const char *text)
 }
 
 static void
-session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+session_limit_expired(void *arg, enum smtp_limits_timer which)
 {
-	struct session *s = w->data;
+	struct session *s = arg;
 
 	log_context()->session = s->id;
 	log_context()->peer = s->conn.peer_address;
-	if (w == &s->cmd_deadline && s->state == SESSION_TLS) {
+	if (which == SMTP_LIMITS_COMMAND && s->state == SESSION_TLS) {
 		/* No reply can be sent in the middle of a handshake. */
 		log_info("smtp_server", "TLS handshake not completed in time, closing connection");
 		session_free(s);
-	} else if (w == &s->cmd_deadline) {
+	} else if (which == SMTP_LIMITS_COMMAND) {
 		session_expire(s, "Command line not completed in time, closing connection");
-	} else if (w == &s->data_deadline) {
+	} else if (which == SMTP_LIMITS_DATA) {
 		session_expire(s, "Message data not completed in time, closing connection");
 	} else {
 		session_close_with(s, 421, "4.7.0", "Too many failed authentications, goodbye");
@@ -1595,10 +1519,7 @@ session_new(struct listener_shard *ls, int fd, const struct sockaddr_storage *pe
 	snprintf(s->conn.listener, sizeof(s->conn.listener), "%s", s->l->cfg.listen);
 	buf_init(&s->body);
 	buf_init(&s->queued_ids);
-	ev_timer_init(&s->cmd_deadline, session_timer_cb, 0, 0);
-	ev_timer_init(&s->data_deadline, session_timer_cb, 0, 0);
-	ev_timer_init(&s->tarpit, session_timer_cb, 0, 0);
-	s->cmd_deadline.data = s->data_deadline.data = s->tarpit.data = s;
+	smtp_limits_init(&s->limits, ls->shard->loop, &s->l->cfg, session_limit_expired, s);
 	io_set_timeout(s->io, s->l->cfg.client_timeout);
 	s->next = ls->sessions;
 	if (ls->sessions)
@@ -1640,7 +1561,7 @@ session_start(struct session *s)
 	} else if (cidr_match_any(c->proxy_trusted, c->n_proxy_trusted,
 				  (const struct sockaddr *)&s->peer)) {
 		s->state = SESSION_PROXY;
-		deadline_start(s, &s->cmd_deadline, c->command_timeout);
+		smtp_limits_deadline_start(&s->limits, SMTP_LIMITS_COMMAND);
 	} else if (c->proxy_required) {
 		log_info("smtp_server", "connection from %s, not a trusted PROXY peer: closed",
 			 s->conn.peer_address);
@@ -1678,7 +1599,7 @@ read_proxy_header(struct session *s)
 		return;
 	}
 	io_consume(s->io, (size_t)n);
-	deadline_stop(s, &s->cmd_deadline);
+	smtp_limits_deadline_stop(&s->limits, SMTP_LIMITS_COMMAND);
 	log_debug("smtp_server", "PROXY v%d header: client %s", h.version,
 		  h.local ? "(local)" : "given");
 	proxy_header_apply(s, &h);

@@ -12,13 +12,13 @@
  * WriteBatch is atomic, so a request is either wholly durable or wholly
  * absent, whatever happens to the batch.
  *
- * A full disk must cost 4xx replies, never the process. The writer keeps
- * new messages off the filesystem below a free-space floor, so that removals
- * and RocksDB's own flushes still find room; and when a write fails anyway,
- * RocksDB stops the database (a WAL with a torn record cannot take more), so
- * the partition refuses messages until its writer has reopened it.
+ * A full disk must cost 4xx replies, never the process: spool_health.c
+ * keeps each partition's free-space floor and its state after a failed
+ * write; the writer asks it before each batch and reopens the database
+ * here when it says so.
  */
 #include "tern/spool.h"
+#include "tern/spool_health.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/notify.h"
@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -52,8 +51,6 @@
  * one quiet CF pins gigabytes of WAL written for the busy data CF.
  */
 #define SPOOL_MAX_TOTAL_WAL_BYTES (256u << 20)
-/* Seconds between the writer's checks of free space (and reopen attempts) when idle. */
-#define SPOOL_CHECK_INTERVAL 1.0
 
 enum spool_cf {
 	SPOOL_CF_DEFAULT,
@@ -99,13 +96,8 @@ struct spool_part {
 	bool read_only;
 	size_t max_batch;
 	char *path;
-	struct spool_floor floor_space;
-	struct spool_floor floor_inodes;
+	struct spool_health health;
 	_Atomic(spool_batch_end_fn) batch_end;
-	_Atomic bool low;    /* below a free-space floor at the last check */
-	_Atomic bool broken; /* a write failed: reopen before writing again */
-	bool reopen_failing; /* writer only: the last reopen failed (log once per run) */
-	double next_check;   /* writer only: util_now() of the next idle check */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -120,8 +112,6 @@ struct spool_part {
 	_Atomic uint64_t records;
 	_Atomic uint64_t requests;
 	_Atomic uint64_t failed;
-	_Atomic uint64_t refused;
-	_Atomic uint64_t reopens;
 };
 
 /* Ids */
@@ -399,73 +389,7 @@ spool_open_db(struct spool_part *sp, const char *path, struct tern_err *err)
 	return -EIO;
 }
 
-/* Free space and recovery */
-
-int
-spool_floor_parse(const char *s, struct spool_floor *out)
-{
-	char *end;
-	double pct;
-
-	*out = (struct spool_floor){0, 0};
-	if (s == NULL || *s == '\0')
-		return -EINVAL;
-	if (s[strlen(s) - 1] != '%')
-		return util_parse_size(s, &out->amount);
-	pct = strtod(s, &end);
-	if (end == s || *end != '%' || !(pct >= 0 && pct < 100))
-		return -EINVAL;
-	out->percent = pct;
-	return 0;
-}
-
-static bool
-floor_reached(const struct spool_floor *f, uint64_t avail, uint64_t total)
-{
-	if (f->percent > 0)
-		return (double)avail < f->percent / 100.0 * (double)total;
-	return avail < f->amount;
-}
-
-/* Compare the filesystem with the floors; log only the changes. */
-static void
-part_check_space(struct spool_part *sp)
-{
-	struct statvfs st;
-	bool low;
-
-	if (sp->read_only || statvfs(sp->path, &st) < 0)
-		return;
-	low = floor_reached(&sp->floor_space, (uint64_t)st.f_bavail * st.f_frsize,
-			    (uint64_t)st.f_blocks * st.f_frsize) ||
-	      (st.f_files > 0 && floor_reached(&sp->floor_inodes, st.f_favail, st.f_files));
-	if (low && !atomic_load(&sp->low))
-		log_warn("spool",
-			 "%s: free space below the floor (%llu bytes, %llu inodes "
-			 "free): refusing new messages until there is room",
-			 sp->path, (unsigned long long)st.f_bavail * st.f_frsize,
-			 (unsigned long long)st.f_favail);
-	else if (!low && atomic_load(&sp->low))
-		log_info("spool", "%s: free space above the floor again: accepting messages",
-			 sp->path);
-	atomic_store(&sp->low, low);
-}
-
-/* Whether new messages must wait: below the floor, or a failed write not yet recovered. */
-static bool
-part_refusing(struct spool_part *sp, struct tern_err *err)
-{
-	if (atomic_load(&sp->broken)) {
-		tern_err_set(err, 452, "4.3.1",
-			     "Insufficient system storage (spool recovering from a failed write)");
-	} else if (atomic_load(&sp->low)) {
-		tern_err_set(err, 452, "4.3.1", "Insufficient system storage");
-	} else {
-		return false;
-	}
-	atomic_fetch_add(&sp->refused, 1);
-	return true;
-}
+/* Handles and recovery */
 
 /* Take the handles for a read or an unsynced write; -EAGAIN while a reopen has failed. */
 static int
@@ -485,58 +409,30 @@ part_leave(struct spool_part *sp)
 	pthread_rwlock_unlock(&sp->db_lock);
 }
 
-/* A write failed: RocksDB refuses every write from now on, so stop queuing them. */
-static void
-part_write_failed(struct spool_part *sp, const char *what, const char *why)
-{
-	if (!atomic_exchange(&sp->broken, true))
-		log_error("spool",
-			  "%s: %s failed (%s): refusing new messages until the spool is "
-			  "reopened",
-			  sp->path, what, why);
-}
-
 /*
- * RocksDB 7 has no way back from a failed WAL write but closing and opening
- * the database (its Resume() answers Busy): the open replays the WAL up to
- * its last whole record, flushes it and starts a new WAL. A failed open is
- * retried at the next check; it is logged once per run of failures.
+ * Close and open the database after a failed write: the open replays the
+ * WAL up to its last whole record, flushes it and starts a new WAL.
  */
-static void
-part_reopen(struct spool_part *sp)
+static int
+part_reopen(struct spool_part *sp, struct tern_err *err)
 {
-	struct tern_err err;
 	int rc;
 
 	pthread_rwlock_wrlock(&sp->db_lock);
 	spool_close_db(sp);
-	rc = spool_open_db(sp, sp->path, &err);
+	rc = spool_open_db(sp, sp->path, err);
 	pthread_rwlock_unlock(&sp->db_lock);
-	if (rc < 0) {
-		if (!sp->reopen_failing)
-			log_error("spool", "%s (retrying every %.0fs)", err.msg,
-				  SPOOL_CHECK_INTERVAL);
-		sp->reopen_failing = true;
-		return;
-	}
-	sp->reopen_failing = false;
-	atomic_fetch_add(&sp->reopens, 1);
-	atomic_store(&sp->broken, false);
-	log_info("spool", "%s reopened after a failed write: accepting messages", sp->path);
+	return rc;
 }
 
 /* On the writer: before each batch and once a second, look at the disk and recover. */
 static void
 part_tick(struct spool_part *sp, bool writing)
 {
-	double now = util_now();
+	struct tern_err err;
 
-	if (!writing && now < sp->next_check)
-		return;
-	sp->next_check = now + SPOOL_CHECK_INTERVAL;
-	part_check_space(sp);
-	if (atomic_load(&sp->broken) && !atomic_load(&sp->low))
-		part_reopen(sp);
+	if (spool_health_tick(&sp->health, writing))
+		spool_health_reopened(&sp->health, part_reopen(sp, &err), &err);
 }
 
 /* The writer waits on the monotonic clock, to wake for its checks. */
@@ -591,8 +487,6 @@ part_open(const struct spool_config *cfg, const char *path, unsigned parts, stru
 	}
 	sp->read_only = cfg->read_only;
 	sp->max_batch = cfg->max_batch ? cfg->max_batch : SPOOL_MAX_BATCH_DEFAULT;
-	sp->floor_space = cfg->min_free_space;
-	sp->floor_inodes = cfg->min_free_inodes;
 	pthread_mutex_init(&sp->lock, NULL);
 	part_cond_init(sp);
 	pthread_rwlock_init(&sp->db_lock, NULL);
@@ -604,7 +498,9 @@ part_open(const struct spool_config *cfg, const char *path, unsigned parts, stru
 		spool_free(sp);
 		return NULL;
 	}
-	part_check_space(sp);
+	spool_health_init(&sp->health, sp->path, &cfg->min_free_space, &cfg->min_free_inodes);
+	if (!sp->read_only)
+		spool_health_check_space(&sp->health);
 	if (spool_open_db(sp, path, err) < 0 || spool_start_writer(sp, err) < 0) {
 		spool_free(sp);
 		return NULL;
@@ -676,7 +572,7 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 		tern_err_set(err, 451, "4.3.0", "spool is read-only");
 		return -EROFS;
 	}
-	if (part_refusing(sp, err))
+	if (spool_health_refusing(&sp->health, err))
 		return -ENOSPC;
 	req = spool_req_new(recs, n);
 	if (req == NULL) {
@@ -704,7 +600,7 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 /*
  * Detach everything waiting, up to the batch limits, but always at least
  * one request so that an oversized one still goes through alone. NULL when
- * nothing came within SPOOL_CHECK_INTERVAL; *more turns false once stopping
+ * nothing came within SPOOL_HEALTH_CHECK_INTERVAL; *more turns false once stopping
  * and drained.
  */
 static struct spool_req *
@@ -714,7 +610,7 @@ spool_take_batch(struct spool_part *sp, bool *more)
 	struct timespec deadline;
 	size_t recs, bytes;
 
-	util_deadline_after(SPOOL_CHECK_INTERVAL, &deadline);
+	util_deadline_after(SPOOL_HEALTH_CHECK_INTERVAL, &deadline);
 	pthread_mutex_lock(&sp->lock);
 	while (sp->head == NULL && !sp->stopping)
 		if (pthread_cond_timedwait(&sp->wake, &sp->lock, &deadline) == ETIMEDOUT)
@@ -783,7 +679,7 @@ spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct t
 		return 0;
 	log_error("spool", "synced write of %llu records failed: %s", (unsigned long long)nrecs,
 		  rerr);
-	part_write_failed(sp, "a synced write", rerr);
+	spool_health_write_failed(&sp->health, "a synced write", rerr);
 	tern_err_set(err, 452, "4.3.1", "Insufficient system storage (spool write failed)");
 	rocksdb_free(rerr);
 	return -EIO;
@@ -797,7 +693,7 @@ spool_commit(struct spool_part *sp, struct spool_req *batch)
 	int status;
 
 	/* A stopped database would refuse the write anyway; do not touch its WAL. */
-	if (atomic_load(&sp->broken)) {
+	if (spool_health_broken(&sp->health)) {
 		tern_err_set(&err, 452, "4.3.1",
 			     "Insufficient system storage (spool recovering from a failed write)");
 		status = -EIO;
@@ -837,23 +733,11 @@ spool_writer(void *arg)
 static void
 part_stats(struct spool_part *sp, struct spool_stats *out)
 {
-	struct statvfs st;
-
 	out->batches = atomic_load(&sp->batches);
 	out->records = atomic_load(&sp->records);
 	out->requests = atomic_load(&sp->requests);
 	out->failed = atomic_load(&sp->failed);
-	out->refused = atomic_load(&sp->refused);
-	out->reopens = atomic_load(&sp->reopens);
-	out->low = atomic_load(&sp->low);
-	out->broken = atomic_load(&sp->broken);
-	if (statvfs(sp->path, &st) == 0) {
-		out->free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
-		out->size_bytes = (uint64_t)st.f_blocks * st.f_frsize;
-	} else {
-		out->free_bytes = UINT64_MAX;
-		out->size_bytes = 0;
-	}
+	spool_health_stats(&sp->health, out);
 	pthread_mutex_lock(&sp->lock);
 	out->pending = sp->pending;
 	pthread_mutex_unlock(&sp->lock);
@@ -902,7 +786,7 @@ part_write(struct spool_part *sp, rocksdb_writebatch_t *wb, const char *what, st
 	part_leave(sp);
 	rocksdb_writebatch_destroy(wb);
 	if (rerr != NULL)
-		part_write_failed(sp, what, rerr);
+		spool_health_write_failed(&sp->health, what, rerr);
 	return spool_write_result(rerr, what, err);
 }
 
@@ -1572,7 +1456,7 @@ spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err 
 		part_leave(part);
 		rocksdb_writebatch_clear(c->wb[i]);
 		if (rerr != NULL)
-			part_write_failed(part, "a deferred update", rerr);
+			spool_health_write_failed(&part->health, "a deferred update", rerr);
 		if (spool_write_result(rerr, "deferred update", err) < 0)
 			rc = -EIO;
 	}
@@ -1721,7 +1605,7 @@ spool_kv_write(struct spool *sp, struct spool_kv_batch *b, bool sync, struct ter
 	rocksdb_writebatch_clear(b->wb);
 	b->n = 0;
 	if (rerr != NULL)
-		part_write_failed(p, "suppression write", rerr);
+		spool_health_write_failed(&p->health, "suppression write", rerr);
 	return spool_write_result(rerr, "suppression write", err);
 }
 

@@ -56,7 +56,7 @@ struct smtp_listener_config {
 	double tls_reload_interval; /* seconds between checks of the certificate files */
 	bool require_tls;
 	bool fix_line_endings; /* invalid_line_endings = 'fix' */
-	/* Limits against slow, brute-forcing and erring clients (smtp_server). */
+	/* Limits against slow, brute-forcing and erring clients (smtp_limits). */
 	double command_timeout; /* deadline for one command line, from its first byte */
 	int max_errors;		/* consecutive error replies before 421; 0 = unlimited */
 	int max_auth_failures;	/* failed AUTHs on a connection before 421; 0 = unlimited */

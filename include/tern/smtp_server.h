@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ESMTP server: one session per accepted connection, living entirely on
- * the shard that accepted it; the receiving state machine, limits, TLS,
- * relay control and policy hooks.
+ * the shard that accepted it; the receiving state machine, TLS, relay
+ * control and policy hooks. Its limits on abusive clients are smtp_limits.h.
  */
 #ifndef TERN_SMTP_SERVER_H
 #define TERN_SMTP_SERVER_H

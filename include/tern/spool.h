@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tern/spool_health.h"
 #include "tern/util.h"
 
 #define SPOOL_ID_LEN 16
@@ -36,15 +37,6 @@ struct spool_id {
 };
 
 struct spool;
-
-/*
- * A free-space floor on the spool's filesystem: a share of the total when
- * percent > 0, else an absolute amount (bytes, or inodes); zero means none.
- */
-struct spool_floor {
-	double percent;
-	uint64_t amount;
-};
 
 struct spool_config {
 	const char *path;
@@ -61,9 +53,6 @@ struct spool_config {
 	struct spool_floor min_free_space;  /* bytes */
 	struct spool_floor min_free_inodes; /* inodes */
 };
-
-/* Parse "5%" (of the total) or an amount ("200M" for bytes, "10000" for inodes). */
-int spool_floor_parse(const char *s, struct spool_floor *out);
 
 #define SPOOL_MAX_PARTITIONS 16
 

@@ -789,28 +789,6 @@ test_write_failure(void **state)
 	spool_close(sp);
 }
 
-static void
-test_floor_parse(void **state)
-{
-	struct spool_floor f;
-
-	assert_int_equal(spool_floor_parse("5%", &f), 0);
-	assert_true(f.percent == 5 && f.amount == 0);
-	assert_int_equal(spool_floor_parse("0.5%", &f), 0);
-	assert_true(f.percent == 0.5);
-	assert_int_equal(spool_floor_parse("200M", &f), 0);
-	assert_true(f.percent == 0 && f.amount == 200u << 20);
-	assert_int_equal(spool_floor_parse("10000", &f), 0);
-	assert_true(f.amount == 10000);
-	assert_int_equal(spool_floor_parse("0", &f), 0);
-	assert_int_equal(spool_floor_parse("100%", &f), -EINVAL);
-	assert_int_equal(spool_floor_parse("-1%", &f), -EINVAL);
-	assert_int_equal(spool_floor_parse("x%", &f), -EINVAL);
-	assert_int_equal(spool_floor_parse("5 %", &f), -EINVAL);
-	assert_int_equal(spool_floor_parse("lots", &f), -EINVAL);
-	assert_int_equal(spool_floor_parse("", &f), -EINVAL);
-}
-
 /* A filesystem below the floor (here: no filesystem has 2^60 bytes free): 452 4.3.1 at once. */
 static void
 test_floor_refuses(void **state)
@@ -987,7 +965,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_read_only_beside_writer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_a_spool, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
-	    cmocka_unit_test(test_floor_parse),
 	    cmocka_unit_test_setup_teardown(test_floor_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_usage_and_not_a_spool, setup, teardown),
