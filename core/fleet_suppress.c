@@ -65,6 +65,7 @@ static struct {
 } fs = {.last = "0-0"};
 
 static void step(void);
+static bool load(void);
 
 /* ---- Redis and the spool -------------------------------------------------------------------- */
 
@@ -404,7 +405,7 @@ check_stream(void)
 static void
 step(void)
 {
-	if (!fs.running || !fs.loaded || fs.busy || home_client() == NULL)
+	if (!fs.running || !load() || fs.busy || home_client() == NULL)
 		return;
 	if (!fs.checked)
 		check_stream();

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: MIT
+"""The suppression list shared by a fleet: ternd nodes, one redis-server and a sink on loopback.
+
+A suppression added through one node's admin API refuses the recipient at RCPT on the others
+within two seconds, and its removal lets it through again as fast; a change made while Redis is
+away waits in its node's spool (across a restart of that node) and reaches the others once Redis
+is back; a node restarted (SIGTERM or kill -9) resumes the fleet's stream from the last change it
+applied instead of reading it again; a hard bounce on one node suppresses on the others.
+"""
+import smtplib
+import time
+
+from conftest import free_port
+from sinks import py_sink
+from test_fleet import metric, redis_server, wait_for
+from test_http_inject import post
+
+__all__ = ["py_sink", "redis_server"]  # fixtures, used by name
+
+API = "/api/admin/suppression/v1"
+
+
+class Node:
+    """One ternd of the fleet, with an SMTP and an HTTP listener; restartable on the same spool."""
+
+    def __init__(self, ternd, tmp_path, name, redis_port, sink_port):
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        self.ternd, self.name = ternd, name
+        self.http, self.smtp = free_port(), free_port()
+        self.policy = (
+            "tern.on('init', function()\n"
+            f"  tern.define_spool {{ path = '{d}/spool' }}\n"
+            f"  tern.configure_local_logs {{ log_dir = '{d}/log', max_segment_duration = '1s' }}\n"
+            f"  tern.configure_redis {{ servers = {{ '127.0.0.1:{redis_port}' }},\n"
+            f"                         node_id = '{name}', timeout = '2s' }}\n"
+            f"  tern.start_http_listener {{ listen = '127.0.0.1:{self.http}' }}\n"
+            f"  tern.start_esmtp_listener {{ listen = '127.0.0.1:{self.smtp}',\n"
+            f"                              hostname = '{name}.test', relay_hosts = {{ '127.0.0.0/8' }} }}\n"
+            "end)\n"
+            "tern.on('get_queue_config', function()\n"
+            "  return tern.make_queue_config { retry_interval = '1h',\n"
+            f"                                  mx_list = {{ '127.0.0.1:{sink_port}' }} }}\n"
+            "end)\n")
+        self.proc = ternd(self.policy)
+
+    def stop(self, kill9=False):
+        if kill9:
+            self.proc.kill9()
+        else:
+            assert self.proc.stop() == 0
+
+    def start(self):
+        self.proc = self.ternd(self.policy)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def metric(self, name):
+        return metric(self.http, name)
+
+    def rcpt(self, address):
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=10) as c:
+            c.ehlo("injector.test")
+            assert c.mail("news@sender.test")[0] == 250
+            return c.rcpt(address)
+
+    def refuses(self, address):
+        code, text = self.rcpt(address)
+        assert code in (250, 550), (code, text)
+        return code == 550 and text.startswith(b"5.7.1")
+
+    def add(self, address):
+        status, reply = post(self.http, {"address": address, "reason": "manual"}, path=API)
+        assert status == 200, reply
+
+    def remove(self, address):
+        status, reply = post(self.http, {"address": address}, path=API, method="DELETE")
+        assert status == 200, reply
+
+
+def start_fleet(ternd, tmp_path, redis, n=3, sink_port=None):
+    sink_port = sink_port or free_port()
+    nodes = [Node(ternd, tmp_path, f"node{i}", redis.port, sink_port) for i in range(n)]
+    assert wait_for(lambda: all(x.metric("tern_fleet_nodes") == n for x in nodes), 10)
+    return nodes
+
+
+def test_an_add_and_a_removal_reach_every_node_within_2s(ternd, tmp_path, redis_server):
+    redis = redis_server()
+    a, b, c = start_fleet(ternd, tmp_path, redis)
+    assert not b.refuses("gone@r.test") and not c.refuses("gone@r.test")
+
+    a.add("Gone@R.test")
+    t0 = time.monotonic()
+    assert wait_for(lambda: b.refuses("gone@r.test") and c.refuses("gone@r.test"), 2.0), \
+        "the suppression did not reach the other nodes within 2 s"
+    print(f"add reached both other nodes in {time.monotonic() - t0:.3f} s")
+    assert a.refuses("gone@r.test")
+    # The fleet's copy: one change in the stream, the entry in the hash under "tenant address".
+    assert redis.cli("XLEN", "tern:suppress") == "1"
+    assert '"address":"gone@r.test"' in redis.cli("HGET", "tern:suppress:all", "* gone@r.test")
+
+    a.remove("gone@r.test")
+    t0 = time.monotonic()
+    assert wait_for(lambda: not any(x.refuses("gone@r.test") for x in (a, b, c)), 2.0), \
+        "the removal did not reach the other nodes within 2 s"
+    print(f"removal reached both other nodes in {time.monotonic() - t0:.3f} s")
+    assert redis.cli("HEXISTS", "tern:suppress:all", "* gone@r.test") == "0"
+    # Applied changes are not published again: two changes in all, each applied twice.
+    assert redis.cli("XLEN", "tern:suppress") == "2"
+    assert b.metric("tern_fleet_suppress_applied_total") == 2
+    assert c.metric("tern_fleet_suppress_applied_total") == 2
+    assert a.metric("tern_fleet_suppress_pushed_total") == 2
+    assert a.metric("tern_fleet_suppress_pending") == 0
+    assert b.metric("tern_fleet_suppress_lag_seconds") < 2
+
+
+def test_a_change_made_while_redis_is_away_reaches_the_others(ternd, tmp_path, redis_server):
+    redis = redis_server()
+    a, b, c = start_fleet(ternd, tmp_path, redis)
+    a.add("before@r.test")
+    assert wait_for(lambda: b.refuses("before@r.test"), 2.0)
+
+    redis.stop()
+    assert wait_for(lambda: a.metric("tern_redis_up") == 0, 10)
+    a.add("during@r.test")
+    c.remove("before@r.test")
+    assert a.refuses("during@r.test") and not c.refuses("before@r.test")
+    assert a.metric("tern_fleet_suppress_pending") == 1
+    # The change waits in the spool, not in memory: it outlives a restart of its node.
+    a.restart()
+    assert wait_for(lambda: a.metric("tern_fleet_suppress_pending") == 1, 2)
+    assert wait_for(lambda: b.metric("tern_fleet_suppress_lag_seconds") > 1, 5)
+
+    redis_server(port=redis.port)
+    assert wait_for(lambda: b.refuses("during@r.test") and c.refuses("during@r.test"), 15), \
+        "a suppression made while Redis was away did not reach the others"
+    assert wait_for(lambda: not a.refuses("before@r.test") and not b.refuses("before@r.test"), 5), \
+        "a removal made while Redis was away did not reach the others"
+    assert a.metric("tern_fleet_suppress_pending") == 0
+    assert c.metric("tern_fleet_suppress_pending") == 0
+
+
+def test_a_restarted_node_resumes_from_its_last_id(ternd, tmp_path, redis_server):
+    redis = redis_server()
+    a, b = start_fleet(ternd, tmp_path, redis, n=2)
+    for i in range(3):
+        a.add(f"first{i}@r.test")
+    assert wait_for(lambda: b.metric("tern_fleet_suppress_applied_total") == 3, 5)
+
+    for kill9 in (False, True):
+        b.stop(kill9)
+        a.add(f"while-down-{kill9}@r.test")
+        b.start()
+        assert wait_for(lambda: b.refuses(f"while-down-{kill9}@r.test"), 5)
+        # Only what came after its last id: a node reading the stream again would count 4 or 5.
+        assert b.metric("tern_fleet_suppress_applied_total") == 1, f"kill9={kill9}"
+        assert b.refuses("first0@r.test")
+
+
+def test_a_hard_bounce_on_one_node_suppresses_on_the_others(ternd, tmp_path, redis_server,
+                                                            py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    sink.reply = lambda peer, rcpts: ("550 5.1.1 no such user" if "nobody@r.test" in rcpts
+                                      else None)
+    a, b, c = start_fleet(ternd, tmp_path, redis, sink_port=sink_port)
+    status, reply = post(a.http, {"envelope_sender": "news@sender.test",
+                                  "recipients": [{"email": "nobody@r.test"}],
+                                  "content": "Subject: hi\r\n\r\nhello\r\n"})
+    assert status == 200 and reply["success_count"] == 1, reply
+    assert wait_for(lambda: a.refuses("nobody@r.test"), 15), "the hard bounce did not suppress"
+    t0 = time.monotonic()
+    assert wait_for(lambda: b.refuses("nobody@r.test") and c.refuses("nobody@r.test"), 2.0), \
+        "the bounce's suppression did not reach the other nodes within 2 s"
+    print(f"the bounce's suppression reached the others {time.monotonic() - t0:.3f} s after "
+          "its own node refused")
