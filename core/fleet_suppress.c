@@ -351,39 +351,70 @@ reload_page(void)
 	fs.busy = command(reload_done, NULL, 5, argv, NULL) == 0;
 }
 
-/* What XINFO STREAM says of name, or "0-0" (older Redis, or no such field). */
-static const char *
-info_id(const redisReply *r, const char *name)
+/* A field of XINFO STREAM's reply, or NULL (an older Redis). */
+static const redisReply *
+info_field(const redisReply *r, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i + 1 < r->elements; i += 2)
-		if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-		    r->element[i + 1]->type == REDIS_REPLY_STRING)
-			return r->element[i + 1]->str;
-	return "0-0";
+		if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
+			return r->element[i + 1];
+	return NULL;
+}
+
+static long long
+info_int(const redisReply *r, const char *name, long long otherwise)
+{
+	const redisReply *v = info_field(r, name);
+
+	return v != NULL && v->type == REDIS_REPLY_INTEGER ? v->integer : otherwise;
+}
+
+/*
+ * Whether changes after this node's last id may have been trimmed away.
+ * Trimming takes the oldest entries: when the stream's first entry is past
+ * the last id, what lay between is gone, or may be. A new node (last id
+ * 0-0) lacks whatever was ever trimmed.
+ */
+static bool
+trimmed_past(const redisReply *r, const char *end)
+{
+	const redisReply *first = info_field(r, "first-entry");
+	long long length = info_int(r, "length", 0), added = info_int(r, "entries-added", -1);
+
+	if (added >= 0 && added <= length)
+		return false; /* nothing was ever trimmed (a Redis 7 stream counts its entries) */
+	if (length == 0 || first == NULL || first->type != REDIS_REPLY_ARRAY || first->elements < 1 ||
+	    first->element[0]->type != REDIS_REPLY_STRING)
+		return id_cmp(end, fs.last) > 0;
+	if (strcmp(fs.last, "0-0") == 0)
+		return added > length;
+	return id_cmp(first->element[0]->str, fs.last) > 0;
 }
 
 /* Where this node's last id stands against the stream: behind its trimmed part, or ahead of it. */
 static void
 check_done(void *arg, const redisReply *r)
 {
-	const char *end, *trimmed;
+	const redisReply *last_generated;
+	char end[ID_MAX];
 
 	fs.busy = false;
 	if (r == NULL)
 		return;
 	fs.checked = true;
-	if (r->type != REDIS_REPLY_ARRAY)
+	if (r->type != REDIS_REPLY_ARRAY ||
+	    (last_generated = info_field(r, "last-generated-id")) == NULL ||
+	    last_generated->type != REDIS_REPLY_STRING)
 		return; /* no stream yet: nothing was trimmed */
-	end = info_id(r, "last-generated-id");
-	trimmed = info_id(r, "max-deleted-entry-id");
+	snprintf(end, sizeof(end), "%s", last_generated->str);
 	if (id_cmp(end, fs.last) < 0) {
 		log_warn("fleet", "the suppression stream ends at %s, before this node's %s "
 			 "(Redis lost it): reading it from its start", end, fs.last);
 		snprintf(fs.last, sizeof(fs.last), "0-0");
 	}
-	if (id_cmp(trimmed, fs.last) > 0) {
+	if (trimmed_past(r, end)) {
 		log_warn("fleet", "the suppression stream was trimmed past this node's %s: reloading "
 			 "the fleet's list from " HASH, fs.last);
 		snprintf(fs.reload_end, sizeof(fs.reload_end), "%s", end);

@@ -178,3 +178,26 @@ def test_a_hard_bounce_on_one_node_suppresses_on_the_others(ternd, tmp_path, red
         "the bounce's suppression did not reach the other nodes within 2 s"
     print(f"the bounce's suppression reached the others {time.monotonic() - t0:.3f} s after "
           "its own node refused")
+
+
+def test_a_node_behind_the_trimmed_stream_reloads_the_fleets_list(ternd, tmp_path, redis_server):
+    redis = redis_server()
+    a, b = start_fleet(ternd, tmp_path, redis, n=2)
+    a.add("early@r.test")
+    assert wait_for(lambda: b.refuses("early@r.test"), 2.0)
+    b.stop()
+    a.add("late@r.test")
+    a.add("gone-again@r.test")
+    a.remove("gone-again@r.test")
+    # Trimmed past b's last id (the stream keeps only its latest changes): the hash has the list.
+    redis.cli("XTRIM", "tern:suppress", "MAXLEN", "0")
+    b.start()
+    c = Node(ternd, tmp_path, "fresh", redis.port, free_port())  # a new node, an empty spool
+    for x in (b, c):
+        assert wait_for(lambda: x.refuses("late@r.test") and x.refuses("early@r.test"), 5), x.name
+        assert "reloading the fleet's list from tern:suppress:all" in x.proc.stderr()
+    assert wait_for(lambda: "2 entries reloaded" in c.proc.stderr(), 2)
+    assert not c.refuses("gone-again@r.test")
+    # Both follow the stream again from its end.
+    a.add("after@r.test")
+    assert wait_for(lambda: b.refuses("after@r.test") and c.refuses("after@r.test"), 2.0)
