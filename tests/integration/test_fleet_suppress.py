@@ -98,6 +98,10 @@ def test_an_add_and_a_removal_reach_every_node_within_2s(ternd, tmp_path, redis_
         "the suppression did not reach the other nodes within 2 s"
     print(f"add reached both other nodes in {time.monotonic() - t0:.3f} s")
     assert a.refuses("gone@r.test")
+    # A node's listing holds entries only, not its bookkeeping (last id, pending changes).
+    for x in (a, b):
+        status, listed = post(x.http, b"", path=API, method="GET")
+        assert status == 200 and [e["address"] for e in listed["entries"]] == ["gone@r.test"], listed
     # The fleet's copy: one change in the stream, the entry in the hash under "tenant address".
     assert redis.cli("XLEN", "tern:suppress") == "1"
     assert '"address":"gone@r.test"' in redis.cli("HGET", "tern:suppress:all", "* gone@r.test")
