@@ -77,18 +77,19 @@ home_client(void)
 	return c != NULL && redis_client_up(c) ? c : NULL;
 }
 
+/* argv's lengths are lens', or their strlen when lens is NULL. */
 static int
-command(redis_reply_fn cb, void *arg, int argc, const char **argv, const size_t *given)
+command(redis_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens)
 {
 	struct redis_client *c = home_client();
-	size_t lens[12];
+	size_t own[8];
 	int i;
 
 	if (c == NULL)
 		return -ENOTCONN;
-	for (i = 0; i < argc; i++)
-		lens[i] = given != NULL && given[i] != SIZE_MAX ? given[i] : strlen(argv[i]);
-	return redis_client_command(c, cb, arg, argc, argv, lens);
+	for (i = 0; lens == NULL && i < argc; i++)
+		own[i] = strlen(argv[i]);
+	return redis_client_command(c, cb, arg, argc, argv, lens ? lens : own);
 }
 
 static struct spool *
@@ -327,9 +328,11 @@ reload_done(void *arg, const redisReply *r)
 	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
 		return;
 	kv = r->element[1];
-	for (i = 0; i + 1 < kv->elements; i += 2, fs.reloaded++)
+	for (i = 0; i + 1 < kv->elements; i += 2) {
 		if (kv->element[i + 1]->type == REDIS_REPLY_STRING)
 			apply_add(kv->element[i + 1]->str, kv->element[i + 1]->len);
+		fs.reloaded++;
+	}
 	snprintf(fs.cursor, sizeof(fs.cursor), "%s", r->element[0]->str);
 	if (strcmp(fs.cursor, "0") == 0) {
 		fs.cursor[0] = '\0';
@@ -502,15 +505,17 @@ push(const char *key, const char *val, size_t vlen)
 	char maxlen[16], op[2] = {val[0], '\0'}, hkey[SUPPRESS_TENANT_MAX + SUPPRESS_ADDR_MAX];
 	const char *argv[] = {"EVAL", push_script, "2", STREAM, HASH, maxlen, op,
 			      fleet_node_id(), hkey, nl + 1};
-	size_t lens[10] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX,
-			   SIZE_MAX, SIZE_MAX, 0};
+	size_t lens[10];
 	char *copy;
+	int i;
 
 	if (nl == NULL || vlen < 3 || (size_t)(nl - val - 2) >= sizeof(hkey))
 		return -EINVAL;
 	snprintf(maxlen, sizeof(maxlen), "%d", FLEET_SUPPRESS_STREAM_MAX);
 	snprintf(hkey, sizeof(hkey), "%.*s", (int)(nl - val - 2), val + 2);
-	lens[9] = vlen - (size_t)(nl + 1 - val);
+	for (i = 0; i < 9; i++)
+		lens[i] = strlen(argv[i]);
+	lens[9] = vlen - (size_t)(nl + 1 - val); /* the JSON runs to the value's end */
 	copy = malloc(PENDING_KEY_MAX);
 	if (copy == NULL)
 		return -ENOMEM;
