@@ -449,9 +449,16 @@ step(void)
 		read_stream();
 }
 
+static void flush(void);
+
 static void
 on_poll(struct ev_loop *loop, ev_timer *t, int revents)
 {
+	/* Changes left waiting by a push Redis refused are tried again. */
+	if (fs.loaded && !fs.flushing && fs.in_flight == 0 && atomic_load(&fs.pending) > 0) {
+		fs.flush_failed = false;
+		flush();
+	}
 	step();
 }
 
@@ -467,8 +474,6 @@ pending_value(const struct suppress_entry *e, bool removed, struct buf *out)
 	buf_printf(out, "%c %s %s\n", removed ? 'r' : 'a', e->tenant, e->address);
 	return suppress_entry_json(e, out);
 }
-
-static void flush(void);
 
 static void
 push_done(void *arg, const redisReply *r)

@@ -147,6 +147,25 @@ def test_a_change_made_while_redis_is_away_reaches_the_others(ternd, tmp_path, r
     assert c.metric("tern_fleet_suppress_pending") == 0
 
 
+def test_a_long_outages_backlog_reaches_the_others_in_pages(ternd, tmp_path, redis_server):
+    redis = redis_server()
+    a, b = start_fleet(ternd, tmp_path, redis, n=2)
+    redis.stop()
+    assert wait_for(lambda: a.metric("tern_redis_up") == 0, 10)
+    n = 700  # more than one page (512) of pushes, and of stream reads
+    for i in range(n):
+        a.add(f"backlog{i}@r.test")
+    assert wait_for(lambda: a.metric("tern_fleet_suppress_pending") == n, 5)
+    redis_server(port=redis.port)
+    t0 = time.monotonic()
+    assert wait_for(lambda: b.metric("tern_fleet_suppress_applied_total") == n, 20), \
+        b.metric("tern_fleet_suppress_applied_total")
+    print(f"{n} changes reached the other node {time.monotonic() - t0:.2f} s after Redis started")
+    assert b.refuses("backlog0@r.test") and b.refuses(f"backlog{n - 1}@r.test")
+    assert a.metric("tern_fleet_suppress_pending") == 0
+    assert redis.cli("HLEN", "tern:suppress:all") == str(n)
+
+
 def test_a_restarted_node_resumes_from_its_last_id(ternd, tmp_path, redis_server):
     redis = redis_server()
     a, b = start_fleet(ternd, tmp_path, redis, n=2)
