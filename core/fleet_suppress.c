@@ -31,20 +31,20 @@
 #define HASH "tern:suppress:all"
 #define ID_MAX 48
 
-/* Bookkeeping keys; "\x01" stands alone so that the 'f' is not read as a hex digit. */
-static const char key_last[] = "\x01" "fleet\0last";
-static const char key_pending[] = "\x01" "fleet\0pending\0"; /* then 16 hex digits */
+/* Bookkeeping keys: they start with SUPPRESS_KEY_RESERVED, so no listing shows them. */
+static const char key_last[] = "\001fleet\0last";
+static const char key_pending[] = "\001fleet\0pending\0"; /* then 16 hex digits */
 #define KEY_LAST_LEN (sizeof(key_last) - 1)
 #define KEY_PENDING_LEN (sizeof(key_pending) - 1)
 #define PENDING_KEY_MAX (KEY_PENDING_LEN + 17)
 
 /* One script, so that the stream and the hash never disagree. */
 static const char push_script[] =
-	"local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'op', ARGV[2],"
-	" 'node', ARGV[3], 'key', ARGV[4], 'entry', ARGV[5])\n"
-	"if ARGV[2] == 'a' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"
-	"else redis.call('HDEL', KEYS[2], ARGV[4]) end\n"
-	"return id";
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'op', ARGV[2],"
+    " 'node', ARGV[3], 'key', ARGV[4], 'entry', ARGV[5])\n"
+    "if ARGV[2] == 'a' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"
+    "else redis.call('HDEL', KEYS[2], ARGV[4]) end\n"
+    "return id";
 
 static struct {
 	bool running;
@@ -58,7 +58,8 @@ static struct {
 	char reload_end[ID_MAX]; /* during a reload: the stream's last id when it began */
 	char cursor[32];	 /* HSCAN's cursor during a reload, "" otherwise */
 	uint64_t reloaded;
-	uint64_t seq; /* the last pending key's */
+	_Atomic uint64_t seq; /* the last pending key's: microseconds, unique */
+	uint64_t first_seq;   /* this process's keys come after it */
 	ev_timer poll;
 	_Atomic uint64_t applied, pushed, pending;
 	_Atomic double caught_up; /* util_now() when the stream was last read to its end */
@@ -99,23 +100,27 @@ spool(void)
 	return suppress_is_open() ? queue_spool() : NULL;
 }
 
-static void
+/* Any thread. */
+static int
 kv_put(const char *key, size_t klen, const char *val, size_t vlen)
 {
 	struct spool *sp = spool();
 	struct spool_kv_batch *b;
 	struct tern_err err;
+	int rc;
 
 	if (sp == NULL || (b = spool_kv_batch_new()) == NULL)
-		return;
+		return -ENOMEM;
 	if (val != NULL)
 		spool_kv_batch_put(b, key, klen, val, vlen);
 	else
 		spool_kv_batch_delete(b, key, klen);
-	if (spool_kv_write(sp, b, false, &err) < 0)
+	rc = spool_kv_write(sp, b, false, &err);
+	if (rc < 0)
 		log_ratelimited(LOG_LEVEL_ERROR, "fleet", "suppression bookkeeping not saved: %s",
 				err.msg);
 	spool_kv_batch_free(b);
+	return rc;
 }
 
 static void
@@ -185,8 +190,7 @@ entry_from_json(const char *text, size_t len, struct suppress_entry *e, struct t
 
 	if (json_parse_span(text, len, &obj, err) < 0)
 		return -EINVAL;
-	if (obj.type != JSON_OBJECT ||
-	    json_text(&obj, "tenant", tenant, sizeof(tenant)) < 0 ||
+	if (obj.type != JSON_OBJECT || json_text(&obj, "tenant", tenant, sizeof(tenant)) < 0 ||
 	    json_text(&obj, "address", address, sizeof(address)) < 0) {
 		tern_err_set(err, 0, "", "not a suppression entry");
 		return -EINVAL;
@@ -213,8 +217,8 @@ apply_add(const char *json, size_t len)
 	struct tern_err err = {0};
 
 	if (entry_from_json(json, len, &e, &err) < 0 || suppress_apply_add(&e, &err) < 0) {
-		log_ratelimited(LOG_LEVEL_WARN, "fleet", "a suppression from the fleet not applied: %s",
-				err.msg);
+		log_ratelimited(LOG_LEVEL_WARN, "fleet",
+				"a suppression from the fleet not applied: %s", err.msg);
 		return;
 	}
 	atomic_fetch_add(&fs.applied, 1);
@@ -361,7 +365,8 @@ info_field(const redisReply *r, const char *name)
 	size_t i;
 
 	for (i = 0; i + 1 < r->elements; i += 2)
-		if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
+		if (r->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[i]->str, name) == 0)
 			return r->element[i + 1];
 	return NULL;
 }
@@ -388,8 +393,8 @@ trimmed_past(const redisReply *r, const char *end)
 
 	if (added >= 0 && added <= length)
 		return false; /* nothing was ever trimmed (a Redis 7 stream counts its entries) */
-	if (length == 0 || first == NULL || first->type != REDIS_REPLY_ARRAY || first->elements < 1 ||
-	    first->element[0]->type != REDIS_REPLY_STRING)
+	if (length == 0 || first == NULL || first->type != REDIS_REPLY_ARRAY ||
+	    first->elements < 1 || first->element[0]->type != REDIS_REPLY_STRING)
 		return id_cmp(end, fs.last) > 0;
 	if (strcmp(fs.last, "0-0") == 0)
 		return added > length;
@@ -413,13 +418,17 @@ check_done(void *arg, const redisReply *r)
 		return; /* no stream yet: nothing was trimmed */
 	snprintf(end, sizeof(end), "%s", last_generated->str);
 	if (id_cmp(end, fs.last) < 0) {
-		log_warn("fleet", "the suppression stream ends at %s, before this node's %s "
-			 "(Redis lost it): reading it from its start", end, fs.last);
+		log_warn("fleet",
+			 "the suppression stream ends at %s, before this node's %s "
+			 "(Redis lost it): reading it from its start",
+			 end, fs.last);
 		snprintf(fs.last, sizeof(fs.last), "0-0");
 	}
 	if (trimmed_past(r, end)) {
-		log_warn("fleet", "the suppression stream was trimmed past this node's %s: reloading "
-			 "the fleet's list from " HASH, fs.last);
+		log_warn("fleet",
+			 "the suppression stream was trimmed past this node's %s: reloading "
+			 "the fleet's list from " HASH,
+			 fs.last);
 		snprintf(fs.reload_end, sizeof(fs.reload_end), "%s", end);
 		snprintf(fs.cursor, sizeof(fs.cursor), "0");
 		fs.reloaded = 0;
@@ -484,13 +493,16 @@ push_done(void *arg, const redisReply *r)
 	fs.in_flight--;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		if (r != NULL)
-			log_ratelimited(LOG_LEVEL_WARN, "fleet", "Redis refused a suppression change: "
-					"%s", r->str);
+			log_ratelimited(LOG_LEVEL_WARN, "fleet",
+					"Redis refused a suppression change: "
+					"%s",
+					r->str);
 		fs.flush_failed = true;
 	} else if (spool() != NULL) {
 		buf_init(&val);
 		/* The same change may have been pushed twice, across a reconnect: count it once. */
-		if (spool_kv_get(spool(), key, PENDING_KEY_MAX - 1, &val, &(struct tern_err){0}) == 0) {
+		if (spool_kv_get(spool(), key, PENDING_KEY_MAX - 1, &val, &(struct tern_err){0}) ==
+		    0) {
 			kv_put(key, PENDING_KEY_MAX - 1, NULL, 0);
 			atomic_fetch_sub(&fs.pending, 1);
 		}
@@ -508,8 +520,8 @@ push(const char *key, const char *val, size_t vlen)
 {
 	const char *nl = memchr(val, '\n', vlen);
 	char maxlen[16], op[2] = {val[0], '\0'}, hkey[SUPPRESS_TENANT_MAX + SUPPRESS_ADDR_MAX];
-	const char *argv[] = {"EVAL", push_script, "2", STREAM, HASH, maxlen, op,
-			      fleet_node_id(), hkey, nl + 1};
+	const char *argv[] = {"EVAL", push_script,     "2",  STREAM, HASH, maxlen,
+			      op,     fleet_node_id(), hkey, nl + 1};
 	size_t lens[10];
 	char *copy;
 	int i;
@@ -560,21 +572,22 @@ flush(void)
 	fs.flushing = fs.in_flight > 0;
 }
 
+/* The changes an earlier run left waiting (this run counts its own as it writes them). */
 static int
 count_visit(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
 {
 	char hex[17];
 
-	if (klen == PENDING_KEY_MAX - 1) {
+	if (klen != PENDING_KEY_MAX - 1)
+		return 0;
+	memcpy(hex, key + KEY_PENDING_LEN, 16);
+	hex[16] = '\0';
+	if (strtoull(hex, NULL, 16) <= fs.first_seq)
 		atomic_fetch_add(&fs.pending, 1);
-		memcpy(hex, key + KEY_PENDING_LEN, 16);
-		hex[16] = '\0';
-		fs.seq = strtoull(hex, NULL, 16);
-	}
 	return 0;
 }
 
-/* Read the last id and the pending changes from the spool, once it is open. */
+/* Read the last id and count the waiting changes, once the spool is open. Shard 0. */
 static bool
 load(void)
 {
@@ -587,53 +600,50 @@ load(void)
 	if (spool_kv_get(spool(), key_last, KEY_LAST_LEN, &b, &err) == 0 && b.len < ID_MAX)
 		snprintf(fs.last, sizeof(fs.last), "%.*s", (int)b.len, b.data);
 	buf_deinit(&b);
-	atomic_store(&fs.pending, 0);
 	spool_kv_scan(spool(), key_pending, KEY_PENDING_LEN, count_visit, NULL, &err);
 	fs.loaded = true;
 	return true;
 }
 
-struct change {
-	struct suppress_entry e;
-	bool removed;
-};
-
-/* Shard 0: keep the change in the spool, then push it unless older ones go first. */
-static void
-change_run(void *arg)
+/* A pending key's sequence: the time in microseconds, or one past the last key's. */
+static uint64_t
+next_seq(void)
 {
-	struct change *ch = arg;
-	char key[PENDING_KEY_MAX];
-	uint64_t now = (uint64_t)(util_wallclock() * 1e6);
-	struct buf val;
+	uint64_t now = (uint64_t)(util_wallclock() * 1e6), prev = atomic_load(&fs.seq), next;
 
-	if (fs.running && load()) {
-		fs.seq = now > fs.seq ? now : fs.seq + 1;
-		memcpy(key, key_pending, KEY_PENDING_LEN);
-		snprintf(key + KEY_PENDING_LEN, sizeof(key) - KEY_PENDING_LEN, "%016" PRIx64, fs.seq);
-		buf_init(&val);
-		if (pending_value(&ch->e, ch->removed, &val) == 0) {
-			kv_put(key, sizeof(key) - 1, val.data, val.len);
-			atomic_fetch_add(&fs.pending, 1);
-			if (!fs.flushing && !fs.flush_failed)
-				push(key, val.data, val.len);
-		}
-		buf_deinit(&val);
-	}
-	free(ch);
+	do
+		next = now > prev ? now : prev + 1;
+	while (!atomic_compare_exchange_weak(&fs.seq, &prev, next));
+	return next;
 }
 
+/* Shard 0: push what waits, unless a page of it is on its way (the next page takes it). */
+static void
+nudge(void *arg)
+{
+	if (fs.running && load() && !fs.flushing && !fs.flush_failed)
+		flush();
+}
+
+/*
+ * Any thread: the change is kept in the spool before anything else, so that
+ * neither Redis being away nor a stop before shard 0 hears of it loses it.
+ */
 static void
 changed(void *arg, const struct suppress_entry *e, bool removed)
 {
-	struct change *ch = malloc(sizeof(*ch));
+	char key[PENDING_KEY_MAX];
+	struct buf val;
 
-	if (ch == NULL)
-		return;
-	ch->e = *e;
-	ch->removed = removed;
-	if (shard_post(shard_get(0), change_run, ch) < 0)
-		free(ch);
+	memcpy(key, key_pending, KEY_PENDING_LEN);
+	snprintf(key + KEY_PENDING_LEN, sizeof(key) - KEY_PENDING_LEN, "%016" PRIx64, next_seq());
+	buf_init(&val);
+	if (pending_value(e, removed, &val) == 0 &&
+	    kv_put(key, sizeof(key) - 1, val.data, val.len) == 0) {
+		atomic_fetch_add(&fs.pending, 1);
+		shard_post(shard_get(0), nudge, NULL);
+	}
+	buf_deinit(&val);
 }
 
 /* ---- life ----------------------------------------------------------------------------------- */
@@ -654,6 +664,7 @@ fleet_suppress_start(void)
 {
 	fs.running = true;
 	fs.checked = fs.busy = fs.flushing = fs.flush_failed = false;
+	fs.first_seq = next_seq();
 	atomic_store(&fs.caught_up, util_now());
 	ev_timer_init(&fs.poll, on_poll, FLEET_SUPPRESS_POLL, FLEET_SUPPRESS_POLL);
 	ev_timer_start(shard_get(0)->loop, &fs.poll);

@@ -18,8 +18,9 @@
  * (HSCAN) and goes on from the stream's end: adds reach it that way, removals
  * trimmed away meanwhile do not.
  *
- * Everything runs on shard 0, on the fleet's command client; the observer
- * (any thread) only posts the change there.
+ * Everything runs on shard 0, on the fleet's command client, except the
+ * observer of local changes (any thread), which keeps the change in the
+ * spool and nudges shard 0 to push it.
  */
 #ifndef TERN_FLEET_SUPPRESS_H
 #define TERN_FLEET_SUPPRESS_H
