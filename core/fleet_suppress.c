@@ -484,29 +484,35 @@ pending_value(const struct suppress_entry *e, bool removed, struct buf *out)
 	return suppress_entry_json(e, out);
 }
 
+/* A pending change leaves the spool (pushed, or unreadable). */
+static void
+pending_drop(const char *key)
+{
+	struct tern_err err;
+	struct buf val;
+
+	buf_init(&val);
+	/* The same change may have been pushed twice, across a reconnect: count it once. */
+	if (spool() != NULL && spool_kv_get(spool(), key, PENDING_KEY_MAX - 1, &val, &err) == 0) {
+		kv_put(key, PENDING_KEY_MAX - 1, NULL, 0);
+		atomic_fetch_sub(&fs.pending, 1);
+	}
+	buf_deinit(&val);
+}
+
 static void
 push_done(void *arg, const redisReply *r)
 {
 	char *key = arg;
-	struct buf val;
 
 	fs.in_flight--;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		if (r != NULL)
 			log_ratelimited(LOG_LEVEL_WARN, "fleet",
-					"Redis refused a suppression change: "
-					"%s",
-					r->str);
+					"Redis refused a suppression change: %s", r->str);
 		fs.flush_failed = true;
-	} else if (spool() != NULL) {
-		buf_init(&val);
-		/* The same change may have been pushed twice, across a reconnect: count it once. */
-		if (spool_kv_get(spool(), key, PENDING_KEY_MAX - 1, &val, &(struct tern_err){0}) ==
-		    0) {
-			kv_put(key, PENDING_KEY_MAX - 1, NULL, 0);
-			atomic_fetch_sub(&fs.pending, 1);
-		}
-		buf_deinit(&val);
+	} else {
+		pending_drop(key);
 		atomic_fetch_add(&fs.pushed, 1);
 	}
 	free(key);
@@ -518,22 +524,25 @@ push_done(void *arg, const redisReply *r)
 static int
 push(const char *key, const char *val, size_t vlen)
 {
-	const char *nl = memchr(val, '\n', vlen);
-	char maxlen[16], op[2] = {val[0], '\0'}, hkey[SUPPRESS_TENANT_MAX + SUPPRESS_ADDR_MAX];
-	const char *argv[] = {"EVAL", push_script,     "2",  STREAM, HASH, maxlen,
-			      op,     fleet_node_id(), hkey, nl + 1};
+	const char *nl = vlen > 2 ? memchr(val, '\n', vlen) : NULL;
+	char maxlen[16], op[2], hkey[SUPPRESS_TENANT_MAX + SUPPRESS_ADDR_MAX];
+	const char *argv[10] = {"EVAL", push_script, "2", STREAM, HASH, maxlen, op};
 	size_t lens[10];
 	char *copy;
 	int i;
 
-	if (nl == NULL || vlen < 3 || (size_t)(nl - val - 2) >= sizeof(hkey))
+	if (nl == NULL || nl < val + 2 || (size_t)(nl - val - 2) >= sizeof(hkey))
 		return -EINVAL;
+	snprintf(op, sizeof(op), "%c", val[0]);
 	snprintf(maxlen, sizeof(maxlen), "%d", FLEET_SUPPRESS_STREAM_MAX);
 	snprintf(hkey, sizeof(hkey), "%.*s", (int)(nl - val - 2), val + 2);
+	argv[7] = fleet_node_id();
+	argv[8] = hkey;
+	argv[9] = nl + 1;
 	for (i = 0; i < 9; i++)
 		lens[i] = strlen(argv[i]);
 	lens[9] = vlen - (size_t)(nl + 1 - val); /* the JSON runs to the value's end */
-	copy = malloc(PENDING_KEY_MAX);
+	copy = malloc(PENDING_KEY_MAX);		 /* the key holds NULs: no strndup */
 	if (copy == NULL)
 		return -ENOMEM;
 	memcpy(copy, key, PENDING_KEY_MAX - 1);
@@ -551,10 +560,22 @@ flush_visit(void *arg, const char *key, size_t klen, const char *val, size_t vle
 {
 	int *n = arg;
 
+	char copy[PENDING_KEY_MAX];
+	int rc;
+
 	if (klen != PENDING_KEY_MAX - 1)
 		return 0;
-	if (push(key, val, vlen) == -ENOTCONN)
-		return -ENOTCONN;
+	rc = push(key, val, vlen);
+	if (rc == -EINVAL) {
+		memcpy(copy, key, klen);
+		copy[klen] = '\0';
+		log_warn("fleet", "dropping an unreadable pending suppression change of %zu bytes",
+			 vlen);
+		pending_drop(copy);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
 	return ++*n < FLEET_SUPPRESS_PAGE ? 0 : -EAGAIN;
 }
 
