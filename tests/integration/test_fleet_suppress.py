@@ -7,8 +7,11 @@ away waits in its node's spool (across a kill -9 of that node) and reaches the o
 is back; a node restarted (SIGTERM or kill -9) resumes the fleet's stream from the last change it
 applied instead of reading it again; a hard bounce on one node suppresses on the others.
 """
+import os
+import re
 import smtplib
 import time
+import urllib.request
 
 from conftest import free_port
 from sinks import py_sink
@@ -119,6 +122,11 @@ def test_an_add_and_a_removal_reach_every_node_within_2s(ternd, tmp_path, redis_
     assert a.metric("tern_fleet_suppress_pushed_total") == 2
     assert a.metric("tern_fleet_suppress_pending") == 0
     assert b.metric("tern_fleet_suppress_lag_seconds") < 2
+    # Each of the family is documented.
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.http}/metrics", timeout=10) as r:
+        names = set(re.findall(r"^(tern_fleet_suppress_\w+) ", r.read().decode(), re.M))
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "metrics.md")).read()
+    assert len(names) == 4 and all(f"`{n}`" in doc for n in names), names
 
 
 def test_a_change_made_while_redis_is_away_reaches_the_others(ternd, tmp_path, redis_server):
