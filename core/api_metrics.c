@@ -12,6 +12,7 @@
  */
 #include "tern/api_metrics.h"
 #include "tern/fleet.h"
+#include "tern/fleet_suppress.h"
 #include "tern/http_server.h"
 #include "tern/logrec.h"
 #include "tern/metrics.h"
@@ -520,6 +521,28 @@ expose_fleet(struct expo *e)
 		    (double)fleet_nodes());
 }
 
+/* Fleet mode only: the suppression list's changes from and to the fleet (fleet_suppress.h). */
+static void
+expose_fleet_suppress(struct expo *e)
+{
+	struct fleet_suppress_stats st;
+
+	if (!fleet_configured())
+		return;
+	fleet_suppress_stats(&st);
+	expo_single(e, "tern_fleet_suppress_applied_total", "counter",
+		    "Other nodes' suppression changes written into this node's list.",
+		    (double)st.applied);
+	expo_single(e, "tern_fleet_suppress_pushed_total", "counter",
+		    "This node's suppression changes taken by Redis.", (double)st.pushed);
+	expo_single(e, "tern_fleet_suppress_pending", "gauge",
+		    "This node's suppression changes kept in its spool until Redis takes them.",
+		    (double)st.pending);
+	expo_single(e, "tern_fleet_suppress_lag_seconds", "gauge",
+		    "Seconds since this node last read the fleet's suppression stream to its end.",
+		    st.lag);
+}
+
 /* One family of the warming sources' state, read from the warm-up table at scrape time. */
 struct warmup_family {
 	struct expo *e;
@@ -573,6 +596,7 @@ expose_all(struct expo *e)
 	expose_log_hooks(e);
 	expose_process(e);
 	expose_fleet(e);
+	expose_fleet_suppress(e);
 	expo_single(e, "tern_shaping_states", "gauge",
 		    "Path suspensions and overrides set by shaping automation, not yet recovered.",
 		    (double)path_state_count(util_wallclock()));

@@ -7,6 +7,7 @@
 #include "tern/fleet.h"
 #include "tern/admin.h"
 #include "tern/fleet_shaping.h"
+#include "tern/fleet_suppress.h"
 #include "tern/fleet_table.h"
 #include "tern/log.h"
 #include "tern/shard.h"
@@ -152,6 +153,7 @@ cmd_state(void *arg, bool up)
 	on_heartbeat(fleet->home->loop, &fleet->heartbeat, 0);
 	fleet_table_joined(&admin_table);
 	fleet_table_joined(&fleet_shaping_table);
+	fleet_suppress_joined();
 }
 
 static void
@@ -173,6 +175,7 @@ fleet_stop_on_shard(struct shard *s, void *arg)
 	if (s == fleet->home) {
 		admin_set_observer(NULL, NULL);
 		fleet_shaping_stop();
+		fleet_suppress_stop();
 		ev_timer_stop(s->loop, &fleet->heartbeat);
 		redis_client_free(fleet->sub);
 		fleet->sub = fleet->cmd = NULL;
@@ -239,6 +242,7 @@ fleet_open(const struct fleet_config *cfg, struct tern_err *err)
 	ev_timer_start(f->home->loop, &f->heartbeat);
 	admin_set_observer(admin_changed, NULL);
 	fleet_shaping_start();
+	fleet_suppress_start();
 	return 0;
 }
 

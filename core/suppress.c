@@ -52,7 +52,11 @@ static struct {
 	pthread_mutex_t action_lock;
 	enum suppress_action action;
 	char reject_text[SUPPRESS_TEXT_MAX];
-} sup = {.action_lock = PTHREAD_MUTEX_INITIALIZER,
+	pthread_mutex_t observer_lock;
+	suppress_observer_fn observer;
+	void *observer_arg;
+} sup = {.observer_lock = PTHREAD_MUTEX_INITIALIZER,
+	 .action_lock = PTHREAD_MUTEX_INITIALIZER,
 	 .action = SUPPRESS_REJECT,
 	 .reject_text = "Recipient address is on the suppression list"};
 
@@ -384,7 +388,7 @@ batch_put(struct spool_kv_batch *b, const struct suppress_entry *e, struct tern_
 }
 
 int
-suppress_add(const struct suppress_entry *e, struct tern_err *err)
+suppress_apply_add(const struct suppress_entry *e, struct tern_err *err)
 {
 	struct spool_kv_batch *b;
 	int rc;
@@ -404,7 +408,7 @@ suppress_add(const struct suppress_entry *e, struct tern_err *err)
 }
 
 int
-suppress_remove(const char *tenant, const char *address, struct tern_err *err)
+suppress_apply_remove(const char *tenant, const char *address, struct tern_err *err)
 {
 	struct spool_kv_batch *b;
 	char key[KEY_MAX];
@@ -433,6 +437,47 @@ suppress_remove(const char *tenant, const char *address, struct tern_err *err)
 	spool_kv_batch_delete(b, key, klen);
 	rc = spool_kv_write(sup.spool, b, false, err);
 	spool_kv_batch_free(b);
+	return rc;
+}
+
+/* Fleet mode's observer */
+
+void
+suppress_set_observer(suppress_observer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&sup.observer_lock);
+	sup.observer = fn;
+	sup.observer_arg = arg;
+	pthread_mutex_unlock(&sup.observer_lock);
+}
+
+static void
+tell_observer(const struct suppress_entry *e, bool removed)
+{
+	pthread_mutex_lock(&sup.observer_lock);
+	if (sup.observer != NULL)
+		sup.observer(sup.observer_arg, e, removed);
+	pthread_mutex_unlock(&sup.observer_lock);
+}
+
+int
+suppress_add(const struct suppress_entry *e, struct tern_err *err)
+{
+	int rc = suppress_apply_add(e, err);
+
+	if (rc == 0)
+		tell_observer(e, false);
+	return rc;
+}
+
+int
+suppress_remove(const char *tenant, const char *address, struct tern_err *err)
+{
+	struct suppress_entry e;
+	int rc = suppress_apply_remove(tenant, address, err);
+
+	if (rc == 0 && suppress_entry_init(&e, tenant, address, err) == 0)
+		tell_observer(&e, true);
 	return rc;
 }
 
@@ -517,6 +562,8 @@ suppress_batch_add(struct suppress_batch *b, const struct suppress_entry *e, str
 	if (sup.spool == NULL)
 		return not_open(err);
 	rc = batch_put(b->kv, e, err);
+	if (rc == 0)
+		tell_observer(e, false);
 	if (rc == 0 && spool_kv_batch_count(b->kv) >= BATCH_ROWS)
 		rc = spool_kv_write(sup.spool, b->kv, false, err);
 	return rc;
@@ -545,6 +592,8 @@ list_visit(void *arg, const char *key, size_t klen, const char *val, size_t vlen
 	struct list_walk *w = arg;
 	struct suppress_entry e;
 
+	if (klen > 0 && key[0] == SUPPRESS_KEY_RESERVED)
+		return 0;
 	if (decode_entry(key, klen, val, vlen, &e) < 0) {
 		log_warn("suppress", "skipping a malformed entry of %zu bytes", vlen);
 		return 0;

@@ -112,6 +112,21 @@ enum suppress_action suppress_action(void);
 /* The refusal's text (copied into out). */
 void suppress_reject_text(char *out, size_t n);
 
+/*
+ * Fleet mode (fleet_suppress.h). The observer hears every local change, on
+ * the writer's thread: suppress_add and suppress_remove once written (removed:
+ * e holds only tenant and address), suppress_batch_add once collected. suppress_apply_*
+ * write a change heard from the fleet, as suppress_add/remove do, without
+ * telling the observer (so that it is not published again). Keys of the
+ * column family that start with SUPPRESS_KEY_RESERVED are not entries (the
+ * fleet's bookkeeping): listings skip them.
+ */
+#define SUPPRESS_KEY_RESERVED '\x01'
+typedef void (*suppress_observer_fn)(void *arg, const struct suppress_entry *e, bool removed);
+void suppress_set_observer(suppress_observer_fn fn, void *arg);
+int suppress_apply_add(const struct suppress_entry *e, struct tern_err *err);
+int suppress_apply_remove(const char *tenant, const char *address, struct tern_err *err);
+
 /* Lookups and bloom-filter hits since open (tests, bench). */
 struct suppress_stats {
 	unsigned long long checks;
