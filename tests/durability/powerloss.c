@@ -436,7 +436,14 @@ pl_trace_marks(long i, off_t end, const char *p, size_t n)
 			if (!(q[len] == '-' || q[len] == '.' || (q[len] >= '0' && q[len] <= '9') ||
 			      (q[len] >= 'a' && q[len] <= 'z') || (q[len] >= 'A' && q[len] <= 'Z')))
 				break;
-		pl_trace("W%ld %lld %.*s", i, (long long)end, (int)len, q);
+		/*
+		 * A token is whole only when something follows it in this buffer: the
+		 * WAL cuts records at its block boundaries, and a mark cut off there
+		 * would name a shorter token, or none. The message repeats its token,
+		 * so another copy of it is whole.
+		 */
+		if (len > 0 && q + len < stop)
+			pl_trace("W%ld %lld %.*s", i, (long long)end, (int)len, q);
 		n = (size_t)(stop - q);
 		p = q;
 	}
