@@ -24,8 +24,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import re
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -40,6 +42,7 @@ tern.on('init', function()
   tern.configure_local_logs { log_dir = '%(dir)s/log' }
   tern.start_esmtp_listener { listen = '127.0.0.1:%(port)d', hostname = 'sizing.test',
                               relay_hosts = { '127.0.0.0/8' } }
+  tern.start_http_listener { listen = '127.0.0.1:%(http)d' }
 end)
 tern.on('get_queue_config', function()
   return tern.make_queue_config { retry_interval = '1h', mx_list = { '127.0.0.1:%(mx)d' } }
@@ -68,10 +71,11 @@ def du_bytes(path):
 
 class Ternd:
     def __init__(self, args, work, mx_port, conns):
-        self.port = free_port()
+        self.port, self.http = free_port(), free_port()
         policy = os.path.join(work, "policy.lua")
         with open(policy, "w") as f:
-            f.write(POLICY % {"dir": work, "port": self.port, "mx": mx_port, "conns": conns})
+            f.write(POLICY % {"dir": work, "port": self.port, "http": self.http, "mx": mx_port,
+                              "conns": conns})
         self.err = open(os.path.join(work, "stderr"), "w")
         self.proc = subprocess.Popen([os.path.join(args.build, "ternd"), "--policy", policy,
                                       "--threads", str(args.threads)], stderr=self.err)
@@ -88,6 +92,15 @@ class Ternd:
     def rss(self):
         time.sleep(SETTLE)
         return rss_kib(self.proc.pid)
+
+    def syncs(self):
+        """(synced group commits, records in them) so far, from GET /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return tuple(sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text,
+                                                      re.M))
+                     for name in ("tern_spool_sync_batches_total",
+                                  "tern_spool_sync_batch_records_sum"))
 
     def stop(self):
         self.proc.terminate()
@@ -165,8 +178,22 @@ class StallingReceiver(threading.Thread):
             c.close()
 
 
+def held(args, work):
+    """RSS growth of N messages held toward a closed port: what outbound's messages
+    cost without their connections (RocksDB's memtables, queue entries)."""
+    ternd = Ternd(args, work, free_port(), 1)
+    try:
+        before = ternd.rss()
+        smtpload(ternd.port, args.connections)
+        after = ternd.rss()
+    finally:
+        ternd.stop()
+    return before, after
+
+
 def outbound(args, work):
-    """RSS growth per outbound connection holding a message mid-transaction."""
+    """RSS growth with N messages toward a receiver that stalls each connection
+    mid-transaction, and how many connections it holds."""
     rx = StallingReceiver()
     rx.start()
     ternd = Ternd(args, work, rx.port, args.connections)
@@ -197,13 +224,15 @@ def spool(args, work):
     ternd = Ternd(args, work, free_port(), 1)
     try:
         empty = du_bytes(os.path.join(work, "spool"))
+        sync0 = ternd.syncs()
         smtpload(ternd.port, args.messages)
         time.sleep(2)
+        sync1 = ternd.syncs()
         running = du_bytes(os.path.join(work, "spool"))
     finally:
         ternd.stop()
     stopped = du_bytes(os.path.join(work, "spool"))
-    return empty, running, stopped
+    return empty, running, stopped, (sync1[0] - sync0[0], sync1[1] - sync0[1])
 
 
 def main():
@@ -221,15 +250,20 @@ def main():
         print(f"inbound: {n} idle sessions after EHLO; RSS {before / 1024:.1f} -> "
               f"{after / 1024:.1f} MiB = {1024 * (after - before) / n:.0f} bytes per connection",
               flush=True)
-        before, after, held = outbound(args, tempfile.mkdtemp(dir=tmp))
-        print(f"outbound: {held} connections holding a message mid-transaction; RSS "
-              f"{before / 1024:.1f} -> {after / 1024:.1f} MiB = "
-              f"{1024 * (after - before) / max(held, 1):.0f} bytes per connection", flush=True)
-        empty, running, stopped = spool(args, tempfile.mkdtemp(dir=tmp))
+        msg0, msg1 = held(args, tempfile.mkdtemp(dir=tmp))
+        before, after, conns = outbound(args, tempfile.mkdtemp(dir=tmp))
+        per = 1024 * ((after - before) - (msg1 - msg0)) / max(conns, 1)
+        print(f"outbound: {n} messages held without connections: RSS {msg0 / 1024:.1f} -> "
+              f"{msg1 / 1024:.1f} MiB; with {conns} connections holding one each "
+              f"mid-transaction: RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB; the "
+              f"difference = {per:.0f} bytes per connection", flush=True)
+        empty, running, stopped, (syncs, recs) = spool(args, tempfile.mkdtemp(dir=tmp))
         m = args.messages
         print(f"spool: {m} messages of 4 KiB held; {empty} bytes empty, {running} running "
               f"= {(running - empty) / m:.0f} bytes per message, {stopped} after a clean stop "
-              f"= {(stopped - empty) / m:.0f} bytes per message", flush=True)
+              f"= {(stopped - empty) / m:.0f} bytes per message; {syncs:.0f} synced group "
+              f"commits (fsyncs) for {recs:.0f} records = {recs / max(syncs, 1):.1f} records "
+              f"and {syncs / m:.3f} fsyncs per message (smtpload, 20 connections)", flush=True)
 
 
 if __name__ == "__main__":
