@@ -538,3 +538,28 @@ def test_a_warmup_cap_falls_back_to_a_share_while_redis_is_away(
     assert stays(lambda: len(sink.messages) == 30, 3.0), \
         f"the fleet's cap of 30 did not hold across the outage: {len(sink.messages)}"
     assert list(quota(again).values()) == [30], quota(again)
+
+
+def test_a_lease_taken_while_the_connection_rate_waits_is_kept(
+        ternd, tmp_path, redis_server, py_sink):
+    """Regression: a lease granted while max_connection_rate said wait was dropped by egress
+    yet renewed forever by its node, so a fleet-wide connection_limit shrank by one each time
+    until the path stalled. connection_limit = 2, one connection a second, one message per
+    connection: all 8 messages go, and no lease outlives the connections."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    hooks = """
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', connection_limit = 2,
+                                 max_connection_rate = '60/min',
+                                 max_deliveries_per_connection = 1 }
+end)
+"""
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=1, hooks=hooks)
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    inject(http[0], *[f"n0-{k}@conn.example" for k in range(8)])
+    got = sink.wait_messages(8, timeout=40)
+    assert len(got) == 8, f"the path stalled after {len(got)} messages: leases {leases(redis)}"
+    assert wait_for(lambda: sum(map(len, leases(redis).values())) == 0, 15), \
+        f"leases outlived their connections: {leases(redis)}"
