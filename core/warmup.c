@@ -500,7 +500,7 @@ warmup_configure(const struct warmup_plan *plans, size_t n, const struct warmup_
 	return rc;
 }
 
-/* ---- the questions ----------------------------------------------------------------------------- */
+/* ---- the questions --------------------------------------------------------------------------- */
 
 /* Fleet mode: a reservation to ask for once the lock is released (provider "": the source's count). */
 struct warmup_ask {
@@ -531,6 +531,8 @@ share_named(struct warmup_source *s, const char *name)
 static bool
 room(const struct warmup_share *sh, double cap, double sent)
 {
+	if (cap <= 0)
+		return false; /* before the start: nothing to ask the fleet for */
 	if (!fleet_configured())
 		return sent < cap;
 	if (sh->permits > 0)
