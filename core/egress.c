@@ -3,8 +3,9 @@
  * Egress. The scheduled queue's shard chooses a source from the pool and
  * posts the message to the shard that owns the ready queue for (source,
  * site). That shard holds the queue's FIFO, its connections and its
- * throttles: a message leaves only when the message rate allows it and a
- * connection is free, and connections never exceed connection_limit.
+ * permits from the limiter (limiter.h: this node's, or the fleet's): a
+ * message leaves only when the message rate allows it and a connection is
+ * free, and connections never exceed connection_limit.
  *
  * Pools, sources and paths (hooks get_egress_pool, get_egress_source,
  * get_egress_path_config) are asked through config, never Lua, and are
