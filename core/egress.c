@@ -3,8 +3,9 @@
  * Egress. The scheduled queue's shard chooses a source from the pool and
  * posts the message to the shard that owns the ready queue for (source,
  * site). That shard holds the queue's FIFO, its connections and its
- * throttles: a message leaves only when the message rate allows it and a
- * connection is free, and connections never exceed connection_limit.
+ * permits from the limiter (limiter.h: this node's, or the fleet's): a
+ * message leaves only when the message rate allows it and a connection is
+ * free, and connections never exceed connection_limit.
  *
  * Pools, sources and paths (hooks get_egress_pool, get_egress_source,
  * get_egress_path_config) are asked through config, never Lua, and are
@@ -15,8 +16,6 @@
 #include "tern/config.h"
 #include "tern/coro.h"
 #include "tern/fleet.h"
-#include "tern/fleet_lease.h"
-#include "tern/fleet_limit.h"
 #include "tern/limiter.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
@@ -27,7 +26,6 @@
 #include "tern/queue.h"
 #include "tern/shard.h"
 #include "tern/smtp_client.h"
-#include "tern/throttle.h"
 #include "tern/tls.h"
 #include "tern/util_map.h"
 #include "tern/warmup.h"
@@ -54,7 +52,7 @@ struct pool {
 struct client_link {
 	struct client_link *next;
 	struct smtp_client *client;
-	uint64_t lease; /* fleet mode: its lease of the path's shared connection limit */
+	uint64_t lease; /* its permit from the limiter, given back when it ends */
 };
 
 struct ready_queue {
@@ -68,9 +66,7 @@ struct ready_queue {
 	struct smtp_client_config ccfg;
 	struct queue_msg *head, *tail;
 	size_t n_msgs;
-	struct throttle msg_rate, conn_rate;
-	struct fleet_rate *fleet_msg_rate; /* fleet mode: the rate shared by every node */
-	struct fleet_conns *fleet_conns; /* fleet mode: the leases of the shared connection_limit */
+	struct limiter_path *limits; /* the path's permits, from egress_limiter() */
 	int conn_limit; /* the path's connection_limit as the limiter allows it now */
 	int n_conns;
 	struct client_link *clients;
@@ -93,11 +89,11 @@ struct egress_shard {
 /* Sized statically so that no shard has to allocate it first (they start together). */
 static struct egress_shard egress_shards[SHARD_MAX];
 
-/* Where suspensions and the limits of paths come from: this node's, or a fleet's. */
+/* Where suspensions, the limits of paths and their permits come from: this node's, or a fleet's. */
 static const struct limiter *
 egress_limiter(void)
 {
-	return limiter_local();
+	return fleet_configured() ? limiter_fleet() : limiter_local();
 }
 
 /* ---- smooth weighted round-robin ------------------------------------------------------------- */
@@ -141,8 +137,7 @@ ready_queue_free(void *p)
 	struct queue_msg *m, *next;
 
 	ev_timer_stop(rq->es->shard->loop, &rq->wake);
-	fleet_rate_release(rq->fleet_msg_rate);
-	fleet_conns_release(rq->fleet_conns);
+	egress_limiter()->path_free(rq->limits);
 	/* Messages stay in the spool; only their memory goes. */
 	for (m = rq->head; m; m = next) {
 		next = m->next;
@@ -391,8 +386,6 @@ ready_refresh(struct ready_queue *rq)
 		log_warn("egress", "%s: path config: %s; keeping the previous one", rq->key, err.msg);
 		return;
 	}
-	throttle_retune(&rq->msg_rate, next.max_message_rate, 1);
-	throttle_retune(&rq->conn_rate, next.max_connection_rate, 1);
 	rq->path = next;
 	if (rq->n_conns == 0)
 		ready_client_config(rq);
@@ -437,30 +430,32 @@ ready_suspended(struct ready_queue *rq)
 	return true;
 }
 
-/* The path's message rate: the fleet's unless the policy kept it to this node ('local:'). */
-static double
-ready_rate_take(struct ready_queue *rq, double now)
+/* The limits the path's config gives (before any override). */
+static void
+ready_base_limits(const struct egress_path_cfg *path, struct limiter_limits *l)
 {
-	if (rq->fleet_msg_rate != NULL && !rq->path.max_message_rate_local)
-		return fleet_rate_take(rq->fleet_msg_rate, now);
-	return throttle_take(&rq->msg_rate, now);
+	*l = (struct limiter_limits){
+		.max_message_rate = path->max_message_rate,
+		.connection_limit = path->connection_limit,
+		.max_connection_rate = path->max_connection_rate,
+		.max_message_rate_local = path->max_message_rate_local,
+		.connection_limit_local = path->connection_limit_local,
+		.max_connection_rate_local = path->max_connection_rate_local,
+	};
 }
 
 /*
  * The path's limits as the limiter allows them now (an override, or the
- * climb back after a suspension): retuned only when they change, so a
- * steady path keeps its throttle's state.
+ * climb back after a suspension): an unchanged rate keeps its state.
  */
 static void
 ready_apply_limits(struct ready_queue *rq)
 {
-	const struct limiter_limits base = {rq->path.max_message_rate, rq->path.connection_limit};
-	struct limiter_limits now;
+	struct limiter_limits base, now;
 
+	ready_base_limits(&rq->path, &base);
 	egress_limiter()->limits(rq->source.name, rq->route.site, &base, util_wallclock(), &now);
-	throttle_retune(&rq->msg_rate, now.max_message_rate, 1);
-	if (rq->fleet_msg_rate)
-		fleet_rate_retune(rq->fleet_msg_rate, now.max_message_rate);
+	egress_limiter()->path_tune(rq->limits, &now);
 	rq->conn_limit = now.connection_limit;
 }
 
@@ -475,7 +470,7 @@ ready_take(void *arg, struct smtp_client *c)
 		return NULL;
 	ready_refresh(rq);
 	ready_apply_limits(rq);
-	wait = ready_rate_take(rq, util_now());
+	wait = egress_limiter()->take_message(rq->limits, util_now());
 	if (wait > 0) {
 		ready_wake_in(rq, wait);
 		return NULL;
@@ -518,8 +513,7 @@ ready_ended(void *arg, struct smtp_client *c, bool tls_failed, bool unreachable)
 	if (*l) {
 		dead = *l;
 		*l = dead->next;
-		if (rq->fleet_conns)
-			fleet_conns_drop(rq->fleet_conns, dead->lease);
+		egress_limiter()->drop_connection(rq->limits, dead->lease);
 		free(dead);
 	}
 	rq->n_conns--;
@@ -539,8 +533,7 @@ ready_open_connection(struct ready_queue *rq, uint64_t lease)
 	struct smtp_client *c;
 
 	if (link == NULL) {
-		if (rq->fleet_conns)
-			fleet_conns_drop(rq->fleet_conns, lease);
+		egress_limiter()->drop_connection(rq->limits, lease);
 		return;
 	}
 	rq->ccfg.skip_tls = util_now() < rq->tls_broken_until;
@@ -552,19 +545,6 @@ ready_open_connection(struct ready_queue *rq, uint64_t lease)
 	/* NULL: it ended already, and ready_ended() unlinked it. */
 	if (c)
 		link->client = c;
-}
-
-/*
- * A lease for one more connection: the fleet's unless the policy kept the
- * limit to this node ('local:'); 0, or the seconds to wait.
- */
-static double
-ready_conn_lease(struct ready_queue *rq, uint64_t *lease)
-{
-	*lease = 0;
-	if (rq->fleet_conns == NULL || rq->path.connection_limit_local)
-		return 0;
-	return fleet_conns_take(rq->fleet_conns, rq->conn_limit, rq->n_conns, lease);
 }
 
 /* Hand waiting messages to idle connections, and open connections while allowed. */
@@ -585,11 +565,9 @@ ready_pump(struct ready_queue *rq)
 	while (rq->head && rq->n_conns < rq->conn_limit &&
 	       rq->n_msgs > (size_t)rq->n_conns) {
 		uint64_t lease;
-		double wait = ready_conn_lease(rq, &lease);
+		double wait = egress_limiter()->take_connection(rq->limits, rq->n_conns, util_now(),
+								&lease);
 
-		/* A lease granted while the rate says wait stays for the next connection. */
-		if (wait <= 0)
-			wait = throttle_take(&rq->conn_rate, util_now());
 		if (wait > 0) {
 			ready_wake_in(rq, wait);
 			return;
@@ -638,6 +616,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	     const struct egress_route *route, struct tern_err *err)
 {
 	struct egress_source_cfg *src = get_source(es, source, err);
+	struct limiter_limits limits;
 	struct ready_queue *rq;
 	int rc;
 
@@ -659,20 +638,20 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 		return NULL;
 	}
 	rq->path_epoch = config_epoch(es->shard);
-	throttle_init(&rq->msg_rate, rq->path.max_message_rate, 1);
-	throttle_init(&rq->conn_rate, rq->path.max_connection_rate, 1);
-	if (fleet_configured() && (rq->fleet_msg_rate = fleet_rate_new(key)) != NULL)
-		fleet_rate_retune(rq->fleet_msg_rate, rq->path.max_message_rate);
-	if (fleet_configured())
-		rq->fleet_conns = fleet_conns_new(key);
+	ready_base_limits(&rq->path, &limits);
+	rq->limits = egress_limiter()->path_new(key, &limits);
+	if (rq->limits == NULL) {
+		free(rq);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
 	rq->conn_limit = rq->path.connection_limit;
 	ev_timer_init(&rq->wake, ready_wake_cb, 0, 0);
 	rq->wake.data = rq;
 	ready_client_config(rq);
 	map_put(&es->ready, key, rq, &rc);
 	if (rc < 0) {
-		fleet_rate_release(rq->fleet_msg_rate);
-		fleet_conns_release(rq->fleet_conns);
+		egress_limiter()->path_free(rq->limits);
 		free(rq);
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;

@@ -233,6 +233,16 @@ fleet_conns_take(struct fleet_conns *fc, int limit, int open, uint64_t *lease)
 }
 
 void
+fleet_conns_keep(struct fleet_conns *fc, uint64_t lease)
+{
+	if (lease == 0)
+		return;
+	if (fc->spare != 0)
+		fleet_conns_drop(fc, fc->spare);
+	fc->spare = lease;
+}
+
+void
 fleet_conns_drop(struct fleet_conns *fc, uint64_t lease)
 {
 	struct redis_client *c = fleet_client(shard_self());

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Fleet-wide message rates: GCRA in a Redis script, permits in batches (see
+ * Fleet-wide rates (messages, connections): GCRA in a Redis script, permits in batches (see
  * fleet_limit.h). The script keeps the theoretical arrival time (TAT) of
  * the key in milliseconds of Redis's own clock, so the nodes' clocks never
  * matter, and grants as many of the permits asked for as the limit allows
@@ -69,12 +69,12 @@ fleet_rate_batch(double per_second)
 }
 
 struct fleet_rate *
-fleet_rate_new(const char *name)
+fleet_rate_new(const char *kind, const char *name)
 {
 	struct fleet_rate *r = calloc(1, sizeof(*r));
 
 	if (r != NULL)
-		snprintf(r->key, sizeof(r->key), "tern:rate:%s", name);
+		snprintf(r->key, sizeof(r->key), "tern:%s:%s", kind, name);
 	return r;
 }
 

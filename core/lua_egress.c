@@ -365,6 +365,9 @@ lua_egress_read_path(lua_State *L, int idx, struct egress_path_cfg *out, struct 
 	out->connection_limit_local = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	out->max_connection_rate = lua_options_field_number(L, idx, "max_connection_rate", 0);
+	lua_getfield(L, idx, "max_connection_rate_local");
+	out->max_connection_rate_local = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	out->max_deliveries_per_connection = (int)lua_options_field_number(
 		L, idx, "max_deliveries_per_connection", out->max_deliveries_per_connection);
 	out->smtp_port = (int)lua_options_field_number(L, idx, "smtp_port", out->smtp_port);

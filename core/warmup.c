@@ -17,9 +17,19 @@
  * period are saved when its cap is reached and at a clean stop, so a crash
  * can at worst let a source send one period's count again, never reopen a
  * cap it had reached.
+ *
+ * In fleet mode the caps are the fleet's (fleet_quota.h): a source's count
+ * of a period, and each of its provider counts, is a Redis key from which
+ * the nodes reserve permits in batches, asked for again when half a batch
+ * is left, so that selection rarely waits for Redis and never calls it under
+ * the lock. While Redis is away a node sends up to the cap divided by the
+ * fleet's node count (its own count this period), and owes what it sent so
+ * to the next reservation. Stages and pauses stay each node's own.
  */
 #include "tern/warmup.h"
 #include "tern/admin.h"
+#include "tern/fleet.h"
+#include "tern/fleet_quota.h"
 #include "tern/json.h"
 #include "tern/log.h"
 #include "tern/logrec.h"
@@ -40,6 +50,14 @@
 
 enum { WIN_DELIVERED, WIN_BOUNCED, WIN_COMPLAINTS, WIN_KINDS };
 
+/* Fleet mode: this node's part of a count the fleet shares, for the current period. */
+struct warmup_share {
+	int permits;  /* reserved in Redis, not yet spent */
+	int debt;     /* sent while Redis was away, not yet counted there */
+	bool asking;  /* a reservation is on its way */
+	bool reached; /* Redis says the fleet reached the cap */
+};
+
 struct warmup_source {
 	struct warmup_plan plan;
 	bool planned; /* in the current plans; state without a plan is kept for a reload */
@@ -48,6 +66,7 @@ struct warmup_source {
 	long long period; /* index of the period last seen; -1 before the start */
 	double sent;
 	double provider_sent[WARMUP_MAX_PROVIDERS];
+	struct warmup_share share, provider_share[WARMUP_MAX_PROVIDERS];
 	bool paused;
 	char reason[200];
 	double win_start;
@@ -164,6 +183,8 @@ roll(struct warmup_source *s, double now)
 	s->period = idx;
 	s->sent = 0;
 	memset(s->provider_sent, 0, sizeof(s->provider_sent));
+	memset(&s->share, 0, sizeof(s->share));
+	memset(s->provider_share, 0, sizeof(s->provider_share));
 }
 
 /* The cap now: 0 before the start, -1 once the ramp ended. */
@@ -296,6 +317,8 @@ adopt_plan(struct warmup_source *s, const struct warmup_plan *p)
 				sent[i] = s->provider_sent[j];
 	s->plan = *p;
 	memcpy(s->provider_sent, sent, sizeof(sent));
+	/* Permits reserved under the old indexes lapse: the fleet may fall short, never over. */
+	memset(s->provider_share, 0, sizeof(s->provider_share));
 	s->planned = true;
 }
 
@@ -479,40 +502,181 @@ warmup_configure(const struct warmup_plan *plans, size_t n, const struct warmup_
 
 /* ---- the questions --------------------------------------------------------------------------- */
 
+/* Fleet mode: a reservation to ask for once the lock is released (provider "": the source's count). */
+struct warmup_ask {
+	char source[64];
+	char provider[64];
+	long long period;
+	double cap, ttl;
+	int debt, want;
+};
+
+#define WARMUP_ASKS 2 /* the source's count and one provider's */
+
+/* The share of s for provider name ("": the source's own), or NULL when the plan has none. */
+static struct warmup_share *
+share_named(struct warmup_source *s, const char *name)
+{
+	size_t i;
+
+	if (name[0] == '\0')
+		return &s->share;
+	for (i = 0; i < s->plan.n_providers; i++)
+		if (strcmp(s->plan.providers[i].name, name) == 0)
+			return &s->provider_share[i];
+	return NULL;
+}
+
+/* Whether a count at sent of cap has room for one more: this node's alone, or the fleet's. */
+static bool
+room(const struct warmup_share *sh, double cap, double sent)
+{
+	if (cap <= 0)
+		return false; /* before the start: nothing to ask the fleet for */
+	if (!fleet_configured())
+		return sent < cap;
+	if (sh->permits > 0)
+		return true;
+	if (sh->reached || fleet_quota_up())
+		return false; /* a reservation is asked for (or on its way) */
+	return sent < floor(cap / fleet_nodes());
+}
+
+/* Caller holds the lock: reserve more for sh once the lock is released, unless it waits already. */
+static void
+want_more(struct warmup_source *s, struct warmup_share *sh, const char *provider, double cap,
+	  struct warmup_ask *asks, size_t *n_asks)
+{
+	struct warmup_ask *a;
+
+	if (!fleet_configured() || sh->asking || sh->reached || !fleet_quota_up())
+		return;
+	a = &asks[(*n_asks)++];
+	*a = (struct warmup_ask){.period = s->period, .cap = cap, .ttl = 2 * s->plan.period + 60,
+				 .debt = sh->debt, .want = fleet_quota_batch(cap)};
+	snprintf(a->source, sizeof(a->source), "%s", s->plan.source);
+	snprintf(a->provider, sizeof(a->provider), "%s", provider);
+	sh->debt = 0;
+	sh->asking = true;
+}
+
+/* Caller holds the lock: spend one of sh (a permit, or a debt while Redis is away). */
+static void
+spend(struct warmup_source *s, struct warmup_share *sh, const char *provider, double cap,
+      struct warmup_ask *asks, size_t *n_asks)
+{
+	if (!fleet_configured())
+		return;
+	if (sh->permits > 0)
+		sh->permits--;
+	else
+		sh->debt++;
+	/* Half a batch left: the next one is asked for before selection has to wait for it. */
+	if (sh->permits <= fleet_quota_batch(cap) / 2)
+		want_more(s, sh, provider, cap, asks, n_asks);
+}
+
 /* Caller holds the lock: count one message for source to site, or say it is at a cap. */
 static bool
-take_locked(struct warmup_source *s, const char *site, double now, bool *reached)
+take_locked(struct warmup_source *s, const char *site, double now, bool *reached,
+	    struct warmup_ask *asks, size_t *n_asks)
 {
 	double cap = cap_now(s, now);
+	const char *pname;
 	int p;
 
 	if (cap < 0)
 		return true;
-	if (s->sent >= cap)
-		return false;
 	p = provider_of(&s->plan, site);
-	if (p >= 0 && s->provider_sent[p] >= s->plan.providers[p].cap)
+	pname = p >= 0 ? s->plan.providers[p].name : "";
+	if (!room(&s->share, cap, s->sent)) {
+		want_more(s, &s->share, "", cap, asks, n_asks);
 		return false;
+	}
+	if (p >= 0 && !room(&s->provider_share[p], s->plan.providers[p].cap, s->provider_sent[p])) {
+		want_more(s, &s->provider_share[p], pname, s->plan.providers[p].cap, asks, n_asks);
+		return false;
+	}
 	s->sent++;
-	if (p >= 0)
+	spend(s, &s->share, "", cap, asks, n_asks);
+	if (p >= 0) {
 		s->provider_sent[p]++;
+		spend(s, &s->provider_share[p], pname, s->plan.providers[p].cap, asks, n_asks);
+	}
 	*reached = s->sent >= cap;
 	return true;
+}
+
+/* Caller holds the lock: the reply to a (granted < 0: none came; its debt is owed again). */
+static void
+apply_reply(const struct warmup_ask *a, int granted)
+{
+	struct warmup_source *s = find_planned(a->source);
+	struct warmup_share *sh;
+
+	/* A reply for a period gone by is dropped: those permits lapsed with it. */
+	if (s == NULL || s->period != a->period || (sh = share_named(s, a->provider)) == NULL)
+		return;
+	sh->asking = false;
+	if (granted < 0) {
+		sh->debt += a->debt;
+		return;
+	}
+	sh->permits += granted;
+	sh->reached = granted < a->want;
+}
+
+/* A reservation's reply, on the shard that asked. */
+static void
+reserved(void *arg, int granted)
+{
+	pthread_mutex_lock(&warmup_lock);
+	apply_reply(arg, granted);
+	pthread_mutex_unlock(&warmup_lock);
+	free(arg);
+}
+
+/* Send the reservations take_locked() wanted; one that cannot go is undone. */
+static void
+ask_all(const struct warmup_ask *asks, size_t n)
+{
+	char name[300];
+	struct warmup_ask *a;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "warmup:%s:%lld%s%s", asks[i].source, asks[i].period,
+			 asks[i].provider[0] ? ":" : "", asks[i].provider);
+		a = malloc(sizeof(*a));
+		if (a != NULL) {
+			*a = asks[i];
+			if (fleet_quota_reserve(name, a->cap, a->debt, a->want, a->ttl, reserved,
+						a) == 0)
+				continue;
+			free(a);
+		}
+		pthread_mutex_lock(&warmup_lock);
+		apply_reply(&asks[i], -1);
+		pthread_mutex_unlock(&warmup_lock);
+	}
 }
 
 bool
 warmup_take(const char *source, const char *site)
 {
+	struct warmup_ask asks[WARMUP_ASKS];
 	struct warmup_source *s;
 	bool ok = true, reached = false;
+	size_t n_asks = 0;
 
 	if (atomic_load_explicit(&warmup_planned, memory_order_relaxed) == 0)
 		return true;
 	pthread_mutex_lock(&warmup_lock);
 	s = find_planned(source);
 	if (s)
-		ok = take_locked(s, site, util_wallclock(), &reached);
+		ok = take_locked(s, site, util_wallclock(), &reached, asks, &n_asks);
 	pthread_mutex_unlock(&warmup_lock);
+	ask_all(asks, n_asks);
 	if (reached)
 		save();
 	return ok;
@@ -531,7 +695,7 @@ warmup_wait(const char *source)
 	s = find_planned(source);
 	if (s) {
 		view_of(s, now, &v);
-		if (v.cap >= 0 && v.sent >= v.cap)
+		if (v.cap >= 0 && (v.sent >= v.cap || s->share.reached))
 			wait = v.next - now;
 	}
 	pthread_mutex_unlock(&warmup_lock);

@@ -47,7 +47,7 @@ LAYERS = {
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
     "proxy_proto": ENGINE, "bounce": ENGINE, "regex_rules": ENGINE, "admin": ENGINE, "api_admin": ENGINE,
-    "fleet": ENGINE, "fleet_limit": ENGINE, "fleet_table": ENGINE, "fleet_lease": ENGINE, "fleet_shaping": ENGINE, "fleet_suppress": ENGINE, "redis": ENGINE,
+    "fleet": ENGINE, "fleet_limit": ENGINE, "fleet_table": ENGINE, "fleet_lease": ENGINE, "limiter_fleet": ENGINE, "fleet_quota": ENGINE, "fleet_shaping": ENGINE, "fleet_suppress": ENGINE, "redis": ENGINE,
     "automation": ENGINE, "path_state": ENGINE, "limiter": ENGINE,
     "api_metrics": ENGINE, "status_page": ENGINE,
     "warmup": ENGINE, "api_warmup": ENGINE,

@@ -47,6 +47,7 @@ struct egress_path_cfg {
 	bool max_message_rate_local; /* 'local:...': this node's, even in fleet mode */
 	bool connection_limit_local; /* 'local:N': this node's, even in fleet mode */
 	double max_connection_rate; /* per second; 0 = unlimited */
+	bool max_connection_rate_local; /* 'local:...': this node's, even in fleet mode */
 	int max_deliveries_per_connection;
 	enum smtp_tls_mode tls;
 	int smtp_port;

@@ -31,6 +31,12 @@ struct fleet_conns *fleet_conns_new(const char *name);
  * the seconds to wait before asking again (a close wakes the path anyway).
  */
 double fleet_conns_take(struct fleet_conns *fc, int limit, int open, uint64_t *lease);
+/*
+ * A lease taken but not used now (the connection rate said wait): it stays
+ * for the next connection, and goes back if unused for a third of the lease
+ * time.
+ */
+void fleet_conns_keep(struct fleet_conns *fc, uint64_t lease);
 /* The connection holding lease closed. */
 void fleet_conns_drop(struct fleet_conns *fc, uint64_t lease);
 void fleet_conns_release(struct fleet_conns *fc);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A message rate shared by the fleet (fleet mode): GCRA kept in Redis, one
- * key per egress path, so three nodes limited to 600/min send 600/min
- * together, not 1,800.
+ * A rate shared by the fleet (fleet mode): GCRA kept in Redis, one key per
+ * egress path and kind (a path's message rate, its connection rate), so
+ * three nodes limited to 600/min send 600/min together, not 1,800.
  *
  * Redis stays off the per-message path: a node takes permits in small
  * batches (about a tenth of a second's worth, at least one) with one script
@@ -22,11 +22,11 @@
 
 struct fleet_rate;
 
-/* A rate for the Redis key name ("tern:rate:" is prepended); NULL when out of memory. */
-struct fleet_rate *fleet_rate_new(const char *name);
+/* A rate kept in the Redis key "tern:<kind>:<name>"; NULL when out of memory. */
+struct fleet_rate *fleet_rate_new(const char *kind, const char *name);
 /* The fleet-wide rate (per second; 0: unlimited); a change starts afresh. */
 void fleet_rate_retune(struct fleet_rate *r, double per_second);
-/* 0 when a message may go now, else the seconds to wait before asking again. */
+/* 0 when one event (a message, a connection) may happen now, else the seconds to wait before asking again. */
 double fleet_rate_take(struct fleet_rate *r, double now);
 void fleet_rate_release(struct fleet_rate *r);
 

@@ -2,8 +2,9 @@
 """Fleet mode on Redis: three ternd nodes and one redis-server on loopback.
 
 A suspension made through one node's admin API holds on the others within
-two seconds, and so does its removal; a path's message rate is the fleet's
-(a 'local:' one stays each node's); each node counts the fleet's nodes from
+two seconds, and so does its removal; a path's message rate, connection rate
+and connection limit are the fleet's (a 'local:' one stays each node's), and
+so are warm-up caps; each node counts the fleet's nodes from
 their heartbeats; with redis-server stopped the nodes go on alone (a metric
 and one log line say so), a suspension made meanwhile stays on its node, and
 reaches the others once Redis is back.
@@ -73,7 +74,7 @@ def redis_server(tmp_path):
         r.stop()
 
 
-def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks="", redis_opts=""):
+def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks="", redis_opts="", init=""):
     d = tmp_path / f"node{i}"
     d.mkdir()
     return ("tern.on('init', function()\n"
@@ -82,6 +83,7 @@ def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks="", redis_o
             f"  tern.configure_redis {{ servers = {{ '127.0.0.1:{redis_port}' }},\n"
             f"                         node_id = 'node{i}', timeout = '2s'{redis_opts} }}\n"
             f"  tern.start_http_listener {{ listen = '127.0.0.1:{http_port}' }}\n"
+            f"{init}"
             "end)\n"
             "tern.on('get_queue_config', function()\n"
             "  return tern.make_queue_config { retry_interval = '1h',\n"
@@ -89,9 +91,10 @@ def node_policy(tmp_path, i, http_port, redis_port, sink_port, hooks="", redis_o
             "end)\n" + hooks)
 
 
-def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3, hooks="", redis_opts=""):
+def start_fleet(ternd, tmp_path, redis_port, sink_port, n=3, hooks="", redis_opts="", init=""):
     http = [free_port() for _ in range(n)]
-    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port, hooks, redis_opts))
+    nodes = [ternd(node_policy(tmp_path, i, http[i], redis_port, sink_port, hooks, redis_opts,
+                               init))
              for i in range(n)]
     return nodes, http
 
@@ -412,3 +415,151 @@ def test_a_connection_limit_falls_back_to_a_share_while_redis_is_away(
     sink.wait_messages(46, timeout=60)
     print(f"Redis back: {sink.max_concurrency} connections at most")
     assert 3 <= sink.max_concurrency["127.0.0.1"] <= 6, sink.max_concurrency
+
+
+CONN_RATED_PATH = """
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', max_connection_rate = '%s',
+                                 max_deliveries_per_connection = 1 }
+end)
+"""
+
+
+def test_a_connection_rate_is_shared_by_the_fleet(ternd, tmp_path, redis_server, py_sink):
+    """Three nodes fed at once, one path limited to 240 connections a minute fleet-wide and
+    one message per connection: 4 connections (messages) a second reach the sink in all while
+    every node has mail for it (each node alone would open 4 a second, 12 together)."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port,
+                              hooks=CONN_RATED_PATH % "240/min")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    inject_everywhere(http, 30)
+    sink.wait_messages(90, timeout=90)
+    assert len(sink.messages) == 90
+    assert len(sink.sessions) == 90, "a connection carried more than one message"
+    rate = rate_while_every_node_sends(sink, 3)
+    print(f"fleet-wide 240/min connections: {rate:.2f} connections/s at the sink")
+    assert 4 * 0.9 <= rate <= 4 * 1.1, rate
+    assert redis.cli("KEYS", "tern:connrate:*") != "", "the connection rate was not kept in Redis"
+
+
+def test_a_local_connection_rate_stays_per_node(ternd, tmp_path, redis_server, py_sink):
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2,
+                              hooks=CONN_RATED_PATH % "local:120/min")
+    assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
+    inject_everywhere(http, 20)
+    sink.wait_messages(40, timeout=60)
+    rate = rate_while_every_node_sends(sink, 2)
+    print(f"local:120/min connections on two nodes: {rate:.2f} connections/s at the sink")
+    assert 4 * 0.85 <= rate <= 4 * 1.15, rate  # 2 a second from each node
+    assert redis.cli("KEYS", "tern:connrate:*") == ""
+
+
+WARMING_POOL = """
+tern.on('get_egress_pool', function(name)
+  return tern.make_egress_pool { name = name, entries = { { name = 'ip-warm' } } }
+end)
+tern.on('get_egress_source', function(name)
+  return tern.make_egress_source { name = name }
+end)
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled' }
+end)
+"""
+
+
+def warmup_init(cap):
+    """ip-warm warms up with a first stage of cap a day; a day lasts 240 s (time_scale)."""
+    return ("  local warmup = require 'tern.warmup'\n"
+            f"  warmup.new {{ sources = {{ ['ip-warm'] = {{ start = {time.time() - 1:.0f}, "
+            f"stages = {{ '{cap}/day', '100000/day' }} }} }}, time_scale = 360 }}:apply()\n")
+
+
+def quota(redis):
+    keys = [k for k in redis.cli("KEYS", "tern:quota:warmup:*").split("\n") if k]
+    return {k: int(redis.cli("GET", k)) for k in keys}
+
+
+def stays(pred, secs):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if not pred():
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_warmup_cap_is_shared_by_the_fleet(ternd, tmp_path, redis_server, py_sink):
+    """Three nodes, each fed 40 messages at once through a source warming at 60 a day: the
+    fleet delivers exactly 60 (each node reserves its permits from Redis before it sends, so
+    no batch overshoots the cap), the rest wait for the next day."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, hooks=WARMING_POOL,
+                              init=warmup_init(60))
+    assert wait_for(lambda: all(metric(p, "tern_fleet_nodes") == 3 for p in http), 10)
+    inject_everywhere(http, 40)
+    sink.wait_messages(60, timeout=60)
+    assert stays(lambda: len(sink.messages) == 60, 4.0), \
+        f"the fleet passed its warm-up cap of 60: {len(sink.messages)} delivered"
+    by_node = {i: sum(m["rcpt_tos"][0].startswith(f"n{i}-") for m in sink.messages)
+               for i in range(3)}
+    print(f"warm-up cap 60 on three nodes: {len(sink.messages)} delivered, by node {by_node}")
+    assert list(quota(redis).values()) == [60], quota(redis)
+
+
+def test_a_warmup_cap_falls_back_to_a_share_while_redis_is_away(
+        ternd, tmp_path, redis_server, py_sink):
+    """A source warming at 30 a day, fallback_nodes = 3, Redis stopped: the node sends 10
+    (its third) and no more; once Redis is back it owes those 10 to the fleet's count and
+    sends the other 20, so the fleet's cap holds across the outage."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=1, hooks=WARMING_POOL,
+                              redis_opts=", fallback_nodes = 3", init=warmup_init(30))
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    redis.stop()
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 0, 5)
+    inject(http[0], *[f"n0-{k}@warm.example" for k in range(40)])
+    sink.wait_messages(10, timeout=30)
+    assert stays(lambda: len(sink.messages) == 10, 3.0), \
+        f"without Redis the node sent {len(sink.messages)}, not its third of 30"
+
+    again = redis_server(redis.port)
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    sink.wait_messages(30, timeout=30)
+    assert stays(lambda: len(sink.messages) == 30, 3.0), \
+        f"the fleet's cap of 30 did not hold across the outage: {len(sink.messages)}"
+    assert list(quota(again).values()) == [30], quota(again)
+
+
+def test_a_lease_taken_while_the_connection_rate_waits_is_kept(
+        ternd, tmp_path, redis_server, py_sink):
+    """Regression: a lease granted while max_connection_rate said wait was dropped by egress
+    yet renewed forever by its node, so a fleet-wide connection_limit shrank by one each time
+    until the path stalled. connection_limit = 2, one connection a second, one message per
+    connection: all 8 messages go, and no lease outlives the connections."""
+    redis = redis_server()
+    sink_port = free_port()
+    sink = py_sink("127.0.0.1", sink_port)
+    hooks = """
+tern.on('get_egress_path_config', function()
+  return tern.make_egress_path { enable_tls = 'disabled', connection_limit = 2,
+                                 max_connection_rate = '60/min',
+                                 max_deliveries_per_connection = 1 }
+end)
+"""
+    nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=1, hooks=hooks)
+    assert wait_for(lambda: metric(http[0], "tern_redis_up") == 1, 10)
+    inject(http[0], *[f"n0-{k}@conn.example" for k in range(8)])
+    got = sink.wait_messages(8, timeout=40)
+    assert len(got) == 8, f"the path stalled after {len(got)} messages: leases {leases(redis)}"
+    assert wait_for(lambda: sum(map(len, leases(redis).values())) == 0, 15), \
+        f"leases outlived their connections: {leases(redis)}"

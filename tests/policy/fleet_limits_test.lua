@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- connection_limit = 'local:N' keeps a path's connection limit per node in fleet mode,
--- through tern.make_egress_path and tern.shaping's tables alike; bad spellings are refused.
+-- through tern.make_egress_path and tern.shaping's tables alike; bad spellings are refused;
+-- max_connection_rate takes 'local:' as max_message_rate does.
 local t = require 'tern.testing'
 local shaping = require 'tern.shaping'
 
@@ -19,6 +20,16 @@ tern.on('main', function()
       "connection_limit must be a number of connections, or 'local:N'",
       'refused: ' .. bad)
   end
+  p = tern.make_egress_path { max_connection_rate = 'local:120/min' }
+  t.eq(p.max_connection_rate, 2, "'local:120/min' is 2 connections a second")
+  t.eq(p.max_connection_rate_local, true, "'local:' keeps the connection rate this node's")
+  t.eq(tern.make_egress_path { max_connection_rate = '120/min' }.max_connection_rate_local, nil,
+    'a rate without local: is the fleet-wide one')
+  p = shaping.new { defaults = { max_connection_rate = 'local:6/min' } }
+    :path('example.net', 'ip-1', 'mx.example.net.')
+  t.eq(p.max_connection_rate_local, true, 'shaping tables keep a local: connection rate')
+  t.raises(function() tern.make_egress_path { max_connection_rate = 'local:fast' } end,
+    "'local:fast' is not a rate", 'a bad local: rate is refused')
   t.raises(function() tern.make_egress_path { connection_limit = 'ten' } end,
     'connection_limit', 'a word is refused')
   t.raises(function() tern.make_egress_path { connection_limit = 0 } end,
