@@ -62,7 +62,7 @@ struct ready_queue {
 	struct egress_source_cfg source;
 	struct egress_path_cfg path;
 	uint64_t path_epoch; /* the config epoch path was asked in */
-	struct egress_route route;
+	struct egress_route *route; /* its own copy */
 	struct smtp_client_config ccfg;
 	struct queue_msg *head, *tail;
 	size_t n_msgs;
@@ -143,6 +143,7 @@ ready_queue_free(void *p)
 		next = m->next;
 		queue_msg_drop(m);
 	}
+	free(rq->route);
 	free(rq);
 }
 
@@ -381,7 +382,7 @@ ready_refresh(struct ready_queue *rq)
 		return;
 	rq->path_epoch = epoch;
 	memset(&next, 0, sizeof(next));
-	if (config_path(rq->es->shard, rq->route.domain, rq->source.name, rq->route.site, &next,
+	if (config_path(rq->es->shard, rq->route->domain, rq->source.name, rq->route->site, &next,
 			&err) < 0) {
 		log_warn("egress", "%s: path config: %s; keeping the previous one", rq->key, err.msg);
 		return;
@@ -420,11 +421,11 @@ ready_suspended(struct ready_queue *rq)
 {
 	double until;
 
-	if (egress_limiter()->suspended(rq->source.name, rq->route.site, util_wallclock(), &until)) {
+	if (egress_limiter()->suspended(rq->source.name, rq->route->site, util_wallclock(), &until)) {
 		ready_return_all(rq);
 		return true;
 	}
-	if (admin_match_ready(rq->source.name, rq->route.site) == NULL)
+	if (admin_match_ready(rq->source.name, rq->route->site) == NULL)
 		return false;
 	ready_wake_in(rq, EGRESS_SUSPEND_RECHECK_SECS);
 	return true;
@@ -454,7 +455,7 @@ ready_apply_limits(struct ready_queue *rq)
 	struct limiter_limits base, now;
 
 	ready_base_limits(&rq->path, &base);
-	egress_limiter()->limits(rq->source.name, rq->route.site, &base, util_wallclock(), &now);
+	egress_limiter()->limits(rq->source.name, rq->route->site, &base, util_wallclock(), &now);
 	egress_limiter()->path_tune(rq->limits, &now);
 	rq->conn_limit = now.connection_limit;
 }
@@ -493,7 +494,7 @@ ready_fail_all(struct ready_queue *rq, const char *why)
 	while ((m = rq->head) != NULL) {
 		rq->head = m->next;
 		rq->n_msgs--;
-		fail_transient(m, rq->route.site, rq->pool, rq->source.name, why);
+		fail_transient(m, rq->route->site, rq->pool, rq->source.name, why);
 	}
 	rq->tail = NULL;
 }
@@ -588,7 +589,7 @@ ready_client_config(struct ready_queue *rq)
 	c->source_addr = rq->source.has_addr ? &rq->source.addr : NULL;
 	c->source_address_text = rq->source.has_addr ? rq->source.addr_text : NULL;
 	c->ehlo = rq->path.ehlo[0] ? rq->path.ehlo : rq->source.ehlo;
-	c->route = &rq->route;
+	c->route = rq->route;
 	c->tls = rq->path.tls;
 	c->tls_ctx = rq->es->tls;
 	c->tls_ca_file = rq->path.tls_ca_file[0] ? rq->path.tls_ca_file : NULL;
@@ -601,8 +602,8 @@ ready_client_config(struct ready_queue *rq)
 	c->data_timeout = rq->path.data_timeout;
 	c->idle_timeout = rq->path.idle_timeout;
 	/* MX routes carry port 25; the path may say otherwise (smart hosts keep theirs). */
-	for (i = 0; i < rq->route.n_addrs && rq->path.smtp_port != 25; i++) {
-		struct sockaddr_storage *a = &rq->route.addrs[i];
+	for (i = 0; i < rq->route->n_addrs && rq->path.smtp_port != 25; i++) {
+		struct sockaddr_storage *a = &rq->route->hops[i].addr;
 
 		if (a->ss_family == AF_INET && ntohs(((struct sockaddr_in *)a)->sin_port) == 25)
 			((struct sockaddr_in *)a)->sin_port = htons((uint16_t)rq->path.smtp_port);
@@ -631,9 +632,15 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	snprintf(rq->key, sizeof(rq->key), "%s", key);
 	snprintf(rq->pool, sizeof(rq->pool), "%s", pool);
 	rq->source = *src;
-	rq->route = *route;
+	rq->route = egress_route_copy(route);
+	if (rq->route == NULL) {
+		free(rq);
+		tern_err_set(err, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
 	/* One path config per (source, site), asked with the first domain that reaches it. */
 	if (config_path(es->shard, route->domain, source, route->site, &rq->path, err) < 0) {
+		free(rq->route);
 		free(rq);
 		return NULL;
 	}
@@ -641,6 +648,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	ready_base_limits(&rq->path, &limits);
 	rq->limits = egress_limiter()->path_new(key, &limits);
 	if (rq->limits == NULL) {
+		free(rq->route);
 		free(rq);
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;
@@ -652,6 +660,7 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	map_put(&es->ready, key, rq, &rc);
 	if (rc < 0) {
 		egress_limiter()->path_free(rq->limits);
+		free(rq->route);
 		free(rq);
 		tern_err_set(err, 451, "4.3.0", "out of memory");
 		return NULL;
@@ -659,11 +668,24 @@ ready_create(struct egress_shard *es, const char *key, const char *source, const
 	return rq;
 }
 
+/* DNS may have moved: with no connection using the old route, the path takes the new one. */
+static void
+ready_adopt_route(struct ready_queue *rq, const struct egress_route *route)
+{
+	struct egress_route *copy = egress_route_copy(route);
+
+	if (copy == NULL)
+		return; /* the old route still leads somewhere */
+	free(rq->route);
+	rq->route = copy;
+	ready_client_config(rq);
+}
+
 struct submit_req {
 	struct queue_msg *m;
 	char source[64];
 	char pool[64];
-	struct egress_route route;
+	struct egress_route *route; /* in the same allocation, after the request */
 };
 
 /* On the ready queue's shard. */
@@ -682,19 +704,17 @@ submit_task(void *arg)
 		return;
 	}
 	es = egress_self(shard_self());
-	snprintf(key, sizeof(key), "%s|%s", req->source, req->route.site);
+	snprintf(key, sizeof(key), "%s|%s", req->source, req->route->site);
 	rq = map_get(&es->ready, key);
 	if (rq == NULL)
-		rq = ready_create(es, key, req->source, req->pool, &req->route, &err);
+		rq = ready_create(es, key, req->source, req->pool, req->route, &err);
 	if (rq == NULL) {
-		fail_transient(req->m, req->route.site, req->pool, req->source, err.msg);
+		fail_transient(req->m, req->route->site, req->pool, req->source, err.msg);
 		free(req);
 		return;
 	}
-	if (rq->n_conns == 0) {
-		rq->route = req->route; /* DNS may have moved; adopt it between connections */
-		ready_client_config(rq);
-	}
+	if (rq->n_conns == 0)
+		ready_adopt_route(rq, req->route);
 	ready_refresh(rq);
 	if (rq->tail)
 		rq->tail->next = req->m;
@@ -847,7 +867,7 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 		wait_for_warmup(m, pool);
 		return;
 	}
-	req = malloc(sizeof(*req));
+	req = malloc(sizeof(*req) + egress_route_size(route));
 	if (req == NULL) {
 		fail_transient(m, route->site, pool_name, NULL, "out of memory");
 		return;
@@ -855,7 +875,8 @@ egress_submit(struct queue_msg *m, const char *pool_name, const struct egress_ro
 	req->m = m;
 	snprintf(req->source, sizeof(req->source), "%s", pool->cfg.sources[pick]);
 	snprintf(req->pool, sizeof(req->pool), "%s", pool_name);
-	req->route = *route;
+	req->route = (struct egress_route *)(req + 1);
+	memcpy(req->route, route, egress_route_size(route));
 	if (shard_post(ready_shard_for(req->source, route->site), submit_task, req) < 0) {
 		free(req);
 		fail_transient(m, route->site, pool_name, NULL, "shutting down");
@@ -870,7 +891,7 @@ summary_ready(const char *key, void *value, void *arg)
 	char name[700];
 
 	(void)key;
-	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route->site);
 	if (out->len > 0)
 		buf_append_char(out, ',');
 	buf_append_str(out, "{\"name\":");
@@ -878,12 +899,12 @@ summary_ready(const char *key, void *value, void *arg)
 	buf_printf(out, ",\"source\":");
 	buf_append_json_string(out, rq->source.name, strlen(rq->source.name));
 	buf_printf(out, ",\"site\":");
-	buf_append_json_string(out, rq->route.site, strlen(rq->route.site));
+	buf_append_json_string(out, rq->route->site, strlen(rq->route->site));
 	buf_printf(out, ",\"count\":%zu,\"connections\":%d,\"connection_limit\":%d,"
 		   "\"max_message_rate\":%g,\"suspended\":%s,\"rate\":%.3f}",
 		   rq->n_msgs, rq->n_conns, rq->path.connection_limit, rq->path.max_message_rate,
-		   admin_match_ready(rq->source.name, rq->route.site) ||
-			   path_state_suspended(rq->source.name, rq->route.site, util_wallclock())
+		   admin_match_ready(rq->source.name, rq->route->site) ||
+			   path_state_suspended(rq->source.name, rq->route->site, util_wallclock())
 			   ? "true" : "false",
 		   util_rate_get(&rq->sent, util_now()));
 }
@@ -918,8 +939,8 @@ static void
 states_ready(const char *key, void *value, void *arg)
 {
 	struct ready_queue *rq = value;
-	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route.site);
-	const struct path_state *ps = path_state_find(rq->source.name, rq->route.site,
+	const struct admin_rule *r = admin_match_ready(rq->source.name, rq->route->site);
+	const struct path_state *ps = path_state_find(rq->source.name, rq->route->site,
 						      util_wallclock());
 	bool limited = rq->head != NULL && rq->n_conns >= rq->conn_limit;
 	struct buf *out = arg;
@@ -928,7 +949,7 @@ states_ready(const char *key, void *value, void *arg)
 	(void)key;
 	if (r == NULL && ps == NULL && !limited)
 		return;
-	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route.site);
+	snprintf(name, sizeof(name), "%s->%s", rq->source.name, rq->route->site);
 	if (out->len > 0)
 		buf_append_char(out, ',');
 	buf_append_json_string(out, name, strlen(name));

@@ -70,9 +70,9 @@ route_from_mx_list(const char *domain, char (*mx_list)[272], size_t n_mx, struct
 		int port;
 
 		if (parse_host_port(mx_list[i], host, sizeof(host), &port) < 0 ||
-		    !literal_address(host, port, &r->addrs[r->n_addrs]))
+		    !literal_address(host, port, &r->hops[r->n_addrs].addr))
 			return -EINVAL;
-		snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", host);
+		snprintf(r->hops[r->n_addrs].host, sizeof(r->hops[0].host), "%s", host);
 		r->n_addrs++;
 		snprintf(r->site + strlen(r->site), sizeof(r->site) - strlen(r->site), "%s%s",
 			 i ? "," : "", mx_list[i]);
@@ -94,13 +94,14 @@ route_from_dns(const char *domain, const struct dns_mx_result *res, struct egres
 
 		snprintf(r->site + used, sizeof(r->site) - used, "%s%s", i ? "," : "", h->name);
 		for (j = 0; j < h->n_addrs && r->n_addrs < EGRESS_MAX_ADDRS; j++) {
-			r->addrs[r->n_addrs] = h->addrs[j];
-			if (r->addrs[r->n_addrs].ss_family == AF_INET)
-				((struct sockaddr_in *)&r->addrs[r->n_addrs])->sin_port = htons(25);
+			struct sockaddr_storage *a = &r->hops[r->n_addrs].addr;
+
+			*a = h->addrs[j];
+			if (a->ss_family == AF_INET)
+				((struct sockaddr_in *)a)->sin_port = htons(25);
 			else
-				((struct sockaddr_in6 *)&r->addrs[r->n_addrs])->sin6_port =
-				    htons(25);
-			snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "%s", h->name);
+				((struct sockaddr_in6 *)a)->sin6_port = htons(25);
+			snprintf(r->hops[r->n_addrs].host, sizeof(r->hops[0].host), "%s", h->name);
 			r->n_addrs++;
 		}
 	}
@@ -116,15 +117,15 @@ static void
 dns_done(void *arg, struct dns_mx_result *res)
 {
 	struct route_lookup lk = *(struct route_lookup *)arg;
-	struct egress_route route;
+	union egress_route_space route;
 	char text[200];
 
 	free(arg);
 	snprintf(text, sizeof(text), "DNS: %s for %s", res->error, lk.domain);
 	switch (res->status) {
 	case DNS_OK:
-		route_from_dns(lk.domain, res, &route);
-		lk.done(lk.arg, &route, 0, NULL, NULL);
+		route_from_dns(lk.domain, res, &route.route);
+		lk.done(lk.arg, &route.route, 0, NULL, NULL);
 		break;
 	case DNS_NXDOMAIN:
 	case DNS_NULL_MX:
@@ -140,13 +141,13 @@ egress_route_resolve(struct shard *s, const char *domain, char (*mx_list)[272], 
 		     egress_route_fn done, void *arg)
 {
 	struct route_lookup *lk;
-	struct egress_route route;
+	union egress_route_space route;
 
 	if (n_mx > 0) {
-		if (route_from_mx_list(domain, mx_list, n_mx, &route) < 0)
+		if (route_from_mx_list(domain, mx_list, n_mx, &route.route) < 0)
 			done(arg, NULL, 451, "4.3.5", "mx_list entries must be IP:port");
 		else
-			done(arg, &route, 0, NULL, NULL);
+			done(arg, &route.route, 0, NULL, NULL);
 		return;
 	}
 	lk = malloc(sizeof(*lk));
@@ -158,4 +159,20 @@ egress_route_resolve(struct shard *s, const char *domain, char (*mx_list)[272], 
 	lk->arg = arg;
 	snprintf(lk->domain, sizeof(lk->domain), "%s", domain);
 	dns_resolve_mx(dns_for_shard(s), domain, dns_done, lk);
+}
+
+size_t
+egress_route_size(const struct egress_route *r)
+{
+	return sizeof(*r) + r->n_addrs * sizeof(r->hops[0]);
+}
+
+struct egress_route *
+egress_route_copy(const struct egress_route *r)
+{
+	struct egress_route *c = malloc(egress_route_size(r));
+
+	if (c != NULL)
+		memcpy(c, r, egress_route_size(r));
+	return c;
 }

@@ -283,7 +283,7 @@ refuse_session(struct smtp_client *c, const char *enhanced, const char *why)
 static void
 tls_ready(struct smtp_client *c)
 {
-	const char *host = c->cfg->route->hosts[c->addr_index];
+	const char *host = c->cfg->route->hops[c->addr_index].host;
 	char why[256];
 
 	c->tls_active = true;
@@ -520,7 +520,7 @@ on_starttls(struct smtp_client *c)
 		return;
 	}
 	c->state = CLIENT_TLS;
-	if (io_start_tls_client(c->io, c->cfg->tls_ctx, c->cfg->route->hosts[c->addr_index]) < 0)
+	if (io_start_tls_client(c->io, c->cfg->tls_ctx, c->cfg->route->hops[c->addr_index].host) < 0)
 		client_next_address(c, "TLS could not start");
 }
 
@@ -670,7 +670,7 @@ client_connect(struct smtp_client *c)
 	char text[64 + sizeof(c->last_error)];
 
 	while (c->addr_index < r->n_addrs) {
-		const struct sockaddr_storage *dst = &r->addrs[c->addr_index];
+		const struct sockaddr_storage *dst = &r->hops[c->addr_index].addr;
 
 		util_format_sockaddr((const struct sockaddr *)dst, c->peer, sizeof(c->peer));
 		c->state = CLIENT_CONNECTING;

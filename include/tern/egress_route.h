@@ -16,14 +16,35 @@ struct shard;
 
 #define EGRESS_MAX_ADDRS 16
 
-/* Where a message goes: the routing domain, its site and the addresses to try in order. */
+/* One address to try, and the MX name it belongs to. */
+struct egress_hop {
+	struct sockaddr_storage addr; /* port set */
+	char host[128];
+};
+
+/*
+ * Where a message goes: the routing domain, its site and the addresses to
+ * try in order. It holds only the hops it has: a path keeps its route for
+ * as long as it lives, and 50,000 paths of two addresses each must not pay
+ * for sixteen.
+ */
 struct egress_route {
 	char domain[256];
 	char site[512];
 	size_t n_addrs;
-	struct sockaddr_storage addrs[EGRESS_MAX_ADDRS]; /* ports set */
-	char hosts[EGRESS_MAX_ADDRS][128];		 /* the MX name of each address */
+	struct egress_hop hops[]; /* n_addrs of them */
 };
+
+/* Room to build a route of up to EGRESS_MAX_ADDRS hops in. */
+union egress_route_space {
+	struct egress_route route;
+	char bytes[sizeof(struct egress_route) + EGRESS_MAX_ADDRS * sizeof(struct egress_hop)];
+};
+
+/* The bytes r takes, its hops included: what a copy of it needs. */
+size_t egress_route_size(const struct egress_route *r);
+/* A copy of r in memory of its own (free() it), or NULL when out of memory. */
+struct egress_route *egress_route_copy(const struct egress_route *r);
 
 /*
  * done gets a route (code 0), or the reply that settles the attempt instead:

@@ -143,9 +143,9 @@ routed_cb(void *arg, const struct egress_route *route, int code, const char *enh
 	if (route == NULL)
 		return;
 	snprintf(r->site, sizeof(r->site), "%s", route->site);
-	snprintf(r->host0, sizeof(r->host0), "%s", route->hosts[0]);
+	snprintf(r->host0, sizeof(r->host0), "%s", route->hops[0].host);
 	r->n_addrs = route->n_addrs;
-	r->port1 = ntohs(((const struct sockaddr_in6 *)&route->addrs[1])->sin6_port);
+	r->port1 = ntohs(((const struct sockaddr_in6 *)&route->hops[1].addr)->sin6_port);
 }
 
 /* Smart hosts route at once, in order, the list naming the site; a port defaults to 25. */

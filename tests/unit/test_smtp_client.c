@@ -139,12 +139,12 @@ closed_port(int *fd)
 static void
 route_add(struct egress_route *r, int port)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&r->addrs[r->n_addrs];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&r->hops[r->n_addrs].addr;
 
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons((uint16_t)port);
 	inet_pton(AF_INET, "127.0.0.1", &sin->sin_addr);
-	snprintf(r->hosts[r->n_addrs], sizeof(r->hosts[0]), "mx%zu.peer.test", r->n_addrs + 1);
+	snprintf(r->hops[r->n_addrs].host, sizeof(r->hops[0].host), "mx%zu.peer.test", r->n_addrs + 1);
 	r->n_addrs++;
 }
 
@@ -212,13 +212,14 @@ test_ehlo_refused_falls_back_to_helo_and_quits_when_idle(void **state)
 		"> 220 peer.test ESMTP", "< EHLO out.test", "> 502 5.5.2 Error: command not recognized",
 		"< HELO out.test",	   "> 250 peer.test", "< QUIT",
 		"> 221 2.0.0 Bye",	   NULL};
-	struct egress_route route = {.domain = "peer.test", .site = "mx1.peer.test"};
+	union egress_route_space space = {.route = {.domain = "peer.test", .site = "mx1.peer.test"}};
+	struct egress_route *route = &space.route;
 	struct owner_state o = {0};
 	struct peer p;
 
 	peer_start(&p, script);
-	route_add(&route, p.port);
-	run_client(&route, &o);
+	route_add(route, p.port);
+	run_client(route, &o);
 	peer_finish(&p);
 	assert_false(o.unreachable);
 	assert_false(o.tls_failed);
@@ -234,15 +235,16 @@ test_refused_banner_moves_to_the_next_address_and_no_starttls_when_disabled(void
 		"> 250-mx2.peer.test",	     "> 250-STARTTLS",
 		"> 250 PIPELINING",	     "< QUIT",
 		"> 221 2.0.0 Bye",	     NULL};
-	struct egress_route route = {.domain = "peer.test", .site = "mx1.peer.test mx2.peer.test"};
+	union egress_route_space space = {.route = {.domain = "peer.test", .site = "mx1.peer.test mx2.peer.test"}};
+	struct egress_route *route = &space.route;
 	struct owner_state o = {0};
 	struct peer p1, p2;
 
 	peer_start(&p1, refusing);
 	peer_start(&p2, second);
-	route_add(&route, p1.port);
-	route_add(&route, p2.port);
-	run_client(&route, &o);
+	route_add(route, p1.port);
+	route_add(route, p2.port);
+	run_client(route, &o);
 	peer_finish(&p1);
 	peer_finish(&p2);
 	assert_false(o.unreachable);
@@ -251,13 +253,14 @@ test_refused_banner_moves_to_the_next_address_and_no_starttls_when_disabled(void
 static void
 test_no_address_listening_is_unreachable(void **state)
 {
-	struct egress_route route = {.domain = "down.test", .site = "mx1.down.test mx2.down.test"};
+	union egress_route_space space = {.route = {.domain = "down.test", .site = "mx1.down.test mx2.down.test"}};
+	struct egress_route *route = &space.route;
 	struct owner_state o = {0};
 	int fd1, fd2;
 
-	route_add(&route, closed_port(&fd1));
-	route_add(&route, closed_port(&fd2));
-	run_client(&route, &o);
+	route_add(route, closed_port(&fd1));
+	route_add(route, closed_port(&fd2));
+	run_client(route, &o);
 	close(fd1);
 	close(fd2);
 	assert_true(o.unreachable);
