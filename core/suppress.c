@@ -487,17 +487,37 @@ read_entry(const char *key, size_t klen, struct suppress_entry *out)
 	return rc;
 }
 
-/* One scope's entry, from the index when it is ready and can answer alone (file comment). */
-static int
-lookup(const char *tenant, const char *address, struct suppress_entry *out)
-{
+/* One scope of a lookup: the tenant's, or "*". */
+struct scope {
 	char key[KEY_MAX];
-	size_t klen = make_key(key, tenant, address);
+	size_t klen;
+	uint64_t fp;
+};
 
-	if (klen == 0)
-		return 0;
-	if (atomic_load_explicit(&sup.index_ready, memory_order_acquire)) {
-		switch (suppress_index_find(sup.index, suppress_index_fingerprint(sup.index, key, klen))) {
+/*
+ * Make s's key; with the index, its fingerprint, and start fetching its
+ * slot so that the two scopes' cache misses overlap. False when the key
+ * does not fit (nothing that long is listed).
+ */
+static bool
+scope_init(struct scope *s, const char *tenant, const char *address, bool indexed)
+{
+	s->klen = make_key(s->key, tenant, address);
+	if (s->klen == 0)
+		return false;
+	if (indexed) {
+		s->fp = suppress_index_fingerprint(sup.index, s->key, s->klen);
+		suppress_index_prefetch(sup.index, s->fp);
+	}
+	return true;
+}
+
+/* One scope's entry, from the index when it can answer alone (file comment). */
+static int
+lookup(const struct scope *s, bool indexed, struct suppress_entry *out)
+{
+	if (indexed) {
+		switch (suppress_index_find(sup.index, s->fp)) {
 		case SUPPRESS_INDEX_ABSENT:
 			return 0;
 		case SUPPRESS_INDEX_LISTED:
@@ -508,23 +528,30 @@ lookup(const char *tenant, const char *address, struct suppress_entry *out)
 			break;
 		}
 	}
-	return read_entry(key, klen, out);
+	return read_entry(s->key, s->klen, out);
 }
 
 int
 suppress_check(const char *tenant, const char *address, struct suppress_entry *out)
 {
+	struct scope own, all;
+	bool indexed, has_own;
 	int rc;
 
 	if (sup.spool == NULL || address == NULL)
 		return 0;
 	atomic_fetch_add_explicit(&sup.checks, 1, memory_order_relaxed);
-	if (tenant != NULL && strcmp(tenant, SUPPRESS_ALL_TENANTS) != 0) {
-		rc = lookup(tenant, address, out);
+	indexed = atomic_load_explicit(&sup.index_ready, memory_order_acquire);
+	has_own = tenant != NULL && strcmp(tenant, SUPPRESS_ALL_TENANTS) != 0 &&
+		  scope_init(&own, tenant, address, indexed);
+	if (!scope_init(&all, SUPPRESS_ALL_TENANTS, address, indexed))
+		return 0;
+	if (has_own) {
+		rc = lookup(&own, indexed, out);
 		if (rc != 0)
 			return rc;
 	}
-	return lookup(SUPPRESS_ALL_TENANTS, address, out);
+	return lookup(&all, indexed, out);
 }
 
 /* Bulk writes */

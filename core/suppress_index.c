@@ -241,6 +241,14 @@ suppress_index_find(const struct suppress_index *ix, uint64_t fp)
 	}
 }
 
+void
+suppress_index_prefetch(const struct suppress_index *ix, uint64_t fp)
+{
+	const struct table *t = current(ix);
+
+	__builtin_prefetch((const void *)&t->slots[fp & t->mask]);
+}
+
 /* Writes */
 
 /* Copy every live key and marker of old into t (fresh, big enough): no duplicates to look for. */

@@ -40,6 +40,8 @@ uint64_t suppress_index_fingerprint(const struct suppress_index *ix, const void 
 
 /* Lock-free. */
 enum suppress_index_hit suppress_index_find(const struct suppress_index *ix, uint64_t fp);
+/* Start fetching fp's slot into the cache, for a find a little later (a hint: lock-free). */
+void suppress_index_prefetch(const struct suppress_index *ix, uint64_t fp);
 
 /* Writers, serialised by the caller. -ENOMEM when the index cannot grow (it is then incomplete). */
 int suppress_index_put(struct suppress_index *ix, uint64_t fp, bool expiring);
