@@ -47,7 +47,7 @@ static struct {
 	struct spool *spool;
 	struct suppress_index *index;
 	atomic_bool index_ready;
-	bool index_failed;	     /* under write_lock: an update failed, the index is incomplete */
+	bool index_failed; /* under write_lock: an update failed, the index is incomplete */
 	pthread_mutex_t write_lock; /* spool write + index update, when there is an index */
 	atomic_bool stopping;
 	bool filling;
@@ -222,7 +222,8 @@ index_loader(void *arg)
 	free(f); f = NULL;
 	if (rc < 0) {
 		if (!atomic_load(&sup.stopping))
-			log_error("suppress", "suppression index not built, lookups read the spool: %s",
+			log_error("suppress",
+				  "suppression index not built, lookups read the spool: %s",
 				  rc == -ENOMEM ? "out of memory" : err.msg);
 		return NULL;
 	}

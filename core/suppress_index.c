@@ -18,13 +18,13 @@
  * table is rebuilt, which they trigger like live keys. When live keys,
  * tombstones and markers reach 0.7 of the table, a new table (twice the
  * size, or the same size when tombstones were most of it) is filled by the
- * writer and published by one pointer store; readers never wait. The old table cannot be freed while a reader may still
- * probe it, and readers take no lock or reference: its pages are instead
- * handed back to the kernel (MADV_DONTNEED), after which they read as
- * zeros, i.e. empty slots. A reader that ends on an empty slot therefore
- * checks that the table it read is still the current one and, if not,
- * probes the new one; only the (lazily zeroed) address range is kept, and
- * unmapped with the index.
+ * writer and published by one pointer store; readers never wait. The old
+ * table cannot be freed while a reader may still probe it, and readers take
+ * no lock or reference: its pages are instead handed back to the kernel
+ * (MADV_DONTNEED), after which they read as zeros, i.e. empty slots. A
+ * reader that ends on an empty slot therefore checks that the table it read
+ * is still the current one and, if not, probes the new one; only the
+ * (lazily zeroed) address range is kept, and unmapped with the index.
  */
 #include "tern/suppress_index.h"
 
@@ -229,7 +229,7 @@ suppress_index_find(const struct suppress_index *ix, uint64_t fp)
 	for (;;) {
 		v = load_slot(t, probe(t, fp));
 		if (v != SLOT_EMPTY)
-			return (v & FLAG_GONE)	       ? SUPPRESS_INDEX_ABSENT
+			return (v & FLAG_GONE)	     ? SUPPRESS_INDEX_ABSENT
 			       : (v & FLAG_EXPIRING) ? SUPPRESS_INDEX_EXPIRING
 						     : SUPPRESS_INDEX_LISTED;
 		/* An empty slot may be a retired table's released page: retry on a newer table. */
@@ -289,7 +289,7 @@ grow(struct suppress_index *ix)
 	return 0;
 }
 
-/* Store v (fingerprint and flags) in the slot for its fingerprint; keep an existing one unless replace. */
+/* Store v (fingerprint and flags) in its fingerprint's slot; keep an existing one unless replace. */
 static int
 place(struct suppress_index *ix, uint64_t v, bool replace)
 {

@@ -253,11 +253,11 @@ test_index_answers_from_memory(void **state)
 	assert_int_equal(suppress_check("other", "trap@example.com", &e), 1);
 	assert_string_equal(e.tenant, "*");
 	assert_int_equal(suppress_check("acme", "absent1@example.com", &e), 0);
-	/* One read for each listed entry whose details were asked for, none for a scope not listed. */
+	/* A read for each listed entry whose details were asked for, none for an unlisted scope. */
 	assert_int_equal(db_reads(), reads + 2);
 }
 
-/* Regression: the bloom filter kept a removed address's bits, and a read per lookup, until restart. */
+/* Regression: the bloom filter kept a removed address, and a read per lookup, until restart. */
 static void
 test_index_remove_and_readd(void **state)
 {

@@ -38,9 +38,11 @@ test_hit_miss(void **state)
 	for (i = 0; i < 1000; i++)
 		assert_int_equal(suppress_index_put(ix, fp_of(ix, "acme", i), false), 0);
 	for (i = 0; i < 1000; i++) {
-		assert_int_equal(suppress_index_find(ix, fp_of(ix, "acme", i)), SUPPRESS_INDEX_LISTED);
+		assert_int_equal(suppress_index_find(ix, fp_of(ix, "acme", i)),
+				 SUPPRESS_INDEX_LISTED);
 		/* The same address for another tenant, or "*", is another key. */
-		assert_int_equal(suppress_index_find(ix, fp_of(ix, "beta", i)), SUPPRESS_INDEX_ABSENT);
+		assert_int_equal(suppress_index_find(ix, fp_of(ix, "beta", i)),
+				 SUPPRESS_INDEX_ABSENT);
 		assert_int_equal(suppress_index_find(ix, fp_of(ix, "*", i)), SUPPRESS_INDEX_ABSENT);
 		assert_int_equal(suppress_index_find(ix, fp_of(ix, "acme", i + 1000)),
 				 SUPPRESS_INDEX_ABSENT);
@@ -118,7 +120,8 @@ test_remove_and_readd(void **state)
 	assert_true(st.grown > 0);
 	assert_int_equal(st.slots, st0.slots);
 	for (i = 0; i < 100; i++)
-		assert_int_equal(suppress_index_find(ix, fp_of(ix, "acme", i)), SUPPRESS_INDEX_LISTED);
+		assert_int_equal(suppress_index_find(ix, fp_of(ix, "acme", i)),
+				 SUPPRESS_INDEX_LISTED);
 	assert_int_equal(suppress_index_find(ix, fp_of(ix, "churn", 5000)), SUPPRESS_INDEX_ABSENT);
 	suppress_index_free(ix);
 }
@@ -205,10 +208,10 @@ reader(void *arg)
 
 	while (!atomic_load(&r->done) || n < 2 * STABLE) {
 		i = (i + 7919) % STABLE;
-		wrong += suppress_index_find(r->ix, fp_of(r->ix, "stable", i)) !=
-			 SUPPRESS_INDEX_LISTED;
-		wrong += suppress_index_find(r->ix, fp_of(r->ix, "never", i)) !=
-			 SUPPRESS_INDEX_ABSENT;
+		wrong +=
+		    suppress_index_find(r->ix, fp_of(r->ix, "stable", i)) != SUPPRESS_INDEX_LISTED;
+		wrong +=
+		    suppress_index_find(r->ix, fp_of(r->ix, "never", i)) != SUPPRESS_INDEX_ABSENT;
 		n++;
 	}
 	atomic_fetch_add(&r->wrong, wrong);
@@ -234,7 +237,8 @@ test_readers_during_growth(void **state)
 	for (i = 0; i < 600000; i++) {
 		assert_int_equal(suppress_index_put(r.ix, fp_of(r.ix, "grow", i), false), 0);
 		if (i % 3 == 0)
-			assert_int_equal(suppress_index_remove(r.ix, fp_of(r.ix, "grow", i / 2)), 0);
+			assert_int_equal(suppress_index_remove(r.ix, fp_of(r.ix, "grow", i / 2)),
+					 0);
 	}
 	atomic_store(&r.done, true);
 	for (t = 0; t < READERS; t++)
