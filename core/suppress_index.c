@@ -161,13 +161,17 @@ store_slot(struct table *t, uint64_t i, uint64_t v)
 	atomic_store_explicit(&t->slots[i], v, memory_order_relaxed);
 }
 
-/* The slot holding fp, or the first empty one on its probe run. */
+/*
+ * The slot holding fp, or the first empty one on its probe run; *v is what
+ * it held when read. A reader must use *v, not read the slot again: a
+ * writer may fill an empty slot with another key in between.
+ */
 static uint64_t
-probe(const struct table *t, uint64_t fp)
+probe(const struct table *t, uint64_t fp, uint64_t *v)
 {
-	uint64_t i = fp & t->mask, v;
+	uint64_t i = fp & t->mask;
 
-	while ((v = load_slot(t, i)) != SLOT_EMPTY && slot_fp(v) != fp)
+	while ((*v = load_slot(t, i)) != SLOT_EMPTY && slot_fp(*v) != fp)
 		i = (i + 1) & t->mask;
 	return i;
 }
@@ -227,7 +231,7 @@ suppress_index_find(const struct suppress_index *ix, uint64_t fp)
 	uint64_t v;
 
 	for (;;) {
-		v = load_slot(t, probe(t, fp));
+		probe(t, fp, &v);
 		if (v != SLOT_EMPTY)
 			return (v & FLAG_GONE)	     ? SUPPRESS_INDEX_ABSENT
 			       : (v & FLAG_EXPIRING) ? SUPPRESS_INDEX_EXPIRING
@@ -255,12 +259,12 @@ suppress_index_prefetch(const struct suppress_index *ix, uint64_t fp)
 static void
 rehash(struct table *t, const struct table *old)
 {
-	uint64_t i, v;
+	uint64_t i, v, empty;
 
 	for (i = 0; i <= old->mask; i++) {
 		v = load_slot(old, i);
 		if (slot_fp(v) != 0)
-			store_slot(t, probe(t, slot_fp(v)), v);
+			store_slot(t, probe(t, slot_fp(v), &empty), v);
 	}
 }
 
@@ -294,7 +298,7 @@ static int
 place(struct suppress_index *ix, uint64_t v, bool replace)
 {
 	struct table *t = atomic_load_explicit(&ix->cur, memory_order_relaxed);
-	uint64_t i = probe(t, slot_fp(v)), old = load_slot(t, i);
+	uint64_t old, i = probe(t, slot_fp(v), &old);
 
 	if (old == SLOT_EMPTY && (ix->used + 1) * LOAD_DEN > (t->mask + 1) * LOAD_NUM) {
 		if (grow(ix) < 0)
@@ -334,8 +338,7 @@ suppress_index_remove(struct suppress_index *ix, uint64_t fp)
 		return place(ix, fp << FLAG_BITS | FLAG_GONE, true);
 	}
 	t = atomic_load_explicit(&ix->cur, memory_order_relaxed);
-	i = probe(t, fp);
-	old = load_slot(t, i);
+	i = probe(t, fp, &old);
 	if (old == SLOT_EMPTY)
 		return 0;
 	/* A tombstone, not an empty slot: keys further along the probe run stay reachable. */
