@@ -4,12 +4,16 @@
  * entries (default 10 M; tenants "t0".."t9", addresses userI@domainJ.example)
  * through the bulk path `tern suppress import` uses, then measures one
  * suppress_check() on one thread, in its CPU time, medians of 100 batches of 10 000:
- *   miss  - an address not listed (what nearly every recipient is)
- *   hit   - an address listed for its tenant
- * each with the in-memory bloom filter (as ternd runs) and without it (RocksDB
- * and its table bloom filters alone), after reopening the spool so that the
- * memtable is flushed and the lookups read SST files. An existing directory
- * (from an earlier run with the same N) is reused without filling.
+ *   miss     - an address not listed (what nearly every recipient is)
+ *   hit      - an address listed for its tenant, no details asked (the RCPT
+ *              and injection gates)
+ *   details  - the same hit with the entry asked for (a Suppressed record,
+ *              tern.suppress.check, the admin API): a spool read
+ * with the in-memory index (as ternd runs) and without it (RocksDB and its
+ * table bloom filters alone), after reopening the spool so that the memtable
+ * is flushed and the lookups read SST files. Also the index's load time and
+ * the resident memory it adds per entry. An existing directory (from an
+ * earlier run with the same N) is reused without filling.
  *
  * Build and run (after `make`):
  *   cc -std=gnu11 -O2 -Iinclude -o build/rel/suppress_bench bench/suppress_bench.c \
@@ -115,8 +119,9 @@ fill(const char *dir, unsigned long n)
 
 /* Median ns per check of one batch kind: hits look up listed (tenant, address) pairs. */
 static double
-measure(unsigned long n, bool hits)
+measure(unsigned long n, bool hits, bool details)
 {
+	struct suppress_entry e;
 	double per[BATCHES];
 	char tenant[8], addr[64];
 	unsigned long found = 0;
@@ -131,7 +136,7 @@ measure(unsigned long n, bool hits)
 
 			snprintf(tenant, sizeof(tenant), "t%lu", k % 10);
 			address(addr, sizeof(addr), hits ? k : k + n);
-			found += suppress_check(tenant, addr, NULL) == 1;
+			found += suppress_check(tenant, addr, details ? &e : NULL) == 1;
 		}
 		per[b] = (cpu_now() - t0) / PER_BATCH * 1e9;
 	}
@@ -161,22 +166,62 @@ overhead(unsigned long n)
 	return (cpu_now() - t0) / (PER_BATCH * 10) * 1e9;
 }
 
-static void
-lookups(const char *dir, unsigned long n, bool bloom)
+/* This process's resident memory in bytes (VmRSS). */
+static double
+rss(void)
 {
-	struct spool *sp = open_spool(dir, bloom);
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	double kb = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %lf", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb * 1024;
+}
+
+/* The index's load time and memory: RSS with it loaded, less RSS with the same spool without it. */
+static void
+index_cost(const char *dir, unsigned long n)
+{
+	struct spool *sp = open_spool(dir, false);
 	struct suppress_stats st;
-	double t0 = now();
+	double base, t0;
+
+	measure(n, false, false); /* RocksDB's own caches warm, as in the other reading */
+	base = rss();
+	suppress_close();
+	t0 = now();
+	if (suppress_open(sp, true, &(struct tern_err){0}) < 0)
+		exit(1);
+	do {
+		usleep(10000);
+		suppress_stats(&st);
+	} while (!st.index_ready);
+	printf("index loaded from the spool in %.1f s: %llu entries, table %.0f MB, "
+	       "RSS +%.0f MB (%.1f bytes/entry)\n",
+	       now() - t0, st.index_entries, st.index_bytes / 1e6, (rss() - base) / 1e6,
+	       (rss() - base) / (double)st.index_entries);
+	suppress_close();
+	spool_close(sp);
+}
+
+static void
+lookups(const char *dir, unsigned long n, bool index)
+{
+	struct spool *sp = open_spool(dir, index);
+	struct suppress_stats st;
 
 	do {
-		suppress_stats(&st);
 		usleep(10000);
-	} while (bloom && !st.bloom_ready);
-	if (bloom)
-		printf("bloom filter built from the spool in %.1f s\n", now() - t0);
-	printf("%-14s miss %6.0f ns   hit %6.0f ns   (key formatting %.0f ns, included)\n",
-	       bloom ? "bloom+rocksdb" : "rocksdb only", measure(n, false), measure(n, true),
-	       overhead(n));
+		suppress_stats(&st);
+	} while (index && !st.index_ready);
+	printf("%-13s miss %6.0f ns   hit %6.0f ns   hit+details %6.0f ns"
+	       "   (key formatting %.0f ns, included)\n",
+	       index ? "index" : "rocksdb only", measure(n, false, false), measure(n, true, false),
+	       measure(n, true, true), overhead(n));
 	suppress_close();
 	spool_close(sp);
 }
@@ -193,6 +238,7 @@ main(int argc, char **argv)
 		printf("reusing %s (filled by an earlier run with the same N)\n", dir);
 	else
 		fill(dir, n);
+	index_cost(dir, n);
 	lookups(dir, n, true);
 	lookups(dir, n, false);
 	return 0;

@@ -6,20 +6,28 @@
  * big-endian millisecond times (added, expires) followed by the reason,
  * category and source id, each NUL-terminated: decoding it takes no parser.
  *
- * A sending MTA looks up every recipient and almost never finds one, so the
- * cost that matters is the miss. RocksDB's own bloom filters still walk the
- * memtables and one filter per level; a blocked bloom filter in memory (one
- * 64-byte block per key, six probes in it, ten bits per key) answers a miss
- * with one cache miss. The block is chosen by the address alone, so the two
- * scopes a lookup tries (its tenant, then "*") read the same cache line; the
- * probes by the whole key. It cannot forget: a removed address keeps its bits
- * and costs a RocksDB read until the next start rebuilds the filter, and a
- * list that grows past twice its size at start gets more false positives,
- * never wrong answers.
+ * Every recipient is looked up, at RCPT and at injection, so the decision
+ * comes from memory: an exact index of the listed keys (core/suppress_index.c,
+ * 8-byte slots, 13 bytes an entry at 10 M) answers hits and misses alike
+ * without touching RocksDB.
+ * The spool is read only
+ *   - for an entry with an expiry (the index marks it; the spool has the time),
+ *   - when the caller asks for the entry's details (out != NULL in
+ *     suppress_check: the Suppressed record of a dropped message, the Lua
+ *     tern.suppress.check, the admin API's GET) and the address is listed,
+ *   - while the index is being loaded from the spool at open (a thread; the
+ *     column family's own bloom filters answer most misses meanwhile),
+ *   - always without the index (the CLI, short-lived tools).
+ * So the RCPT and injection gates (out == NULL) cost a hash per scope (the
+ * tenant's, "*") and the cache misses of the two slots, fetched together
+ * (0.3-0.5 us, bench/RESULTS.md). Writers hold one lock across the spool write and the
+ * index update, so that two writers of one key leave the index as they
+ * leave the spool.
  */
 #include "tern/suppress.h"
 #include "tern/log.h"
 #include "tern/spool.h"
+#include "tern/suppress_index.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,21 +38,17 @@
 #include <string.h>
 
 #define KEY_MAX (SUPPRESS_TENANT_MAX + SUPPRESS_ADDR_MAX)
-#define BLOOM_BITS_PER_KEY 10
-#define BLOOM_MIN_KEYS (1u << 20)
-#define BLOOM_PROBES 6
+/* Keys the loader puts into the index per hold of the write lock. */
+#define FILL_CHUNK 4096
 /* Rows per unsynced write of a bulk import. */
 #define BATCH_ROWS 10000
 
-struct bloom {
-	_Atomic uint64_t *words;
-	uint64_t blocks; /* a power of two; 8 words each */
-};
-
 static struct {
 	struct spool *spool;
-	struct bloom bloom;
-	atomic_bool bloom_ready;
+	struct suppress_index *index;
+	atomic_bool index_ready;
+	bool index_failed; /* under write_lock: an update failed, the index is incomplete */
+	pthread_mutex_t write_lock; /* spool write + index update, when there is an index */
 	atomic_bool stopping;
 	bool filling;
 	pthread_t filler;
@@ -57,31 +61,11 @@ static struct {
 	void *observer_arg;
 } sup = {.observer_lock = PTHREAD_MUTEX_INITIALIZER,
 	 .action_lock = PTHREAD_MUTEX_INITIALIZER,
+	 .write_lock = PTHREAD_MUTEX_INITIALIZER,
 	 .action = SUPPRESS_REJECT,
 	 .reject_text = "Recipient address is on the suppression list"};
 
 /* Keys */
-
-static uint64_t
-mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 33);
-}
-
-static uint64_t
-key_hash(const char *key, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
-	return mix64(h);
-}
 
 /*
  * tenant NUL lower(address), NUL-terminated: the length without the last
@@ -103,108 +87,168 @@ make_key(char key[KEY_MAX], const char *tenant, const char *address)
 	return t + 1 + a;
 }
 
-/* Bloom filter */
-
-static int
-bloom_init(struct bloom *b, uint64_t keys)
+static void
+put_ms(char *p, double t)
 {
-	uint64_t want = keys * BLOOM_BITS_PER_KEY / 512 + 1;
+	uint64_t v = t > 0 ? (uint64_t)(t * 1000.0 + 0.5) : 0;
+	int i;
 
-	b->blocks = 1;
-	while (b->blocks < want)
-		b->blocks <<= 1;
-	b->words = calloc(b->blocks * 8, sizeof(uint64_t));
-	return b->words ? 0 : -ENOMEM;
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (char)(v & 0xff);
 }
 
-/* A key's place in the filter: its block (by the address) and its probes (9 bits each). */
-struct bloom_pos {
-	uint64_t block;
-	uint64_t probes;
+static double
+get_ms(const char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | (uint8_t)p[i];
+	return (double)v / 1000.0;
+}
+
+/* Index */
+
+/* A change for the index, made once the spool write it follows has succeeded. */
+struct index_op {
+	uint64_t fp;
+	enum { INDEX_PUT, INDEX_PUT_EXPIRING, INDEX_REMOVE } kind;
 };
 
-static struct bloom_pos
-key_pos(const char *key, size_t klen)
+static int
+index_apply(const struct index_op *op)
 {
-	size_t t = strlen(key); /* the tenant, up to its NUL */
-	uint64_t a = key_hash(key + t + 1, klen - t - 1);
-
-	return (struct bloom_pos){a, mix64(a ^ key_hash(key, t) ^ 0x9e3779b97f4a7c15ull)};
+	switch (op->kind) {
+	case INDEX_PUT:
+		return suppress_index_put(sup.index, op->fp, false);
+	case INDEX_PUT_EXPIRING:
+		return suppress_index_put(sup.index, op->fp, true);
+	case INDEX_REMOVE:
+		return suppress_index_remove(sup.index, op->fp);
+	}
+	return -EINVAL;
 }
 
-static _Atomic uint64_t *
-bloom_block(const struct bloom *b, struct bloom_pos pos)
+/* Under write_lock: an index that missed an update must not answer again. */
+static void
+index_fail(void)
 {
-	return b->words + (pos.block & (b->blocks - 1)) * 8;
+	if (!sup.index_failed)
+		log_error("suppress", "suppression index out of memory: lookups read the spool");
+	sup.index_failed = true;
+	atomic_store_explicit(&sup.index_ready, false, memory_order_release);
 }
+
+/*
+ * Write b, then apply its index changes, both under write_lock (file
+ * comment). A failed write changes neither.
+ */
+static int
+write_indexed(struct spool_kv_batch *b, const struct index_op *ops, size_t n, bool sync,
+	      struct tern_err *err)
+{
+	size_t i;
+	int rc;
+
+	if (sup.index == NULL)
+		return spool_kv_write(sup.spool, b, sync, err);
+	pthread_mutex_lock(&sup.write_lock);
+	rc = spool_kv_write(sup.spool, b, sync, err);
+	for (i = 0; rc == 0 && i < n && !sup.index_failed; i++)
+		if (index_apply(&ops[i]) < 0)
+			index_fail();
+	pthread_mutex_unlock(&sup.write_lock);
+	return rc;
+}
+
+/* The loader's keys, put into the index a chunk per hold of the lock. */
+struct fill {
+	uint64_t fp[FILL_CHUNK];
+	bool expiring[FILL_CHUNK];
+	size_t n;
+	double now;
+};
 
 static void
-bloom_set(struct bloom *b, struct bloom_pos pos)
+fill_flush(struct fill *f)
 {
-	_Atomic uint64_t *blk = bloom_block(b, pos);
-	uint64_t p = pos.probes;
-	int i;
+	size_t i;
 
-	for (i = 0; i < BLOOM_PROBES; i++, p >>= 9)
-		atomic_fetch_or_explicit(&blk[(p & 511) >> 6], 1ull << (p & 63),
-					 memory_order_relaxed);
-}
-
-static bool
-bloom_maybe(const struct bloom *b, struct bloom_pos pos)
-{
-	_Atomic uint64_t *blk = bloom_block(b, pos);
-	uint64_t p = pos.probes;
-	int i;
-
-	for (i = 0; i < BLOOM_PROBES; i++, p >>= 9)
-		if (!(atomic_load_explicit(&blk[(p & 511) >> 6], memory_order_relaxed) &
-		      (1ull << (p & 63))))
-			return false;
-	return true;
+	pthread_mutex_lock(&sup.write_lock);
+	for (i = 0; i < f->n && !sup.index_failed; i++)
+		if (suppress_index_put_new(sup.index, f->fp[i], f->expiring[i]) < 0)
+			index_fail();
+	pthread_mutex_unlock(&sup.write_lock);
+	f->n = 0;
 }
 
 static int
 fill_visit(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
 {
+	struct fill *f = arg;
+	double expires;
+
 	if (atomic_load(&sup.stopping))
 		return -ECANCELED;
-	bloom_set(&sup.bloom, key_pos(key, klen));
+	/* Neither an expired entry nor a malformed one (read_entry) suppresses: left out. */
+	if (vlen < 16)
+		return 0;
+	expires = get_ms(val + 8);
+	if (expires > 0 && expires <= f->now)
+		return 0;
+	f->fp[f->n] = suppress_index_fingerprint(sup.index, key, klen);
+	f->expiring[f->n++] = expires > 0;
+	if (f->n == FILL_CHUNK)
+		fill_flush(f);
 	return 0;
 }
 
 /*
  * The scan holds the first partition's read lock throughout (seconds for
  * millions of entries): lookups and writes go on, but a reopen after a
- * failed write waits for it to end.
+ * failed write waits for it to end. Writers update the index meanwhile;
+ * put_new keeps their word over the scan's older one.
  */
 static void *
-bloom_filler(void *arg)
+index_loader(void *arg)
 {
+	struct fill *f = calloc(1, sizeof(*f));
 	struct tern_err err;
 	double start = util_now();
+	int rc = -ENOMEM;
 
-	if (spool_kv_scan(sup.spool, "", 0, fill_visit, NULL, &err) < 0) {
+	if (f != NULL) {
+		f->now = util_wallclock();
+		rc = spool_kv_scan(sup.spool, "", 0, fill_visit, f, &err);
+		fill_flush(f);
+	}
+	free(f); f = NULL;
+	if (rc < 0) {
 		if (!atomic_load(&sup.stopping))
-			log_error("suppress", "bloom filter not built, lookups read the spool: %s",
-				  err.msg);
+			log_error("suppress",
+				  "suppression index not built, lookups read the spool: %s",
+				  rc == -ENOMEM ? "out of memory" : err.msg);
 		return NULL;
 	}
-	atomic_store_explicit(&sup.bloom_ready, true, memory_order_release);
-	log_info("suppress", "bloom filter ready in %.1f s", util_now() - start);
+	pthread_mutex_lock(&sup.write_lock);
+	suppress_index_fill_done(sup.index);
+	if (!sup.index_failed)
+		atomic_store_explicit(&sup.index_ready, true, memory_order_release);
+	pthread_mutex_unlock(&sup.write_lock);
+	log_info("suppress", "suppression index ready in %.1f s", util_now() - start);
 	return NULL;
 }
 
 static int
-start_filler(struct tern_err *err)
+start_loader(struct tern_err *err)
 {
-	uint64_t n = spool_kv_estimate(sup.spool) * 2;
-
-	if (bloom_init(&sup.bloom, n > BLOOM_MIN_KEYS ? n : BLOOM_MIN_KEYS) < 0) {
+	sup.index = suppress_index_new(spool_kv_estimate(sup.spool));
+	if (sup.index == NULL) {
 		tern_err_set(err, 451, "4.3.0", "suppression list: out of memory");
 		return -ENOMEM;
 	}
-	if (pthread_create(&sup.filler, NULL, bloom_filler, NULL) != 0) {
+	if (pthread_create(&sup.filler, NULL, index_loader, NULL) != 0) {
 		tern_err_set(err, 451, "4.3.0", "suppression list: cannot start a thread");
 		return -EAGAIN;
 	}
@@ -213,14 +257,14 @@ start_filler(struct tern_err *err)
 }
 
 int
-suppress_open(struct spool *sp, bool bloom, struct tern_err *err)
+suppress_open(struct spool *sp, bool index, struct tern_err *err)
 {
 	suppress_close();
 	sup.spool = sp;
 	atomic_store(&sup.stopping, false);
 	atomic_store(&sup.checks, 0);
 	atomic_store(&sup.db_reads, 0);
-	if (bloom && start_filler(err) < 0) {
+	if (index && start_loader(err) < 0) {
 		suppress_close();
 		return -EAGAIN;
 	}
@@ -234,8 +278,9 @@ suppress_close(void)
 	if (sup.filling)
 		pthread_join(sup.filler, NULL);
 	sup.filling = false;
-	atomic_store(&sup.bloom_ready, false);
-	free((void *)sup.bloom.words); sup.bloom.words = NULL;
+	atomic_store(&sup.index_ready, false);
+	sup.index_failed = false;
+	suppress_index_free(sup.index); sup.index = NULL;
 	sup.spool = NULL;
 }
 
@@ -286,27 +331,6 @@ suppress_entry_init(struct suppress_entry *e, const char *tenant, const char *ad
 	memcpy(e->address, key + t + 1, strlen(address) + 1);
 	e->time = util_wallclock();
 	return 0;
-}
-
-static void
-put_ms(char *p, double t)
-{
-	uint64_t v = t > 0 ? (uint64_t)(t * 1000.0 + 0.5) : 0;
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (char)(v & 0xff);
-}
-
-static double
-get_ms(const char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | (uint8_t)p[i];
-	return (double)v / 1000.0;
 }
 
 static int
@@ -363,9 +387,10 @@ not_open(struct tern_err *err)
 	return -ENOENT;
 }
 
-/* Put e into b; the bloom filter learns the key now, before the write, so no lookup misses it. */
+/* Put e into b, and say in op what the index is to learn once b is written. */
 static int
-batch_put(struct spool_kv_batch *b, const struct suppress_entry *e, struct tern_err *err)
+batch_put(struct spool_kv_batch *b, const struct suppress_entry *e, struct index_op *op,
+	  struct tern_err *err)
 {
 	char key[KEY_MAX];
 	size_t klen = checked_key(key, e->tenant, e->address, err);
@@ -377,9 +402,9 @@ batch_put(struct spool_kv_batch *b, const struct suppress_entry *e, struct tern_
 	buf_init(&val);
 	rc = encode_value(e, &val);
 	if (rc == 0) {
-		if (sup.bloom.words)
-			bloom_set(&sup.bloom, key_pos(key, klen));
 		spool_kv_batch_put(b, key, klen, val.data, val.len);
+		op->fp = sup.index ? suppress_index_fingerprint(sup.index, key, klen) : 0;
+		op->kind = e->expires > 0 ? INDEX_PUT_EXPIRING : INDEX_PUT;
 	} else {
 		tern_err_set(err, 451, "4.3.0", "suppression list: out of memory");
 	}
@@ -391,6 +416,7 @@ int
 suppress_apply_add(const struct suppress_entry *e, struct tern_err *err)
 {
 	struct spool_kv_batch *b;
+	struct index_op op;
 	int rc;
 
 	if (sup.spool == NULL)
@@ -400,9 +426,9 @@ suppress_apply_add(const struct suppress_entry *e, struct tern_err *err)
 		tern_err_set(err, 451, "4.3.0", "suppression list: out of memory");
 		return -ENOMEM;
 	}
-	rc = batch_put(b, e, err);
+	rc = batch_put(b, e, &op, err);
 	if (rc == 0)
-		rc = spool_kv_write(sup.spool, b, false, err);
+		rc = write_indexed(b, &op, 1, false, err);
 	spool_kv_batch_free(b);
 	return rc;
 }
@@ -411,6 +437,7 @@ int
 suppress_apply_remove(const char *tenant, const char *address, struct tern_err *err)
 {
 	struct spool_kv_batch *b;
+	struct index_op op;
 	char key[KEY_MAX];
 	struct buf val;
 	size_t klen;
@@ -435,7 +462,9 @@ suppress_apply_remove(const char *tenant, const char *address, struct tern_err *
 		return -ENOMEM;
 	}
 	spool_kv_batch_delete(b, key, klen);
-	rc = spool_kv_write(sup.spool, b, false, err);
+	op.kind = INDEX_REMOVE;
+	op.fp = sup.index ? suppress_index_fingerprint(sup.index, key, klen) : 0;
+	rc = write_indexed(b, &op, 1, false, err);
 	spool_kv_batch_free(b);
 	return rc;
 }
@@ -483,22 +512,15 @@ suppress_remove(const char *tenant, const char *address, struct tern_err *err)
 
 /* Lookups */
 
-/* One scope's entry: 1 listed (and unexpired), 0 not, negative when unreadable. */
+/* The spool's entry for key: 1 listed (and unexpired), 0 not, negative when unreadable. */
 static int
-lookup(const char *tenant, const char *address, struct suppress_entry *out)
+read_entry(const char *key, size_t klen, struct suppress_entry *out)
 {
-	char key[KEY_MAX];
-	size_t klen = make_key(key, tenant, address);
 	struct suppress_entry e;
 	struct tern_err err;
 	struct buf val;
 	int rc;
 
-	if (klen == 0)
-		return 0;
-	if (atomic_load_explicit(&sup.bloom_ready, memory_order_acquire) &&
-	    !bloom_maybe(&sup.bloom, key_pos(key, klen)))
-		return 0;
 	atomic_fetch_add_explicit(&sup.db_reads, 1, memory_order_relaxed);
 	buf_init(&val);
 	rc = spool_kv_get(sup.spool, key, klen, &val, &err);
@@ -516,26 +538,79 @@ lookup(const char *tenant, const char *address, struct suppress_entry *out)
 	return rc;
 }
 
+/* One scope of a lookup: the tenant's, or "*". */
+struct scope {
+	char key[KEY_MAX];
+	size_t klen;
+	uint64_t fp;
+};
+
+/*
+ * Make s's key; with the index, its fingerprint, and start fetching its
+ * slot so that the two scopes' cache misses overlap. False when the key
+ * does not fit (nothing that long is listed).
+ */
+static bool
+scope_init(struct scope *s, const char *tenant, const char *address, bool indexed)
+{
+	s->klen = make_key(s->key, tenant, address);
+	if (s->klen == 0)
+		return false;
+	if (indexed) {
+		s->fp = suppress_index_fingerprint(sup.index, s->key, s->klen);
+		suppress_index_prefetch(sup.index, s->fp);
+	}
+	return true;
+}
+
+/* One scope's entry, from the index when it can answer alone (file comment). */
+static int
+lookup(const struct scope *s, bool indexed, struct suppress_entry *out)
+{
+	if (indexed) {
+		switch (suppress_index_find(sup.index, s->fp)) {
+		case SUPPRESS_INDEX_ABSENT:
+			return 0;
+		case SUPPRESS_INDEX_LISTED:
+			if (out == NULL)
+				return 1;
+			break;
+		case SUPPRESS_INDEX_EXPIRING:
+			break;
+		}
+	}
+	return read_entry(s->key, s->klen, out);
+}
+
 int
 suppress_check(const char *tenant, const char *address, struct suppress_entry *out)
 {
+	struct scope own, all;
+	bool indexed, has_own;
 	int rc;
 
 	if (sup.spool == NULL || address == NULL)
 		return 0;
 	atomic_fetch_add_explicit(&sup.checks, 1, memory_order_relaxed);
-	if (tenant != NULL && strcmp(tenant, SUPPRESS_ALL_TENANTS) != 0) {
-		rc = lookup(tenant, address, out);
+	indexed = atomic_load_explicit(&sup.index_ready, memory_order_acquire);
+	has_own = tenant != NULL && strcmp(tenant, SUPPRESS_ALL_TENANTS) != 0 &&
+		  scope_init(&own, tenant, address, indexed);
+	if (!scope_init(&all, SUPPRESS_ALL_TENANTS, address, indexed))
+		return 0;
+	if (has_own) {
+		rc = lookup(&own, indexed, out);
 		if (rc != 0)
 			return rc;
 	}
-	return lookup(SUPPRESS_ALL_TENANTS, address, out);
+	return lookup(&all, indexed, out);
 }
 
 /* Bulk writes */
 
 struct suppress_batch {
 	struct spool_kv_batch *kv;
+	struct index_op ops[BATCH_ROWS]; /* one per row of kv */
+	size_t nops;
 	int rc;
 	struct tern_err err;
 };
@@ -561,18 +636,20 @@ suppress_batch_add(struct suppress_batch *b, const struct suppress_entry *e, str
 
 	if (sup.spool == NULL)
 		return not_open(err);
-	rc = batch_put(b->kv, e, err);
+	rc = batch_put(b->kv, e, &b->ops[b->nops], err);
 	if (rc == 0)
 		tell_observer(e, false);
-	if (rc == 0 && spool_kv_batch_count(b->kv) >= BATCH_ROWS)
-		rc = spool_kv_write(sup.spool, b->kv, false, err);
+	if (rc == 0 && ++b->nops == BATCH_ROWS) {
+		rc = write_indexed(b->kv, b->ops, b->nops, false, err);
+		b->nops = 0;
+	}
 	return rc;
 }
 
 int
 suppress_batch_finish(struct suppress_batch *b, struct tern_err *err)
 {
-	int rc = sup.spool ? spool_kv_write(sup.spool, b->kv, true, err) : not_open(err);
+	int rc = sup.spool ? write_indexed(b->kv, b->ops, b->nops, true, err) : not_open(err);
 
 	spool_kv_batch_free(b->kv);
 	free(b);
@@ -680,5 +757,11 @@ suppress_stats(struct suppress_stats *out)
 {
 	out->checks = atomic_load(&sup.checks);
 	out->db_reads = atomic_load(&sup.db_reads);
-	out->bloom_ready = atomic_load(&sup.bloom_ready);
+	struct suppress_index_stats ix = {0};
+
+	out->index_ready = atomic_load(&sup.index_ready);
+	if (sup.index)
+		suppress_index_stats(sup.index, &ix);
+	out->index_entries = ix.entries;
+	out->index_bytes = ix.slots * sizeof(uint64_t);
 }

@@ -53,7 +53,7 @@ LAYERS = {
     "warmup": ENGINE, "api_warmup": ENGINE,
     "mime_parse": ENGINE, "oob": ENGINE, "arf": ENGINE, "trace_ref": ENGINE,
     "dsn": ENGINE, "dsn_send": ENGINE, "report_intake": ENGINE,
-    "suppress": ENGINE, "api_suppress": ENGINE, "bounce_route": ENGINE,
+    "suppress": ENGINE, "api_suppress": ENGINE, "bounce_route": ENGINE, "suppress_index": ENGINE,
     "acct_csv": ENGINE, "kafka": ENGINE,
     "http_client": ENGINE, "loghook": ENGINE,
     # foundation: threads, loops, I/O, logging, helpers

@@ -6,11 +6,11 @@
  * "suppression" column family, so it survives restarts and moves with the
  * spool; the daemon and the offline CLI use the same calls.
  *
- * Lookups are on the path of every recipient, and nearly all are for
- * addresses that are not listed: an in-memory bloom filter, filled from the
- * column family by a thread at open and by every add, answers those without
- * touching RocksDB. Until that thread is done, lookups go to RocksDB (whose
- * tables carry their own bloom filters).
+ * Lookups are on the path of every recipient: an exact in-memory index of
+ * the listed keys, loaded from the column family by a thread at open and
+ * kept up to date by every add and remove, answers them without touching
+ * RocksDB. Until that thread is done, lookups go to RocksDB. Which calls
+ * still read the spool: core/suppress.c.
  *
  * Addresses are compared in lower case. A tenant is any string; "" is the
  * scope of messages without one, and "*" matches every tenant. All calls are
@@ -53,11 +53,11 @@ struct suppress_entry {
 };
 
 /*
- * Use the suppression list of sp until suppress_close. With bloom, a
- * thread fills the in-memory filter (the daemon); without, every lookup
+ * Use the suppression list of sp until suppress_close. With index, a
+ * thread loads the in-memory index (the daemon); without, every lookup
  * reads RocksDB (the CLI, short-lived tools).
  */
-int suppress_open(struct spool *sp, bool bloom, struct tern_err *err);
+int suppress_open(struct spool *sp, bool index, struct tern_err *err);
 void suppress_close(void);
 bool suppress_is_open(void);
 
@@ -77,7 +77,9 @@ int suppress_remove(const char *tenant, const char *address, struct tern_err *er
  * Whether address is suppressed for tenant: its own entry, else the "*"
  * one. 1 (and *out filled when out is not NULL), 0 when not (or only by an
  * expired entry), negative when the list cannot be read (callers let the
- * mail go: a broken list must not stop mail).
+ * mail go: a broken list must not stop mail). With the index loaded, the
+ * answer comes from memory unless out is given and the address is listed
+ * (its details are read from the spool) or its entry has an expiry.
  */
 int suppress_check(const char *tenant, const char *address, struct suppress_entry *out);
 
@@ -127,11 +129,13 @@ void suppress_set_observer(suppress_observer_fn fn, void *arg);
 int suppress_apply_add(const struct suppress_entry *e, struct tern_err *err);
 int suppress_apply_remove(const char *tenant, const char *address, struct tern_err *err);
 
-/* Lookups and bloom-filter hits since open (tests, bench). */
+/* Lookups since open, and the index (tests, bench). */
 struct suppress_stats {
 	unsigned long long checks;
-	unsigned long long db_reads; /* lookups the filter could not answer */
-	bool bloom_ready;
+	unsigned long long db_reads; /* scopes read from the spool */
+	bool index_ready;
+	unsigned long long index_entries;
+	unsigned long long index_bytes; /* of its table (pages are touched as they fill) */
 };
 void suppress_stats(struct suppress_stats *out);
 
