@@ -78,6 +78,27 @@ static void client_take(struct smtp_client *c);
 /* ---- helpers ------------------------------------------------------------------------- */
 
 static void
+client_vappend(struct buf *out, const char *fmt, va_list ap)
+{
+	buf_vprintf(out, fmt, ap);
+	buf_append(out, "\r\n", 2);
+}
+
+/* A command line onto out, to go out with others in one io_write. */
+static void
+client_append(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+client_append(struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_vappend(out, fmt, ap);
+	va_end(ap);
+}
+
+static void
 client_send(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
@@ -88,9 +109,8 @@ client_send(struct smtp_client *c, const char *fmt, ...)
 
 	buf_init(&line);
 	va_start(ap, fmt);
-	buf_vprintf(&line, fmt, ap);
+	client_vappend(&line, fmt, ap);
 	va_end(ap);
-	buf_append(&line, "\r\n", 2);
 	io_write(c->io, line.data, line.len);
 	buf_deinit(&line);
 }
@@ -355,10 +375,16 @@ transportable(struct smtp_client *c, bool eightbit)
 	return true;
 }
 
+/*
+ * The pipelined group leaves in one io_write: the next message is often
+ * taken outside the io's callbacks, where each write goes to the socket at
+ * once, and three sends cost three trips through the peer's TCP stack.
+ */
 static void
 send_envelope(struct smtp_client *c)
 {
 	bool eightbit = has_8bit(&c->msg->data);
+	struct buf cmds;
 
 	if (!transportable(c, eightbit)) {
 		client_take(c);
@@ -366,14 +392,18 @@ send_envelope(struct smtp_client *c)
 	}
 	c->tx_failed = false;
 	smtp_reply_reset(&c->failure);
-	client_send(c, "MAIL FROM:<%s>%s%s", c->msg->sender, eightbit ? " BODY=8BITMIME" : "",
-		    !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
+	buf_init(&cmds);
+	client_append(&cmds, "MAIL FROM:<%s>%s%s", c->msg->sender,
+		      eightbit ? " BODY=8BITMIME" : "",
+		      !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
+	if (c->caps.pipelining) {
+		client_append(&cmds, "RCPT TO:<%s>", c->msg->recipient);
+		client_append(&cmds, "DATA");
+	}
+	io_write(c->io, cmds.data, cmds.len);
+	buf_deinit(&cmds);
 	c->state = CLIENT_MAIL;
 	client_timeout(c, c->cfg->mail_timeout);
-	if (c->caps.pipelining) {
-		client_send(c, "RCPT TO:<%s>", c->msg->recipient);
-		client_send(c, "DATA");
-	}
 }
 
 static void
