@@ -5,7 +5,9 @@
  * (OpenSMTPD's mta_session shape). Replies are assembled by smtp_proto
  * under fixed limits, so a hostile server costs at most one bounded reply.
  * Each command waits for its reply, except that MAIL, RCPT and DATA go out
- * together when the server offers PIPELINING.
+ * together when the server offers PIPELINING; when it offers CHUNKING too,
+ * MAIL, RCPT and one BDAT LAST with the whole body go out in one write
+ * (RFC 3030), which saves the round trip to 354 and a write per message.
  */
 #include "tern/smtp_client.h"
 #include "tern/config.h"
@@ -41,6 +43,7 @@ enum client_state {
 	CLIENT_RCPT,
 	CLIENT_DATA,
 	CLIENT_BODY,
+	CLIENT_BDAT,
 	CLIENT_RSET,
 	CLIENT_QUIT,
 };
@@ -65,6 +68,7 @@ struct smtp_client {
 	struct message *msg;
 	enum client_state failed_at; /* the command whose refusal is the outcome */
 	bool tx_failed;      /* MAIL or RCPT refused: DATA's reply is not the outcome */
+	bool chunked;        /* this message goes as BDAT LAST with the envelope */
 	struct smtp_reply failure;
 	struct smtp_reply reply;
 	/* Freed only when no callback is running: functions deep in a reply may end the client. */
@@ -73,6 +77,7 @@ struct smtp_client {
 };
 
 static void client_next_address(struct smtp_client *c, const char *why);
+static void append_bdat(struct smtp_client *c, struct buf *out);
 static void client_take(struct smtp_client *c);
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -129,6 +134,7 @@ command_of(enum client_state s)
 	case CLIENT_RCPT: return "RCPT";
 	case CLIENT_DATA: return "DATA";
 	case CLIENT_BODY: return ".";
+	case CLIENT_BDAT: return "BDAT";
 	default: return "connect";
 	}
 }
@@ -396,10 +402,13 @@ send_envelope(struct smtp_client *c)
 	client_append(&cmds, "MAIL FROM:<%s>%s%s", c->msg->sender,
 		      eightbit ? " BODY=8BITMIME" : "",
 		      !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
-	if (c->caps.pipelining) {
+	c->chunked = c->caps.pipelining && c->caps.chunking;
+	if (c->caps.pipelining)
 		client_append(&cmds, "RCPT TO:<%s>", c->msg->recipient);
+	if (c->chunked)
+		append_bdat(c, &cmds);
+	else if (c->caps.pipelining)
 		client_append(&cmds, "DATA");
-	}
 	io_write(c->io, cmds.data, cmds.len);
 	buf_deinit(&cmds);
 	c->state = CLIENT_MAIL;
@@ -459,33 +468,58 @@ add_trace_ref(struct smtp_client *c, struct buf *out)
 	buf_deinit(&v);
 }
 
-/* The body, dot-stuffed, always ending in CRLF, then the terminating dot. */
+/* The body as it leaves (trace header first), always ending in CRLF; dot-stuffed for DATA. */
 static void
-send_body(struct smtp_client *c)
+append_body(struct smtp_client *c, struct buf *out, bool stuff)
 {
 	const struct buf *d = &c->msg->data;
 	const char *p = d->data, *end = d->data + d->len;
-	struct buf out;
 
-	buf_init(&out);
-	buf_reserve(&out, d->len + d->len / 64 + 8);
-	add_trace_ref(c, &out);
-	while (p < end) {
+	add_trace_ref(c, out);
+	if (!stuff)
+		buf_append(out, p, d->len);
+	while (stuff && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *stop = nl ? nl + 1 : end;
 
 		if (*p == '.')
-			buf_append_char(&out, '.');
-		buf_append(&out, p, (size_t)(stop - p));
+			buf_append_char(out, '.');
+		buf_append(out, p, (size_t)(stop - p));
 		p = stop;
 	}
-	if (out.len < 2 || out.data[out.len - 2] != '\r' || out.data[out.len - 1] != '\n')
-		buf_append(&out, "\r\n", 2);
+	if (out->len < 2 || out->data[out->len - 2] != '\r' || out->data[out->len - 1] != '\n')
+		buf_append(out, "\r\n", 2);
+}
+
+/* The body, dot-stuffed, then the terminating dot. */
+static void
+send_body(struct smtp_client *c)
+{
+	const struct buf *d = &c->msg->data;
+	struct buf out;
+
+	buf_init(&out);
+	buf_reserve(&out, d->len + d->len / 64 + 8);
+	append_body(c, &out, true);
 	buf_append(&out, ".\r\n", 3);
 	io_write(c->io, out.data, out.len);
 	buf_deinit(&out);
 	c->state = CLIENT_BODY;
 	client_timeout(c, c->cfg->data_timeout);
+}
+
+/* BDAT LAST with the whole body as its one chunk, after the envelope in out. */
+static void
+append_bdat(struct smtp_client *c, struct buf *out)
+{
+	struct buf body;
+
+	buf_init(&body);
+	buf_reserve(&body, c->msg->data.len + 512);
+	append_body(c, &body, false);
+	client_append(out, "BDAT %zu LAST", body.len);
+	buf_append(out, body.data, body.len);
+	buf_deinit(&body);
 }
 
 /* ---- replies by state ------------------------------------------------------------------------ */
@@ -529,7 +563,7 @@ on_starttls(struct smtp_client *c)
 		client_next_address(c, "TLS could not start");
 }
 
-/* One reply of the MAIL/RCPT/DATA group. */
+/* One reply of the MAIL/RCPT/DATA (or BDAT) group. */
 static void
 on_envelope(struct smtp_client *c)
 {
@@ -550,7 +584,7 @@ on_envelope(struct smtp_client *c)
 			goto failed;
 		return;
 	case CLIENT_RCPT:
-		c->state = CLIENT_DATA;
+		c->state = c->chunked ? CLIENT_BDAT : CLIENT_DATA;
 		client_timeout(c, c->cfg->data_timeout);
 		if (!c->caps.pipelining && !c->tx_failed)
 			client_send(c, "DATA");
@@ -564,6 +598,14 @@ on_envelope(struct smtp_client *c)
 		}
 		if (c->reply.code == 354) /* a server that accepted DATA anyway: send nothing */
 			io_write(c->io, ".\r\n", 3);
+		goto failed;
+	case CLIENT_BDAT:
+		/* The chunk went with the envelope: its reply ends the transaction. */
+		if (!c->tx_failed || c->failed_at == CLIENT_BDAT) {
+			settle(c, &c->reply, "BDAT");
+			client_take(c);
+			return;
+		}
 		goto failed;
 	default:
 		return;
@@ -600,7 +642,8 @@ dispatch_reply(struct smtp_client *c)
 	case CLIENT_STARTTLS: on_starttls(c); break;
 	case CLIENT_MAIL:
 	case CLIENT_RCPT:
-	case CLIENT_DATA: on_envelope(c); break;
+	case CLIENT_DATA:
+	case CLIENT_BDAT: on_envelope(c); break;
 	case CLIENT_BODY: on_body(c); break;
 	case CLIENT_RSET: client_take(c); break;
 	case CLIENT_QUIT: client_free(c); break;
