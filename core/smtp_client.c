@@ -468,39 +468,28 @@ add_trace_ref(struct smtp_client *c, struct buf *out)
 	buf_deinit(&v);
 }
 
-/* The body as it leaves (trace header first), always ending in CRLF; dot-stuffed for DATA. */
-static void
-append_body(struct smtp_client *c, struct buf *out, bool stuff)
-{
-	const struct buf *d = &c->msg->data;
-	const char *p = d->data, *end = d->data + d->len;
-
-	add_trace_ref(c, out);
-	if (!stuff)
-		buf_append(out, p, d->len);
-	while (stuff && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = nl ? nl + 1 : end;
-
-		if (*p == '.')
-			buf_append_char(out, '.');
-		buf_append(out, p, (size_t)(stop - p));
-		p = stop;
-	}
-	if (out->len < 2 || out->data[out->len - 2] != '\r' || out->data[out->len - 1] != '\n')
-		buf_append(out, "\r\n", 2);
-}
-
-/* The body, dot-stuffed, then the terminating dot. */
+/* The body, dot-stuffed, always ending in CRLF, then the terminating dot. */
 static void
 send_body(struct smtp_client *c)
 {
 	const struct buf *d = &c->msg->data;
+	const char *p = d->data, *end = d->data + d->len;
 	struct buf out;
 
 	buf_init(&out);
 	buf_reserve(&out, d->len + d->len / 64 + 8);
-	append_body(c, &out, true);
+	add_trace_ref(c, &out);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl + 1 : end;
+
+		if (*p == '.')
+			buf_append_char(&out, '.');
+		buf_append(&out, p, (size_t)(stop - p));
+		p = stop;
+	}
+	if (out.len < 2 || out.data[out.len - 2] != '\r' || out.data[out.len - 1] != '\n')
+		buf_append(&out, "\r\n", 2);
 	buf_append(&out, ".\r\n", 3);
 	io_write(c->io, out.data, out.len);
 	buf_deinit(&out);
@@ -508,18 +497,45 @@ send_body(struct smtp_client *c)
 	client_timeout(c, c->cfg->data_timeout);
 }
 
-/* BDAT LAST with the whole body as its one chunk, after the envelope in out. */
+/* Whether head followed by body ends in CRLF. */
+static bool
+ends_in_crlf(const struct buf *head, const struct buf *body)
+{
+	size_t n = head->len + body->len, i;
+	char last[2];
+
+	if (n < 2)
+		return false;
+	for (i = 0; i < 2; i++) {
+		size_t at = n - 2 + i;
+
+		last[i] = at < head->len ? head->data[at] : body->data[at - head->len];
+	}
+	return last[0] == '\r' && last[1] == '\n';
+}
+
+/*
+ * BDAT LAST with the whole message as its one chunk (trace header first,
+ * ending in CRLF, not dot-stuffed), after the envelope in out: its size is
+ * known before the bytes, so they are copied once.
+ */
 static void
 append_bdat(struct smtp_client *c, struct buf *out)
 {
-	struct buf body;
+	const struct buf *d = &c->msg->data;
+	struct buf ref;
+	bool crlf;
 
-	buf_init(&body);
-	buf_reserve(&body, c->msg->data.len + 512);
-	append_body(c, &body, false);
-	client_append(out, "BDAT %zu LAST", body.len);
-	buf_append(out, body.data, body.len);
-	buf_deinit(&body);
+	buf_init(&ref);
+	add_trace_ref(c, &ref);
+	crlf = ends_in_crlf(&ref, d);
+	client_append(out, "BDAT %zu LAST", ref.len + d->len + (crlf ? 0 : 2));
+	buf_reserve(out, ref.len + d->len + 2);
+	buf_append(out, ref.data, ref.len);
+	buf_append(out, d->data, d->len);
+	if (!crlf)
+		buf_append(out, "\r\n", 2);
+	buf_deinit(&ref);
 }
 
 /* ---- replies by state ------------------------------------------------------------------------ */
