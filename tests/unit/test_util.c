@@ -114,6 +114,15 @@ test_time_format(void **state)
 
 	util_format_time(1700000000.123, out);
 	assert_string_equal(out, "2023-11-14T22:13:20.123Z");
+	util_format_time(0, out);
+	assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+	util_format_time(951825599.9996, out);
+	assert_string_equal(out, "2000-02-29T12:00:00.000Z");
+	util_format_time(253402300799.0, out);
+	assert_string_equal(out, "9999-12-31T23:59:59.000Z");
+	/* Beyond four-digit years printf still writes it, as before. */
+	util_format_time(253402300800.0, out);
+	assert_string_equal(out, "10000-01-01T00:00:00.000Z");
 }
 
 static void
