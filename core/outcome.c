@@ -104,20 +104,14 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 /*
  * Outcomes change the spool without syncing (a crash may repeat a
  * delivery, never lose one), so a shard collects its removals and meta
- * rewrites and writes them together at most CHANGES_DELAY after the first,
- * or once CHANGES_MAX are waiting. Per loop iteration would be too often:
- * an unsynced write waits in RocksDB for the synced group commit in
- * progress, so each one costs the shard a sleep on the fsync and two
- * context switches. The records of those outcomes go to the kernel first
- * (logrec_commit), so that a message gone from the spool always has its
- * final record.
+ * rewrites and writes them together just before its loop waits again: one
+ * write per partition per loop iteration instead of one per message.
+ * The records of those outcomes go to the kernel first (logrec_commit), so
+ * that a message gone from the spool always has its final record.
  */
-#define CHANGES_DELAY 0.01
-#define CHANGES_MAX 1024
-
 struct shard_changes {
 	struct spool_changes *changes;
-	ev_timer flush;
+	ev_prepare flush;
 	bool ready;
 };
 
@@ -136,24 +130,9 @@ changes_flush(struct shard_changes *sc)
 }
 
 static void
-changes_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+changes_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	changes_flush(w->data);
-}
-
-/* A change was collected: flush when enough wait, else make sure the timer runs. */
-static void
-changes_added(struct shard_changes *sc)
-{
-	struct ev_loop *loop = shard_self()->loop;
-
-	if (spool_changes_pending(sc->changes) >= CHANGES_MAX) {
-		ev_timer_stop(loop, &sc->flush);
-		changes_flush(sc);
-	} else if (!ev_is_active(&sc->flush)) {
-		ev_timer_set(&sc->flush, CHANGES_DELAY, 0.);
-		ev_timer_start(loop, &sc->flush);
-	}
 }
 
 static void
@@ -162,14 +141,14 @@ changes_exit(struct shard *shard, void *arg)
 	struct shard_changes *sc = arg;
 
 	changes_flush(sc);
-	ev_timer_stop(shard->loop, &sc->flush);
+	ev_prepare_stop(shard->loop, &sc->flush);
 	spool_changes_free(sc->changes);
 	sc->changes = NULL;
 	sc->ready = false;
 }
 
 /* The calling shard's collector (created on first use, on its own thread). */
-static struct shard_changes *
+static struct spool_changes *
 changes_here(void)
 {
 	struct shard *shard = shard_self();
@@ -182,24 +161,23 @@ changes_here(void)
 		sc->changes = spool_changes_new();
 		if (sc->changes == NULL)
 			return NULL;
-		ev_init(&sc->flush, changes_timer_cb);
+		ev_prepare_init(&sc->flush, changes_prepare_cb);
 		sc->flush.data = sc;
+		ev_prepare_start(shard->loop, &sc->flush);
 		shard_on_exit(shard, changes_exit, sc);
 		sc->ready = true;
 	}
-	return sc;
+	return sc->changes;
 }
 
 static void
 remove_from_spool(struct queue_msg *m)
 {
-	struct shard_changes *sc = changes_here();
+	struct spool_changes *c = changes_here();
 	struct tern_err err;
 
-	if (sc != NULL && spool_changes_remove(sc->changes, queue_spool(), &m->id) == 0) {
-		changes_added(sc);
+	if (c != NULL && spool_changes_remove(c, queue_spool(), &m->id) == 0)
 		return;
-	}
 	logrec_commit();
 	if (spool_remove(queue_spool(), &m->id, &err) < 0)
 		log_error("outcome", "spool remove failed: %s", err.msg);
@@ -208,14 +186,12 @@ remove_from_spool(struct queue_msg *m)
 static void
 rewrite_meta(struct queue_msg *m, const struct buf *meta)
 {
-	struct shard_changes *sc = changes_here();
+	struct spool_changes *c = changes_here();
 	struct tern_err err;
 
-	if (sc != NULL &&
-	    spool_changes_update_meta(sc->changes, queue_spool(), &m->id, meta->data, meta->len) == 0) {
-		changes_added(sc);
+	if (c != NULL &&
+	    spool_changes_update_meta(c, queue_spool(), &m->id, meta->data, meta->len) == 0)
 		return;
-	}
 	if (spool_update_meta(queue_spool(), &m->id, meta->data, meta->len, &err) < 0)
 		log_warn("outcome", "attempt count not saved: %s", err.msg);
 }
