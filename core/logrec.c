@@ -277,10 +277,34 @@ logrec_policy_revision(void)
 	return __atomic_load_n(&policy_revision, __ATOMIC_ACQUIRE);
 }
 
+/* ,"key": -- records are built per message, so by appending, never through printf. */
+static void
+add_key(struct buf *b, const char *key)
+{
+	buf_append(b, ",\"", 2);
+	buf_append_str(b, key);
+	buf_append(b, "\":", 2);
+}
+
+static void
+add_int_value(struct buf *b, long long v)
+{
+	if (v < 0)
+		buf_append_char(b, '-');
+	buf_append_uint(b, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
+}
+
+static void
+add_int(struct buf *b, const char *key, long long v)
+{
+	add_key(b, key);
+	add_int_value(b, v);
+}
+
 static void
 add_str(struct buf *b, const char *key, const char *v)
 {
-	buf_printf(b, ",\"%s\":", key);
+	add_key(b, key);
 	if (v)
 		buf_append_json_string(b, v, strlen(v));
 	else
@@ -339,7 +363,8 @@ add_response(struct buf *b, const struct logrec *r)
 		buf_append_str(b, ",\"response\":null");
 		return;
 	}
-	buf_printf(b, ",\"response\":{\"code\":%d", r->response_code);
+	buf_append_str(b, ",\"response\":{\"code\":");
+	add_int_value(b, r->response_code);
 	add_str(b, "enhanced_code", r->response_enhanced);
 	add_str(b, "content", r->response_content);
 	add_str(b, "command", r->response_command);
@@ -458,7 +483,8 @@ logrec_format(const struct logrec *r, struct buf *out)
 		add_report(out, r->report);
 	if (r->suppression != NULL)
 		buf_printf(out, ",\"suppression\":%s", r->suppression);
-	buf_printf(out, ",\"num_attempts\":%d,\"size\":%zu", r->num_attempts, message_size(m));
+	add_int(out, "num_attempts", r->num_attempts);
+	add_int(out, "size", (long long)message_size(m));
 	add_tls(out, r);
 	add_time(out, "timestamp", util_wallclock());
 	add_time(out, "created", m->created);

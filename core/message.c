@@ -356,10 +356,10 @@ message_queue_name(const struct message *m, struct buf *out)
 		return 0;
 	buf_init(&part);
 	if (message_meta_string(m, "campaign", &part) == 0)
-		rc |= buf_printf(out, "%s:", part.data);
+		rc |= buf_append(out, part.data, part.len) | buf_append_char(out, ':');
 	buf_reset(&part);
 	if (message_meta_string(m, "tenant", &part) == 0)
-		rc |= buf_printf(out, "%s@", part.data);
+		rc |= buf_append(out, part.data, part.len) | buf_append_char(out, '@');
 	buf_deinit(&part);
 	rc |= recipient_domain(m, out);
 	return rc < 0 ? -ENOMEM : 0;
@@ -379,8 +379,16 @@ message_encode_spool_meta(const struct message *m, struct buf *out)
 	rc |= buf_append_str(out, ",\"recipient\":");
 	rc |= buf_append_json_string(out, m->recipient ? m->recipient : "",
 				     m->recipient ? strlen(m->recipient) : 0);
-	rc |= buf_printf(out, ",\"created\":%.6f,\"size\":%zu,\"attempts\":%u,\"due\":%.3f,\"queue\":",
-			 m->created, message_size(m), m->attempts, m->due);
+	/* Appended, not printed: this runs for every message received and every retry. */
+	rc |= buf_append_str(out, ",\"created\":");
+	rc |= buf_append_fixed(out, m->created, 6);
+	rc |= buf_append_str(out, ",\"size\":");
+	rc |= buf_append_uint(out, message_size(m));
+	rc |= buf_append_str(out, ",\"attempts\":");
+	rc |= buf_append_uint(out, m->attempts);
+	rc |= buf_append_str(out, ",\"due\":");
+	rc |= buf_append_fixed(out, m->due, 3);
+	rc |= buf_append_str(out, ",\"queue\":");
 	rc |= buf_append_json_string(out, queue.data ? queue.data : "", queue.len);
 	rc |= buf_append_str(out, ",\"meta\":{");
 	for (i = 0; i < m->n_meta; i++) {

@@ -5,7 +5,9 @@
  * (OpenSMTPD's mta_session shape). Replies are assembled by smtp_proto
  * under fixed limits, so a hostile server costs at most one bounded reply.
  * Each command waits for its reply, except that MAIL, RCPT and DATA go out
- * together when the server offers PIPELINING.
+ * together when the server offers PIPELINING; when it offers CHUNKING too,
+ * MAIL, RCPT and one BDAT LAST with the whole body go out in one write
+ * (RFC 3030), which saves the round trip to 354 and a write per message.
  */
 #include "tern/smtp_client.h"
 #include "tern/config.h"
@@ -41,6 +43,7 @@ enum client_state {
 	CLIENT_RCPT,
 	CLIENT_DATA,
 	CLIENT_BODY,
+	CLIENT_BDAT,
 	CLIENT_RSET,
 	CLIENT_QUIT,
 };
@@ -65,6 +68,7 @@ struct smtp_client {
 	struct message *msg;
 	enum client_state failed_at; /* the command whose refusal is the outcome */
 	bool tx_failed;      /* MAIL or RCPT refused: DATA's reply is not the outcome */
+	bool chunked;        /* this message goes as BDAT LAST with the envelope */
 	struct smtp_reply failure;
 	struct smtp_reply reply;
 	/* Freed only when no callback is running: functions deep in a reply may end the client. */
@@ -73,9 +77,31 @@ struct smtp_client {
 };
 
 static void client_next_address(struct smtp_client *c, const char *why);
+static void append_bdat(struct smtp_client *c, struct buf *out);
 static void client_take(struct smtp_client *c);
 
 /* ---- helpers ------------------------------------------------------------------------- */
+
+static void
+client_vappend(struct buf *out, const char *fmt, va_list ap)
+{
+	buf_vprintf(out, fmt, ap);
+	buf_append(out, "\r\n", 2);
+}
+
+/* A command line onto out, to go out with others in one io_write. */
+static void
+client_append(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+client_append(struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_vappend(out, fmt, ap);
+	va_end(ap);
+}
 
 static void
 client_send(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -88,9 +114,8 @@ client_send(struct smtp_client *c, const char *fmt, ...)
 
 	buf_init(&line);
 	va_start(ap, fmt);
-	buf_vprintf(&line, fmt, ap);
+	client_vappend(&line, fmt, ap);
 	va_end(ap);
-	buf_append(&line, "\r\n", 2);
 	io_write(c->io, line.data, line.len);
 	buf_deinit(&line);
 }
@@ -109,6 +134,7 @@ command_of(enum client_state s)
 	case CLIENT_RCPT: return "RCPT";
 	case CLIENT_DATA: return "DATA";
 	case CLIENT_BODY: return ".";
+	case CLIENT_BDAT: return "BDAT";
 	default: return "connect";
 	}
 }
@@ -377,11 +403,16 @@ return_path(struct smtp_client *c, struct buf *verp)
 	return verp->data;
 }
 
+/*
+ * The pipelined group leaves in one io_write: the next message is often
+ * taken outside the io's callbacks, where each write goes to the socket at
+ * once, and three sends cost three trips through the peer's TCP stack.
+ */
 static void
 send_envelope(struct smtp_client *c)
 {
 	bool eightbit = has_8bit(&c->msg->data);
-	struct buf verp;
+	struct buf verp, cmds;
 
 	if (!transportable(c, eightbit)) {
 		client_take(c);
@@ -390,15 +421,22 @@ send_envelope(struct smtp_client *c)
 	c->tx_failed = false;
 	smtp_reply_reset(&c->failure);
 	buf_init(&verp);
-	client_send(c, "MAIL FROM:<%s>%s%s", return_path(c, &verp), eightbit ? " BODY=8BITMIME" : "",
-		    !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
+	buf_init(&cmds);
+	client_append(&cmds, "MAIL FROM:<%s>%s%s", return_path(c, &verp),
+		      eightbit ? " BODY=8BITMIME" : "",
+		      !is_ascii(c->msg->sender) || !is_ascii(c->msg->recipient) ? " SMTPUTF8" : "");
 	buf_deinit(&verp);
+	c->chunked = c->caps.pipelining && c->caps.chunking;
+	if (c->caps.pipelining)
+		client_append(&cmds, "RCPT TO:<%s>", c->msg->recipient);
+	if (c->chunked)
+		append_bdat(c, &cmds);
+	else if (c->caps.pipelining)
+		client_append(&cmds, "DATA");
+	io_write(c->io, cmds.data, cmds.len);
+	buf_deinit(&cmds);
 	c->state = CLIENT_MAIL;
 	client_timeout(c, c->cfg->mail_timeout);
-	if (c->caps.pipelining) {
-		client_send(c, "RCPT TO:<%s>", c->msg->recipient);
-		client_send(c, "DATA");
-	}
 }
 
 static void
@@ -483,6 +521,47 @@ send_body(struct smtp_client *c)
 	client_timeout(c, c->cfg->data_timeout);
 }
 
+/* Whether head followed by body ends in CRLF. */
+static bool
+ends_in_crlf(const struct buf *head, const struct buf *body)
+{
+	size_t n = head->len + body->len, i;
+	char last[2];
+
+	if (n < 2)
+		return false;
+	for (i = 0; i < 2; i++) {
+		size_t at = n - 2 + i;
+
+		last[i] = at < head->len ? head->data[at] : body->data[at - head->len];
+	}
+	return last[0] == '\r' && last[1] == '\n';
+}
+
+/*
+ * BDAT LAST with the whole message as its one chunk (trace header first,
+ * ending in CRLF, not dot-stuffed), after the envelope in out: its size is
+ * known before the bytes, so they are copied once.
+ */
+static void
+append_bdat(struct smtp_client *c, struct buf *out)
+{
+	const struct buf *d = &c->msg->data;
+	struct buf ref;
+	bool crlf;
+
+	buf_init(&ref);
+	add_trace_ref(c, &ref);
+	crlf = ends_in_crlf(&ref, d);
+	client_append(out, "BDAT %zu LAST", ref.len + d->len + (crlf ? 0 : 2));
+	buf_reserve(out, ref.len + d->len + 2);
+	buf_append(out, ref.data, ref.len);
+	buf_append(out, d->data, d->len);
+	if (!crlf)
+		buf_append(out, "\r\n", 2);
+	buf_deinit(&ref);
+}
+
 /* ---- replies by state ------------------------------------------------------------------------ */
 
 static void
@@ -524,7 +603,7 @@ on_starttls(struct smtp_client *c)
 		client_next_address(c, "TLS could not start");
 }
 
-/* One reply of the MAIL/RCPT/DATA group. */
+/* One reply of the MAIL/RCPT/DATA (or BDAT) group. */
 static void
 on_envelope(struct smtp_client *c)
 {
@@ -545,7 +624,7 @@ on_envelope(struct smtp_client *c)
 			goto failed;
 		return;
 	case CLIENT_RCPT:
-		c->state = CLIENT_DATA;
+		c->state = c->chunked ? CLIENT_BDAT : CLIENT_DATA;
 		client_timeout(c, c->cfg->data_timeout);
 		if (!c->caps.pipelining && !c->tx_failed)
 			client_send(c, "DATA");
@@ -559,6 +638,14 @@ on_envelope(struct smtp_client *c)
 		}
 		if (c->reply.code == 354) /* a server that accepted DATA anyway: send nothing */
 			io_write(c->io, ".\r\n", 3);
+		goto failed;
+	case CLIENT_BDAT:
+		/* The chunk went with the envelope: its reply ends the transaction. */
+		if (!c->tx_failed || c->failed_at == CLIENT_BDAT) {
+			settle(c, &c->reply, "BDAT");
+			client_take(c);
+			return;
+		}
 		goto failed;
 	default:
 		return;
@@ -595,7 +682,8 @@ dispatch_reply(struct smtp_client *c)
 	case CLIENT_STARTTLS: on_starttls(c); break;
 	case CLIENT_MAIL:
 	case CLIENT_RCPT:
-	case CLIENT_DATA: on_envelope(c); break;
+	case CLIENT_DATA:
+	case CLIENT_BDAT: on_envelope(c); break;
 	case CLIENT_BODY: on_body(c); break;
 	case CLIENT_RSET: client_take(c); break;
 	case CLIENT_QUIT: client_free(c); break;

@@ -1305,6 +1305,8 @@ ehlo_line(struct smtp_caps *caps, const char *p, size_t n)
 		caps->eightbitmime = true;
 	else if (ehlo_keyword_is(p, n, "SMTPUTF8"))
 		caps->smtputf8 = true;
+	else if (ehlo_keyword_is(p, n, "CHUNKING"))
+		caps->chunking = true;
 }
 
 void

@@ -240,6 +240,7 @@ struct smtp_caps {
 	bool starttls;
 	bool eightbitmime;
 	bool smtputf8;
+	bool chunking; /* RFC 3030 BDAT */
 };
 
 /*

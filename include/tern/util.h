@@ -56,6 +56,15 @@ void buf_reset(struct buf *b);
  * the output is always valid JSON, whatever bytes a peer or policy supplied.
  */
 int buf_append_json_string(struct buf *b, const char *s, size_t n);
+/* Decimal digits of v, without printf's parsing of a format on every call. */
+int buf_append_uint(struct buf *b, unsigned long long v);
+/*
+ * v with exactly `decimals` (0-9) digits after the point, as "%.*f" writes it
+ * but rounded half away from zero after scaling (so an exact tie may differ
+ * from printf in its last digit); values too large for that, and non-finite
+ * ones, go through printf.
+ */
+int buf_append_fixed(struct buf *b, double v, int decimals);
 /* Length of the well-formed UTF-8 sequence at p (a byte >= 0x80, before end), or 0. */
 size_t util_utf8_len(const unsigned char *p, const unsigned char *end);
 /* Whether all of p[0..len) is well-formed UTF-8. */

@@ -114,6 +114,15 @@ test_time_format(void **state)
 
 	util_format_time(1700000000.123, out);
 	assert_string_equal(out, "2023-11-14T22:13:20.123Z");
+	util_format_time(0, out);
+	assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+	util_format_time(951825599.9996, out);
+	assert_string_equal(out, "2000-02-29T12:00:00.000Z");
+	util_format_time(253402300799.0, out);
+	assert_string_equal(out, "9999-12-31T23:59:59.000Z");
+	/* Beyond four-digit years printf still writes it, as before. */
+	util_format_time(253402300800.0, out);
+	assert_string_equal(out, "10000-01-01T00:00:00.000Z");
 }
 
 static void
@@ -185,6 +194,63 @@ test_write_file_synced(void **state)
 	support_rm_rf(dir);
 }
 
+/* buf_printf into spare room and across a reallocation: the same bytes either way. */
+static void
+test_buf_printf_fills_room(void **state)
+{
+	struct buf b;
+	char big[300];
+
+	buf_init(&b);
+	buf_reserve(&b, 100);
+	assert_int_equal(buf_printf(&b, "%s-%d", "ab", 7), 0);
+	assert_string_equal(b.data, "ab-7");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(buf_printf(&b, "[%s]", big), 0);
+	assert_int_equal(b.len, 4 + 2 + sizeof(big) - 1);
+	assert_int_equal(b.data[4], '[');
+	assert_int_equal(b.data[b.len - 1], ']');
+	assert_int_equal(b.data[b.len], '\0');
+	buf_deinit(&b);
+}
+
+static void
+expect_fixed(double v, int decimals)
+{
+	char want[400];
+	struct buf b;
+
+	snprintf(want, sizeof(want), "%.*f", decimals, v);
+	buf_init(&b);
+	assert_int_equal(buf_append_fixed(&b, v, decimals), 0);
+	assert_string_equal(b.data, want);
+	buf_deinit(&b);
+}
+
+/* The appenders that replace printf in records and spool metadata write what printf wrote. */
+static void
+test_buf_append_numbers(void **state)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_append_uint(&b, 0);
+	buf_append_char(&b, ' ');
+	buf_append_uint(&b, 18446744073709551615ULL);
+	assert_string_equal(b.data, "0 18446744073709551615");
+	buf_deinit(&b);
+	expect_fixed(1764490000.123456, 6);
+	expect_fixed(1764490000.5, 3);
+	expect_fixed(0, 6);
+	expect_fixed(0.0005, 6);
+	expect_fixed(12.25, 0);
+	expect_fixed(-3.5, 1);
+	expect_fixed(123.456, 3);
+	expect_fixed(1e300, 3);
+	expect_fixed(1.0 / 0.0, 3);
+}
+
 int
 main(void)
 {
@@ -196,6 +262,8 @@ main(void)
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_write_file_synced),
+		cmocka_unit_test(test_buf_printf_fills_room),
+		cmocka_unit_test(test_buf_append_numbers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
