@@ -213,23 +213,31 @@ def rate_while_every_node_sends(sink, nodes, skip=1.0, least=5.0):
         spans.append((min(times), max(times)))
     start, end = max(a for a, _ in spans) + skip, min(b for _, b in spans)
     assert end - start >= least, f"the nodes sent together for only {end - start:.1f} s: {spans}"
+    print(f"every node sending: {end - start:.1f} s")
     return sum(start <= m["time"] < end for m in sink.messages) / (end - start)
 
 
+# The issue's figure is 600/min over 60 s; make test runs 1200/min over about 20 s. Longer:
+# TERN_TEST_FLEET_RATE=600 TERN_TEST_FLEET_PER_NODE=230 (the nodes then send together ~66 s).
+FLEET_RATE = int(os.environ.get("TERN_TEST_FLEET_RATE", "1200"))
+FLEET_PER_NODE = int(os.environ.get("TERN_TEST_FLEET_PER_NODE", "150"))
+
+
 def test_a_path_rate_is_shared_by_the_fleet(ternd, tmp_path, redis_server, py_sink):
-    """Three nodes fed at once, one path limited to 1200/min fleet-wide: 20 messages a second
-    reach the sink in all while every node has mail for it (each node alone would send 20)."""
+    """Three nodes fed at once, one path limited to FLEET_RATE a minute fleet-wide: that many
+    reach the sink in all while every node has mail for it (each node alone would send it)."""
+    per_second = FLEET_RATE / 60
     redis = redis_server()
     sink_port = free_port()
     sink = py_sink("127.0.0.1", sink_port)
     nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port,
-                              hooks=RATED_PATH % "1200/min")
+                              hooks=RATED_PATH % f"{FLEET_RATE}/min")
     assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
-    inject_everywhere(http, 150)
-    sink.wait_messages(450, timeout=90)
+    inject_everywhere(http, FLEET_PER_NODE)
+    sink.wait_messages(3 * FLEET_PER_NODE, timeout=3 * FLEET_PER_NODE / per_second + 30)
     rate = rate_while_every_node_sends(sink, 3)
-    print(f"fleet-wide 1200/min: {rate:.2f} messages/s at the sink")
-    assert 20 * 0.97 <= rate <= 20 * 1.03, rate
+    print(f"fleet-wide {FLEET_RATE}/min: {rate:.3f} messages/s at the sink")
+    assert per_second * 0.97 <= rate <= per_second * 1.03, rate
     assert redis.cli("KEYS", "tern:rate:*") != "", "the rate was not kept in Redis"
 
 
