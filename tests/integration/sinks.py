@@ -172,6 +172,37 @@ end
 """
 
 
+class ScriptedReceiver:
+    """A raw TCP peer on 127.0.0.1 for tests that need an MX to misbehave as no real server
+    does: each accepted connection runs self.session(conn) on a thread of its own."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.sessions = 0
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.sessions += 1
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
 class TerndSink:
     """sink.lua in its own directory; .records() are its Reception records."""
 

@@ -6,36 +6,20 @@ sent), plain messages go through one command at a time, and a refused RCPT
 bounces, resets and sends no DATA. A hand-written receiver plays a peer whose
 STARTTLS is broken."""
 import smtplib
-import socket
-import threading
 import time
 
 from conftest import free_port
-from sinks import mta_policy, of_type, postfix_sink, send_one, wait_records
+from sinks import ScriptedReceiver, mta_policy, of_type, postfix_sink, send_one, wait_records
 
 __all__ = ["postfix_sink"]  # a fixture, used by name
 
 
-class BrokenTlsReceiver:
+class BrokenTlsReceiver(ScriptedReceiver):
     """Offers STARTTLS, says 220 to it, then answers the handshake with plain text."""
 
     def __init__(self):
-        self.port = free_port()
         self.commands = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(8)
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def session(self, conn):
         f = conn.makefile("rb")

@@ -4,14 +4,11 @@ envelope and one BDAT LAST carrying the whole body leave together, the body
 unstuffed and byte for byte; the BDAT reply is the outcome; a refused
 recipient bounces with RCPT's reply and the transaction is reset. A
 hand-written receiver sees the bytes exactly as they came."""
-import socket
-import threading
 
-from conftest import free_port
-from sinks import mta_policy, of_type, send_one, wait_records
+from sinks import ScriptedReceiver, mta_policy, of_type, send_one, wait_records
 
 
-class ChunkingReceiver:
+class ChunkingReceiver(ScriptedReceiver):
     """Offers PIPELINING and CHUNKING; refuses RCPT for local parts starting with 'refuse',
     and the message (at BDAT) for those starting with 'junk'.
 
@@ -19,23 +16,10 @@ class ChunkingReceiver:
     BDAT line came in the same read as the MAIL before it (pipelined)."""
 
     def __init__(self):
-        self.port = free_port()
         self.commands = []
         self.chunks = []
         self.pipelined = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(8)
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def session(self, conn):
         buf = b""

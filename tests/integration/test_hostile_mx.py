@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import free_port
-from sinks import mta_policy, of_type, py_sink, send_one, wait_records
+from sinks import ScriptedReceiver, mta_policy, of_type, py_sink, send_one, wait_records
 
 __all__ = ["py_sink"]  # fixture, used by name
 
@@ -24,30 +24,14 @@ RSS_LIMIT_KB = 150 * 1024
 STREAM_SECONDS = 5.0
 
 
-class HostileMX:
+class HostileMX(ScriptedReceiver):
     """Greets, waits for EHLO, then sends `chunk` over and over until the
     peer closes or the streaming time is up; counts the bytes it got out."""
 
     def __init__(self, chunk, head=b""):
         self.chunk, self.head = chunk, head
         self.sent = 0
-        self.sessions = 0
-        self.stop = threading.Event()
-        self.port = free_port()
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(8)
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.sessions += 1
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def session(self, conn):
         deadline = time.monotonic() + STREAM_SECONDS
