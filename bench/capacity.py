@@ -36,6 +36,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from dnsserver import DNSTestServer  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from ports import free_port  # noqa: E402
+from proc import rss_kib  # noqa: E402
+
 # Benchmarks run as root on throw-away machines, which ternd refuses without --user or this.
 os.environ.setdefault("TERN_ALLOW_ROOT", "1")
 
@@ -67,20 +71,6 @@ end)
 
 RCPTS_PER_TRANSACTION = 100
 BODY = b"Subject: capacity\r\nFrom: a@sender.test\r\n\r\n" + b"x" * 400 + b"\r\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def deferred(log_dir):

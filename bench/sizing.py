@@ -32,6 +32,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from ports import free_port  # noqa: E402
+from proc import rss_kib  # noqa: E402
 
 # Benchmarks run as root on throw-away machines, which ternd refuses without --user or this.
 os.environ.setdefault("TERN_ALLOW_ROOT", "1")
@@ -54,14 +55,6 @@ end)
 """
 # Seconds to let ternd settle (heap trim every 5 s) before reading its RSS.
 SETTLE = 7.0
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def du_bytes(path):
