@@ -133,7 +133,8 @@ def test_a_change_made_while_redis_is_away_reaches_the_others(ternd, tmp_path, r
     redis = redis_server()
     a, b, c = start_fleet(ternd, tmp_path, redis)
     a.add("before@r.test")
-    assert wait_for(lambda: b.refuses("before@r.test"), 2.0)
+    # Every node must hold it before Redis goes: c removes it while Redis is away.
+    assert wait_for(lambda: b.refuses("before@r.test") and c.refuses("before@r.test"), 5)
 
     redis.stop()
     assert wait_for(lambda: a.metric("tern_redis_up") == 0, 10)
