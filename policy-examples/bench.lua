@@ -12,15 +12,15 @@
 --   TERN_BENCH_DNS       DNS server "ip:port"; with it, messages are delivered
 --                        (MX hosts must resolve to the sink). Without it and
 --                        without TERN_BENCH_MX (the reception scenario),
---                        messages are spooled durably and held: their one
---                        attempt goes to a closed loopback port and the
---                        retry is an hour away.
+--                        messages are spooled durably and held: the path
+--                        to a closed loopback port opens one connection an
+--                        hour, so they wait in its ready queue.
 --   TERN_BENCH_SMTP_PORT the port every MX listens on (default 25)
 --   TERN_BENCH_MX        "host:port": every domain goes there, no DNS
 --   TERN_BENCH_RETRY     retry_interval of the queues (default 10m)
 --   TERN_BENCH_DKIM      rsa | ed25519 | none (default none)
 --   TERN_BENCH_DKIM_KEY  the key file (`tern dkim genkey`) for d=sender.test, s=bench
---   TERN_BENCH_PARTITIONS spool partitions (default 4: parallel synced writes)
+--   TERN_BENCH_PARTITIONS spool partitions (default 1: one group commit for all)
 --   TERN_BENCH_HTTP      "ip:port" of an HTTP listener (GET /metrics), none by default
 --   TERN_BENCH_WEBHOOK   a URL: Delivery records go there through a log hook
 --                        (tern.log_hooks.webhook, signed with the secret 'bench')
@@ -35,8 +35,9 @@ local mx = os.getenv('TERN_BENCH_MX')
 local smtp_port = tonumber(os.getenv('TERN_BENCH_SMTP_PORT') or '25')
 local retry = os.getenv('TERN_BENCH_RETRY') or '10m'
 local algo = os.getenv('TERN_BENCH_DKIM') or 'none'
+local held_connection_rate
 if dns == nil and mx == nil then
-  mx, retry = '127.0.0.1:9', '1h'
+  mx, retry, held_connection_rate = '127.0.0.1:9', '1h', '1/h'
 end
 
 if dns then
@@ -45,7 +46,7 @@ end
 
 tern.on('init', function()
   tern.define_spool { path = dir .. '/spool',
-                      partitions = tonumber(os.getenv('TERN_BENCH_PARTITIONS') or '4') }
+                      partitions = tonumber(os.getenv('TERN_BENCH_PARTITIONS') or '1') }
   tern.configure_local_logs { log_dir = dir .. '/log', max_segment_duration = '10s' }
   tern.start_esmtp_listener {
     listen = listen,
@@ -85,7 +86,8 @@ end)
 tern.on('get_egress_path_config', function()
   return tern.make_egress_path { connection_limit = 20, max_deliveries_per_connection = 1000,
                                  enable_tls = 'disabled', smtp_port = smtp_port,
-                                 max_message_rate = os.getenv('TERN_BENCH_RATE') }
+                                 max_message_rate = os.getenv('TERN_BENCH_RATE'),
+                                 max_connection_rate = held_connection_rate }
 end)
 
 if os.getenv('TERN_BENCH_WEBHOOK') then
