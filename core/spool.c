@@ -65,11 +65,16 @@ enum spool_cf {
 static const char *const spool_cf_names[SPOOL_CF_N] = {"default", "data", "meta", "quarantine",
 						       "suppression"};
 
-/* One spool_put call: the records and a copy of their bytes, in one allocation. */
+/*
+ * One spool_put call: the records and a copy of their bytes, in one
+ * allocation. Or one shard's deferred changes (spool_changes_commit): an
+ * unsynced WriteBatch, no records, no callback.
+ */
 struct spool_req {
 	struct spool_req *next;
 	spool_done_fn done;
 	void *arg;
+	rocksdb_writebatch_t *changes;
 	size_t n;
 	size_t bytes;
 	struct spool_record recs[];
@@ -545,6 +550,7 @@ spool_req_new(const struct spool_record *recs, size_t n)
 	req = malloc(head + bytes);
 	if (req == NULL)
 		return NULL;
+	req->changes = NULL;
 	req->n = n;
 	req->bytes = bytes;
 	p = (char *)req + head;
@@ -556,6 +562,24 @@ spool_req_new(const struct spool_record *recs, size_t n)
 		p += recs[i].meta_len;
 	}
 	return req;
+}
+
+/* Queue req for the writer; -ESHUTDOWN once it is stopping (req stays the caller's). */
+static int
+part_enqueue(struct spool_part *sp, struct spool_req *req)
+{
+	req->next = NULL;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->stopping) {
+		pthread_mutex_unlock(&sp->lock);
+		return -ESHUTDOWN;
+	}
+	*sp->tailp = req;
+	sp->tailp = &req->next;
+	sp->pending += req->n;
+	pthread_cond_signal(&sp->wake);
+	pthread_mutex_unlock(&sp->lock);
+	return 0;
 }
 
 static int
@@ -581,20 +605,11 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 	}
 	req->done = done;
 	req->arg = arg;
-	req->next = NULL;
-	pthread_mutex_lock(&sp->lock);
-	if (sp->stopping) {
-		pthread_mutex_unlock(&sp->lock);
-		free(req); req = NULL;
-		tern_err_set(err, 451, "4.3.2", "spool is shutting down");
-		return -ESHUTDOWN;
-	}
-	*sp->tailp = req;
-	sp->tailp = &req->next;
-	sp->pending += n;
-	pthread_cond_signal(&sp->wake);
-	pthread_mutex_unlock(&sp->lock);
-	return 0;
+	if (part_enqueue(sp, req) == 0)
+		return 0;
+	free(req); req = NULL;
+	tern_err_set(err, 451, "4.3.2", "spool is shutting down");
+	return -ESHUTDOWN;
 }
 
 /*
@@ -656,16 +671,45 @@ spool_fill_batch(struct spool_part *sp, rocksdb_writebatch_t *wb, const struct s
 	}
 }
 
-static int
-spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct tern_err *err)
+/*
+ * The shards' deferred changes in the batch, each its own unsynced write:
+ * the synced write that follows on this thread syncs them too.
+ */
+static void
+spool_write_changes(struct spool_part *sp, const struct spool_req *batch)
 {
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	const struct spool_req *r;
-	uint64_t nrecs = 0;
 	char *rerr = NULL;
 
-	for (r = batch; r; r = r->next)
-		nrecs += r->n;
+	pthread_rwlock_rdlock(&sp->db_lock);
+	for (r = batch; r && rerr == NULL; r = r->next)
+		if (r->changes != NULL)
+			rocksdb_write(sp->db, sp->wo_nosync, r->changes, &rerr);
+	pthread_rwlock_unlock(&sp->db_lock);
+	if (rerr == NULL)
+		return;
+	log_ratelimited(LOG_LEVEL_ERROR, "spool", "deferred update failed: %s", rerr);
+	spool_health_write_failed(&sp->health, "a deferred update", rerr);
+	rocksdb_free(rerr);
+}
+
+static uint64_t
+batch_records(const struct spool_req *batch)
+{
+	uint64_t n = 0;
+
+	for (; batch; batch = batch->next)
+		n += batch->n;
+	return n;
+}
+
+static int
+spool_write_batch(struct spool_part *sp, const struct spool_req *batch, uint64_t nrecs,
+		  struct tern_err *err)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	char *rerr = NULL;
+
 	/* Only this thread reopens, and it does so between batches: the handles are there. */
 	pthread_rwlock_rdlock(&sp->db_lock);
 	spool_fill_batch(sp, wb, batch);
@@ -685,28 +729,53 @@ spool_write_batch(struct spool_part *sp, const struct spool_req *batch, struct t
 	return -EIO;
 }
 
+/* Free a change request; true when it was one. */
+static bool
+free_changes(struct spool_req *req)
+{
+	if (req->changes == NULL)
+		return false;
+	rocksdb_writebatch_destroy(req->changes);
+	free(req); req = NULL;
+	return true;
+}
+
 static void
 spool_commit(struct spool_part *sp, struct spool_req *batch)
 {
+	uint64_t nrecs = batch_records(batch);
+	bool broken = spool_health_broken(&sp->health);
 	struct tern_err err;
 	struct spool_req *next;
-	int status;
+	unsigned dropped = 0;
+	int status = 0;
 
 	/* A stopped database would refuse the write anyway; do not touch its WAL. */
-	if (spool_health_broken(&sp->health)) {
+	if (broken) {
 		tern_err_set(&err, 452, "4.3.1",
 			     "Insufficient system storage (spool recovering from a failed write)");
 		status = -EIO;
-	} else
-		status = spool_write_batch(sp, batch, &err);
+	} else {
+		spool_write_changes(sp, batch);
+		if (nrecs > 0)
+			status = spool_write_batch(sp, batch, nrecs, &err);
+	}
 	for (; batch; batch = next) {
 		next = batch->next;
+		if (free_changes(batch)) {
+			dropped += broken;
+			continue;
+		}
 		atomic_fetch_add(&sp->requests, 1);
 		if (status < 0)
 			atomic_fetch_add(&sp->failed, 1);
 		batch->done(batch->arg, status, status < 0 ? &err : NULL);
 		free(batch); batch = NULL;
 	}
+	if (dropped > 0)
+		log_ratelimited(LOG_LEVEL_ERROR, "spool",
+				"%u deferred updates dropped: %s is recovering from a failed write",
+				dropped, sp->path);
 }
 
 static void *
@@ -1435,6 +1504,53 @@ spool_changes_remove(struct spool_changes *c, struct spool *sp, const struct spo
 	return 0;
 }
 
+/* Write wb unsynced here: for a writer that has stopped taking work. */
+static int
+changes_write_here(struct spool_part *part, rocksdb_writebatch_t *wb, struct tern_err *err)
+{
+	char *rerr = NULL;
+
+	if (part_enter_writable(part, err) < 0)
+		return -EIO;
+	rocksdb_write(part->db, part->wo_nosync, wb, &rerr);
+	part_leave(part);
+	if (rerr != NULL)
+		spool_health_write_failed(&part->health, "a deferred update", rerr);
+	return spool_write_result(rerr, "deferred update", err);
+}
+
+/*
+ * Hand the partition's batch to its writer thread, which writes it before
+ * its next synced write: a shard's unsynced write would wait in RocksDB's
+ * write queue behind the group commit in progress.
+ */
+static int
+changes_hand_off(struct spool_part *part, rocksdb_writebatch_t **wb, struct tern_err *err)
+{
+	struct spool_req *req;
+	size_t bytes;
+	int rc;
+
+	if (spool_check_writable(part, err) < 0)
+		return -EROFS;
+	req = calloc(1, sizeof(*req));
+	if (req == NULL) {
+		tern_err_set(err, 451, "4.3.0", "deferred update: out of memory");
+		return -ENOMEM;
+	}
+	rocksdb_writebatch_data(*wb, &bytes);
+	req->changes = *wb;
+	req->bytes = bytes;
+	if (part_enqueue(part, req) == 0) {
+		*wb = NULL;
+		return 0;
+	}
+	free(req); req = NULL;
+	rc = changes_write_here(part, *wb, err);
+	rocksdb_writebatch_clear(*wb);
+	return rc;
+}
+
 int
 spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err *err)
 {
@@ -1442,23 +1558,13 @@ spool_changes_commit(struct spool_changes *c, struct spool *sp, struct tern_err 
 	int rc = 0;
 
 	for (i = 0; i < sp->n; i++) {
-		struct spool_part *part = sp->parts[i];
-		char *rerr = NULL;
-
 		if (c->wb[i] == NULL || rocksdb_writebatch_count(c->wb[i]) == 0)
 			continue;
-		if (part_enter_writable(part, err) < 0) {
-			rocksdb_writebatch_clear(c->wb[i]);
+		if (changes_hand_off(sp->parts[i], &c->wb[i], err) < 0) {
+			if (c->wb[i] != NULL)
+				rocksdb_writebatch_clear(c->wb[i]);
 			rc = -EIO;
-			continue;
 		}
-		rocksdb_write(part->db, part->wo_nosync, c->wb[i], &rerr);
-		part_leave(part);
-		rocksdb_writebatch_clear(c->wb[i]);
-		if (rerr != NULL)
-			spool_health_write_failed(&part->health, "a deferred update", rerr);
-		if (spool_write_result(rerr, "deferred update", err) < 0)
-			rc = -EIO;
 	}
 	c->pending = 0;
 	return rc;

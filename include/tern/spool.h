@@ -112,8 +112,10 @@ int spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *e
 
 /*
  * Deferred unsynced changes: collected (e.g. over one event-loop iteration)
- * and written together by spool_changes_commit, one write per partition. Not
- * thread-safe: one collector per thread.
+ * and handed by spool_changes_commit to each partition's writer thread, which
+ * writes them, one write per partition, before its next synced write: they
+ * are applied before any spool_put made after the commit is done, and a
+ * group commit then syncs them too. Not thread-safe: one collector per thread.
  */
 struct spool_changes;
 struct spool_changes *spool_changes_new(void);
