@@ -104,8 +104,9 @@ write_record(struct queue_msg *m, struct message *msg, struct logrec *rec, const
 /*
  * Outcomes change the spool without syncing (a crash may repeat a
  * delivery, never lose one), so a shard collects its removals and meta
- * rewrites and writes them together just before its loop waits again: one
- * write per partition per loop iteration instead of one per message.
+ * rewrites and hands them to the spool's writers just before its loop waits
+ * again: one write per partition per loop iteration instead of one per
+ * message, and none on the shard's thread.
  * The records of those outcomes go to the kernel first (logrec_commit), so
  * that a message gone from the spool always has its final record.
  */
