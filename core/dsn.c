@@ -13,19 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 static bool status_ok(const char *s);
-
-static void
-format_date(double t, char out[64])
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&secs, &tm);
-	strftime(out, 64, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
 
 /* s as one 7-bit line: controls (CR, LF, tabs) become spaces, other bytes '?'. */
 static int
@@ -87,10 +76,10 @@ append_reply(struct buf *out, const struct dsn_report *r)
 static int
 append_header_section(const struct dsn_report *r, struct buf *out)
 {
-	char date[64];
+	char date[32];
 	int rc = 0;
 
-	format_date(r->date, date);
+	util_format_mail_date(r->date, date);
 	rc |= buf_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <",
 			 r->reporting_mta);
 	rc |= append_line(out, r->to);
@@ -131,11 +120,11 @@ append_notification(const struct dsn_report *r, struct buf *out)
 static int
 append_status(const struct dsn_report *r, struct buf *out)
 {
-	char arrival[64], now[64];
+	char arrival[32], now[32];
 	int rc;
 
-	format_date(r->arrival_date, arrival);
-	format_date(r->date, now);
+	util_format_mail_date(r->arrival_date, arrival);
+	util_format_mail_date(r->date, now);
 	rc = buf_printf(
 	    out,
 	    "--=_tern_dsn_%s\r\nContent-Type: message/delivery-status\r\n\r\n"

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -394,13 +393,10 @@ check_parts(const struct mime_message *m, struct tern_err *err)
 static int
 top_fields(struct buf *out, const struct mime_message *m)
 {
-	char date[64];
-	time_t t = (time_t)m->date;
-	struct tm tm;
+	char date[32];
 	size_t i;
 
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	util_format_mail_date(m->date, date);
 	if (append_address(out, "From", &m->from) < 0 || append_address(out, "To", &m->to) < 0 ||
 	    (m->reply_to && append_address(out, "Reply-To", m->reply_to) < 0) ||
 	    (m->subject && append_field(out, "Subject", m->subject) < 0) ||

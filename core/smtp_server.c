@@ -791,27 +791,27 @@ after_data_hook(struct session *s, lua_State *co, int status, int nres, const st
 static int
 add_received_header(struct session *s, struct message *m)
 {
-	char date[64], hex[SPOOL_ID_HEX_LEN + 1];
+	char date[32], hex[SPOOL_ID_HEX_LEN + 1];
+	const char *const parts[] = {
+		"from ", s->conn.ehlo, " ([", s->conn.peer_address, "])\n by ", s->l->cfg.hostname,
+		" (tern) with ", s->smtputf8 ? "UTF8" : "", s->esmtp ? "ESMTP" : "SMTP",
+		io_is_tls(s->io) ? (s->conn.auth_id[0] ? "SA" : "S") : (s->conn.auth_id[0] ? "A" : ""),
+		"\n id ", hex, s->n_rcpts == 1 ? "\n for <" : "", s->n_rcpts == 1 ? s->rcpts[0] : "",
+		s->n_rcpts == 1 ? ">" : "", ";\n ", date};
 	struct buf v;
-	time_t now = time(NULL);
-	struct tm tm;
-	int rc;
+	size_t i;
+	int rc = 0;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* One per received message: appended, not formatted. */
+	util_format_mail_date(util_wallclock(), date);
 	spool_id_to_hex(&m->id, hex);
 	buf_init(&v);
-	buf_printf(&v, "from %s ([%s])\n by %s (tern) with %s%s%s\n id %s", s->conn.ehlo,
-		   s->conn.peer_address, s->l->cfg.hostname, s->smtputf8 ? "UTF8" : "",
-		   s->esmtp ? "ESMTP" : "SMTP",
-		   io_is_tls(s->io) ? (s->conn.auth_id[0] ? "SA" : "S") : (s->conn.auth_id[0] ? "A" : ""),
-		   hex);
-	if (s->n_rcpts == 1)
-		buf_printf(&v, "\n for <%s>", s->rcpts[0]);
-	buf_printf(&v, ";\n %s", date);
-	rc = message_prepend_header(m, "Received", v.data);
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		rc |= buf_append_str(&v, parts[i]);
+	if (rc == 0)
+		rc = message_prepend_header(m, "Received", v.data);
 	buf_deinit(&v);
-	return rc;
+	return rc < 0 ? -ENOMEM : rc;
 }
 
 /* Transactions take turns over the spool's partitions. */

@@ -359,6 +359,27 @@ util_format_time(double t, char out[32])
 	out[31] = '\0';
 }
 
+/*
+ * Every received message gets one (its Received header): the formatted
+ * second is kept per thread.
+ */
+void
+util_format_mail_date(double t, char out[32])
+{
+	static __thread time_t cached_secs = -1;
+	static __thread char cached[32];
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	if (secs != cached_secs) {
+		gmtime_r(&secs, &tm);
+		if (strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
+			cached[0] = '\0';
+		cached_secs = secs;
+	}
+	memcpy(out, cached, sizeof(cached));
+}
+
 /* Parse a non-negative decimal number and return where the unit starts. */
 static int
 parse_number(const char *s, double *out, const char **unit)

@@ -84,6 +84,8 @@ double util_now(void);
 double util_wallclock(void);
 /* Format t (epoch seconds) as RFC 3339 UTC with milliseconds into out[32]. */
 void util_format_time(double t, char out[32]);
+/* Format t (epoch seconds) as an RFC 5322 date in UTC ("Mon, 30 Nov 2026 11:22:33 +0000"). */
+void util_format_mail_date(double t, char out[32]);
 
 /*
  * Largest duration a policy may give: 100 years. Anything longer is a typo,
