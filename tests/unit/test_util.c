@@ -108,6 +108,22 @@ test_out_of_range(void **state)
 }
 
 static void
+test_mail_date_format(void **state)
+{
+	char out[32];
+
+	util_format_mail_date(1700000000.9, out);
+	assert_string_equal(out, "Tue, 14 Nov 2023 22:13:20 +0000");
+	/* The per-thread cache serves the same second and moves on with the next. */
+	util_format_mail_date(1700000000.1, out);
+	assert_string_equal(out, "Tue, 14 Nov 2023 22:13:20 +0000");
+	util_format_mail_date(1700000001.0, out);
+	assert_string_equal(out, "Tue, 14 Nov 2023 22:13:21 +0000");
+	util_format_mail_date(951825600.0, out);
+	assert_string_equal(out, "Tue, 29 Feb 2000 12:00:00 +0000");
+}
+
+static void
 test_time_format(void **state)
 {
 	char out[32];
@@ -258,7 +274,8 @@ main(void)
 		cmocka_unit_test(test_buf_grows_and_consumes), cmocka_unit_test(test_json_string_escapes),
 		cmocka_unit_test(test_durations),	       cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_time_format),	       cmocka_unit_test(test_err),
+		cmocka_unit_test(test_time_format),
+		cmocka_unit_test(test_mail_date_format),	       cmocka_unit_test(test_err),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_write_file_synced),
