@@ -280,7 +280,9 @@ def test_policy_epoch_and_reload_failures_follow_reloads(ternd, ports, tmp_path)
     with open(t.policy_path, "w") as f:
         f.write(good + "-- changed\n")
     t.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: total(scrape(ports[0]), "tern_policy_epoch") == 2)
+    # The epoch's log line comes just after its metric.
+    assert wait_for(lambda: total(scrape(ports[0]), "tern_policy_epoch") == 2
+                    and "epoch 2 loaded" in t.stderr())
     m = scrape(ports[0])
     assert total(m, "tern_policy_reload_failures_total") == 1
     rev = [dict(k)["revision"] for k in m["tern_policy_info"]]
