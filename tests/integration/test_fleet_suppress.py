@@ -135,7 +135,7 @@ def test_a_change_made_while_redis_is_away_reaches_the_others(ternd, tmp_path, r
     a, b, c = start_fleet(ternd, tmp_path, redis)
     a.add("before@r.test")
     # Every node must hold it before Redis goes: c removes it while Redis is away.
-    assert wait_for(lambda: b.refuses("before@r.test") and c.refuses("before@r.test"), 5)
+    assert wait_for(lambda: b.refuses("before@r.test") and c.refuses("before@r.test"), 10)
 
     redis.stop()
     assert wait_for(lambda: a.metric("tern_redis_up") == 0, 10)
@@ -184,7 +184,7 @@ def test_a_restarted_node_resumes_from_its_last_id(ternd, tmp_path, redis_server
     a, b = start_fleet(ternd, tmp_path, redis, n=2)
     for i in range(3):
         a.add(f"first{i}@r.test")
-    assert wait_for(lambda: b.metric("tern_fleet_suppress_applied_total") == 3, 5)
+    assert wait_for(lambda: b.metric("tern_fleet_suppress_applied_total") == 3, 10)
 
     for kill9 in (False, True):
         b.stop(kill9)
