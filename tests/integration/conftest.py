@@ -8,6 +8,7 @@ failed. Policies may use the placeholders {dir} (the test's directory) and
 {port} / {port2} / ... (free loopback ports picked for this test).
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,15 +36,24 @@ def free_port(host="127.0.0.1"):
     Regression: the kernel may give the same ephemeral port to two binds in a row once the
     first is closed, so a test's listener and its "nothing listens here" port were once the
     same, and held messages were delivered to ternd itself.
+
+    Below the kernel's ephemeral range: a port from it (what a bind to port 0 gives) may be
+    taken as the source port of any connection made before the test binds it.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
     while True:
+        port = random.randrange(10000, ephemeral)
+        if port in _ports_given:
+            continue
         with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
 
 
 class Ternd:

@@ -205,7 +205,12 @@ def test_local_logs_follow_a_reload(ternd, ports, dns_server, py_sink):
         f.write((RELOAD_POLICY % values).replace("{dir}", t.workdir))
     t.proc.send_signal(signal.SIGHUP)
     wait_log(t, r"policy reload: epoch 2 loaded")
-    time.sleep(2.5)
+    # Epoch 2's second finishes the segment epoch 1 opened, then one of its own: wait for both
+    # (a fixed 2.5 s could end before the flusher's ticks on a loaded box).
+    deadline = time.monotonic() + 15
+    while len(read_dir(os.path.join(t.workdir, "log"), ".jsonl")) < 2:
+        assert time.monotonic() < deadline, os.listdir(os.path.join(t.workdir, "log"))
+        time.sleep(0.1)
     values["logs"] = "max_segment_duration = '1h'"
     with open(t.policy_path, "w") as f:
         f.write((RELOAD_POLICY % values).replace("{dir}", t.workdir))

@@ -101,10 +101,10 @@ def test_deferred_source_is_suspended_and_its_share_moves(ternd, ports, py_sink)
     late = [a for a in sink.attempts if a["peer"] == ADDRS["ip-a"]
             and first_refusal + 5 < a["time"] < first_refusal + 11]
     assert late == [], f"{len(late)} transactions from the suspended source"
-    recs = t.records()
-    assert not [r for r in recs if r["type"] == "Bounce"]
-    actions = [r for r in recs if r["type"] == "ShapingAction"]
+    # Records reach the log on the flusher's next tick, not when the sink sees the message.
+    actions = wait_records(t, of_type("ShapingAction"), 1)
     assert len(actions) == 1, actions
+    assert not [r for r in t.records() if r["type"] == "Bounce"]
     sh = actions[0]["shaping"]
     assert sh["action"] == "suspend" and sh["duration"] == 12
     assert sh["scope"].startswith("ip-a->") and "4.7.28" in actions[0]["response"]["enhanced_code"]
@@ -277,7 +277,7 @@ def test_suspend_source_holds_the_source_for_the_providers_sites(ternd, ports, p
     act = wait_records(t, of_type("ShapingAction"), 1)[0]
     assert act["shaping"]["action"] == "suspend_source"
     assert act["shaping"]["scope"] == "ip-a->*0.0.1:%d" % ports[1]
-    assert [r["type"] for r in t.records() if r["type"] == "Bounce"] == ["Bounce"]
+    assert [r["type"] for r in wait_records(t, of_type("Bounce"), 1)] == ["Bounce"]
     time.sleep(1)
     late = [a for a in sink.attempts if a["peer"] == ADDRS["ip-a"] and a["time"] > refused[0] + 1]
     assert late == []

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import TERND
+from test_watchdog import wait_spinning
 
 # Spooled messages for the recovery test; override with TERN_TEST_RECOVERY_N on slow machines.
 RECOVERY_N = int(os.environ.get("TERN_TEST_RECOVERY_N", "200000"))
@@ -171,7 +172,9 @@ def test_watchdog_keepalive_stops_while_a_shard_is_stuck(ternd, tmp_path, ports,
     f = wedge.makefile("rb")
     assert f.readline().startswith(b"220")
     wedge.sendall(b"EHLO wedge.test\r\nMAIL FROM:<a@origin.test>\r\nRCPT TO:<wedge@held.test>\r\n")
-    # One keep-alive period for the stuck iteration to count as stuck, then silence.
+    # Once the hook loops: one keep-alive period for the stuck iteration to count as stuck,
+    # then silence.
+    wait_spinning(t.proc.pid)
     ns.drain(1.0)
     before = len(ns.messages)
     ns.drain(3.0)

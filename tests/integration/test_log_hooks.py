@@ -20,7 +20,7 @@ SECRET = "s3cret"
 FINAL = ("Delivery", "Bounce")
 
 
-def policy(sink_port, hook_port, batch_size=200, hook=None, compression="none"):
+def policy(sink_port, hook_port, batch_size=200, hook=None, compression="none", segment="1s"):
     """ternd relaying to the sink, with a log hook (by default: the webhook, Delivery and Bounce)."""
     hook = hook or ("tern.configure_log_hook { name = 'esp', types = { 'Delivery', 'Bounce' },\n"
                     "  batch_size = %d, max_latency = '200ms',\n"
@@ -28,7 +28,7 @@ def policy(sink_port, hook_port, batch_size=200, hook=None, compression="none"):
     return ("tern.on('init', function()\n"
             "  tern.start_http_listener { listen = '127.0.0.1:{port4}' }\n"
             "  tern.define_spool { path = '{dir}/spool' }\n"
-            "  tern.configure_local_logs { log_dir = '{dir}/log', max_segment_duration = '1s',\n"
+            "  tern.configure_local_logs { log_dir = '{dir}/log', max_segment_duration = '%s',\n"
             "                              compression = '%s' }\n"
             "  tern.start_esmtp_listener { listen = '127.0.0.1:{port}', hostname = 'mta.test',\n"
             "                              relay_hosts = { '127.0.0.0/8' } }\n"
@@ -40,7 +40,7 @@ def policy(sink_port, hook_port, batch_size=200, hook=None, compression="none"):
             "local log_hooks = require 'tern.log_hooks'\n"
             "local webhook = log_hooks.webhook { url = 'http://127.0.0.1:%d/hook', secret = '%s',\n"
             "                                    timeout = '5s' }\n"
-            % (compression, sink_port, hook_port, SECRET)) + hook
+            % (segment, compression, sink_port, hook_port, SECRET)) + hook
 
 
 def recipients(n, tag):
@@ -233,7 +233,9 @@ def test_compressed_segments_over_a_kill(ternd, ternd_sink, ports, tmp_path):
     ternd_sink("127.0.0.1", ports[1])
     receiver = WebhookReceiver(ports[2], SECRET).start()
     receiver.delay = 0.2
-    t = ternd(policy(ports[1], ports[2], batch_size=20, compression="zstd"))
+    # A segment that outlives the test: with 1 s ones, the last could be finished (no
+    # longer growing) before a slow hook has posted 40 records, and the kill would miss it.
+    t = ternd(policy(ports[1], ports[2], batch_size=20, compression="zstd", segment="1h"))
     try:
         ids = set(inject(ports[0], chunks(recipients(300, "z1"), 20)))
         assert wait_for(lambda: len(receiver.seen()) >= 40, 60)

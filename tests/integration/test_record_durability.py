@@ -86,6 +86,14 @@ def read_log_records(log_dir):
     return out
 
 
+def delivered_any(log_dir):
+    """Whether a final record is in the log yet (read while ternd runs)."""
+    try:
+        return any(r["type"] in FINAL for r in read_log_records(log_dir))
+    except FileNotFoundError:  # a segment was finished (renamed) while we read: look again
+        return False
+
+
 def spooled_ids(spool):
     r = run_tern("spool", "list", "--spool", spool)
     assert r.returncode == 0, r.stderr
@@ -97,6 +105,12 @@ def run_and_kill(t, port, seed):
     clients = [Injector(port, n, stop) for n in range(CLIENTS)]
     for c in clients:
         c.start()
+    # The kill's delay counts from the first final record, so that a slow start on a loaded
+    # box does not leave nothing delivered (nothing to test) before the kill.
+    log_dir, deadline = os.path.join(t.workdir, "log"), time.monotonic() + 30
+    while sum(len(c.acked) for c in clients) < CLIENTS or not delivered_any(log_dir):
+        assert time.monotonic() < deadline, "nothing delivered in 30 s:\n" + t.stderr()[-3000:]
+        time.sleep(0.05)
     time.sleep(random.Random(seed).uniform(1.0, 2.5))
     assert t.proc.poll() is None, "ternd died before the kill:\n" + t.stderr()[-3000:]
     t.proc.send_signal(signal.SIGKILL)

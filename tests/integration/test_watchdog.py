@@ -9,6 +9,7 @@ hook and its file:line and exits with status 75 so that a supervisor restarts
 ternd; the durable spool keeps every acknowledged message. A stop never waits
 for a wedged shard longer than its stop timeout.
 """
+import os
 import signal
 import smtplib
 import socket
@@ -75,6 +76,22 @@ def start_wedge(port, rcpt="wedge@down.test"):
     assert f.readline().startswith(b"250")
     s.sendall(b"RCPT TO:<%s>\r\n" % rcpt.encode())
     return s
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_spinning(pid, cpu=0.3, timeout=15):
+    """Wait until the process has burnt cpu seconds since the call: its looping hook runs.
+
+    A fixed sleep is not enough on a loaded box, where the hook may not have begun yet."""
+    start, deadline = cpu_seconds(pid), time.monotonic() + timeout
+    while cpu_seconds(pid) - start < cpu:
+        assert time.monotonic() < deadline, "the looping hook never ran"
+        time.sleep(0.05)
 
 
 def try_send(port, rcpt):
@@ -176,7 +193,7 @@ def test_sigterm_ends_ternd_with_a_wedged_shard(ternd, ports, dns_server):
     t = ternd(mta_policy(dns.address, HOOKS % ("30s", 9)), threads=2,
               extra_args=("--stop-timeout", "1"))
     wedge = start_wedge(ports[0])
-    time.sleep(0.5)
+    wait_spinning(t.proc.pid)
     began = time.monotonic()
     t.proc.send_signal(signal.SIGTERM)
     status = wait_exit(t, 15)
@@ -244,7 +261,7 @@ def test_sigterm_ends_a_policy_that_never_returns(ternd, policy):
     proc = subprocess.Popen(t.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=t.workdir)
     try:
-        time.sleep(1)
+        wait_spinning(proc.pid)
         assert proc.poll() is None
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)
