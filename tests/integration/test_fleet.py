@@ -197,10 +197,10 @@ end)
 """
 
 
-def inject_everywhere(http, per_node):
+def inject_everywhere(http, per_node, domain="rated.example"):
     """The same load into every node at once, so that no node starts late and none runs dry early."""
     with ThreadPoolExecutor(len(http)) as pool:
-        list(pool.map(lambda i: inject(http[i], *[f"n{i}-{k}@rated.example"
+        list(pool.map(lambda i: inject(http[i], *[f"n{i}-{k}@{domain}"
                                                   for k in range(per_node)]), range(len(http))))
 
 
@@ -331,8 +331,8 @@ def test_a_local_connection_limit_stays_per_node(ternd, tmp_path, redis_server, 
     nodes, http = start_fleet(ternd, tmp_path, redis.port, sink_port, n=2,
                               hooks=CONN_PATH % "'local:2'")
     assert wait_for(lambda: all(metric(p, "tern_redis_up") == 1 for p in http), 10)
-    for i, p in enumerate(http):
-        inject(p, *[f"n{i}-{k}@conn.example" for k in range(12)])
+    # At once: a node fed late would find the other's connections already closed.
+    inject_everywhere(http, 12, domain="conn.example")
     sink.wait_messages(24, timeout=60)
     print(f"local:2 on two nodes: {sink.max_concurrency} connections at most")
     assert sink.max_concurrency["127.0.0.1"] == 4, sink.max_concurrency
