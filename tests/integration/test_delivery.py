@@ -163,8 +163,10 @@ def test_tempfail_retried_with_backoff_and_permfail_bounced_at_once(ternd, ports
     attempts = [r["num_attempts"] for r in fails]
     assert attempts == list(range(attempts[0], attempts[0] + 4)), attempts
     gaps = [record_time(b) - record_time(a) for a, b in zip(fails, fails[1:])]
+    # Jitter is +-10%; a busy box may wake the retry up to 0.6 s late, still short of the
+    # next step of the backoff.
     for gap, base in zip(gaps, (1, 2, 4)):
-        assert 0.9 * base - 0.05 <= gap <= 1.1 * base + 0.3, gaps
+        assert 0.9 * base - 0.05 <= gap <= 1.1 * base + 0.6, gaps
 
     bounces = [r for r in read_records(t) if r["recipient"] == "permfail-1@r.test"
                and r["type"] != "Reception"]
