@@ -1091,15 +1091,25 @@ is_line_break(char c)
 static size_t
 reply_line(char *line, int code, bool more, const char *enh, const char *p, size_t n)
 {
-	int len;
+	size_t len = 3, elen = strlen(enh);
 
-	if (!more && !*enh && n == 0)
-		return (size_t)snprintf(line, SMTP_REPLY_LINE_MAX + 1, "%d\r\n", code);
-	len = snprintf(line, SMTP_REPLY_LINE_MAX + 1, "%d%c%s%s", code, more ? '-' : ' ', enh,
-		       *enh && n ? " " : "");
+	/*
+	 * Every line is written twice (measured, then copied), by hand rather
+	 * than printf; smtp_format_reply has checked that code has 3 digits.
+	 */
+	line[0] = (char)('0' + code / 100);
+	line[1] = (char)('0' + code / 10 % 10);
+	line[2] = (char)('0' + code % 10);
+	if (more || elen || n) {
+		line[len++] = more ? '-' : ' ';
+		memcpy(line + len, enh, elen);
+		len += elen;
+		if (elen && n)
+			line[len++] = ' ';
+	}
 	memcpy(line + len, p, n);
 	memcpy(line + len + n, "\r\n", 2);
-	return (size_t)len + n + 2;
+	return len + n + 2;
 }
 
 /* Where to cut a text line of n bytes so that no reply line is too long. */
