@@ -19,18 +19,17 @@
  */
 #include "tern/spool.h"
 #include "tern/spool_health.h"
+#include "tern/spool_layout.h"
+#include "tern/spool_scan.h"
 #include "tern/log.h"
 #include "tern/metrics.h"
-#include "tern/notify.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -942,237 +941,33 @@ part_get_meta(struct spool_part *sp, const struct spool_id *id, struct buf *out,
 	return spool_get(sp, SPOOL_CF_META, sp->ro_meta, id, out, err);
 }
 
-/* Recovery scan */
-
-struct spool_scan {
-	struct spool_part *sp;
-	spool_visit_fn visit;
-	void *arg;
-	rocksdb_iterator_t *it[2]; /* meta, data: the sides of the merge-join */
-	uint64_t seen;
-	uint64_t quarantined;
-	double start;
-	double next_report;
-	struct tern_err *err;
-};
-
-enum { SCAN_META, SCAN_DATA };
-
-/* Progress every half second; each report grants the manager's start timeout this much more. */
-#define SCAN_REPORT_EVERY 0.5
-#define SCAN_EXTEND_USEC 30000000ULL
-
-static const enum spool_cf scan_cf[2] = {SPOOL_CF_META, SPOOL_CF_DATA};
-static const char *const scan_prefix[2] = {"meta:", "data:"};
-
-static void
-scan_key_hex(const char *key, size_t len, char out[2 * SPOOL_ID_LEN + 1])
-{
-	hex_encode((const uint8_t *)key, len < SPOOL_ID_LEN ? len : SPOOL_ID_LEN, out);
-}
-
-/* Copy one side's current entry into quarantine under "meta:"/"data:" + key, then delete it. */
-static void
-scan_quarantine_side(struct spool_scan *s, rocksdb_writebatch_t *wb, int side)
-{
-	rocksdb_iterator_t *it = s->it[side];
-	size_t klen, vlen;
-	const char *key = rocksdb_iter_key(it, &klen);
-	const char *val = rocksdb_iter_value(it, &vlen);
-	const char *parts[2] = {scan_prefix[side], key};
-	size_t sizes[2] = {strlen(scan_prefix[side]), klen};
-
-	rocksdb_writebatch_putv_cf(wb, s->sp->cf[SPOOL_CF_QUARANTINE], 2, parts, sizes, 1, &val,
-				   &vlen);
-	rocksdb_writebatch_delete_cf(wb, s->sp->cf[scan_cf[side]], key, klen);
-}
-
-/* Move the current entry of the given sides (SCAN_META and/or SCAN_DATA) to quarantine. */
-static int
-scan_quarantine(struct spool_scan *s, bool meta, bool data, const char *why)
-{
-	rocksdb_iterator_t *it = s->it[meta ? SCAN_META : SCAN_DATA];
-	char hex[2 * SPOOL_ID_LEN + 1];
-	rocksdb_writebatch_t *wb;
-	char *rerr = NULL;
-	size_t klen;
-	const char *key = rocksdb_iter_key(it, &klen);
-
-	scan_key_hex(key, klen, hex);
-	s->quarantined++;
-	if (s->sp->read_only) {
-		log_warn("spool", "%s: %s (read-only: left in place)", hex, why);
-		return 0;
-	}
-	log_warn("spool", "%s: %s, moved to quarantine", hex, why);
-	wb = rocksdb_writebatch_create();
-	if (meta)
-		scan_quarantine_side(s, wb, SCAN_META);
-	if (data)
-		scan_quarantine_side(s, wb, SCAN_DATA);
-	rocksdb_write(s->sp->db, s->sp->wo_nosync, wb, &rerr);
-	rocksdb_writebatch_destroy(wb);
-	return spool_write_result(rerr, "quarantine", s->err);
-}
-
-static int
-scan_visit(struct spool_scan *s)
-{
-	size_t klen, mlen, dlen;
-	const char *key = rocksdb_iter_key(s->it[SCAN_META], &klen);
-	const char *meta = rocksdb_iter_value(s->it[SCAN_META], &mlen);
-	struct spool_id id;
-	int rc;
-
-	if (klen != SPOOL_ID_LEN)
-		return scan_quarantine(s, true, true, "key is not a message id");
-	rocksdb_iter_value(s->it[SCAN_DATA], &dlen);
-	memcpy(id.b, key, SPOOL_ID_LEN);
-	s->seen++;
-	rc = s->visit(s->arg, &id, meta, mlen, dlen);
-	if (rc == SPOOL_SCAN_QUARANTINE)
-		return scan_quarantine(s, true, true, "rejected by the loader");
-	return rc;
-}
-
-static int
-scan_compare(struct spool_scan *s)
-{
-	size_t mlen, dlen;
-	const char *mk, *dk;
-	int c;
-
-	if (!rocksdb_iter_valid(s->it[SCAN_META]))
-		return 1;
-	if (!rocksdb_iter_valid(s->it[SCAN_DATA]))
-		return -1;
-	mk = rocksdb_iter_key(s->it[SCAN_META], &mlen);
-	dk = rocksdb_iter_key(s->it[SCAN_DATA], &dlen);
-	c = memcmp(mk, dk, mlen < dlen ? mlen : dlen);
-	if (c == 0)
-		c = mlen < dlen ? -1 : mlen > dlen;
-	return c;
-}
-
-/* One merge-join step; the caller checks that at least one side is valid. */
-static int
-scan_step(struct spool_scan *s)
-{
-	int c = scan_compare(s);
-	int rc;
-
-	if (c < 0) {
-		rc = scan_quarantine(s, true, false, "meta without data");
-		rocksdb_iter_next(s->it[SCAN_META]);
-	} else if (c > 0) {
-		rc = scan_quarantine(s, false, true, "data without meta");
-		rocksdb_iter_next(s->it[SCAN_DATA]);
-	} else {
-		rc = scan_visit(s);
-		rocksdb_iter_next(s->it[SCAN_META]);
-		rocksdb_iter_next(s->it[SCAN_DATA]);
-	}
-	return rc;
-}
-
-/*
- * A big spool takes a while to scan: say how far it got, on stderr and to the
- * service manager, which also grants more start-up time while it moves.
- */
-static void
-scan_progress(struct spool_scan *s)
-{
-	double now = util_now();
-
-	if (now < s->next_report)
-		return;
-	log_info("spool", "recovery: %llu messages so far", (unsigned long long)s->seen);
-	notify_status_extend(SCAN_EXTEND_USEC, "recovering: %llu messages",
-			     (unsigned long long)s->seen);
-	s->next_report = now + SCAN_REPORT_EVERY;
-}
-
-static int
-scan_iter_error(struct spool_scan *s)
-{
-	char *rerr = NULL;
-	int i;
-
-	for (i = 0; i < 2 && rerr == NULL; i++)
-		rocksdb_iter_get_error(s->it[i], &rerr);
-	if (rerr == NULL)
-		return 0;
-	tern_err_set(s->err, 451, "4.3.0", "spool scan failed: %s", rerr);
-	rocksdb_free(rerr);
-	return -EIO;
-}
-
-static int
-scan_run(struct spool_scan *s)
-{
-	int rc = 0;
-
-	rocksdb_iter_seek_to_first(s->it[SCAN_META]);
-	rocksdb_iter_seek_to_first(s->it[SCAN_DATA]);
-	while (rc == 0 &&
-	       (rocksdb_iter_valid(s->it[SCAN_META]) || rocksdb_iter_valid(s->it[SCAN_DATA]))) {
-		rc = scan_step(s);
-		scan_progress(s);
-	}
-	return rc < 0 ? rc : scan_iter_error(s);
-}
-
-static int
-part_scan_entered(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
-{
-	rocksdb_column_family_handle_t *cfs[2] = {sp->cf[SPOOL_CF_META], sp->cf[SPOOL_CF_DATA]};
-	struct spool_scan s = {.sp = sp, .visit = visit, .arg = arg, .err = err};
-	char *rerr = NULL;
-	double secs;
-	int rc;
-
-	/* Iterators created together see one consistent snapshot of both CFs. */
-	rocksdb_create_iterators(sp->db, sp->ro_bulk, cfs, s.it, 2, &rerr);
-	if (rerr != NULL)
-		return spool_write_result(rerr, "scan", err);
-	s.start = util_now();
-	s.next_report = s.start + SCAN_REPORT_EVERY;
-	/* The manager hears at once that recovery began; stderr only once it takes a while. */
-	notify_status_extend(SCAN_EXTEND_USEC, "recovering: 0 messages");
-	rc = scan_run(&s);
-	rocksdb_iter_destroy(s.it[0]);
-	rocksdb_iter_destroy(s.it[1]);
-	secs = util_now() - s.start;
-	log_info("spool", "recovery: %llu messages, %llu %s, in %.3fs (%.0f messages/s)",
-		 (unsigned long long)s.seen, (unsigned long long)s.quarantined,
-		 sp->read_only ? "unloadable (read-only: left in place)" : "quarantined", secs,
-		 secs > 0 ? (double)s.seen / secs : 0.0);
-	return rc;
-}
-
 static int
 part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_err *err)
 {
+	struct spool_scan_handles h;
 	int rc = part_enter(sp, err);
 
 	if (rc < 0)
 		return rc;
-	rc = part_scan_entered(sp, visit, arg, err);
+	h = (struct spool_scan_handles){
+	    .db = sp->db,
+	    .meta = sp->cf[SPOOL_CF_META],
+	    .data = sp->cf[SPOOL_CF_DATA],
+	    .quarantine = sp->cf[SPOOL_CF_QUARANTINE],
+	    .ro = sp->ro_bulk,
+	    .wo = sp->wo_nosync,
+	    .read_only = sp->read_only,
+	};
+	rc = spool_scan_partition(&h, visit, arg, err);
 	part_leave(sp);
 	return rc;
 }
 
 /*
  * Partitions. A spool may be several RocksDB instances (partitions), each
- * with its own WAL and writer thread, so that synced writes proceed in
- * parallel: one WAL syncs one batch at a time, while the disk completes
- * several syncs to different files at once. A message's partition is its
- * id's lane modulo the partition count; the count is fixed when the spool is
- * created (recorded in PARTITIONS) so that every id keeps finding its part.
- * One partition is the plain layout: the database sits at the spool path.
+ * with its own WAL and writer thread (spool_layout.c keeps the count on
+ * disk). A message's partition is its id's lane modulo the partition count.
  */
-#define SPOOL_PARTITIONS_FILE "PARTITIONS"
-
 struct spool {
 	unsigned n;
 	struct spool_part *parts[SPOOL_MAX_PARTITIONS];
@@ -1182,110 +977,6 @@ static struct spool_part *
 part_of(struct spool *sp, const struct spool_id *id)
 {
 	return sp->parts[get_be(id->b + 10, 2) % sp->n];
-}
-
-/* The partition count of the spool at path: recorded, or 1 for a plain spool, or 0 if new. */
-static unsigned
-stored_partitions(const char *path)
-{
-	char file[4096], current[4096];
-	unsigned n = 0;
-	FILE *f;
-
-	snprintf(file, sizeof(file), "%s/%s", path, SPOOL_PARTITIONS_FILE);
-	f = fopen(file, "r");
-	if (f != NULL) {
-		if (fscanf(f, "%u", &n) != 1 || n == 0 || n > SPOOL_MAX_PARTITIONS)
-			n = 0;
-		fclose(f);
-		return n;
-	}
-	snprintf(current, sizeof(current), "%s/CURRENT", path);
-	return access(current, F_OK) == 0 ? 1 : 0;
-}
-
-/* Synced: without it the partitions the messages live in could be forgotten by a power cut. */
-static int
-record_partitions(const char *path, unsigned n, struct tern_err *err)
-{
-	char file[4096];
-	bool ok;
-	FILE *f;
-
-	snprintf(file, sizeof(file), "%s/%s", path, SPOOL_PARTITIONS_FILE);
-	f = fopen(file, "w");
-	if (f == NULL)
-		goto fail;
-	ok = fprintf(f, "%u\n", n) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	if (fclose(f) != 0 || !ok)
-		goto fail;
-	return 0;
-fail:
-	tern_err_set(err, 451, "4.3.0", "cannot write %s: %s", file, strerror(errno));
-	return -EIO;
-}
-
-static int
-sync_dir(const char *path, struct tern_err *err)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -errno;
-
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0)
-		tern_err_set(err, 451, "4.3.0", "cannot sync directory %s: %s", path, strerror(-rc));
-	return rc;
-}
-
-/*
- * RocksDB syncs the directory it keeps its files in, not the names above
- * it: the partitions file and the p<N> directories in the spool directory,
- * the spool directory in its parent. Until those directories are synced a
- * power cut may forget the names, and every message behind them.
- */
-static int
-sync_layout(const char *path, struct tern_err *err)
-{
-	char parent[4096];
-	size_t len = (size_t)snprintf(parent, sizeof(parent), "%s", path);
-	char *slash;
-
-	while (len > 1 && parent[len - 1] == '/')
-		parent[--len] = '\0';
-	slash = strrchr(parent, '/');
-	if (slash == NULL)
-		snprintf(parent, sizeof(parent), ".");
-	else if (slash == parent)
-		parent[1] = '\0'; /* the root */
-	else
-		*slash = '\0';
-	return sync_dir(path, err) < 0 ? -EIO : sync_dir(parent, err);
-}
-
-/* How many partitions to open: what the spool was created with, else what is asked. */
-static int
-choose_partitions(const struct spool_config *cfg, unsigned *n, struct tern_err *err)
-{
-	unsigned want = cfg->partitions ? cfg->partitions : 1;
-	unsigned have = stored_partitions(cfg->path);
-
-	if (want > SPOOL_MAX_PARTITIONS) {
-		tern_err_set(err, 451, "4.3.0", "spool %s: at most %d partitions", cfg->path,
-			     SPOOL_MAX_PARTITIONS);
-		return -EINVAL;
-	}
-	if (have == 0 && cfg->read_only) {
-		tern_err_set(err, 451, "4.3.0", "cannot open spool %s: not a spool", cfg->path);
-		return -ENOENT;
-	}
-	if (have != 0 && have != want)
-		log_warn("spool", "%s was created with %u partitions; using %u, not %u", cfg->path,
-			 have, have, want);
-	*n = have ? have : want;
-	if (have == 0 && *n > 1)
-		return record_partitions(cfg->path, *n, err);
-	return 0;
 }
 
 struct spool *
@@ -1299,7 +990,7 @@ spool_open(const struct spool_config *cfg, struct tern_err *err)
 		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
 		return NULL;
 	}
-	if (choose_partitions(cfg, &n, err) < 0)
+	if (spool_layout_choose(cfg, &n, err) < 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		if (n == 1)
@@ -1311,7 +1002,7 @@ spool_open(const struct spool_config *cfg, struct tern_err *err)
 			goto fail;
 		sp->n = i + 1;
 	}
-	if (!cfg->read_only && sync_layout(cfg->path, err) < 0)
+	if (!cfg->read_only && spool_layout_sync(cfg->path, err) < 0)
 		goto fail;
 	return sp;
 fail:
