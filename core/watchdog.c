@@ -188,6 +188,24 @@ read_hook(struct watchdog_slot *w, struct watchdog_hook *out)
 	return atomic_load_explicit(&w->seq, memory_order_relaxed) == s;
 }
 
+/*
+ * A hook that loops over nested resumes (tern.spawn) republishes without
+ * pause: one try a period could miss it for many periods, so try a few
+ * times in a row; each try is a short copy.
+ */
+#define WATCHDOG_READ_TRIES 1000
+
+static bool
+read_hook_retrying(struct watchdog_slot *w, struct watchdog_hook *out)
+{
+	int i;
+
+	for (i = 0; i < WATCHDOG_READ_TRIES; i++)
+		if (read_hook(w, out))
+			return true;
+	return false;
+}
+
 void
 watchdog_describe(struct watchdog_slot *w, char *out, size_t n)
 {
@@ -296,7 +314,7 @@ watchdog_check(struct watchdog_slot *w, int64_t now)
 		w->interrupted_ms = 0;
 		w->warned = false;
 	}
-	if (!read_hook(w, &h))
+	if (!read_hook_retrying(w, &h))
 		return;
 	if (h.active)
 		watchdog_check_hook(w, iter, &h, now);
