@@ -43,6 +43,12 @@ struct spool_config {
 	bool read_only; /* offline inspection (tern spool list): no writer thread, no creation */
 	/* Upper bound on one group commit, in records (default 4096 when 0). */
 	size_t max_batch;
+	/*
+	 * Seconds from the start of one synced write to the start of the next
+	 * while writes keep coming (0: none). A write after a quiet spell, a
+	 * full batch, and a stop do not wait.
+	 */
+	double min_sync_interval;
 	/* Partitions for a new spool (default 1); an existing spool keeps its own. */
 	unsigned partitions;
 	/*

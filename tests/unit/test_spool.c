@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Spool tests against a real RocksDB in a fresh temporary directory: ids,
- * group-committed puts, state changes, the recovery scan and its quarantine,
- * reopening, read-only inspection beside a writer, and a failing disk.
+ * group-committed puts and their pacing, state changes, the recovery scan
+ * and its quarantine, reopening, read-only inspection beside a writer, and a
+ * failing disk.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -410,6 +411,83 @@ test_max_batch(void **state)
 	for (i = 0; i < 5; i++)
 		assert_get(sp, &ids[i], "d", "m");
 	spool_close(sp);
+}
+
+/* Puts n records, one request each, and waits for all of them; the seconds it took. */
+static double
+put_each_timed(struct spool *sp, int n)
+{
+	struct waiter w[8];
+	struct spool_id ids[8];
+	double start = util_now();
+	int i;
+
+	assert_true(n <= 8);
+	for (i = 0; i < n; i++) {
+		struct spool_record rec = record(&ids[i], "body", "{}");
+
+		waiter_init(&w[i]);
+		assert_int_equal(spool_put(sp, &rec, 1, waiter_done, &w[i], NULL), 0);
+	}
+	for (i = 0; i < n; i++) {
+		waiter_wait(&w[i]);
+		assert_int_equal(w[i].status, 0);
+	}
+	return util_now() - start;
+}
+
+static uint64_t
+batches(struct spool *sp)
+{
+	struct spool_stats st;
+
+	spool_stats(sp, &st);
+	return st.batches;
+}
+
+static void
+test_min_sync_interval(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_config cfg = {.path = f->dir, .min_sync_interval = 1.0};
+	struct spool *sp = spool_open(&cfg, NULL);
+
+	assert_non_null(sp);
+	/* After a quiet spell a write is synced at once... */
+	assert_true(put_each_timed(sp, 1) < 0.5);
+	/* ...and what comes right after waits for the interval, all in one sync. */
+	assert_true(put_each_timed(sp, 5) > 0.8);
+	assert_int_equal(batches(sp), 2);
+	usleep(1100 * 1000);
+	assert_true(put_each_timed(sp, 1) < 0.5);
+	assert_int_equal(batches(sp), 3);
+	spool_close(sp);
+}
+
+static void
+test_min_sync_interval_full_batch_and_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_config cfg = {.path = f->dir, .max_batch = 2, .min_sync_interval = 30.0};
+	struct spool *sp = spool_open(&cfg, NULL);
+	struct spool_id id;
+	struct spool_record rec = record(&id, "body", "{}");
+	struct waiter w;
+	double start;
+
+	assert_non_null(sp);
+	assert_true(put_each_timed(sp, 1) < 5);
+	/* A full batch does not wait out the interval. */
+	assert_true(put_each_timed(sp, 2) < 5);
+	assert_int_equal(batches(sp), 2);
+	/* Nor does a stop: close syncs what is queued and returns. */
+	waiter_init(&w);
+	start = util_now();
+	assert_int_equal(spool_put(sp, &rec, 1, waiter_done, &w, NULL), 0);
+	spool_close(sp);
+	assert_true(util_now() - start < 5);
+	assert_int_equal(atomic_load(&w.calls), 1);
+	assert_int_equal(w.status, 0);
 }
 
 #define DRAIN_N 500
@@ -957,6 +1035,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_put_rejects, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_min_sync_interval, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_min_sync_interval_full_batch_and_stop, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_order, setup, teardown),
