@@ -99,6 +99,8 @@ struct session {
 	struct message **msgs;
 	size_t n_msgs, next_hook_msg;
 	uint16_t lane; /* the spool partition this transaction's messages go to */
+	bool announced; /* this transaction's put is announced to the spool (spool_announce) */
+	struct spool_id announced_id; /* of the transaction's first message: its partition's */
 	struct reception *reception;
 	struct buf queued_ids; /* " id1 id2 ..." for the 250 once the spool write is synced */
 	/* hooks */
@@ -169,11 +171,38 @@ session_resume_read(struct session *s)
 
 /* ---- session lifecycle ------------------------------------------------------------------ */
 
+/* The spool's writer may wait for this transaction's put while its hooks run. */
+static void
+announce_put(struct session *s)
+{
+	struct spool *sp = reception_get_spool();
+
+	if (sp == NULL)
+		return;
+	s->announced_id = s->tx_msg->id;
+	spool_announce(sp, &s->announced_id);
+	s->announced = true;
+}
+
+/* The spool outlives every session; without one there is nothing to withdraw from. */
+static void
+withdraw_put(struct session *s)
+{
+	struct spool *sp = reception_get_spool();
+
+	if (!s->announced)
+		return;
+	s->announced = false;
+	if (sp != NULL)
+		spool_withdraw(sp, &s->announced_id);
+}
+
 static void
 tx_reset(struct session *s)
 {
 	size_t i;
 
+	withdraw_put(s);
 	for (i = 0; i < s->n_rcpts; i++)
 		free(s->rcpts[i]);
 	s->n_rcpts = 0;
@@ -674,6 +703,7 @@ spool_messages(struct session *s)
 	s->msgs = NULL;
 	s->n_msgs = 0;
 	s->state = SESSION_SPOOLING;
+	withdraw_put(s);
 	io_pause_read(s->io);
 	shard_busy_inc(s->ls->shard);
 	s->reception = reception_submit(s->ls->shard, msgs, n, &origin, after_spool, s, &err);
@@ -850,6 +880,7 @@ end_of_data(struct session *s)
 		tx_end(s);
 		return;
 	}
+	announce_put(s);
 	co = session_hook_begin(s, "smtp_server_data");
 	if (co == NULL) {
 		after_data_hook(s, NULL, CORO_OK, 0, NULL);

@@ -110,7 +110,8 @@ struct spool_part {
 	struct spool_req *head;
 	struct spool_req **tailp;
 	size_t pending;
-	bool pacing; /* the writer lets a batch fill: only a full one needs to wake it */
+	bool pacing; /* the writer lets a batch fill for the puts announced */
+	_Atomic int announced; /* puts on their way (spool_announce) */
 	bool stopping;
 	bool writer_running;
 	pthread_t writer;
@@ -580,7 +581,7 @@ part_enqueue(struct spool_part *sp, struct spool_req *req)
 	*sp->tailp = req;
 	sp->tailp = &req->next;
 	sp->pending += req->n;
-	if (!sp->pacing || sp->pending >= sp->max_batch)
+	if (!sp->pacing || sp->pending >= sp->max_batch || atomic_load(&sp->announced) <= 0)
 		pthread_cond_signal(&sp->wake);
 	pthread_mutex_unlock(&sp->lock);
 	return 0;
@@ -617,13 +618,14 @@ part_put(struct spool_part *sp, const struct spool_record *recs, size_t n, spool
 }
 
 /*
- * Under load, a synced write starts no sooner than min_sync_interval after
- * the one before it began, so that it covers more messages: every sync
- * costs CPU in the kernel (writeback, the device's queue, wake-ups) however
- * little it carries, and at a few thousand messages a second a disk that
- * syncs in a fraction of a millisecond would otherwise sync one or two at a
- * time. A write after a quiet spell starts at once; a full batch or a stop
- * does not wait. Called with the lock held and something queued.
+ * Under load, a synced write waits for the puts announced as on their way,
+ * until min_sync_interval after the one before it began, so that it covers
+ * more messages: every sync costs CPU in the kernel (writeback, the
+ * device's queue, wake-ups) however little it carries, and at a few
+ * thousand messages a second a disk that syncs in a fraction of a
+ * millisecond would otherwise sync one or two at a time. A write after a
+ * quiet spell, with nothing announced, or filling a batch starts at once,
+ * and so does a stop. Called with the lock held and something queued.
  */
 static void
 part_pace(struct spool_part *sp)
@@ -635,7 +637,7 @@ part_pace(struct spool_part *sp)
 		return;
 	util_deadline_after(wait, &until);
 	sp->pacing = true;
-	while (sp->pending < sp->max_batch && !sp->stopping)
+	while (sp->pending < sp->max_batch && !sp->stopping && atomic_load(&sp->announced) > 0)
 		if (pthread_cond_timedwait(&sp->wake, &sp->lock, &until) == ETIMEDOUT)
 			break;
 	sp->pacing = false;
@@ -838,6 +840,7 @@ part_stats(struct spool_part *sp, struct spool_stats *out)
 	out->records = atomic_load(&sp->records);
 	out->requests = atomic_load(&sp->requests);
 	out->failed = atomic_load(&sp->failed);
+	out->announced = (uint64_t)atomic_load(&sp->announced);
 	spool_health_stats(&sp->health, out);
 	pthread_mutex_lock(&sp->lock);
 	out->pending = sp->pending;
@@ -1012,6 +1015,18 @@ part_of(struct spool *sp, const struct spool_id *id)
 	return sp->parts[get_be(id->b + 10, 2) % sp->n];
 }
 
+void
+spool_announce(struct spool *sp, const struct spool_id *id)
+{
+	atomic_fetch_add(&part_of(sp, id)->announced, 1);
+}
+
+void
+spool_withdraw(struct spool *sp, const struct spool_id *id)
+{
+	atomic_fetch_sub(&part_of(sp, id)->announced, 1);
+}
+
 struct spool *
 spool_open(const struct spool_config *cfg, struct tern_err *err)
 {
@@ -1092,6 +1107,7 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 		out->requests += one.requests;
 		out->failed += one.failed;
 		out->pending += one.pending;
+		out->announced += one.announced;
 		out->refused += one.refused;
 		out->reopens += one.reopens;
 		out->low |= one.low;

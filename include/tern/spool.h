@@ -44,9 +44,10 @@ struct spool_config {
 	/* Upper bound on one group commit, in records (default 4096 when 0). */
 	size_t max_batch;
 	/*
-	 * Seconds from the start of one synced write to the start of the next
-	 * while writes keep coming (0: none). A write after a quiet spell, a
-	 * full batch, and a stop do not wait.
+	 * How long a synced write may wait, from the start of the one before
+	 * it, for the puts announced as on their way (spool_announce), so as
+	 * to cover them too (0: never). A write after a quiet spell or with
+	 * nothing announced, a full batch, and a stop do not wait.
 	 */
 	double min_sync_interval;
 	/* Partitions for a new spool (default 1); an existing spool keeps its own. */
@@ -102,6 +103,14 @@ double spool_id_time(const struct spool_id *id);
  */
 int spool_put(struct spool *sp, const struct spool_record *recs, size_t n, spool_done_fn done,
 	      void *arg, struct tern_err *err);
+/*
+ * A put on its way: a message received whose hooks still run. A paced
+ * writer (min_sync_interval) waits for announced puts and for nothing else,
+ * since nobody would join a lone client's sync. Each announcement is
+ * withdrawn once, just before its put or when the message is dropped.
+ */
+void spool_announce(struct spool *sp, const struct spool_id *id);
+void spool_withdraw(struct spool *sp, const struct spool_id *id);
 
 /*
  * fn runs on the writer thread after the done callbacks of each group commit,
@@ -164,6 +173,7 @@ struct spool_stats {
 	uint64_t requests; /* spool_put calls completed (done called) */
 	uint64_t failed;   /* of those, completed with an error */
 	uint64_t pending;  /* records waiting for the writer right now */
+	uint64_t announced; /* puts announced and not yet withdrawn (spool_announce) */
 	uint64_t refused;  /* spool_put calls refused below the floor or while recovering */
 	uint64_t reopens;  /* partitions reopened after a failed write */
 	bool low;          /* some partition is below its free-space floor now */

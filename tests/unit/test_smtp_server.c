@@ -38,6 +38,7 @@ static const char policy_src[] =
 	"tern.on('get_queue_config', function() error('hold') end)\n"
 	"tern.on('smtp_server_message_received', function(msg)\n"
 	"  if msg:get_header('Subject') == 'slow' then tern.sleep(0.3) end\n"
+	"  if msg:get_header('Subject') == 'refuse' then tern.reject(550, '5.7.1 no') end\n"
 	"end)\n";
 
 struct fixture {
@@ -369,6 +370,63 @@ test_250_waits_for_the_message_hook_then_the_spool(void **state)
 	assert_int_equal(assert_ids_spooled(f), 2);
 }
 
+static uint64_t
+announced(struct fixture *f)
+{
+	struct spool_stats st;
+
+	spool_stats(f->spool, &st);
+	return st.announced;
+}
+
+static void
+run_done_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	*(bool *)t->data = true;
+}
+
+/* Run the shard's loop for a while. */
+static void
+run_for(struct fixture *f, double seconds)
+{
+	bool done = false;
+	ev_timer t;
+
+	ev_timer_init(&t, run_done_cb, seconds, 0.);
+	t.data = &done;
+	ev_timer_start(f->loop, &t);
+	shard_run_until(shard_get(0), &done);
+	ev_timer_stop(f->loop, &t);
+}
+
+/*
+ * While its hooks run, a message's put is announced to the spool, whose
+ * writer may wait for it; the announcement goes with the put, a refusal or
+ * the session.
+ */
+static void
+test_the_spool_is_told_of_puts_on_their_way(void **state)
+{
+	struct fixture *f = *state;
+
+	greet(f);
+	send_message(f, "slow");
+	run_for(f, 0.15);
+	assert_int_equal(announced(f), 1);
+	expect(f, "250 2.0.0 OK queued as ");
+	assert_int_equal(announced(f), 0);
+	send_message(f, "refuse");
+	expect(f, "550 5.7.1 no");
+	assert_int_equal(announced(f), 0);
+	send_message(f, "slow");
+	run_for(f, 0.15);
+	assert_int_equal(announced(f), 1);
+	close(f->client);
+	f->client = -1;
+	run_for(f, 0.3);
+	assert_int_equal(announced(f), 0);
+}
+
 static void
 test_relay_denied_outside_relay_hosts(void **state)
 {
@@ -411,6 +469,7 @@ main(void)
 		cmocka_unit_test_teardown(test_size_over_the_limit_is_refused_at_mail, teardown),
 		cmocka_unit_test_teardown(test_250_comes_when_the_message_is_in_the_spool, teardown),
 		cmocka_unit_test_teardown(test_250_waits_for_the_message_hook_then_the_spool, teardown),
+		cmocka_unit_test_teardown(test_the_spool_is_told_of_puts_on_their_way, teardown),
 		cmocka_unit_test_teardown(test_relay_denied_outside_relay_hosts, teardown),
 		cmocka_unit_test_teardown(test_shutdown_tells_an_idle_session, teardown),
 	};
