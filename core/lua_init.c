@@ -51,8 +51,7 @@ spool_service_open(void *arg, struct tern_err *err)
 	int rc = util_mkdir_p(svc->path);
 
 	if (rc < 0) {
-		tern_err_set(err, 0, "", "cannot create spool directory %s: %s", svc->path,
-			     strerror(-rc));
+		tern_err_set(err, 0, "", "cannot create spool directory %s: %s", svc->path, strerror(-rc));
 		return rc;
 	}
 	svc->spool = spool_open(&svc->cfg, err);
@@ -128,8 +127,8 @@ opt_floor(lua_State *L, const char *fname, const char *key, const char *def,
 static int
 lua_init_define_spool(lua_State *L)
 {
-	static const char *const opts[] = {"path",	 "max_batch",	   "min_sync_interval",
-					   "partitions", "min_free_space", "min_free_inodes",
+	static const char *const opts[] = {"path",	     "max_batch",	"min_sync_interval",
+					   "partitions",     "min_free_space", "min_free_inodes",
 					   NULL};
 	const char *fname = "tern.define_spool";
 	struct spool_service *svc;
@@ -252,8 +251,8 @@ read_meta_keys(lua_State *L, const char *fname, struct logrec_config *cfg)
 	cfg->meta_all = lua_isnil(L, -1);
 	if (!cfg->meta_all) {
 		snprintf(what, sizeof(what), "%s: option 'meta'", fname);
-		cfg->meta_keys =
-		    xcalloc(lua_istable(L, -1) ? lua_objlen(L, -1) + 1 : 1, sizeof(char *));
+		cfg->meta_keys = xcalloc(lua_istable(L, -1) ? lua_objlen(L, -1) + 1 : 1,
+					 sizeof(char *));
 		read_string_list(L, lua_gettop(L), what, add_meta_key, cfg);
 	}
 	lua_pop(L, 1);
@@ -356,13 +355,10 @@ read_templates(lua_State *L, int idx, const char *what, struct acct_format *f)
 			set_template(L, what, f, t, lua_tostring(L, -1));
 	} else if (lua_istable(L, -1)) {
 		for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
-			t = lua_type(L, -2) == LUA_TSTRING ? acct_type_index(lua_tostring(L, -2))
-							   : -1;
+			t = lua_type(L, -2) == LUA_TSTRING ? acct_type_index(lua_tostring(L, -2)) : -1;
 			if (t < 0 || lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L,
-					   "%s: template must map record types (Delivery, ...) to "
-					   "strings",
-					   what);
+				luaL_error(L, "%s: template must map record types (Delivery, ...) to "
+					      "strings", what);
 			set_template(L, what, f, t, lua_tostring(L, -1));
 		}
 	} else {
@@ -416,8 +412,7 @@ read_formats(lua_State *L, const char *fname, struct logrec_config *cfg)
 		return;
 	}
 	if (!lua_istable(L, -1))
-		luaL_error(L, "%s: option 'formats' must be a table { name = { kind = ... } }",
-			   fname);
+		luaL_error(L, "%s: option 'formats' must be a table { name = { kind = ... } }", fname);
 	for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
 		cap++;
 	cfg->formats = xcalloc(cap ? cap : 1, sizeof(*cfg->formats));
@@ -450,8 +445,7 @@ read_logs_options(lua_State *L, const char *fname, struct logrec_config *cfg)
 	if (strcmp(comp, "none") != 0 && strcmp(comp, "zstd") != 0)
 		luaL_error(L, "%s: option 'compression' must be 'none' or 'zstd'", fname);
 	cfg->file.compression = strcmp(comp, "zstd") == 0 ? LOGFILE_ZSTD : LOGFILE_NONE;
-	cfg->file.max_segment_duration =
-	    lua_options_duration(L, 1, fname, "max_segment_duration", 0);
+	cfg->file.max_segment_duration = lua_options_duration(L, 1, fname, "max_segment_duration", 0);
 	cfg->file.max_file_size = lua_options_size(L, 1, fname, "max_file_size", 0);
 	cfg->file.sync = lua_options_bool(L, 1, fname, "sync", false);
 	read_retention(L, fname, &cfg->file.retention);
@@ -463,17 +457,9 @@ read_logs_options(lua_State *L, const char *fname, struct logrec_config *cfg)
 static int
 lua_init_configure_local_logs(lua_State *L)
 {
-	static const char *const opts[] = {"log_dir",
-					   "max_segment_duration",
-					   "max_file_size",
-					   "compression",
-					   "meta",
-					   "sync",
-					   "formats",
-					   "max_age",
-					   "max_total_size",
-					   "force",
-					   NULL};
+	static const char *const opts[] = {"log_dir", "max_segment_duration", "max_file_size",
+					   "compression", "meta", "sync", "formats", "max_age",
+					   "max_total_size", "force", NULL};
 	const char *fname = "tern.configure_local_logs";
 	struct daemon_service ds = {.name = "local logs",
 				    .rank = DAEMON_RANK_LOGS,
@@ -517,9 +503,8 @@ read_cidr_list(lua_State *L, const char *fname, const char *key, struct cidr **o
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, -1, (int)i + 1);
 		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &(*out)[i]) < 0)
-			luaL_error(L, "%s: %s[%d]: '%s' is not an address or CIDR range", fname,
-				   key, (int)i + 1,
-				   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+			luaL_error(L, "%s: %s[%d]: '%s' is not an address or CIDR range", fname, key,
+				   (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
 		lua_pop(L, 1);
 	}
 	*n_out = n;
@@ -555,10 +540,8 @@ read_proxy_protocol(lua_State *L, const char *fname, bool *on, bool *required,
 		return;
 	}
 	if (!lua_istable(L, -1))
-		luaL_error(L,
-			   "%s: option 'proxy_protocol' must be a table { trusted = {...}, "
-			   "required = true|false }",
-			   fname);
+		luaL_error(L, "%s: option 'proxy_protocol' must be a table { trusted = {...}, "
+			      "required = true|false }", fname);
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		lua_pop(L, 1);
@@ -622,7 +605,7 @@ read_abuse_limits(lua_State *L, const char *fname, struct smtp_listener_config *
 	c->auth_failure_delay = lua_options_duration(L, 1, fname, "auth_failure_delay", 2);
 	c->auth_failures_per_ip.limit = opt_count(L, fname, "max_auth_failures_per_ip", 10);
 	c->auth_failures_per_ip.window =
-	    lua_options_duration(L, 1, fname, "auth_failure_window", 300);
+		lua_options_duration(L, 1, fname, "auth_failure_window", 300);
 	c->long_lines = opt_long_lines(L, fname);
 }
 
@@ -638,8 +621,8 @@ read_listener_tls_options(lua_State *L, const char *fname, struct smtp_listener_
 		luaL_error(L, "%s: option 'tls_min_version' must be '1.2' or '1.3'", fname);
 	c->tls_ciphers = opt_strdup(L, fname, "tls_ciphers", NULL);
 	c->tls_ciphersuites = opt_strdup(L, fname, "tls_ciphersuites", NULL);
-	c->tls_reload_interval =
-	    lua_options_duration(L, 1, fname, "tls_reload_interval", TLS_SERVER_CHECK_INTERVAL);
+	c->tls_reload_interval = lua_options_duration(L, 1, fname, "tls_reload_interval",
+						       TLS_SERVER_CHECK_INTERVAL);
 	if (c->tls_reload_interval <= 0)
 		luaL_error(L, "%s: option 'tls_reload_interval' must be positive", fname);
 	opts = (struct tls_server_options){.ciphers = c->tls_ciphers,
@@ -666,8 +649,8 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	c->max_message_size = lua_options_size(L, 1, fname, "max_message_size", 20u << 20);
 	c->max_recipients = opt_count(L, fname, "max_recipients_per_message", 1024);
 	c->max_messages_per_connection = opt_count(L, fname, "max_messages_per_connection", 0);
-	c->max_connections =
-	    opt_count(L, fname, "max_connections", smtp_listener_default_max_connections());
+	c->max_connections = opt_count(L, fname, "max_connections",
+				       smtp_listener_default_max_connections());
 	c->max_connections_per_ip = opt_count(L, fname, "max_connections_per_ip", 20);
 	c->client_timeout = lua_options_duration(L, 1, fname, "client_timeout", 300);
 	c->data_timeout = lua_options_duration(L, 1, fname, "data_timeout", 600);
@@ -684,10 +667,8 @@ read_listener_options(lua_State *L, const char *fname, struct smtp_listener_conf
 	if (c->require_tls && !c->tls_certificate)
 		luaL_error(L, "%s: require_tls needs tls_certificate and tls_private_key", fname);
 	if ((c->tls_ciphers || c->tls_ciphersuites || c->tls_min_version) && !c->tls_certificate)
-		luaL_error(L,
-			   "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
-			   "tls_certificate and tls_private_key",
-			   fname);
+		luaL_error(L, "%s: tls_ciphers, tls_ciphersuites and tls_min_version need "
+			      "tls_certificate and tls_private_key", fname);
 	read_relay_hosts(L, fname, c);
 	read_proxy_protocol(L, fname, &c->proxy_protocol, &c->proxy_required, &c->proxy_trusted,
 			    &c->n_proxy_trusted);
@@ -706,34 +687,15 @@ listener_config_gc(lua_State *L)
 static int
 lua_init_start_esmtp_listener(lua_State *L)
 {
-	static const char *const opts[] = {"listen",
-					   "hostname",
-					   "banner",
-					   "relay_hosts",
-					   "max_message_size",
-					   "max_recipients_per_message",
-					   "max_messages_per_connection",
-					   "max_connections",
-					   "max_connections_per_ip",
-					   "client_timeout",
-					   "data_timeout",
-					   "tls_certificate",
-					   "tls_private_key",
-					   "require_tls",
-					   "invalid_line_endings",
-					   "command_timeout",
-					   "max_errors",
-					   "max_auth_failures",
-					   "auth_failure_delay",
-					   "max_auth_failures_per_ip",
-					   "auth_failure_window",
-					   "long_lines",
-					   "tls_ciphers",
-					   "tls_ciphersuites",
-					   "tls_min_version",
-					   "tls_reload_interval",
-					   "proxy_protocol",
-					   NULL};
+	static const char *const opts[] = {
+		"listen", "hostname", "banner", "relay_hosts", "max_message_size",
+		"max_recipients_per_message", "max_messages_per_connection", "max_connections",
+		"max_connections_per_ip",
+		"client_timeout", "data_timeout", "tls_certificate", "tls_private_key", "require_tls",
+		"invalid_line_endings", "command_timeout", "max_errors", "max_auth_failures",
+		"auth_failure_delay", "max_auth_failures_per_ip", "auth_failure_window", "long_lines",
+		"tls_ciphers", "tls_ciphersuites", "tls_min_version", "tls_reload_interval",
+		"proxy_protocol", NULL};
 	const char *fname = "tern.start_esmtp_listener";
 	struct smtp_listener_config *c;
 	struct tern_err err;
@@ -781,11 +743,9 @@ read_trusted_hosts(lua_State *L, const char *fname, struct http_listener_config 
 	c->trusted_hosts = xcalloc(n ? n : 1, sizeof(*c->trusted_hosts));
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, -1, (int)i + 1);
-		if (!lua_isstring(L, -1) ||
-		    cidr_parse(lua_tostring(L, -1), &c->trusted_hosts[i]) < 0)
+		if (!lua_isstring(L, -1) || cidr_parse(lua_tostring(L, -1), &c->trusted_hosts[i]) < 0)
 			luaL_error(L, "%s: trusted_hosts[%d]: '%s' is not an address or CIDR range",
-				   fname, (int)i + 1,
-				   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+				   fname, (int)i + 1, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
 		lua_pop(L, 1);
 	}
 	c->n_trusted_hosts = n;
@@ -800,8 +760,8 @@ read_http_options(lua_State *L, const char *fname, struct http_listener_config *
 	if (listen == NULL)
 		luaL_error(L, "%s: option 'listen' is required", fname);
 	if (smtp_listener_parse_address(listen, &c->addr, &c->addrlen) < 0)
-		luaL_error(L, "%s: listen: '%s' is not 'address:port' (IPv6 as '[::1]:8000')",
-			   fname, listen);
+		luaL_error(L, "%s: listen: '%s' is not 'address:port' (IPv6 as '[::1]:8000')", fname,
+			   listen);
 	c->listen = xstrdup(listen);
 	c->tls_certificate = opt_strdup(L, fname, "tls_certificate", NULL);
 	c->tls_private_key = opt_strdup(L, fname, "tls_private_key", NULL);
@@ -822,10 +782,9 @@ read_http_options(lua_State *L, const char *fname, struct http_listener_config *
 static int
 lua_init_start_http_listener(lua_State *L)
 {
-	static const char *const opts[] = {
-	    "listen",	       "trusted_hosts",	     "tls_certificate",
-	    "tls_private_key", "request_body_limit", "client_timeout",
-	    "max_connections", "proxy_protocol",     NULL};
+	static const char *const opts[] = {"listen", "trusted_hosts", "tls_certificate",
+					   "tls_private_key", "request_body_limit",
+					   "client_timeout", "max_connections", "proxy_protocol", NULL};
 	const char *fname = "tern.start_http_listener";
 	struct http_listener_config *c;
 	struct tern_err err;
@@ -846,11 +805,11 @@ void
 lua_init_open(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-	    {"define_spool", lua_init_define_spool},
-	    {"configure_local_logs", lua_init_configure_local_logs},
-	    {"start_esmtp_listener", lua_init_start_esmtp_listener},
-	    {"start_http_listener", lua_init_start_http_listener},
-	    {NULL, NULL},
+		{"define_spool", lua_init_define_spool},
+		{"configure_local_logs", lua_init_configure_local_logs},
+		{"start_esmtp_listener", lua_init_start_esmtp_listener},
+		{"start_http_listener", lua_init_start_http_listener},
+		{NULL, NULL},
 	};
 
 	luaL_register(L, NULL, fns);

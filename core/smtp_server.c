@@ -184,7 +184,7 @@ announce_put(struct session *s)
 	s->announced = true;
 }
 
-/* The spool outlives every session; without one there is nothing to withdraw from. */
+/* A spool already closed (a stopping daemon) took its count with it. */
 static void
 withdraw_put(struct session *s)
 {
