@@ -167,7 +167,8 @@ def assert_serving(t, n):
 
 
 def test_failed_reloads_leave_the_old_epoch_serving(ternd, ports, dns_server, py_sink):
-    # A syntax error, an erroring init, a changed spool and an unknown event: refused,
+    # A syntax error, an erroring init, a changed spool (its path, then its pacing) and an
+    # unknown event: refused,
     # logged with FILE:LINE, and the running epoch keeps serving (mail sent after each).
     t, sink, dns, sink_port = start_with_sink(ternd, ports, dns_server, py_sink)
     good = policy_text(t)
@@ -194,20 +195,27 @@ def test_failed_reloads_leave_the_old_epoch_serving(ternd, ports, dns_server, py
     assert_serving(t, 3)
 
     with open(t.policy_path, "w") as f:
+        f.write(good.replace("/spool'", "/spool', min_sync_interval = '5ms'"))
+    t.proc.send_signal(signal.SIGHUP)
+    wait_log(t, r"policy reload failed: [^\n]*%s:\d+: tern.define_spool: the spool cannot "
+             r"change on reload[^\n]*; epoch 1 keeps running" % base, count=2)
+    assert_serving(t, 4)
+
+    with open(t.policy_path, "w") as f:
         f.write(good + "tern.on('smtp_server_mesage_received', function() end)\n")
     t.proc.send_signal(signal.SIGHUP)
     wait_log(t, r"policy reload failed: [^\n]*%s:\d+: unknown event "
              r"'smtp_server_mesage_received'; epoch 1 keeps running" % base)
-    assert_serving(t, 4)
+    assert_serving(t, 5)
 
-    assert len(sink.wait_messages(4, timeout=20)) == 4
+    assert len(sink.wait_messages(5, timeout=20)) == 5
     assert all(version_of(m) == 0 for m in sink.messages)
     # And a good one after all that still loads, as epoch 2.
     with open(t.policy_path, "w") as f:
         f.write(good.replace("VERSION = '0'", "VERSION = '7'"))
     reload(t, 2)
-    assert_serving(t, 5)
-    got = sink.wait_messages(5, timeout=20)
+    assert_serving(t, 6)
+    got = sink.wait_messages(6, timeout=20)
     assert max(version_of(m) for m in got) == 7
 
 
