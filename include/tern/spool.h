@@ -88,6 +88,8 @@ void spool_id_to_hex(const struct spool_id *id, char out[SPOOL_ID_HEX_LEN + 1]);
 int spool_id_from_hex(const char *hex, size_t len, struct spool_id *id);
 /* Creation time of an id in epoch seconds. */
 double spool_id_time(const struct spool_id *id);
+/* The lane an id was made in: its partition is lane % partitions. */
+uint16_t spool_id_lane(const struct spool_id *id);
 
 /*
  * Durably write n records (all or none); they must share one lane. done runs exactly once, on the
