@@ -97,12 +97,6 @@ buf_append_str(struct buf *b, const char *s)
 }
 
 int
-buf_append_char(struct buf *b, char c)
-{
-	return buf_append(b, &c, 1);
-}
-
-int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	size_t room = b->cap > b->len ? b->cap - b->len : 0;
@@ -212,7 +206,10 @@ util_utf8_valid(const char *p, size_t len)
 	return true;
 }
 
-/* One byte of s at i: escaped, copied, or (invalid UTF-8) U+FFFD. Returns bytes used or -ENOMEM. */
+/*
+ * The byte of s at i that json_plain_run stopped at: escaped, a UTF-8
+ * sequence copied, or (invalid UTF-8) U+FFFD. Returns bytes used or -ENOMEM.
+ */
 static int
 json_string_byte(struct buf *b, const unsigned char *s, size_t i, size_t n)
 {
@@ -230,25 +227,42 @@ json_string_byte(struct buf *b, const unsigned char *s, size_t i, size_t n)
 	}
 	if (c < 0x20 || c == 0x7f)
 		return buf_append(b, esc, 6) < 0 ? -ENOMEM : 1;
-	if (c < 0x80)
-		return buf_append_char(b, (char)c) < 0 ? -ENOMEM : 1;
 	len = util_utf8_len(s + i, s + n);
 	if (len == 0)
 		return buf_append(b, "\\ufffd", 6) < 0 ? -ENOMEM : 1;
 	return buf_append(b, s + i, len) < 0 ? -ENOMEM : (int)len;
 }
 
+/* Length of the run at s that JSON takes as it is: printable ASCII but '"' and '\\'. */
+static size_t
+json_plain_run(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 int
 buf_append_json_string(struct buf *b, const char *s, size_t n)
 {
-	size_t i;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, run;
 	int used;
 
 	if (buf_reserve(b, n + 2) < 0)
 		return -ENOMEM;
 	buf_append_char(b, '"');
 	for (i = 0; i < n; i += (size_t)used) {
-		used = json_string_byte(b, (const unsigned char *)s, i, n);
+		run = json_plain_run(u + i, n - i);
+		if (run > 0) {
+			if (buf_append(b, u + i, run) < 0)
+				return -ENOMEM;
+			used = (int)run;
+			continue;
+		}
+		used = json_string_byte(b, u, i, n);
 		if (used < 0)
 			return used;
 	}

@@ -44,7 +44,16 @@ void buf_deinit(struct buf *b);
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
-int buf_append_char(struct buf *b, char c);
+/* Inline: escaping and header folding append a byte at a time. */
+static inline int
+buf_append_char(struct buf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		return buf_append(b, &c, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return 0;
+}
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Drop the first n bytes. */

@@ -50,6 +50,39 @@ test_json_string_escapes(void **state)
 	buf_deinit(&b);
 }
 
+/* Plain runs go out whole; the bytes between them and at either end still get their escapes. */
+static void
+test_json_string_runs(void **state)
+{
+	struct buf b;
+	const char in[] = "\"250 2.0.0 Ok: queued as ABC\xff\xc3\xa9 x \\ y\x1f\xe2\x82";
+
+	buf_init(&b);
+	buf_append_json_string(&b, in, sizeof(in) - 1);
+	assert_string_equal(b.data,
+			    "\"\\\"250 2.0.0 Ok: queued as ABC\\ufffd\xc3\xa9 x \\\\ y\\u001f\\ufffd\\ufffd\"");
+	buf_reset(&b);
+	buf_append_json_string(&b, "", 0);
+	assert_string_equal(b.data, "\"\"");
+	buf_deinit(&b);
+}
+
+/* The inline fast path and the growing one write the same bytes. */
+static void
+test_append_char_grows(void **state)
+{
+	struct buf b;
+	int i;
+
+	buf_init(&b);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(buf_append_char(&b, (char)('a' + i % 26)), 0);
+	assert_int_equal(b.len, 1000);
+	assert_int_equal(strlen(b.data), 1000);
+	assert_int_equal(b.data[999], 'a' + 999 % 26);
+	buf_deinit(&b);
+}
+
 static void
 test_durations(void **state)
 {
@@ -272,6 +305,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grows_and_consumes), cmocka_unit_test(test_json_string_escapes),
+		cmocka_unit_test(test_json_string_runs), cmocka_unit_test(test_append_char_grows),
 		cmocka_unit_test(test_durations),	       cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_time_format),
