@@ -74,6 +74,7 @@ struct io {
 	size_t out_off;	   /* bytes of out already written */
 	size_t plain_left; /* plaintext still to flush before the TLS handshake */
 	bool had_output;   /* something was queued since the last IO_LOWAT */
+	bool holding;	   /* queued output waits for io_release_output */
 	bool reads_fixed;  /* input does not restart the timeout (io_set_reads_extend_timeout) */
 
 	bool paused;	   /* the protocol stopped reading (io_pause_read) */
@@ -173,7 +174,7 @@ io_events_open(const struct io *io)
 
 	if (io_reading(io) || io->write_wants_read)
 		ev |= EV_READ;
-	if (io->out_off < io->out.len || io->read_wants_write)
+	if ((io->out_off < io->out.len && !io->holding) || io->read_wants_write)
 		ev |= EV_WRITE;
 	return ev;
 }
@@ -519,7 +520,7 @@ io_write_through(struct io *io)
 {
 	size_t done = 0;
 
-	if (io->busy > 0 || io->dead || io->state != IO_ST_OPEN || io->tls_ready)
+	if (io->busy > 0 || io->dead || io->state != IO_ST_OPEN || io->tls_ready || io->holding)
 		return;
 	if (io_write_plain(io, io_output_pending(io), &done) == IO_STEP_ERROR ||
 	    io_output_pending(io) == 0)
@@ -545,6 +546,23 @@ io_write(struct io *io, const void *p, size_t n)
 		return -ENOMEM;
 	io_out_grew(io);
 	return 0;
+}
+
+void
+io_hold_output(struct io *io)
+{
+	io->holding = true;
+}
+
+void
+io_release_output(struct io *io)
+{
+	if (!io->holding)
+		return;
+	io->holding = false;
+	if (io_output_pending(io) > 0)
+		io_write_through(io);
+	io_update(io);
 }
 
 int
@@ -594,13 +612,15 @@ io_write_tls(struct io *io)
 	return IO_STEP_OK;
 }
 
-/* Write what the socket takes; IO_LOWAT once it has all gone. */
+/* Write what the socket takes (nothing while holding); IO_LOWAT once it has all gone. */
 static bool
 io_flush(struct io *io)
 {
 	enum io_step rc;
 	size_t done = 0;
 
+	if (io->holding)
+		return false;
 	if (io->tls_ready)
 		rc = io_write_tls(io);
 	else

@@ -139,6 +139,7 @@ session_reply(struct session *s, int code, const char *enhanced, const char *fmt
 	va_end(ap);
 	if (smtp_format_reply(&out, code, enhanced, text.data ? text.data : "") == 0)
 		io_write(s->io, out.data, out.len);
+	io_release_output(s->io);
 	buf_deinit(&text);
 	buf_deinit(&out);
 	/* Counted here, acted on between commands: see too_many_errors(). */
@@ -881,6 +882,12 @@ end_of_data(struct session *s)
 		return;
 	}
 	announce_put(s);
+	/*
+	 * A client that pipelined MAIL, RCPT and BDAT LAST with its body waits
+	 * for every reply: the ones still queued go with the final one, in one
+	 * send, as the next reply releases them.
+	 */
+	io_hold_output(s->io);
 	co = session_hook_begin(s, "smtp_server_data");
 	if (co == NULL) {
 		after_data_hook(s, NULL, CORO_OK, 0, NULL);

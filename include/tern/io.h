@@ -88,6 +88,13 @@ const char *io_getline(struct io *io, size_t *len, size_t *consumed);
 /* Queue output; it is flushed as the socket allows. Returns 0 or -ENOMEM. */
 int io_write(struct io *io, const void *p, size_t n);
 int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Keep queued output back (no send, no EV_WRITE) until io_release_output:
+ * for replies that can leave in one packet with one that follows shortly.
+ * What is held counts toward the backpressure above as usual.
+ */
+void io_hold_output(struct io *io);
+void io_release_output(struct io *io);
 size_t io_output_pending(const struct io *io);
 
 /* Begin a TLS handshake as server or client on this stream; IO_TLSREADY or IO_ERROR follows. */

@@ -483,6 +483,41 @@ test_write_while_paused(void **state)
 	ev_loop_destroy(loop);
 }
 
+/*
+ * Held output stays queued through loop passes and writes from outside a
+ * callback; releasing it sends everything queued in one write, and IO_LOWAT follows.
+ */
+static void
+test_hold_output_until_released(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	char got[64] = {0};
+	struct rec r;
+	int sv[2];
+
+	make_pair(sv);
+	rec_init(&r);
+	r.done_on = IO_LOWAT;
+	r.io = io_new(loop, sv[0], rec_cb, &r);
+	io_hold_output(r.io);
+	io_printf(r.io, "250 one\r\n");
+	support_run_for(loop, 0.05);
+	io_printf(r.io, "250 two\r\n");
+	support_run_for(loop, 0.05);
+	assert_int_equal(read(sv[1], got, sizeof(got)), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(io_output_pending(r.io), 18);
+	assert_int_equal(r.count[IO_LOWAT], 0);
+	io_release_output(r.io);
+	assert_int_equal(read(sv[1], got, sizeof(got)), 18);
+	assert_string_equal(got, "250 one\r\n250 two\r\n");
+	run_until(loop, &r.done);
+	assert_int_equal(r.count[IO_LOWAT], 1);
+	rec_finish(&r);
+	close(sv[1]);
+	ev_loop_destroy(loop);
+}
+
 /* A writer io whose peer (sv[1]) does not read, with more than IO_OUT_HIWAT queued. */
 static void
 backlog_setup(struct ev_loop *loop, struct rec *r, int sv[2], struct slow_reader *s)
@@ -746,7 +781,7 @@ main(void)
 	    cmocka_unit_test(test_free_in_callback),
 	    cmocka_unit_test(test_pause_resume),
 	    cmocka_unit_test(test_resume_redelivers_buffered),
-	    cmocka_unit_test(test_write_while_paused),
+	    cmocka_unit_test(test_write_while_paused), cmocka_unit_test(test_hold_output_until_released),
 	    cmocka_unit_test(test_backlog_stops_reading),
 	    cmocka_unit_test(test_backlog_and_pause),
 	    cmocka_unit_test(test_write_to_closed_peer),

@@ -427,6 +427,34 @@ test_the_spool_is_told_of_puts_on_their_way(void **state)
 	assert_int_equal(announced(f), 0);
 }
 
+/*
+ * A client that pipelines MAIL, RCPT and BDAT LAST with its body gets the
+ * three replies in one write once the message is spooled, not the first two
+ * at once and the last alone: one packet and one wake-up less per message.
+ */
+static void
+test_a_pipelined_bdat_transaction_gets_its_replies_together(void **state)
+{
+	static const char body[] = "From: a@b.test\r\nSubject: slow\r\n\r\nhello\r\n";
+	struct fixture *f = *state;
+	char tx[512], early[64];
+
+	greet(f);
+	snprintf(tx, sizeof(tx), "MAIL FROM:<a@b.test>\r\nRCPT TO:<one@d.test>\r\nBDAT %zu LAST\r\n%s",
+		 sizeof(body) - 1, body);
+	send_text(f, tx);
+	run_for(f, 0.15);
+	/* The message hook sleeps 0.3 s: the MAIL and RCPT replies wait with it. */
+	assert_int_equal(read(f->client, early, sizeof(early)), -1);
+	assert_int_equal(errno, EAGAIN);
+	expect(f, "250 2.1.0");
+	assert_non_null(strstr(f->reply, "\r\n250 2.1.5"));
+	assert_non_null(strstr(f->reply, "\r\n250 2.0.0 OK queued as "));
+	/* The next transaction's replies are not held: its MAIL is answered at once. */
+	send_text(f, "MAIL FROM:<a@b.test>\r\n");
+	expect(f, "250 2.1.0");
+}
+
 static void
 test_relay_denied_outside_relay_hosts(void **state)
 {
@@ -470,6 +498,8 @@ main(void)
 		cmocka_unit_test_teardown(test_250_comes_when_the_message_is_in_the_spool, teardown),
 		cmocka_unit_test_teardown(test_250_waits_for_the_message_hook_then_the_spool, teardown),
 		cmocka_unit_test_teardown(test_the_spool_is_told_of_puts_on_their_way, teardown),
+		cmocka_unit_test_teardown(test_a_pipelined_bdat_transaction_gets_its_replies_together,
+					  teardown),
 		cmocka_unit_test_teardown(test_relay_denied_outside_relay_hosts, teardown),
 		cmocka_unit_test_teardown(test_shutdown_tells_an_idle_session, teardown),
 	};
