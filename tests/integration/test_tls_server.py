@@ -130,3 +130,37 @@ def test_bad_tls_option_fails_check(tmp_path, ports, option, message):
     r = run_ternd("--check", "--policy", str(path))
     assert r.returncode == 1, r.stdout
     assert f"tls.lua:4: tern.start_esmtp_listener: {message}" in r.stderr
+
+
+def _pipelined_bdat(s):
+    """Send MAIL, RCPT and BDAT LAST with a body in one write; return the first read's bytes
+    and all three replies (more reads only if the first did not hold them)."""
+    body = b"From: a@origin.test\r\nSubject: grouped\r\n\r\nhello\r\n"
+    s.sendall(b"MAIL FROM:<a@origin.test>\r\nRCPT TO:<b@dest.test>\r\n"
+              b"BDAT %d LAST\r\n" % len(body) + body)
+    first = got = s.recv(65536)
+    while got.count(b"\r\n") < 3:
+        more = s.recv(65536)
+        assert more, got
+        got += more
+    return first, got
+
+
+def test_pipelined_bdat_replies_leave_together(rsa_ternd, ports):
+    """The replies to a pipelined MAIL and RCPT wait for the BDAT's 250 and leave with it in one
+    write, in the clear and inside TLS; the next transaction's MAIL is answered at once."""
+    rsa_ternd("relay_hosts = { '127.0.0.1' }")
+    plain = socket.create_connection(("127.0.0.1", ports[0]), timeout=10)
+    f = plain.makefile("rb")
+    assert reply(f) == 220
+    plain.sendall(b"EHLO client.test\r\n")
+    assert reply(f) == 250
+    encrypted = starttls(ports[0], client())
+    for s in (plain, encrypted):
+        with s:
+            first, got = _pipelined_bdat(s)
+            lines = got.decode().splitlines()
+            assert [x[:9] for x in lines] == ["250 2.1.0", "250 2.1.5", "250 2.0.0"], lines
+            assert first == got, "the MAIL and RCPT replies left before the BDAT's 250"
+            s.sendall(b"MAIL FROM:<a@origin.test>\r\n")
+            assert s.recv(65536).startswith(b"250 2.1.0")
