@@ -435,6 +435,14 @@ expose_spool(struct expo *e)
 			    (double)st.size_bytes);
 	expo_single(e, "tern_spool_low", "gauge",
 		    "1 while a spool partition is below its free-space floor.", st.low ? 1 : 0);
+	expo_single(e, "tern_spool_kept_bytes", "gauge",
+		    "RAM held by messages kept for their first attempt.", (double)st.kept_bytes);
+	expo_single(e, "tern_spool_kept_taken_total", "counter",
+		    "First attempts that took their message from RAM, not the spool.",
+		    (double)st.kept_taken);
+	expo_single(e, "tern_spool_kept_dropped_total", "counter",
+		    "Messages kept for a first attempt and dropped unused (budget full, or changed).",
+		    (double)st.kept_dropped);
 }
 
 static void

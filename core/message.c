@@ -65,6 +65,25 @@ message_free(struct message *m)
 	free(m);
 }
 
+void
+message_unbind(struct message *m)
+{
+	if (m->release)
+		m->release(m);
+}
+
+size_t
+message_footprint(const struct message *m)
+{
+	size_t n = sizeof(*m) + m->data.cap + strlen(m->sender) + 1 +
+		   (m->recipient ? strlen(m->recipient) + 1 : 0) + m->cap_meta * sizeof(m->meta[0]);
+	size_t i;
+
+	for (i = 0; i < m->n_meta; i++)
+		n += strlen(m->meta[i].key) + 1 + m->meta[i].json_len + 1;
+	return n;
+}
+
 struct message *
 message_clone(const struct message *src, const char *recipient)
 {

@@ -539,12 +539,16 @@ retry_load_later(struct queue_msg *m, const char *why)
 struct message *
 queue_load(struct queue_msg *m, bool with_data)
 {
-	struct message *msg = message_new("", NULL);
+	struct message *msg = spool_take_kept(queue_spool_handle, &m->id);
 	struct tern_err err;
 	struct buf meta;
 	char hex[SPOOL_ID_HEX_LEN + 1];
 	int rc;
 
+	/* A first attempt: the copy kept since reception is the spooled message. */
+	if (msg != NULL)
+		return msg;
+	msg = message_new("", NULL);
 	if (msg == NULL) {
 		finish(m, NULL);
 		return NULL;

@@ -82,27 +82,58 @@ is_null_queued(const struct message *m)
 	return yes;
 }
 
+static void
+free_kept_message(void *m)
+{
+	message_free(m);
+}
+
+/*
+ * The spool keeps the message for its first attempt, before the queue can
+ * ask for it; the reception lets go of it.
+ */
+static void
+keep_for_first_attempt(struct spool *sp, struct reception *r, size_t i)
+{
+	struct message *m = r->msgs[i];
+
+	message_unbind(m);
+	r->msgs[i] = NULL;
+	spool_keep(sp, &m->id, m, message_footprint(m), free_kept_message);
+}
+
 /* Durable now: each spooled message joins its scheduled queue. */
 static void
 enqueue_all(struct reception *r)
 {
+	/* NULL once a stopping daemon has closed it: nothing is kept then. */
+	struct spool *sp = reception_spool;
+	struct spool_id id;
 	struct buf queue;
 	size_t i;
 
 	buf_init(&queue);
 	for (i = 0; i < r->n; i++) {
+		double created = r->msgs[i]->created;
 		int rc;
 
 		if (is_null_queued(r->msgs[i]))
 			continue;
 		buf_reset(&queue);
 		rc = message_queue_name(r->msgs[i], &queue);
-		if (rc == 0)
-			rc = queue_insert(&r->msgs[i]->id, queue.data ? queue.data : "",
-					  r->msgs[i]->created, 0, util_wallclock());
 		if (rc < 0)
-			log_error("reception", "a spooled message could not join its queue (%s); it "
-					       "waits in the spool for the next start", strerror(-rc));
+			goto failed;
+		id = r->msgs[i]->id;
+		if (sp != NULL)
+			keep_for_first_attempt(sp, r, i);
+		rc = queue_insert(&id, queue.data ? queue.data : "", created, 0, util_wallclock());
+		if (rc == 0)
+			continue;
+		if (sp != NULL)
+			r->msgs[i] = spool_take_kept(sp, &id);
+failed:
+		log_error("reception", "a spooled message could not join its queue (%s); it "
+				       "waits in the spool for the next start", strerror(-rc));
 	}
 	buf_deinit(&queue);
 }

@@ -19,6 +19,7 @@
  */
 #include "tern/spool.h"
 #include "tern/spool_health.h"
+#include "tern/spool_kept.h"
 #include "tern/spool_layout.h"
 #include "tern/spool_scan.h"
 #include "tern/log.h"
@@ -50,6 +51,8 @@
  * one quiet CF pins gigabytes of WAL written for the busy data CF.
  */
 #define SPOOL_MAX_TOTAL_WAL_BYTES (256u << 20)
+/* Messages kept in RAM for their first attempt (spool_keep): a few thousand of 4 KiB. */
+#define SPOOL_KEPT_BYTES (16u << 20)
 
 enum spool_cf {
 	SPOOL_CF_DEFAULT,
@@ -915,6 +918,7 @@ part_scan(struct spool_part *sp, spool_visit_fn visit, void *arg, struct tern_er
 struct spool {
 	unsigned n;
 	struct spool_part *parts[SPOOL_MAX_PARTITIONS];
+	struct spool_kept kept;
 };
 
 static struct spool_part *
@@ -946,6 +950,7 @@ spool_open(const struct spool_config *cfg, struct tern_err *err)
 		tern_err_set(err, 451, "4.3.0", "cannot open spool: out of memory");
 		return NULL;
 	}
+	spool_kept_init(&sp->kept, SPOOL_KEPT_BYTES);
 	if (spool_layout_choose(cfg, &n, err) < 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
@@ -975,6 +980,7 @@ spool_close(struct spool *sp)
 		return;
 	for (i = 0; i < sp->n; i++)
 		part_close(sp->parts[i]);
+	spool_kept_deinit(&sp->kept);
 	free(sp);
 }
 
@@ -1025,6 +1031,20 @@ spool_stats(struct spool *sp, struct spool_stats *out)
 			out->size_bytes = one.size_bytes;
 		}
 	}
+	spool_kept_stats(&sp->kept, &out->kept_bytes, &out->kept_taken, &out->kept_dropped);
+}
+
+void
+spool_keep(struct spool *sp, const struct spool_id *id, void *obj, size_t bytes,
+	   void (*free_fn)(void *obj))
+{
+	spool_kept_put(&sp->kept, id, obj, bytes, free_fn);
+}
+
+void *
+spool_take_kept(struct spool *sp, const struct spool_id *id)
+{
+	return spool_kept_take(&sp->kept, id);
 }
 
 void
@@ -1040,12 +1060,14 @@ int
 spool_update_meta(struct spool *sp, const struct spool_id *id, const void *meta, size_t len,
 		  struct tern_err *err)
 {
+	spool_kept_forget(&sp->kept, id);
 	return part_update_meta(part_of(sp, id), id, meta, len, err);
 }
 
 int
 spool_remove(struct spool *sp, const struct spool_id *id, struct tern_err *err)
 {
+	spool_kept_forget(&sp->kept, id);
 	return part_remove(part_of(sp, id), id, err);
 }
 
@@ -1127,6 +1149,7 @@ spool_changes_update_meta(struct spool_changes *c, struct spool *sp, const struc
 	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
 	struct tern_err err;
 
+	spool_kept_forget(&sp->kept, id);
 	if (wb == NULL || part_enter(part, &err) < 0)
 		return -EAGAIN;
 	rocksdb_writebatch_put_cf(wb, part->cf[SPOOL_CF_META], (const char *)id->b, SPOOL_ID_LEN,
@@ -1143,6 +1166,7 @@ spool_changes_remove(struct spool_changes *c, struct spool *sp, const struct spo
 	rocksdb_writebatch_t *wb = changes_batch(c, sp, id, &part);
 	struct tern_err err;
 
+	spool_kept_forget(&sp->kept, id);
 	if (wb == NULL || part_enter(part, &err) < 0)
 		return -EAGAIN;
 	rocksdb_writebatch_delete_cf(wb, part->cf[SPOOL_CF_DATA], (const char *)id->b, SPOOL_ID_LEN);

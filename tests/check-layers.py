@@ -43,7 +43,7 @@ LAYERS = {
     "config": ENGINE, "conn": ENGINE, "dkim": ENGINE, "dns": ENGINE, "egress": ENGINE,
     "egress_route": ENGINE, "logrec": ENGINE, "message": ENGINE, "outcome": ENGINE, "penalty": ENGINE,
     "policy_hook": ENGINE, "queue": ENGINE, "reception": ENGINE, "smtp_client": ENGINE,
-    "smtp_listener": ENGINE, "smtp_limits": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE, "spool_id": ENGINE, "spool_health": ENGINE, "spool_scan": ENGINE, "spool_layout": ENGINE,
+    "smtp_listener": ENGINE, "smtp_limits": ENGINE, "smtp_proto": ENGINE, "smtp_server": ENGINE, "spool": ENGINE, "spool_id": ENGINE, "spool_kept": ENGINE, "spool_health": ENGINE, "spool_scan": ENGINE, "spool_layout": ENGINE,
     "throttle": ENGINE, "http_server": ENGINE, "http_routes": ENGINE, "api_inject": ENGINE,
     "inject": ENGINE, "mime_build": ENGINE, "template": ENGINE, "pmta_conf": ENGINE,
     "proxy_proto": ENGINE, "bounce": ENGINE, "regex_rules": ENGINE, "admin": ENGINE, "api_admin": ENGINE,

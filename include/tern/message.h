@@ -44,6 +44,10 @@ struct message *message_new(const char *sender, const char *recipient);
 /* The message's size: its loaded data, or the spooled size when data is not loaded. */
 size_t message_size(const struct message *m);
 void message_free(struct message *m);
+/* Let go of the message's Lua handle now, on the thread that made it: it may be freed on another. */
+void message_unbind(struct message *m);
+/* Bytes of RAM the message holds, its own struct included. */
+size_t message_footprint(const struct message *m);
 /* A copy with its own id, data and meta (for one recipient of a transaction). */
 struct message *message_clone(const struct message *m, const char *recipient);
 

@@ -182,8 +182,23 @@ struct spool_stats {
 	bool broken;       /* some partition waits to be reopened after a failed write */
 	uint64_t free_bytes; /* free space of the fullest partition's filesystem (UINT64_MAX: unknown) */
 	uint64_t size_bytes; /* size of that same filesystem (0: unknown) */
+	uint64_t kept_bytes;   /* RAM held by objects kept for first attempts (spool_keep) */
+	uint64_t kept_taken;   /* kept objects taken back */
+	uint64_t kept_dropped; /* kept objects freed unused: the budget was full, or the id changed */
 };
 void spool_stats(struct spool *sp, struct spool_stats *out);
+
+/*
+ * A copy of a message just spooled, kept in RAM for its first attempt so
+ * that it need not be read back: obj (bytes of RAM, freed with free_fn) is
+ * the caller's until spool_take_kept hands it back. Any change to the id's
+ * records (spool_update_meta, spool_remove, their deferred forms) drops it,
+ * and so does a full budget (oldest first): then the spool has the message.
+ */
+void spool_keep(struct spool *sp, const struct spool_id *id, void *obj, size_t bytes,
+		void (*free_fn)(void *obj));
+/* The object kept for id, now the caller's; NULL when none is. Thread-safe. */
+void *spool_take_kept(struct spool *sp, const struct spool_id *id);
 
 /*
  * The key-value column family "suppression" of the first partition: small

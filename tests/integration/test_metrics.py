@@ -151,6 +151,10 @@ def test_counters_match_the_records(ternd, ports, dns_server, ternd_sink, tmp_pa
     assert total(m, "tern_spool_sync_batches_total") >= 1
     assert total(m, "tern_spool_records_total") >= count(recs, "Reception")
     assert total(m, "tern_spool_disk_free_bytes") > 0
+    # Every first attempt took its message from RAM, none read it back; nothing is left kept.
+    assert total(m, "tern_spool_kept_taken_total") == 15
+    assert total(m, "tern_spool_kept_dropped_total") == 0
+    assert total(m, "tern_spool_kept_bytes") == 0
     assert total(m, "tern_connections_in_total") >= 2
     assert total(m, "tern_connections_out_total") >= 1
     assert total(m, "tern_dns_lookups_total") >= 1

@@ -553,6 +553,83 @@ test_update_remove(void **state)
 	spool_close(sp);
 }
 
+static atomic_int kept_freed;
+
+static void
+free_counted(void *obj)
+{
+	atomic_fetch_add(&kept_freed, 1);
+	free(obj);
+}
+
+static void
+keep(struct spool *sp, const struct spool_id *id, size_t bytes)
+{
+	spool_keep(sp, id, strdup("kept"), bytes, free_counted);
+}
+
+/*
+ * What is kept for a first attempt comes back once; any change to the id's
+ * records drops it; a full budget drops the oldest; a close frees the rest.
+ */
+static void
+test_kept_for_the_first_attempt(void **state)
+{
+	struct fixture *f = *state;
+	struct spool *sp = open_spool(f->dir, false);
+	struct spool_changes *c = spool_changes_new();
+	struct tern_err err = {0};
+	struct spool_record rec;
+	struct spool_id id[6];
+	struct spool_stats st;
+	char *obj;
+	int i;
+
+	atomic_store(&kept_freed, 0);
+	for (i = 0; i < 6; i++) {
+		rec = record(&id[i], "body", "{}");
+		put_sync(sp, &rec, 1);
+	}
+	keep(sp, &id[0], 100);
+	obj = spool_take_kept(sp, &id[0]);
+	assert_non_null(obj);
+	assert_string_equal(obj, "kept");
+	free(obj);
+	assert_null(spool_take_kept(sp, &id[0]));
+
+	keep(sp, &id[1], 100);
+	keep(sp, &id[2], 100);
+	keep(sp, &id[3], 100);
+	keep(sp, &id[4], 100);
+	assert_int_equal(spool_update_meta(sp, &id[1], "{\"attempts\":1}", 14, &err), 0);
+	assert_int_equal(spool_remove(sp, &id[2], &err), 0);
+	assert_int_equal(spool_changes_update_meta(c, sp, &id[3], "{}", 2), 0);
+	assert_int_equal(spool_changes_remove(c, sp, &id[4]), 0);
+	assert_int_equal(spool_changes_commit(c, sp, &err), 0);
+	for (i = 1; i <= 4; i++)
+		assert_null(spool_take_kept(sp, &id[i]));
+	assert_int_equal(atomic_load(&kept_freed), 4);
+
+	/* 6 MiB each against a 16 MiB budget: the third put drops the first. */
+	keep(sp, &id[1], 6u << 20);
+	keep(sp, &id[2], 6u << 20);
+	keep(sp, &id[3], 6u << 20);
+	assert_null(spool_take_kept(sp, &id[1]));
+	assert_int_equal(atomic_load(&kept_freed), 5);
+	spool_stats(sp, &st);
+	assert_true(st.kept_bytes > (12u << 20) && st.kept_bytes <= (16u << 20));
+	assert_int_equal(st.kept_taken, 1);
+	assert_int_equal(st.kept_dropped, 5);
+	/* What can never fit is freed at once. */
+	keep(sp, &id[5], 17u << 20);
+	assert_int_equal(atomic_load(&kept_freed), 6);
+	assert_null(spool_take_kept(sp, &id[5]));
+
+	spool_changes_free(c);
+	spool_close(sp);
+	assert_int_equal(atomic_load(&kept_freed), 8);
+}
+
 /* Scan */
 
 struct visited {
@@ -1055,6 +1132,7 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kept_for_the_first_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_quarantine, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_recovers, setup, teardown),
