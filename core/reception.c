@@ -102,38 +102,44 @@ keep_for_first_attempt(struct spool *sp, struct reception *r, size_t i)
 	spool_keep(sp, &m->id, m, message_footprint(m), free_kept_message);
 }
 
+/* Message i joins its scheduled queue, kept by sp (when open) for its first attempt. */
+static int
+enqueue_one(struct reception *r, struct spool *sp, size_t i, struct buf *queue)
+{
+	struct spool_id id = r->msgs[i]->id;
+	double created = r->msgs[i]->created;
+	int rc;
+
+	buf_reset(queue);
+	rc = message_queue_name(r->msgs[i], queue);
+	if (rc < 0)
+		return rc;
+	if (sp != NULL)
+		keep_for_first_attempt(sp, r, i);
+	rc = queue_insert(&id, queue->data ? queue->data : "", created, 0, util_wallclock());
+	if (rc < 0 && sp != NULL)
+		r->msgs[i] = spool_take_kept(sp, &id);
+	return rc;
+}
+
 /* Durable now: each spooled message joins its scheduled queue. */
 static void
 enqueue_all(struct reception *r)
 {
 	/* NULL once a stopping daemon has closed it: nothing is kept then. */
 	struct spool *sp = reception_spool;
-	struct spool_id id;
 	struct buf queue;
 	size_t i;
+	int rc;
 
 	buf_init(&queue);
 	for (i = 0; i < r->n; i++) {
-		double created = r->msgs[i]->created;
-		int rc;
-
 		if (is_null_queued(r->msgs[i]))
 			continue;
-		buf_reset(&queue);
-		rc = message_queue_name(r->msgs[i], &queue);
+		rc = enqueue_one(r, sp, i, &queue);
 		if (rc < 0)
-			goto failed;
-		id = r->msgs[i]->id;
-		if (sp != NULL)
-			keep_for_first_attempt(sp, r, i);
-		rc = queue_insert(&id, queue.data ? queue.data : "", created, 0, util_wallclock());
-		if (rc == 0)
-			continue;
-		if (sp != NULL)
-			r->msgs[i] = spool_take_kept(sp, &id);
-failed:
-		log_error("reception", "a spooled message could not join its queue (%s); it "
-				       "waits in the spool for the next start", strerror(-rc));
+			log_error("reception", "a spooled message could not join its queue (%s); it "
+					       "waits in the spool for the next start", strerror(-rc));
 	}
 	buf_deinit(&queue);
 }

@@ -54,21 +54,30 @@ free_entry(struct kept_entry *e)
 	free(e);
 }
 
-void
-spool_kept_deinit(struct spool_kept *k)
+static void
+free_list(struct kept_entry *e)
 {
-	struct kept_entry *e, *next;
+	struct kept_entry *next;
 
-	for (e = k->head; e; e = next) {
+	for (; e; e = next) {
 		next = e->next;
 		free_entry(e);
 	}
+}
+
+void
+spool_kept_deinit(struct spool_kept *k)
+{
+	free_list(k->head);
 	k->head = k->tail = NULL;
 	map_deinit(&k->by_id, NULL);
 	pthread_mutex_destroy(&k->lock);
 }
 
-/* Objects are freed outside the lock: a message's free is not for under a mutex. */
+/*
+ * Unlink the oldest until bytes more fit, into a list freed after the lock
+ * is dropped: every shard's put and take wait on it.
+ */
 static struct kept_entry *
 evict_for(struct spool_kept *k, size_t bytes)
 {
@@ -82,17 +91,6 @@ evict_for(struct spool_kept *k, size_t bytes)
 		k->dropped++;
 	}
 	return evicted;
-}
-
-static void
-free_list(struct kept_entry *e)
-{
-	struct kept_entry *next;
-
-	for (; e; e = next) {
-		next = e->next;
-		free_entry(e);
-	}
 }
 
 void
@@ -120,6 +118,7 @@ spool_kept_put(struct spool_kept *k, const struct spool_id *id, void *obj, size_
 		unlink_entry(k, old);
 		old->next = evicted;
 		evicted = old;
+		k->dropped++;
 	}
 	map_put(&k->by_id, e->key, e, &err);
 	if (err < 0) {
