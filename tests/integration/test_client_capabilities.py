@@ -90,11 +90,14 @@ def test_8bit_and_utf8_bounce_without_the_extensions(ternd, ports, postfix_sink)
     assert utf8["enhanced_code"] == "5.6.7" and "SMTPUTF8" in utf8["content"]
     assert [x["rcpts"] for x in plain.wait_transactions(1)] == [["<plain@dest.test>"]]
     # EHLO was refused, so HELO, on each connection (messages queued while one connection is
-    # busy may open another); of the 8-bit and UTF-8 messages nothing was sent, and the plain
-    # one went without BODY=8BITMIME.
+    # busy may open another, and the sink's log interleaves them: every HELO follows an EHLO
+    # of its own); of the 8-bit and UTF-8 messages nothing was sent, and the plain one went
+    # without BODY=8BITMIME.
     sent = plain.commands()
     greetings = [c.split()[0] for c in sent if c.split()[0] in ("EHLO", "HELO")]
-    assert greetings and greetings == ["EHLO", "HELO"] * (len(greetings) // 2), greetings
+    assert greetings and greetings.count("EHLO") == greetings.count("HELO"), greetings
+    assert all(greetings[:i].count("HELO") <= greetings[:i].count("EHLO")
+               for i in range(len(greetings) + 1)), greetings
     mails = [c for c in sent if c.startswith("MAIL")]
     assert len(mails) == 1 and "BODY=8BITMIME" not in mails[0].upper(), sent
     # The refused recipient's transaction was reset, and DATA never sent for it. The Bounce

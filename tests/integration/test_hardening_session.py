@@ -67,7 +67,12 @@ def test_slowloris_connections_are_closed_at_the_command_deadline(ternd):
     start = time.monotonic()
     open_conns, closed_at, replies = {c: 0 for c in conns}, {}, {}
     while open_conns and time.monotonic() - start < 20:
+        # Once the server has answered (its 421, then its close), a byte more would only draw
+        # a reset that can take the unread reply with it.
+        answered, _, _ = select.select(list(open_conns), [], [], 0)
         for c in list(open_conns):
+            if c in answered or replies.get(c):
+                continue
             try:
                 c.send(b"NOOP NOOP NOOP"[open_conns[c] % 14:][:1])
                 open_conns[c] += 1
@@ -75,7 +80,10 @@ def test_slowloris_connections_are_closed_at_the_command_deadline(ternd):
                 pass
         readable, _, _ = select.select(list(open_conns), [], [], 0.5)
         for c in readable:
-            data = c.recv(4096)
+            try:
+                data = c.recv(4096)
+            except ConnectionResetError:
+                data = b""
             replies[c] = replies.get(c, b"") + data
             if not data:
                 closed_at[c] = time.monotonic() - start
